@@ -1,0 +1,42 @@
+import type { Logger } from 'pino';
+import type { Dialect, WorkloadShape } from '../cni/dialect.js';
+import type { ClusterView } from '../cluster/view.js';
+import { parseIntent } from '../intent/parse.js';
+import type { Intent, Problem } from '../intent/types.js';
+import type { Allocator } from '../ipam/allocator.js';
+import type { Pool } from '../ipam/pool.js';
+
+export interface AdmissionDeps {
+  dialect: Dialect;
+  allocator: Allocator;
+  cluster: ClusterView;
+  /**
+   * Release claims when a Pod or StatefulSet DELETE is reviewed. Only for the
+   * memory ledger, which has no watch: with a cluster, the reconciler releases
+   * once the pod is really gone, so that a terminating pod keeps its address.
+   */
+  releaseOnDelete: boolean;
+  log?: Logger;
+}
+
+export interface CheckedIntent {
+  intent: Intent;
+  /** The pools named by netpin.io/pool, resolved. */
+  pools: Pool[];
+  problems: Problem[];
+}
+
+/** Everything that can be said about an intent without claiming: syntax, the CNI's rules, pools and namespace. */
+export function checkIntent(annotations: Record<string, string> | undefined, shape: WorkloadShape, namespace: string, deps: AdmissionDeps): CheckedIntent {
+  const { intent, problems } = parseIntent(annotations);
+  const index = deps.allocator.ledger.index;
+  const pools = (intent.pools ?? []).map((n) => index.pool(n)).filter((p): p is Pool => p !== undefined);
+  problems.push(...deps.allocator.check(intent, namespace, deps.cluster.namespaceLabels(namespace)));
+  if (problems.length === 0) problems.push(...deps.dialect.check(intent, shape, pools));
+  return { intent, pools, problems };
+}
+
+/** One message that names each annotation at fault, the CNI, and the fix. */
+export function renderProblems(problems: Problem[], dialect: Dialect): string {
+  return problems.map((p) => `${p.key} (CNI ${dialect.title}): ${p.message}. Fix: ${p.fix}`).join('; ');
+}

@@ -1,0 +1,119 @@
+import type { WorkloadShape } from '../cni/dialect.js';
+import type { StatefulSetInfo } from '../cluster/view.js';
+import { hasIntentKeys, KEYS } from '../intent/keys.js';
+import { formatDual, type Problem } from '../intent/types.js';
+import { ownerKey, type Claim, type Owner } from '../ipam/ledger.js';
+import { checkIntent, renderProblems, type AdmissionDeps } from './context.js';
+import { allowed, denied, type Verdict } from './respond.js';
+import type { AdmissionRequest, KubeObject } from './review.js';
+
+interface Workload {
+  kind: 'Deployment' | 'StatefulSet';
+  namespace: string;
+  name: string;
+  replicas: number;
+  ordinalsStart: number;
+  template: Record<string, string> | undefined;
+}
+
+function readWorkload(req: AdmissionRequest, obj: KubeObject): Workload {
+  const spec = obj.spec ?? {};
+  const replicas = typeof spec.replicas === 'number' ? spec.replicas : 1;
+  const start = typeof spec.ordinals?.start === 'number' ? spec.ordinals.start : 0;
+  return {
+    kind: req.kind.kind as Workload['kind'],
+    namespace: req.namespace ?? obj.metadata?.namespace ?? 'default',
+    name: obj.metadata?.name ?? req.name ?? '',
+    replicas,
+    ordinalsStart: start,
+    template: spec.template?.metadata?.annotations,
+  };
+}
+
+/**
+ * Deployment and StatefulSet CREATE/UPDATE: refuse at `kubectl apply` what their
+ * pods could never get. With `reserve`, a StatefulSet's ordinals are claimed in
+ * order, so that ordinal k holds the k-th free address (or entry k of the list).
+ */
+export async function admitWorkload(req: AdmissionRequest, deps: AdmissionDeps, reserve: boolean): Promise<Verdict> {
+  if (req.operation === 'DELETE') return reserve ? releaseStatefulSet(req, deps) : allowed();
+  if (req.operation !== 'CREATE' && req.operation !== 'UPDATE') return allowed();
+  const obj = req.object!;
+  const w = readWorkload(req, obj);
+  const warnings: string[] = [];
+  if (hasIntentKeys(obj.metadata?.annotations)) {
+    warnings.push(`netpin: the netpin.io/ annotations on the ${w.kind}'s own metadata are ignored; put them under spec.template.metadata.annotations`);
+  }
+  const info: StatefulSetInfo = { replicas: w.replicas, ordinalsStart: w.ordinalsStart };
+  if (w.kind === 'StatefulSet' && reserve && !req.dryRun) deps.cluster.rememberStatefulSet?.(w.namespace, w.name, info);
+  if (!hasIntentKeys(w.template)) return allowed(warnings);
+
+  const shape: WorkloadShape = { kind: w.kind, replicas: w.replicas, statefulSet: w.kind === 'StatefulSet' };
+  const { intent, problems } = checkIntent(w.template, shape, w.namespace, deps);
+  if (intent.ip && w.replicas > 1) {
+    problems.push({
+      key: KEYS.ip,
+      message: `one fixed address cannot serve ${w.replicas} replicas: every replica after the first would wait in ContainerCreating`,
+      fix: w.kind === 'StatefulSet' ? 'list one address per ordinal in netpin.io/ips, or use netpin.io/pool' : 'use netpin.io/pool or netpin.io/ips, or set replicas: 1',
+    });
+  }
+  if (intent.ips && intent.ips.length < w.replicas) {
+    problems.push({
+      key: KEYS.ips,
+      message: w.kind === 'StatefulSet'
+        ? `has ${intent.ips.length} entries, but ordinals ${w.ordinalsStart}..${w.ordinalsStart + w.replicas - 1} need ${w.replicas} (entry 1 goes to ordinal ${w.ordinalsStart})`
+        : `has ${intent.ips.length} entries for ${w.replicas} replicas`,
+      fix: `list at least ${w.replicas} entries, or lower replicas to ${intent.ips.length}`,
+    });
+  }
+  if (problems.length) return denied(renderProblems(problems, deps.dialect), warnings);
+
+  if (w.kind === 'Deployment' && intent.ips && intent.ips.length === w.replicas) {
+    warnings.push('netpin: netpin.io/ips has exactly one entry per replica, so a rolling update cannot surge; add spare entries or use strategy Recreate');
+  }
+  if (w.kind === 'StatefulSet' && reserve && !req.dryRun && deps.dialect.pinsAddresses(intent, shape)) {
+    const r = await reserveOrdinals(w, intent, deps);
+    if (r.problems) return denied(renderProblems(r.problems, deps.dialect), warnings);
+    warnings.push(...r.warnings);
+  }
+  return allowed(warnings);
+}
+
+async function reserveOrdinals(w: Workload, intent: ReturnType<typeof checkIntent>['intent'], deps: AdmissionDeps) {
+  const index = deps.allocator.ledger.index;
+  const made: Claim[] = [];
+  const summary: string[] = [];
+  for (let k = 0; k < w.replicas; k++) {
+    const owner: Owner = { kind: 'StatefulSet', namespace: w.namespace, name: w.name, ordinal: w.ordinalsStart + k };
+    const before = new Set(index.claimsOf(owner).map((c) => c.ip.toString()));
+    const result = await deps.allocator.allocate({
+      intent,
+      namespace: w.namespace,
+      namespaceLabels: deps.cluster.namespaceLabels(w.namespace),
+      owner,
+      entry: intent.ips ? k : undefined,
+      dryRun: false,
+    });
+    if (!result.ok) {
+      // Claims this request made would only wait for the reconciler; give them back now.
+      for (const c of made) await deps.allocator.ledger.release(c);
+      return { problems: result.problems.map((p): Problem => ({ ...p, message: `${w.name}-${owner.ordinal}: ${p.message}` })), warnings: [] };
+    }
+    made.push(...result.claims.filter((c) => !before.has(c.ip.toString())));
+    summary.push(`${w.name}-${owner.ordinal}=${formatDual(result.allocation.addresses)}`);
+  }
+  const shown = summary.length > 6 ? [...summary.slice(0, 3), '…', ...summary.slice(-2)] : summary;
+  return { problems: undefined, warnings: made.length ? [`netpin: reserved ${shown.join(' ')}`] : [] };
+}
+
+async function releaseStatefulSet(req: AdmissionRequest, deps: AdmissionDeps): Promise<Verdict> {
+  if (req.kind.kind !== 'StatefulSet' || !deps.releaseOnDelete || req.dryRun) return allowed();
+  const namespace = req.namespace ?? 'default';
+  const name = req.name ?? req.oldObject?.metadata?.name ?? '';
+  deps.cluster.rememberStatefulSet?.(namespace, name, undefined);
+  const prefix = ownerKey({ kind: 'StatefulSet', namespace, name, ordinal: 0 }).replace(/\/0$/, '/');
+  for (const claim of [...deps.allocator.ledger.index.allClaims()]) {
+    if (ownerKey(claim.owner).startsWith(prefix)) await deps.allocator.ledger.release(claim);
+  }
+  return allowed();
+}

@@ -1,0 +1,69 @@
+import { CNI_NAMES, type CniName } from '../cni/dialect.js';
+
+export interface ServeOptions {
+  cni: CniName;
+  pools?: string;
+  host: string;
+  port: number;
+  certDir: string;
+  ledger: 'memory' | 'kube';
+  kubeconfig?: string;
+  /** Hostnames and IPs for a generated certificate. */
+  hosts?: string[];
+  /** For --ledger kube: seconds a claim may wait for its pod before the reconciler releases it. */
+  claimGraceSeconds: number;
+  logLevel: string;
+}
+
+export class UsageError extends Error {}
+
+export const USAGE = `usage: netpin serve --cni <${CNI_NAMES.join('|')}> [--pools <file.yaml>] [--listen <host:port>]
+                    [--cert-dir <dir>] [--ledger <memory|kube>] [--kubeconfig <file>]
+                    [--tls-hosts <name,ip,...>] [--claim-grace <seconds>] [--log-level <level>]`;
+
+const FLAGS = ['cni', 'pools', 'listen', 'cert-dir', 'ledger', 'kubeconfig', 'tls-hosts', 'claim-grace', 'log-level'] as const;
+type Flag = (typeof FLAGS)[number];
+
+/** Parses `serve` flags; throws UsageError with a one-line reason. */
+export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): ServeOptions {
+  const values = new Map<Flag, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('--')) throw new UsageError(`unexpected argument "${arg}"`);
+    const [name, inline] = arg.slice(2).split(/=(.*)/s, 2) as [string, string | undefined];
+    if (!(FLAGS as readonly string[]).includes(name)) throw new UsageError(`unknown flag --${name}`);
+    const value = inline ?? argv[++i];
+    if (value === undefined || value.startsWith('--')) throw new UsageError(`--${name} needs a value`);
+    values.set(name as Flag, value);
+  }
+
+  const cni = values.get('cni');
+  if (!cni) throw new UsageError('--cni is required');
+  if (!(CNI_NAMES as readonly string[]).includes(cni)) throw new UsageError(`--cni must be one of ${CNI_NAMES.join(', ')}, not "${cni}"`);
+
+  // Inside a cluster the ledger belongs in the API server; outside, memory unless told otherwise.
+  const ledger = values.get('ledger') ?? (env.KUBERNETES_SERVICE_HOST ? 'kube' : 'memory');
+  if (ledger !== 'memory' && ledger !== 'kube') throw new UsageError(`--ledger must be memory or kube, not "${ledger}"`);
+  if (ledger === 'memory' && !values.get('pools')) throw new UsageError('--ledger memory needs --pools <file.yaml>');
+
+  const listen = values.get('listen') ?? '0.0.0.0:8443';
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(listen);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new UsageError(`--listen must be host:port, not "${listen}"`);
+
+  const grace = Number(values.get('claim-grace') ?? '30');
+  if (!Number.isFinite(grace) || grace < 0) throw new UsageError('--claim-grace must be a number of seconds');
+
+  return {
+    cni: cni as CniName,
+    pools: values.get('pools'),
+    host: m[1] ?? (m[2] || '0.0.0.0'),
+    port,
+    certDir: values.get('cert-dir') ?? '.certs',
+    ledger,
+    kubeconfig: values.get('kubeconfig'),
+    hosts: values.get('tls-hosts')?.split(',').map((s) => s.trim()).filter(Boolean),
+    claimGraceSeconds: grace,
+    logLevel: values.get('log-level') ?? env.NETPIN_LOG_LEVEL ?? 'info',
+  };
+}

@@ -1,0 +1,53 @@
+import { readFile } from 'node:fs/promises';
+import { parseAllDocuments } from 'yaml';
+import { formatRange } from '../ipam/address.js';
+import { compilePool, poolOverlap, PoolSpecError, type IPPoolObject, type Pool } from '../ipam/pool.js';
+
+export interface PoolsFile {
+  pools: Pool[];
+  /** Namespace labels by name: they stand in for the cluster's when there is no cluster. */
+  namespaces: Map<string, Record<string, string>>;
+}
+
+export class ConfigError extends Error {}
+
+/** Reads IPPool and Namespace objects from a multi-document YAML file; anything else is an error. */
+export async function loadPoolsFile(path: string): Promise<PoolsFile> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+  return parsePools(text, path);
+}
+
+export function parsePools(text: string, source = 'pools'): PoolsFile {
+  const pools: Pool[] = [];
+  const namespaces = new Map<string, Record<string, string>>();
+  parseAllDocuments(text).forEach((doc, i) => {
+    if (doc.errors.length) throw new ConfigError(`${source}: document ${i + 1}: ${doc.errors[0]!.message.split('\n')[0]}`);
+    const obj = doc.toJS() as { kind?: string; metadata?: { name?: string; labels?: Record<string, string> } } | null;
+    if (obj === null || obj === undefined) return;
+    if (obj.kind === 'IPPool') {
+      try {
+        pools.push(compilePool(obj as IPPoolObject));
+      } catch (e) {
+        if (e instanceof PoolSpecError) throw new ConfigError(`${source}: ${e.message}`);
+        throw e;
+      }
+    } else if (obj.kind === 'Namespace' && obj.metadata?.name) {
+      namespaces.set(obj.metadata.name, obj.metadata.labels ?? {});
+    } else {
+      throw new ConfigError(`${source}: document ${i + 1}: expected kind IPPool or Namespace, got ${JSON.stringify(obj.kind ?? null)}`);
+    }
+  });
+  for (let i = 0; i < pools.length; i++) {
+    for (let j = i + 1; j < pools.length; j++) {
+      const shared = poolOverlap(pools[i]!, pools[j]!);
+      if (shared) throw new ConfigError(`${source}: IPPool ${pools[i]!.name} overlaps IPPool ${pools[j]!.name} at ${formatRange(shared)}`);
+    }
+    if (pools.findIndex((p) => p.name === pools[i]!.name) !== i) throw new ConfigError(`${source}: IPPool ${pools[i]!.name} is defined twice`);
+  }
+  return { pools, namespaces };
+}

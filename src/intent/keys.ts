@@ -1,0 +1,56 @@
+export const PREFIX = 'netpin.io/';
+
+export const KEYS = {
+  ip: 'netpin.io/ip',
+  ips: 'netpin.io/ips',
+  pool: 'netpin.io/pool',
+  egressIp: 'netpin.io/egress-ip',
+  egressMode: 'netpin.io/egress-mode',
+  ingressRate: 'netpin.io/ingress-rate',
+  egressRate: 'netpin.io/egress-rate',
+  latency: 'netpin.io/latency',
+  jitter: 'netpin.io/jitter',
+  loss: 'netpin.io/loss',
+  limit: 'netpin.io/limit',
+} as const;
+
+/** Written by netpin on the pods it pinned, so that the reconciler can match claims to pods. */
+export const ALLOCATED_KEY = 'netpin.io/allocated';
+
+const INTENT_KEYS: readonly string[] = Object.values(KEYS);
+
+export function isIntentKey(key: string): boolean {
+  return INTENT_KEYS.includes(key);
+}
+
+export function hasIntentKeys(annotations: Record<string, string> | undefined): boolean {
+  if (!annotations) return false;
+  for (const k of Object.keys(annotations)) if (k.startsWith(PREFIX) && k !== ALLOCATED_KEY) return true;
+  return false;
+}
+
+/** The valid key closest to a mistyped one, by edit distance. */
+export function nearestKey(key: string): string {
+  let best: string = KEYS.ip;
+  let bestDistance = Infinity;
+  for (const k of INTENT_KEYS) {
+    const d = editDistance(key, k);
+    if (d < bestDistance) {
+      best = k;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[b.length]!;
+}

@@ -1,0 +1,179 @@
+import type { IPv4, IPv6 } from 'ipaddr.js';
+import { familyOf, parseAddress } from '../ipam/address.js';
+import { ALLOCATED_KEY, isIntentKey, KEYS, nearestKey, PREFIX } from './keys.js';
+import { isWhole, parseQuantity, wholeValue } from './quantity.js';
+import { type DualAddress, type Intent, type Problem, type Rate } from './types.js';
+
+export interface ParsedIntent {
+  intent: Intent;
+  problems: Problem[];
+}
+
+// containerd refuses kubernetes.io/*-bandwidth outside 1k..1P bits/s
+// (validateBandwidthIsReasonable, internal/cri/server/sandbox_run.go), and a rate
+// outside it means nothing to the other CNIs either.
+const MIN_RATE = 1000n;
+const MAX_RATE = 10n ** 15n;
+const POOL_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+
+/** Reads the netpin.io/ annotations of a pod or pod template. Syntax only: no CNI, no pool lookups. */
+export function parseIntent(annotations: Record<string, string> | undefined): ParsedIntent {
+  const intent: Intent = {};
+  const problems: Problem[] = [];
+  const a = annotations ?? {};
+  const problem = (key: string, message: string, fix: string) => problems.push({ key, message, fix });
+
+  for (const key of Object.keys(a)) {
+    if (key.startsWith(PREFIX) && !isIntentKey(key) && key !== ALLOCATED_KEY) {
+      const near = nearestKey(key);
+      problem(key, `"${key}" is not a netpin key`, `did you mean "${near}"? The keys are ${Object.values(KEYS).join(', ')}`);
+    }
+  }
+
+  const ip = a[KEYS.ip];
+  if (ip !== undefined) {
+    const r = parseDual(ip);
+    if (typeof r === 'string') problem(KEYS.ip, r, 'write one address, or one IPv4 and one IPv6 address separated by a comma: 10.0.0.5 or 10.0.0.5,fd00::5');
+    else intent.ip = r;
+  }
+
+  const ips = a[KEYS.ips];
+  if (ips !== undefined) {
+    const r = parseList(ips);
+    if (typeof r === 'string') problem(KEYS.ips, r, 'separate entries with ";" and the two families of one entry with ",": 10.0.0.5,fd00::5;10.0.0.6,fd00::6 (a single-family list may use commas)');
+    else intent.ips = r;
+  }
+  if (intent.ip && intent.ips) {
+    problem(KEYS.ips, 'netpin.io/ip and netpin.io/ips are both set', 'keep netpin.io/ip for one fixed address, or netpin.io/ips for a list');
+  }
+
+  const pool = a[KEYS.pool];
+  if (pool !== undefined) {
+    const names = pool.split(',').map((s) => s.trim());
+    const bad = names.find((n) => !POOL_NAME.test(n));
+    if (bad !== undefined) problem(KEYS.pool, `"${bad}" is not an IPPool name`, 'write an IPPool name, or one per family separated by a comma: web or web-v4,web-v6');
+    else if (names.length > 2) problem(KEYS.pool, `${names.length} pools are named`, 'name one pool, or one pool per family (two at most)');
+    else if (names.length === 2 && names[0] === names[1]) problem(KEYS.pool, `pool "${names[0]}" is named twice`, 'name it once');
+    else intent.pools = names;
+  }
+
+  const egress = a[KEYS.egressIp];
+  const mode = a[KEYS.egressMode];
+  if (mode !== undefined && mode !== 'snat' && mode !== 'eip') {
+    problem(KEYS.egressMode, `"${mode}" is not an egress mode`, 'write snat (the default: pods share the egress IP) or eip (one pod, 1:1 NAT)');
+  } else if (mode !== undefined && egress === undefined) {
+    problem(KEYS.egressMode, 'netpin.io/egress-mode is set without netpin.io/egress-ip', 'add netpin.io/egress-ip, or remove netpin.io/egress-mode');
+  }
+  if (egress !== undefined) {
+    const r = parseDual(egress);
+    if (typeof r === 'string') problem(KEYS.egressIp, r, 'write one egress address per family: 203.0.113.10 or 203.0.113.10,2001:db8::10');
+    else intent.egress = { ip: r, mode: mode === 'eip' ? 'eip' : 'snat' };
+  }
+
+  for (const [key, field] of [[KEYS.ingressRate, 'ingressRate'], [KEYS.egressRate, 'egressRate']] as const) {
+    const v = a[key];
+    if (v === undefined) continue;
+    const r = parseRate(v);
+    if (typeof r === 'string') problem(key, r, 'write bits per second as a Kubernetes quantity between 1k and 1P, such as 500k, 10M or 1G (no "bps", no spaces)');
+    else intent[field] = r;
+  }
+
+  for (const [key, field] of [[KEYS.latency, 'latencyMs'], [KEYS.jitter, 'jitterMs']] as const) {
+    const v = a[key];
+    if (v === undefined) continue;
+    const n = parseNumber(v, 'ms');
+    if (n === undefined) problem(key, `"${v}" is not a duration in milliseconds`, 'write milliseconds: 3 or 3ms');
+    else intent[field] = n;
+  }
+
+  const loss = a[KEYS.loss];
+  if (loss !== undefined) {
+    const n = parseNumber(loss, '%');
+    if (n === undefined || n > 100) problem(KEYS.loss, `"${loss}" is not a percentage from 0 to 100`, 'write a percentage: 20 or 20%');
+    else intent.lossPercent = n;
+  }
+
+  const limit = a[KEYS.limit];
+  if (limit !== undefined) {
+    if (!/^\d+$/.test(limit.trim()) || Number(limit) < 1) problem(KEYS.limit, `"${limit}" is not a whole number of packets`, 'write the netem queue limit in packets: 1000');
+    else intent.limitPackets = Number(limit);
+  }
+
+  return { intent, problems };
+}
+
+/** "10.0.0.5" or "10.0.0.5,fd00::5": at most one address per family. */
+export function parseDual(text: string): DualAddress | string {
+  const parts = text.split(',').map((s) => s.trim());
+  if (parts.length > 2) return `"${text}" has ${parts.length} addresses; at most one per family is allowed`;
+  const out: DualAddress = {};
+  for (const p of parts) {
+    const addr = parseAddress(p);
+    if (!addr) return `"${p}" is not an IP address`;
+    const family = familyOf(addr);
+    if (out[family]) return `"${text}" has two ${family === 'ipv4' ? 'IPv4' : 'IPv6'} addresses; at most one per family is allowed`;
+    if (family === 'ipv4') out.ipv4 = addr as IPv4;
+    else out.ipv6 = addr as IPv6;
+  }
+  return out;
+}
+
+function parseList(text: string): DualAddress[] | string {
+  let entries: DualAddress[];
+  if (text.includes(';')) {
+    entries = [];
+    for (const part of text.split(';')) {
+      if (part.trim() === '') return `"${text}" has an empty entry`;
+      const r = parseDual(part);
+      if (typeof r === 'string') return r;
+      entries.push(r);
+    }
+  } else {
+    const parts = text.split(',').map((s) => s.trim());
+    const addrs = parts.map(parseAddress);
+    const badIndex = addrs.findIndex((x) => x === undefined);
+    if (badIndex >= 0) return `"${parts[badIndex]}" is not an IP address`;
+    const families = new Set(addrs.map((x) => familyOf(x!)));
+    if (families.size === 1) {
+      entries = addrs.map((x) => (familyOf(x!) === 'ipv4' ? { ipv4: x as IPv4 } : { ipv6: x as IPv6 }));
+    } else if (parts.length === 2) {
+      // Two addresses of different families are one dual-stack entry, as Kube-OVN reads them.
+      const r = parseDual(text);
+      if (typeof r === 'string') return r;
+      entries = [r];
+    } else {
+      return `"${text}" mixes IPv4 and IPv6 without ";" between entries`;
+    }
+  }
+  const shape = (e: DualAddress) => `${e.ipv4 ? 4 : ''}${e.ipv6 ? 6 : ''}`;
+  if (entries.some((e) => shape(e) !== shape(entries[0]!))) return 'every entry must have the same families';
+  const seen = new Set<string>();
+  for (const e of entries) {
+    for (const addr of [e.ipv4, e.ipv6]) {
+      if (!addr) continue;
+      const s = addr.toString();
+      if (seen.has(s)) return `${s} is listed twice`;
+      seen.add(s);
+    }
+  }
+  return entries;
+}
+
+/** A bit rate as a Kubernetes quantity within what containerd accepts; a string says what is wrong. */
+export function parseRate(text: string): Rate | string {
+  const q = parseQuantity(text.trim());
+  if (!q) return `"${text}" is not a Kubernetes quantity`;
+  if (!isWhole(q)) return `"${text}" is not a whole number of bits per second`;
+  const bits = wholeValue(q);
+  if (bits < MIN_RATE || bits > MAX_RATE) {
+    return `"${text}" (${bits} bit/s) is outside 1k..1P bits per second, the range containerd accepts`;
+  }
+  return { text, bitsPerSecond: bits };
+}
+
+function parseNumber(text: string, unit: string): number | undefined {
+  const t = text.trim();
+  const body = t.endsWith(unit) ? t.slice(0, -unit.length).trim() : t;
+  if (!/^\d+(\.\d+)?$/.test(body)) return undefined;
+  return Number(body);
+}

@@ -1,0 +1,101 @@
+import ipaddr from 'ipaddr.js';
+import type { Address, Family } from '../intent/types.js';
+
+/**
+ * Addresses as unsigned integers, so that ranges, offsets and the free index
+ * work the same for both families. Conversion goes through ipaddr.js byte arrays.
+ */
+export function toBigInt(addr: Address): bigint {
+  let n = 0n;
+  for (const byte of addr.toByteArray()) n = (n << 8n) | BigInt(byte);
+  return n;
+}
+
+export function fromBigInt(n: bigint, family: Family): Address {
+  const size = family === 'ipv4' ? 4 : 16;
+  const bytes = new Array<number>(size);
+  for (let i = size - 1; i >= 0; i--) {
+    bytes[i] = Number(n & 0xffn);
+    n >>= 8n;
+  }
+  return ipaddr.fromByteArray(bytes) as Address;
+}
+
+export function familyOf(addr: Address): Family {
+  return addr.kind() === 'ipv4' ? 'ipv4' : 'ipv6';
+}
+
+/** Parses one address; IPv4-mapped IPv6 and zone ids are refused rather than guessed at. */
+export function parseAddress(text: string): Address | undefined {
+  const trimmed = text.trim();
+  if (!ipaddr.isValid(trimmed) || trimmed.includes('%')) return undefined;
+  // ipaddr.js accepts shorthand such as "10.1" or octal "010.0.0.1"; Kubernetes and the CNIs do not.
+  if (trimmed.includes('.') && !trimmed.includes(':') && !ipaddr.IPv4.isValidFourPartDecimal(trimmed)) return undefined;
+  const addr = ipaddr.parse(trimmed) as Address;
+  if (addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress()) return undefined;
+  return addr;
+}
+
+export function canonical(addr: Address): string {
+  return addr.toString();
+}
+
+/** An inclusive range of one family. */
+export interface AddressRange {
+  family: Family;
+  first: bigint;
+  last: bigint;
+}
+
+/**
+ * Parses `10.0.0.0/24`, `10.0.0.10-10.0.0.20` or a single address into a range.
+ * `network` says whether a CIDR's network and broadcast addresses are dropped
+ * (they are for pool CIDRs of IPv4 wider than /31, which pods cannot use).
+ */
+export function parseRange(text: string, dropNetworkAndBroadcast: boolean): AddressRange | string {
+  const t = text.trim();
+  if (t.includes('/')) {
+    let cidr: [Address, number];
+    try {
+      cidr = ipaddr.parseCIDR(t) as [Address, number];
+    } catch {
+      return `"${t}" is not a CIDR`;
+    }
+    const [addr, bits] = cidr;
+    const family = familyOf(addr);
+    if (parseAddress(t.slice(0, t.indexOf('/'))) === undefined) return `"${t}" is not a CIDR`;
+    const width = family === 'ipv4' ? 32 : 128;
+    const hostBits = BigInt(width - bits);
+    const base = (toBigInt(addr) >> hostBits) << hostBits;
+    if (base !== toBigInt(addr)) {
+      return `"${t}" has host bits set; the network is ${fromBigInt(base, family).toString()}/${bits}`;
+    }
+    let first = base;
+    let last = base + (1n << hostBits) - 1n;
+    if (dropNetworkAndBroadcast && family === 'ipv4' && bits < 31) {
+      first += 1n;
+      last -= 1n;
+    }
+    return { family, first, last };
+  }
+  const dash = t.indexOf('-');
+  if (dash >= 0) {
+    const a = parseAddress(t.slice(0, dash));
+    const b = parseAddress(t.slice(dash + 1));
+    if (!a || !b) return `"${t}" is not a range of two addresses`;
+    if (familyOf(a) !== familyOf(b)) return `"${t}" mixes IPv4 and IPv6`;
+    const first = toBigInt(a);
+    const last = toBigInt(b);
+    if (first > last) return `"${t}" ends before it starts`;
+    return { family: familyOf(a), first, last };
+  }
+  const single = parseAddress(t);
+  if (!single) return `"${t}" is not an address, a range or a CIDR`;
+  const n = toBigInt(single);
+  return { family: familyOf(single), first: n, last: n };
+}
+
+export function formatRange(r: AddressRange): string {
+  const a = fromBigInt(r.first, r.family).toString();
+  return r.first === r.last ? a : `${a}-${fromBigInt(r.last, r.family).toString()}`;
+}

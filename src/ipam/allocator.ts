@@ -1,0 +1,226 @@
+import type { Allocation } from '../cni/dialect.js';
+import { KEYS } from '../intent/keys.js';
+import { addressList, formatDual, type Address, type DualAddress, type Family, type Intent, type Problem } from '../intent/types.js';
+import { familyOf } from './address.js';
+import { ConflictError, describeOwner, ExhaustedError, ownerKey, type Claim, type Ledger, type Owner } from './ledger.js';
+import { describePool, poolAdmitsNamespace, poolContains, type Pool } from './pool.js';
+
+export interface AllocationRequest {
+  intent: Intent;
+  namespace: string;
+  namespaceLabels: Record<string, string>;
+  owner: Owner;
+  /** Which netpin.io/ips entry this owner must get (a StatefulSet ordinal's position); else the first free one. */
+  entry?: number;
+  /** Report what would be allocated, and claim nothing. */
+  dryRun: boolean;
+}
+
+export type AllocationResult = { ok: true; allocation: Allocation; claims: Claim[] } | { ok: false; problems: Problem[] };
+
+type FamilyPools = Partial<Record<Family, Pool>>;
+
+const familyName = (f: Family) => (f === 'ipv4' ? 'IPv4' : 'IPv6');
+
+/** Turns an intent into claims: checks pools against the namespace, then claims from the ledger. */
+export class Allocator {
+  constructor(readonly ledger: Ledger) {}
+
+  /** Pools the namespace may draw from, for messages and checks. */
+  allowedPools(namespaceLabels: Record<string, string>): Pool[] {
+    return this.ledger.index.allPools().filter((p) => poolAdmitsNamespace(p, namespaceLabels));
+  }
+
+  /**
+   * Checks what can be checked without claiming: named pools exist and select the
+   * namespace, families fit the pools, every fixed address lies in a usable pool.
+   */
+  check(intent: Intent, namespace: string, namespaceLabels: Record<string, string>): Problem[] {
+    const r = this.plan(intent, namespace, namespaceLabels);
+    return 'problems' in r ? r.problems : [];
+  }
+
+  async allocate(req: AllocationRequest): Promise<AllocationResult> {
+    const plan = this.plan(req.intent, req.namespace, req.namespaceLabels);
+    if ('problems' in plan) return { ok: false, problems: plan.problems };
+    const { byFamily } = plan;
+    const { intent } = req;
+
+    let wanted: DualAddress[] | undefined;
+    if (intent.ip) wanted = [intent.ip];
+    else if (intent.ips && req.entry !== undefined) {
+      const entry = intent.ips[req.entry];
+      if (!entry) {
+        return fail(KEYS.ips, `has ${intent.ips.length} entries, but ${describeOwner(req.owner)} needs entry ${req.entry + 1}`,
+          `list one entry per replica, in ordinal order (entry 1 for the first ordinal), or scale down`);
+      }
+      wanted = [entry];
+    } else if (intent.ips) wanted = intent.ips;
+
+    const held = this.ledger.index.claimsOf(req.owner);
+    if (held.length > 0) {
+      // Sticky: a StatefulSet ordinal or a re-admitted pod keeps what it holds while the intent still allows it.
+      if (fits(held, wanted, byFamily)) return this.ok(held);
+      if (!req.dryRun) for (const c of held) await this.ledger.release(c);
+    }
+
+    if (wanted) return this.claimListed(req, wanted, byFamily);
+    return this.claimFromPools(req, byFamily);
+  }
+
+  private plan(intent: Intent, namespace: string, labels: Record<string, string>): { byFamily: FamilyPools } | { problems: Problem[] } {
+    const problems: Problem[] = [];
+    const allowed = this.allowedPools(labels);
+    const allowedText = allowed.length ? allowed.map(describePool).join('; ') : 'none';
+    const byFamily: FamilyPools = {};
+
+    for (const name of intent.pools ?? []) {
+      const pool = this.ledger.index.pool(name);
+      if (!pool) {
+        problems.push({ key: KEYS.pool, message: `IPPool ${name} does not exist`, fix: `name a pool namespace ${namespace} may use: ${allowedText}` });
+        continue;
+      }
+      if (!poolAdmitsNamespace(pool, labels)) {
+        problems.push({
+          key: KEYS.pool,
+          message: `IPPool ${name} does not select namespace ${namespace} (spec.namespaceSelector)`,
+          fix: `name a pool namespace ${namespace} may use (${allowedText}), or widen the namespaceSelector of IPPool ${name}`,
+        });
+        continue;
+      }
+      for (const f of pool.families) {
+        if (byFamily[f]) {
+          problems.push({ key: KEYS.pool, message: `IPPools ${byFamily[f]!.name} and ${name} both serve ${familyName(f)}`, fix: 'name one pool, or one pool per family' });
+        }
+        byFamily[f] = pool;
+      }
+    }
+    if (problems.length) return { problems };
+
+    const fixed: Array<[string, Address]> = [];
+    if (intent.ip) for (const a of addressList(intent.ip)) fixed.push([KEYS.ip, a]);
+    for (const e of intent.ips ?? []) for (const a of addressList(e)) fixed.push([KEYS.ips, a]);
+    for (const [key, addr] of fixed) {
+      const family = familyOf(addr);
+      const named = byFamily[family];
+      if (intent.pools && !named) {
+        problems.push({
+          key,
+          message: `asks for an ${familyName(family)} address, but IPPool ${intent.pools.join(', ')} has no ${familyName(family)} range`,
+          fix: `name a ${familyName(family)} pool too (netpin.io/pool: ${intent.pools[0]},<${familyName(family)} pool>), or drop the ${familyName(family)} address`,
+        });
+      } else if (named && !poolContains(named, addr)) {
+        problems.push({ key, message: `${addr.toString()} lies outside IPPool ${describePool(named)}`, fix: `choose an address inside IPPool ${named.name}, or name the pool that holds it` });
+      } else if (!named) {
+        const home = this.ledger.index.poolOf(addr);
+        if (!home) {
+          problems.push({ key, message: `${addr.toString()} lies outside every IPPool`, fix: `choose an address in a pool namespace ${namespace} may use: ${allowedText}` });
+        } else if (!poolAdmitsNamespace(home, labels)) {
+          problems.push({
+            key,
+            message: `${addr.toString()} lies in IPPool ${home.name}, which does not select namespace ${namespace} (spec.namespaceSelector)`,
+            fix: `choose an address in a pool namespace ${namespace} may use: ${allowedText}`,
+          });
+        }
+      }
+    }
+    return problems.length ? { problems } : { byFamily };
+  }
+
+  /** Fixed addresses: the first listed entry whose addresses are all free (or already this owner's). */
+  private async claimListed(req: AllocationRequest, entries: DualAddress[], byFamily: FamilyPools): Promise<AllocationResult> {
+    const key = req.intent.ip ? KEYS.ip : KEYS.ips;
+    let lastConflict: ConflictError | undefined;
+    for (const entry of entries) {
+      const addrs = addressList(entry);
+      const holder = addrs.map((a) => this.ledger.index.holderOf(a)).find((c) => c && ownerKey(c.owner) !== ownerKey(req.owner));
+      if (holder) {
+        lastConflict = new ConflictError(holder);
+        continue;
+      }
+      if (req.dryRun) return this.ok(addrs.map((ip) => this.virtualClaim(ip, req.owner, byFamily)));
+      const got: Claim[] = [];
+      try {
+        for (const ip of addrs) got.push(await this.ledger.claim(this.poolFor(ip, byFamily), ip, req.owner));
+        return this.ok(got);
+      } catch (e) {
+        for (const c of got) await this.ledger.release(c);
+        if (!(e instanceof ConflictError)) throw e;
+        lastConflict = e;
+      }
+    }
+    const c = lastConflict!;
+    if (entries.length > 1) {
+      return fail(key, `all ${entries.length} entries are held (the last one, ${c.message})`, 'add entries to netpin.io/ips, or lower the replica count');
+    }
+    const pool = this.ledger.index.pool(c.holder.pool);
+    const next = pool && this.ledger.index.firstFree(pool.name, familyOf(c.holder.ip));
+    return fail(key, `${formatDual(entries[0]!)}: ${c.message} (IPPool ${c.holder.pool})`,
+      `choose a free address${next ? ` such as ${next.toString()}` : ''}, or let netpin choose with netpin.io/pool${pool ? `: ${pool.name}` : ''}`);
+  }
+
+  private async claimFromPools(req: AllocationRequest, byFamily: FamilyPools): Promise<AllocationResult> {
+    const got: Claim[] = [];
+    for (const family of ['ipv4', 'ipv6'] as const) {
+      const pool = byFamily[family];
+      if (!pool) continue;
+      if (req.dryRun) {
+        const ip = this.ledger.index.firstFree(pool.name, family);
+        if (!ip) return this.exhausted(new ExhaustedError(pool, family), req);
+        got.push({ pool: pool.name, ip, owner: req.owner, createdAt: Date.now() });
+        continue;
+      }
+      try {
+        got.push(await this.ledger.claimNext(pool, family, req.owner));
+      } catch (e) {
+        for (const c of got) await this.ledger.release(c);
+        if (e instanceof ExhaustedError) return this.exhausted(e, req);
+        throw e;
+      }
+    }
+    return this.ok(got);
+  }
+
+  private exhausted(e: ExhaustedError, req: AllocationRequest): AllocationResult {
+    const usage = this.ledger.index.usage(e.pool.name).find((u) => u.family === e.family);
+    const others = this.allowedPools(req.namespaceLabels).filter((p) => p.name !== e.pool.name && p.families.includes(e.family));
+    return fail(KEYS.pool, `${e.message} (${usage?.allocated ?? 0} of ${usage?.capacity ?? 0} held)`,
+      `add addresses to IPPool ${e.pool.name} (spec.cidr or spec.ranges), delete workloads that hold them${others.length ? `, or name another pool: ${others.map((p) => p.name).join(', ')}` : ''}`);
+  }
+
+  private ok(claims: Claim[]): AllocationResult {
+    const addresses: DualAddress = {};
+    const pools: Pool[] = [];
+    for (const c of claims) {
+      if (familyOf(c.ip) === 'ipv4') addresses.ipv4 = c.ip as DualAddress['ipv4'];
+      else addresses.ipv6 = c.ip as DualAddress['ipv6'];
+      const pool = this.ledger.index.pool(c.pool);
+      if (pool && !pools.includes(pool)) pools.push(pool);
+    }
+    return { ok: true, allocation: { addresses, pools }, claims };
+  }
+
+  private poolFor(ip: Address, byFamily: FamilyPools): Pool {
+    return byFamily[familyOf(ip)] ?? this.ledger.index.poolOf(ip)!;
+  }
+
+  private virtualClaim(ip: Address, owner: Owner, byFamily: FamilyPools): Claim {
+    return { pool: this.poolFor(ip, byFamily).name, ip, owner, createdAt: Date.now() };
+  }
+}
+
+function fits(held: Claim[], wanted: DualAddress[] | undefined, byFamily: FamilyPools): boolean {
+  if (wanted) {
+    const heldSet = new Set(held.map((c) => c.ip.toString()));
+    return wanted.some((e) => {
+      const addrs = addressList(e);
+      return addrs.length === held.length && addrs.every((a) => heldSet.has(a.toString()));
+    });
+  }
+  return held.length === Object.keys(byFamily).length && held.every((c) => byFamily[familyOf(c.ip)]?.name === c.pool);
+}
+
+
+function fail(key: string, message: string, fix: string): AllocationResult {
+  return { ok: false, problems: [{ key, message, fix }] };
+}

@@ -1,0 +1,118 @@
+import type { Address, Family } from '../intent/types.js';
+import { familyOf, fromBigInt, toBigInt } from './address.js';
+import { FreeRanges } from './free-ranges.js';
+import { ownerKey, type Claim, type Owner } from './ledger.js';
+import { poolContains, type Pool } from './pool.js';
+
+interface PoolState {
+  pool: Pool;
+  free: Record<Family, FreeRanges>;
+}
+
+export interface PoolUsage {
+  family: Family;
+  capacity: bigint;
+  allocated: bigint;
+}
+
+/**
+ * Pools, claims and free addresses in memory: the read side of every ledger.
+ * Claims are keyed by address, so one address has at most one holder here;
+ * the ledger implementations make that true across processes too.
+ */
+export class ClaimIndex {
+  private readonly pools = new Map<string, PoolState>();
+  private readonly byIp = new Map<string, Claim>();
+  private readonly byOwner = new Map<string, Set<Claim>>();
+
+  setPool(pool: Pool): void {
+    const free = {
+      ipv4: new FreeRanges(pool.ranges.ipv4),
+      ipv6: new FreeRanges(pool.ranges.ipv6),
+    };
+    for (const c of this.byIp.values()) {
+      if (c.pool === pool.name && poolContains(pool, c.ip)) free[familyOf(c.ip)].take(toBigInt(c.ip));
+    }
+    this.pools.set(pool.name, { pool, free });
+  }
+
+  removePool(name: string): void {
+    this.pools.delete(name);
+  }
+
+  pool(name: string): Pool | undefined {
+    return this.pools.get(name)?.pool;
+  }
+
+  allPools(): Pool[] {
+    return [...this.pools.values()].map((s) => s.pool);
+  }
+
+  /** The pool whose ranges hold this address; pools do not overlap, so there is at most one. */
+  poolOf(ip: Address): Pool | undefined {
+    for (const s of this.pools.values()) if (poolContains(s.pool, ip)) return s.pool;
+    return undefined;
+  }
+
+  holderOf(ip: Address): Claim | undefined {
+    return this.byIp.get(ip.toString());
+  }
+
+  claimsOf(owner: Owner): Claim[] {
+    return [...(this.byOwner.get(ownerKey(owner)) ?? [])];
+  }
+
+  allClaims(): IterableIterator<Claim> {
+    return this.byIp.values();
+  }
+
+  /** The lowest free address of a family, without taking it. */
+  firstFree(poolName: string, family: Family): Address | undefined {
+    const n = this.pools.get(poolName)?.free[family].first();
+    return n === undefined ? undefined : fromBigInt(n, family);
+  }
+
+  /** The n-th free address in order, for reporting what a dry run would get. */
+  nthFree(poolName: string, family: Family, n: number): Address | undefined {
+    const a = this.pools.get(poolName)?.free[family].nth(BigInt(n));
+    return a === undefined ? undefined : fromBigInt(a, family);
+  }
+
+  /** Records a claim; false when the address already has a holder. */
+  add(claim: Claim): boolean {
+    const key = claim.ip.toString();
+    if (this.byIp.has(key)) return false;
+    this.byIp.set(key, claim);
+    const ok = ownerKey(claim.owner);
+    let set = this.byOwner.get(ok);
+    if (!set) this.byOwner.set(ok, (set = new Set()));
+    set.add(claim);
+    this.pools.get(claim.pool)?.free[familyOf(claim.ip)].take(toBigInt(claim.ip));
+    return true;
+  }
+
+  /** Forgets a claim; only the claim object that holds the address is removed. */
+  remove(claim: Claim): boolean {
+    const key = claim.ip.toString();
+    const held = this.byIp.get(key);
+    if (!held || ownerKey(held.owner) !== ownerKey(claim.owner)) return false;
+    this.byIp.delete(key);
+    const ok = ownerKey(held.owner);
+    const set = this.byOwner.get(ok);
+    set?.delete(held);
+    if (set?.size === 0) this.byOwner.delete(ok);
+    const state = this.pools.get(held.pool);
+    if (state && poolContains(state.pool, held.ip)) state.free[familyOf(held.ip)].put(toBigInt(held.ip));
+    return true;
+  }
+
+  usage(poolName: string): PoolUsage[] {
+    const s = this.pools.get(poolName);
+    if (!s) return [];
+    return s.pool.families.map((family) => ({
+      family,
+      capacity: s.pool.capacity[family],
+      allocated: s.pool.capacity[family] - s.free[family].size,
+    }));
+  }
+}

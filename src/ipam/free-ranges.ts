@@ -1,0 +1,125 @@
+/**
+ * The free addresses of one pool family, as sorted disjoint inclusive intervals.
+ *
+ * Taking the lowest free address is O(1) and taking or returning a given address
+ * is a binary search plus at most one splice, so the cost of an allocation does
+ * not grow as the pool fills up (a /16 at 99 % costs what it costs at 1 %), and
+ * IPv6 pools of any size cost no more than their fragmentation.
+ */
+export class FreeRanges {
+  // Parallel arrays of interval bounds: fewer objects than an array of pairs.
+  private los: bigint[] = [];
+  private his: bigint[] = [];
+  private free = 0n;
+
+  constructor(intervals: ReadonlyArray<{ first: bigint; last: bigint }> = []) {
+    for (const r of [...intervals].sort((a, b) => (a.first < b.first ? -1 : a.first > b.first ? 1 : 0))) {
+      this.addInterval(r.first, r.last);
+    }
+  }
+
+  get size(): bigint {
+    return this.free;
+  }
+
+  /** The lowest free address, without taking it. */
+  first(): bigint | undefined {
+    return this.los[0];
+  }
+
+  /** The n-th free address in order (0-based), or undefined past the end. */
+  nth(n: bigint): bigint | undefined {
+    for (let i = 0; i < this.los.length; i++) {
+      const lo = this.los[i]!;
+      const width = this.his[i]! - lo + 1n;
+      if (n < width) return lo + n;
+      n -= width;
+    }
+    return undefined;
+  }
+
+  has(addr: bigint): boolean {
+    const i = this.find(addr);
+    return i >= 0;
+  }
+
+  /** Marks one address used; false when it was not free. */
+  take(addr: bigint): boolean {
+    const i = this.find(addr);
+    if (i < 0) return false;
+    const lo = this.los[i]!;
+    const hi = this.his[i]!;
+    if (lo === hi) {
+      this.los.splice(i, 1);
+      this.his.splice(i, 1);
+    } else if (addr === lo) {
+      this.los[i] = lo + 1n;
+    } else if (addr === hi) {
+      this.his[i] = hi - 1n;
+    } else {
+      this.his[i] = addr - 1n;
+      this.los.splice(i + 1, 0, addr + 1n);
+      this.his.splice(i + 1, 0, hi);
+    }
+    this.free -= 1n;
+    return true;
+  }
+
+  /** Returns an address to the free set; false when it was already free. */
+  put(addr: bigint): boolean {
+    // Index of the first interval starting above addr.
+    let lo = 0;
+    let hi = this.los.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.los[mid]! <= addr) lo = mid + 1;
+      else hi = mid;
+    }
+    const prev = lo - 1;
+    if (prev >= 0 && this.his[prev]! >= addr) return false;
+    const joinsPrev = prev >= 0 && this.his[prev]! + 1n === addr;
+    const joinsNext = lo < this.los.length && this.los[lo]! - 1n === addr;
+    if (joinsPrev && joinsNext) {
+      this.his[prev] = this.his[lo]!;
+      this.los.splice(lo, 1);
+      this.his.splice(lo, 1);
+    } else if (joinsPrev) {
+      this.his[prev] = addr;
+    } else if (joinsNext) {
+      this.los[lo] = addr;
+    } else {
+      this.los.splice(lo, 0, addr);
+      this.his.splice(lo, 0, addr);
+    }
+    this.free += 1n;
+    return true;
+  }
+
+  private addInterval(first: bigint, last: bigint): void {
+    const n = this.los.length;
+    if (n > 0 && this.his[n - 1]! + 1n >= first) {
+      // Overlapping or adjacent ranges in the input merge.
+      const prevHi = this.his[n - 1]!;
+      if (last > prevHi) {
+        this.free += last - prevHi;
+        this.his[n - 1] = last;
+      }
+      return;
+    }
+    this.los.push(first);
+    this.his.push(last);
+    this.free += last - first + 1n;
+  }
+
+  private find(addr: bigint): number {
+    let lo = 0;
+    let hi = this.los.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.his[mid]! < addr) lo = mid + 1;
+      else if (this.los[mid]! > addr) hi = mid - 1;
+      else return mid;
+    }
+    return -1;
+  }
+}

@@ -1,0 +1,64 @@
+import type { Address, Family } from '../intent/types.js';
+import type { ClaimIndex } from './claim-index.js';
+import type { Pool } from './pool.js';
+
+/**
+ * Who holds an address. A pod not yet named (generateName) is identified by
+ * the admission request's uid until the reconciler binds the claim to the pod.
+ * A StatefulSet reservation is held by the StatefulSet and its ordinal, so that
+ * pod `<sts>-<k>` finds the same address after delete and re-create.
+ */
+export type Owner =
+  | { kind: 'Pod'; namespace: string; name: string; uid?: string }
+  | { kind: 'StatefulSet'; namespace: string; name: string; ordinal: number };
+
+export interface Claim {
+  pool: string;
+  ip: Address;
+  owner: Owner;
+  /** Milliseconds since the epoch; the reconciler's grace period counts from here. */
+  createdAt: number;
+}
+
+export function ownerKey(owner: Owner): string {
+  return owner.kind === 'StatefulSet'
+    ? `StatefulSet/${owner.namespace}/${owner.name}/${owner.ordinal}`
+    : `Pod/${owner.namespace}/${owner.name}${owner.name === '' ? `#${owner.uid ?? ''}` : ''}`;
+}
+
+export function describeOwner(owner: Owner): string {
+  if (owner.kind === 'StatefulSet') return `StatefulSet ${owner.namespace}/${owner.name} (ordinal ${owner.ordinal})`;
+  return owner.name ? `pod ${owner.namespace}/${owner.name}` : `a pod being created in ${owner.namespace}`;
+}
+
+export class ConflictError extends Error {
+  constructor(readonly holder: Claim) {
+    super(`${holder.ip.toString()} is held by ${describeOwner(holder.owner)}`);
+  }
+}
+
+export class ExhaustedError extends Error {
+  constructor(
+    readonly pool: Pool,
+    readonly family: Family,
+  ) {
+    super(`IPPool ${pool.name} has no free ${family === 'ipv4' ? 'IPv4' : 'IPv6'} address`);
+  }
+}
+
+/**
+ * Where claims live. Reads go to the in-memory index (fed by a watch in the
+ * Kubernetes ledger), so that allocation never lists anything per request;
+ * writes are the only calls that may leave the process.
+ */
+export interface Ledger {
+  readonly index: ClaimIndex;
+  /** Claims one address; resolves with the existing claim when this owner holds it already. */
+  claim(pool: Pool, ip: Address, owner: Owner): Promise<Claim>;
+  /** Claims the lowest free address of a family, moving on when another writer wins a race. */
+  claimNext(pool: Pool, family: Family, owner: Owner): Promise<Claim>;
+  release(claim: Claim): Promise<void>;
+  /** Loads state and starts watches; resolves when reads are current. */
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}

@@ -1,0 +1,38 @@
+import type { Address, Family } from '../intent/types.js';
+import { ClaimIndex } from './claim-index.js';
+import { ConflictError, ExhaustedError, ownerKey, type Claim, type Ledger, type Owner } from './ledger.js';
+import type { Pool } from './pool.js';
+
+/** A ledger that lives in this process only: for local runs and unit tests. */
+export class MemoryLedger implements Ledger {
+  readonly index = new ClaimIndex();
+
+  constructor(pools: Pool[] = []) {
+    for (const p of pools) this.index.setPool(p);
+  }
+
+  async claim(pool: Pool, ip: Address, owner: Owner): Promise<Claim> {
+    const holder = this.index.holderOf(ip);
+    if (holder) {
+      if (ownerKey(holder.owner) === ownerKey(owner)) return holder;
+      throw new ConflictError(holder);
+    }
+    const claim: Claim = { pool: pool.name, ip, owner, createdAt: Date.now() };
+    this.index.add(claim);
+    return claim;
+  }
+
+  async claimNext(pool: Pool, family: Family, owner: Owner): Promise<Claim> {
+    const ip = this.index.firstFree(pool.name, family);
+    if (!ip) throw new ExhaustedError(pool, family);
+    return this.claim(pool, ip, owner);
+  }
+
+  async release(claim: Claim): Promise<void> {
+    this.index.remove(claim);
+  }
+
+  async start(): Promise<void> {}
+
+  async stop(): Promise<void> {}
+}

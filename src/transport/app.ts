@@ -1,0 +1,74 @@
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { Logger } from 'pino';
+import type { AdmissionDeps } from '../admission/context.js';
+import { Admission, type Endpoint } from '../admission/handler.js';
+import { MalformedReview } from '../admission/review.js';
+import { Metrics } from './metrics.js';
+import type { CertificateSource } from './tls.js';
+
+export interface AppOptions {
+  deps: AdmissionDeps;
+  /** Serve HTTPS with this certificate, and pick up its rotations; without it, plain HTTP (for inject()). */
+  certificates?: CertificateSource;
+  logger?: Logger;
+  /** Readiness beyond the certificate, such as the ledger having synced its watch. */
+  ready?: () => boolean;
+  replayCacheSize?: number;
+}
+
+// An AdmissionReview carries the object and, on UPDATE, the old object: the API server
+// accepts bodies up to 3 MiB, so two of them plus the envelope, as controller-runtime reasons.
+export const BODY_LIMIT = 7 * 1024 * 1024;
+
+/** Builds the webhook, not listening: tests call inject(), the binary adds listen(). */
+export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
+  const certs = options.certificates;
+  const fastifyOptions: FastifyServerOptions & { https?: object } = {
+    bodyLimit: BODY_LIMIT,
+    loggerInstance: options.logger,
+    // One line per request would cost more than the admission itself; outcomes go to metrics.
+    logController: new LogController({ disableRequestLogging: true }),
+    // The API server calls with keep-alive; close idle sockets on shutdown, never requests in flight.
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+  };
+  if (certs) fastifyOptions.https = certs.secureContextOptions();
+  const app = Fastify(fastifyOptions as FastifyServerOptions) as unknown as FastifyInstance;
+
+  if (certs) {
+    // Existing connections keep their session; new handshakes get the new certificate.
+    certs.onChange(() => {
+      (app.server as unknown as import('node:tls').Server).setSecureContext(certs.secureContextOptions());
+      options.logger?.info('serving certificate reloaded');
+    });
+  }
+
+  const metrics = new Metrics(options.deps.allocator.ledger.index);
+  const admission = new Admission(options.deps, { replayCacheSize: options.replayCacheSize, onOutcome: (o) => metrics.observe(o) });
+
+  app.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
+    // Bad JSON, a wrong content type or an oversized body are the caller's fault: 4xx with a message.
+    if (err instanceof MalformedReview) return reply.code(400).send({ message: `malformed AdmissionReview: ${err.message}` });
+    const code = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+    if (code === 500) options.logger?.error({ err }, 'request failed');
+    return reply.code(code).send({ message: err.message });
+  });
+
+  for (const endpoint of ['mutate', 'validate'] as Endpoint[]) {
+    app.post(`/${endpoint}`, async (req) => admission.review(endpoint, req.body));
+  }
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_req, reply) => {
+    const problems: string[] = [];
+    if (certs && !certs.healthy) problems.push(`certificate: ${certs.lastError}`);
+    if (options.ready && !options.ready()) problems.push('ledger not synced');
+    return problems.length ? reply.code(503).send({ status: 'not ready', problems }) : { status: 'ready' };
+  });
+  app.get('/metrics', async (_req, reply) => {
+    reply.header('content-type', metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+
+  return app;
+}

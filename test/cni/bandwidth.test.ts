@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest';
+import { bandwidthAnnotations, netemProblems } from '../../src/cni/bandwidth.js';
+import { rate } from './fixtures.js';
+
+describe('bandwidthAnnotations', () => {
+  it.each([
+    [10_000_000n, '10M'],
+    [500_000n, '500k'],
+    [1_500_000n, '1500k'],
+    [1_000n, '1k'],
+    [1_001n, '1001'],
+    [12_345_678n, '12345678'],
+    [1_000_000_000n, '1G'],
+    [2_500_000_000_000n, '2500G'],
+    [7n * 10n ** 12n, '7T'],
+    [10n ** 15n, '1P'],
+  ])('renders %s bit/s as %s', (bits, text) => {
+    expect(bandwidthAnnotations({ ingressRate: rate('x', bits) })).toEqual({ 'kubernetes.io/ingress-bandwidth': text });
+    expect(bandwidthAnnotations({ egressRate: rate('x', bits) })).toEqual({ 'kubernetes.io/egress-bandwidth': text });
+  });
+
+  it('renders both directions and nothing without a rate', () => {
+    expect(bandwidthAnnotations({ ingressRate: rate('10M', 10_000_000n), egressRate: rate('1.5M', 1_500_000n) })).toEqual({
+      'kubernetes.io/ingress-bandwidth': '10M',
+      'kubernetes.io/egress-bandwidth': '1500k',
+    });
+    expect(bandwidthAnnotations({})).toEqual({});
+  });
+});
+
+describe('netemProblems', () => {
+  it('refuses each netem key, naming the CNI and Kube-OVN', () => {
+    const problems = netemProblems({ latencyMs: 10, jitterMs: 2, lossPercent: 0.5, limitPackets: 100 }, 'Calico');
+    expect(problems.map((p) => p.key)).toEqual(['netpin.io/latency', 'netpin.io/jitter', 'netpin.io/loss', 'netpin.io/limit']);
+    for (const p of problems) {
+      expect(p.message).toContain('Calico');
+      expect(p.fix).toContain('Kube-OVN');
+      expect(p.fix).toContain(`Remove ${p.key}`);
+    }
+  });
+
+  it('has nothing to say without netem', () => {
+    expect(netemProblems({ ingressRate: rate('1M', 1_000_000n) }, 'Cilium')).toEqual([]);
+  });
+});

@@ -1,0 +1,187 @@
+import { describe, expect, it } from 'vitest';
+import { kubeOvn } from '../../src/cni/kube-ovn.js';
+import type { Intent } from '../../src/intent/types.js';
+import { allocation, DEPLOYMENT, pool, POD, rate, STATEFULSET, v4, v6 } from './fixtures.js';
+
+const ovn4 = pool('ovn4', '10.16.0.0/24', { kubeOvn: { subnet: 'ovn-default' } });
+const ovn6 = pool('ovn6', 'fd00:10:16::/120', { kubeOvn: { subnet: 'ovn-default' } });
+const blue6 = pool('blue6', 'fd00:20::/120', { kubeOvn: { subnet: 'blue' } });
+const plain4 = pool('plain4', '10.0.0.0/24');
+const EGRESS_WARNING = /default VPC.*--enable-eip-snat.*ovn-external-gw-config/;
+
+describe('kube-ovn', () => {
+  it('renders nothing for an empty intent', () => {
+    expect(kubeOvn.pinsAddresses({}, POD)).toBe(false);
+    expect(kubeOvn.check({}, POD, [])).toEqual([]);
+    expect(kubeOvn.render({}, [])).toEqual({ annotations: {}, labels: {}, warnings: [] });
+  });
+
+  describe('addresses', () => {
+    it.each<[string, Intent]>([
+      ['ip', { ip: { ipv4: v4('10.0.0.5') } }],
+      ['ips', { ips: [{ ipv4: v4('10.0.0.5') }] }],
+      ['pools', { pools: ['plain4'] }],
+    ])('pins %s through ip_address', (_, intent) => {
+      expect(kubeOvn.pinsAddresses(intent, STATEFULSET)).toBe(true);
+      expect(kubeOvn.check(intent, STATEFULSET, intent.pools ? [plain4] : [])).toEqual([]);
+      expect(kubeOvn.render(intent, [], allocation([plain4], '10.0.0.5'))).toEqual({
+        annotations: { 'ovn.kubernetes.io/ip_address': '10.0.0.5' },
+        labels: {},
+        warnings: [],
+      });
+    });
+
+    it('writes dual stack IPv4 first, with the pools\' Subnet as logical_switch', () => {
+      const intent: Intent = { pools: ['ovn6', 'ovn4'] };
+      expect(kubeOvn.check(intent, POD, [ovn6, ovn4])).toEqual([]);
+      expect(kubeOvn.render(intent, [ovn6, ovn4], allocation([ovn4, ovn6], '10.16.0.5', 'fd00:10:16::5')).annotations).toEqual({
+        'ovn.kubernetes.io/ip_address': '10.16.0.5,fd00:10:16::5',
+        'ovn.kubernetes.io/logical_switch': 'ovn-default',
+      });
+    });
+
+    it('refuses pools that name different Subnets', () => {
+      const [p, ...more] = kubeOvn.check({ pools: ['ovn4', 'blue6'] }, POD, [ovn4, blue6]);
+      expect(more).toEqual([]);
+      expect(p?.key).toBe('netpin.io/pool');
+      expect(p?.message).toContain('ovn-default and blue');
+      expect(p?.fix).toContain('spec.cni.kubeOvn.subnet');
+    });
+
+    it('sets no logical_switch, and warns, when fixed IPs fall in pools of different Subnets', () => {
+      const r = kubeOvn.render({ ip: { ipv4: v4('10.16.0.5'), ipv6: v6('fd00:20::5') } }, [], allocation([ovn4, blue6], '10.16.0.5', 'fd00:20::5'));
+      expect(r.annotations).toEqual({ 'ovn.kubernetes.io/ip_address': '10.16.0.5,fd00:20::5' });
+      expect(r.warnings).toHaveLength(1);
+      expect(r.warnings[0]).toContain('ovn-default, blue');
+    });
+  });
+
+  describe('rates', () => {
+    it('writes whole Mbps and no kubernetes.io bandwidth keys', () => {
+      const intent: Intent = { ingressRate: rate('10M', 10_000_000n), egressRate: rate('1G', 1_000_000_000n) };
+      expect(kubeOvn.check(intent, POD, [])).toEqual([]);
+      expect(kubeOvn.render(intent, [])).toEqual({
+        annotations: { 'ovn.kubernetes.io/ingress_rate': '10', 'ovn.kubernetes.io/egress_rate': '1000' },
+        labels: {},
+        warnings: [],
+      });
+    });
+
+    it.each([
+      ['netpin.io/ingress-rate', { ingressRate: rate('1500k', 1_500_000n) }, 'Write 1M or 2M'],
+      ['netpin.io/egress-rate', { egressRate: rate('500k', 500_000n) }, 'Write 1M in'],
+    ])('refuses %s that is not whole Mbps, never rounding', (key, intent, fix) => {
+      const [p, ...more] = kubeOvn.check(intent, POD, []);
+      expect(more).toEqual([]);
+      expect(p?.key).toBe(key);
+      expect(p?.message).toContain('Kube-OVN');
+      expect(p?.message).toContain('whole Mbps');
+      expect(p?.fix).toContain(fix);
+    });
+  });
+
+  describe('netem', () => {
+    it('writes latency and jitter in ms, loss as given, limit in packets', () => {
+      const intent: Intent = { latencyMs: 100, jitterMs: 10, lossPercent: 0.5, limitPackets: 1000, egressRate: rate('5M', 5_000_000n) };
+      expect(kubeOvn.check(intent, POD, [])).toEqual([]);
+      expect(kubeOvn.render(intent, []).annotations).toEqual({
+        'ovn.kubernetes.io/egress_rate': '5',
+        'ovn.kubernetes.io/latency': '100',
+        'ovn.kubernetes.io/jitter': '10',
+        'ovn.kubernetes.io/loss': '0.5',
+        'ovn.kubernetes.io/limit': '1000',
+      });
+      expect(kubeOvn.render({ lossPercent: 20 }, []).annotations).toEqual({ 'ovn.kubernetes.io/loss': '20' });
+    });
+
+    it.each<[string, Intent, string]>([
+      ['netpin.io/latency', { latencyMs: 1.5 }, 'Write 1 or 2 in'],
+      ['netpin.io/jitter', { latencyMs: 10, jitterMs: 0.5 }, 'Write 1 in'],
+      ['netpin.io/limit', { limitPackets: 2.5 }, 'Write 2 or 3 in'],
+    ])('refuses a fraction in %s, which Kube-OVN would silently drop', (key, intent, fix) => {
+      const [p, ...more] = kubeOvn.check(intent, POD, []);
+      expect(more).toEqual([]);
+      expect(p?.key).toBe(key);
+      expect(p?.message).toContain('silently drops');
+      expect(p?.fix).toContain(fix);
+    });
+
+    it('refuses jitter without latency', () => {
+      const [p, ...more] = kubeOvn.check({ jitterMs: 5 }, POD, []);
+      expect(more).toEqual([]);
+      expect(p?.key).toBe('netpin.io/jitter');
+      expect(p?.fix).toContain('netpin.io/latency');
+    });
+
+    it('refuses an ingress rate with netem, pointing at egress-rate', () => {
+      const [p, ...more] = kubeOvn.check({ ingressRate: rate('10M', 10_000_000n), latencyMs: 10, lossPercent: 1 }, POD, []);
+      expect(more).toEqual([]);
+      expect(p?.key).toBe('netpin.io/ingress-rate');
+      expect(p?.message).toContain('netpin.io/latency, netpin.io/loss');
+      expect(p?.fix).toContain('netpin.io/egress-rate');
+    });
+  });
+
+  describe('egress', () => {
+    it.each([
+      ['snat', 'ovn.kubernetes.io/snat'],
+      ['eip', 'ovn.kubernetes.io/eip'],
+    ] as const)('writes mode %s as %s, with the prerequisites warning', (mode, key) => {
+      const intent: Intent = { egress: { ip: { ipv4: v4('192.0.2.9') }, mode } };
+      expect(kubeOvn.check(intent, POD, [])).toEqual([]);
+      const r = kubeOvn.render(intent, []);
+      expect(r.annotations).toEqual({ [key]: '192.0.2.9' });
+      expect(r.labels).toEqual({});
+      expect(r.warnings).toHaveLength(1);
+      expect(r.warnings[0]).toMatch(EGRESS_WARNING);
+    });
+
+    it('writes an IPv6 egress IP next to a dual-stack pod IP', () => {
+      const intent: Intent = { ip: { ipv4: v4('10.16.0.5'), ipv6: v6('fd00:10:16::5') }, egress: { ip: { ipv6: v6('2001:db8::9') }, mode: 'snat' } };
+      expect(kubeOvn.check(intent, POD, [])).toEqual([]);
+      const r = kubeOvn.render(intent, [], allocation([ovn4, ovn6], '10.16.0.5', 'fd00:10:16::5'));
+      expect(r.annotations).toEqual({
+        'ovn.kubernetes.io/ip_address': '10.16.0.5,fd00:10:16::5',
+        'ovn.kubernetes.io/logical_switch': 'ovn-default',
+        'ovn.kubernetes.io/snat': '2001:db8::9',
+      });
+      expect(r.warnings).toHaveLength(1);
+    });
+
+    it('refuses a dual-stack egress IP', () => {
+      const [p, ...more] = kubeOvn.check({ egress: { ip: { ipv4: v4('192.0.2.9'), ipv6: v6('2001:db8::9') }, mode: 'snat' } }, POD, []);
+      expect(more).toEqual([]);
+      expect(p?.key).toBe('netpin.io/egress-ip');
+      expect(p?.message).toContain('one IP');
+      expect(p?.fix).toContain('one address');
+    });
+
+    it.each<[string, Intent]>([
+      ['netpin.io/ip', { ip: { ipv4: v4('10.16.0.5') } }],
+      ['netpin.io/ips', { ips: [{ ipv4: v4('10.16.0.5'), ipv6: v6('fd00:10:16::5') }, { ipv4: v4('10.16.0.6') }] }],
+    ])('refuses an egress IP of a family %s lacks', (_, addresses) => {
+      const [p, ...more] = kubeOvn.check({ ...addresses, egress: { ip: { ipv6: v6('2001:db8::9') }, mode: 'snat' } }, POD, []);
+      expect(more).toEqual([]);
+      expect(p?.key).toBe('netpin.io/egress-ip');
+      expect(p?.message).toContain('no ipv6 address');
+      expect(p?.fix).toContain('Add an ipv6 address');
+    });
+
+    it('warns when the allocated pod IPs lack the egress IP family', () => {
+      const intent: Intent = { pools: ['ovn4'], egress: { ip: { ipv6: v6('2001:db8::9') }, mode: 'snat' } };
+      const r = kubeOvn.render(intent, [ovn4], allocation([ovn4], '10.16.0.5'));
+      expect(r.warnings).toHaveLength(2);
+      expect(r.warnings[1]).toContain('no ipv6 address');
+    });
+
+    it('refuses an EIP on several replicas, pointing at snat', () => {
+      const eip: Intent = { egress: { ip: { ipv4: v4('192.0.2.9') }, mode: 'eip' } };
+      const [p, ...more] = kubeOvn.check(eip, DEPLOYMENT, []);
+      expect(more).toEqual([]);
+      expect(p?.key).toBe('netpin.io/egress-mode');
+      expect(p?.message).toContain('Deployment has 3 replicas');
+      expect(p?.fix).toContain('snat');
+      expect(kubeOvn.check({ egress: { ip: { ipv4: v4('192.0.2.9') }, mode: 'snat' } }, DEPLOYMENT, [])).toEqual([]);
+    });
+  });
+});
