@@ -1,0 +1,425 @@
+// Real Kubernetes control plane for end-to-end tests: etcd + kube-apiserver +
+// kube-controller-manager on loopback, built from Go modules by
+// test/controlplane/build.sh (see docs in that directory's go.mod files).
+//
+// There is no scheduler and no kubelet: Pods are created by the controllers but
+// stay Pending.
+
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as http from 'node:http';
+import * as https from 'node:https';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const execFileP = promisify(execFile);
+
+export interface ControlPlane {
+  /** https://127.0.0.1:PORT of kube-apiserver */
+  url: string;
+  /** admin kubeconfig (client cert, group system:masters) */
+  kubeconfigPath: string;
+  /** PEM of the test CA: signs the apiserver serving cert and the admin client cert */
+  caPem: string;
+  /** per-run temp dir: certs (ca.crt, ca.key, …), logs (*.log), etcd data */
+  dir: string;
+  binDir: string;
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** kube-controller-manager --controllers (default: statefulset, replicaset, deployment, GC, namespace) */
+  controllers?: string[];
+  /** per-component start timeout in ms (default 120 s; env NETPIN_CONTROLPLANE_START_TIMEOUT_MS) */
+  startTimeoutMs?: number;
+}
+
+export const DEFAULT_CONTROLLERS: readonly string[] = [
+  'statefulset-controller',
+  'replicaset-controller',
+  'deployment-controller',
+  'garbage-collector-controller',
+  'namespace-controller',
+];
+
+const BUILD_SCRIPT = fileURLToPath(new URL('../../controlplane/build.sh', import.meta.url));
+const LOG_TAIL_LINES = 40;
+
+let binariesPromise: Promise<string> | undefined;
+
+/** Runs test/controlplane/build.sh (stderr inherited) and returns the bin dir it prints last. */
+export function binaries(): Promise<string> {
+  binariesPromise ??= new Promise<string>((resolve, reject) => {
+    const child = spawn('bash', [BUILD_SCRIPT], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (chunk: string) => {
+      out += chunk;
+      process.stderr.write(chunk);
+    });
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      if (code !== 0) {
+        reject(new Error(`${BUILD_SCRIPT} failed (exit ${code ?? signal})`));
+        return;
+      }
+      const lines = out.split('\n').map((l) => l.trim()).filter((l) => l.length > 0);
+      const binDir = lines[lines.length - 1];
+      if (!binDir || !fs.existsSync(path.join(binDir, 'kube-apiserver'))) {
+        reject(new Error(`${BUILD_SCRIPT} printed no usable bin dir:\n${out}`));
+        return;
+      }
+      resolve(binDir);
+    });
+  }).catch((err: unknown) => {
+    binariesPromise = undefined; // allow a retry
+    throw err;
+  });
+  return binariesPromise;
+}
+
+// ---------------------------------------------------------------------------
+// processes
+
+interface Proc {
+  name: string;
+  child: ChildProcess;
+  logPath: string;
+  exited: Promise<void>;
+  exitInfo?: string;
+}
+
+const live = new Set<Proc>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  // Last resort if a test run dies without calling stop(): do not leave orphans.
+  process.on('exit', () => {
+    for (const p of live) p.child.kill('SIGKILL');
+  });
+}
+
+function childEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const k of ['HTTP_PROXY', 'HTTPS_PROXY', 'ALL_PROXY', 'http_proxy', 'https_proxy', 'all_proxy']) {
+    delete env[k];
+  }
+  env.NO_PROXY = '127.0.0.1,localhost,::1';
+  env.no_proxy = env.NO_PROXY;
+  return env;
+}
+
+function startProc(name: string, bin: string, args: string[], dir: string): Proc {
+  const logPath = path.join(dir, `${name}.log`);
+  const fd = fs.openSync(logPath, 'a');
+  fs.writeSync(fd, `$ ${bin} ${args.join(' ')}\n`);
+  let child: ChildProcess;
+  try {
+    child = spawn(bin, args, { cwd: dir, env: childEnv(), stdio: ['ignore', fd, fd] });
+  } finally {
+    fs.closeSync(fd);
+  }
+  const proc: Proc = {
+    name,
+    child,
+    logPath,
+    exited: new Promise<void>((resolve) => {
+      child.on('error', (err) => {
+        proc.exitInfo = `spawn error: ${err.message}`;
+        live.delete(proc);
+        resolve();
+      });
+      child.on('exit', (code, signal) => {
+        proc.exitInfo = `exited with ${code !== null ? `code ${code}` : signal}`;
+        live.delete(proc);
+        resolve();
+      });
+    }),
+  };
+  live.add(proc);
+  installExitHook();
+  return proc;
+}
+
+async function stopProc(p: Proc, graceMs = 5_000): Promise<void> {
+  if (p.exitInfo !== undefined) return;
+  p.child.kill('SIGTERM');
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = await Promise.race([
+    p.exited.then(() => false),
+    new Promise<boolean>((r) => (timer = setTimeout(() => r(true), graceMs))),
+  ]);
+  clearTimeout(timer);
+  if (timedOut) {
+    p.child.kill('SIGKILL');
+    await p.exited;
+  }
+}
+
+function logTail(p: Proc): string {
+  try {
+    // Drop klog's --v=1 flag dump ("FLAG: --x=y"), which would crowd out the actual error.
+    const lines = fs.readFileSync(p.logPath, 'utf8').split('\n').filter((l) => !/\] FLAG: --/.test(l));
+    return lines.slice(-LOG_TAIL_LINES - 1).join('\n');
+  } catch (err) {
+    return `(no log: ${String(err)})`;
+  }
+}
+
+function startError(p: Proc, what: string): Error {
+  const state = p.exitInfo ?? 'still running';
+  const kept = process.env.NETPIN_CONTROLPLANE_KEEP ? '' : ' (removed on failure; set NETPIN_CONTROLPLANE_KEEP=1 to keep)';
+  return new Error(`${p.name}: ${what} (${state}); log ${p.logPath}${kept}, last lines:\n${logTail(p)}`);
+}
+
+/** Polls `check` until it returns true; fails fast if the process exits. */
+async function waitFor(p: Proc, what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (p.exitInfo !== undefined) throw startError(p, `exited while waiting for ${what}`);
+    let ok = false;
+    try {
+      ok = await check();
+    } catch {
+      ok = false;
+    }
+    if (ok) return;
+    if (Date.now() > deadline) throw startError(p, `timed out after ${timeoutMs} ms waiting for ${what}`);
+    await Promise.race([p.exited, sleep(250)]);
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+// ---------------------------------------------------------------------------
+// network helpers
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => (port ? resolve(port) : reject(new Error('no free port'))));
+    });
+  });
+}
+
+interface TlsClient {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+function httpStatus(url: string, tls?: TlsClient): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    const opts: https.RequestOptions = { method: 'GET', timeout: 5_000, agent: false };
+    const onRes = (res: http.IncomingMessage): void => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    };
+    const req =
+      u.protocol === 'https:' ? https.request(u, { ...opts, ...tls }, onRes) : http.request(u, opts, onRes);
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+// ---------------------------------------------------------------------------
+// certificates (openssl CLI)
+
+async function openssl(dir: string, args: string[]): Promise<void> {
+  try {
+    await execFileP('openssl', args, { cwd: dir });
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    throw new Error(`openssl ${args.join(' ')} failed: ${e.stderr ?? e.message}`);
+  }
+}
+
+async function issueCert(dir: string, name: string, subj: string, ext: string[]): Promise<void> {
+  await openssl(dir, ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+    '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subj]);
+  await fsp.writeFile(path.join(dir, `${name}.ext`), ext.join('\n') + '\n');
+  await openssl(dir, ['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key',
+    '-set_serial', `0x${randomBytes(12).toString('hex')}`, '-days', '30', '-sha256',
+    '-extfile', `${name}.ext`, '-out', `${name}.crt`]);
+}
+
+async function makePki(dir: string): Promise<void> {
+  await openssl(dir, ['req', '-x509', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+    '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '30', '-sha256', '-subj', '/CN=netpin-test-ca',
+    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  await Promise.all([
+    issueCert(dir, 'apiserver', '/CN=kube-apiserver', [
+      'basicConstraints=critical,CA:FALSE',
+      'keyUsage=critical,digitalSignature',
+      'extendedKeyUsage=serverAuth',
+      'subjectAltName=DNS:localhost,IP:127.0.0.1',
+    ]),
+    issueCert(dir, 'admin', '/O=system:masters/CN=admin', [
+      'basicConstraints=critical,CA:FALSE',
+      'keyUsage=critical,digitalSignature',
+      'extendedKeyUsage=clientAuth',
+    ]),
+    (async () => {
+      await openssl(dir, ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', 'sa.key']);
+      await openssl(dir, ['pkey', '-in', 'sa.key', '-pubout', '-out', 'sa.pub']);
+    })(),
+  ]);
+}
+
+function kubeconfig(url: string, ca: string, cert: string, key: string): string {
+  const b64 = (s: string): string => Buffer.from(s).toString('base64');
+  return [
+    'apiVersion: v1',
+    'kind: Config',
+    'clusters:',
+    '- name: netpin-test',
+    '  cluster:',
+    `    server: ${url}`,
+    `    certificate-authority-data: ${b64(ca)}`,
+    'users:',
+    '- name: admin',
+    '  user:',
+    `    client-certificate-data: ${b64(cert)}`,
+    `    client-key-data: ${b64(key)}`,
+    'contexts:',
+    '- name: netpin-test',
+    '  context:',
+    '    cluster: netpin-test',
+    '    user: admin',
+    'current-context: netpin-test',
+    '',
+  ].join('\n');
+}
+
+// ---------------------------------------------------------------------------
+
+/**
+ * Distinct controller names kcm has started (`"Controller starting..." controller="x"`, --v=1)
+ * or deliberately skipped (a builder returned nil / feature gate off).
+ */
+function startedControllers(logPath: string, requested: readonly string[]): Set<string> {
+  const names = new Set<string>();
+  const text = fs.readFileSync(logPath, 'utf8');
+  for (const m of text.matchAll(
+    /"(?:Controller starting\.\.\.|Warning: skipping controller|Controller is disabled by a feature gate)" controller="([^"]+)"/g,
+  )) {
+    if (m[1]) names.add(m[1]);
+  }
+  // kcm always builds the SA token controller first and skips it without a private key.
+  if (!requested.some((c) => c.startsWith('serviceaccount-token'))) names.delete('serviceaccount-token-controller');
+  return names;
+}
+
+export async function startControlPlane(opts: StartOptions = {}): Promise<ControlPlane> {
+  const binDir = await binaries();
+  const timeoutMs =
+    opts.startTimeoutMs ?? (Number(process.env.NETPIN_CONTROLPLANE_START_TIMEOUT_MS) || 120_000);
+  const controllers = opts.controllers ?? [...DEFAULT_CONTROLLERS];
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'netpin-cp-'));
+  const procs: Proc[] = [];
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      for (const p of [...procs].reverse()) await stopProc(p);
+      if (!process.env.NETPIN_CONTROLPLANE_KEEP) {
+        await fsp.rm(dir, { recursive: true, force: true, maxRetries: 3 });
+      }
+    })();
+    return stopping;
+  };
+
+  try {
+    await makePki(dir);
+    const [caPem, adminCert, adminKey] = await Promise.all(
+      ['ca.crt', 'admin.crt', 'admin.key'].map((f) => fsp.readFile(path.join(dir, f), 'utf8')),
+    ) as [string, string, string];
+    const tls: TlsClient = { ca: caPem, cert: adminCert, key: adminKey };
+
+    const [etcdPort, etcdPeerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
+
+    // etcd
+    const etcdUrl = `http://127.0.0.1:${etcdPort}`;
+    const etcd = startProc('etcd', path.join(binDir, 'etcd'), [
+      `--data-dir=${path.join(dir, 'etcd-data')}`,
+      `--listen-client-urls=${etcdUrl}`,
+      `--advertise-client-urls=${etcdUrl}`,
+      `--listen-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
+      `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
+      `--initial-cluster=default=http://127.0.0.1:${etcdPeerPort}`,
+      '--log-level=warn',
+      '--unsafe-no-fsync=true',
+    ], dir);
+    procs.push(etcd);
+    await waitFor(etcd, `${etcdUrl}/health`, timeoutMs, async () => {
+      const r = await httpStatus(`${etcdUrl}/health`);
+      return r.status === 200 && r.body.includes('"health":"true"');
+    });
+
+    // kube-apiserver
+    const url = `https://127.0.0.1:${apiPort}`;
+    const certDir = path.join(dir, 'apiserver-certs');
+    await fsp.mkdir(certDir);
+    const apiserver = startProc('kube-apiserver', path.join(binDir, 'kube-apiserver'), [
+      `--etcd-servers=${etcdUrl}`,
+      `--cert-dir=${certDir}`,
+      `--tls-cert-file=${path.join(dir, 'apiserver.crt')}`,
+      `--tls-private-key-file=${path.join(dir, 'apiserver.key')}`,
+      `--client-ca-file=${path.join(dir, 'ca.crt')}`,
+      `--secure-port=${apiPort}`,
+      '--bind-address=127.0.0.1',
+      '--advertise-address=127.0.0.1',
+      '--service-cluster-ip-range=10.0.0.0/24',
+      '--allow-privileged=true',
+      '--authorization-mode=RBAC',
+      `--service-account-issuer=${url}/`,
+      `--service-account-key-file=${path.join(dir, 'sa.pub')}`,
+      `--service-account-signing-key-file=${path.join(dir, 'sa.key')}`,
+      '--disable-admission-plugins=ServiceAccount',
+    ], dir);
+    procs.push(apiserver);
+    await waitFor(apiserver, `${url}/readyz`, timeoutMs, async () => (await httpStatus(`${url}/readyz`, tls)).status === 200);
+
+    const kubeconfigPath = path.join(dir, 'admin.kubeconfig');
+    await fsp.writeFile(kubeconfigPath, kubeconfig(url, caPem, adminCert, adminKey), { mode: 0o600 });
+
+    // kube-controller-manager
+    const kcm = startProc('kube-controller-manager', path.join(binDir, 'kube-controller-manager'), [
+      `--kubeconfig=${kubeconfigPath}`,
+      `--controllers=${controllers.join(',')}`,
+      '--leader-elect=false',
+      '--secure-port=0',
+      '--v=1', // for the "Controller starting..." lines used as readiness signal
+    ], dir);
+    procs.push(kcm);
+    // Each enabled controller logs "Controller starting..." once. Aliases ("deployment")
+    // resolve to canonical names, so count distinct names; with "*" or "-x", one is enough.
+    const explicit = new Set(controllers.filter((c) => c !== '*' && !c.startsWith('-')));
+    const expected = controllers.some((c) => c === '*' || c.startsWith('-')) ? 1 : Math.max(1, explicit.size);
+    await waitFor(kcm, `${expected} controller(s) to start`, timeoutMs, async () =>
+      startedControllers(kcm.logPath, controllers).size >= expected);
+
+    return { url, kubeconfigPath, caPem, dir, binDir, stop };
+  } catch (err) {
+    await stop().catch(() => undefined);
+    throw err;
+  }
+}
