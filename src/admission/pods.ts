@@ -1,8 +1,8 @@
-import { ALLOCATED_KEY, hasIntentKeys } from '../intent/keys.js';
+import { ALLOCATED_KEY, hasIntentKeys, PINNED_LABEL } from '../intent/keys.js';
 import { parseDual, parseRate } from '../intent/parse.js';
 import { addressList, formatDual, type Problem } from '../intent/types.js';
 import type { Pool } from '../ipam/pool.js';
-import type { Owner } from '../ipam/ledger.js';
+import type { Claim, Owner } from '../ipam/ledger.js';
 import { checkIntent, renderProblems, type AdmissionDeps } from './context.js';
 import { allowed, denied, patched, type Verdict } from './respond.js';
 import type { AdmissionRequest, KubeObject } from './review.js';
@@ -24,11 +24,13 @@ export async function mutatePod(req: AdmissionRequest, deps: AdmissionDeps): Pro
   if (problems.length) return denied(renderProblems(problems, deps.dialect));
 
   let allocation;
+  let made: Claim[] = [];
   if (deps.dialect.pinsAddresses(intent, shape)) {
     const owner: Owner = sts
       ? { kind: 'StatefulSet', namespace, name: sts.name, ordinal: sts.ordinal }
       : { kind: 'Pod', namespace, name: pod.metadata?.name ?? '', uid: req.uid };
     const start = sts ? (deps.cluster.statefulSet(namespace, sts.name)?.ordinalsStart ?? 0) : 0;
+    const before = new Set(deps.allocator.ledger.index.claimsOf(owner).map((c) => c.ip.toString()));
     const result = await deps.allocator.allocate({
       intent,
       namespace,
@@ -39,14 +41,20 @@ export async function mutatePod(req: AdmissionRequest, deps: AdmissionDeps): Pro
     });
     if (!result.ok) return denied(renderProblems(result.problems, deps.dialect));
     allocation = result.allocation;
+    if (!req.dryRun) made = result.claims.filter((c) => !before.has(c.ip.toString()));
   }
 
   const rendering = deps.dialect.render(intent, allocation?.pools ?? pools, allocation);
   const conflicts = handWritten(annotations ?? {}, rendering.annotations);
-  if (conflicts.length) return denied(renderProblems(conflicts, deps.dialect));
+  if (conflicts.length) {
+    // The pod will not be created: give back what this request claimed, or it would be held for nothing.
+    for (const c of made) await deps.allocator.ledger.release(c);
+    return denied(renderProblems(conflicts, deps.dialect));
+  }
   const newAnnotations = { ...annotations, ...rendering.annotations };
   if (allocation) newAnnotations[ALLOCATED_KEY] = formatDual(allocation.addresses);
-  const labels = Object.keys(rendering.labels).length ? { ...pod.metadata?.labels, ...rendering.labels } : pod.metadata?.labels;
+  const extraLabels = allocation ? { ...rendering.labels, [PINNED_LABEL]: 'true' } : rendering.labels;
+  const labels = Object.keys(extraLabels).length ? { ...pod.metadata?.labels, ...extraLabels } : pod.metadata?.labels;
   const mutated: KubeObject = { ...pod, metadata: { ...pod.metadata, annotations: newAnnotations, ...(labels ? { labels } : {}) } };
   return patched(pod, mutated, rendering.warnings.map((w) => `netpin: ${w}`));
 }

@@ -12,6 +12,8 @@ export interface ServeOptions {
   hosts?: string[];
   /** For --ledger kube: seconds a claim may wait for its pod before the reconciler releases it. */
   claimGraceSeconds: number;
+  /** Where the reconciler's leader-election Lease lives. */
+  leaseNamespace: string;
   logLevel: string;
 }
 
@@ -19,9 +21,10 @@ export class UsageError extends Error {}
 
 export const USAGE = `usage: netpin serve --cni <${CNI_NAMES.join('|')}> [--pools <file.yaml>] [--listen <host:port>]
                     [--cert-dir <dir>] [--ledger <memory|kube>] [--kubeconfig <file>]
-                    [--tls-hosts <name,ip,...>] [--claim-grace <seconds>] [--log-level <level>]`;
+                    [--tls-hosts <name,ip,...>] [--claim-grace <seconds>] [--lease-namespace <ns>]
+                    [--log-level <level>]`;
 
-const FLAGS = ['cni', 'pools', 'listen', 'cert-dir', 'ledger', 'kubeconfig', 'tls-hosts', 'claim-grace', 'log-level'] as const;
+const FLAGS = ['cni', 'pools', 'listen', 'cert-dir', 'ledger', 'kubeconfig', 'tls-hosts', 'claim-grace', 'lease-namespace', 'log-level'] as const;
 type Flag = (typeof FLAGS)[number];
 
 /** Parses `serve` flags; throws UsageError with a one-line reason. */
@@ -64,6 +67,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     kubeconfig: values.get('kubeconfig'),
     hosts: values.get('tls-hosts')?.split(',').map((s) => s.trim()).filter(Boolean),
     claimGraceSeconds: grace,
+    leaseNamespace: values.get('lease-namespace') ?? env.POD_NAMESPACE ?? 'default',
     logLevel: values.get('log-level') ?? env.NETPIN_LOG_LEVEL ?? 'info',
   };
 }

@@ -1,7 +1,32 @@
 import type { Logger } from 'pino';
+import { dialectFor } from '../cni/index.js';
+import { loadKubeConfig } from '../cluster/kube.js';
+import { KubeClusterView } from '../cluster/kube-view.js';
+import { LeaseElector } from '../cluster/lease.js';
+import { Reconciler } from '../cluster/reconciler.js';
+import { Allocator } from '../ipam/allocator.js';
+import { KubeLedger } from '../ipam/kube-ledger.js';
 import type { ServeOptions } from './args.js';
 import type { Backend } from './serve.js';
 
-export async function kubeBackend(_opts: ServeOptions, _log: Logger): Promise<Backend> {
-  throw new Error('--ledger kube is not built yet');
+/** `--ledger kube`: claims in the API server, a view fed by watches, and the leader-elected reconciler. */
+export async function kubeBackend(opts: ServeOptions, log: Logger): Promise<Backend> {
+  const kc = loadKubeConfig(opts.kubeconfig);
+  const ledger = new KubeLedger(kc, log);
+  const view = new KubeClusterView(kc, log);
+  await view.start();
+  const elector = new LeaseElector(kc, { name: 'netpin-reconciler', namespace: opts.leaseNamespace }, log);
+  const reconciler = new Reconciler(kc, ledger, view, elector, { graceMs: opts.claimGraceSeconds * 1000, intervalMs: 5_000 }, log);
+  elector.start();
+  reconciler.start();
+  return {
+    deps: { dialect: dialectFor(opts.cni), allocator: new Allocator(ledger), cluster: view, releaseOnDelete: false, log },
+    ledger,
+    ready: () => ledger.synced,
+    async stop() {
+      await reconciler.stop();
+      await elector.stop();
+      await view.stop();
+    },
+  };
 }

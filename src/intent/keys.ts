@@ -16,6 +16,8 @@ export const KEYS = {
 
 /** Written by netpin on the pods it pinned, so that the reconciler can match claims to pods. */
 export const ALLOCATED_KEY = 'netpin.io/allocated';
+/** A label on the same pods, so that the reconciler watches only those. */
+export const PINNED_LABEL = 'netpin.io/pinned';
 
 const INTENT_KEYS: readonly string[] = Object.values(KEYS);
 

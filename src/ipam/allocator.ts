@@ -107,7 +107,7 @@ export class Allocator {
         problems.push({
           key,
           message: `asks for an ${familyName(family)} address, but IPPool ${intent.pools.join(', ')} has no ${familyName(family)} range`,
-          fix: `name a ${familyName(family)} pool too (netpin.io/pool: ${intent.pools[0]},<${familyName(family)} pool>), or drop the ${familyName(family)} address`,
+          fix: `name an ${familyName(family)} pool too (netpin.io/pool: ${intent.pools[0]},<${familyName(family)} pool>), or drop the ${familyName(family)} address`,
         });
       } else if (named && !poolContains(named, addr)) {
         problems.push({ key, message: `${addr.toString()} lies outside IPPool ${describePool(named)}`, fix: `choose an address inside IPPool ${named.name}, or name the pool that holds it` });
@@ -155,7 +155,7 @@ export class Allocator {
     }
     const pool = this.ledger.index.pool(c.holder.pool);
     const next = pool && this.ledger.index.firstFree(pool.name, familyOf(c.holder.ip));
-    return fail(key, `${formatDual(entries[0]!)}: ${c.message} (IPPool ${c.holder.pool})`,
+    return fail(key, `${c.message} (IPPool ${c.holder.pool})`,
       `choose a free address${next ? ` such as ${next.toString()}` : ''}, or let netpin choose with netpin.io/pool${pool ? `: ${pool.name}` : ''}`);
   }
 

@@ -96,6 +96,8 @@ export class ClaimIndex {
     const key = claim.ip.toString();
     const held = this.byIp.get(key);
     if (!held || ownerKey(held.owner) !== ownerKey(claim.owner)) return false;
+    // A late delete event of an earlier object must not remove its successor, nor a claim still being created.
+    if (claim.ref !== undefined && held.ref !== claim.ref) return false;
     this.byIp.delete(key);
     const ok = ownerKey(held.owner);
     const set = this.byOwner.get(ok);

@@ -18,6 +18,8 @@ export interface Claim {
   owner: Owner;
   /** Milliseconds since the epoch; the reconciler's grace period counts from here. */
   createdAt: number;
+  /** The uid of the stored claim object, where there is one: tells a re-claim from the claim it replaced. */
+  ref?: string;
 }
 
 export function ownerKey(owner: Owner): string {

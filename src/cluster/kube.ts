@@ -1,0 +1,70 @@
+import { ApiException, KubeConfig, type KubernetesObject, type ListWatch } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+
+export const GROUP = 'netpin.io';
+export const VERSION = 'v1alpha1';
+
+/** From --kubeconfig outside a cluster, from the service account inside one. */
+export function loadKubeConfig(path?: string): KubeConfig {
+  const kc = new KubeConfig();
+  if (path) kc.loadFromFile(path);
+  else if (process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
+  else kc.loadFromDefault();
+  return kc;
+}
+
+export function statusOf(e: unknown): number | undefined {
+  return e instanceof ApiException ? e.code : undefined;
+}
+
+/** The API server's own words for a failed call, for messages and logs. */
+export function describeApiError(e: unknown): string {
+  if (e instanceof ApiException) {
+    const body = typeof e.body === 'string' ? safeJson(e.body) : e.body;
+    const message = (body as { message?: string } | undefined)?.message;
+    return `HTTP ${e.code}${message ? `: ${message}` : ''}`;
+  }
+  return e instanceof Error ? e.message : String(e);
+}
+
+function safeJson(s: string): unknown {
+  try {
+    return JSON.parse(s);
+  } catch {
+    return { message: s };
+  }
+}
+
+export interface Watched {
+  /** Resolves once the first list has succeeded: reads are current from then on. */
+  synced: Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a ListWatch and keeps it going. client-node's ListWatch reports a failed
+ * list or watch to its error callbacks and then stops; it also resolves start()
+ * when the list failed. So: restart after every error, and call it synced only
+ * once a list has really come back.
+ */
+export function keepWatching(lw: ListWatch<KubernetesObject>, what: string, log?: Logger, retryMs = 1_000): Watched {
+  let stopped = false;
+  lw.on('error', (err) => {
+    if (stopped) return;
+    log?.warn({ watch: what, err: describeApiError(err) }, 'watch failed; restarting');
+    setTimeout(() => {
+      if (!stopped) void lw.start();
+    }, retryMs).unref();
+  });
+  const synced = (async () => {
+    await lw.start();
+    while (lw.latestResourceVersion() === '' && !stopped) await new Promise((r) => setTimeout(r, 50));
+  })();
+  return {
+    synced,
+    async stop() {
+      stopped = true;
+      await lw.stop();
+    },
+  };
+}

@@ -1,0 +1,128 @@
+import { hostname } from 'node:os';
+import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { describeApiError, statusOf } from './kube.js';
+
+export interface LeaseOptions {
+  name: string;
+  namespace: string;
+  identity?: string;
+  durationSeconds?: number;
+  renewMs?: number;
+}
+
+interface Lease {
+  apiVersion: 'coordination.k8s.io/v1';
+  kind: 'Lease';
+  metadata: { name: string; namespace: string; resourceVersion?: string };
+  spec?: { holderIdentity?: string; leaseDurationSeconds?: number; acquireTime?: string; renewTime?: string; leaseTransitions?: number };
+}
+
+// Leases go through the generic object API with plain JSON: the typed client writes
+// MicroTime with milliseconds, which the API server refuses ("cannot parse .451Z").
+const LEASES = { group: 'coordination.k8s.io', version: 'v1', plural: 'leases' } as const;
+
+/** RFC 3339 with microseconds, as metav1.MicroTime wants it. */
+function microTime(d: Date): string {
+  return d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+}
+
+/**
+ * Leader election on a coordination.k8s.io/v1 Lease, so that one replica sweeps
+ * claims. Writes carry the resourceVersion read, so two candidates cannot both
+ * take the lease; a leader that cannot renew steps down before it expires.
+ */
+export class LeaseElector {
+  readonly identity: string;
+  private readonly api: CustomObjectsApi;
+  private readonly durationSeconds: number;
+  private readonly renewMs: number;
+  private timer: NodeJS.Timeout | undefined;
+  private leaderUntil = 0;
+
+  constructor(
+    kc: KubeConfig,
+    private readonly opts: LeaseOptions,
+    private readonly log?: Logger,
+  ) {
+    this.api = kc.makeApiClient(CustomObjectsApi);
+    this.identity = opts.identity ?? `${hostname()}-${process.pid}`;
+    this.durationSeconds = opts.durationSeconds ?? 15;
+    this.renewMs = opts.renewMs ?? 5_000;
+  }
+
+  isLeader(now = Date.now()): boolean {
+    return now < this.leaderUntil;
+  }
+
+  start(): void {
+    const tick = () => void this.tryAcquire().catch((e) => this.log?.warn({ err: describeApiError(e) }, 'lease renewal failed'));
+    tick();
+    this.timer = setInterval(tick, this.renewMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    if (!this.isLeader()) return;
+    this.leaderUntil = 0;
+    // Hand over at once instead of making the next leader wait out the lease.
+    try {
+      const lease = (await this.api.getNamespacedCustomObject({ ...LEASES, name: this.opts.name, namespace: this.opts.namespace })) as Lease;
+      if (lease.spec?.holderIdentity === this.identity) {
+        delete lease.spec.holderIdentity;
+        await this.api.replaceNamespacedCustomObject({ ...LEASES, name: this.opts.name, namespace: this.opts.namespace, body: lease });
+      }
+    } catch {
+      // The lease expires by itself.
+    }
+  }
+
+  /** One round: take the lease if it is free or expired, renew it if held. */
+  async tryAcquire(): Promise<boolean> {
+    const started = Date.now();
+    const { name, namespace } = this.opts;
+    const now = new Date();
+    let lease: Lease | undefined;
+    try {
+      lease = (await this.api.getNamespacedCustomObject({ ...LEASES, name, namespace })) as Lease;
+    } catch (e) {
+      if (statusOf(e) !== 404) throw e;
+    }
+    const spec = lease?.spec;
+    const held = spec?.holderIdentity && spec.holderIdentity !== this.identity;
+    const renewed = spec?.renewTime ? new Date(spec.renewTime).getTime() : 0;
+    if (held && renewed + (spec?.leaseDurationSeconds ?? this.durationSeconds) * 1000 > now.getTime()) {
+      this.leaderUntil = 0;
+      return false;
+    }
+    const mine = spec?.holderIdentity === this.identity;
+    const body: Lease = {
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: { name, namespace, resourceVersion: lease?.metadata?.resourceVersion },
+      spec: {
+        holderIdentity: this.identity,
+        leaseDurationSeconds: this.durationSeconds,
+        acquireTime: mine && spec?.acquireTime ? spec.acquireTime : microTime(now),
+        renewTime: microTime(now),
+        leaseTransitions: (spec?.leaseTransitions ?? 0) + (mine ? 0 : 1),
+      },
+    };
+    try {
+      if (lease) await this.api.replaceNamespacedCustomObject({ ...LEASES, name, namespace, body });
+      else await this.api.createNamespacedCustomObject({ ...LEASES, namespace, body });
+    } catch (e) {
+      // 409: another candidate wrote first.
+      if (statusOf(e) === 409) {
+        this.leaderUntil = 0;
+        return false;
+      }
+      throw e;
+    }
+    if (!mine) this.log?.info({ lease: `${namespace}/${name}`, identity: this.identity }, 'became leader');
+    // Count from before the read, and stop a renewal interval short of expiry.
+    this.leaderUntil = started + this.durationSeconds * 1000 - this.renewMs;
+    return true;
+  }
+}

@@ -1,0 +1,166 @@
+import { CustomObjectsApi, ListWatch, Watch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { describeApiError, GROUP, keepWatching, statusOf, VERSION, type Watched } from '../cluster/kube.js';
+import type { Address, Family } from '../intent/types.js';
+import { familyOf, parseAddress } from './address.js';
+import { ClaimIndex } from './claim-index.js';
+import { ConflictError, ExhaustedError, ownerKey, type Claim, type Ledger, type Owner } from './ledger.js';
+import { compilePool, PoolSpecError, type IPPoolObject, type Pool } from './pool.js';
+
+interface IPClaimObject extends KubernetesObject {
+  spec: { pool: string; ip: string; owner: { kind: 'Pod' | 'StatefulSet'; namespace: string; name?: string; uid?: string; ordinal?: number } };
+}
+
+const CLAIMS = 'ipclaims';
+const POOLS = 'ippools';
+// Each lost race moves first-fit one address on; past this many, something else is wrong.
+const MAX_RACES = 64;
+
+/** `<pool>.<address>`: creating the object is the claim, since names are unique. */
+export function claimName(pool: string, ip: Address): string {
+  // Normalized (no "::") so that the name is one fixed spelling and no label starts with '-'.
+  const text = familyOf(ip) === 'ipv4' ? ip.toString() : (ip as import('ipaddr.js').IPv6).toNormalizedString();
+  return `${pool}.${text.replace(/[.:]/g, '-')}`;
+}
+
+function toObject(claim: Claim): IPClaimObject {
+  const o = claim.owner;
+  return {
+    apiVersion: `${GROUP}/${VERSION}`,
+    kind: 'IPClaim',
+    metadata: { name: claimName(claim.pool, claim.ip), labels: { 'netpin.io/pool': claim.pool } },
+    spec: {
+      pool: claim.pool,
+      ip: claim.ip.toString(),
+      owner: o.kind === 'StatefulSet'
+        ? { kind: o.kind, namespace: o.namespace, name: o.name, ordinal: o.ordinal }
+        : { kind: o.kind, namespace: o.namespace, name: o.name, ...(o.uid ? { uid: o.uid } : {}) },
+    },
+  };
+}
+
+function toClaim(obj: IPClaimObject): Claim | undefined {
+  const s = obj.spec;
+  const ip = s && parseAddress(s.ip);
+  if (!ip || !s.owner?.namespace) return undefined;
+  const owner: Owner = s.owner.kind === 'StatefulSet'
+    ? { kind: 'StatefulSet', namespace: s.owner.namespace, name: s.owner.name ?? '', ordinal: s.owner.ordinal ?? 0 }
+    : { kind: 'Pod', namespace: s.owner.namespace, name: s.owner.name ?? '', uid: s.owner.uid };
+  const created = obj.metadata?.creationTimestamp;
+  return { pool: s.pool, ip, owner, createdAt: created ? new Date(created).getTime() : Date.now(), ref: obj.metadata?.uid };
+}
+
+/**
+ * Claims as IPClaim objects in the API server, one per address. Reads come from
+ * an index that watches IPPools and IPClaims; a write is one create or delete.
+ * Two replicas racing for an address cannot both win the create: the loser
+ * learns the holder and moves on to the next free address.
+ */
+export class KubeLedger implements Ledger {
+  readonly index = new ClaimIndex();
+  private readonly api: CustomObjectsApi;
+  private readonly watches: Watched[] = [];
+  synced = false;
+
+  constructor(
+    private readonly kc: KubeConfig,
+    private readonly log?: Logger,
+  ) {
+    this.api = kc.makeApiClient(CustomObjectsApi);
+  }
+
+  async start(): Promise<void> {
+    const watch = new Watch(this.kc);
+    const list = (plural: string) => () =>
+      this.api.listClusterCustomObject({ group: GROUP, version: VERSION, plural }) as Promise<KubernetesListObject<KubernetesObject>>;
+
+    const pools = new ListWatch<KubernetesObject>(`/apis/${GROUP}/${VERSION}/${POOLS}`, watch, list(POOLS), false);
+    const setPool = (obj: KubernetesObject) => {
+      try {
+        this.index.setPool(compilePool(obj as unknown as IPPoolObject));
+      } catch (e) {
+        // The IPPool webhook refuses these; one that got in anyway is left out rather than guessed at.
+        if (!(e instanceof PoolSpecError)) throw e;
+        this.log?.warn({ pool: obj.metadata?.name, err: e.message }, 'ignoring malformed IPPool');
+      }
+    };
+    pools.on('add', setPool);
+    pools.on('update', setPool);
+    pools.on('delete', (obj) => this.index.removePool(obj.metadata?.name ?? ''));
+
+    const claims = new ListWatch<KubernetesObject>(`/apis/${GROUP}/${VERSION}/${CLAIMS}`, watch, list(CLAIMS), false);
+    const addClaim = (obj: KubernetesObject) => {
+      const c = toClaim(obj as IPClaimObject);
+      if (c) this.index.add(c);
+    };
+    claims.on('add', addClaim);
+    claims.on('update', addClaim);
+    claims.on('delete', (obj) => {
+      const c = toClaim(obj as IPClaimObject);
+      if (c) this.index.remove(c);
+    });
+    this.watches.push(keepWatching(pools, 'ippools', this.log), keepWatching(claims, 'ipclaims', this.log));
+    // Until both lists are in, an empty index would hand out held addresses: not ready before.
+    await Promise.all(this.watches.map((w) => w.synced));
+    this.synced = true;
+  }
+
+  async stop(): Promise<void> {
+    for (const w of this.watches) await w.stop();
+  }
+
+  async claim(pool: Pool, ip: Address, owner: Owner): Promise<Claim> {
+    const holder = this.index.holderOf(ip);
+    if (holder) {
+      if (ownerKey(holder.owner) === ownerKey(owner)) return holder;
+      throw new ConflictError(holder);
+    }
+    const claim: Claim = { pool: pool.name, ip, owner, createdAt: Date.now() };
+    // In the index before the create, so that concurrent admissions in this process skip the address.
+    this.index.add(claim);
+    try {
+      const created = (await this.api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: CLAIMS, body: toObject(claim) })) as IPClaimObject;
+      claim.ref = created.metadata?.uid;
+      return claim;
+    } catch (e) {
+      this.index.remove(claim);
+      if (statusOf(e) !== 409) throw new Error(`claiming ${ip.toString()} in IPPool ${pool.name}: ${describeApiError(e)}`);
+      // Another replica won; the watch may not have told us yet, so ask.
+      const existing = toClaim((await this.api.getClusterCustomObject({ group: GROUP, version: VERSION, plural: CLAIMS, name: claimName(pool.name, ip) })) as IPClaimObject);
+      if (!existing) throw new Error(`IPClaim ${claimName(pool.name, ip)} is malformed`);
+      this.index.add(existing);
+      if (ownerKey(existing.owner) === ownerKey(owner)) return existing;
+      throw new ConflictError(existing);
+    }
+  }
+
+  async claimNext(pool: Pool, family: Family, owner: Owner): Promise<Claim> {
+    for (let race = 0; race < MAX_RACES; race++) {
+      const ip = this.index.firstFree(pool.name, family);
+      if (!ip) throw new ExhaustedError(pool, family);
+      try {
+        return await this.claim(pool, ip, owner);
+      } catch (e) {
+        if (!(e instanceof ConflictError)) throw e;
+      }
+    }
+    throw new Error(`IPPool ${pool.name}: lost ${MAX_RACES} races for a free address in a row`);
+  }
+
+  async release(claim: Claim): Promise<void> {
+    try {
+      await this.api.deleteClusterCustomObject({
+        group: GROUP,
+        version: VERSION,
+        plural: CLAIMS,
+        name: claimName(claim.pool, claim.ip),
+        // Delete this claim only, never a later claim of the same address by someone else.
+        body: claim.ref ? { preconditions: { uid: claim.ref } } : undefined,
+      });
+    } catch (e) {
+      // 404: gone already; 409: the precondition failed, so the address was claimed again since.
+      if (statusOf(e) !== 404 && statusOf(e) !== 409) throw new Error(`releasing ${claim.ip.toString()}: ${describeApiError(e)}`);
+    }
+    this.index.remove(claim);
+  }
+}

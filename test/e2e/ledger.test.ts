@@ -1,0 +1,272 @@
+// netpin with --ledger kube against a real etcd, kube-apiserver and kube-controller-manager.
+// The controllers create the pods; nothing schedules or runs them, so they stay Pending.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { V1Pod } from '@kubernetes/client-node';
+import { startControlPlane, type ControlPlane } from './support/controlplane.js';
+import {
+  apiMessage, applyCrds, calicoIps, clients, createNamespace, createPool, listClaims, podsWithPrefix, registerWebhooks, waitFor, type Clients,
+} from './support/cluster.js';
+import { decodePatch, postReview, startNetpin, type Netpin } from './support/netpin.js';
+
+const NS = 'shop';
+// The default grace: a claim waits this long for its pod before the reconciler may release it.
+const GRACE_SECONDS = 30;
+
+let cp: ControlPlane;
+let c: Clients;
+let netpin: Netpin;
+
+function podTemplate(annotations: Record<string, string>, app: string) {
+  return {
+    metadata: { labels: { app }, annotations },
+    spec: { containers: [{ name: 'app', image: 'registry.example/app:1' }], terminationGracePeriodSeconds: 0 },
+  };
+}
+
+async function statefulSetPods(name: string, replicas: number): Promise<V1Pod[]> {
+  return waitFor(`${replicas} pods of StatefulSet ${name}`, async () => {
+    const pods = await podsWithPrefix(c, NS, `${name}-`);
+    return pods.length === replicas ? pods.sort((a, b) => ordinal(a) - ordinal(b)) : undefined;
+  });
+}
+
+function ordinal(p: V1Pod): number {
+  return Number(p.metadata!.name!.split('-').pop());
+}
+
+async function scaleStatefulSet(name: string, replicas: number): Promise<void> {
+  await waitFor(`scale ${name} to ${replicas}`, async () => {
+    const sts = await c.apps.readNamespacedStatefulSet({ name, namespace: NS });
+    sts.spec!.replicas = replicas;
+    await c.apps.replaceNamespacedStatefulSet({ name, namespace: NS, body: sts });
+    return true;
+  });
+}
+
+beforeAll(async () => {
+  cp = await startControlPlane();
+  c = clients(cp.kubeconfigPath);
+  await applyCrds(c);
+  await createNamespace(c, NS, { 'netpin.io/enabled': 'true', team: 'web' });
+  await createNamespace(c, 'plain', { team: 'web' });
+  await createPool(c, 'web', { cidr: '10.50.0.0/24', namespaceSelector: { matchLabels: { team: 'web' } } });
+  await createPool(c, 'small', { ranges: ['10.60.0.1-10.60.0.8'] });
+  await createPool(c, 'race', { cidr: '10.70.0.0/23' });
+  netpin = await startNetpin({ kubeconfig: cp.kubeconfigPath, claimGraceSeconds: GRACE_SECONDS });
+  await registerWebhooks(c, netpin);
+});
+
+afterAll(async () => {
+  await netpin?.stop();
+  await cp?.stop();
+});
+
+describe('StatefulSet', () => {
+  it('gives ordinals their addresses in order, keeps them across delete and scaling, releases them with the StatefulSet', async () => {
+    await c.apps.createNamespacedStatefulSet({
+      namespace: NS,
+      body: {
+        metadata: { name: 'web' },
+        spec: {
+          replicas: 5,
+          podManagementPolicy: 'Parallel',
+          serviceName: 'web',
+          selector: { matchLabels: { app: 'web' } },
+          template: podTemplate({ 'netpin.io/pool': 'web' }, 'web'),
+        },
+      },
+    });
+    const pods = await statefulSetPods('web', 5);
+    const ips = pods.map((p) => calicoIps(p)[0]);
+    // A fresh /24 without network address: ordinal k holds the k-th free address.
+    expect(ips).toEqual(['10.50.0.1', '10.50.0.2', '10.50.0.3', '10.50.0.4', '10.50.0.5']);
+    const claims = await listClaims(c, 'web');
+    expect(claims.map((x) => [x.owner.kind, x.owner.name, x.owner.ordinal, x.ip]).sort()).toEqual(
+      ips.map((ip, k) => ['StatefulSet', 'web', k, ip]).sort(),
+    );
+
+    const before = pods.find((p) => p.metadata!.name === 'web-2')!;
+    await c.core.deleteNamespacedPod({ name: 'web-2', namespace: NS });
+    const again = await waitFor('web-2 re-created', async () => {
+      const p = (await podsWithPrefix(c, NS, 'web-2')).find((x) => x.metadata!.uid !== before.metadata!.uid);
+      return p;
+    });
+    expect(calicoIps(again)).toEqual(['10.50.0.3']);
+
+    await scaleStatefulSet('web', 2);
+    await statefulSetPods('web', 2);
+    await scaleStatefulSet('web', 5);
+    const rescaled = await statefulSetPods('web', 5);
+    expect(rescaled.map((p) => calicoIps(p)[0])).toEqual(ips);
+
+    await c.apps.deleteNamespacedStatefulSet({ name: 'web', namespace: NS });
+    await waitFor('the StatefulSet claims to be released', async () => (await listClaims(c, 'web')).length === 0, 60_000, 500);
+  });
+});
+
+describe('Deployment', () => {
+  it('gives 10 replicas 10 distinct addresses', async () => {
+    await c.apps.createNamespacedDeployment({
+      namespace: NS,
+      body: {
+        metadata: { name: 'api' },
+        spec: { replicas: 10, selector: { matchLabels: { app: 'api' } }, template: podTemplate({ 'netpin.io/pool': 'web' }, 'api') },
+      },
+    });
+    const pods = await waitFor('10 api pods', async () => {
+      const p = await podsWithPrefix(c, NS, 'api-');
+      return p.length === 10 ? p : undefined;
+    });
+    const ips = pods.map((p) => calicoIps(p)[0]!);
+    expect(new Set(ips).size).toBe(10);
+    for (const ip of ips) expect(ip).toMatch(/^10\.50\.0\.\d+$/);
+    // Every pod carries its claim's address, and every claim has its pod.
+    const claimed = (await listClaims(c, 'web')).map((x) => x.ip).sort();
+    expect(claimed).toEqual([...ips].sort());
+  });
+
+  it('stops at the pool size and tells the ReplicaSet why', async () => {
+    await c.apps.createNamespacedDeployment({
+      namespace: NS,
+      body: {
+        metadata: { name: 'tiny' },
+        spec: { replicas: 10, selector: { matchLabels: { app: 'tiny' } }, template: podTemplate({ 'netpin.io/pool': 'small' }, 'tiny') },
+      },
+    });
+    const event = await waitFor('a FailedCreate event with netpin\'s message', async () => {
+      const events = await c.core.listNamespacedEvent({ namespace: NS });
+      return events.items.find((e) => e.reason === 'FailedCreate' && e.involvedObject.name?.startsWith('tiny-') && e.message?.includes('netpin.io/pool'));
+    }, 90_000, 500);
+    expect(event.message).toContain('IPPool small has no free IPv4 address (8 of 8 held)');
+    expect(event.message).toContain('Fix:');
+    const pods = await podsWithPrefix(c, NS, 'tiny-');
+    expect(pods).toHaveLength(8);
+    expect(new Set(pods.map((p) => calicoIps(p)[0])).size).toBe(8);
+  });
+});
+
+describe('bare pods', () => {
+  it('refuses an address another pod holds, naming the holder', async () => {
+    await c.core.createNamespacedPod({ namespace: NS, body: { metadata: { name: 'first', annotations: { 'netpin.io/ip': '10.50.0.200' } }, spec: podTemplate({}, 'x').spec } });
+    const err = await c.core
+      .createNamespacedPod({ namespace: NS, body: { metadata: { name: 'second', annotations: { 'netpin.io/ip': '10.50.0.200' } }, spec: podTemplate({}, 'x').spec } })
+      .then(() => undefined, (e: unknown) => e);
+    expect(err).toBeDefined();
+    const message = apiMessage(err);
+    expect(message).toContain('denied the request');
+    expect(message).toContain('10.50.0.200 is held by pod shop/first');
+    expect(message).toContain('netpin.io/ip (CNI Calico)');
+  });
+
+  it('leaves a namespace without the label alone', async () => {
+    const pod = await c.core.createNamespacedPod({ namespace: 'plain', body: { metadata: { name: 'untouched', annotations: { 'netpin.io/ip': '10.50.0.201' } }, spec: podTemplate({}, 'x').spec } });
+    expect(pod.metadata?.annotations?.['cni.projectcalico.org/ipAddrs']).toBeUndefined();
+    expect((await listClaims(c)).some((x) => x.ip === '10.50.0.201')).toBe(false);
+  });
+
+  it('claims nothing for a server-side dry run', async () => {
+    const before = await listClaims(c);
+    const pod = await c.core.createNamespacedPod({
+      namespace: NS,
+      dryRun: 'All',
+      body: { metadata: { name: 'dry', annotations: { 'netpin.io/pool': 'web' } }, spec: podTemplate({}, 'x').spec },
+    });
+    // The dry run shows what the pod would get ...
+    expect(calicoIps(pod)[0]).toMatch(/^10\.50\.0\.\d+$/);
+    // ... and nothing is kept, nor created.
+    expect(await listClaims(c)).toEqual(before);
+    await expect(c.core.readNamespacedPod({ name: 'dry', namespace: NS })).rejects.toThrow();
+  });
+});
+
+describe('IPPool validation', () => {
+  it('refuses an overlapping pool', async () => {
+    const err = await createPool(c, 'clash', { cidr: '10.50.0.128/25' }).then(() => undefined, (e: unknown) => e);
+    expect(apiMessage(err)).toContain('IPPool clash overlaps IPPool web at 10.50.0.129-10.50.0.254');
+  });
+
+  it('refuses to drop a held address', async () => {
+    const pool = (await c.custom.getClusterCustomObject({ group: 'netpin.io', version: 'v1alpha1', plural: 'ippools', name: 'small' })) as { spec: Record<string, unknown> };
+    pool.spec.ranges = ['10.60.0.1-10.60.0.4'];
+    const err = await c.custom
+      .replaceClusterCustomObject({ group: 'netpin.io', version: 'v1alpha1', plural: 'ippools', name: 'small', body: pool })
+      .then(() => undefined, (e: unknown) => e);
+    expect(apiMessage(err)).toContain('the change would drop 4 held addresses');
+  });
+});
+
+describe('concurrency and restarts', () => {
+  it('hands 200 pods racing through two replicas 200 distinct addresses, and the claims match the pods', async () => {
+    const second = await startNetpin({ kubeconfig: cp.kubeconfigPath, claimGraceSeconds: GRACE_SECONDS });
+    try {
+      const replicas = [netpin, second];
+      const reviews = Array.from({ length: 200 }, (_, i) => ({
+        apiVersion: 'admission.k8s.io/v1',
+        kind: 'AdmissionReview',
+        request: {
+          uid: `race-${i}-${Date.now()}`,
+          kind: { group: '', version: 'v1', kind: 'Pod' },
+          resource: { group: '', version: 'v1', resource: 'pods' },
+          namespace: NS,
+          name: `race-${i}`,
+          operation: 'CREATE',
+          object: { apiVersion: 'v1', kind: 'Pod', metadata: { name: `race-${i}`, namespace: NS, annotations: { 'netpin.io/pool': 'race' } }, spec: podTemplate({}, 'race').spec },
+        },
+      }));
+      const answers = await Promise.all(reviews.map((r, i) => postReview(replicas[i % 2]!, '/mutate', r)));
+      const ips = answers.map((a) => {
+        expect(a.status).toBe(200);
+        expect(a.json.response.allowed).toBe(true);
+        const op = decodePatch(a.json.response).find((o) => o.path === '/metadata/annotations/netpin.io~1allocated');
+        return op!.value as string;
+      });
+      expect(new Set(ips).size).toBe(200);
+
+      // Now the pods themselves, through the API server (and the webhook registered there).
+      await Promise.all(reviews.map((r) => c.core.createNamespacedPod({ namespace: NS, body: r.request.object as V1Pod })));
+      const pods = await podsWithPrefix(c, NS, 'race-');
+      expect(pods).toHaveLength(200);
+      const podIps = pods.map((p) => calicoIps(p)[0]!);
+      expect(new Set(podIps).size).toBe(200);
+      expect(podIps.sort()).toEqual([...ips].sort());
+      expect((await listClaims(c, 'race')).map((x) => x.ip).sort()).toEqual([...ips].sort());
+    } finally {
+      await second.stop();
+    }
+  });
+
+  it('keeps every allocation across a killed and restarted webhook, and hands none out twice', async () => {
+    const held = new Set((await listClaims(c)).map((x) => x.ip));
+    const port = netpin.port;
+    const certDir = netpin.certDir;
+    await netpin.kill();
+    netpin = await startNetpin({ kubeconfig: cp.kubeconfigPath, port, certDir, claimGraceSeconds: GRACE_SECONDS });
+    // Pods keep their claims: the restarted replica does not release or reuse them.
+    const pod = await c.core.createNamespacedPod({ namespace: NS, body: { metadata: { name: 'after-restart', annotations: { 'netpin.io/pool': 'race' } }, spec: podTemplate({}, 'x').spec } });
+    const ip = calicoIps(pod)[0]!;
+    expect(held.has(ip)).toBe(false);
+    const now = new Set((await listClaims(c)).map((x) => x.ip));
+    for (const h of held) expect(now.has(h)).toBe(true);
+  });
+
+  it('releases a claim whose pod never came to exist, within 60 s', async () => {
+    const answer = await postReview(netpin, '/mutate', {
+      apiVersion: 'admission.k8s.io/v1',
+      kind: 'AdmissionReview',
+      request: {
+        uid: `ghost-${Date.now()}`,
+        kind: { group: '', version: 'v1', kind: 'Pod' },
+        namespace: NS,
+        operation: 'CREATE',
+        object: { metadata: { generateName: 'ghost-', namespace: NS, annotations: { 'netpin.io/pool': 'race' } }, spec: podTemplate({}, 'x').spec },
+      },
+    });
+    const ip = decodePatch(answer.json.response).find((o) => o.path === '/metadata/annotations/netpin.io~1allocated')!.value as string;
+    expect((await listClaims(c, 'race')).some((x) => x.ip === ip)).toBe(true);
+    const started = Date.now();
+    await waitFor('the ghost claim to be released', async () => !(await listClaims(c, 'race')).some((x) => x.ip === ip), 60_000, 500);
+    expect(Date.now() - started).toBeLessThan(60_000);
+    // The pods that do exist keep theirs.
+    expect((await listClaims(c, 'race')).length).toBe(201);
+  });
+});

@@ -1,0 +1,152 @@
+// Typed clients for the test API server, and the few waits the scenarios need.
+import { readFileSync, readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import {
+  AdmissionregistrationV1Api,
+  ApiextensionsV1Api,
+  AppsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  type V1CustomResourceDefinition,
+  type V1Pod,
+} from '@kubernetes/client-node';
+import { parse } from 'yaml';
+
+const CRD_DIR = fileURLToPath(new URL('../../../charts/netpin/crds/', import.meta.url));
+
+export interface Clients {
+  kc: KubeConfig;
+  core: CoreV1Api;
+  apps: AppsV1Api;
+  custom: CustomObjectsApi;
+  ext: ApiextensionsV1Api;
+  admission: AdmissionregistrationV1Api;
+}
+
+export function clients(kubeconfigPath: string): Clients {
+  const kc = new KubeConfig();
+  kc.loadFromFile(kubeconfigPath);
+  return {
+    kc,
+    core: kc.makeApiClient(CoreV1Api),
+    apps: kc.makeApiClient(AppsV1Api),
+    custom: kc.makeApiClient(CustomObjectsApi),
+    ext: kc.makeApiClient(ApiextensionsV1Api),
+    admission: kc.makeApiClient(AdmissionregistrationV1Api),
+  };
+}
+
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000, everyMs = 200): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/** Applies the chart's CRDs, as the chart would, and waits until the API serves them. */
+export async function applyCrds(c: Clients): Promise<void> {
+  for (const file of readdirSync(CRD_DIR).filter((f) => f.endsWith('.yaml'))) {
+    const crd = parse(readFileSync(CRD_DIR + file, 'utf8')) as V1CustomResourceDefinition;
+    await c.ext.createCustomResourceDefinition({ body: crd });
+    await waitFor(`CRD ${crd.metadata!.name} established`, async () => {
+      const got = await c.ext.readCustomResourceDefinition({ name: crd.metadata!.name! });
+      return got.status?.conditions?.some((x) => x.type === 'Established' && x.status === 'True');
+    });
+  }
+}
+
+export interface WebhookTarget {
+  url: string;
+  caPem: string;
+}
+
+/** Registers netpin as the chart would, but by URL: the webhook runs on this machine, not in a pod. */
+export async function registerWebhooks(c: Clients, target: WebhookTarget, label = { key: 'netpin.io/enabled', value: 'true' }): Promise<void> {
+  const caBundle = Buffer.from(target.caPem).toString('base64');
+  const namespaceSelector = {
+    matchExpressions: [
+      { key: label.key, operator: 'In', values: [label.value] },
+      { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system'] },
+    ],
+  };
+  const common = { admissionReviewVersions: ['v1'], sideEffects: 'NoneOnDryRun', failurePolicy: 'Fail', timeoutSeconds: 10, matchPolicy: 'Equivalent' };
+  const workloads = [
+    { apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], operations: ['CREATE'] },
+    { apiGroups: ['apps'], apiVersions: ['v1'], resources: ['deployments', 'statefulsets'], operations: ['CREATE', 'UPDATE'] },
+  ];
+  await c.admission.createMutatingWebhookConfiguration({
+    body: {
+      metadata: { name: 'netpin' },
+      webhooks: [{ name: 'workloads.netpin.io', clientConfig: { url: `${target.url}/mutate`, caBundle }, rules: workloads, namespaceSelector, ...common }],
+    } as never,
+  });
+  await c.admission.createValidatingWebhookConfiguration({
+    body: {
+      metadata: { name: 'netpin' },
+      webhooks: [
+        { name: 'workloads.netpin.io', clientConfig: { url: `${target.url}/validate`, caBundle }, rules: workloads, namespaceSelector, ...common },
+        {
+          name: 'ippools.netpin.io',
+          clientConfig: { url: `${target.url}/validate`, caBundle },
+          rules: [{ apiGroups: ['netpin.io'], apiVersions: ['v1alpha1'], resources: ['ippools'], operations: ['CREATE', 'UPDATE', 'DELETE'] }],
+          ...common,
+        },
+      ],
+    } as never,
+  });
+}
+
+export async function createNamespace(c: Clients, name: string, labels: Record<string, string> = {}): Promise<void> {
+  await c.core.createNamespace({ body: { metadata: { name, labels } } });
+}
+
+export async function createPool(c: Clients, name: string, spec: Record<string, unknown>): Promise<void> {
+  await c.custom.createClusterCustomObject({ group: 'netpin.io', version: 'v1alpha1', plural: 'ippools', body: { apiVersion: 'netpin.io/v1alpha1', kind: 'IPPool', metadata: { name }, spec } });
+}
+
+export interface ClaimView {
+  name: string;
+  pool: string;
+  ip: string;
+  owner: { kind: string; namespace: string; name?: string; ordinal?: number };
+}
+
+export async function listClaims(c: Clients, pool?: string): Promise<ClaimView[]> {
+  const list = (await c.custom.listClusterCustomObject({ group: 'netpin.io', version: 'v1alpha1', plural: 'ipclaims' })) as { items: Array<{ metadata: { name: string }; spec: Omit<ClaimView, 'name'> }> };
+  return list.items.map((i) => ({ name: i.metadata.name, ...i.spec })).filter((x) => pool === undefined || x.pool === pool);
+}
+
+/** The address Calico would give the pod: netpin's ipAddrs annotation. */
+export function calicoIps(pod: V1Pod): string[] {
+  const v = pod.metadata?.annotations?.['cni.projectcalico.org/ipAddrs'];
+  return v ? (JSON.parse(v) as string[]) : [];
+}
+
+export async function podsWithPrefix(c: Clients, namespace: string, prefix: string): Promise<V1Pod[]> {
+  const list = await c.core.listNamespacedPod({ namespace });
+  return list.items.filter((p) => p.metadata?.name?.startsWith(prefix) && !p.metadata.deletionTimestamp);
+}
+
+/** The denial text of a failed API call, as kubectl would print it. */
+export function apiMessage(e: unknown): string {
+  const body = (e as { body?: unknown }).body;
+  const parsed = typeof body === 'string' ? safeParse(body) : body;
+  return (parsed as { message?: string } | undefined)?.message ?? String(e);
+}
+
+function safeParse(s: string): unknown {
+  try {
+    return JSON.parse(s);
+  } catch {
+    return { message: s };
+  }
+}
