@@ -1,0 +1,106 @@
+{{- define "netpin.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "netpin.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "netpin.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "netpin.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "netpin.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "netpin.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "netpin.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "netpin.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "netpin.tlsSecretName" -}}
+{{- if eq .Values.certificates.mode "secret" }}
+{{- required "certificates.secret.name is required in secret mode" .Values.certificates.secret.name }}
+{{- else }}
+{{- printf "%s-tls" (include "netpin.fullname" .) }}
+{{- end }}
+{{- end }}
+
+{{/* The names the API server may use for the Service; the serving certificate carries all of them. */}}
+{{- define "netpin.dnsNames" -}}
+{{- $svc := include "netpin.fullname" . }}
+{{- $ns := .Release.Namespace }}
+{{- list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns) | toJson }}
+{{- end }}
+
+{{/*
+Process configuration that takes effect only at start. The certificate is left
+out on purpose: netpin reloads a rotated pair without a restart.
+*/}}
+{{- define "netpin.restartConfig" -}}
+{{- dict "cni" .Values.cni "claimGraceSeconds" .Values.claimGraceSeconds "logLevel" .Values.logLevel "tlsSecret" (include "netpin.tlsSecretName" .) | toJson }}
+{{- end }}
+
+{{/* Webhook pieces shared by webhooks.yaml. */}}
+{{- define "netpin.clientConfig" -}}
+clientConfig:
+  service:
+    name: {{ include "netpin.fullname" .root }}
+    namespace: {{ .root.Release.Namespace }}
+    path: {{ .path }}
+    port: 443
+  {{- with .caBundle }}
+  caBundle: {{ . }}
+  {{- end }}
+{{- end }}
+
+{{- define "netpin.workloadRules" -}}
+rules:
+  - apiGroups: [""]
+    apiVersions: ["v1"]
+    operations: ["CREATE"]
+    resources: ["pods"]
+    scope: Namespaced
+  - apiGroups: ["apps"]
+    apiVersions: ["v1"]
+    operations: ["CREATE", "UPDATE"]
+    resources: ["deployments", "statefulsets"]
+    scope: Namespaced
+{{- end }}
+
+{{/* Opted-in namespaces only; never kube-system or netpin's own namespace, so netpin cannot block its own recovery. */}}
+{{- define "netpin.namespaceSelector" -}}
+namespaceSelector:
+  matchExpressions:
+    - key: {{ .Values.webhook.optInLabel.key | quote }}
+      operator: In
+      values: [{{ .Values.webhook.optInLabel.value | toString | quote }}]
+    - key: kubernetes.io/metadata.name
+      operator: NotIn
+      values: {{ concat (list "kube-system" .Release.Namespace) (.Values.webhook.excludeNamespaces | default list) | uniq | toJson }}
+{{- end }}
+
+{{- define "netpin.webhookCommon" -}}
+failurePolicy: {{ .Values.webhook.failurePolicy }}
+timeoutSeconds: {{ int .Values.webhook.timeoutSeconds }}
+sideEffects: NoneOnDryRun
+admissionReviewVersions: ["v1"]
+matchPolicy: Equivalent
+{{- end }}
