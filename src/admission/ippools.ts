@@ -18,7 +18,7 @@ export function validatePool(req: AdmissionRequest, deps: AdmissionDeps): Verdic
 
   if (req.operation === 'DELETE') {
     if (held.length === 0) return allowed();
-    return denied(`IPPool ${name}: ${held.length} addresses are still held: ${heldText(3)}. Fix: delete the workloads that hold them first; netpin releases their addresses when they are gone`);
+    return denied(`IPPool ${name} still has ${heldCount(held.length)}: ${heldText(3)}. Fix: delete the workloads that hold them first; netpin releases their addresses when they are gone`);
   }
   if (req.operation !== 'CREATE' && req.operation !== 'UPDATE') return allowed();
 
@@ -42,7 +42,11 @@ export function validatePool(req: AdmissionRequest, deps: AdmissionDeps): Verdic
   const lost = held.filter((c) => !poolContains(pool, c.ip));
   if (lost.length > 0) {
     const first = lost[0]!;
-    return denied(`IPPool ${name}: the change would drop ${lost.length} held addresses, among them ${first.ip.toString()} (${describeOwner(first.owner)}). Fix: keep those addresses in spec.cidr/spec.ranges and out of spec.exclude until their workloads are gone`);
+    return denied(`IPPool ${name}: the change would drop ${heldCount(lost.length)}, among them ${first.ip.toString()} (${describeOwner(first.owner)}). Fix: keep those addresses in spec.cidr/spec.ranges and out of spec.exclude until their workloads are gone`);
   }
   return allowed();
+}
+
+function heldCount(n: number): string {
+  return n === 1 ? '1 held address' : `${n} held addresses`;
 }

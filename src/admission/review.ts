@@ -88,6 +88,11 @@ export function decodeReview(body: unknown): AdmissionRequest {
     if (meta?.annotations !== undefined && !isStringMap(meta.annotations)) {
       throw new MalformedReview(`request.${field}.metadata.annotations must map strings to strings`);
     }
+    // A workload's pod template carries the intent too; a non-string there would surface as a 500.
+    const template = (o as KubeObject | null | undefined)?.spec?.template?.metadata?.annotations;
+    if (template !== undefined && template !== null && !isStringMap(template)) {
+      throw new MalformedReview(`request.${field}.spec.template.metadata.annotations must map strings to strings`);
+    }
   }
   if ((req.operation === 'CREATE' || req.operation === 'UPDATE') && (req.object === undefined || req.object === null)) {
     throw new MalformedReview(`request.object is missing for ${req.operation}`);

@@ -36,18 +36,22 @@ export function parsePools(text: string, source = 'pools'): PoolsFile {
         if (e instanceof PoolSpecError) throw new ConfigError(`${source}: ${e.message}`);
         throw e;
       }
-    } else if (obj.kind === 'Namespace' && obj.metadata?.name) {
+    } else if (obj.kind === 'Namespace') {
+      // Said apart from a wrong kind, which would read "got Namespace".
+      if (!obj.metadata?.name) throw new ConfigError(`${source}: document ${i + 1}: Namespace has no metadata.name`);
       namespaces.set(obj.metadata.name, obj.metadata.labels ?? {});
     } else {
       throw new ConfigError(`${source}: document ${i + 1}: expected kind IPPool or Namespace, got ${JSON.stringify(obj.kind ?? null)}`);
     }
   });
+  // Before overlaps: a pool pasted twice would otherwise read "IPPool a overlaps IPPool a".
+  const twice = pools.find((p, i) => pools.findIndex((q) => q.name === p.name) !== i);
+  if (twice) throw new ConfigError(`${source}: IPPool ${twice.name} is defined twice`);
   for (let i = 0; i < pools.length; i++) {
     for (let j = i + 1; j < pools.length; j++) {
       const shared = poolOverlap(pools[i]!, pools[j]!);
       if (shared) throw new ConfigError(`${source}: IPPool ${pools[i]!.name} overlaps IPPool ${pools[j]!.name} at ${formatRange(shared)}`);
     }
-    if (pools.findIndex((p) => p.name === pools[i]!.name) !== i) throw new ConfigError(`${source}: IPPool ${pools[i]!.name} is defined twice`);
   }
   return { pools, namespaces };
 }

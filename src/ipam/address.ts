@@ -49,8 +49,8 @@ export interface AddressRange {
 
 /**
  * Parses `10.0.0.0/24`, `10.0.0.10-10.0.0.20` or a single address into a range.
- * `network` says whether a CIDR's network and broadcast addresses are dropped
- * (they are for pool CIDRs of IPv4 wider than /31, which pods cannot use).
+ * `dropNetworkAndBroadcast` says whether the addresses of a CIDR that pods cannot use are dropped:
+ * network and broadcast of IPv4 wider than /31, the subnet-router anycast of IPv6 wider than /127.
  */
 export function parseRange(text: string, dropNetworkAndBroadcast: boolean): AddressRange | string {
   const t = text.trim();
@@ -75,6 +75,9 @@ export function parseRange(text: string, dropNetworkAndBroadcast: boolean): Addr
     if (dropNetworkAndBroadcast && family === 'ipv4' && bits < 31) {
       first += 1n;
       last -= 1n;
+    } else if (dropNetworkAndBroadcast && family === 'ipv6' && bits < 127) {
+      // The all-zeros address of an IPv6 subnet is the subnet-router anycast address (RFC 4291 2.6.1).
+      first += 1n;
     }
     return { family, first, last };
   }

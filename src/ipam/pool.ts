@@ -58,6 +58,10 @@ export function compilePool(obj: IPPoolObject): Pool {
     sources.push(...spec.ranges);
   }
   if (sources.length === 0) throw new PoolSpecError(`IPPool ${name}: set spec.cidr or spec.ranges`);
+  // A pools file has no CRD schema: `exclude: 10.0.0.1` (no list) must be refused, not crash.
+  if (spec.exclude !== undefined && (!Array.isArray(spec.exclude) || spec.exclude.some((r) => typeof r !== 'string'))) {
+    throw new PoolSpecError(`IPPool ${name}: spec.exclude must be a list of strings`);
+  }
   const include = sources.map((s) => rangeOrThrow(name, 'spec.cidr/ranges', s, true));
   const exclude = (spec.exclude ?? []).map((s) => rangeOrThrow(name, 'spec.exclude', s, false));
 

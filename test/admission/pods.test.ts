@@ -1,0 +1,398 @@
+import { describe, expect, it } from 'vitest';
+import type { AdmissionReview } from '../../src/admission/review.js';
+import type { CniName } from '../../src/cni/dialect.js';
+import { dialectFor } from '../../src/cni/index.js';
+import {
+  admittedAnnotations,
+  denial,
+  deployment,
+  harness,
+  patched,
+  patchOf,
+  podCreate,
+  podDelete,
+  statefulSet,
+  type Harness,
+} from '../support/reviews.js';
+
+const STS_POD = { kind: 'StatefulSet', name: 'web' };
+const RS_POD = { kind: 'ReplicaSet', name: 'api-7d9f8' };
+
+/** Posts a pod CREATE and returns the annotations the pod ends up with. */
+async function admit(h: Harness, annotations: Record<string, string>, name = 'p') {
+  const body = podCreate({ name, annotations });
+  return admittedAnnotations(body, await h.mutate(body));
+}
+
+describe('every intent on every CNI, through the webhook', () => {
+  // Annotations netpin adds to the pod; a fresh ledger per case, so addresses are predictable.
+  const cases: Record<CniName, Array<[string, Record<string, string>, Record<string, string>]>> = {
+    calico: [
+      ['ip', { 'netpin.io/ip': '10.20.0.7' }, { 'cni.projectcalico.org/ipAddrs': '["10.20.0.7"]', 'netpin.io/allocated': '10.20.0.7' }],
+      ['dual-stack ip', { 'netpin.io/ip': 'fd00:20::7,10.20.0.7' }, { 'cni.projectcalico.org/ipAddrs': '["10.20.0.7","fd00:20::7"]', 'netpin.io/allocated': '10.20.0.7,fd00:20::7' }],
+      ['ips', { 'netpin.io/ips': '10.20.0.7;10.20.0.8' }, { 'cni.projectcalico.org/ipAddrs': '["10.20.0.7"]', 'netpin.io/allocated': '10.20.0.7' }],
+      ['pool', { 'netpin.io/pool': 'web' }, { 'cni.projectcalico.org/ipAddrs': '["10.20.0.2"]', 'netpin.io/allocated': '10.20.0.2' }],
+      ['pool per family', { 'netpin.io/pool': 'web,web-v6' }, { 'cni.projectcalico.org/ipAddrs': '["10.20.0.2","fd00:20::1"]', 'netpin.io/allocated': '10.20.0.2,fd00:20::1' }],
+      ['rates', { 'netpin.io/ingress-rate': '10M', 'netpin.io/egress-rate': '1.5M' }, { 'kubernetes.io/ingress-bandwidth': '10M', 'kubernetes.io/egress-bandwidth': '1500k' }],
+    ],
+    'kube-ovn': [
+      ['ip', { 'netpin.io/ip': '10.20.0.7' }, { 'ovn.kubernetes.io/ip_address': '10.20.0.7', 'ovn.kubernetes.io/logical_switch': 'web-subnet', 'netpin.io/allocated': '10.20.0.7' }],
+      ['ips', { 'netpin.io/ips': '10.20.0.7,10.20.0.8' }, { 'ovn.kubernetes.io/ip_address': '10.20.0.7', 'ovn.kubernetes.io/logical_switch': 'web-subnet', 'netpin.io/allocated': '10.20.0.7' }],
+      ['pool per family', { 'netpin.io/pool': 'web-v6,web' }, { 'ovn.kubernetes.io/ip_address': '10.20.0.2,fd00:20::1', 'ovn.kubernetes.io/logical_switch': 'web-subnet', 'netpin.io/allocated': '10.20.0.2,fd00:20::1' }],
+      ['rates', { 'netpin.io/ingress-rate': '10M', 'netpin.io/egress-rate': '1G' }, { 'ovn.kubernetes.io/ingress_rate': '10', 'ovn.kubernetes.io/egress_rate': '1000' }],
+      [
+        'netem',
+        { 'netpin.io/latency': '10ms', 'netpin.io/jitter': '2', 'netpin.io/loss': '0.5%', 'netpin.io/limit': '1000', 'netpin.io/egress-rate': '5M' },
+        { 'ovn.kubernetes.io/latency': '10', 'ovn.kubernetes.io/jitter': '2', 'ovn.kubernetes.io/loss': '0.5', 'ovn.kubernetes.io/limit': '1000', 'ovn.kubernetes.io/egress_rate': '5' },
+      ],
+      ['egress snat', { 'netpin.io/egress-ip': '203.0.113.10' }, { 'ovn.kubernetes.io/snat': '203.0.113.10' }],
+      ['egress eip', { 'netpin.io/egress-ip': '203.0.113.10', 'netpin.io/egress-mode': 'eip' }, { 'ovn.kubernetes.io/eip': '203.0.113.10' }],
+    ],
+    antrea: [
+      ['ip', { 'netpin.io/ip': '10.20.0.7' }, { 'ipam.antrea.io/ippools': 'web-pool', 'ipam.antrea.io/pod-ips': '10.20.0.7', 'netpin.io/allocated': '10.20.0.7' }],
+      ['ips', { 'netpin.io/ips': '10.20.0.7,10.20.0.8' }, { 'ipam.antrea.io/ippools': 'web-pool', 'ipam.antrea.io/pod-ips': '10.20.0.7', 'netpin.io/allocated': '10.20.0.7' }],
+      ['pool', { 'netpin.io/pool': 'web' }, { 'ipam.antrea.io/ippools': 'web-pool', 'ipam.antrea.io/pod-ips': '10.20.0.2', 'netpin.io/allocated': '10.20.0.2' }],
+      ['rates', { 'netpin.io/ingress-rate': '1G', 'netpin.io/egress-rate': '500k' }, { 'kubernetes.io/ingress-bandwidth': '1G', 'kubernetes.io/egress-bandwidth': '500k' }],
+      ['egress', { 'netpin.io/egress-ip': '203.0.113.10', 'netpin.io/egress-mode': 'snat' }, {}],
+    ],
+    cilium: [
+      ['pool', { 'netpin.io/pool': 'web' }, { 'ipam.cilium.io/ip-pool': 'web-pool' }],
+      ['pool per family', { 'netpin.io/pool': 'web,web-v6' }, { 'ipam.cilium.io/ipv4-pool': 'web-pool', 'ipam.cilium.io/ipv6-pool': 'web-pool-v6' }],
+      ['rates', { 'netpin.io/ingress-rate': '10M', 'netpin.io/egress-rate': '100M' }, { 'kubernetes.io/ingress-bandwidth': '10M', 'kubernetes.io/egress-bandwidth': '100M' }],
+      ['egress', { 'netpin.io/egress-ip': '203.0.113.10' }, {}],
+    ],
+  };
+
+  for (const [cni, table] of Object.entries(cases) as Array<[CniName, (typeof cases)[CniName]]>) {
+    describe(cni, () => {
+      it.each(table)('%s', async (_, annotations, added) => {
+        const h = await harness({ cni });
+        const after = await admit(h, annotations);
+        expect(after).toEqual({ ...annotations, ...added });
+        // The ledger holds exactly what the pod was told, for this pod.
+        const allocated = added['netpin.io/allocated'];
+        expect(Object.keys(h.held())).toEqual(allocated ? allocated.split(',') : []);
+        for (const owner of Object.values(h.held())) expect(owner).toBe('Pod/shop/p');
+      });
+    });
+  }
+
+  it.each<[CniName, string]>([
+    ['antrea', 'crd.antrea.io/v1beta1'],
+    ['cilium', 'cilium.io/v2'],
+  ])('labels the pod for the %s egress resource, and says what to apply', async (cni, apiVersion) => {
+    const h = await harness({ cni });
+    const body = podCreate({ name: 'p', labels: { app: 'shop' }, annotations: { 'netpin.io/egress-ip': '203.0.113.10' } });
+    const answer = await h.mutate(body);
+    expect(patched(body, answer.response).metadata?.labels).toEqual({ app: 'shop', 'netpin.io/egress': '203.0.113.10' });
+    const apply = answer.response.warnings?.find((w) => w.includes('apply: '));
+    expect(apply).toMatch(/^netpin: /);
+    expect(JSON.parse(apply!.slice(apply!.indexOf('apply: ') + 7))).toMatchObject({ apiVersion });
+  });
+
+  it('passes the CNI warnings on, prefixed', async () => {
+    const h = await harness({ cni: 'cilium' });
+    const answer = await h.mutate(podCreate({ name: 'p', annotations: { 'netpin.io/pool': 'web' } }));
+    expect(answer.response.warnings).toEqual(['netpin: Cilium does not keep a pod IP across restarts, StatefulSet pods included: pool addresses come in node-local blocks.']);
+  });
+
+  it('leaves pods without netpin annotations alone: allowed, no patch, nothing claimed', async () => {
+    const h = await harness();
+    for (const body of [podCreate({ name: 'plain' }), podCreate({ name: 'other', annotations: { 'example.com/x': 'y', 'netpin.io/allocated': '10.20.0.9' } })]) {
+      const answer = await h.mutate(body);
+      expect(answer.response).toEqual({ uid: body.request!.uid, allowed: true });
+    }
+    expect(h.held()).toEqual({});
+  });
+});
+
+describe('denials', () => {
+  type Case = [string, CniName, AdmissionReview[], AdmissionReview, string, string[]];
+  const tinyPod = (name: string) => podCreate({ name, annotations: { 'netpin.io/pool': 'tiny' } });
+  const cases: Case[] = [
+    ['an IP held by another owner', 'calico', [podCreate({ name: 'a', annotations: { 'netpin.io/ip': '10.20.0.7' } })], podCreate({ name: 'b', annotations: { 'netpin.io/ip': '10.20.0.7' } }), 'netpin.io/ip', ['10.20.0.7 is held by pod shop/a', 'such as 10.20.0.2']],
+    ['an IP a StatefulSet ordinal holds', 'kube-ovn', [podCreate({ name: 'web-1', owner: STS_POD, annotations: { 'netpin.io/ip': '10.20.0.7' } })], podCreate({ name: 'b', annotations: { 'netpin.io/ip': '10.20.0.7' } }), 'netpin.io/ip', ['held by StatefulSet shop/web (ordinal 1)']],
+    ['an IP outside every pool', 'calico', [], podCreate({ name: 'a', annotations: { 'netpin.io/ip': '192.168.0.9' } }), 'netpin.io/ip', ['192.168.0.9 lies outside every IPPool', 'web (10.20.0.2-10.20.0.254)']],
+    ['an IP in a pool the namespace may not use', 'antrea', [], podCreate({ name: 'a', annotations: { 'netpin.io/ip': '10.30.0.10' } }), 'netpin.io/ip', ['lies in IPPool db, which does not select namespace shop']],
+    ['an exhausted pool', 'calico', [tinyPod('a'), tinyPod('b')], tinyPod('c'), 'netpin.io/pool', ['IPPool tiny has no free IPv4 address (2 of 2 held)', 'or name another pool: web']],
+    ['an unknown pool', 'kube-ovn', [], podCreate({ name: 'a', annotations: { 'netpin.io/pool': 'nope' } }), 'netpin.io/pool', ['IPPool nope does not exist']],
+    ['a pool whose namespaceSelector leaves the namespace out', 'cilium', [], podCreate({ name: 'a', annotations: { 'netpin.io/pool': 'db' } }), 'netpin.io/pool', ['IPPool db does not select namespace shop (spec.namespaceSelector)', 'widen the namespaceSelector of IPPool db']],
+    ['netpin.io/ip on a Deployment of 3 replicas', 'calico', [], deployment('CREATE', { replicas: 3, annotations: { 'netpin.io/ip': '10.20.0.7' } }), 'netpin.io/ip', ['one fixed address cannot serve 3 replicas', 'use netpin.io/pool or netpin.io/ips, or set replicas: 1']],
+    ['netpin.io/ip on a StatefulSet of 2 replicas', 'kube-ovn', [], statefulSet('CREATE', { replicas: 2, annotations: { 'netpin.io/ip': '10.20.0.7' } }), 'netpin.io/ip', ['one fixed address cannot serve 2 replicas', 'list one address per ordinal in netpin.io/ips']],
+    ['netpin.io/ips shorter than a Deployment\'s replicas', 'calico', [], deployment('UPDATE', { replicas: 3, annotations: { 'netpin.io/ips': '10.20.0.7,10.20.0.8' } }), 'netpin.io/ips', ['has 2 entries for 3 replicas', 'list at least 3 entries, or lower replicas to 2']],
+    ['netpin.io/ips shorter than a StatefulSet\'s ordinals', 'calico', [], statefulSet('CREATE', { replicas: 3, ordinalsStart: 4, annotations: { 'netpin.io/ips': '10.20.0.7,10.20.0.8' } }), 'netpin.io/ips', ['has 2 entries, but ordinals 4..6 need 3 (entry 1 goes to ordinal 4)']],
+    ['netpin.io/ips without an entry for the pod\'s ordinal', 'calico', [], podCreate({ name: 'web-2', owner: STS_POD, annotations: { 'netpin.io/ips': '10.20.0.7,10.20.0.8' } }), 'netpin.io/ips', ['has 2 entries, but StatefulSet shop/web (ordinal 2) needs entry 3']],
+    ['a rate with a bad unit', 'calico', [], podCreate({ name: 'a', annotations: { 'netpin.io/egress-rate': '10Mbps' } }), 'netpin.io/egress-rate', ['"10Mbps" is not a Kubernetes quantity', '(no "bps", no spaces)']],
+    ['a rate out of range', 'cilium', [], podCreate({ name: 'a', annotations: { 'netpin.io/ingress-rate': '500' } }), 'netpin.io/ingress-rate', ['"500" (500 bit/s) is outside 1k..1P bits per second']],
+    ['two families against a single-stack pool', 'calico', [], podCreate({ name: 'a', annotations: { 'netpin.io/ip': '10.20.0.7,fd00:20::7', 'netpin.io/pool': 'web' } }), 'netpin.io/ip', ['asks for an IPv6 address, but IPPool web has no IPv6 range']],
+    ['a typo in a key', 'antrea', [], podCreate({ name: 'a', annotations: { 'netpin.io/pol': 'web' } }), 'netpin.io/pol', ['"netpin.io/pol" is not a netpin key', 'did you mean "netpin.io/pool"?']],
+    ['a typo in a Deployment template key', 'calico', [], deployment('CREATE', { annotations: { 'netpin.io/egress-rat': '10M' } }), 'netpin.io/egress-rat', ['did you mean "netpin.io/egress-rate"?']],
+    ['a rate that is not whole Mbps on Kube-OVN', 'kube-ovn', [], podCreate({ name: 'a', annotations: { 'netpin.io/egress-rate': '1500k' } }), 'netpin.io/egress-rate', ['Kube-OVN takes rates in whole Mbps only', 'Write 1M or 2M in netpin.io/egress-rate']],
+    ['a fixed IP on Cilium', 'cilium', [], podCreate({ name: 'a', annotations: { 'netpin.io/ip': '10.20.0.7' } }), 'netpin.io/ip', ['Cilium has no fixed pod IP annotation', 'Use netpin.io/pool with a CiliumPodIPPool']],
+    ['fixed IPs on a Cilium StatefulSet', 'cilium', [], statefulSet('CREATE', { replicas: 2, annotations: { 'netpin.io/ips': '10.20.0.7,10.20.0.8' } }), 'netpin.io/ips', ['Cilium has no fixed pod IP annotation']],
+    ['an egress IP on Calico', 'calico', [], podCreate({ name: 'a', annotations: { 'netpin.io/egress-ip': '203.0.113.10' } }), 'netpin.io/egress-ip', ['Calico (open source) has no per-pod egress IP']],
+    ['netem on Antrea', 'antrea', [], podCreate({ name: 'a', annotations: { 'netpin.io/latency': '10' } }), 'netpin.io/latency', ['Antrea has no netem-style latency control']],
+    ['an EIP on Cilium', 'cilium', [], podCreate({ name: 'a', annotations: { 'netpin.io/egress-ip': '203.0.113.10', 'netpin.io/egress-mode': 'eip' } }), 'netpin.io/egress-mode', ['only SNATs outbound traffic']],
+  ];
+
+  it.each(cases)('refuses %s (%s), naming the annotation, the CNI and the fix', async (_, cni, before, body, key, parts) => {
+    const h = await harness({ cni });
+    for (const b of before) expect((await h.mutate(b)).response.allowed).toBe(true);
+    const held = h.held();
+    const message = denial(await h.mutate(body));
+    expect(message.startsWith(`${key} (CNI ${dialectFor(cni).title}): `)).toBe(true);
+    expect(message).toContain('. Fix: ');
+    for (const part of parts) expect(message).toContain(part);
+    // A refused request claims nothing.
+    expect(h.held()).toEqual(held);
+  });
+
+  it('names every annotation at fault in one message', async () => {
+    const h = await harness({ cni: 'calico' });
+    const message = denial(await h.mutate(podCreate({ name: 'a', annotations: { 'netpin.io/ip': 'x', 'netpin.io/loss': '200', 'netpin.io/pol': 'web' } })));
+    expect(message.split('; ').map((m) => m.slice(0, m.indexOf(' ')))).toEqual(['netpin.io/pol', 'netpin.io/ip', 'netpin.io/loss']);
+    expect(message.match(/\(CNI Calico\)/g)).toHaveLength(3);
+    expect(message.match(/Fix: /g)).toHaveLength(3);
+  });
+
+  it('refuses a hand-written CNI annotation that disagrees, and keeps no claim for the refused pod', async () => {
+    const h = await harness({ cni: 'calico' });
+    const body = podCreate({ generateName: 'api-', owner: RS_POD, annotations: { 'netpin.io/pool': 'web', 'cni.projectcalico.org/ipAddrs': '["10.20.0.9"]' } });
+    const message = denial(await h.mutate(body));
+    expect(message).toBe(
+      'cni.projectcalico.org/ipAddrs (CNI Calico): is set by hand to "[\\"10.20.0.9\\"]", but the netpin intent needs "[\\"10.20.0.2\\"]". ' +
+        'Fix: remove cni.projectcalico.org/ipAddrs and let netpin write it, or remove the netpin.io/ annotations',
+    );
+    expect(h.held()).toEqual({});
+    expect(await admit(h, { 'netpin.io/pool': 'web' })).toMatchObject({ 'netpin.io/allocated': '10.20.0.2' });
+  });
+
+  it('accepts a hand-written CNI annotation that agrees, without patching it', async () => {
+    const h = await harness({ cni: 'calico' });
+    const body = podCreate({ name: 'a', annotations: { 'netpin.io/ip': '10.20.0.7', 'cni.projectcalico.org/ipAddrs': '["10.20.0.7"]' } });
+    const answer = await h.mutate(body);
+    const annotationOps = patchOf(answer.response).filter((op) => op.path.startsWith('/metadata/annotations'));
+    expect(annotationOps).toEqual([{ op: 'add', path: '/metadata/annotations/netpin.io~1allocated', value: '10.20.0.7' }]);
+  });
+});
+
+describe('Deployment pods', () => {
+  it('gives each replica (generateName, no name) its own address, and releases it on DELETE', async () => {
+    const h = await harness();
+    const pods = [];
+    for (let i = 0; i < 3; i++) {
+      const body = podCreate({ generateName: 'api-7d9f8-', owner: RS_POD, annotations: { 'netpin.io/pool': 'web' } });
+      const after = admittedAnnotations(body, await h.mutate(body));
+      pods.push({ uid: body.request!.uid, ip: after['netpin.io/allocated']!, annotations: after });
+    }
+    expect(pods.map((p) => p.ip)).toEqual(['10.20.0.2', '10.20.0.3', '10.20.0.4']);
+    // Held by the request uid until the pod has a name.
+    expect(h.held()).toEqual(Object.fromEntries(pods.map((p) => [p.ip, `Pod/shop/#${p.uid}`])));
+
+    // The stored pod has its generated name by the time it is deleted.
+    const answer = await h.mutate(podDelete(podCreate({ name: 'api-7d9f8-x2x9z', owner: RS_POD, annotations: pods[1]!.annotations }).request!.object!));
+    expect(answer.response.allowed).toBe(true);
+    expect(Object.keys(h.held())).toEqual(['10.20.0.2', '10.20.0.4']);
+    const next = podCreate({ generateName: 'api-7d9f8-', owner: RS_POD, annotations: { 'netpin.io/pool': 'web' } });
+    expect(admittedAnnotations(next, await h.mutate(next))['netpin.io/allocated']).toBe('10.20.0.3');
+  });
+
+  it('gives each replica the next free entry of netpin.io/ips', async () => {
+    const h = await harness({ cni: 'kube-ovn' });
+    const ips = [];
+    for (let i = 0; i < 3; i++) {
+      const body = podCreate({ generateName: 'api-', owner: RS_POD, annotations: { 'netpin.io/ips': '10.20.0.7;10.20.0.8;10.20.0.9' } });
+      ips.push(admittedAnnotations(body, await h.mutate(body))['ovn.kubernetes.io/ip_address']);
+    }
+    expect(ips).toEqual(['10.20.0.7', '10.20.0.8', '10.20.0.9']);
+  });
+});
+
+describe('pod DELETE', () => {
+  it('releases a named pod\'s address with the memory ledger, so that another pod may take it', async () => {
+    const h = await harness();
+    const body = podCreate({ name: 'a', annotations: { 'netpin.io/ip': '10.20.0.7' } });
+    const stored = patched(body, (await h.mutate(body)).response);
+    expect((await h.mutate(podDelete(stored))).response).toMatchObject({ allowed: true });
+    expect(h.held()).toEqual({});
+    expect(await admit(h, { 'netpin.io/ip': '10.20.0.7' }, 'b')).toMatchObject({ 'netpin.io/allocated': '10.20.0.7' });
+  });
+
+  it('releases both addresses of a dual-stack Deployment pod, found through netpin.io/allocated', async () => {
+    const h = await harness();
+    const body = podCreate({ generateName: 'api-', owner: RS_POD, annotations: { 'netpin.io/pool': 'web,web-v6' } });
+    const stored = patched(body, (await h.mutate(body)).response);
+    await admit(h, { 'netpin.io/pool': 'web,web-v6' }, 'keeps');
+    stored.metadata!.name = 'api-abcde';
+    await h.mutate(podDelete(stored));
+    expect(h.held()).toEqual({ '10.20.0.3': 'Pod/shop/keeps', 'fd00:20::2': 'Pod/shop/keeps' });
+  });
+
+  it('releases nothing when the ledger releases on its own (no releaseOnDelete), or in a dry run', async () => {
+    for (const [releaseOnDelete, dryRun] of [[false, false], [true, true]] as const) {
+      const h = await harness({ releaseOnDelete });
+      const body = podCreate({ name: 'a', annotations: { 'netpin.io/ip': '10.20.0.7' } });
+      const stored = patched(body, (await h.mutate(body)).response);
+      expect((await h.mutate(podDelete(stored, { dryRun }))).response.allowed).toBe(true);
+      expect(h.held()).toEqual({ '10.20.0.7': 'Pod/shop/a' });
+    }
+  });
+
+  it('keeps the address of a StatefulSet pod: the ordinal holds it', async () => {
+    const h = await harness();
+    const body = podCreate({ name: 'web-0', owner: STS_POD, annotations: { 'netpin.io/pool': 'web' } });
+    const stored = patched(body, (await h.mutate(body)).response);
+    await h.mutate(podDelete(stored));
+    expect(h.held()).toEqual({ '10.20.0.2': 'StatefulSet/shop/web/0' });
+  });
+});
+
+describe('dry run', () => {
+  it('claims nothing, yet answers with the patch a real request would get', async () => {
+    const h = await harness();
+    await admit(h, { 'netpin.io/pool': 'web' }, 'first');
+    const before = h.held();
+    const usage = h.ledger.index.usage('web');
+
+    const dry = podCreate({ name: 'a', annotations: { 'netpin.io/pool': 'web,web-v6' }, dryRun: true });
+    const dryAnswer = await h.mutate(dry);
+    expect(h.held()).toEqual(before);
+    expect(h.ledger.index.usage('web')).toEqual(usage);
+    expect(admittedAnnotations(dry, dryAnswer)).toMatchObject({ 'netpin.io/allocated': '10.20.0.3,fd00:20::1' });
+
+    // Not replayed either: the real request with the same uid claims.
+    const real = { ...dry, request: { ...dry.request!, dryRun: false } };
+    const realAnswer = await h.mutate(real);
+    expect(realAnswer.response.patch).toBe(dryAnswer.response.patch);
+    expect(Object.keys(h.held())).toEqual(['10.20.0.2', '10.20.0.3', 'fd00:20::1']);
+  });
+
+  it('reserves nothing for a StatefulSet and refuses what a real request would refuse', async () => {
+    const h = await harness();
+    const answer = await h.mutate(statefulSet('CREATE', { replicas: 3, annotations: { 'netpin.io/pool': 'web' }, dryRun: true }));
+    expect(answer.response).toMatchObject({ allowed: true });
+    expect(answer.response.warnings).toBeUndefined();
+    expect(h.held()).toEqual({});
+    await admit(h, { 'netpin.io/pool': 'tiny' }, 'a');
+    await admit(h, { 'netpin.io/pool': 'tiny' }, 'b');
+    expect(denial(await h.mutate(podCreate({ name: 'c', annotations: { 'netpin.io/pool': 'tiny' }, dryRun: true })))).toContain('IPPool tiny has no free IPv4 address');
+  });
+});
+
+describe('idempotency', () => {
+  it('answers the same request uid byte for byte the same, and claims once', async () => {
+    const h = await harness();
+    const body = podCreate({ generateName: 'api-', owner: RS_POD, annotations: { 'netpin.io/pool': 'web' } });
+    const first = await h.mutate(body);
+    const second = await h.mutate(body);
+    expect(second.status).toBe(200);
+    expect(second.body).toBe(first.body);
+    expect(h.held()).toEqual({ '10.20.0.2': `Pod/shop/#${body.request!.uid}` });
+    // A new uid is a new pod.
+    const other = await h.mutate({ ...body, request: { ...body.request!, uid: 'another' } });
+    expect(other.body).not.toBe(first.body);
+    expect(Object.keys(h.held())).toEqual(['10.20.0.2', '10.20.0.3']);
+  });
+
+  it('replays a denial too', async () => {
+    const h = await harness();
+    const body = podCreate({ name: 'a', annotations: { 'netpin.io/pool': 'nope' } });
+    const first = await h.mutate(body);
+    expect((await h.mutate(body)).body).toBe(first.body);
+  });
+
+  it('claims once even when the answer has left the replay cache', async () => {
+    const h = await harness({ replayCacheSize: 1 });
+    const body = podCreate({ generateName: 'api-', owner: RS_POD, annotations: { 'netpin.io/pool': 'web' } });
+    const first = await h.mutate(body);
+    await h.mutate(podCreate({ name: 'evicts-the-first', annotations: { 'netpin.io/pool': 'web' } }));
+    const again = await h.mutate(body);
+    expect(again.body).toBe(first.body);
+    expect(Object.keys(h.held())).toEqual(['10.20.0.2', '10.20.0.3']);
+  });
+
+  it('keys replays by endpoint: the same uid on /validate is decided there', async () => {
+    const h = await harness();
+    const body = podCreate({ name: 'a', annotations: { 'netpin.io/pool': 'web' } });
+    const mutated = await h.mutate(body);
+    expect(mutated.response.patch).toBeDefined();
+    // The pod as the mutating webhook left it passes validation under the same uid.
+    const validated = await h.validate({ ...body, request: { ...body.request!, object: patched(body, mutated.response) } });
+    expect(validated.response).toEqual({ uid: body.request!.uid, allowed: true });
+  });
+});
+
+describe('the validate endpoint', () => {
+  /** A pod as the mutating webhook left it, then changed by `edit`, in a fresh review. */
+  async function validateAfter(cni: CniName, annotations: Record<string, string>, edit: (a: Record<string, string>) => void) {
+    const h = await harness({ cni });
+    const body = podCreate({ name: 'a', annotations });
+    const pod = patched(body, (await h.mutate(body)).response);
+    edit(pod.metadata!.annotations!);
+    return h.validate(podCreate({ name: 'a', annotations: pod.metadata!.annotations }));
+  }
+
+  it.each<[CniName, Record<string, string>]>([
+    ['calico', { 'netpin.io/pool': 'web,web-v6', 'netpin.io/egress-rate': '10M' }],
+    ['kube-ovn', { 'netpin.io/ip': '10.20.0.7', 'netpin.io/latency': '5' }],
+    ['antrea', { 'netpin.io/pool': 'web' }],
+    ['cilium', { 'netpin.io/pool': 'web' }],
+  ])('allows a %s pod as netpin mutated it', async (cni, annotations) => {
+    const answer = await validateAfter(cni, annotations, () => {});
+    expect(answer.response.allowed).toBe(true);
+  });
+
+  it('refuses a CNI annotation changed by hand after netpin wrote it', async () => {
+    const message = denial(await validateAfter('kube-ovn', { 'netpin.io/pool': 'web' }, (a) => (a['ovn.kubernetes.io/ip_address'] = '10.20.0.99')));
+    expect(message).toBe(
+      'ovn.kubernetes.io/ip_address (CNI Kube-OVN): is set by hand to "10.20.0.99", but the netpin intent needs "10.20.0.2". ' +
+        'Fix: remove ovn.kubernetes.io/ip_address and let netpin write it, or remove the netpin.io/ annotations',
+    );
+  });
+
+  it('refuses a pod whose CNI annotation another webhook removed', async () => {
+    const message = denial(await validateAfter('calico', { 'netpin.io/pool': 'web' }, (a) => delete a['cni.projectcalico.org/ipAddrs']));
+    expect(message).toContain('cni.projectcalico.org/ipAddrs (CNI Calico): is missing although the netpin intent needs it');
+    expect(message).toContain('Fix: ');
+  });
+
+  it('refuses a pinning intent without netpin.io/allocated: the mutating webhook did not run', async () => {
+    const h = await harness({ cni: 'antrea' });
+    const message = denial(await h.validate(podCreate({ name: 'a', annotations: { 'netpin.io/pool': 'web' } })));
+    expect(message).toBe(
+      'netpin.io/allocated (CNI Antrea): netpin has not pinned this pod: its mutating webhook did not run. ' +
+        'Fix: check that the MutatingWebhookConfiguration of netpin selects this namespace, then create the pod again',
+    );
+  });
+
+  it('refuses a netpin.io/allocated that is not an address', async () => {
+    const message = denial(await validateAfter('calico', { 'netpin.io/pool': 'web' }, (a) => (a['netpin.io/allocated'] = 'ten')));
+    expect(message).toContain('netpin.io/allocated (CNI Calico): "ten" is not an IP address');
+  });
+
+  it.each([
+    ['kubernetes.io/egress-bandwidth', '10Mbps', '"10Mbps" is not a Kubernetes quantity, so containerd would refuse the pod sandbox'],
+    ['kubernetes.io/ingress-bandwidth', '10', '"10" (10 bit/s) is outside 1k..1P bits per second'],
+  ])('refuses %s: %s on any pod, netpin intent or not', async (key, value, part) => {
+    const h = await harness({ cni: 'cilium' });
+    const message = denial(await h.validate(podCreate({ name: 'a', annotations: { [key]: value } })));
+    expect(message.startsWith(`${key} (CNI Cilium): ${part}`)).toBe(true);
+    expect(message).toContain('Fix: ');
+    expect((await h.validate(podCreate({ name: 'b', annotations: { [key]: '10M' } }))).response.allowed).toBe(true);
+  });
+
+  it('refuses on /validate what /mutate refuses, and claims nothing', async () => {
+    const h = await harness({ cni: 'cilium' });
+    expect(denial(await h.validate(podCreate({ name: 'a', annotations: { 'netpin.io/ip': '10.20.0.7' } })))).toContain('netpin.io/ip (CNI Cilium)');
+    expect(denial(await h.validate(podCreate({ name: 'a', annotations: { 'netpin.io/pool': 'nope' } })))).toContain('IPPool nope does not exist');
+    expect(h.held()).toEqual({});
+  });
+
+  it('allows pod updates and deletes without looking', async () => {
+    const h = await harness();
+    const body = podCreate({ name: 'a', annotations: { 'kubernetes.io/egress-bandwidth': 'junk' } });
+    const update = { ...body, request: { ...body.request!, operation: 'UPDATE' as const, oldObject: body.request!.object } };
+    expect((await h.validate(update)).response.allowed).toBe(true);
+    expect((await h.validate(podDelete(body.request!.object!))).response.allowed).toBe(true);
+  });
+});

@@ -1,0 +1,185 @@
+import { describe, expect, it } from 'vitest';
+import type { CniName } from '../../src/cni/dialect.js';
+import { admittedAnnotations, denial, harness, patched, podCreate, podDelete, review, statefulSet, type Harness } from '../support/reviews.js';
+
+const OWNER = { kind: 'StatefulSet', name: 'web' };
+const POOL = { 'netpin.io/pool': 'web' };
+
+/** Creates pod web-k of StatefulSet web and returns its netpin.io/allocated. */
+async function createPod(h: Harness, k: number, annotations: Record<string, string> = POOL) {
+  const body = podCreate({ name: `web-${k}`, owner: OWNER, annotations });
+  const after = admittedAnnotations(body, await h.mutate(body));
+  return after['netpin.io/allocated'];
+}
+
+async function deletePod(h: Harness, k: number, annotations: Record<string, string> = POOL) {
+  const body = podCreate({ name: `web-${k}`, owner: OWNER, annotations });
+  const stored = patched(body, (await h.mutate(body)).response);
+  expect((await h.mutate(podDelete(stored))).response.allowed).toBe(true);
+}
+
+const ordinals = (h: Harness) =>
+  Object.fromEntries(Object.entries(h.held()).filter(([, owner]) => owner.startsWith('StatefulSet/shop/web/')).map(([ip, owner]) => [owner.slice('StatefulSet/shop/web/'.length), ip]));
+
+describe('StatefulSet ordinals', () => {
+  it('reserves, on CREATE, the k-th free address for ordinal k, and pods web-k get them in order', async () => {
+    const h = await harness();
+    // 10.20.0.3 and 10.20.0.5 are taken already, so "k-th free" is not "k-th of the pool".
+    await h.mutate(podCreate({ name: 'x', annotations: { 'netpin.io/ip': '10.20.0.3' } }));
+    await h.mutate(podCreate({ name: 'y', annotations: { 'netpin.io/ip': '10.20.0.5' } }));
+
+    const answer = await h.mutate(statefulSet('CREATE', { replicas: 5, annotations: POOL }));
+    expect(answer.response.allowed).toBe(true);
+    expect(answer.response.warnings).toEqual(['netpin: reserved web-0=10.20.0.2 web-1=10.20.0.4 web-2=10.20.0.6 web-3=10.20.0.7 web-4=10.20.0.8']);
+    expect(ordinals(h)).toEqual({ 0: '10.20.0.2', 1: '10.20.0.4', 2: '10.20.0.6', 3: '10.20.0.7', 4: '10.20.0.8' });
+
+    // Pods come in any order; each gets its ordinal's address.
+    const got: Record<number, string | undefined> = {};
+    for (const k of [3, 0, 4, 1, 2]) got[k] = await createPod(h, k);
+    expect(got).toEqual({ 0: '10.20.0.2', 1: '10.20.0.4', 2: '10.20.0.6', 3: '10.20.0.7', 4: '10.20.0.8' });
+    expect(Object.keys(h.held())).toHaveLength(7);
+  });
+
+  it('honours spec.ordinals.start', async () => {
+    const h = await harness({ cni: 'kube-ovn' });
+    const answer = await h.mutate(statefulSet('CREATE', { replicas: 3, ordinalsStart: 5, annotations: POOL }));
+    expect(answer.response.warnings).toEqual(['netpin: reserved web-5=10.20.0.2 web-6=10.20.0.3 web-7=10.20.0.4']);
+    expect([await createPod(h, 7), await createPod(h, 5), await createPod(h, 6)]).toEqual(['10.20.0.4', '10.20.0.2', '10.20.0.3']);
+  });
+
+  it('gives ordinal k entry k of netpin.io/ips, from spec.ordinals.start', async () => {
+    const h = await harness();
+    const ips = { 'netpin.io/ips': '10.20.0.30;10.20.0.20;10.20.0.10' };
+    expect((await h.mutate(statefulSet('CREATE', { replicas: 3, ordinalsStart: 1, annotations: ips }))).response.allowed).toBe(true);
+    expect(ordinals(h)).toEqual({ 1: '10.20.0.30', 2: '10.20.0.20', 3: '10.20.0.10' });
+    expect([await createPod(h, 3, ips), await createPod(h, 1, ips), await createPod(h, 2, ips)]).toEqual(['10.20.0.10', '10.20.0.30', '10.20.0.20']);
+  });
+
+  it('gives pods their entry of netpin.io/ips even when the StatefulSet was never reviewed', async () => {
+    const h = await harness();
+    const ips = { 'netpin.io/ips': '10.20.0.30,10.20.0.20,10.20.0.10' };
+    expect(await createPod(h, 2, ips)).toBe('10.20.0.10');
+    expect(await createPod(h, 0, ips)).toBe('10.20.0.30');
+  });
+
+  it('keeps a pod\'s address when it is deleted and created again', async () => {
+    const h = await harness();
+    await h.mutate(statefulSet('CREATE', { replicas: 3, annotations: POOL }));
+    expect(await createPod(h, 2)).toBe('10.20.0.4');
+    await deletePod(h, 2);
+    // Another pod in between must not get web-2's address.
+    const other = podCreate({ name: 'other', annotations: POOL });
+    expect(admittedAnnotations(other, await h.mutate(other))['netpin.io/allocated']).toBe('10.20.0.5');
+    expect(await createPod(h, 2)).toBe('10.20.0.4');
+  });
+
+  it('keeps each ordinal\'s address when scaled 5 -> 2 -> 5', async () => {
+    const h = await harness();
+    await h.mutate(statefulSet('CREATE', { replicas: 5, annotations: POOL }));
+    const first: Record<number, string | undefined> = {};
+    for (let k = 0; k < 5; k++) first[k] = await createPod(h, k);
+
+    expect((await h.mutate(statefulSet('UPDATE', { replicas: 2, annotations: POOL }))).response.allowed).toBe(true);
+    for (const k of [4, 3, 2]) await deletePod(h, k);
+    // While scaled down, others draw from the pool around the kept addresses.
+    const other = podCreate({ name: 'other', annotations: POOL });
+    expect(admittedAnnotations(other, await h.mutate(other))['netpin.io/allocated']).toBe('10.20.0.7');
+
+    const up = await h.mutate(statefulSet('UPDATE', { replicas: 5, annotations: POOL }));
+    expect(up.response.allowed).toBe(true);
+    // Nothing new to reserve: the ordinals held on.
+    expect(up.response.warnings).toBeUndefined();
+    const again: Record<number, string | undefined> = {};
+    for (let k = 0; k < 5; k++) again[k] = await createPod(h, k);
+    expect(again).toEqual(first);
+    expect(first).toEqual({ 0: '10.20.0.2', 1: '10.20.0.3', 2: '10.20.0.4', 3: '10.20.0.5', 4: '10.20.0.6' });
+  });
+
+  it('reserves new ordinals on a scale-up UPDATE', async () => {
+    const h = await harness();
+    await h.mutate(statefulSet('CREATE', { replicas: 2, annotations: POOL }));
+    await h.mutate(podCreate({ name: 'other', annotations: POOL }));
+    const up = await h.mutate(statefulSet('UPDATE', { replicas: 3, annotations: POOL }));
+    expect(up.response.warnings).toEqual(['netpin: reserved web-0=10.20.0.2 web-1=10.20.0.3 web-2=10.20.0.5']);
+  });
+
+  it('reserves new ordinals in order on the scale subresource, which carries no template', async () => {
+    const h = await harness();
+    await h.mutate(statefulSet('CREATE', { replicas: 2, annotations: POOL }));
+    await h.mutate(podCreate({ name: 'other', annotations: POOL }));
+    const scale = (replicas: number) =>
+      review({
+        kind: { group: 'autoscaling', version: 'v1', kind: 'Scale' },
+        resource: { group: 'apps', version: 'v1', resource: 'statefulsets' },
+        subResource: 'scale',
+        namespace: 'shop',
+        name: 'web',
+        operation: 'UPDATE',
+        object: { apiVersion: 'autoscaling/v1', kind: 'Scale', metadata: { name: 'web', namespace: 'shop' }, spec: { replicas } },
+      });
+    const up = await h.mutate(scale(4));
+    expect(up.response.warnings).toEqual(['netpin: reserved web-0=10.20.0.2 web-1=10.20.0.3 web-2=10.20.0.5 web-3=10.20.0.6']);
+    expect(ordinals(h)).toEqual({ 0: '10.20.0.2', 1: '10.20.0.3', 2: '10.20.0.5', 3: '10.20.0.6' });
+    // Down keeps every reservation; the validating endpoint reserves nothing.
+    expect((await h.mutate(scale(1))).response.allowed).toBe(true);
+    expect((await h.validate(scale(6))).response.allowed).toBe(true);
+    expect(Object.keys(ordinals(h))).toEqual(['0', '1', '2', '3']);
+  });
+
+  it('releases every ordinal on a StatefulSet DELETE with the memory ledger', async () => {
+    const h = await harness();
+    await h.mutate(podCreate({ name: 'other', annotations: POOL }));
+    await h.mutate(statefulSet('CREATE', { replicas: 3, annotations: POOL }));
+    // A StatefulSet whose name starts the same is another owner.
+    await h.mutate(statefulSet('CREATE', { name: 'web-2', replicas: 1, annotations: POOL }));
+    expect(Object.keys(h.held())).toHaveLength(5);
+    expect((await h.mutate(statefulSet('DELETE', { replicas: 3 }))).response.allowed).toBe(true);
+    expect(h.held()).toEqual({ '10.20.0.2': 'Pod/shop/other', '10.20.0.6': 'StatefulSet/shop/web-2/0' });
+    // A new StatefulSet web starts over from the lowest free address.
+    const again = await h.mutate(statefulSet('CREATE', { replicas: 1, annotations: POOL }));
+    expect(again.response.warnings).toEqual(['netpin: reserved web-0=10.20.0.3']);
+  });
+
+  it('releases nothing on DELETE when the ledger releases on its own, or in a dry run', async () => {
+    for (const [releaseOnDelete, dryRun] of [[false, false], [true, true]] as const) {
+      const h = await harness({ releaseOnDelete });
+      await h.mutate(statefulSet('CREATE', { replicas: 2, annotations: POOL }));
+      await h.mutate(statefulSet('DELETE', { dryRun }));
+      expect(Object.keys(ordinals(h))).toEqual(['0', '1']);
+    }
+  });
+
+  it('refuses a StatefulSet its pool cannot hold, giving back the ordinals it reserved', async () => {
+    const h = await harness();
+    const message = denial(await h.mutate(statefulSet('CREATE', { replicas: 3, annotations: { 'netpin.io/pool': 'tiny' } })));
+    expect(message).toContain('netpin.io/pool (CNI Calico): web-2: IPPool tiny has no free IPv4 address (2 of 2 held)');
+    expect(message).toContain('Fix: ');
+    expect(h.held()).toEqual({});
+  });
+
+  it('reserves nothing from /validate', async () => {
+    const h = await harness();
+    expect((await h.validate(statefulSet('CREATE', { replicas: 3, annotations: POOL }))).response).toMatchObject({ allowed: true });
+    expect(h.held()).toEqual({});
+  });
+
+  it.each<[CniName, number]>([
+    ['calico', 2],
+    ['kube-ovn', 2],
+    ['antrea', 0],
+    ['cilium', 0],
+  ])('on %s, reserves %i ordinals (Antrea and Cilium pick StatefulSet IPs themselves)', async (cni, reserved) => {
+    const h = await harness({ cni });
+    expect((await h.mutate(statefulSet('CREATE', { replicas: 2, annotations: POOL }))).response.allowed).toBe(true);
+    expect(Object.keys(h.held())).toHaveLength(reserved);
+  });
+
+  it('has Antrea, not netpin, pin a StatefulSet pod from the pool', async () => {
+    const h = await harness({ cni: 'antrea' });
+    const body = podCreate({ name: 'web-0', owner: OWNER, annotations: POOL });
+    const answer = await h.mutate(body);
+    expect(admittedAnnotations(body, answer)).toEqual({ ...POOL, 'ipam.antrea.io/ippools': 'web-pool' });
+    expect(answer.response.warnings?.some((w) => w.includes('Antrea, not netpin, pins'))).toBe(true);
+    expect(h.held()).toEqual({});
+  });
+});

@@ -1,0 +1,237 @@
+import { describe, expect, it, vi } from 'vitest';
+import { parsePools } from '../../src/config/pools-file.js';
+import { parseIntent } from '../../src/intent/parse.js';
+import { formatDual } from '../../src/intent/types.js';
+import { Allocator, type AllocationResult } from '../../src/ipam/allocator.js';
+import type { Owner } from '../../src/ipam/ledger.js';
+import { MemoryLedger } from '../../src/ipam/memory-ledger.js';
+import { POOLS } from '../support/reviews.js';
+
+const SHOP = { team: 'web', 'kubernetes.io/metadata.name': 'shop' };
+const pod = (name: string): Owner => ({ kind: 'Pod', namespace: 'shop', name });
+const ordinal = (k: number): Owner => ({ kind: 'StatefulSet', namespace: 'shop', name: 'web', ordinal: k });
+
+function setup() {
+  const ledger = new MemoryLedger(parsePools(POOLS).pools);
+  const allocator = new Allocator(ledger);
+  const allocate = (annotations: Record<string, string>, owner: Owner, more: { entry?: number; dryRun?: boolean; labels?: Record<string, string> } = {}) => {
+    const { intent, problems } = parseIntent(annotations);
+    expect(problems).toEqual([]);
+    return allocator.allocate({ intent, namespace: owner.namespace, namespaceLabels: more.labels ?? SHOP, owner, entry: more.entry, dryRun: more.dryRun ?? false });
+  };
+  const held = () => [...ledger.index.allClaims()].map((c) => c.ip.toString()).sort();
+  return { ledger, allocator, allocate, held };
+}
+
+const addresses = (r: AllocationResult) => (r.ok ? formatDual(r.allocation.addresses) : `denied: ${r.problems.map((p) => `${p.key}: ${p.message}`).join('; ')}`);
+const problemsOf = (r: AllocationResult) => {
+  if (r.ok) throw new Error(`expected a refusal, got ${formatDual(r.allocation.addresses)}`);
+  return r.problems;
+};
+
+describe('Allocator', () => {
+  describe('from pools', () => {
+    it('gives each owner the lowest free address, and the pools it came from', async () => {
+      const { allocate } = setup();
+      const r = await allocate({ 'netpin.io/pool': 'web' }, pod('a'));
+      expect(addresses(r)).toBe('10.20.0.2');
+      expect(r.ok && r.allocation.pools.map((p) => p.name)).toEqual(['web']);
+      expect(addresses(await allocate({ 'netpin.io/pool': 'web' }, pod('b')))).toBe('10.20.0.3');
+    });
+
+    it('claims one address per family from one pool per family', async () => {
+      const { allocate, held } = setup();
+      const r = await allocate({ 'netpin.io/pool': 'web-v6,web' }, pod('a'));
+      expect(addresses(r)).toBe('10.20.0.2,fd00:20::1');
+      expect(r.ok && r.allocation.pools.map((p) => p.name)).toEqual(['web', 'web-v6']);
+      expect(held()).toEqual(['10.20.0.2', 'fd00:20::1']);
+    });
+
+    it('refuses an exhausted pool with its usage, naming other pools the namespace may use', async () => {
+      const { allocate } = setup();
+      for (const name of ['a', 'b']) expect((await allocate({ 'netpin.io/pool': 'tiny' }, pod(name))).ok).toBe(true);
+      const [p, ...more] = problemsOf(await allocate({ 'netpin.io/pool': 'tiny' }, pod('c')));
+      expect(more).toEqual([]);
+      expect(p).toEqual({
+        key: 'netpin.io/pool',
+        message: 'IPPool tiny has no free IPv4 address (2 of 2 held)',
+        fix: 'add addresses to IPPool tiny (spec.cidr or spec.ranges), delete workloads that hold them, or name another pool: web',
+      });
+    });
+
+    it('gives back the first family when the second is exhausted', async () => {
+      const ledger = new MemoryLedger(parsePools(`
+kind: IPPool
+metadata: { name: v4 }
+spec: { cidr: 10.0.0.0/24 }
+---
+kind: IPPool
+metadata: { name: v6 }
+spec: { ranges: ["fd00::1"] }
+`).pools);
+      const allocator = new Allocator(ledger);
+      const intent = parseIntent({ 'netpin.io/pool': 'v4,v6' }).intent;
+      const req = (name: string) => ({ intent, namespace: 'x', namespaceLabels: {}, owner: pod(name), dryRun: false });
+      expect((await allocator.allocate(req('a'))).ok).toBe(true);
+      const r = await allocator.allocate(req('b'));
+      expect(problemsOf(r)[0]!.message).toBe('IPPool v6 has no free IPv6 address (1 of 1 held)');
+      expect([...ledger.index.allClaims()].map((c) => c.ip.toString()).sort()).toEqual(['10.0.0.1', 'fd00::1']);
+    });
+
+    it('passes on errors other than exhaustion, after giving back what it claimed', async () => {
+      const { ledger, allocator } = setup();
+      const claimNext = ledger.claimNext.bind(ledger);
+      vi.spyOn(ledger, 'claimNext').mockImplementation(async (p, f, o) => {
+        if (f === 'ipv6') throw new Error('API server unavailable');
+        return claimNext(p, f, o);
+      });
+      const intent = parseIntent({ 'netpin.io/pool': 'web,web-v6' }).intent;
+      await expect(allocator.allocate({ intent, namespace: 'shop', namespaceLabels: SHOP, owner: pod('a'), dryRun: false })).rejects.toThrow('API server unavailable');
+      expect([...ledger.index.allClaims()]).toEqual([]);
+    });
+  });
+
+  describe('fixed addresses', () => {
+    it('claims netpin.io/ip, and refuses it to another owner, naming the holder and a free address', async () => {
+      const { allocate } = setup();
+      expect(addresses(await allocate({ 'netpin.io/ip': '10.20.0.2' }, pod('a')))).toBe('10.20.0.2');
+      expect(problemsOf(await allocate({ 'netpin.io/ip': '10.20.0.2' }, pod('b')))).toEqual([
+        {
+          key: 'netpin.io/ip',
+          message: '10.20.0.2 is held by pod shop/a (IPPool web)',
+          fix: 'choose a free address such as 10.20.0.3, or let netpin choose with netpin.io/pool: web',
+        },
+      ]);
+    });
+
+    it('claims a dual-stack address as one, or not at all', async () => {
+      const { allocate, held } = setup();
+      expect(addresses(await allocate({ 'netpin.io/ip': 'fd00:20::9' }, pod('a')))).toBe('fd00:20::9');
+      const r = await allocate({ 'netpin.io/ip': '10.20.0.9,fd00:20::9' }, pod('b'));
+      expect(problemsOf(r)[0]!.message).toBe('fd00:20::9 is held by pod shop/a (IPPool web-v6)');
+      expect(held()).toEqual(['fd00:20::9']);
+    });
+
+    it('gives each owner the first free entry of netpin.io/ips, and names the last holder when none is', async () => {
+      const { allocate } = setup();
+      const ips = { 'netpin.io/ips': '10.20.0.5,10.20.0.6' };
+      expect(addresses(await allocate(ips, pod('a')))).toBe('10.20.0.5');
+      expect(addresses(await allocate(ips, pod('b')))).toBe('10.20.0.6');
+      expect(problemsOf(await allocate(ips, pod('c')))).toEqual([
+        {
+          key: 'netpin.io/ips',
+          message: 'all 2 entries are held (the last one, 10.20.0.6 is held by pod shop/b)',
+          fix: 'add entries to netpin.io/ips, or lower the replica count',
+        },
+      ]);
+    });
+
+    it('gives an ordinal exactly its entry, and says so when the list is too short', async () => {
+      const { allocate } = setup();
+      const ips = { 'netpin.io/ips': '10.20.0.5;10.20.0.6;10.20.0.7' };
+      expect(addresses(await allocate(ips, ordinal(2), { entry: 2 }))).toBe('10.20.0.7');
+      expect(addresses(await allocate(ips, ordinal(0), { entry: 0 }))).toBe('10.20.0.5');
+      const [p] = problemsOf(await allocate(ips, ordinal(3), { entry: 3 }));
+      expect(p).toMatchObject({ key: 'netpin.io/ips', message: 'has 3 entries, but StatefulSet shop/web (ordinal 3) needs entry 4' });
+    });
+  });
+
+  describe('stickiness', () => {
+    it('gives an owner what it holds while the intent allows it, and moves it when the intent changes', async () => {
+      const { allocate, held } = setup();
+      expect(addresses(await allocate({ 'netpin.io/pool': 'web' }, ordinal(0)))).toBe('10.20.0.2');
+      await allocate({ 'netpin.io/pool': 'web' }, ordinal(1));
+      expect(addresses(await allocate({ 'netpin.io/pool': 'web' }, ordinal(0)))).toBe('10.20.0.2');
+      // A fixed address the owner holds already is its own, not a conflict.
+      expect(addresses(await allocate({ 'netpin.io/ip': '10.20.0.2' }, ordinal(0)))).toBe('10.20.0.2');
+      expect(addresses(await allocate({ 'netpin.io/ip': '10.20.0.9' }, ordinal(0)))).toBe('10.20.0.9');
+      expect(held()).toEqual(['10.20.0.3', '10.20.0.9']);
+      expect(addresses(await allocate({ 'netpin.io/pool': 'tiny' }, ordinal(0), { labels: SHOP }))).toBe('10.40.0.1');
+      expect(held()).toEqual(['10.20.0.3', '10.40.0.1']);
+    });
+  });
+
+  describe('dry run', () => {
+    it('reports what would be claimed and claims nothing', async () => {
+      const { allocate, held, ledger } = setup();
+      await allocate({ 'netpin.io/pool': 'web' }, pod('a'));
+      expect(addresses(await allocate({ 'netpin.io/pool': 'web,web-v6' }, pod('b'), { dryRun: true }))).toBe('10.20.0.3,fd00:20::1');
+      expect(addresses(await allocate({ 'netpin.io/ip': '10.20.0.9' }, pod('b'), { dryRun: true }))).toBe('10.20.0.9');
+      expect(held()).toEqual(['10.20.0.2']);
+      expect(ledger.index.usage('web')[0]!.allocated).toBe(1n);
+      // An owner moving to another address keeps the old one in a dry run.
+      expect(addresses(await allocate({ 'netpin.io/ip': '10.20.0.9' }, pod('a'), { dryRun: true }))).toBe('10.20.0.9');
+      expect(held()).toEqual(['10.20.0.2']);
+    });
+
+    it('refuses in a dry run what a real run would refuse', async () => {
+      const { allocate } = setup();
+      await allocate({ 'netpin.io/pool': 'tiny' }, pod('a'));
+      await allocate({ 'netpin.io/pool': 'tiny' }, pod('b'));
+      expect(problemsOf(await allocate({ 'netpin.io/pool': 'tiny' }, pod('c'), { dryRun: true }))[0]!.message).toBe('IPPool tiny has no free IPv4 address (2 of 2 held)');
+      expect(problemsOf(await allocate({ 'netpin.io/ip': '10.40.0.1' }, pod('c'), { dryRun: true }))[0]!.message).toContain('is held by pod shop/a');
+    });
+  });
+
+  describe('check', () => {
+    const check = (annotations: Record<string, string>, labels: Record<string, string> = SHOP) =>
+      setup().allocator.check(parseIntent(annotations).intent, 'shop', labels);
+
+    it('has nothing to say of a good intent', () => {
+      expect(check({ 'netpin.io/pool': 'web,web-v6' })).toEqual([]);
+      expect(check({ 'netpin.io/ip': '10.20.0.9,fd00:20::9' })).toEqual([]);
+      expect(check({ 'netpin.io/ips': '10.20.0.9;10.20.0.10', 'netpin.io/pool': 'web' })).toEqual([]);
+      expect(check({ 'netpin.io/egress-rate': '10M' })).toEqual([]);
+    });
+
+    it.each<[string, Record<string, string>, { key: string; message: string; fix?: string }]>([
+      [
+        'an unknown pool',
+        { 'netpin.io/pool': 'nope' },
+        {
+          key: 'netpin.io/pool',
+          message: 'IPPool nope does not exist',
+          fix: 'name a pool namespace shop may use: web (10.20.0.2-10.20.0.254); web-v6 (fd00:20::1-fd00:20::ff); tiny (10.40.0.1-10.40.0.2)',
+        },
+      ],
+      [
+        'a pool whose selector leaves the namespace out',
+        { 'netpin.io/pool': 'db' },
+        { key: 'netpin.io/pool', message: 'IPPool db does not select namespace shop (spec.namespaceSelector)' },
+      ],
+      ['two pools of one family', { 'netpin.io/pool': 'web,tiny' }, { key: 'netpin.io/pool', message: 'IPPools web and tiny both serve IPv4' }],
+      [
+        'an address outside every pool',
+        { 'netpin.io/ip': '192.168.1.1' },
+        { key: 'netpin.io/ip', message: '192.168.1.1 lies outside every IPPool', fix: 'choose an address in a pool namespace shop may use: web (10.20.0.2-10.20.0.254); web-v6 (fd00:20::1-fd00:20::ff); tiny (10.40.0.1-10.40.0.2)' },
+      ],
+      ['an excluded address', { 'netpin.io/ip': '10.20.0.1' }, { key: 'netpin.io/ip', message: '10.20.0.1 lies outside every IPPool' }],
+      [
+        'an address in a pool the namespace may not use',
+        { 'netpin.io/ips': '10.20.0.9,10.30.0.10' },
+        { key: 'netpin.io/ips', message: '10.30.0.10 lies in IPPool db, which does not select namespace shop (spec.namespaceSelector)' },
+      ],
+      [
+        'an address outside the pool named with it',
+        { 'netpin.io/ip': '10.40.0.1', 'netpin.io/pool': 'web' },
+        { key: 'netpin.io/ip', message: '10.40.0.1 lies outside IPPool web (10.20.0.2-10.20.0.254)', fix: 'choose an address inside IPPool web, or name the pool that holds it' },
+      ],
+      [
+        'two families against a single-stack pool',
+        { 'netpin.io/ip': '10.20.0.9,fd00:20::9', 'netpin.io/pool': 'web' },
+        { key: 'netpin.io/ip', message: 'asks for an IPv6 address, but IPPool web has no IPv6 range', fix: 'name an IPv6 pool too (netpin.io/pool: web,<IPv6 pool>), or drop the IPv6 address' },
+      ],
+    ])('refuses %s', (_, annotations, expected) => {
+      const [p, ...more] = check(annotations);
+      expect(more).toEqual([]);
+      expect(p).toMatchObject(expected);
+    });
+
+    it('lists the pools a namespace may use, or none', () => {
+      const { allocator } = setup();
+      expect(allocator.allowedPools({ team: 'db' }).map((p) => p.name)).toEqual(['db', 'tiny']);
+      const [p] = allocator.check(parseIntent({ 'netpin.io/pool': 'nope' }).intent, 'x', {});
+      expect(p?.fix).toBe('name a pool namespace x may use: tiny (10.40.0.1-10.40.0.2)');
+    });
+  });
+});

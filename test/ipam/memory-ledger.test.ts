@@ -1,0 +1,89 @@
+import { describe, expect, it } from 'vitest';
+import { ConflictError, ExhaustedError, type Owner } from '../../src/ipam/ledger.js';
+import { MemoryLedger } from '../../src/ipam/memory-ledger.js';
+import { compilePool } from '../../src/ipam/pool.js';
+import { pool, v4 } from '../cni/fixtures.js';
+
+const small = compilePool({ metadata: { name: 'small' }, spec: { ranges: ['10.0.0.1-10.0.0.3'] } });
+const six = pool('six', 'fd00::/126');
+const a: Owner = { kind: 'Pod', namespace: 'shop', name: 'a' };
+const b: Owner = { kind: 'Pod', namespace: 'shop', name: 'b' };
+const ordinal = (k: number): Owner => ({ kind: 'StatefulSet', namespace: 'shop', name: 'web', ordinal: k });
+
+describe('MemoryLedger', () => {
+  it('claims an address once, and gives the same owner its existing claim back', async () => {
+    const ledger = new MemoryLedger([small]);
+    const first = await ledger.claim(small, v4('10.0.0.2'), a);
+    expect(first).toMatchObject({ pool: 'small', owner: a });
+    expect(await ledger.claim(small, v4('10.0.0.2'), { ...a })).toBe(first);
+    expect(ledger.index.holderOf(v4('10.0.0.2'))).toBe(first);
+    expect(ledger.index.claimsOf(a)).toEqual([first]);
+  });
+
+  it('refuses an address held by another owner, naming the holder', async () => {
+    const ledger = new MemoryLedger([small]);
+    await ledger.claim(small, v4('10.0.0.2'), ordinal(3));
+    const err = await ledger.claim(small, v4('10.0.0.2'), b).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConflictError);
+    expect((err as ConflictError).message).toBe('10.0.0.2 is held by StatefulSet shop/web (ordinal 3)');
+    expect((err as ConflictError).holder.owner).toEqual(ordinal(3));
+  });
+
+  it('claims the lowest free address, skipping held ones, until the pool is exhausted', async () => {
+    const ledger = new MemoryLedger([small]);
+    await ledger.claim(small, v4('10.0.0.1'), a);
+    expect((await ledger.claimNext(small, 'ipv4', ordinal(0))).ip.toString()).toBe('10.0.0.2');
+    expect((await ledger.claimNext(small, 'ipv4', ordinal(1))).ip.toString()).toBe('10.0.0.3');
+    const err = await ledger.claimNext(small, 'ipv4', ordinal(2)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ExhaustedError);
+    expect((err as ExhaustedError).message).toBe('IPPool small has no free IPv4 address');
+    expect(ledger.index.usage('small')).toEqual([{ family: 'ipv4', capacity: 3n, allocated: 3n }]);
+  });
+
+  it('keeps families apart', async () => {
+    const ledger = new MemoryLedger([small, six]);
+    expect((await ledger.claimNext(six, 'ipv6', a)).ip.toString()).toBe('fd00::1');
+    expect((await ledger.claimNext(small, 'ipv4', a)).ip.toString()).toBe('10.0.0.1');
+    expect(ledger.index.claimsOf(a).map((c) => c.ip.toString()).sort()).toEqual(['10.0.0.1', 'fd00::1']);
+    await expect(ledger.claimNext(small, 'ipv6', b)).rejects.toThrow('IPPool small has no free IPv6 address');
+  });
+
+  it('frees an address on release, so that it is the next one claimed', async () => {
+    const ledger = new MemoryLedger([small]);
+    const claims = [];
+    for (const k of [0, 1, 2]) claims.push(await ledger.claimNext(small, 'ipv4', ordinal(k)));
+    await ledger.release(claims[1]!);
+    expect(ledger.index.holderOf(v4('10.0.0.2'))).toBeUndefined();
+    expect(ledger.index.claimsOf(ordinal(1))).toEqual([]);
+    expect(ledger.index.usage('small')[0]!.allocated).toBe(2n);
+    expect((await ledger.claimNext(small, 'ipv4', b)).ip.toString()).toBe('10.0.0.2');
+  });
+
+  it('ignores the release of a claim whose address another owner holds now', async () => {
+    const ledger = new MemoryLedger([small]);
+    const stale = await ledger.claim(small, v4('10.0.0.1'), a);
+    await ledger.release(stale);
+    const current = await ledger.claim(small, v4('10.0.0.1'), b);
+    await ledger.release(stale);
+    expect(ledger.index.holderOf(v4('10.0.0.1'))).toBe(current);
+    expect(ledger.index.firstFree('small', 'ipv4')?.toString()).toBe('10.0.0.2');
+  });
+
+  it('keeps claims when a pool is redefined, and counts them against the new ranges', async () => {
+    const ledger = new MemoryLedger([small]);
+    await ledger.claim(small, v4('10.0.0.2'), a);
+    const wider = compilePool({ metadata: { name: 'small' }, spec: { ranges: ['10.0.0.1-10.0.0.5'] } });
+    ledger.index.setPool(wider);
+    expect(ledger.index.usage('small')).toEqual([{ family: 'ipv4', capacity: 5n, allocated: 1n }]);
+    expect(ledger.index.nthFree('small', 'ipv4', 1)?.toString()).toBe('10.0.0.3');
+    expect(ledger.index.poolOf(v4('10.0.0.5'))?.name).toBe('small');
+    expect(ledger.index.poolOf(v4('10.0.0.6'))).toBeUndefined();
+  });
+
+  it('starts and stops without effect', async () => {
+    const ledger = new MemoryLedger();
+    await ledger.start();
+    await ledger.stop();
+    expect(ledger.index.allPools()).toEqual([]);
+  });
+});

@@ -1,0 +1,267 @@
+// Shared by the admission and transport tests: an app over a MemoryLedger and a
+// StaticClusterView built from pools YAML, and AdmissionReview bodies to post to it.
+import { randomUUID } from 'node:crypto';
+import { expect } from 'vitest';
+import fastJsonPatch, { type Operation as PatchOperation } from 'fast-json-patch';
+import type { FastifyInstance } from 'fastify';
+import type { AdmissionDeps } from '../../src/admission/context.js';
+import type { AdmissionRequest, AdmissionResponse, AdmissionReview, KubeObject, Operation } from '../../src/admission/review.js';
+import type { CniName } from '../../src/cni/dialect.js';
+import { dialectFor } from '../../src/cni/index.js';
+import { StaticClusterView } from '../../src/cluster/view.js';
+import { parsePools } from '../../src/config/pools-file.js';
+import { Allocator } from '../../src/ipam/allocator.js';
+import { ownerKey } from '../../src/ipam/ledger.js';
+import { MemoryLedger } from '../../src/ipam/memory-ledger.js';
+import { buildApp } from '../../src/transport/app.js';
+import type { CertificateSource } from '../../src/transport/tls.js';
+
+/**
+ * Pools for most tests. Namespace shop (team=web) may use web and web-v6,
+ * payments (team=db) may use db; tiny has two addresses and is open to all.
+ */
+export const POOLS = `
+apiVersion: netpin.io/v1alpha1
+kind: IPPool
+metadata: { name: web }
+spec:
+  cidr: 10.20.0.0/24
+  exclude: ["10.20.0.1"]
+  namespaceSelector: { matchLabels: { team: web } }
+  cni:
+    calico: { pool: web-pool }
+    kubeOvn: { subnet: web-subnet }
+    antrea: { pool: web-pool }
+    cilium: { pool: web-pool }
+---
+apiVersion: netpin.io/v1alpha1
+kind: IPPool
+metadata: { name: web-v6 }
+spec:
+  cidr: fd00:20::/120
+  namespaceSelector: { matchLabels: { team: web } }
+  cni:
+    kubeOvn: { subnet: web-subnet }
+    cilium: { pool: web-pool-v6 }
+---
+apiVersion: netpin.io/v1alpha1
+kind: IPPool
+metadata: { name: db }
+spec:
+  ranges: ["10.30.0.10-10.30.0.19"]
+  namespaceSelector:
+    matchExpressions: [{ key: team, operator: In, values: [db] }]
+  cni:
+    calico: { pool: db-pool }
+    cilium: { pool: db-pool }
+---
+apiVersion: netpin.io/v1alpha1
+kind: IPPool
+metadata: { name: tiny }
+spec:
+  cidr: 10.40.0.0/30
+  cni:
+    calico: { pool: tiny-pool }
+---
+apiVersion: v1
+kind: Namespace
+metadata: { name: shop, labels: { team: web } }
+---
+apiVersion: v1
+kind: Namespace
+metadata: { name: payments, labels: { team: db } }
+`;
+
+export interface HarnessOptions {
+  cni?: CniName;
+  pools?: string;
+  releaseOnDelete?: boolean;
+  certificates?: CertificateSource;
+  ready?: () => boolean;
+  replayCacheSize?: number;
+}
+
+/** One posted review and its answer. */
+export interface Answer {
+  status: number;
+  /** The raw body, for byte-for-byte comparisons. */
+  body: string;
+  /** The response of the AdmissionReview; undefined when the status is not 200. */
+  response: AdmissionResponse;
+  json: any;
+}
+
+export interface Harness {
+  app: FastifyInstance;
+  ledger: MemoryLedger;
+  cluster: StaticClusterView;
+  deps: AdmissionDeps;
+  mutate(body: unknown): Promise<Answer>;
+  validate(body: unknown): Promise<Answer>;
+  /** Every claim as address → owner key, sorted by address text. */
+  held(): Record<string, string>;
+}
+
+/** The app as `netpin serve --ledger memory` builds it, from pools YAML instead of a file. */
+export async function harness(options: HarnessOptions = {}): Promise<Harness> {
+  const file = parsePools(options.pools ?? POOLS);
+  const ledger = new MemoryLedger(file.pools);
+  const cluster = new StaticClusterView();
+  for (const [name, labels] of file.namespaces) cluster.setNamespace(name, labels);
+  const deps: AdmissionDeps = {
+    dialect: dialectFor(options.cni ?? 'calico'),
+    allocator: new Allocator(ledger),
+    cluster,
+    releaseOnDelete: options.releaseOnDelete ?? true,
+  };
+  const app = await buildApp({ deps, certificates: options.certificates, ready: options.ready, replayCacheSize: options.replayCacheSize });
+  return {
+    app,
+    ledger,
+    cluster,
+    deps,
+    mutate: (body) => post(app, 'mutate', body),
+    validate: (body) => post(app, 'validate', body),
+    held: () => heldBy(ledger),
+  };
+}
+
+export async function post(app: FastifyInstance, endpoint: 'mutate' | 'validate', body: unknown): Promise<Answer> {
+  const res = await app.inject({ method: 'POST', url: `/${endpoint}`, payload: body as object });
+  const json = res.headers['content-type']?.toString().startsWith('application/json') ? res.json() : undefined;
+  return { status: res.statusCode, body: res.body, response: json?.response, json };
+}
+
+export function heldBy(ledger: MemoryLedger): Record<string, string> {
+  const claims = [...ledger.index.allClaims()].map((c) => [c.ip.toString(), ownerKey(c.owner)] as const);
+  return Object.fromEntries(claims.sort(([a], [b]) => a.localeCompare(b)));
+}
+
+type RequestFields = Partial<AdmissionRequest> & Pick<AdmissionRequest, 'kind' | 'operation'>;
+
+/** An AdmissionReview around a request; a fresh uid unless one is given. */
+export function review(request: RequestFields): AdmissionReview {
+  return { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: randomUUID(), ...request } };
+}
+
+const POD_KIND = { group: '', version: 'v1', kind: 'Pod' };
+
+export interface PodFields {
+  name?: string;
+  generateName?: string;
+  namespace?: string;
+  annotations?: Record<string, string>;
+  labels?: Record<string, string>;
+  /** The controller's kind and name, as ownerReferences[0] with controller: true. */
+  owner?: { kind: string; name: string };
+}
+
+export function pod(f: PodFields = {}): KubeObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      ...(f.name !== undefined && { name: f.name }),
+      ...(f.generateName !== undefined && { generateName: f.generateName }),
+      namespace: f.namespace ?? 'shop',
+      ...(f.labels && { labels: f.labels }),
+      ...(f.annotations && { annotations: f.annotations }),
+      ...(f.owner && { ownerReferences: [{ apiVersion: 'apps/v1', kind: f.owner.kind, name: f.owner.name, uid: `uid-${f.owner.name}`, controller: true }] }),
+    },
+    spec: { containers: [{ name: 'app', image: 'registry.example/app:1.0' }] },
+  };
+}
+
+type Extra = { uid?: string; dryRun?: boolean };
+
+export function podCreate(f: PodFields & Extra = {}): AdmissionReview {
+  const object = pod(f);
+  return review({ kind: POD_KIND, operation: 'CREATE', namespace: object.metadata!.namespace, name: f.name, object, ...extra(f) });
+}
+
+/** The DELETE the API server sends for a pod: oldObject is the pod as stored, object is null. */
+export function podDelete(stored: KubeObject, e: Extra = {}): AdmissionReview {
+  return review({ kind: POD_KIND, operation: 'DELETE', namespace: stored.metadata?.namespace, name: stored.metadata?.name, object: null, oldObject: stored, ...extra(e) });
+}
+
+export interface WorkloadFields {
+  name?: string;
+  namespace?: string;
+  replicas?: number;
+  ordinalsStart?: number;
+  /** spec.template.metadata.annotations */
+  annotations?: Record<string, string>;
+  /** The workload's own metadata.annotations. */
+  ownAnnotations?: Record<string, string>;
+}
+
+export function workload(kind: 'Deployment' | 'StatefulSet', f: WorkloadFields = {}): KubeObject {
+  const name = f.name ?? 'web';
+  return {
+    apiVersion: 'apps/v1',
+    kind,
+    metadata: { name, namespace: f.namespace ?? 'shop', ...(f.ownAnnotations && { annotations: f.ownAnnotations }) },
+    spec: {
+      replicas: f.replicas ?? 1,
+      ...(f.ordinalsStart !== undefined && { ordinals: { start: f.ordinalsStart } }),
+      selector: { matchLabels: { app: name } },
+      template: { metadata: { labels: { app: name }, ...(f.annotations && { annotations: f.annotations }) }, spec: { containers: [{ name: 'app', image: 'app' }] } },
+    },
+  };
+}
+
+export function workloadReview(kind: 'Deployment' | 'StatefulSet', operation: Operation, f: WorkloadFields & Extra = {}): AdmissionReview {
+  const object = workload(kind, f);
+  const meta = object.metadata!;
+  const gvk = { group: 'apps', version: 'v1', kind };
+  if (operation === 'DELETE') return review({ kind: gvk, operation, namespace: meta.namespace, name: meta.name, object: null, oldObject: object, ...extra(f) });
+  return review({ kind: gvk, operation, namespace: meta.namespace, name: meta.name, object, ...(operation === 'UPDATE' && { oldObject: object }), ...extra(f) });
+}
+
+export const statefulSet = (operation: Operation, f: WorkloadFields & Extra = {}) => workloadReview('StatefulSet', operation, f);
+export const deployment = (operation: Operation, f: WorkloadFields & Extra = {}) => workloadReview('Deployment', operation, f);
+
+/** An IPPool review: `spec` is the new object's, `oldSpec` the stored one's (UPDATE, DELETE). */
+export function ippoolReview(operation: Operation, name: string, spec?: object, oldSpec?: object): AdmissionReview {
+  const obj = (s: object | undefined) => (s === undefined ? null : { apiVersion: 'netpin.io/v1alpha1', kind: 'IPPool', metadata: { name }, spec: s });
+  return review({ kind: { group: 'netpin.io', version: 'v1alpha1', kind: 'IPPool' }, operation, name, object: obj(spec), oldObject: obj(oldSpec) });
+}
+
+function extra(e: Extra): Partial<AdmissionRequest> {
+  return { ...(e.uid !== undefined && { uid: e.uid }), ...(e.dryRun !== undefined && { dryRun: e.dryRun }) };
+}
+
+/** The JSONPatch of an answer, decoded from base64; [] when the answer has none. */
+export function patchOf(response: AdmissionResponse): PatchOperation[] {
+  if (response.patch === undefined) return [];
+  expect(response.patchType).toBe('JSONPatch');
+  return JSON.parse(Buffer.from(response.patch, 'base64').toString('utf8')) as PatchOperation[];
+}
+
+/** The object of a review after the answer's patch, applied as the API server would. */
+export function patched(body: AdmissionReview, response: AdmissionResponse): KubeObject {
+  const object = structuredClone(body.request!.object!);
+  return fastJsonPatch.applyPatch(object, patchOf(response), true, false).newDocument;
+}
+
+/** The annotations a created pod ends up with. */
+export function annotationsAfter(body: AdmissionReview, response: AdmissionResponse): Record<string, string> {
+  return patched(body, response).metadata?.annotations ?? {};
+}
+
+/** Asserts an in-band denial and returns its message. */
+export function denial(answer: Answer): string {
+  expect(answer.status).toBe(200);
+  expect(answer.response.allowed).toBe(false);
+  expect(answer.response.status?.code).toBe(403);
+  return answer.response.status!.message;
+}
+
+/** Asserts an allowed answer with a patch, and returns the pod's annotations after it. */
+export function admittedAnnotations(body: AdmissionReview, answer: Answer): Record<string, string> {
+  expect(answer.status).toBe(200);
+  expect(answer.response.status?.message).toBeUndefined();
+  expect(answer.response.allowed).toBe(true);
+  expect(answer.response.uid).toBe(body.request!.uid);
+  return annotationsAfter(body, answer.response);
+}
