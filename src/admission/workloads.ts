@@ -44,8 +44,29 @@ export async function admitWorkload(req: AdmissionRequest, deps: AdmissionDeps, 
   if (hasIntentKeys(obj.metadata?.annotations)) {
     warnings.push(`netpin: the netpin.io/ annotations on the ${w.kind}'s own metadata are ignored; put them under spec.template.metadata.annotations`);
   }
-  const info: StatefulSetInfo = { replicas: w.replicas, ordinalsStart: w.ordinalsStart };
+  const info: StatefulSetInfo = { replicas: w.replicas, ordinalsStart: w.ordinalsStart, templateAnnotations: w.template };
   if (w.kind === 'StatefulSet' && reserve && !req.dryRun) deps.cluster.rememberStatefulSet?.(w.namespace, w.name, info);
+  return admit(w, req, deps, reserve, warnings);
+}
+
+/**
+ * The StatefulSet scale subresource: `kubectl scale` never passes through the
+ * StatefulSet's own UPDATE, and the Scale object has no template, so the intent
+ * comes from the StatefulSet as the cluster view knows it.
+ */
+export async function admitStatefulSetScale(req: AdmissionRequest, deps: AdmissionDeps, reserve: boolean): Promise<Verdict> {
+  if (req.operation !== 'UPDATE') return allowed();
+  const namespace = req.namespace ?? 'default';
+  const name = req.name ?? req.object?.metadata?.name ?? '';
+  const sts = deps.cluster.statefulSet(namespace, name);
+  const replicas = req.object?.spec?.replicas;
+  if (!sts || typeof replicas !== 'number') return allowed();
+  if (reserve && !req.dryRun) deps.cluster.rememberStatefulSet?.(namespace, name, { ...sts, replicas });
+  const w: Workload = { kind: 'StatefulSet', namespace, name, replicas, ordinalsStart: sts.ordinalsStart, template: sts.templateAnnotations };
+  return admit(w, req, deps, reserve, []);
+}
+
+async function admit(w: Workload, req: AdmissionRequest, deps: AdmissionDeps, reserve: boolean, warnings: string[]): Promise<Verdict> {
   if (!hasIntentKeys(w.template)) return allowed(warnings);
 
   const shape: WorkloadShape = { kind: w.kind, replicas: w.replicas, statefulSet: w.kind === 'StatefulSet' };

@@ -47,7 +47,11 @@ export class KubeClusterView implements ClusterView {
   statefulSet(namespace: string, name: string): StatefulSetInfo | undefined {
     const sts = this.statefulSets.get(name, namespace);
     if (!sts) return undefined;
-    return { replicas: sts.spec?.replicas ?? 1, ordinalsStart: sts.spec?.ordinals?.start ?? 0 };
+    return {
+      replicas: sts.spec?.replicas ?? 1,
+      ordinalsStart: sts.spec?.ordinals?.start ?? 0,
+      templateAnnotations: sts.spec?.template?.metadata?.annotations,
+    };
   }
 }
 

@@ -2,6 +2,8 @@
 export interface StatefulSetInfo {
   replicas: number;
   ordinalsStart: number;
+  /** The pod template's annotations: a scale request carries no template, yet may need the intent. */
+  templateAnnotations?: Record<string, string>;
 }
 
 export interface ClusterView {

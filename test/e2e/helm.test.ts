@@ -70,6 +70,7 @@ function webhooks(objs: Manifest[]): { mutate: Webhook; validate: Webhook; ippoo
 const WORKLOAD_RULES = [
   { apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'], scope: 'Namespaced' },
   { apiGroups: ['apps'], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['deployments', 'statefulsets'], scope: 'Namespaced' },
+  { apiGroups: ['apps'], apiVersions: ['v1'], operations: ['UPDATE'], resources: ['statefulsets/scale'], scope: 'Namespaced' },
 ];
 
 function expectArgs(deploy: Manifest, cni: string, grace = '30', level = 'info'): void {

@@ -99,6 +99,14 @@ describe('StatefulSet', () => {
     const rescaled = await statefulSetPods('web', 5);
     expect(rescaled.map((p) => calicoIps(p)[0])).toEqual(ips);
 
+    // `kubectl scale` goes through the scale subresource: the new ordinals are reserved there, in order,
+    // although the controller creates their pods in parallel.
+    await c.apps.replaceNamespacedStatefulSetScale({ name: 'web', namespace: NS, body: { metadata: { name: 'web', namespace: NS }, spec: { replicas: 8 } } });
+    const scaled = await statefulSetPods('web', 8);
+    expect(scaled.map((p) => calicoIps(p)[0])).toEqual([...ips, '10.50.0.6', '10.50.0.7', '10.50.0.8']);
+    await c.apps.replaceNamespacedStatefulSetScale({ name: 'web', namespace: NS, body: { metadata: { name: 'web', namespace: NS }, spec: { replicas: 5 } } });
+    await statefulSetPods('web', 5);
+
     await c.apps.deleteNamespacedStatefulSet({ name: 'web', namespace: NS });
     await waitFor('the StatefulSet claims to be released', async () => (await listClaims(c, 'web')).length === 0, 60_000, 500);
   });

@@ -83,6 +83,12 @@ rules:
     operations: ["CREATE", "UPDATE"]
     resources: ["deployments", "statefulsets"]
     scope: Namespaced
+  # `kubectl scale` goes through the subresource only; netpin reserves new ordinals in order there.
+  - apiGroups: ["apps"]
+    apiVersions: ["v1"]
+    operations: ["UPDATE"]
+    resources: ["statefulsets/scale"]
+    scope: Namespaced
 {{- end }}
 
 {{/* Opted-in namespaces only; never kube-system or netpin's own namespace, so netpin cannot block its own recovery. */}}

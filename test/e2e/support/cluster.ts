@@ -82,6 +82,7 @@ export async function registerWebhooks(c: Clients, target: WebhookTarget, label 
   const workloads = [
     { apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], operations: ['CREATE'] },
     { apiGroups: ['apps'], apiVersions: ['v1'], resources: ['deployments', 'statefulsets'], operations: ['CREATE', 'UPDATE'] },
+    { apiGroups: ['apps'], apiVersions: ['v1'], resources: ['statefulsets/scale'], operations: ['UPDATE'] },
   ];
   await c.admission.createMutatingWebhookConfiguration({
     body: {
