@@ -2,7 +2,7 @@ import { formatDual, needsAddress, type Intent, type Problem } from '../intent/t
 import type { Pool } from '../ipam/pool.js';
 import { bandwidthAnnotations, netemProblems } from './bandwidth.js';
 import type { Dialect, WorkloadShape } from './dialect.js';
-import { egressByResource } from './egress.js';
+import { egressByResource, eipProblems } from './egress.js';
 
 function unnamedPools(pools: Pool[]): Problem[] {
   return pools
@@ -49,14 +49,7 @@ export const antrea: Dialect = {
         fix: 'Choose one: remove netpin.io/egress-ip, or remove netpin.io/ip, netpin.io/ips and netpin.io/pool',
       });
     }
-    if (intent.egress?.mode === 'eip') {
-      problems.push({
-        key: 'netpin.io/egress-mode',
-        message: 'Antrea Egress only SNATs outbound traffic; it has no 1:1 elastic IP',
-        fix: "Use netpin.io/egress-mode: snat, or Kube-OVN's ovn.kubernetes.io/eip for a 1:1 NAT",
-      });
-    }
-    return [...problems, ...netemProblems(intent, 'Antrea')];
+    return [...problems, ...eipProblems(intent, 'Antrea Egress'), ...netemProblems(intent, 'Antrea')];
   },
 
   render(intent, pools, allocation) {

@@ -1,7 +1,7 @@
 import type { Problem } from '../intent/types.js';
 import { bandwidthAnnotations, netemProblems } from './bandwidth.js';
 import type { Dialect } from './dialect.js';
-import { egressByResource } from './egress.js';
+import { egressByResource, eipProblems } from './egress.js';
 
 export const cilium: Dialect = {
   name: 'cilium',
@@ -25,14 +25,7 @@ export const cilium: Dialect = {
         fix: `Set spec.cni.cilium.pool on IPPool ${p.name} to the CiliumPodIPPool name`,
       });
     }
-    if (intent.egress?.mode === 'eip') {
-      problems.push({
-        key: 'netpin.io/egress-mode',
-        message: 'A Cilium egress gateway only SNATs outbound traffic; it has no 1:1 elastic IP',
-        fix: "Use netpin.io/egress-mode: snat, or Kube-OVN's ovn.kubernetes.io/eip for a 1:1 NAT",
-      });
-    }
-    return [...problems, ...netemProblems(intent, 'Cilium')];
+    return [...problems, ...eipProblems(intent, 'A Cilium egress gateway'), ...netemProblems(intent, 'Cilium')];
   },
 
   render(intent, pools) {

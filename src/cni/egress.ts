@@ -1,4 +1,4 @@
-import { addressList, type Address, type DualAddress } from '../intent/types.js';
+import { addressList, type Address, type DualAddress, type Intent, type Problem } from '../intent/types.js';
 import type { Rendering } from './dialect.js';
 
 export const EGRESS_LABEL = 'netpin.io/egress';
@@ -82,4 +82,16 @@ export function egressByResource(cni: keyof typeof RESOURCES, ip: DualAddress): 
   warnings.push(r.caveat);
   if (addrs.length > 1) warnings.push(r.dual);
   return { labels: { [EGRESS_LABEL]: value }, warnings };
+}
+
+/** For a CNI whose egress IP is SNAT only: `netpin.io/egress-mode: eip` asks for what it cannot do. */
+export function eipProblems(intent: Intent, what: string): Problem[] {
+  if (intent.egress?.mode !== 'eip') return [];
+  return [
+    {
+      key: 'netpin.io/egress-mode',
+      message: `${what} only SNATs outbound traffic; it has no 1:1 elastic IP`,
+      fix: "Use netpin.io/egress-mode: snat, or Kube-OVN's ovn.kubernetes.io/eip for a 1:1 NAT",
+    },
+  ];
 }

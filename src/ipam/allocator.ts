@@ -1,6 +1,6 @@
 import type { Allocation } from '../cni/dialect.js';
 import { KEYS } from '../intent/keys.js';
-import { addressList, formatDual, type Address, type DualAddress, type Family, type Intent, type Problem } from '../intent/types.js';
+import { addressList, type Address, type DualAddress, type Family, type Intent, type Problem } from '../intent/types.js';
 import { familyOf } from './address.js';
 import { ConflictError, describeOwner, ExhaustedError, ownerKey, type Claim, type Ledger, type Owner } from './ledger.js';
 import { describePool, poolAdmitsNamespace, poolContains, type Pool } from './pool.js';

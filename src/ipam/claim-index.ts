@@ -1,7 +1,7 @@
 import type { Address, Family } from '../intent/types.js';
 import { familyOf, fromBigInt, toBigInt } from './address.js';
 import { FreeRanges } from './free-ranges.js';
-import { ownerKey, type Claim, type Owner } from './ledger.js';
+import { ConflictError, ownerKey, type Claim, type Owner } from './ledger.js';
 import { poolContains, type Pool } from './pool.js';
 
 interface PoolState {
@@ -56,6 +56,13 @@ export class ClaimIndex {
 
   holderOf(ip: Address): Claim | undefined {
     return this.byIp.get(ip.toString());
+  }
+
+  /** This owner's claim on the address, undefined when it is free; throws ConflictError when another owner holds it. */
+  heldBy(ip: Address, owner: Owner): Claim | undefined {
+    const holder = this.byIp.get(ip.toString());
+    if (holder && ownerKey(holder.owner) !== ownerKey(owner)) throw new ConflictError(holder);
+    return holder;
   }
 
   claimsOf(owner: Owner): Claim[] {

@@ -110,11 +110,8 @@ export class KubeLedger implements Ledger {
   }
 
   async claim(pool: Pool, ip: Address, owner: Owner): Promise<Claim> {
-    const holder = this.index.holderOf(ip);
-    if (holder) {
-      if (ownerKey(holder.owner) === ownerKey(owner)) return holder;
-      throw new ConflictError(holder);
-    }
+    const mine = this.index.heldBy(ip, owner);
+    if (mine) return mine;
     const claim: Claim = { pool: pool.name, ip, owner, createdAt: Date.now() };
     // In the index before the create, so that concurrent admissions in this process skip the address.
     this.index.add(claim);

@@ -1,6 +1,6 @@
 import type { Address, Family } from '../intent/types.js';
 import { ClaimIndex } from './claim-index.js';
-import { ConflictError, ExhaustedError, ownerKey, type Claim, type Ledger, type Owner } from './ledger.js';
+import { ExhaustedError, type Claim, type Ledger, type Owner } from './ledger.js';
 import type { Pool } from './pool.js';
 
 /** A ledger that lives in this process only: for local runs and unit tests. */
@@ -12,11 +12,8 @@ export class MemoryLedger implements Ledger {
   }
 
   async claim(pool: Pool, ip: Address, owner: Owner): Promise<Claim> {
-    const holder = this.index.holderOf(ip);
-    if (holder) {
-      if (ownerKey(holder.owner) === ownerKey(owner)) return holder;
-      throw new ConflictError(holder);
-    }
+    const mine = this.index.heldBy(ip, owner);
+    if (mine) return mine;
     const claim: Claim = { pool: pool.name, ip, owner, createdAt: Date.now() };
     this.index.add(claim);
     return claim;
