@@ -68,37 +68,51 @@ export function validatePod(req: AdmissionRequest, deps: AdmissionDeps): Verdict
   const pod = req.object!;
   const annotations = pod.metadata?.annotations ?? {};
   const problems: Problem[] = bandwidthProblems(annotations);
-  if (hasIntentKeys(annotations)) {
-    const namespace = req.namespace ?? pod.metadata?.namespace ?? 'default';
-    const shape = { kind: 'Pod', replicas: 1, statefulSet: statefulSetOf(pod) !== undefined } as const;
-    const checked = checkIntent(annotations, shape, namespace, deps);
-    problems.push(...checked.problems);
-    if (checked.problems.length === 0) {
-      const pins = deps.dialect.pinsAddresses(checked.intent, shape);
-      const allocated = annotations[ALLOCATED_KEY];
-      if (pins && allocated === undefined) {
-        problems.push({ key: ALLOCATED_KEY, message: 'netpin has not pinned this pod: its mutating webhook did not run', fix: 'check that the MutatingWebhookConfiguration of netpin selects this namespace, then create the pod again' });
-      } else {
-        const addresses = pins ? parseDual(allocated!) : undefined;
-        if (typeof addresses === 'string') {
-          problems.push({ key: ALLOCATED_KEY, message: addresses, fix: 'do not write netpin.io/allocated by hand: netpin writes it' });
-          return denied(renderProblems(problems, deps.dialect));
-        }
-        const index = deps.allocator.ledger.index;
-        const allocation = addresses && {
-          addresses,
-          pools: addressList(addresses).map((a) => index.poolOf(a)).filter((p): p is Pool => p !== undefined),
-        };
-        const expected = deps.dialect.render(checked.intent, allocation?.pools ?? checked.pools, allocation);
-        const missing = Object.keys(expected.annotations).filter((k) => annotations[k] === undefined);
-        for (const key of missing) {
-          problems.push({ key, message: 'is missing although the netpin intent needs it: another webhook removed it', fix: 'find the webhook that strips annotations, or remove the netpin.io/ annotations' });
-        }
-        problems.push(...handWritten(annotations, expected.annotations));
-      }
+  const expected = hasIntentKeys(annotations) ? expectedAnnotations(req, pod, deps, problems) : {};
+  for (const key of deps.dialect.addressKeys) {
+    // In an opted-in namespace, an address or pool chosen by hand would bypass the ledger and the
+    // pools' namespaceSelectors: another owner could be handed the same address.
+    if (annotations[key] !== undefined && expected[key] === undefined) {
+      problems.push({
+        key,
+        message: `is written by hand, so netpin's ledger does not know the address and no IPPool namespaceSelector applies`,
+        fix: 'write netpin.io/ip, netpin.io/ips or netpin.io/pool instead, and netpin writes this annotation',
+      });
     }
   }
   return problems.length ? denied(renderProblems(problems, deps.dialect)) : allowed();
+}
+
+/** What the netpin intent renders for this pod, checked against what the pod carries; problems go to `problems`. */
+function expectedAnnotations(req: AdmissionRequest, pod: KubeObject, deps: AdmissionDeps, problems: Problem[]): Record<string, string> {
+  const annotations = pod.metadata?.annotations ?? {};
+  const namespace = req.namespace ?? pod.metadata?.namespace ?? 'default';
+  const shape = { kind: 'Pod', replicas: 1, statefulSet: statefulSetOf(pod) !== undefined } as const;
+  const checked = checkIntent(annotations, shape, namespace, deps);
+  problems.push(...checked.problems);
+  if (checked.problems.length) return {};
+  const pins = deps.dialect.pinsAddresses(checked.intent, shape);
+  const allocated = annotations[ALLOCATED_KEY];
+  if (pins && allocated === undefined) {
+    problems.push({ key: ALLOCATED_KEY, message: 'netpin has not pinned this pod: its mutating webhook did not run', fix: 'check that the MutatingWebhookConfiguration of netpin selects this namespace, then create the pod again' });
+    return {};
+  }
+  const addresses = pins ? parseDual(allocated!) : undefined;
+  if (typeof addresses === 'string') {
+    problems.push({ key: ALLOCATED_KEY, message: addresses, fix: 'do not write netpin.io/allocated by hand: netpin writes it' });
+    return {};
+  }
+  const index = deps.allocator.ledger.index;
+  const allocation = addresses && {
+    addresses,
+    pools: addressList(addresses).map((a) => index.poolOf(a)).filter((p): p is Pool => p !== undefined),
+  };
+  const expected = deps.dialect.render(checked.intent, allocation?.pools ?? checked.pools, allocation).annotations;
+  for (const key of Object.keys(expected).filter((k) => annotations[k] === undefined)) {
+    problems.push({ key, message: 'is missing although the netpin intent needs it: another webhook removed it', fix: 'find the webhook that strips annotations, or remove the netpin.io/ annotations' });
+  }
+  problems.push(...handWritten(annotations, expected));
+  return expected;
 }
 
 /** CNI keys the user wrote by hand that disagree with what the intent renders. */

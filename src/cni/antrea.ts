@@ -37,6 +37,7 @@ function statefulSetProblems(intent: Intent, shape: WorkloadShape): Problem[] {
 export const antrea: Dialect = {
   name: 'antrea',
   title: 'Antrea',
+  addressKeys: ['ipam.antrea.io/pod-ips', 'ipam.antrea.io/ippools'],
 
   pinsAddresses: (intent, shape) => needsAddress(intent) && !shape.statefulSet,
 

@@ -8,6 +8,8 @@ const NO_EGRESS_IP =
 export const calico: Dialect = {
   name: 'calico',
   title: 'Calico',
+  // cni-plugin/pkg/k8s/k8s.go reads these four (cni-contract.md 2.1, 2.2).
+  addressKeys: ['cni.projectcalico.org/ipAddrs', 'cni.projectcalico.org/ipAddrsNoIpam', 'cni.projectcalico.org/ipv4pools', 'cni.projectcalico.org/ipv6pools'],
 
   // netpin picks the address even for a pool, so its ledger knows it, and ipAddrs pins it: Calico keeps no IP itself.
   pinsAddresses: (intent) => needsAddress(intent),

@@ -6,6 +6,7 @@ import { egressByResource, eipProblems } from './egress.js';
 export const cilium: Dialect = {
   name: 'cilium',
   title: 'Cilium',
+  addressKeys: ['ipam.cilium.io/ip-pool', 'ipam.cilium.io/ipv4-pool', 'ipam.cilium.io/ipv6-pool'],
 
   // Cilium has no primary-network fixed IP (pkg/annotation/k8s.go); a pool is only selected, never pinned.
   pinsAddresses: () => false,

@@ -35,6 +35,8 @@ export interface Dialect {
   readonly name: CniName;
   /** The name users know, for messages: "Calico", "Kube-OVN", "Antrea", "Cilium". */
   readonly title: string;
+  /** This CNI's pod annotations that pick an address or a pool: netpin's to write in an opted-in namespace. */
+  readonly addressKeys: readonly string[];
   /** Whether netpin picks this workload's addresses and pins them through an annotation. */
   pinsAddresses(intent: Intent, shape: WorkloadShape): boolean;
   /** What of the intent this CNI cannot do; each problem names the key and what to do instead. */

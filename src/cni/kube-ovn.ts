@@ -69,6 +69,7 @@ function checkEgress(intent: Intent, replicas: number, kind: string): Problem[] 
 export const kubeOvn: Dialect = {
   name: 'kube-ovn',
   title: 'Kube-OVN',
+  addressKeys: [`${OVN}/ip_address`, `${OVN}/ip_pool`],
 
   pinsAddresses: (intent) => needsAddress(intent),
 

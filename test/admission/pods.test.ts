@@ -381,6 +381,24 @@ describe('the validate endpoint', () => {
     expect((await h.validate(podCreate({ name: 'b', annotations: { [key]: '10M' } }))).response.allowed).toBe(true);
   });
 
+  it.each([
+    ['calico', 'cni.projectcalico.org/ipAddrs', '["10.20.0.9"]'],
+    ['calico', 'cni.projectcalico.org/ipv4pools', '["db-pool"]'],
+    ['kube-ovn', 'ovn.kubernetes.io/ip_address', '10.20.0.9'],
+    ['antrea', 'ipam.antrea.io/pod-ips', '10.20.0.9'],
+    ['cilium', 'ipam.cilium.io/ip-pool', 'db-pool'],
+  ] as const)('refuses a hand-written %s address or pool key (%s), which would bypass the ledger', async (cni, key, value) => {
+    const h = await harness({ cni });
+    const message = denial(await h.validate(podCreate({ name: 'a', annotations: { [key]: value } })));
+    expect(message).toContain(`${key} (CNI `);
+    expect(message).toContain("netpin's ledger does not know the address");
+    expect(message).toContain('Fix: write netpin.io/ip, netpin.io/ips or netpin.io/pool instead');
+    // What netpin writes itself passes.
+    const body = podCreate({ name: 'b', annotations: { 'netpin.io/pool': 'web' } });
+    const mutated = await h.mutate(body);
+    expect((await h.validate({ ...body, request: { ...body.request!, object: patched(body, mutated.response) } })).response.allowed).toBe(true);
+  });
+
   it('refuses on /validate what /mutate refuses, and claims nothing', async () => {
     const h = await harness({ cni: 'cilium' });
     expect(denial(await h.validate(podCreate({ name: 'a', annotations: { 'netpin.io/ip': '10.20.0.7' } })))).toContain('netpin.io/ip (CNI Cilium)');
