@@ -30,7 +30,6 @@ export async function mutatePod(req: AdmissionRequest, deps: AdmissionDeps): Pro
       ? { kind: 'StatefulSet', namespace, name: sts.name, ordinal: sts.ordinal }
       : { kind: 'Pod', namespace, name: pod.metadata?.name ?? '', uid: req.uid };
     const start = sts ? (deps.cluster.statefulSet(namespace, sts.name)?.ordinalsStart ?? 0) : 0;
-    const before = new Set(deps.allocator.ledger.index.claimsOf(owner).map((c) => c.ip.toString()));
     const result = await deps.allocator.allocate({
       intent,
       namespace,
@@ -41,7 +40,7 @@ export async function mutatePod(req: AdmissionRequest, deps: AdmissionDeps): Pro
     });
     if (!result.ok) return denied(renderProblems(result.problems, deps.dialect));
     allocation = result.allocation;
-    if (!req.dryRun) made = result.claims.filter((c) => !before.has(c.ip.toString()));
+    made = result.fresh;
   }
 
   const rendering = deps.dialect.render(intent, allocation?.pools ?? pools, allocation);

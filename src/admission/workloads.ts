@@ -1,7 +1,7 @@
 import type { WorkloadShape } from '../cni/dialect.js';
 import type { StatefulSetInfo } from '../cluster/view.js';
 import { hasIntentKeys, KEYS } from '../intent/keys.js';
-import { formatDual, type Problem } from '../intent/types.js';
+import { formatDual, type Intent, type Problem } from '../intent/types.js';
 import { ownerKey, type Claim, type Owner } from '../ipam/ledger.js';
 import { checkIntent, renderProblems, type AdmissionDeps } from './context.js';
 import { allowed, denied, type Verdict } from './respond.js';
@@ -100,13 +100,11 @@ async function admit(w: Workload, req: AdmissionRequest, deps: AdmissionDeps, re
   return allowed(warnings);
 }
 
-async function reserveOrdinals(w: Workload, intent: ReturnType<typeof checkIntent>['intent'], deps: AdmissionDeps) {
-  const index = deps.allocator.ledger.index;
+async function reserveOrdinals(w: Workload, intent: Intent, deps: AdmissionDeps) {
   const made: Claim[] = [];
   const summary: string[] = [];
   for (let k = 0; k < w.replicas; k++) {
     const owner: Owner = { kind: 'StatefulSet', namespace: w.namespace, name: w.name, ordinal: w.ordinalsStart + k };
-    const before = new Set(index.claimsOf(owner).map((c) => c.ip.toString()));
     const result = await deps.allocator.allocate({
       intent,
       namespace: w.namespace,
@@ -120,7 +118,7 @@ async function reserveOrdinals(w: Workload, intent: ReturnType<typeof checkInten
       for (const c of made) await deps.allocator.ledger.release(c);
       return { problems: result.problems.map((p): Problem => ({ ...p, message: `${w.name}-${owner.ordinal}: ${p.message}` })), warnings: [] };
     }
-    made.push(...result.claims.filter((c) => !before.has(c.ip.toString())));
+    made.push(...result.fresh);
     summary.push(`${w.name}-${owner.ordinal}=${formatDual(result.allocation.addresses)}`);
   }
   const shown = summary.length > 6 ? [...summary.slice(0, 3), '…', ...summary.slice(-2)] : summary;

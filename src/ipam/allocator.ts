@@ -16,7 +16,8 @@ export interface AllocationRequest {
   dryRun: boolean;
 }
 
-export type AllocationResult = { ok: true; allocation: Allocation; claims: Claim[] } | { ok: false; problems: Problem[] };
+/** `fresh` are the claims this call made, for a caller that must give them back when the request fails later. */
+export type AllocationResult = { ok: true; allocation: Allocation; claims: Claim[]; fresh: Claim[] } | { ok: false; problems: Problem[] };
 
 type FamilyPools = Partial<Record<Family, Pool>>;
 
@@ -60,7 +61,7 @@ export class Allocator {
     const held = this.ledger.index.claimsOf(req.owner);
     if (held.length > 0) {
       // Sticky: a StatefulSet ordinal or a re-admitted pod keeps what it holds while the intent still allows it.
-      if (fits(held, wanted, byFamily)) return this.ok(held);
+      if (fits(held, wanted, byFamily)) return this.ok(held, []);
       if (!req.dryRun) for (const c of held) await this.ledger.release(c);
     }
 
@@ -138,11 +139,11 @@ export class Allocator {
         lastConflict = new ConflictError(holder);
         continue;
       }
-      if (req.dryRun) return this.ok(addrs.map((ip) => this.virtualClaim(ip, req.owner, byFamily)));
+      if (req.dryRun) return this.ok(addrs.map((ip) => this.virtualClaim(ip, req.owner, byFamily)), []);
       const got: Claim[] = [];
       try {
         for (const ip of addrs) got.push(await this.ledger.claim(this.poolFor(ip, byFamily), ip, req.owner));
-        return this.ok(got);
+        return this.ok(got, got);
       } catch (e) {
         for (const c of got) await this.ledger.release(c);
         if (!(e instanceof ConflictError)) throw e;
@@ -178,7 +179,7 @@ export class Allocator {
         throw e;
       }
     }
-    return this.ok(got);
+    return this.ok(got, req.dryRun ? [] : got);
   }
 
   private exhausted(e: ExhaustedError, req: AllocationRequest): AllocationResult {
@@ -188,7 +189,7 @@ export class Allocator {
       `add addresses to IPPool ${e.pool.name} (spec.cidr or spec.ranges), delete workloads that hold them${others.length ? `, or name another pool: ${others.map((p) => p.name).join(', ')}` : ''}`);
   }
 
-  private ok(claims: Claim[]): AllocationResult {
+  private ok(claims: Claim[], fresh: Claim[]): AllocationResult {
     const addresses: DualAddress = {};
     const pools: Pool[] = [];
     for (const c of claims) {
@@ -197,7 +198,7 @@ export class Allocator {
       const pool = this.ledger.index.pool(c.pool);
       if (pool && !pools.includes(pool)) pools.push(pool);
     }
-    return { ok: true, allocation: { addresses, pools }, claims };
+    return { ok: true, allocation: { addresses, pools }, claims, fresh };
   }
 
   private poolFor(ip: Address, byFamily: FamilyPools): Pool {

@@ -150,6 +150,12 @@ describe('Deployment', () => {
     const pods = await podsWithPrefix(c, NS, 'tiny-');
     expect(pods).toHaveLength(8);
     expect(new Set(pods.map((p) => calicoIps(p)[0])).size).toBe(8);
+    // The reconciler keeps `kubectl get ippools` current.
+    const status = await waitFor('IPPool small status', async () => {
+      const pool = (await c.custom.getClusterCustomObject({ group: 'netpin.io', version: 'v1alpha1', plural: 'ippools', name: 'small' })) as { status?: { capacity: number; allocated: number } };
+      return pool.status?.allocated === 8 ? pool.status : undefined;
+    }, 30_000, 500);
+    expect(status.capacity).toBe(8);
   });
 });
 
