@@ -31,8 +31,9 @@ export function checkIntent(annotations: Record<string, string> | undefined, sha
   const { intent, problems } = parseIntent(annotations);
   const index = deps.allocator.ledger.index;
   const pools = (intent.pools ?? []).map((n) => index.pool(n)).filter((p): p is Pool => p !== undefined);
-  problems.push(...deps.allocator.check(intent, namespace, deps.cluster.namespaceLabels(namespace)));
-  if (problems.length === 0) problems.push(...deps.dialect.check(intent, shape, pools));
+  // What the CNI cannot do at all comes before where the addresses would come from.
+  problems.push(...deps.dialect.check(intent, shape, pools));
+  if (problems.length === 0) problems.push(...deps.allocator.check(intent, namespace, deps.cluster.namespaceLabels(namespace)));
   return { intent, pools, problems };
 }
 
