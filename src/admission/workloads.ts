@@ -2,7 +2,7 @@ import type { WorkloadShape } from '../cni/dialect.js';
 import type { StatefulSetInfo } from '../cluster/view.js';
 import { hasIntentKeys, KEYS } from '../intent/keys.js';
 import { formatDual, type Intent, type Problem } from '../intent/types.js';
-import { ownerKey, type Claim, type Owner } from '../ipam/ledger.js';
+import { ownerKey, type Owner } from '../ipam/ledger.js';
 import { checkIntent, renderProblems, type AdmissionDeps } from './context.js';
 import { allowed, denied, type Verdict } from './respond.js';
 import type { AdmissionRequest, KubeObject } from './review.js';
@@ -101,28 +101,32 @@ async function admit(w: Workload, req: AdmissionRequest, deps: AdmissionDeps, re
 }
 
 async function reserveOrdinals(w: Workload, intent: Intent, deps: AdmissionDeps) {
-  const made: Claim[] = [];
-  const summary: string[] = [];
-  for (let k = 0; k < w.replicas; k++) {
-    const owner: Owner = { kind: 'StatefulSet', namespace: w.namespace, name: w.name, ordinal: w.ordinalsStart + k };
-    const result = await deps.allocator.allocate({
+  const owners: Owner[] = Array.from({ length: w.replicas }, (_, k) => ({ kind: 'StatefulSet', namespace: w.namespace, name: w.name, ordinal: w.ordinalsStart + k }));
+  // Started in ordinal order without waiting in between: each allocation takes its address before
+  // its first write, so ordinal k still gets the k-th free address, and the writes overlap.
+  const results = await Promise.allSettled(owners.map((owner, k) =>
+    deps.allocator.allocate({
       intent,
       namespace: w.namespace,
       namespaceLabels: deps.cluster.namespaceLabels(w.namespace),
       owner,
       entry: intent.ips ? k : undefined,
       dryRun: false,
-    });
-    if (!result.ok) {
-      // Claims this request made would only wait for the reconciler; give them back now.
-      for (const c of made) await deps.allocator.ledger.release(c);
-      return { problems: result.problems.map((p): Problem => ({ ...p, message: `${w.name}-${owner.ordinal}: ${p.message}` })), warnings: [] };
-    }
-    made.push(...result.fresh);
-    summary.push(`${w.name}-${owner.ordinal}=${formatDual(result.allocation.addresses)}`);
+    }),
+  ));
+  const done = results.flatMap((r) => (r.status === 'fulfilled' && r.value.ok ? [r.value] : []));
+  const failed = results.findIndex((r) => r.status === 'rejected' || !r.value.ok);
+  if (failed >= 0) {
+    // Claims this request made would only wait for the reconciler; give them back now.
+    for (const r of done) for (const c of r.fresh) await deps.allocator.ledger.release(c);
+    const r = results[failed]!;
+    if (r.status === 'rejected') throw r.reason;
+    const problems = r.value.ok ? [] : r.value.problems;
+    return { problems: problems.map((p): Problem => ({ ...p, message: `${w.name}-${w.ordinalsStart + failed}: ${p.message}` })), warnings: [] };
   }
+  const summary = done.map((r, k) => `${w.name}-${w.ordinalsStart + k}=${formatDual(r.allocation.addresses)}`);
   const shown = summary.length > 6 ? [...summary.slice(0, 3), '…', ...summary.slice(-2)] : summary;
-  return { problems: undefined, warnings: made.length ? [`netpin: reserved ${shown.join(' ')}`] : [] };
+  return { problems: undefined, warnings: done.some((r) => r.fresh.length > 0) ? [`netpin: reserved ${shown.join(' ')}`] : [] };
 }
 
 async function releaseStatefulSet(req: AdmissionRequest, deps: AdmissionDeps): Promise<Verdict> {

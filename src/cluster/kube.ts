@@ -4,9 +4,38 @@ import type { Logger } from 'pino';
 export const GROUP = 'netpin.io';
 export const VERSION = 'v1alpha1';
 
+type DispatcherFactory = (cluster: unknown, options: { ca?: Buffer; cert?: Buffer; key?: Buffer; servername?: string }) => unknown;
+
+/**
+ * client-node builds a new undici Agent for every API call (KubeConfig.applySecurityAuthentication),
+ * so every claim paid a fresh TLS handshake on both ends: in the benchmark that was most of
+ * netpin's CPU per pod and doubled the API server's. One agent is kept while the TLS material
+ * stays the same; a rotated client certificate gets a new one. Credentials sent as headers
+ * (service account tokens) are still applied per call.
+ */
+class KeepAliveKubeConfig extends KubeConfig {
+  constructor() {
+    super();
+    const self = this as unknown as { createDispatcher: DispatcherFactory };
+    const build = self.createDispatcher.bind(this);
+    let cached: { server: unknown; options: Parameters<DispatcherFactory>[1]; dispatcher: unknown } | undefined;
+    self.createDispatcher = (cluster, options) => {
+      const server = (cluster as { server?: string } | null)?.server;
+      const same = (a?: Buffer, b?: Buffer) => a === b || (a !== undefined && b !== undefined && a.equals(b));
+      if (
+        !cached || cached.server !== server || cached.options.servername !== options.servername ||
+        !same(cached.options.ca, options.ca) || !same(cached.options.cert, options.cert) || !same(cached.options.key, options.key)
+      ) {
+        cached = { server, options, dispatcher: build(cluster, options) };
+      }
+      return cached.dispatcher;
+    };
+  }
+}
+
 /** From --kubeconfig outside a cluster, from the service account inside one. */
 export function loadKubeConfig(path?: string): KubeConfig {
-  const kc = new KubeConfig();
+  const kc = new KeepAliveKubeConfig();
   if (path) kc.loadFromFile(path);
   else if (process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
   else kc.loadFromDefault();

@@ -140,12 +140,10 @@ export class Allocator {
         continue;
       }
       if (req.dryRun) return this.ok(addrs.map((ip) => this.virtualClaim(ip, req.owner, byFamily)), []);
-      const got: Claim[] = [];
       try {
-        for (const ip of addrs) got.push(await this.ledger.claim(this.poolFor(ip, byFamily), ip, req.owner));
+        const got = await this.claimAll(addrs.map((ip) => this.ledger.claim(this.poolFor(ip, byFamily), ip, req.owner)));
         return this.ok(got, got);
       } catch (e) {
-        for (const c of got) await this.ledger.release(c);
         if (!(e instanceof ConflictError)) throw e;
         lastConflict = e;
       }
@@ -161,25 +159,39 @@ export class Allocator {
   }
 
   private async claimFromPools(req: AllocationRequest, byFamily: FamilyPools): Promise<AllocationResult> {
-    const got: Claim[] = [];
-    for (const family of ['ipv4', 'ipv6'] as const) {
-      const pool = byFamily[family];
-      if (!pool) continue;
-      if (req.dryRun) {
+    const families = (['ipv4', 'ipv6'] as const).filter((f) => byFamily[f]);
+    if (req.dryRun) {
+      const got: Claim[] = [];
+      for (const family of families) {
+        const pool = byFamily[family]!;
         const ip = this.ledger.index.firstFree(pool.name, family);
         if (!ip) return this.exhausted(new ExhaustedError(pool, family), req);
         got.push({ pool: pool.name, ip, owner: req.owner, createdAt: Date.now() });
-        continue;
       }
-      try {
-        got.push(await this.ledger.claimNext(pool, family, req.owner));
-      } catch (e) {
-        for (const c of got) await this.ledger.release(c);
-        if (e instanceof ExhaustedError) return this.exhausted(e, req);
-        throw e;
-      }
+      return this.ok(got, []);
     }
-    return this.ok(got, req.dryRun ? [] : got);
+    try {
+      const got = await this.claimAll(families.map((f) => this.ledger.claimNext(byFamily[f]!, f, req.owner)));
+      return this.ok(got, got);
+    } catch (e) {
+      if (e instanceof ExhaustedError) return this.exhausted(e, req);
+      throw e;
+    }
+  }
+
+  /**
+   * Waits for claims started together; on any failure gives back the others and throws it.
+   * Started together because each ledger marks its address taken before its first await:
+   * callers that start several allocations in a row get addresses in that order, and the
+   * writes overlap.
+   */
+  private async claimAll(pending: Array<Promise<Claim>>): Promise<Claim[]> {
+    const settled = await Promise.allSettled(pending);
+    const failed = settled.find((r) => r.status === 'rejected');
+    const got = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    if (!failed) return got;
+    for (const c of got) await this.ledger.release(c);
+    throw failed.reason;
   }
 
   private exhausted(e: ExhaustedError, req: AllocationRequest): AllocationResult {
