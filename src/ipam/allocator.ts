@@ -71,21 +71,24 @@ export class Allocator {
 
   private plan(intent: Intent, namespace: string, labels: Record<string, string>): { byFamily: FamilyPools } | { problems: Problem[] } {
     const problems: Problem[] = [];
-    const allowed = this.allowedPools(labels);
-    const allowedText = allowed.length ? allowed.map(describePool).join('; ') : 'none';
+    // Only a refusal lists the pools: formatting every range is not worth doing per admitted pod.
+    const allowed = () => {
+      const pools = this.allowedPools(labels);
+      return pools.length ? pools.map(describePool).join('; ') : 'none';
+    };
     const byFamily: FamilyPools = {};
 
     for (const name of intent.pools ?? []) {
       const pool = this.ledger.index.pool(name);
       if (!pool) {
-        problems.push({ key: KEYS.pool, message: `IPPool ${name} does not exist`, fix: `name a pool namespace ${namespace} may use: ${allowedText}` });
+        problems.push({ key: KEYS.pool, message: `IPPool ${name} does not exist`, fix: `name a pool namespace ${namespace} may use: ${allowed()}` });
         continue;
       }
       if (!poolAdmitsNamespace(pool, labels)) {
         problems.push({
           key: KEYS.pool,
           message: `IPPool ${name} does not select namespace ${namespace} (spec.namespaceSelector)`,
-          fix: `name a pool namespace ${namespace} may use (${allowedText}), or widen the namespaceSelector of IPPool ${name}`,
+          fix: `name a pool namespace ${namespace} may use (${allowed()}), or widen the namespaceSelector of IPPool ${name}`,
         });
         continue;
       }
@@ -115,12 +118,12 @@ export class Allocator {
       } else if (!named) {
         const home = this.ledger.index.poolOf(addr);
         if (!home) {
-          problems.push({ key, message: `${addr.toString()} lies outside every IPPool`, fix: `choose an address in a pool namespace ${namespace} may use: ${allowedText}` });
+          problems.push({ key, message: `${addr.toString()} lies outside every IPPool`, fix: `choose an address in a pool namespace ${namespace} may use: ${allowed()}` });
         } else if (!poolAdmitsNamespace(home, labels)) {
           problems.push({
             key,
             message: `${addr.toString()} lies in IPPool ${home.name}, which does not select namespace ${namespace} (spec.namespaceSelector)`,
-            fix: `choose an address in a pool namespace ${namespace} may use: ${allowedText}`,
+            fix: `choose an address in a pool namespace ${namespace} may use: ${allowed()}`,
           });
         }
       }
