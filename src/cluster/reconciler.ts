@@ -21,6 +21,7 @@ export interface ReconcilerOptions {
 export class Reconciler {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
+  private stopped = false;
   private readonly api: CustomObjectsApi;
   private readonly lastStatus = new Map<string, string>();
 
@@ -41,6 +42,8 @@ export class Reconciler {
   }
 
   async stop(): Promise<void> {
+    // A sweep in progress stops after the release under way: what is left is the next leader's.
+    this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     await this.running;
   }
@@ -79,6 +82,7 @@ export class Reconciler {
       stale.push(claim);
     }
     for (const claim of stale) {
+      if (this.stopped) break;
       await this.ledger.release(claim);
       this.log?.info({ ip: claim.ip.toString(), pool: claim.pool, owner: claim.owner }, 'released a claim nobody holds');
     }
