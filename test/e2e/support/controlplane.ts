@@ -37,6 +37,8 @@ export interface StartOptions {
   controllers?: string[];
   /** per-component start timeout in ms (default 120 s; env NETPIN_CONTROLPLANE_START_TIMEOUT_MS) */
   startTimeoutMs?: number;
+  /** extra kube-controller-manager flags, appended last (the benchmarks raise --kube-api-qps/--kube-api-burst) */
+  controllerManagerArgs?: string[];
 }
 
 export const DEFAULT_CONTROLLERS: readonly string[] = [
@@ -408,6 +410,7 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
       '--leader-elect=false',
       '--secure-port=0',
       '--v=1', // for the "Controller starting..." lines used as readiness signal
+      ...(opts.controllerManagerArgs ?? []),
     ], dir);
     procs.push(kcm);
     // Each enabled controller logs "Controller starting..." once. Aliases ("deployment")

@@ -1,0 +1,129 @@
+// Child processes of the benchmarks: the servers under load, and what is read off them.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The repository root: the nearest directory above this file with package.json (this file runs from dist/bench/). */
+export function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error('no package.json above the bench');
+    dir = up;
+  }
+  return dir;
+}
+
+export interface Child {
+  name: string;
+  child: ChildProcess;
+  /** What the process wrote to stdout and stderr, for failure messages. */
+  output(): string;
+  /** SIGTERM, then SIGKILL after a grace period; resolves when it has exited. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+/**
+ * Starts `node <args>` (the same Node as the runner) and resolves once stdout matches `ready`,
+ * with the match. Stops waiting, and the child, after `timeoutMs`.
+ */
+export async function startChild(
+  name: string,
+  nodeArgs: string[],
+  ready: RegExp,
+  opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
+): Promise<{ proc: Child; match: RegExpExecArray }> {
+  const child = spawn(process.execPath, nodeArgs, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...opts.env, NO_PROXY: '127.0.0.1,localhost' },
+  });
+  let out = '';
+  child.stdout!.setEncoding('utf8').on('data', (c: string) => (out += c));
+  child.stderr!.setEncoding('utf8').on('data', (c: string) => (out += c));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const proc: Child = {
+    name,
+    child,
+    output: () => out,
+    async stop(graceMs = 10_000) {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+  const match = await new Promise<RegExpExecArray>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${name} did not start in ${opts.timeoutMs ?? 30_000} ms:\n${out}`));
+    }, opts.timeoutMs ?? 30_000);
+    const onData = () => {
+      const m = ready.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        child.stdout!.off('data', onData);
+        resolve(m);
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited (${code ?? signal}) before it was ready:\n${out}`));
+    });
+  });
+  return { proc, match };
+}
+
+/** Peak resident set size of a live process in bytes (VmHWM), read from /proc. */
+export function peakRss(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const m = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+// Linux reports CPU times in clock ticks of 1/100 s (USER_HZ) on every platform Node runs on.
+const TICKS_PER_SECOND = 100;
+
+/** CPU time (user + system) a live process has used so far, in seconds. */
+export function cpuSeconds(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name, which may itself hold spaces and parentheses.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / TICKS_PER_SECOND;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Direct children of this process by command name (etcd, kube-apiserver, ...). */
+export function childPids(): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === process.pid) out.set(comm, Number(entry));
+    } catch {
+      // gone between readdir and read
+    }
+  }
+  return out;
+}
+
+/** CPU time the whole machine has spent busy (all cores, not idle or waiting), in seconds. */
+export function machineBusySeconds(): number {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
+  const [, ...ticks] = line.trim().split(/\s+/).map(Number);
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = ticks;
+  return (user + nice + system + irq + softirq + steal) / TICKS_PER_SECOND;
+}

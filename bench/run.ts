@@ -1,0 +1,165 @@
+// `npm run bench`: runs the three parts in turn and writes bench/results/<timestamp>.json and .md,
+// and the same as bench/results/latest.json and .md. Every request goes to 127.0.0.1, and every
+// loop ends by count or time. Flags (after `npm run bench --`):
+//   --parts admission,ledger,cluster   which parts (default: all)
+//   --duration 6 --warmup 2            seconds per admission run, measured and warm-up
+//   --rounds 3                         admission rounds, every server once per round
+//   --cluster-rounds 2                 control-plane rounds of each mode per scenario
+//   --kcm-qps 1000 | default           kube-controller-manager --kube-api-qps (burst twice that)
+//   --no-profile                       skip the profiled runs
+//   --render FILE.json                 only write FILE.md again from FILE.json (after a change of the report)
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { benchAdmission } from './admission.js';
+import { benchCluster } from './cluster.js';
+import { benchLedger } from './ledger.js';
+import { repoRoot } from './proc.js';
+import { evaluateTargets, toMarkdown, type BenchResult } from './report.js';
+
+const PARTS = ['admission', 'ledger', 'cluster'] as const;
+
+const { values } = parseArgs({
+  options: {
+    parts: { type: 'string', default: PARTS.join(',') },
+    duration: { type: 'string', default: '6' },
+    warmup: { type: 'string', default: '2' },
+    rounds: { type: 'string', default: '3' },
+    'cluster-rounds': { type: 'string', default: '2' },
+    'kcm-qps': { type: 'string', default: '1000' },
+    'no-profile': { type: 'boolean', default: false },
+    render: { type: 'string' },
+  },
+});
+
+if (values.render) {
+  const saved = JSON.parse(readFileSync(values.render, 'utf8')) as BenchResult;
+  writeFileSync(values.render.replace(/\.json$/, '.md'), `${toMarkdown(saved)}\n`);
+  process.exit(0);
+}
+
+const parts = values.parts.split(',').map((p) => p.trim());
+for (const p of parts) if (!(PARTS as readonly string[]).includes(p)) throw new Error(`unknown part ${p}; choose from ${PARTS.join(', ')}`);
+const profile = !values['no-profile'];
+const root = repoRoot();
+const log = (line: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
+
+const git = (...args: string[]) => {
+  try {
+    return execFileSync('git', args, { cwd: root, encoding: 'utf8' }).trim();
+  } catch {
+    return '';
+  }
+};
+
+/**
+ * The compiled code the children run (dist/src), as names, sizes and times: in a shared work tree another
+ * build may replace it mid-run, and then the figures would mix two versions of netpin.
+ */
+function distFingerprint(): string {
+  const out: string[] = [];
+  const walk = (dir: string) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith('.js')) {
+        const st = statSync(p);
+        out.push(`${p}:${st.size}:${st.mtimeMs}`);
+      }
+    }
+  };
+  walk(join(root, 'dist/src'));
+  return createHash('sha256').update(out.sort().join('\n')).digest('hex').slice(0, 12);
+}
+
+const started = performance.now();
+const distAtStart = distFingerprint();
+const result: BenchResult = {
+  startedAt: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+  command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
+  wallSeconds: 0,
+  environment: {
+    node: process.version,
+    cpu: cpus()[0]?.model.trim() ?? 'unknown',
+    cores: cpus().length,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    loadAverage: { start: loadavg(), end: [] },
+    commit: git('rev-parse', '--short', 'HEAD') || 'unknown',
+    dirty: git('status', '--porcelain', '--untracked-files=no') !== '',
+  },
+  partSeconds: {},
+  targets: [],
+  errors: [],
+};
+
+async function part(name: string, run: () => Promise<void>): Promise<void> {
+  if (!parts.includes(name)) return;
+  const t0 = performance.now();
+  log(`${name}: start`);
+  try {
+    await run();
+  } catch (e) {
+    // One failed part must not lose the others' figures: recorded, and the exit code says so.
+    result.errors.push(`${name}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    log(`${name}: FAILED: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  result.partSeconds[name] = Math.round((performance.now() - t0) / 1000);
+  log(`${name}: done in ${result.partSeconds[name]} s`);
+}
+
+await part('admission', async () => {
+  result.admission = await benchAdmission({
+    root,
+    connections: [1, 16, 64],
+    warmupMs: Number(values.warmup) * 1000,
+    durationMs: Number(values.duration) * 1000,
+    rounds: Number(values.rounds),
+    profileMs: profile ? 5000 : 0,
+    log,
+  });
+});
+
+await part('ledger', async () => {
+  result.ledger = await benchLedger();
+});
+
+await part('cluster', async () => {
+  const qps = values['kcm-qps'];
+  result.cluster = await benchCluster({
+    root,
+    rounds: Number(values['cluster-rounds']),
+    deployments: 100,
+    replicas: 10,
+    pools: 10,
+    statefulSetReplicas: 300,
+    controllerQps: qps === 'default' ? undefined : { qps: Number(qps), burst: 2 * Number(qps) },
+    profile,
+    log,
+  });
+});
+
+result.wallSeconds = Math.round((performance.now() - started) / 1000);
+const commitAtEnd = git('rev-parse', '--short', 'HEAD') || 'unknown';
+if (distFingerprint() !== distAtStart || commitAtEnd !== result.environment.commit) {
+  result.errors.push(`netpin changed during the run (commit ${result.environment.commit} → ${commitAtEnd}, or dist/src rebuilt): the figures mix two versions; run again`);
+}
+result.environment.loadAverage.end = loadavg();
+result.targets = evaluateTargets(result);
+
+const dir = join(root, 'bench/results');
+mkdirSync(dir, { recursive: true });
+const stamp = result.startedAt.replace(/:/g, '-');
+// The latency samples stay out of the file: the summaries are what is kept.
+const json = JSON.stringify(result, (key, value: unknown) => (key === 'samples' || key === 'sample' ? undefined : value), 2);
+writeFileSync(join(dir, `${stamp}.json`), `${json}\n`);
+writeFileSync(join(dir, `${stamp}.md`), `${toMarkdown(result)}\n`);
+copyFileSync(join(dir, `${stamp}.json`), join(dir, 'latest.json'));
+copyFileSync(join(dir, `${stamp}.md`), join(dir, 'latest.md'));
+
+for (const t of result.targets) log(`${t.met ? 'met    ' : 'MISSED '} ${t.part}: ${t.name}: ${t.value.toFixed(2)} (limit ${t.limit})`);
+log(`wrote bench/results/${stamp}.json and .md (and latest.*) in ${(result.wallSeconds / 60).toFixed(1)} min`);
+// Explicit: keep-alive agents of the Kubernetes client would hold the process open.
+process.exit(result.errors.length ? 1 : 0);
