@@ -1,15 +1,18 @@
 /**
  * The free addresses of one pool family, as sorted disjoint inclusive intervals.
  *
- * Taking the lowest free address is O(1) and taking or returning a given address
- * is a binary search plus at most one splice, so the cost of an allocation does
- * not grow as the pool fills up (a /16 at 99 % costs what it costs at 1 %), and
- * IPv6 pools of any size cost no more than their fragmentation.
+ * Taking or returning a given address is a binary search plus at most one splice,
+ * so the cost of an allocation does not grow as the pool fills up (a /16 at 99 %
+ * costs what it costs at 1 %), and IPv6 pools of any size cost no more than their
+ * fragmentation. First-fit churn works at the front, where intervals come and go
+ * without a splice: the arrays keep spare slots before `head`.
  */
 export class FreeRanges {
-  // Parallel arrays of interval bounds: fewer objects than an array of pairs.
+  // Parallel arrays of interval bounds (fewer objects than an array of pairs);
+  // the live intervals are those from `head` on.
   private los: bigint[] = [];
   private his: bigint[] = [];
+  private head = 0;
   private free = 0n;
 
   constructor(intervals: ReadonlyArray<{ first: bigint; last: bigint }> = []) {
@@ -24,12 +27,12 @@ export class FreeRanges {
 
   /** The lowest free address, without taking it. */
   first(): bigint | undefined {
-    return this.los[0];
+    return this.head < this.los.length ? this.los[this.head] : undefined;
   }
 
   /** The n-th free address in order (0-based), or undefined past the end. */
   nth(n: bigint): bigint | undefined {
-    for (let i = 0; i < this.los.length; i++) {
+    for (let i = this.head; i < this.los.length; i++) {
       const lo = this.los[i]!;
       const width = this.his[i]! - lo + 1n;
       if (n < width) return lo + n;
@@ -39,8 +42,7 @@ export class FreeRanges {
   }
 
   has(addr: bigint): boolean {
-    const i = this.find(addr);
-    return i >= 0;
+    return this.find(addr) >= 0;
   }
 
   /** Marks one address used; false when it was not free. */
@@ -49,17 +51,12 @@ export class FreeRanges {
     if (i < 0) return false;
     const lo = this.los[i]!;
     const hi = this.his[i]!;
-    if (lo === hi) {
-      this.los.splice(i, 1);
-      this.his.splice(i, 1);
-    } else if (addr === lo) {
-      this.los[i] = lo + 1n;
-    } else if (addr === hi) {
-      this.his[i] = hi - 1n;
-    } else {
+    if (lo === hi) this.removeAt(i);
+    else if (addr === lo) this.los[i] = lo + 1n;
+    else if (addr === hi) this.his[i] = hi - 1n;
+    else {
       this.his[i] = addr - 1n;
-      this.los.splice(i + 1, 0, addr + 1n);
-      this.his.splice(i + 1, 0, hi);
+      this.insertAt(i + 1, addr + 1n, hi);
     }
     this.free -= 1n;
     return true;
@@ -68,7 +65,7 @@ export class FreeRanges {
   /** Returns an address to the free set; false when it was already free. */
   put(addr: bigint): boolean {
     // Index of the first interval starting above addr.
-    let lo = 0;
+    let lo = this.head;
     let hi = this.los.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
@@ -76,28 +73,55 @@ export class FreeRanges {
       else hi = mid;
     }
     const prev = lo - 1;
-    if (prev >= 0 && this.his[prev]! >= addr) return false;
-    const joinsPrev = prev >= 0 && this.his[prev]! + 1n === addr;
+    const hasPrev = prev >= this.head;
+    if (hasPrev && this.his[prev]! >= addr) return false;
+    const joinsPrev = hasPrev && this.his[prev]! + 1n === addr;
     const joinsNext = lo < this.los.length && this.los[lo]! - 1n === addr;
     if (joinsPrev && joinsNext) {
       this.his[prev] = this.his[lo]!;
-      this.los.splice(lo, 1);
-      this.his.splice(lo, 1);
+      this.removeAt(lo);
     } else if (joinsPrev) {
       this.his[prev] = addr;
     } else if (joinsNext) {
       this.los[lo] = addr;
     } else {
-      this.los.splice(lo, 0, addr);
-      this.his.splice(lo, 0, addr);
+      this.insertAt(lo, addr, addr);
     }
     this.free += 1n;
     return true;
   }
 
+  private removeAt(i: number): void {
+    if (i === this.head) {
+      this.head++;
+      return;
+    }
+    this.los.splice(i, 1);
+    this.his.splice(i, 1);
+  }
+
+  /** Inserts an interval so that it becomes the one at index i. */
+  private insertAt(i: number, lo: bigint, hi: bigint): void {
+    if (i === this.head) {
+      if (this.head === 0) {
+        // No room at the front: make some, in proportion, so that front churn stays O(1) amortized.
+        const pad = new Array<bigint>(Math.max(16, this.los.length >> 1)).fill(0n);
+        this.los = pad.concat(this.los);
+        this.his = pad.concat(this.his);
+        this.head = pad.length;
+      }
+      this.head--;
+      this.los[this.head] = lo;
+      this.his[this.head] = hi;
+      return;
+    }
+    this.los.splice(i, 0, lo);
+    this.his.splice(i, 0, hi);
+  }
+
   private addInterval(first: bigint, last: bigint): void {
     const n = this.los.length;
-    if (n > 0 && this.his[n - 1]! + 1n >= first) {
+    if (n > this.head && this.his[n - 1]! + 1n >= first) {
       // Overlapping or adjacent ranges in the input merge.
       const prevHi = this.his[n - 1]!;
       if (last > prevHi) {
@@ -112,7 +136,7 @@ export class FreeRanges {
   }
 
   private find(addr: bigint): number {
-    let lo = 0;
+    let lo = this.head;
     let hi = this.los.length - 1;
     while (lo <= hi) {
       const mid = (lo + hi) >>> 1;

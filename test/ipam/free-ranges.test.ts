@@ -139,4 +139,34 @@ describe('FreeRanges', () => {
     }
     expect(contents(f).length).toBe(model.size);
   });
+
+  it('agrees with the model under first-fit churn, which moves the front back and forth', () => {
+    let seed = 7;
+    const rand = (n: number) => {
+      seed = (Math.imul(seed ^ (seed >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0;
+      return seed % n;
+    };
+    const universe = 2000;
+    const f = new FreeRanges([{ first: 0n, last: BigInt(universe - 1) }]);
+    const model = new Set<number>(Array.from({ length: universe }, (_, i) => i));
+    const held: number[] = [];
+    for (let step = 0; step < 6000; step++) {
+      const op = rand(3);
+      if (op < 2 && model.size > 0) {
+        // Allocation takes the lowest free address, as claimNext does.
+        const lowest = Math.min(...model);
+        expect(f.first()).toBe(BigInt(lowest));
+        expect(f.take(BigInt(lowest))).toBe(true);
+        model.delete(lowest);
+        held.push(lowest);
+      } else if (held.length > 0) {
+        const a = held.splice(rand(held.length), 1)[0]!;
+        expect(f.put(BigInt(a))).toBe(true);
+        model.add(a);
+      }
+      expect(f.size).toBe(BigInt(model.size));
+    }
+    const sorted = [...model].sort((x, y) => x - y);
+    expect(contents(f)).toEqual(sorted);
+  });
 });
