@@ -3,7 +3,7 @@ import type { Dialect, WorkloadShape } from '../cni/dialect.js';
 import type { ClusterView } from '../cluster/view.js';
 import { parseIntent } from '../intent/parse.js';
 import type { Intent, Problem } from '../intent/types.js';
-import type { Allocator } from '../ipam/allocator.js';
+import type { Allocator, Plan } from '../ipam/allocator.js';
 import type { Pool } from '../ipam/pool.js';
 
 export interface AdmissionDeps {
@@ -23,6 +23,8 @@ export interface CheckedIntent {
   intent: Intent;
   /** The pools named by netpin.io/pool, resolved. */
   pools: Pool[];
+  /** Where addresses would come from; set when there are no problems. */
+  plan?: Plan;
   problems: Problem[];
 }
 
@@ -33,8 +35,10 @@ export function checkIntent(annotations: Record<string, string> | undefined, sha
   const pools = (intent.pools ?? []).map((n) => index.pool(n)).filter((p): p is Pool => p !== undefined);
   // What the CNI cannot do at all comes before where the addresses would come from.
   problems.push(...deps.dialect.check(intent, shape, pools));
-  if (problems.length === 0) problems.push(...deps.allocator.check(intent, namespace, deps.cluster.namespaceLabels(namespace)));
-  return { intent, pools, problems };
+  if (problems.length) return { intent, pools, problems };
+  const planned = deps.allocator.plan(intent, namespace, deps.cluster.namespaceLabels(namespace));
+  if ('problems' in planned) return { intent, pools, problems: planned.problems };
+  return { intent, pools, plan: planned, problems };
 }
 
 /** One message that names each annotation at fault, the CNI, and the fix. */

@@ -20,7 +20,7 @@ export async function mutatePod(req: AdmissionRequest, deps: AdmissionDeps): Pro
   const namespace = req.namespace ?? pod.metadata?.namespace ?? 'default';
   const sts = statefulSetOf(pod);
   const shape = { kind: 'Pod', replicas: 1, statefulSet: sts !== undefined } as const;
-  const { intent, pools, problems } = checkIntent(annotations, shape, namespace, deps);
+  const { intent, pools, plan, problems } = checkIntent(annotations, shape, namespace, deps);
   if (problems.length) return denied(renderProblems(problems, deps.dialect));
 
   let allocation;
@@ -37,6 +37,7 @@ export async function mutatePod(req: AdmissionRequest, deps: AdmissionDeps): Pro
       owner,
       entry: sts && intent.ips ? sts.ordinal - start : undefined,
       dryRun: req.dryRun === true,
+      plan,
     });
     if (!result.ok) return denied(renderProblems(result.problems, deps.dialect));
     allocation = result.allocation;

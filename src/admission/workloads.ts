@@ -2,6 +2,7 @@ import type { WorkloadShape } from '../cni/dialect.js';
 import type { StatefulSetInfo } from '../cluster/view.js';
 import { hasIntentKeys, KEYS } from '../intent/keys.js';
 import { formatDual, type Intent, type Problem } from '../intent/types.js';
+import type { Plan } from '../ipam/allocator.js';
 import { ownerKey, type Owner } from '../ipam/ledger.js';
 import { checkIntent, renderProblems, type AdmissionDeps } from './context.js';
 import { allowed, denied, type Verdict } from './respond.js';
@@ -70,7 +71,7 @@ async function admit(w: Workload, req: AdmissionRequest, deps: AdmissionDeps, re
   if (!hasIntentKeys(w.template)) return allowed(warnings);
 
   const shape: WorkloadShape = { kind: w.kind, replicas: w.replicas, statefulSet: w.kind === 'StatefulSet' };
-  const { intent, problems } = checkIntent(w.template, shape, w.namespace, deps);
+  const { intent, plan, problems } = checkIntent(w.template, shape, w.namespace, deps);
   if (intent.ip && w.replicas > 1) {
     problems.push({
       key: KEYS.ip,
@@ -93,14 +94,14 @@ async function admit(w: Workload, req: AdmissionRequest, deps: AdmissionDeps, re
     warnings.push('netpin: netpin.io/ips has exactly one entry per replica, so a rolling update cannot surge; add spare entries or use strategy Recreate');
   }
   if (w.kind === 'StatefulSet' && reserve && !req.dryRun && deps.dialect.pinsAddresses(intent, shape)) {
-    const r = await reserveOrdinals(w, intent, deps);
+    const r = await reserveOrdinals(w, intent, plan, deps);
     if (r.problems) return denied(renderProblems(r.problems, deps.dialect), warnings);
     warnings.push(...r.warnings);
   }
   return allowed(warnings);
 }
 
-async function reserveOrdinals(w: Workload, intent: Intent, deps: AdmissionDeps) {
+async function reserveOrdinals(w: Workload, intent: Intent, plan: Plan | undefined, deps: AdmissionDeps) {
   const owners: Owner[] = Array.from({ length: w.replicas }, (_, k) => ({ kind: 'StatefulSet', namespace: w.namespace, name: w.name, ordinal: w.ordinalsStart + k }));
   // Started in ordinal order without waiting in between: each allocation takes its address before
   // its first write, so ordinal k still gets the k-th free address, and the writes overlap.
@@ -112,6 +113,7 @@ async function reserveOrdinals(w: Workload, intent: Intent, deps: AdmissionDeps)
       owner,
       entry: intent.ips ? k : undefined,
       dryRun: false,
+      plan,
     }),
   ));
   const done = results.flatMap((r) => (r.status === 'fulfilled' && r.value.ok ? [r.value] : []));

@@ -14,12 +14,19 @@ export interface AllocationRequest {
   entry?: number;
   /** Report what would be allocated, and claim nothing. */
   dryRun: boolean;
+  /** The plan `plan()` already made for this intent and namespace, so that it is not made twice. */
+  plan?: Plan;
 }
 
 /** `fresh` are the claims this call made, for a caller that must give them back when the request fails later. */
 export type AllocationResult = { ok: true; allocation: Allocation; claims: Claim[]; fresh: Claim[] } | { ok: false; problems: Problem[] };
 
 type FamilyPools = Partial<Record<Family, Pool>>;
+
+/** Which pool serves each family, once the intent's pools and addresses have been checked. */
+export interface Plan {
+  byFamily: FamilyPools;
+}
 
 const familyName = (f: Family) => (f === 'ipv4' ? 'IPv4' : 'IPv6');
 
@@ -42,7 +49,7 @@ export class Allocator {
   }
 
   async allocate(req: AllocationRequest): Promise<AllocationResult> {
-    const plan = this.plan(req.intent, req.namespace, req.namespaceLabels);
+    const plan = req.plan ?? this.plan(req.intent, req.namespace, req.namespaceLabels);
     if ('problems' in plan) return { ok: false, problems: plan.problems };
     const { byFamily } = plan;
     const { intent } = req;
@@ -69,7 +76,8 @@ export class Allocator {
     return this.claimFromPools(req, byFamily);
   }
 
-  private plan(intent: Intent, namespace: string, labels: Record<string, string>): { byFamily: FamilyPools } | { problems: Problem[] } {
+  /** Named pools exist and select the namespace, families fit the pools, fixed addresses lie in usable pools. */
+  plan(intent: Intent, namespace: string, labels: Record<string, string>): Plan | { problems: Problem[] } {
     const problems: Problem[] = [];
     // Only a refusal lists the pools: formatting every range is not worth doing per admitted pod.
     const allowed = () => {
