@@ -103,13 +103,14 @@ async function admit(w: Workload, req: AdmissionRequest, deps: AdmissionDeps, re
 
 async function reserveOrdinals(w: Workload, intent: Intent, plan: Plan | undefined, deps: AdmissionDeps) {
   const owners: Owner[] = Array.from({ length: w.replicas }, (_, k) => ({ kind: 'StatefulSet', namespace: w.namespace, name: w.name, ordinal: w.ordinalsStart + k }));
+  const namespaceLabels = deps.cluster.namespaceLabels(w.namespace);
   // Started in ordinal order without waiting in between: each allocation takes its address before
   // its first write, so ordinal k still gets the k-th free address, and the writes overlap.
   const results = await Promise.allSettled(owners.map((owner, k) =>
     deps.allocator.allocate({
       intent,
       namespace: w.namespace,
-      namespaceLabels: deps.cluster.namespaceLabels(w.namespace),
+      namespaceLabels,
       owner,
       entry: intent.ips ? k : undefined,
       dryRun: false,
