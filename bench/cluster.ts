@@ -246,7 +246,7 @@ export async function benchCluster(o: ClusterOptions): Promise<ClusterReport> {
     for (const [i, name] of poolNames.entries()) await k.createPool(c, name, { cidr: `10.100.${i}.0/24` });
     await k.createPool(c, 'bench-sts', { cidr: '10.101.0.0/23' });
     netpin = await np.startNetpin({ kubeconfig: cp.kubeconfigPath, claimGraceSeconds: CLAIM_GRACE_SECONDS });
-    await k.registerWebhooks(c, netpin);
+    await k.registerWebhooks(c, netpin, cp.binDir);
     const version = (await c.kc.makeApiClient(VersionApi).getCode()).gitVersion;
     const procs = () => {
       const pids = childPids();

@@ -4,7 +4,6 @@ import type { ClusterView } from '../cluster/view.js';
 import { parseIntent } from '../intent/parse.js';
 import type { Intent, Problem } from '../intent/types.js';
 import type { Allocator, Plan } from '../ipam/allocator.js';
-import type { Pool } from '../ipam/pool.js';
 
 export interface AdmissionDeps {
   dialect: Dialect;
@@ -21,24 +20,19 @@ export interface AdmissionDeps {
 
 export interface CheckedIntent {
   intent: Intent;
-  /** The pools named by netpin.io/pool, resolved. */
-  pools: Pool[];
-  /** Where addresses would come from; set when there are no problems. */
-  plan?: Plan;
+  /** Where the addresses would come from; allocation may go ahead when `problems` is empty. */
+  plan: Plan;
   problems: Problem[];
 }
 
 /** Everything that can be said about an intent without claiming: syntax, the CNI's rules, pools and namespace. */
 export function checkIntent(annotations: Record<string, string> | undefined, shape: WorkloadShape, namespace: string, deps: AdmissionDeps): CheckedIntent {
   const { intent, problems } = parseIntent(annotations);
-  const index = deps.allocator.ledger.index;
-  const pools = (intent.pools ?? []).map((n) => index.pool(n)).filter((p): p is Pool => p !== undefined);
+  const plan = deps.allocator.plan(intent, namespace, deps.cluster.namespaceLabels(namespace));
   // What the CNI cannot do at all comes before where the addresses would come from.
-  problems.push(...deps.dialect.check(intent, shape, pools));
-  if (problems.length) return { intent, pools, problems };
-  const planned = deps.allocator.plan(intent, namespace, deps.cluster.namespaceLabels(namespace));
-  if ('problems' in planned) return { intent, pools, problems: planned.problems };
-  return { intent, pools, plan: planned, problems };
+  problems.push(...deps.dialect.check(intent, shape, plan.pools));
+  if (problems.length === 0) problems.push(...plan.problems);
+  return { intent, plan, problems };
 }
 
 /** One message that names each annotation at fault, the CNI, and the fix. */

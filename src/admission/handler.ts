@@ -4,7 +4,7 @@ import { validatePool } from './ippools.js';
 import { mutatePod, validatePod } from './pods.js';
 import { complete, errored, allowed, type Verdict } from './respond.js';
 import { decodeReview, type AdmissionRequest, type AdmissionReview } from './review.js';
-import { admitStatefulSetScale, admitWorkload } from './workloads.js';
+import { admitScale, admitWorkload } from './workloads.js';
 
 export type Endpoint = 'mutate' | 'validate';
 
@@ -72,8 +72,8 @@ export class Admission {
 
   private route(endpoint: Endpoint, req: AdmissionRequest): Promise<Verdict> | Verdict {
     const { group, kind } = req.kind;
-    if (req.subResource === 'scale' && req.resource?.group === 'apps' && req.resource.resource === 'statefulsets') {
-      return admitStatefulSetScale(req, this.deps, endpoint === 'mutate');
+    if (req.subResource === 'scale' && req.resource?.group === 'apps' && ['statefulsets', 'deployments'].includes(req.resource.resource)) {
+      return admitScale(req, this.deps, endpoint === 'mutate');
     }
     if (req.subResource) return allowed();
     if (group === '' && kind === 'Pod') return endpoint === 'mutate' ? mutatePod(req, this.deps) : validatePod(req, this.deps);

@@ -1,29 +1,41 @@
-import { ALLOCATED_KEY, hasIntentKeys, PINNED_LABEL } from '../intent/keys.js';
-import { parseDual, parseRate } from '../intent/parse.js';
-import { addressList, formatDual, type Problem } from '../intent/types.js';
-import type { Pool } from '../ipam/pool.js';
+import { bandwidthProblems } from '../cni/bandwidth.js';
+import type { WorkloadShape } from '../cni/dialect.js';
+import { EGRESS_LABEL } from '../cni/egress.js';
+import { ALLOCATED_KEY, hasIntentKeys, PINNED_LABEL, PREFIX } from '../intent/keys.js';
+import { parseDual, parseIntent } from '../intent/parse.js';
+import { addressList, formatDual, type Intent, type Problem } from '../intent/types.js';
+import type { Placement } from '../ipam/allocator.js';
 import type { Claim, Owner } from '../ipam/ledger.js';
-import { checkIntent, renderProblems, type AdmissionDeps } from './context.js';
+import type { Pool } from '../ipam/pool.js';
+import { checkIntent, renderProblems, type AdmissionDeps, type CheckedIntent } from './context.js';
 import { allowed, denied, patched, type Verdict } from './respond.js';
 import type { AdmissionRequest, KubeObject } from './review.js';
 
-const BANDWIDTH_KEYS = ['kubernetes.io/ingress-bandwidth', 'kubernetes.io/egress-bandwidth'];
+/** Labels netpin puts on the pods it admits; nobody else may change them. */
+const NETPIN_LABELS = [PINNED_LABEL, EGRESS_LABEL];
 
-/** Pod CREATE: allocate, then write the CNI's annotations. DELETE: release, for the memory ledger. */
+/**
+ * Pod CREATE: refuse what the validating webhook would, then allocate and write the CNI's
+ * annotations. UPDATE: re-render what the CNI applies live. DELETE: release, for the memory ledger.
+ */
 export async function mutatePod(req: AdmissionRequest, deps: AdmissionDeps): Promise<Verdict> {
   if (req.operation === 'DELETE') return releasePod(req, deps);
+  if (req.operation === 'UPDATE') return mutatePodUpdate(req, deps);
   if (req.operation !== 'CREATE') return allowed();
   const pod = req.object!;
   const annotations = pod.metadata?.annotations;
   if (!hasIntentKeys(annotations)) return allowed();
 
-  const namespace = req.namespace ?? pod.metadata?.namespace ?? 'default';
+  const namespace = namespaceOf(req, pod);
   const sts = statefulSetOf(pod);
-  const shape = { kind: 'Pod', replicas: 1, statefulSet: sts !== undefined } as const;
-  const { intent, pools, plan, problems } = checkIntent(annotations, shape, namespace, deps);
-  if (problems.length) return denied(renderProblems(problems, deps.dialect));
+  const shape = podShape(pod);
+  // Everything that would refuse the pod is found before anything is claimed: a refused pod
+  // must not hold an address, or a controller retrying it drains the pool.
+  const { checked, problems } = await preflight(annotations, shape, namespace, deps);
+  if (problems.length || !checked) return denied(renderProblems(problems, deps.dialect));
+  const { intent, plan } = checked;
 
-  let allocation;
+  let placement: Placement = { pools: plan.pools };
   let made: Claim[] = [];
   if (deps.dialect.pinsAddresses(intent, shape)) {
     const owner: Owner = sts
@@ -40,38 +52,126 @@ export async function mutatePod(req: AdmissionRequest, deps: AdmissionDeps): Pro
       plan,
     });
     if (!result.ok) return denied(renderProblems(result.problems, deps.dialect));
-    allocation = result.allocation;
+    placement = result.allocation;
     made = result.fresh;
   }
 
-  const rendering = deps.dialect.render(intent, allocation?.pools ?? pools, allocation);
-  const conflicts = handWritten(annotations ?? {}, rendering.annotations);
+  const rendering = deps.dialect.render(intent, shape, placement);
+  // A race may have given another address than the preflight predicted.
+  const conflicts = handWrittenProblems(annotations ?? {}, rendering.annotations, deps);
   if (conflicts.length) {
-    // The pod will not be created: give back what this request claimed, or it would be held for nothing.
     for (const c of made) await deps.allocator.ledger.release(c);
     return denied(renderProblems(conflicts, deps.dialect));
   }
   const newAnnotations = { ...annotations, ...rendering.annotations };
-  if (allocation) newAnnotations[ALLOCATED_KEY] = formatDual(allocation.addresses);
-  const extraLabels = allocation ? { ...rendering.labels, [PINNED_LABEL]: 'true' } : rendering.labels;
+  if (placement.addresses) newAnnotations[ALLOCATED_KEY] = formatDual(placement.addresses);
+  const extraLabels = placement.addresses ? { ...rendering.labels, [PINNED_LABEL]: 'true' } : rendering.labels;
   const labels = Object.keys(extraLabels).length ? { ...pod.metadata?.labels, ...extraLabels } : pod.metadata?.labels;
   const mutated: KubeObject = { ...pod, metadata: { ...pod.metadata, annotations: newAnnotations, ...(labels ? { labels } : {}) } };
   return patched(pod, mutated, rendering.warnings.map((w) => `netpin: ${w}`));
 }
 
 /**
- * Pod CREATE, after every mutating webhook: the values containerd parses must be
- * valid, and what netpin wrote must still be there, unchanged by hand or by another webhook.
+ * Pod CREATE and UPDATE, after every mutating webhook. CREATE: the values containerd parses
+ * must be valid, and what netpin wrote must still be there, unchanged by hand or by another
+ * webhook. UPDATE: what netpin wrote or pinned stays as it was for the pod's whole life.
  */
 export function validatePod(req: AdmissionRequest, deps: AdmissionDeps): Verdict {
+  if (req.operation === 'UPDATE') {
+    const problems = updateProblems(req.oldObject ?? {}, req.object!, deps);
+    return problems.length ? denied(renderProblems(problems, deps.dialect)) : allowed();
+  }
   if (req.operation !== 'CREATE') return allowed();
   const pod = req.object!;
   const annotations = pod.metadata?.annotations ?? {};
   const problems: Problem[] = bandwidthProblems(annotations);
   const expected = hasIntentKeys(annotations) ? expectedAnnotations(req, pod, deps, problems) : {};
-  for (const key of deps.dialect.addressKeys) {
-    // In an opted-in namespace, an address or pool chosen by hand would bypass the ledger and the
-    // pools' namespaceSelectors: another owner could be handed the same address.
+  problems.push(...handWrittenProblems(annotations, expected, deps));
+  return problems.length ? denied(renderProblems(problems, deps.dialect)) : allowed();
+}
+
+/**
+ * What a pod, or a workload's pod template, with these annotations would be refused for at
+ * CREATE, found without claiming: containerd's bandwidth values, the intent (syntax, the CNI,
+ * pools and namespace), and CNI annotations written by hand.
+ */
+export async function preflight(annotations: Record<string, string> | undefined, shape: WorkloadShape, namespace: string, deps: AdmissionDeps) {
+  const a = annotations ?? {};
+  const problems = bandwidthProblems(a);
+  if (!hasIntentKeys(a)) {
+    problems.push(...handWrittenProblems(a, {}, deps));
+    return { checked: undefined, problems };
+  }
+  const checked = checkIntent(a, shape, namespace, deps);
+  problems.push(...checked.problems);
+  if (checked.problems.length === 0) {
+    const expected = deps.dialect.render(checked.intent, shape, await predictedPlacement(a, checked, shape, namespace, deps)).annotations;
+    problems.push(...handWrittenProblems(a, expected, deps));
+  }
+  return { checked, problems };
+}
+
+/**
+ * The placement a pod would get, for judging placement keys written by hand: only then is it
+ * worth a dry-run allocation, since without addresses nothing else netpin renders differs.
+ */
+async function predictedPlacement(annotations: Record<string, string>, checked: CheckedIntent, shape: WorkloadShape, namespace: string, deps: AdmissionDeps): Promise<Placement> {
+  const { intent, plan } = checked;
+  const handWritten = deps.dialect.placementKeys.some((k) => annotations[k] !== undefined);
+  if (!handWritten || !deps.dialect.pinsAddresses(intent, shape)) return { pools: plan.pools };
+  const preview = await deps.allocator.allocate({
+    intent,
+    namespace,
+    namespaceLabels: deps.cluster.namespaceLabels(namespace),
+    owner: { kind: 'Pod', namespace, name: '' },
+    dryRun: true,
+    plan,
+  });
+  return preview.ok ? preview.allocation : { pools: plan.pools };
+}
+
+/** What the netpin intent renders for this pod, checked against what the pod carries; problems go to `problems`. */
+function expectedAnnotations(req: AdmissionRequest, pod: KubeObject, deps: AdmissionDeps, problems: Problem[]): Record<string, string> {
+  const annotations = pod.metadata?.annotations ?? {};
+  const shape = podShape(pod);
+  const checked = checkIntent(annotations, shape, namespaceOf(req, pod), deps);
+  problems.push(...checked.problems);
+  if (checked.problems.length) return {};
+  const pins = deps.dialect.pinsAddresses(checked.intent, shape);
+  if (pins && annotations[ALLOCATED_KEY] === undefined) {
+    problems.push({ key: ALLOCATED_KEY, message: 'netpin has not pinned this pod: its mutating webhook did not run', fix: 'check that the MutatingWebhookConfiguration of netpin selects this namespace, then create the pod again' });
+    return {};
+  }
+  const placement = placementOf(annotations, checked.plan.pools, deps);
+  if (typeof placement === 'string') {
+    problems.push({ key: ALLOCATED_KEY, message: placement, fix: 'do not write netpin.io/allocated by hand: netpin writes it' });
+    return {};
+  }
+  const expected = deps.dialect.render(checked.intent, shape, placement).annotations;
+  for (const key of Object.keys(expected).filter((k) => annotations[k] === undefined)) {
+    problems.push({ key, message: 'is missing although the netpin intent needs it: another webhook removed it', fix: 'find the webhook that strips annotations, or remove the netpin.io/ annotations' });
+  }
+  return expected;
+}
+
+/** Where a pod's addresses came from: netpin.io/allocated and the pools holding it, else the pools named. */
+function placementOf(annotations: Record<string, string>, named: Pool[], deps: AdmissionDeps): Placement | string {
+  const allocated = annotations[ALLOCATED_KEY];
+  if (allocated === undefined) return { pools: named };
+  const addresses = parseDual(allocated);
+  if (typeof addresses === 'string') return addresses;
+  const index = deps.allocator.ledger.index;
+  return { addresses, pools: addressList(addresses).map((a) => index.poolOf(a)).filter((p): p is Pool => p !== undefined) };
+}
+
+/**
+ * CNI annotations the user wrote by hand: a placement key netpin does not write here would bypass
+ * the ledger and the pools' namespaceSelectors, so another owner could be handed the same address;
+ * any other rendered key must hold what the intent renders.
+ */
+function handWrittenProblems(annotations: Record<string, string>, expected: Record<string, string>, deps: AdmissionDeps): Problem[] {
+  const problems: Problem[] = [];
+  for (const key of deps.dialect.placementKeys) {
     if (annotations[key] !== undefined && expected[key] === undefined) {
       problems.push({
         key,
@@ -80,69 +180,114 @@ export function validatePod(req: AdmissionRequest, deps: AdmissionDeps): Verdict
       });
     }
   }
-  return problems.length ? denied(renderProblems(problems, deps.dialect)) : allowed();
-}
-
-/** What the netpin intent renders for this pod, checked against what the pod carries; problems go to `problems`. */
-function expectedAnnotations(req: AdmissionRequest, pod: KubeObject, deps: AdmissionDeps, problems: Problem[]): Record<string, string> {
-  const annotations = pod.metadata?.annotations ?? {};
-  const namespace = req.namespace ?? pod.metadata?.namespace ?? 'default';
-  const shape = { kind: 'Pod', replicas: 1, statefulSet: statefulSetOf(pod) !== undefined } as const;
-  const checked = checkIntent(annotations, shape, namespace, deps);
-  problems.push(...checked.problems);
-  if (checked.problems.length) return {};
-  const pins = deps.dialect.pinsAddresses(checked.intent, shape);
-  const allocated = annotations[ALLOCATED_KEY];
-  if (pins && allocated === undefined) {
-    problems.push({ key: ALLOCATED_KEY, message: 'netpin has not pinned this pod: its mutating webhook did not run', fix: 'check that the MutatingWebhookConfiguration of netpin selects this namespace, then create the pod again' });
-    return {};
-  }
-  const addresses = pins ? parseDual(allocated!) : undefined;
-  if (typeof addresses === 'string') {
-    problems.push({ key: ALLOCATED_KEY, message: addresses, fix: 'do not write netpin.io/allocated by hand: netpin writes it' });
-    return {};
-  }
-  const index = deps.allocator.ledger.index;
-  const allocation = addresses && {
-    addresses,
-    pools: addressList(addresses).map((a) => index.poolOf(a)).filter((p): p is Pool => p !== undefined),
-  };
-  const expected = deps.dialect.render(checked.intent, allocation?.pools ?? checked.pools, allocation).annotations;
-  for (const key of Object.keys(expected).filter((k) => annotations[k] === undefined)) {
-    problems.push({ key, message: 'is missing although the netpin intent needs it: another webhook removed it', fix: 'find the webhook that strips annotations, or remove the netpin.io/ annotations' });
-  }
-  problems.push(...handWritten(annotations, expected));
-  return expected;
-}
-
-/** CNI keys the user wrote by hand that disagree with what the intent renders. */
-function handWritten(annotations: Record<string, string>, rendered: Record<string, string>): Problem[] {
-  return Object.entries(rendered)
-    .filter(([key, value]) => annotations[key] !== undefined && annotations[key] !== value)
-    .map(([key, value]) => ({
-      key,
-      message: `is set by hand to ${JSON.stringify(annotations[key])}, but the netpin intent needs ${JSON.stringify(value)}`,
-      fix: `remove ${key} and let netpin write it, or remove the netpin.io/ annotations`,
-    }));
-}
-
-/** containerd refuses the whole sandbox for a bad value here, under every CNI, long after admission. */
-export function bandwidthProblems(annotations: Record<string, string>): Problem[] {
-  const out: Problem[] = [];
-  for (const key of BANDWIDTH_KEYS) {
-    const v = annotations[key];
-    const r = v === undefined ? undefined : parseRate(v);
-    if (typeof r === 'string') {
-      out.push({ key, message: `${r}, so containerd would refuse the pod sandbox`, fix: 'write bits per second as a quantity such as 10M, or use netpin.io/ingress-rate and netpin.io/egress-rate' });
+  for (const [key, value] of Object.entries(expected)) {
+    if (annotations[key] !== undefined && annotations[key] !== value) {
+      problems.push({
+        key,
+        message: `is set by hand to ${JSON.stringify(annotations[key])}, but the netpin intent needs ${JSON.stringify(value)}`,
+        fix: `remove ${key} and let netpin write it, or remove the netpin.io/ annotations`,
+      });
     }
   }
-  return out;
+  return problems;
+}
+
+/** Pod UPDATE, mutating: a changed value the CNI applies live is rendered again; anything else netpin's is refused. */
+function mutatePodUpdate(req: AdmissionRequest, deps: AdmissionDeps): Verdict {
+  const before = req.oldObject ?? {};
+  const after = req.object!;
+  const live = liveIntent(before, after, deps);
+  if (!live) return allowed();
+  if (live.problems.length) return denied(renderProblems(live.problems, deps.dialect));
+  const { intent } = live;
+  const annotations = { ...after.metadata?.annotations };
+  const old = renderedFor(before, deps);
+  for (const key of Object.keys(old)) delete annotations[key];
+  const placement = placementFor(annotations, intent, deps);
+  const rendered = deps.dialect.render(intent, podShape(after), typeof placement === 'string' ? { pools: [] } : placement);
+  Object.assign(annotations, rendered.annotations);
+  const mutated: KubeObject = { ...after, metadata: { ...after.metadata, annotations } };
+  const problems = updateProblems(before, mutated, deps);
+  if (problems.length) return denied(renderProblems(problems, deps.dialect));
+  return patched(after, mutated, rendered.warnings.map((w) => `netpin: ${w}`));
+}
+
+/**
+ * The new intent of a running pod whose live keys changed, checked against the CNI; undefined
+ * when no live key changed. Other changes are left to updateProblems.
+ */
+function liveIntent(before: KubeObject, after: KubeObject, deps: AdmissionDeps): { intent: Intent; problems: Problem[] } | undefined {
+  const changed = changedKeys(before.metadata?.annotations, after.metadata?.annotations).filter((k) => deps.dialect.liveKeys.includes(k));
+  if (changed.length === 0) return undefined;
+  const { intent, problems } = parseIntent(after.metadata?.annotations);
+  problems.push(...deps.dialect.check(intent, podShape(after), []));
+  return { intent, problems };
+}
+
+/**
+ * What a running pod may not change: netpin's intent and record (but for the keys its CNI
+ * applies live), its labels, the CNI's placement keys (but for the CNI's own write-back),
+ * and every key netpin rendered, which must keep what the intent renders.
+ */
+function updateProblems(before: KubeObject, after: KubeObject, deps: AdmissionDeps): Problem[] {
+  const a0 = before.metadata?.annotations ?? {};
+  const a1 = after.metadata?.annotations ?? {};
+  const recreate = 'delete the pod and create it again with the new value; for a Deployment or StatefulSet, change its pod template and let it roll out';
+  const problems: Problem[] = [];
+  const changed = changedKeys(a0, a1);
+  for (const key of changed.filter((k) => k.startsWith(PREFIX) && !deps.dialect.liveKeys.includes(k))) {
+    problems.push({
+      key,
+      message: `cannot change on a running pod: ${key === ALLOCATED_KEY ? "it records the addresses netpin's ledger holds for this pod" : `${deps.dialect.title} reads it only when the pod is created`}`,
+      fix: recreate,
+    });
+  }
+  const l0 = before.metadata?.labels ?? {};
+  const l1 = after.metadata?.labels ?? {};
+  for (const label of NETPIN_LABELS.filter((l) => l0[l] !== l1[l])) {
+    problems.push({ key: label, message: 'is a label netpin set on this pod and cannot change on a running pod', fix: `restore ${label}=${l0[label] ?? '(absent)'}, or ${recreate}` });
+  }
+  const rendered = renderedFor(after, deps);
+  const placementKeys = deps.dialect.placementKeys;
+  const owned = new Set([...placementKeys, ...Object.keys(renderedFor(before, deps)), ...Object.keys(rendered)]);
+  for (const key of changed.filter((k) => owned.has(k) && !k.startsWith(PREFIX))) {
+    if (placementKeys.includes(key) ? deps.dialect.isWriteBack(key, rendered[key], a0[key], a1[key]) : a1[key] === rendered[key]) continue;
+    problems.push({
+      key,
+      message: `cannot change on a running pod: ${placementKeys.includes(key) ? `${deps.dialect.title} reads it only when the pod is created` : 'netpin wrote it from the netpin.io/ annotations'}`,
+      fix: recreate,
+    });
+  }
+  problems.push(...bandwidthProblems(Object.fromEntries(changed.filter((k) => a1[k] !== undefined).map((k) => [k, a1[k]!]))));
+  return problems;
+}
+
+/** The CNI annotations netpin renders for a pod as it stands; none when its intent does not parse. */
+function renderedFor(pod: KubeObject, deps: AdmissionDeps): Record<string, string> {
+  const annotations = pod.metadata?.annotations ?? {};
+  if (!hasIntentKeys(annotations)) return {};
+  const { intent, problems } = parseIntent(annotations);
+  if (problems.length) return {};
+  const placement = placementFor(annotations, intent, deps);
+  return typeof placement === 'string' ? {} : deps.dialect.render(intent, podShape(pod), placement).annotations;
+}
+
+/** placementOf for a pod already admitted, whose named pools are looked up again. */
+function placementFor(annotations: Record<string, string>, intent: Intent, deps: AdmissionDeps): Placement | string {
+  const index = deps.allocator.ledger.index;
+  return placementOf(annotations, (intent.pools ?? []).map((n) => index.pool(n)).filter((p): p is Pool => p !== undefined), deps);
+}
+
+function changedKeys(a: Record<string, string> | undefined, b: Record<string, string> | undefined): string[] {
+  const x = a ?? {};
+  const y = b ?? {};
+  return [...new Set([...Object.keys(x), ...Object.keys(y)])].filter((k) => x[k] !== y[k]);
 }
 
 async function releasePod(req: AdmissionRequest, deps: AdmissionDeps): Promise<Verdict> {
   const pod = req.oldObject;
   if (!deps.releaseOnDelete || req.dryRun || !pod || statefulSetOf(pod)) return allowed();
-  const namespace = req.namespace ?? pod.metadata?.namespace ?? 'default';
+  const namespace = namespaceOf(req, pod);
   const index = deps.allocator.ledger.index;
   const mine = new Set((pod.metadata?.annotations?.[ALLOCATED_KEY] ?? '').split(','));
   for (const claim of [...index.allClaims()]) {
@@ -151,6 +296,14 @@ async function releasePod(req: AdmissionRequest, deps: AdmissionDeps): Promise<V
     }
   }
   return allowed();
+}
+
+function namespaceOf(req: AdmissionRequest, pod: KubeObject): string {
+  return req.namespace ?? pod.metadata?.namespace ?? 'default';
+}
+
+function podShape(pod: KubeObject): WorkloadShape {
+  return { kind: 'Pod', replicas: 1, statefulSet: statefulSetOf(pod) !== undefined };
 }
 
 /** The StatefulSet that controls this pod and its ordinal, from the owner reference and the `<sts>-<k>` name. */

@@ -1,34 +1,18 @@
 import type { WorkloadShape } from '../cni/dialect.js';
-import type { StatefulSetInfo } from '../cluster/view.js';
+import { workloadInfo, type WorkloadInfo, type WorkloadKind } from '../cluster/view.js';
 import { hasIntentKeys, KEYS } from '../intent/keys.js';
 import { formatDual, type Intent, type Problem } from '../intent/types.js';
 import type { Plan } from '../ipam/allocator.js';
 import { ownerKey, type Owner } from '../ipam/ledger.js';
-import { checkIntent, renderProblems, type AdmissionDeps } from './context.js';
+import { renderProblems, type AdmissionDeps } from './context.js';
+import { preflight } from './pods.js';
 import { allowed, denied, type Verdict } from './respond.js';
-import type { AdmissionRequest, KubeObject } from './review.js';
+import type { AdmissionRequest } from './review.js';
 
-interface Workload {
-  kind: 'Deployment' | 'StatefulSet';
+interface Workload extends WorkloadInfo {
+  kind: WorkloadKind;
   namespace: string;
   name: string;
-  replicas: number;
-  ordinalsStart: number;
-  template: Record<string, string> | undefined;
-}
-
-function readWorkload(req: AdmissionRequest, obj: KubeObject): Workload {
-  const spec = obj.spec ?? {};
-  const replicas = typeof spec.replicas === 'number' ? spec.replicas : 1;
-  const start = typeof spec.ordinals?.start === 'number' ? spec.ordinals.start : 0;
-  return {
-    kind: req.kind.kind as Workload['kind'],
-    namespace: req.namespace ?? obj.metadata?.namespace ?? 'default',
-    name: obj.metadata?.name ?? req.name ?? '',
-    replicas,
-    ordinalsStart: start,
-    template: spec.template?.metadata?.annotations,
-  };
 }
 
 /**
@@ -37,41 +21,62 @@ function readWorkload(req: AdmissionRequest, obj: KubeObject): Workload {
  * order, so that ordinal k holds the k-th free address (or entry k of the list).
  */
 export async function admitWorkload(req: AdmissionRequest, deps: AdmissionDeps, reserve: boolean): Promise<Verdict> {
-  if (req.operation === 'DELETE') return reserve ? releaseStatefulSet(req, deps) : allowed();
+  if (req.operation === 'DELETE') return reserve ? releaseWorkload(req, deps) : allowed();
   if (req.operation !== 'CREATE' && req.operation !== 'UPDATE') return allowed();
   const obj = req.object!;
-  const w = readWorkload(req, obj);
+  const kind = req.kind.kind as WorkloadKind;
+  const w: Workload = {
+    kind,
+    namespace: req.namespace ?? obj.metadata?.namespace ?? 'default',
+    name: obj.metadata?.name ?? req.name ?? '',
+    ...workloadInfo(kind, obj.spec),
+  };
   const warnings: string[] = [];
   if (hasIntentKeys(obj.metadata?.annotations)) {
     warnings.push(`netpin: the netpin.io/ annotations on the ${w.kind}'s own metadata are ignored; put them under spec.template.metadata.annotations`);
   }
-  const info: StatefulSetInfo = { replicas: w.replicas, ordinalsStart: w.ordinalsStart, templateAnnotations: w.template };
-  if (w.kind === 'StatefulSet' && reserve && !req.dryRun) deps.cluster.rememberStatefulSet?.(w.namespace, w.name, info);
+  if (reserve && !req.dryRun) deps.cluster.rememberWorkload?.(w.kind, w.namespace, w.name, w);
   return admit(w, req, deps, reserve, warnings);
 }
 
 /**
- * The StatefulSet scale subresource: `kubectl scale` never passes through the
- * StatefulSet's own UPDATE, and the Scale object has no template, so the intent
- * comes from the StatefulSet as the cluster view knows it.
+ * The scale subresource of a Deployment or StatefulSet: `kubectl scale` and the
+ * HorizontalPodAutoscaler never pass through the workload's own UPDATE, and the Scale
+ * object has no template, so the intent comes from the workload as the cluster knows it.
  */
-export async function admitStatefulSetScale(req: AdmissionRequest, deps: AdmissionDeps, reserve: boolean): Promise<Verdict> {
+export async function admitScale(req: AdmissionRequest, deps: AdmissionDeps, reserve: boolean): Promise<Verdict> {
   if (req.operation !== 'UPDATE') return allowed();
   const namespace = req.namespace ?? 'default';
   const name = req.name ?? req.object?.metadata?.name ?? '';
-  const sts = deps.cluster.statefulSet(namespace, name);
+  const kind: WorkloadKind = req.resource?.resource === 'statefulsets' ? 'StatefulSet' : 'Deployment';
+  const info = kind === 'StatefulSet' ? deps.cluster.statefulSet(namespace, name) : await deps.cluster.deployment(namespace, name);
   const replicas = req.object?.spec?.replicas;
-  if (!sts || typeof replicas !== 'number') return allowed();
-  if (reserve && !req.dryRun) deps.cluster.rememberStatefulSet?.(namespace, name, { ...sts, replicas });
-  const w: Workload = { kind: 'StatefulSet', namespace, name, replicas, ordinalsStart: sts.ordinalsStart, template: sts.templateAnnotations };
+  if (!info || typeof replicas !== 'number') return allowed();
+  const w: Workload = { ...info, replicas, kind, namespace, name };
+  if (reserve && !req.dryRun) deps.cluster.rememberWorkload?.(kind, namespace, name, w);
   return admit(w, req, deps, reserve, []);
 }
 
 async function admit(w: Workload, req: AdmissionRequest, deps: AdmissionDeps, reserve: boolean, warnings: string[]): Promise<Verdict> {
-  if (!hasIntentKeys(w.template)) return allowed(warnings);
-
   const shape: WorkloadShape = { kind: w.kind, replicas: w.replicas, statefulSet: w.kind === 'StatefulSet' };
-  const { intent, plan, problems } = checkIntent(w.template, shape, w.namespace, deps);
+  // Every check a pod of this template would get at CREATE, so that the controller never loops on refusals.
+  const { checked, problems } = await preflight(w.templateAnnotations, shape, w.namespace, deps);
+  if (checked) problems.push(...replicaProblems(w, checked.intent));
+  if (problems.length) return denied(renderProblems(problems, deps.dialect), warnings);
+  if (!checked) return allowed(warnings);
+
+  const { intent, plan } = checked;
+  if (w.kind === 'StatefulSet' && reserve && !req.dryRun && deps.dialect.pinsAddresses(intent, shape)) {
+    const r = await reserveOrdinals(w, intent, plan, deps);
+    if (r.problems) return denied(renderProblems(r.problems, deps.dialect), warnings);
+    warnings.push(...r.warnings);
+  }
+  return allowed(warnings);
+}
+
+/** Fixed addresses against the replicas, and the pods a rolling update adds on top of them. */
+function replicaProblems(w: Workload, intent: Intent): Problem[] {
+  const problems: Problem[] = [];
   if (intent.ip && w.replicas > 1) {
     problems.push({
       key: KEYS.ip,
@@ -88,20 +93,31 @@ async function admit(w: Workload, req: AdmissionRequest, deps: AdmissionDeps, re
       fix: `list at least ${w.replicas} entries, or lower replicas to ${intent.ips.length}`,
     });
   }
-  if (problems.length) return denied(renderProblems(problems, deps.dialect), warnings);
-
-  if (w.kind === 'Deployment' && intent.ips && intent.ips.length === w.replicas) {
-    warnings.push('netpin: netpin.io/ips has exactly one entry per replica, so a rolling update cannot surge; add spare entries or use strategy Recreate');
+  if (problems.length || w.maxSurge === undefined) return problems;
+  // A rolling update starts new pods before the old ones stop; the old ones hold their addresses,
+  // so without a spare address a new pod is refused, never becomes ready, and the rollout hangs.
+  const surge = surgeOf(w.maxSurge, w.replicas);
+  const fix = 'set spec.strategy.type: Recreate, or spec.strategy.rollingUpdate.maxSurge: 0 with maxUnavailable: 1';
+  if (intent.ip && surge > 0) {
+    problems.push({ key: KEYS.ip, message: `a rolling update (maxSurge ${w.maxSurge}) would start the new pod while the old one holds ${formatDual(intent.ip)}, so the new pod would be refused and the rollout would never finish`, fix });
+  } else if (intent.ips && intent.ips.length < w.replicas + surge) {
+    problems.push({
+      key: KEYS.ips,
+      message: `has ${intent.ips.length} entries for ${w.replicas} replicas, and a rolling update (maxSurge ${w.maxSurge}) adds ${surge} more pods while the old ones hold their addresses, so the rollout would never finish`,
+      fix: `${fix}, or list ${w.replicas + surge} entries`,
+    });
   }
-  if (w.kind === 'StatefulSet' && reserve && !req.dryRun && deps.dialect.pinsAddresses(intent, shape)) {
-    const r = await reserveOrdinals(w, intent, plan, deps);
-    if (r.problems) return denied(renderProblems(r.problems, deps.dialect), warnings);
-    warnings.push(...r.warnings);
-  }
-  return allowed(warnings);
+  return problems;
 }
 
-async function reserveOrdinals(w: Workload, intent: Intent, plan: Plan | undefined, deps: AdmissionDeps) {
+/** How many pods a rolling update may add above replicas: maxSurge as a count or a percentage rounded up, as the Deployment controller reads it. */
+function surgeOf(maxSurge: number | string, replicas: number): number {
+  if (typeof maxSurge === 'number') return maxSurge;
+  const m = /^(\d+)%$/.exec(maxSurge.trim());
+  return m ? Math.ceil((replicas * Number(m[1])) / 100) : Number(maxSurge) || 0;
+}
+
+async function reserveOrdinals(w: Workload, intent: Intent, plan: Plan, deps: AdmissionDeps) {
   const owners: Owner[] = Array.from({ length: w.replicas }, (_, k) => ({ kind: 'StatefulSet', namespace: w.namespace, name: w.name, ordinal: w.ordinalsStart + k }));
   const namespaceLabels = deps.cluster.namespaceLabels(w.namespace);
   // Started in ordinal order without waiting in between: each allocation takes its address before
@@ -132,11 +148,12 @@ async function reserveOrdinals(w: Workload, intent: Intent, plan: Plan | undefin
   return { problems: undefined, warnings: done.some((r) => r.fresh.length > 0) ? [`netpin: reserved ${shown.join(' ')}`] : [] };
 }
 
-async function releaseStatefulSet(req: AdmissionRequest, deps: AdmissionDeps): Promise<Verdict> {
-  if (req.kind.kind !== 'StatefulSet' || !deps.releaseOnDelete || req.dryRun) return allowed();
+async function releaseWorkload(req: AdmissionRequest, deps: AdmissionDeps): Promise<Verdict> {
+  if (!deps.releaseOnDelete || req.dryRun) return allowed();
   const namespace = req.namespace ?? 'default';
   const name = req.name ?? req.oldObject?.metadata?.name ?? '';
-  deps.cluster.rememberStatefulSet?.(namespace, name, undefined);
+  deps.cluster.rememberWorkload?.(req.kind.kind as WorkloadKind, namespace, name, undefined);
+  if (req.kind.kind !== 'StatefulSet') return allowed();
   const prefix = ownerKey({ kind: 'StatefulSet', namespace, name, ordinal: 0 }).replace(/\/0$/, '/');
   for (const claim of [...deps.allocator.ledger.index.allClaims()]) {
     if (ownerKey(claim.owner).startsWith(prefix)) await deps.allocator.ledger.release(claim);

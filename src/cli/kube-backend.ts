@@ -2,6 +2,8 @@ import type { Logger } from 'pino';
 import { dialectFor } from '../cni/index.js';
 import { loadKubeConfig } from '../cluster/kube.js';
 import { KubeClusterView } from '../cluster/kube-view.js';
+import type { PodRecord } from '../cluster/pod-tracker.js';
+import { parseAddress } from '../ipam/address.js';
 import { LeaseElector } from '../cluster/lease.js';
 import { Reconciler } from '../cluster/reconciler.js';
 import { Allocator } from '../ipam/allocator.js';
@@ -12,15 +14,18 @@ import type { Backend } from './serve.js';
 /** `--ledger kube`: claims in the API server, a view fed by watches, and the leader-elected reconciler. */
 export async function kubeBackend(opts: ServeOptions, log: Logger): Promise<Backend> {
   const kc = loadKubeConfig(opts.kubeconfig);
+  const dialect = dialectFor(opts.cni);
   const ledger = new KubeLedger(kc, log);
-  const view = new KubeClusterView(kc, log);
+  // Addresses pods use without a netpin claim are never handed out.
+  const observe = (key: string, pod: PodRecord | undefined) => ledger.index.observe(key, (pod?.addresses ?? []).map((a) => parseAddress(a)!));
+  const view = new KubeClusterView(kc, dialect.addressKeys, observe, log);
   await view.start();
   const elector = new LeaseElector(kc, { name: 'netpin-reconciler', namespace: opts.leaseNamespace }, log);
-  const reconciler = new Reconciler(kc, ledger, view, elector, { graceMs: opts.claimGraceSeconds * 1000, intervalMs: 5_000 }, log);
+  const reconciler = new Reconciler(kc, ledger, view, elector, { graceMs: opts.claimGraceSeconds * 1000, intervalMs: 5_000, addressKeys: dialect.addressKeys }, log);
   elector.start();
   reconciler.start();
   return {
-    deps: { dialect: dialectFor(opts.cni), allocator: new Allocator(ledger), cluster: view, releaseOnDelete: false, log },
+    deps: { dialect, allocator: new Allocator(ledger), cluster: view, releaseOnDelete: false, log },
     ledger,
     ready: () => ledger.synced,
     async stop() {

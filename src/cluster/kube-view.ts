@@ -1,57 +1,62 @@
-import { AppsV1Api, CoreV1Api, ListWatch, Watch, type KubeConfig, type KubernetesObject, type V1Namespace, type V1Pod, type V1StatefulSet } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, ListWatch, Watch, type KubeConfig, type KubernetesObject, type V1Namespace, type V1StatefulSet } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { PINNED_LABEL } from '../intent/keys.js';
-import { keepWatching, type Watched } from './kube.js';
-import type { ClusterView, StatefulSetInfo } from './view.js';
+import { keepWatching, statusOf, type Watched } from './kube.js';
+import { PodTracker, type PodRecord } from './pod-tracker.js';
+import { workloadInfo, type ClusterView, type WorkloadInfo, type WorkloadSpec } from './view.js';
 
 /**
  * The cluster as watches see it: namespace labels for pool selectors,
- * StatefulSets for ordinals, and the pods netpin pinned (labelled, so the
- * watch stays small in a large cluster) for the reconciler.
+ * StatefulSets for ordinals, and every pod (reduced to its addresses) for
+ * the reconciler and for addresses in use that netpin did not give.
  */
 export class KubeClusterView implements ClusterView {
   readonly namespaces: ListWatch<V1Namespace>;
   readonly statefulSets: ListWatch<V1StatefulSet>;
-  readonly pinnedPods: ListWatch<V1Pod>;
+  readonly pods: PodTracker;
+  private readonly apps: AppsV1Api;
   private watches: Watched[] = [];
 
-  constructor(kc: KubeConfig, private readonly log?: Logger) {
+  constructor(
+    kc: KubeConfig,
+    addressKeys: readonly string[],
+    onPod: (key: string, record: PodRecord | undefined) => void,
+    private readonly log?: Logger,
+  ) {
     const watch = new Watch(kc);
     const core = kc.makeApiClient(CoreV1Api);
-    const apps = kc.makeApiClient(AppsV1Api);
+    this.apps = kc.makeApiClient(AppsV1Api);
     this.namespaces = new ListWatch('/api/v1/namespaces', watch, () => core.listNamespace(), false);
-    this.statefulSets = new ListWatch('/apis/apps/v1/statefulsets', watch, () => apps.listStatefulSetForAllNamespaces(), false);
-    this.pinnedPods = new ListWatch(
-      '/api/v1/pods',
-      watch,
-      () => core.listPodForAllNamespaces({ labelSelector: `${PINNED_LABEL}=true` }),
-      false,
-      `${PINNED_LABEL}=true`,
-    );
+    this.statefulSets = new ListWatch('/apis/apps/v1/statefulsets', watch, () => this.apps.listStatefulSetForAllNamespaces(), false);
+    this.pods = new PodTracker(kc, addressKeys, onPod, log);
   }
 
   async start(): Promise<void> {
-    const all = [[this.namespaces, 'namespaces'], [this.statefulSets, 'statefulsets'], [this.pinnedPods, 'pods']] as const;
+    const all = [[this.namespaces, 'namespaces'], [this.statefulSets, 'statefulsets']] as const;
     this.watches = all.map(([w, what]) => keepWatching(w as unknown as ListWatch<KubernetesObject>, what, this.log));
-    await Promise.all(this.watches.map((w) => w.synced));
+    await Promise.all([...this.watches.map((w) => w.synced), this.pods.start()]);
   }
 
   async stop(): Promise<void> {
     for (const w of this.watches) await w.stop();
+    await this.pods.stop();
   }
 
   namespaceLabels(namespace: string): Record<string, string> {
     return { ...this.namespaces.get(namespace)?.metadata?.labels, 'kubernetes.io/metadata.name': namespace };
   }
 
-  statefulSet(namespace: string, name: string): StatefulSetInfo | undefined {
+  statefulSet(namespace: string, name: string): WorkloadInfo | undefined {
     const sts = this.statefulSets.get(name, namespace);
-    if (!sts) return undefined;
-    return {
-      replicas: sts.spec?.replicas ?? 1,
-      ordinalsStart: sts.spec?.ordinals?.start ?? 0,
-      templateAnnotations: sts.spec?.template?.metadata?.annotations,
-    };
+    return sts && workloadInfo('StatefulSet', sts.spec as WorkloadSpec);
+  }
+
+  async deployment(namespace: string, name: string): Promise<WorkloadInfo | undefined> {
+    try {
+      const d = await this.apps.readNamespacedDeployment({ name, namespace });
+      return workloadInfo('Deployment', d.spec as WorkloadSpec);
+    } catch (e) {
+      if (statusOf(e) === 404) return undefined;
+      throw e;
+    }
   }
 }
-

@@ -1,21 +1,54 @@
-import { CustomObjectsApi, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { ALLOCATED_KEY } from '../intent/keys.js';
 import type { Claim, Ledger } from '../ipam/ledger.js';
-import { describeApiError, GROUP, VERSION } from './kube.js';
+import { describeApiError, GROUP, statusOf, VERSION } from './kube.js';
 import type { KubeClusterView } from './kube-view.js';
 import type { LeaseElector } from './lease.js';
+import { podAddresses, type PodRecord } from './pod-tracker.js';
 
 export interface ReconcilerOptions {
   /** A claim younger than this is left alone: its pod may not be in the watch yet. */
   graceMs: number;
   intervalMs: number;
+  /** The CNI's address annotations, read when deciding whether a pod still uses an address. */
+  addressKeys: readonly string[];
+}
+
+/**
+ * Whether a pod holds a claim's address: it is the claim's owner by name (a pod, or the
+ * StatefulSet's pod of that ordinal), or it uses or asked for the address in any way it can
+ * say so. No single piece of metadata decides, so that removing one cannot free an address.
+ */
+export function holds(pod: PodRecord, claim: Claim): boolean {
+  const o = claim.owner;
+  if (o.kind === 'Pod' ? o.name !== '' && pod.name === o.name : pod.name === `${o.name}-${o.ordinal}`) return true;
+  return pod.addresses.includes(claim.ip.toString());
+}
+
+/** The claims past their grace period that no pod holds and no StatefulSet keeps, as the cluster view sees them. */
+export function staleClaims(claims: Iterable<Claim>, pods: Iterable<PodRecord>, statefulSetExists: (namespace: string, name: string) => boolean, now: number, graceMs: number): Claim[] {
+  const byNamespace = new Map<string, PodRecord[]>();
+  for (const pod of pods) {
+    let list = byNamespace.get(pod.namespace);
+    if (!list) byNamespace.set(pod.namespace, (list = []));
+    list.push(pod);
+  }
+  const stale: Claim[] = [];
+  for (const claim of claims) {
+    if (now - claim.createdAt < graceMs) continue;
+    const o = claim.owner;
+    // A StatefulSet keeps its reservations on scale-down; they go with the StatefulSet and its last pod.
+    if (o.kind === 'StatefulSet' && statefulSetExists(o.namespace, o.name)) continue;
+    if ((byNamespace.get(o.namespace) ?? []).some((p) => holds(p, claim))) continue;
+    stale.push(claim);
+  }
+  return stale;
 }
 
 /**
  * Releases what nobody holds any more, and keeps IPPool status current. Runs on
- * the leader only. A pod's claim is kept while any pod object carries its
- * address, terminating ones included, so that an address is never handed on
+ * the leader only. A pod's claim is kept while any pod object uses or asks for
+ * its address, terminating ones included, so that an address is never handed on
  * while the old pod may still use it.
  */
 export class Reconciler {
@@ -23,6 +56,8 @@ export class Reconciler {
   private running: Promise<void> | undefined;
   private stopped = false;
   private readonly api: CustomObjectsApi;
+  private readonly core: CoreV1Api;
+  private readonly apps: AppsV1Api;
   private readonly lastStatus = new Map<string, string>();
 
   constructor(
@@ -34,6 +69,8 @@ export class Reconciler {
     private readonly log?: Logger,
   ) {
     this.api = kc.makeApiClient(CustomObjectsApi);
+    this.core = kc.makeApiClient(CoreV1Api);
+    this.apps = kc.makeApiClient(AppsV1Api);
   }
 
   start(): void {
@@ -57,36 +94,46 @@ export class Reconciler {
     await this.running;
   }
 
-  /** Releases stale claims; returns them. */
+  /**
+   * Releases stale claims; returns them. The view only proposes: before a release the
+   * namespace's pods (and the StatefulSet) are read again from the API server, so that a
+   * lagging watch can never free an address a pod still uses.
+   */
   async sweep(now = Date.now()): Promise<Claim[]> {
-    const live = new Map<string, Set<string>>();
-    const names = new Set<string>();
-    for (const pod of this.view.pinnedPods.list()) {
-      const ns = pod.metadata?.namespace ?? '';
-      names.add(`${ns}/${pod.metadata?.name}`);
-      let set = live.get(ns);
-      if (!set) live.set(ns, (set = new Set()));
-      for (const ip of allocatedOf(pod)) set.add(ip);
-    }
-    const stale: Claim[] = [];
-    for (const claim of this.ledger.index.allClaims()) {
-      if (now - claim.createdAt < this.opts.graceMs) continue;
-      const o = claim.owner;
-      if (o.kind === 'Pod') {
-        if (live.get(o.namespace)?.has(claim.ip.toString())) continue;
-      } else {
-        // A StatefulSet keeps its reservations on scale-down; they go with the StatefulSet and its last pod.
-        if (this.view.statefulSets.get(o.name, o.namespace)) continue;
-        if (names.has(`${o.namespace}/${o.name}-${o.ordinal}`)) continue;
-      }
-      stale.push(claim);
-    }
-    for (const claim of stale) {
+    const view = this.view;
+    const candidates = staleClaims(this.ledger.index.allClaims(), view.pods.values(), (ns, name) => view.statefulSets.get(name, ns) !== undefined, now, this.opts.graceMs);
+    const released: Claim[] = [];
+    const fresh = new Map<string, PodRecord[]>();
+    for (const claim of candidates) {
       if (this.stopped) break;
+      const o = claim.owner;
+      let pods = fresh.get(o.namespace);
+      if (!pods) fresh.set(o.namespace, (pods = await this.readPods(o.namespace)));
+      const holder = pods.find((p) => holds(p, claim));
+      if (holder || (o.kind === 'StatefulSet' && (await this.statefulSetExists(o.namespace, o.name)))) {
+        this.log?.info({ ip: claim.ip.toString(), owner: claim.owner, pod: holder?.name }, 'kept a claim the watch thought free');
+        continue;
+      }
       await this.ledger.release(claim);
+      released.push(claim);
       this.log?.info({ ip: claim.ip.toString(), pool: claim.pool, owner: claim.owner }, 'released a claim nobody holds');
     }
-    return stale;
+    return released;
+  }
+
+  private async readPods(namespace: string): Promise<PodRecord[]> {
+    const list = await this.core.listNamespacedPod({ namespace });
+    return list.items.map((pod) => ({ namespace, name: pod.metadata?.name ?? '', uid: pod.metadata?.uid ?? '', addresses: podAddresses(pod, this.opts.addressKeys) }));
+  }
+
+  private async statefulSetExists(namespace: string, name: string): Promise<boolean> {
+    try {
+      await this.apps.readNamespacedStatefulSet({ namespace, name });
+      return true;
+    } catch (e) {
+      if (statusOf(e) === 404) return false;
+      throw e;
+    }
   }
 
   private async writePoolStatus(): Promise<void> {
@@ -113,9 +160,4 @@ export class Reconciler {
       this.lastStatus.set(pool.name, key);
     }
   }
-}
-
-function allocatedOf(pod: V1Pod): string[] {
-  const v = pod.metadata?.annotations?.[ALLOCATED_KEY];
-  return v ? v.split(',').map((s) => s.trim()) : [];
 }

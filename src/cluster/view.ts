@@ -1,17 +1,44 @@
-/** What admission needs to know of the cluster beyond the object under review. */
-export interface StatefulSetInfo {
+/** What admission needs to know of a Deployment or StatefulSet that a request does not carry. */
+export interface WorkloadInfo {
   replicas: number;
+  /** spec.ordinals.start of a StatefulSet; 0 otherwise. */
   ordinalsStart: number;
   /** The pod template's annotations: a scale request carries no template, yet may need the intent. */
   templateAnnotations?: Record<string, string>;
+  /** spec.strategy.rollingUpdate.maxSurge of a Deployment that rolls; undefined when no pod is added above replicas. */
+  maxSurge?: number | string;
+}
+
+export type WorkloadKind = 'Deployment' | 'StatefulSet';
+
+/** The parts of an apps/v1 Deployment or StatefulSet spec that WorkloadInfo reads; the API server has defaulted them. */
+export interface WorkloadSpec {
+  replicas?: number;
+  ordinals?: { start?: number };
+  strategy?: { type?: string; rollingUpdate?: { maxSurge?: number | string } };
+  template?: { metadata?: { annotations?: Record<string, string> } };
+}
+
+export function workloadInfo(kind: WorkloadKind, spec: WorkloadSpec | undefined): WorkloadInfo {
+  const s = spec ?? {};
+  // Unset fields read as the API server defaults them: 1 replica, RollingUpdate with maxSurge 25%.
+  const rolls = kind === 'Deployment' && s.strategy?.type !== 'Recreate';
+  return {
+    replicas: typeof s.replicas === 'number' ? s.replicas : 1,
+    ordinalsStart: kind === 'StatefulSet' && typeof s.ordinals?.start === 'number' ? s.ordinals.start : 0,
+    templateAnnotations: s.template?.metadata?.annotations,
+    ...(rolls && { maxSurge: s.strategy?.rollingUpdate?.maxSurge ?? '25%' }),
+  };
 }
 
 export interface ClusterView {
   /** Labels of a namespace; `kubernetes.io/metadata.name` is always present, as the API server sets it. */
   namespaceLabels(namespace: string): Record<string, string>;
-  statefulSet(namespace: string, name: string): StatefulSetInfo | undefined;
-  /** Learns of a StatefulSet from its review; views fed by a watch need not implement it. */
-  rememberStatefulSet?(namespace: string, name: string, info: StatefulSetInfo | undefined): void;
+  statefulSet(namespace: string, name: string): WorkloadInfo | undefined;
+  /** Read when a Deployment is scaled through its subresource, which is rare: no watch is kept. */
+  deployment(namespace: string, name: string): Promise<WorkloadInfo | undefined>;
+  /** Learns of a workload from its review; views fed by the API server need not implement it. */
+  rememberWorkload?(kind: WorkloadKind, namespace: string, name: string, info: WorkloadInfo | undefined): void;
 }
 
 /**
@@ -20,7 +47,7 @@ export interface ClusterView {
  */
 export class StaticClusterView implements ClusterView {
   private readonly namespaces = new Map<string, Record<string, string>>();
-  private readonly statefulSets = new Map<string, StatefulSetInfo>();
+  private readonly workloads = new Map<string, WorkloadInfo>();
 
   setNamespace(name: string, labels: Record<string, string>): void {
     this.namespaces.set(name, labels);
@@ -30,12 +57,16 @@ export class StaticClusterView implements ClusterView {
     return { ...this.namespaces.get(namespace), 'kubernetes.io/metadata.name': namespace };
   }
 
-  statefulSet(namespace: string, name: string): StatefulSetInfo | undefined {
-    return this.statefulSets.get(`${namespace}/${name}`);
+  statefulSet(namespace: string, name: string): WorkloadInfo | undefined {
+    return this.workloads.get(`StatefulSet/${namespace}/${name}`);
   }
 
-  rememberStatefulSet(namespace: string, name: string, info: StatefulSetInfo | undefined): void {
-    if (info) this.statefulSets.set(`${namespace}/${name}`, info);
-    else this.statefulSets.delete(`${namespace}/${name}`);
+  async deployment(namespace: string, name: string): Promise<WorkloadInfo | undefined> {
+    return this.workloads.get(`Deployment/${namespace}/${name}`);
+  }
+
+  rememberWorkload(kind: WorkloadKind, namespace: string, name: string, info: WorkloadInfo | undefined): void {
+    if (info) this.workloads.set(`${kind}/${namespace}/${name}`, info);
+    else this.workloads.delete(`${kind}/${namespace}/${name}`);
   }
 }

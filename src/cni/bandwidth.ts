@@ -1,5 +1,10 @@
+import { KEYS } from '../intent/keys.js';
+import { parseRate } from '../intent/parse.js';
 import { formatQuantity } from '../intent/quantity.js';
 import type { Intent, Problem } from '../intent/types.js';
+
+/** Read by containerd for every pod sandbox, whatever the CNI. */
+export const BANDWIDTH_KEYS = ['kubernetes.io/ingress-bandwidth', 'kubernetes.io/egress-bandwidth'] as const;
 
 /**
  * `kubernetes.io/{ingress,egress}-bandwidth` in bits/s. containerd parses both keys for every
@@ -8,8 +13,24 @@ import type { Intent, Problem } from '../intent/types.js';
  */
 export function bandwidthAnnotations(intent: Intent): Record<string, string> {
   const out: Record<string, string> = {};
-  if (intent.ingressRate) out['kubernetes.io/ingress-bandwidth'] = formatQuantity(intent.ingressRate.bitsPerSecond);
-  if (intent.egressRate) out['kubernetes.io/egress-bandwidth'] = formatQuantity(intent.egressRate.bitsPerSecond);
+  if (intent.ingressRate) out[BANDWIDTH_KEYS[0]] = formatQuantity(intent.ingressRate.bitsPerSecond);
+  if (intent.egressRate) out[BANDWIDTH_KEYS[1]] = formatQuantity(intent.egressRate.bitsPerSecond);
+  return out;
+}
+
+/**
+ * Hand-written bandwidth values: containerd refuses the whole sandbox for a bad one, under every
+ * CNI, long after admission (internal/cri/server/sandbox_run.go toCNIBandWidth).
+ */
+export function bandwidthProblems(annotations: Record<string, string>): Problem[] {
+  const out: Problem[] = [];
+  for (const key of BANDWIDTH_KEYS) {
+    const v = annotations[key];
+    const r = v === undefined ? undefined : parseRate(v);
+    if (typeof r === 'string') {
+      out.push({ key, message: `${r}, so containerd would refuse the pod sandbox`, fix: `write bits per second as a quantity such as 10M, or use ${KEYS.ingressRate} and ${KEYS.egressRate}` });
+    }
+  }
   return out;
 }
 
@@ -24,7 +45,7 @@ export const NETEM = [
 /** One problem per netem key, for a CNI that has no latency, jitter, loss or queue-limit control. */
 export function netemProblems(intent: Intent, title: string): Problem[] {
   return NETEM.filter(({ field }) => intent[field] !== undefined).map(({ name }) => ({
-    key: `netpin.io/${name}`,
+    key: KEYS[name],
     message: `${title} has no netem-style ${name} control for pods`,
     fix: `Remove netpin.io/${name}, or run the workload on Kube-OVN, which applies it through ovn.kubernetes.io/${name}`,
   }));

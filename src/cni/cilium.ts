@@ -1,35 +1,32 @@
-import type { Problem } from '../intent/types.js';
+import { KEYS } from '../intent/keys.js';
 import { bandwidthAnnotations, netemProblems } from './bandwidth.js';
 import type { Dialect } from './dialect.js';
 import { egressByResource, eipProblems } from './egress.js';
+import { fixedAddressProblems, unnamedPoolProblems } from './rules.js';
 
 export const cilium: Dialect = {
   name: 'cilium',
   title: 'Cilium',
-  addressKeys: ['ipam.cilium.io/ip-pool', 'ipam.cilium.io/ipv4-pool', 'ipam.cilium.io/ipv6-pool'],
+  placementKeys: ['ipam.cilium.io/ip-pool', 'ipam.cilium.io/ipv4-pool', 'ipam.cilium.io/ipv6-pool'],
+  addressKeys: [],
+  // The agent's pod watcher compares the bandwidth annotations and applies a change live
+  // (pkg/endpoint/events.go EndpointPolicyBandwidthEvent).
+  liveKeys: [KEYS.ingressRate, KEYS.egressRate],
 
   // Cilium has no primary-network fixed IP (pkg/annotation/k8s.go); a pool is only selected, never pinned.
   pinsAddresses: () => false,
 
   check(intent, _shape, pools) {
-    const problems: Problem[] = (['ip', 'ips'] as const)
-      .filter((k) => intent[k] !== undefined)
-      .map((k) => ({
-        key: `netpin.io/${k}`,
-        message: 'Cilium has no fixed pod IP annotation for the primary network (cilium#17026)',
-        fix: 'Use netpin.io/pool with a CiliumPodIPPool, or Kube-OVN or Calico for fixed IPs',
-      }));
-    for (const p of pools.filter((p) => !p.cni.cilium?.pool)) {
-      problems.push({
-        key: 'netpin.io/pool',
-        message: `Cilium selects pools by CiliumPodIPPool name, and netpin IPPool ${p.name} names none`,
-        fix: `Set spec.cni.cilium.pool on IPPool ${p.name} to the CiliumPodIPPool name`,
-      });
-    }
+    const problems = fixedAddressProblems(
+      intent,
+      'Cilium has no fixed pod IP annotation for the primary network (cilium#17026)',
+      'Use netpin.io/pool with a CiliumPodIPPool, or Kube-OVN or Calico for fixed IPs',
+    );
+    if (intent.pools) problems.push(...unnamedPoolProblems(intent, pools, 'cilium', 'CiliumPodIPPool', 'Cilium'));
     return [...problems, ...eipProblems(intent, 'A Cilium egress gateway'), ...netemProblems(intent, 'Cilium')];
   },
 
-  render(intent, pools) {
+  render(intent, _shape, placement) {
     const annotations = bandwidthAnnotations(intent);
     const labels: Record<string, string> = {};
     const warnings: string[] = [];
@@ -39,6 +36,7 @@ export const cilium: Dialect = {
     if (intent.ingressRate) {
       warnings.push('Cilium limits ingress bandwidth only in recent releases (probably 1.18, release not pinned [unverified]) and with BPF host routing; older ones ignore kubernetes.io/ingress-bandwidth.');
     }
+    const pools = placement.pools;
     for (const p of pools) {
       const name = p.cni.cilium?.pool;
       if (!name) continue; // refused by check()
@@ -47,7 +45,6 @@ export const cilium: Dialect = {
       else for (const f of p.families) annotations[`ipam.cilium.io/${f}-pool`] = name;
     }
     if (pools.length > 0) {
-      // The shape is not known here, and the rule holds for every workload, StatefulSets included.
       warnings.push('Cilium does not keep a pod IP across restarts, StatefulSet pods included: pool addresses come in node-local blocks.');
     }
     if (intent.egress) {
@@ -60,4 +57,6 @@ export const cilium: Dialect = {
     }
     return { annotations, labels, warnings };
   },
+
+  isWriteBack: () => false,
 };

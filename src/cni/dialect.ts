@@ -1,4 +1,5 @@
-import type { DualAddress, Intent, Problem } from '../intent/types.js';
+import type { Intent, Problem } from '../intent/types.js';
+import type { Placement } from '../ipam/allocator.js';
 import type { Pool } from '../ipam/pool.js';
 
 export const CNI_NAMES = ['calico', 'kube-ovn', 'antrea', 'cilium'] as const;
@@ -13,12 +14,6 @@ export interface WorkloadShape {
   statefulSet: boolean;
 }
 
-/** Addresses netpin picked for one pod, and the pools they came from (one per family used). */
-export interface Allocation {
-  addresses: DualAddress;
-  pools: Pool[];
-}
-
 /** What a CNI needs on the pod. */
 export interface Rendering {
   annotations: Record<string, string>;
@@ -29,21 +24,34 @@ export interface Rendering {
 /**
  * One CNI's way of writing an intent. A dialect never allocates: the admission
  * layer asks `pinsAddresses`, allocates from the ledger when it is true, and
- * passes the result to `render`.
+ * passes the result to `render`. What a dialect cannot render faithfully, its
+ * `check` refuses: netpin never writes an annotation the CNI would ignore.
  */
 export interface Dialect {
   readonly name: CniName;
   /** The name users know, for messages: "Calico", "Kube-OVN", "Antrea", "Cilium". */
   readonly title: string;
-  /** This CNI's pod annotations that pick an address or a pool: netpin's to write in an opted-in namespace. */
+  /**
+   * This CNI's pod annotations that choose an address, a pool or a subnet. In an opted-in
+   * namespace only netpin writes them: chosen by hand they would bypass the ledger.
+   */
+  readonly placementKeys: readonly string[];
+  /** The placement keys whose values are addresses: what a pod asked its CNI for, whoever wrote it. */
   readonly addressKeys: readonly string[];
+  /** netpin.io/ keys whose new value this CNI applies to a running pod; any other change needs a new pod. */
+  readonly liveKeys: readonly string[];
   /** Whether netpin picks this workload's addresses and pins them through an annotation. */
   pinsAddresses(intent: Intent, shape: WorkloadShape): boolean;
-  /** What of the intent this CNI cannot do; each problem names the key and what to do instead. */
-  check(intent: Intent, shape: WorkloadShape, pools: Pool[]): Problem[];
   /**
-   * The annotations and labels one pod needs. `pools` are the pools named by
-   * `netpin.io/pool` (resolved); `allocation` is given exactly when pinsAddresses is true.
+   * What of the intent this CNI cannot do; each problem names the key and what to do instead.
+   * `pools` are every pool the addresses may come from: named by netpin.io/pool, or holding a fixed address.
    */
-  render(intent: Intent, pools: Pool[], allocation?: Allocation): Rendering;
+  check(intent: Intent, shape: WorkloadShape, pools: readonly Pool[]): Problem[];
+  /** The annotations and labels one pod needs; `placement.addresses` is set exactly when pinsAddresses is true. */
+  render(intent: Intent, shape: WorkloadShape, placement: Placement): Rendering;
+  /**
+   * Whether a change of a placement key on a running pod is the CNI writing back what it did
+   * (Kube-OVN records the addresses it assigned), rather than someone choosing another address.
+   */
+  isWriteBack(key: string, rendered: string | undefined, before: string | undefined, after: string | undefined): boolean;
 }

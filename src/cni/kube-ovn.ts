@@ -1,13 +1,41 @@
+import { parseAddress } from '../ipam/address.js';
+import { KEYS } from '../intent/keys.js';
 import { familiesOf, formatDual, needsAddress, type Intent, type Problem, type Rate } from '../intent/types.js';
 import type { Pool } from '../ipam/pool.js';
 import { NETEM } from './bandwidth.js';
 import type { Dialect } from './dialect.js';
+import { addressIntentKeys, nativeNames } from './rules.js';
 
 const MBPS = 1_000_000n;
 const OVN = 'ovn.kubernetes.io';
 
-function subnets(pools: Pool[]): string[] {
-  return [...new Set(pools.flatMap((p) => p.cni.kubeOvn?.subnet ?? []))];
+const IP_ADDRESS = `${OVN}/ip_address`;
+const LOGICAL_SWITCH = `${OVN}/logical_switch`;
+
+const subnets = (pools: readonly Pool[]) => nativeNames(pools, (cni) => cni.kubeOvn?.subnet);
+
+// A pod lives in one Subnet (logical_switch), and Kube-OVN looks for every requested address there
+// (pkg/controller/pod.go acquireStaticAddress): all the pod's pools name one Subnet, or none does
+// and the namespace's Subnet is used.
+function subnetProblems(intent: Intent, pools: readonly Pool[]): Problem[] {
+  const named = subnets(pools);
+  const key = addressIntentKeys(intent)[0] ?? KEYS.pool;
+  if (named.length > 1) {
+    return [{
+      key,
+      message: `Kube-OVN puts a pod in one Subnet (${LOGICAL_SWITCH}), and the pools name ${named.join(' and ')}`,
+      fix: 'Give the pools the same spec.cni.kubeOvn.subnet: the Kube-OVN Subnet that holds both CIDRs',
+    }];
+  }
+  const bare = pools.filter((p) => !p.cni.kubeOvn?.subnet);
+  if (named.length === 1 && bare.length > 0) {
+    return [{
+      key,
+      message: `IPPool ${bare.map((p) => p.name).join(', ')} names no Subnet while the pod's other pool names ${named[0]}, so Kube-OVN would look for every address of the pod in Subnet ${named[0]}`,
+      fix: `Set spec.cni.kubeOvn.subnet on IPPool ${bare.map((p) => p.name).join(', ')} to the Subnet that holds its range (${named[0]} if it holds both)`,
+    }];
+  }
+  return [];
 }
 
 // ingress_rate/egress_rate are integer Mbps (pkg/util/validator.go ValidatePodNetwork); a bad one blocks IP allocation.
@@ -30,7 +58,7 @@ function wholeNetem(intent: Intent): Problem[] {
     if (v === undefined || Number.isInteger(v)) return [];
     return [
       {
-        key: `netpin.io/${name}`,
+        key: KEYS[name],
         message: `Kube-OVN reads ${OVN}/${name} as a whole number of ${unit} and silently drops ${v}`,
         fix: `Write ${Math.floor(v) === 0 ? '' : `${Math.floor(v)} or `}${Math.ceil(v)} in netpin.io/${name}`,
       },
@@ -45,20 +73,20 @@ function checkEgress(intent: Intent, replicas: number, kind: string): Problem[] 
   const fixed = [intent.ip, ...(intent.ips ?? [])].filter((a) => a !== undefined);
   if (second) {
     problems.push({
-      key: 'netpin.io/egress-ip',
+      key: KEYS.egressIp,
       message: `Kube-OVN's ${OVN}/snat and eip hold one IP, applied to the pod IP of the same family`,
       fix: 'Give netpin.io/egress-ip one address, of the family whose outbound traffic should use it',
     });
   } else if (family && fixed.some((a) => a[family] === undefined)) {
     problems.push({
-      key: 'netpin.io/egress-ip',
+      key: KEYS.egressIp,
       message: `Kube-OVN applies an egress IP only to the pod IP of its family, and the fixed pod IPs include no ${family} address`,
       fix: `Add an ${family} address to the pod's fixed IPs, or give netpin.io/egress-ip an address of the pod's family`,
     });
   }
   if (intent.egress.mode === 'eip' && replicas > 1) {
     problems.push({
-      key: 'netpin.io/egress-mode',
+      key: KEYS.egressMode,
       message: `Kube-OVN's ${OVN}/eip is a 1:1 NAT for one pod, and this ${kind} has ${replicas} replicas`,
       fix: 'Use netpin.io/egress-mode: snat, which pods can share, or one single-replica workload per EIP',
     });
@@ -69,35 +97,30 @@ function checkEgress(intent: Intent, replicas: number, kind: string): Problem[] 
 export const kubeOvn: Dialect = {
   name: 'kube-ovn',
   title: 'Kube-OVN',
-  addressKeys: [`${OVN}/ip_address`, `${OVN}/ip_pool`],
+  placementKeys: [IP_ADDRESS, `${OVN}/ip_pool`, LOGICAL_SWITCH],
+  addressKeys: [IP_ADDRESS],
+  // pkg/daemon/controller.go enqueueUpdatePod applies changed rates and netem values to a running pod.
+  liveKeys: [KEYS.ingressRate, KEYS.egressRate, KEYS.latency, KEYS.jitter, KEYS.loss, KEYS.limit],
 
   pinsAddresses: (intent) => needsAddress(intent),
 
   check(intent, shape, pools) {
-    const problems: Problem[] = [];
-    const named = subnets(pools);
-    if (named.length > 1) {
-      problems.push({
-        key: 'netpin.io/pool',
-        message: `Kube-OVN puts a pod in one Subnet (${OVN}/logical_switch), and the pools name ${named.join(' and ')}`,
-        fix: 'Give the pools the same spec.cni.kubeOvn.subnet: the Kube-OVN Subnet that holds both CIDRs',
-      });
-    }
-    problems.push(...wholeMbps('netpin.io/ingress-rate', intent.ingressRate));
-    problems.push(...wholeMbps('netpin.io/egress-rate', intent.egressRate));
+    const problems = subnetProblems(intent, pools);
+    problems.push(...wholeMbps(KEYS.ingressRate, intent.ingressRate));
+    problems.push(...wholeMbps(KEYS.egressRate, intent.egressRate));
     problems.push(...wholeNetem(intent));
     if (intent.jitterMs !== undefined && intent.latencyMs === undefined) {
       problems.push({
-        key: 'netpin.io/jitter',
+        key: KEYS.jitter,
         message: 'Kube-OVN passes jitter to netem as the variation of a latency, and no latency is set',
         fix: 'Set netpin.io/latency as well, or remove netpin.io/jitter',
       });
     }
-    const netem = NETEM.filter(({ field }) => intent[field] !== undefined).map(({ name }) => `netpin.io/${name}`);
+    const netem = NETEM.filter(({ field }) => intent[field] !== undefined).map(({ name }) => KEYS[name]);
     if (intent.ingressRate && netem.length > 0) {
       // pkg/ovs/ovs-vsctl_linux.go: both need the port's single QoS row; HTB wins and SetNetemQos returns nil.
       problems.push({
-        key: 'netpin.io/ingress-rate',
+        key: KEYS.ingressRate,
         message: `Kube-OVN cannot combine an ingress rate with ${netem.join(', ')}: the rate's HTB QoS takes the port and netem is silently not applied`,
         fix: `Drop netpin.io/ingress-rate or ${netem.join(', ')}; netpin.io/egress-rate can be combined with them`,
       });
@@ -106,18 +129,14 @@ export const kubeOvn: Dialect = {
   },
 
   // Kube-OVN ignores kubernetes.io/*-bandwidth (no bandwidth plugin in its conflist), so they are not written.
-  render(intent, _pools, allocation) {
+  render(intent, _shape, placement) {
     const annotations: Record<string, string> = {};
     const warnings: string[] = [];
-    if (allocation) {
-      annotations[`${OVN}/ip_address`] = formatDual(allocation.addresses);
-      // Only a pool pinned by netpin.io/ip can reach here with two Subnets; check() refuses it for netpin.io/pool.
-      const [subnet, other] = subnets(allocation.pools);
-      if (other) {
-        warnings.push(
-          `Kube-OVN: the pod's IPs lie in pools of different Subnets (${subnet}, ${other}); netpin sets no ${OVN}/logical_switch and Kube-OVN uses the namespace's Subnet, which must hold both IPs.`,
-        );
-      } else if (subnet) annotations[`${OVN}/logical_switch`] = subnet;
+    if (placement.addresses) {
+      annotations[IP_ADDRESS] = formatDual(placement.addresses);
+      // check() saw to it that the pools name one Subnet or none; with none, the namespace's Subnet applies.
+      const [subnet] = subnets(placement.pools);
+      if (subnet) annotations[LOGICAL_SWITCH] = subnet;
     }
     if (intent.ingressRate) annotations[`${OVN}/ingress_rate`] = String(intent.ingressRate.bitsPerSecond / MBPS);
     if (intent.egressRate) annotations[`${OVN}/egress_rate`] = String(intent.egressRate.bitsPerSecond / MBPS);
@@ -132,10 +151,21 @@ export const kubeOvn: Dialect = {
         'Kube-OVN applies ovn.kubernetes.io/snat and eip only on a Subnet of the default VPC, with --enable-eip-snat (the default) and the ConfigMap ovn-external-gw-config in kube-system.',
       );
       const [family] = familiesOf(intent.egress.ip);
-      if (allocation && family && !allocation.addresses[family]) {
+      if (placement.addresses && family && !placement.addresses[family]) {
         warnings.push(`Kube-OVN applies the egress IP only to a pod IP of its family, and this pod has no ${family} address: the egress IP is unused.`);
       }
     }
     return { annotations, labels: {}, warnings };
+  },
+
+  // The controller writes the addresses and Subnet it used back onto the pod (pkg/controller/pod.go
+  // reconcileAllocateSubnets), on a dual-stack Subnet with the other family filled in.
+  isWriteBack(key, rendered, before, after) {
+    if (after === undefined) return false;
+    if (key === LOGICAL_SWITCH) return rendered === undefined ? before === undefined : after === rendered;
+    if (key !== IP_ADDRESS) return false;
+    if (rendered === undefined) return before === undefined;
+    const written = new Set(after.split(',').map((a) => parseAddress(a.trim())?.toString()));
+    return rendered.split(',').every((a) => written.has(a));
   },
 };

@@ -1,4 +1,3 @@
-import type { Allocation } from '../cni/dialect.js';
 import { KEYS } from '../intent/keys.js';
 import { addressList, type Address, type DualAddress, type Family, type Intent, type Problem } from '../intent/types.js';
 import { familyOf } from './address.js';
@@ -18,14 +17,31 @@ export interface AllocationRequest {
   plan?: Plan;
 }
 
+/** Where one pod's addresses come from: its pools, and the addresses when netpin picked them. */
+export interface Placement {
+  pools: Pool[];
+  addresses?: DualAddress;
+}
+
+/** Addresses netpin picked for one pod, and the pools they came from (one per family used). */
+export interface Allocation extends Placement {
+  addresses: DualAddress;
+}
+
 /** `fresh` are the claims this call made, for a caller that must give them back when the request fails later. */
 export type AllocationResult = { ok: true; allocation: Allocation; claims: Claim[]; fresh: Claim[] } | { ok: false; problems: Problem[] };
 
 type FamilyPools = Partial<Record<Family, Pool>>;
 
-/** Which pool serves each family, once the intent's pools and addresses have been checked. */
+/**
+ * Where an intent's addresses would come from: the pool serving each named family, and every pool
+ * involved (named, or holding a fixed address), for the CNI's checks. `problems` is empty when
+ * allocation may go ahead.
+ */
 export interface Plan {
   byFamily: FamilyPools;
+  pools: Pool[];
+  problems: Problem[];
 }
 
 const familyName = (f: Family) => (f === 'ipv4' ? 'IPv4' : 'IPv6');
@@ -39,18 +55,9 @@ export class Allocator {
     return this.ledger.index.allPools().filter((p) => poolAdmitsNamespace(p, namespaceLabels));
   }
 
-  /**
-   * Checks what can be checked without claiming: named pools exist and select the
-   * namespace, families fit the pools, every fixed address lies in a usable pool.
-   */
-  check(intent: Intent, namespace: string, namespaceLabels: Record<string, string>): Problem[] {
-    const r = this.plan(intent, namespace, namespaceLabels);
-    return 'problems' in r ? r.problems : [];
-  }
-
   async allocate(req: AllocationRequest): Promise<AllocationResult> {
     const plan = req.plan ?? this.plan(req.intent, req.namespace, req.namespaceLabels);
-    if ('problems' in plan) return { ok: false, problems: plan.problems };
+    if (plan.problems.length) return { ok: false, problems: plan.problems };
     const { byFamily } = plan;
     const { intent } = req;
 
@@ -77,7 +84,7 @@ export class Allocator {
   }
 
   /** Named pools exist and select the namespace, families fit the pools, fixed addresses lie in usable pools. */
-  plan(intent: Intent, namespace: string, labels: Record<string, string>): Plan | { problems: Problem[] } {
+  plan(intent: Intent, namespace: string, labels: Record<string, string>): Plan {
     const problems: Problem[] = [];
     // Only a refusal lists the pools: formatting every range is not worth doing per admitted pod.
     const allowed = () => {
@@ -85,6 +92,10 @@ export class Allocator {
       return pools.length ? pools.map(describePool).join('; ') : 'none';
     };
     const byFamily: FamilyPools = {};
+    const pools: Pool[] = [];
+    const involve = (p: Pool) => {
+      if (!pools.includes(p)) pools.push(p);
+    };
 
     for (const name of intent.pools ?? []) {
       const pool = this.ledger.index.pool(name);
@@ -106,8 +117,9 @@ export class Allocator {
         }
         byFamily[f] = pool;
       }
+      involve(pool);
     }
-    if (problems.length) return { problems };
+    if (problems.length) return { byFamily, pools, problems };
 
     const fixed: Array<[string, Address]> = [];
     if (intent.ip) for (const a of addressList(intent.ip)) fixed.push([KEYS.ip, a]);
@@ -125,6 +137,7 @@ export class Allocator {
         problems.push({ key, message: `${addr.toString()} lies outside IPPool ${describePool(named)}`, fix: `choose an address inside IPPool ${named.name}, or name the pool that holds it` });
       } else if (!named) {
         const home = this.ledger.index.poolOf(addr);
+        if (home) involve(home);
         if (!home) {
           problems.push({ key, message: `${addr.toString()} lies outside every IPPool`, fix: `choose an address in a pool namespace ${namespace} may use: ${allowed()}` });
         } else if (!poolAdmitsNamespace(home, labels)) {
@@ -136,7 +149,7 @@ export class Allocator {
         }
       }
     }
-    return problems.length ? { problems } : { byFamily };
+    return { byFamily, pools, problems };
   }
 
   /** Fixed addresses: the first listed entry whose addresses are all free (or already this owner's). */

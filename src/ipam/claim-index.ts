@@ -27,6 +27,11 @@ export class ClaimIndex {
   // (18 µs at 32k entries, measured); the keys are bounded by the pools' size anyway.
   private readonly byIp = new Map<string, Claim | undefined>();
   private readonly byOwner = new Map<string, Set<Claim>>();
+  // Addresses running pods are seen to use, by "<namespace>/<name>": pods from before netpin, from
+  // namespaces that did not opt in, or whose netpin metadata was changed. They are never free,
+  // whatever the claims say; a claim on one of them still wins the lookup, as it names the owner.
+  private readonly observedByIp = new Map<string, Set<string>>();
+  private readonly observedByPod = new Map<string, Address[]>();
 
   setPool(pool: Pool): void {
     const free = {
@@ -35,6 +40,9 @@ export class ClaimIndex {
     };
     for (const c of this.allClaims()) {
       if (c.pool === pool.name && poolContains(pool, c.ip)) free[familyOf(c.ip)].take(toBigInt(c.ip));
+    }
+    for (const ips of this.observedByPod.values()) {
+      for (const ip of ips) if (poolContains(pool, ip)) free[familyOf(ip)].take(toBigInt(ip));
     }
     this.pools.set(pool.name, { pool, free });
   }
@@ -57,15 +65,50 @@ export class ClaimIndex {
     return undefined;
   }
 
+  /** The claim on an address, or else a pod seen using it (as a claim with no createdAt). */
   holderOf(ip: Address): Claim | undefined {
-    return this.byIp.get(ip.toString());
+    const key = ip.toString();
+    const claim = this.byIp.get(key);
+    if (claim) return claim;
+    const pods = this.observedByIp.get(key);
+    if (!pods) return undefined;
+    const [namespace, name] = splitPod(pods.values().next().value!);
+    return { pool: this.poolOf(ip)?.name ?? '', ip, owner: { kind: 'Pod', namespace, name }, createdAt: 0, observed: true };
   }
 
   /** This owner's claim on the address, undefined when it is free; throws ConflictError when another owner holds it. */
   heldBy(ip: Address, owner: Owner): Claim | undefined {
-    const holder = this.byIp.get(ip.toString());
+    const holder = this.holderOf(ip);
     if (holder && ownerKey(holder.owner) !== ownerKey(owner)) throw new ConflictError(holder);
-    return holder;
+    return holder?.observed ? undefined : holder;
+  }
+
+  /**
+   * Records the addresses a pod is seen to use, replacing what was recorded for it before;
+   * none forgets the pod. `pod` is "<namespace>/<name>".
+   */
+  observe(pod: string, ips: Address[]): void {
+    for (const ip of this.observedByPod.get(pod) ?? []) {
+      const key = ip.toString();
+      const pods = this.observedByIp.get(key);
+      pods?.delete(pod);
+      if (pods?.size === 0) {
+        this.observedByIp.delete(key);
+        if (!this.byIp.get(key)) this.free(ip);
+      }
+    }
+    if (ips.length === 0) {
+      this.observedByPod.delete(pod);
+      return;
+    }
+    this.observedByPod.set(pod, ips);
+    for (const ip of ips) {
+      const key = ip.toString();
+      let pods = this.observedByIp.get(key);
+      if (!pods) this.observedByIp.set(key, (pods = new Set()));
+      if (pods.size === 0 && !this.byIp.get(key)) this.take(ip);
+      pods.add(pod);
+    }
   }
 
   claimsOf(owner: Owner): Claim[] {
@@ -101,7 +144,7 @@ export class ClaimIndex {
     let set = this.byOwner.get(ok);
     if (!set) this.byOwner.set(ok, (set = new Set()));
     set.add(claim);
-    this.pools.get(claim.pool)?.free[familyOf(claim.ip)].take(toBigInt(claim.ip));
+    if (!this.observedByIp.has(key)) this.pools.get(claim.pool)?.free[familyOf(claim.ip)].take(toBigInt(claim.ip));
     return true;
   }
 
@@ -118,8 +161,18 @@ export class ClaimIndex {
     set?.delete(held);
     if (set?.size === 0) this.byOwner.delete(ok);
     const state = this.pools.get(held.pool);
-    if (state && poolContains(state.pool, held.ip)) state.free[familyOf(held.ip)].put(toBigInt(held.ip));
+    if (state && poolContains(state.pool, held.ip) && !this.observedByIp.has(key)) state.free[familyOf(held.ip)].put(toBigInt(held.ip));
     return true;
+  }
+
+  private take(ip: Address): void {
+    const pool = this.poolOf(ip);
+    if (pool) this.pools.get(pool.name)!.free[familyOf(ip)].take(toBigInt(ip));
+  }
+
+  private free(ip: Address): void {
+    const pool = this.poolOf(ip);
+    if (pool) this.pools.get(pool.name)!.free[familyOf(ip)].put(toBigInt(ip));
   }
 
   usage(poolName: string): PoolUsage[] {
@@ -131,4 +184,9 @@ export class ClaimIndex {
       allocated: s.pool.capacity[family] - s.free[family].size,
     }));
   }
+}
+
+function splitPod(pod: string): [string, string] {
+  const i = pod.indexOf('/');
+  return [pod.slice(0, i), pod.slice(i + 1)];
 }

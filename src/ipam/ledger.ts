@@ -20,6 +20,8 @@ export interface Claim {
   createdAt: number;
   /** The uid of the stored claim object, where there is one: tells a re-claim from the claim it replaced. */
   ref?: string;
+  /** Not a claim: a running pod seen using the address, which netpin's ledger did not give it. */
+  observed?: boolean;
 }
 
 export function ownerKey(owner: Owner): string {
@@ -35,7 +37,7 @@ export function describeOwner(owner: Owner): string {
 
 export class ConflictError extends Error {
   constructor(readonly holder: Claim) {
-    super(`${holder.ip.toString()} is held by ${describeOwner(holder.owner)}`);
+    super(`${holder.ip.toString()} is held by ${describeOwner(holder.owner)}${holder.observed ? ', which uses it without a netpin claim (it predates netpin or its namespace opting in)' : ''}`);
   }
 }
 

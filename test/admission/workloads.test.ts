@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { denial, deployment, harness, statefulSet } from '../support/reviews.js';
 
+const RECREATE = { type: 'Recreate' };
+
 describe('Deployment and StatefulSet admission', () => {
   it('allows a Deployment with a pool, claiming nothing: its pods claim when they come', async () => {
     const h = await harness();
@@ -12,26 +14,29 @@ describe('Deployment and StatefulSet admission', () => {
     expect(h.held()).toEqual({});
   });
 
-  it('allows netpin.io/ip on a single replica', async () => {
+  it('allows netpin.io/ip on a single replica that cannot surge', async () => {
     const h = await harness();
-    expect((await h.mutate(deployment('CREATE', { replicas: 1, annotations: { 'netpin.io/ip': '10.20.0.7' } }))).response.allowed).toBe(true);
+    expect((await h.mutate(deployment('CREATE', { replicas: 1, strategy: RECREATE, annotations: { 'netpin.io/ip': '10.20.0.7' } }))).response.allowed).toBe(true);
+    const noSurge = { type: 'RollingUpdate', rollingUpdate: { maxSurge: 0, maxUnavailable: 1 } };
+    expect((await h.mutate(deployment('CREATE', { replicas: 1, strategy: noSurge, annotations: { 'netpin.io/ip': '10.20.0.7' } }))).response.allowed).toBe(true);
     expect((await h.mutate(statefulSet('CREATE', { replicas: 1, annotations: { 'netpin.io/ip': '10.20.0.7' } }))).response.allowed).toBe(true);
   });
 
   it('counts a missing spec.replicas as 1, as the API server defaults it', async () => {
     const h = await harness();
-    const body = deployment('CREATE', { annotations: { 'netpin.io/ip': '10.20.0.7' } });
+    const body = deployment('CREATE', { strategy: RECREATE, annotations: { 'netpin.io/ip': '10.20.0.7' } });
     delete body.request!.object!.spec.replicas;
     expect((await h.mutate(body)).response.allowed).toBe(true);
   });
 
-  it('warns that a netpin.io/ips list of exactly one entry per replica leaves no room to surge', async () => {
+  it('counts the pods a rolling update adds: netpin.io/ips needs replicas + maxSurge entries', async () => {
     const h = await harness();
-    const answer = await h.mutate(deployment('UPDATE', { replicas: 2, annotations: { 'netpin.io/ips': '10.20.0.7,10.20.0.8' } }));
-    expect(answer.response.allowed).toBe(true);
-    expect(answer.response.warnings).toEqual(['netpin: netpin.io/ips has exactly one entry per replica, so a rolling update cannot surge; add spare entries or use strategy Recreate']);
-    const spare = await h.mutate(deployment('UPDATE', { replicas: 2, annotations: { 'netpin.io/ips': '10.20.0.7,10.20.0.8,10.20.0.9' } }));
-    expect(spare.response.warnings).toBeUndefined();
+    const ips = { 'netpin.io/ips': '10.20.0.7,10.20.0.8,10.20.0.9' };
+    // 25% of 2 rounds up to 1: 3 entries serve 2 replicas and the surge pod.
+    expect((await h.mutate(deployment('UPDATE', { replicas: 2, annotations: ips }))).response).toEqual(expect.objectContaining({ allowed: true }));
+    const surge2 = { type: 'RollingUpdate', rollingUpdate: { maxSurge: 2 } };
+    expect(denial(await h.mutate(deployment('UPDATE', { replicas: 2, strategy: surge2, annotations: ips })))).toContain('adds 2 more pods');
+    expect((await h.mutate(deployment('UPDATE', { replicas: 3, strategy: RECREATE, annotations: ips }))).response.allowed).toBe(true);
   });
 
   it('warns that netpin annotations on the workload\'s own metadata are ignored', async () => {

@@ -12,7 +12,7 @@ describe('antrea', () => {
   it('renders nothing for an empty intent', () => {
     expect(antrea.pinsAddresses({}, POD)).toBe(false);
     expect(antrea.check({}, POD, [])).toEqual([]);
-    expect(antrea.render({}, [])).toEqual({ annotations: {}, labels: {}, warnings: [] });
+    expect(antrea.render({}, POD, { pools: [] })).toEqual({ annotations: {}, labels: {}, warnings: [] });
   });
 
   describe('addresses', () => {
@@ -23,7 +23,7 @@ describe('antrea', () => {
     ])('pins %s through ippools and pod-ips', (_, intent, pools) => {
       expect(antrea.pinsAddresses(intent, DEPLOYMENT)).toBe(true);
       expect(antrea.check(intent, DEPLOYMENT, pools)).toEqual([]);
-      expect(antrea.render(intent, pools, allocation([a4], '10.10.0.5'))).toEqual({
+      expect(antrea.render(intent, DEPLOYMENT, allocation([a4], '10.10.0.5'))).toEqual({
         annotations: { 'ipam.antrea.io/ippools': 'antrea-v4', 'ipam.antrea.io/pod-ips': '10.10.0.5' },
         labels: {},
         warnings: [IPAM_WARNING],
@@ -33,7 +33,7 @@ describe('antrea', () => {
     it('writes dual stack IPv4 first, pools without spaces', () => {
       const intent: Intent = { pools: ['a4', 'a6'] };
       expect(antrea.check(intent, POD, [a4, a6])).toEqual([]);
-      expect(antrea.render(intent, [a4, a6], allocation([a4, a6], '10.10.0.5', 'fd00:a::5')).annotations).toEqual({
+      expect(antrea.render(intent, POD, allocation([a4, a6], '10.10.0.5', 'fd00:a::5')).annotations).toEqual({
         'ipam.antrea.io/ippools': 'antrea-v4,antrea-v6',
         'ipam.antrea.io/pod-ips': '10.10.0.5,fd00:a::5',
       });
@@ -47,11 +47,15 @@ describe('antrea', () => {
       expect(p?.fix).toBe('Set spec.cni.antrea.pool on IPPool bare4 to the Antrea IPPool name');
     });
 
-    it('warns when a fixed IP lies in a pool without an Antrea IPPool name', () => {
-      const r = antrea.render({ ip: { ipv4: v4('10.20.0.5') } }, [], allocation([bare4], '10.20.0.5'));
-      expect(r.annotations).toEqual({ 'ipam.antrea.io/pod-ips': '10.20.0.5' });
-      expect(r.warnings).toHaveLength(1);
-      expect(r.warnings[0]).toContain('bare4 sets no spec.cni.antrea.pool');
+    it.each<[string, Intent]>([
+      ['netpin.io/ip', { ip: { ipv4: v4('10.20.0.5') } }],
+      ['netpin.io/ips', { ips: [{ ipv4: v4('10.20.0.5') }] }],
+    ])('refuses %s in a pool without an Antrea IPPool name: Antrea would ignore pod-ips', (key, intent) => {
+      const [p, ...more] = antrea.check(intent, POD, [bare4]);
+      expect(more).toEqual([]);
+      expect(p?.key).toBe(key);
+      expect(p?.message).toContain('Antrea would ignore the address');
+      expect(p?.fix).toBe('Set spec.cni.antrea.pool on IPPool bare4 to the Antrea IPPool name');
     });
   });
 
@@ -60,7 +64,7 @@ describe('antrea', () => {
       const intent: Intent = { pools: ['a4'] };
       expect(antrea.pinsAddresses(intent, STATEFULSET)).toBe(false);
       expect(antrea.check(intent, STATEFULSET, [a4])).toEqual([]);
-      const r = antrea.render(intent, [a4]);
+      const r = antrea.render(intent, STATEFULSET, { pools: [a4] });
       expect(r.annotations).toEqual({ 'ipam.antrea.io/ippools': 'antrea-v4' });
       expect(r.warnings).toHaveLength(2);
       expect(r.warnings[0]).toBe(IPAM_WARNING);
@@ -92,7 +96,7 @@ describe('antrea', () => {
   it('writes rates as Kubernetes bandwidth quantities, warning that they apply at sandbox creation', () => {
     const intent: Intent = { ingressRate: rate('1.5M', 1_500_000n), egressRate: rate('2G', 2_000_000_000n) };
     expect(antrea.check(intent, POD, [])).toEqual([]);
-    const r = antrea.render(intent, []);
+    const r = antrea.render(intent, POD, { pools: [] });
     expect(r.annotations).toEqual({ 'kubernetes.io/ingress-bandwidth': '1500k', 'kubernetes.io/egress-bandwidth': '2G' });
     expect(r.warnings).toHaveLength(1);
     expect(r.warnings[0]).toContain('bandwidth plugin');
@@ -112,7 +116,7 @@ describe('antrea', () => {
     it('labels the pod and gives the Egress to apply', () => {
       const intent: Intent = { egress: { ip: { ipv4: v4('192.0.2.9') }, mode: 'snat' } };
       expect(antrea.check(intent, DEPLOYMENT, [])).toEqual([]);
-      const r = antrea.render(intent, []);
+      const r = antrea.render(intent, DEPLOYMENT, { pools: [] });
       expect(r.annotations).toEqual({});
       expect(r.labels).toEqual({ 'netpin.io/egress': '192.0.2.9' });
       expect(applied(r.warnings[0]!)).toEqual({
@@ -126,7 +130,7 @@ describe('antrea', () => {
     });
 
     it('gives one Egress per family for dual stack', () => {
-      const r = antrea.render({ egress: { ip: { ipv4: v4('192.0.2.9'), ipv6: v6('2001:db8::9') }, mode: 'snat' } }, []);
+      const r = antrea.render({ egress: { ip: { ipv4: v4('192.0.2.9'), ipv6: v6('2001:db8::9') }, mode: 'snat' } }, POD, { pools: [] });
       expect(r.labels).toEqual({ 'netpin.io/egress': '192.0.2.9_2001-db8--9' });
       expect(applied(r.warnings[1]!)).toMatchObject({ kind: 'Egress', spec: { egressIP: '2001:db8::9' } });
       expect(r.warnings.some((w) => w.includes('[unverified]'))).toBe(true);

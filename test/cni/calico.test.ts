@@ -10,7 +10,7 @@ describe('calico', () => {
   it('renders nothing for an empty intent', () => {
     expect(calico.pinsAddresses({}, POD)).toBe(false);
     expect(calico.check({}, POD, [])).toEqual([]);
-    expect(calico.render({}, [])).toEqual({ annotations: {}, labels: {}, warnings: [] });
+    expect(calico.render({}, POD, { pools: [] })).toEqual({ annotations: {}, labels: {}, warnings: [] });
   });
 
   it.each<[string, Intent, string[]]>([
@@ -21,7 +21,7 @@ describe('calico', () => {
     const pools = [blue4].filter((p) => names.includes(p.name));
     expect(calico.pinsAddresses(intent, DEPLOYMENT)).toBe(true);
     expect(calico.check(intent, DEPLOYMENT, pools)).toEqual([]);
-    expect(calico.render(intent, pools, allocation([blue4], '10.0.0.5'))).toEqual({
+    expect(calico.render(intent, DEPLOYMENT, allocation([blue4], '10.0.0.5'))).toEqual({
       annotations: { 'cni.projectcalico.org/ipAddrs': '["10.0.0.5"]' },
       labels: {},
       warnings: [],
@@ -30,7 +30,7 @@ describe('calico', () => {
 
   it('writes dual stack IPv4 first', () => {
     const intent: Intent = { pools: ['blue6', 'blue4'] };
-    expect(calico.render(intent, [blue6, blue4], allocation([blue4, blue6], '10.0.0.5', 'fd00::5')).annotations).toEqual({
+    expect(calico.render(intent, POD, allocation([blue4, blue6], '10.0.0.5', 'fd00::5')).annotations).toEqual({
       'cni.projectcalico.org/ipAddrs': '["10.0.0.5","fd00::5"]',
     });
   });
@@ -38,7 +38,7 @@ describe('calico', () => {
   it('writes rates as Kubernetes bandwidth quantities, warning about v3.30', () => {
     const intent: Intent = { ingressRate: rate('10M', 10_000_000n), egressRate: rate('500k', 500_000n) };
     expect(calico.check(intent, POD, [])).toEqual([]);
-    const r = calico.render(intent, []);
+    const r = calico.render(intent, POD, { pools: [] });
     expect(r.annotations).toEqual({ 'kubernetes.io/ingress-bandwidth': '10M', 'kubernetes.io/egress-bandwidth': '500k' });
     expect(r.warnings).toHaveLength(1);
     expect(r.warnings[0]).toContain('v3.30');
@@ -72,7 +72,7 @@ describe('calico', () => {
   });
 
   it('also pins a v6-only address', () => {
-    expect(calico.render({ ip: { ipv6: v6('fd00::5') } }, [], allocation([blue6], undefined, 'fd00::5')).annotations).toEqual({
+    expect(calico.render({ ip: { ipv6: v6('fd00::5') } }, POD, allocation([blue6], undefined, 'fd00::5')).annotations).toEqual({
       'cni.projectcalico.org/ipAddrs': '["fd00::5"]',
     });
   });

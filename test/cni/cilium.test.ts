@@ -14,7 +14,7 @@ describe('cilium', () => {
   it('renders nothing for an empty intent', () => {
     expect(cilium.pinsAddresses({}, POD)).toBe(false);
     expect(cilium.check({}, POD, [])).toEqual([]);
-    expect(cilium.render({}, [])).toEqual({ annotations: {}, labels: {}, warnings: [] });
+    expect(cilium.render({}, POD, { pools: [] })).toEqual({ annotations: {}, labels: {}, warnings: [] });
   });
 
   it.each<[string, Intent]>([
@@ -35,7 +35,7 @@ describe('cilium', () => {
       const intent: Intent = { pools: ['cdual'] };
       expect(cilium.pinsAddresses(intent, POD)).toBe(false);
       expect(cilium.check(intent, POD, [dual])).toEqual([]);
-      expect(cilium.render(intent, [dual])).toEqual({
+      expect(cilium.render(intent, POD, { pools: [dual] })).toEqual({
         annotations: { 'ipam.cilium.io/ip-pool': 'blue' },
         labels: {},
         warnings: [NO_KEEP],
@@ -45,7 +45,7 @@ describe('cilium', () => {
     it('selects one pool per family through ipv4-pool and ipv6-pool', () => {
       const intent: Intent = { pools: ['c6', 'c4'] };
       expect(cilium.check(intent, STATEFULSET, [c6, c4])).toEqual([]);
-      expect(cilium.render(intent, [c6, c4])).toEqual({
+      expect(cilium.render(intent, STATEFULSET, { pools: [c6, c4] })).toEqual({
         annotations: { 'ipam.cilium.io/ipv6-pool': 'blue-v6', 'ipam.cilium.io/ipv4-pool': 'blue-v4' },
         labels: {},
         warnings: [NO_KEEP],
@@ -65,7 +65,7 @@ describe('cilium', () => {
     it('writes Kubernetes bandwidth quantities, warning about the bandwidth manager and ingress support', () => {
       const intent: Intent = { ingressRate: rate('10M', 10_000_000n), egressRate: rate('100M', 100_000_000n) };
       expect(cilium.check(intent, POD, [])).toEqual([]);
-      const r = cilium.render(intent, []);
+      const r = cilium.render(intent, POD, { pools: [] });
       expect(r.annotations).toEqual({ 'kubernetes.io/ingress-bandwidth': '10M', 'kubernetes.io/egress-bandwidth': '100M' });
       expect(r.warnings).toHaveLength(2);
       expect(r.warnings[0]).toContain('bandwidth manager');
@@ -74,7 +74,7 @@ describe('cilium', () => {
     });
 
     it('warns only about the bandwidth manager for an egress rate', () => {
-      const r = cilium.render({ egressRate: rate('1k', 1_000n) }, []);
+      const r = cilium.render({ egressRate: rate('1k', 1_000n) }, POD, { pools: [] });
       expect(r.annotations).toEqual({ 'kubernetes.io/egress-bandwidth': '1k' });
       expect(r.warnings).toHaveLength(1);
     });
@@ -93,7 +93,7 @@ describe('cilium', () => {
     it('labels the pod and gives the CiliumEgressGatewayPolicy to apply', () => {
       const intent: Intent = { egress: { ip: { ipv4: v4('192.0.2.9') }, mode: 'snat' } };
       expect(cilium.check(intent, POD, [])).toEqual([]);
-      const r = cilium.render(intent, []);
+      const r = cilium.render(intent, POD, { pools: [] });
       expect(r.annotations).toEqual({});
       expect(r.labels).toEqual({ 'netpin.io/egress': '192.0.2.9' });
       expect(r.warnings).toHaveLength(2);
@@ -111,7 +111,7 @@ describe('cilium', () => {
     });
 
     it('warns about IPv6 egress IPs and cilium#48660', () => {
-      const r = cilium.render({ egress: { ip: { ipv4: v4('192.0.2.9'), ipv6: v6('2001:db8::9') }, mode: 'snat' } }, []);
+      const r = cilium.render({ egress: { ip: { ipv4: v4('192.0.2.9'), ipv6: v6('2001:db8::9') }, mode: 'snat' } }, POD, { pools: [] });
       expect(r.labels).toEqual({ 'netpin.io/egress': '192.0.2.9_2001-db8--9' });
       expect(applied(r.warnings[1]!)).toMatchObject({ spec: { destinationCIDRs: ['::/0'], egressGateway: { egressIP: '2001:db8::9' } } });
       expect(r.warnings.at(-1)).toContain('cilium#48660');

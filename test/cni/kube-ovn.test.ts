@@ -13,7 +13,7 @@ describe('kube-ovn', () => {
   it('renders nothing for an empty intent', () => {
     expect(kubeOvn.pinsAddresses({}, POD)).toBe(false);
     expect(kubeOvn.check({}, POD, [])).toEqual([]);
-    expect(kubeOvn.render({}, [])).toEqual({ annotations: {}, labels: {}, warnings: [] });
+    expect(kubeOvn.render({}, POD, { pools: [] })).toEqual({ annotations: {}, labels: {}, warnings: [] });
   });
 
   describe('addresses', () => {
@@ -24,7 +24,7 @@ describe('kube-ovn', () => {
     ])('pins %s through ip_address', (_, intent) => {
       expect(kubeOvn.pinsAddresses(intent, STATEFULSET)).toBe(true);
       expect(kubeOvn.check(intent, STATEFULSET, intent.pools ? [plain4] : [])).toEqual([]);
-      expect(kubeOvn.render(intent, [], allocation([plain4], '10.0.0.5'))).toEqual({
+      expect(kubeOvn.render(intent, STATEFULSET, allocation([plain4], '10.0.0.5'))).toEqual({
         annotations: { 'ovn.kubernetes.io/ip_address': '10.0.0.5' },
         labels: {},
         warnings: [],
@@ -34,7 +34,7 @@ describe('kube-ovn', () => {
     it('writes dual stack IPv4 first, with the pools\' Subnet as logical_switch', () => {
       const intent: Intent = { pools: ['ovn6', 'ovn4'] };
       expect(kubeOvn.check(intent, POD, [ovn6, ovn4])).toEqual([]);
-      expect(kubeOvn.render(intent, [ovn6, ovn4], allocation([ovn4, ovn6], '10.16.0.5', 'fd00:10:16::5')).annotations).toEqual({
+      expect(kubeOvn.render(intent, POD, allocation([ovn4, ovn6], '10.16.0.5', 'fd00:10:16::5')).annotations).toEqual({
         'ovn.kubernetes.io/ip_address': '10.16.0.5,fd00:10:16::5',
         'ovn.kubernetes.io/logical_switch': 'ovn-default',
       });
@@ -48,11 +48,44 @@ describe('kube-ovn', () => {
       expect(p?.fix).toContain('spec.cni.kubeOvn.subnet');
     });
 
-    it('sets no logical_switch, and warns, when fixed IPs fall in pools of different Subnets', () => {
-      const r = kubeOvn.render({ ip: { ipv4: v4('10.16.0.5'), ipv6: v6('fd00:20::5') } }, [], allocation([ovn4, blue6], '10.16.0.5', 'fd00:20::5'));
-      expect(r.annotations).toEqual({ 'ovn.kubernetes.io/ip_address': '10.16.0.5,fd00:20::5' });
-      expect(r.warnings).toHaveLength(1);
-      expect(r.warnings[0]).toContain('ovn-default, blue');
+    it('refuses fixed IPs in pools of different Subnets, naming the key that led there', () => {
+      const [p, ...more] = kubeOvn.check({ ip: { ipv4: v4('10.16.0.5'), ipv6: v6('fd00:20::5') } }, POD, [ovn4, blue6]);
+      expect(more).toEqual([]);
+      expect(p?.key).toBe('netpin.io/ip');
+      expect(p?.message).toContain('ovn-default and blue');
+    });
+
+    it('refuses a pool without a Subnet beside one with a Subnet: logical_switch would send both addresses there', () => {
+      const bare6 = pool('bare6', 'fd00:30::/120');
+      const [p, ...more] = kubeOvn.check({ pools: ['ovn4', 'bare6'] }, POD, [ovn4, bare6]);
+      expect(more).toEqual([]);
+      expect(p?.key).toBe('netpin.io/pool');
+      expect(p?.message).toBe('IPPool bare6 names no Subnet while the pod\'s other pool names ovn-default, so Kube-OVN would look for every address of the pod in Subnet ovn-default');
+      expect(p?.fix).toContain('Set spec.cni.kubeOvn.subnet on IPPool bare6');
+    });
+
+    it('writes no logical_switch when no pool names a Subnet: the namespace\'s Subnet applies', () => {
+      const bare6 = pool('bare6', 'fd00:30::/120');
+      expect(kubeOvn.check({ pools: ['plain4', 'bare6'] }, POD, [plain4, bare6])).toEqual([]);
+      expect(kubeOvn.render({ pools: ['plain4', 'bare6'] }, POD, allocation([plain4, bare6], '10.0.0.5', 'fd00:30::5')).annotations).toEqual({
+        'ovn.kubernetes.io/ip_address': '10.0.0.5,fd00:30::5',
+      });
+    });
+  });
+
+  describe('write-back', () => {
+    it('lets Kube-OVN record the other family and the Subnet it used, and nothing else', () => {
+      const ip = 'ovn.kubernetes.io/ip_address';
+      const ls = 'ovn.kubernetes.io/logical_switch';
+      expect(kubeOvn.isWriteBack(ip, '10.16.0.5', '10.16.0.5', '10.16.0.5,fd00:10:16::9')).toBe(true);
+      expect(kubeOvn.isWriteBack(ip, '10.16.0.5', '10.16.0.5', '10.16.0.6')).toBe(false);
+      expect(kubeOvn.isWriteBack(ip, '10.16.0.5', '10.16.0.5', undefined)).toBe(false);
+      // An unpinned pod: Kube-OVN records the address it picked, once.
+      expect(kubeOvn.isWriteBack(ip, undefined, undefined, '10.16.0.9')).toBe(true);
+      expect(kubeOvn.isWriteBack(ip, undefined, '10.16.0.9', '10.16.0.10')).toBe(false);
+      expect(kubeOvn.isWriteBack(ls, undefined, undefined, 'ovn-default')).toBe(true);
+      expect(kubeOvn.isWriteBack(ls, 'blue', 'blue', 'ovn-default')).toBe(false);
+      expect(kubeOvn.isWriteBack('ovn.kubernetes.io/ip_pool', undefined, undefined, 'x')).toBe(false);
     });
   });
 
@@ -60,7 +93,7 @@ describe('kube-ovn', () => {
     it('writes whole Mbps and no kubernetes.io bandwidth keys', () => {
       const intent: Intent = { ingressRate: rate('10M', 10_000_000n), egressRate: rate('1G', 1_000_000_000n) };
       expect(kubeOvn.check(intent, POD, [])).toEqual([]);
-      expect(kubeOvn.render(intent, [])).toEqual({
+      expect(kubeOvn.render(intent, POD, { pools: [] })).toEqual({
         annotations: { 'ovn.kubernetes.io/ingress_rate': '10', 'ovn.kubernetes.io/egress_rate': '1000' },
         labels: {},
         warnings: [],
@@ -84,14 +117,14 @@ describe('kube-ovn', () => {
     it('writes latency and jitter in ms, loss as given, limit in packets', () => {
       const intent: Intent = { latencyMs: 100, jitterMs: 10, lossPercent: 0.5, limitPackets: 1000, egressRate: rate('5M', 5_000_000n) };
       expect(kubeOvn.check(intent, POD, [])).toEqual([]);
-      expect(kubeOvn.render(intent, []).annotations).toEqual({
+      expect(kubeOvn.render(intent, POD, { pools: [] }).annotations).toEqual({
         'ovn.kubernetes.io/egress_rate': '5',
         'ovn.kubernetes.io/latency': '100',
         'ovn.kubernetes.io/jitter': '10',
         'ovn.kubernetes.io/loss': '0.5',
         'ovn.kubernetes.io/limit': '1000',
       });
-      expect(kubeOvn.render({ lossPercent: 20 }, []).annotations).toEqual({ 'ovn.kubernetes.io/loss': '20' });
+      expect(kubeOvn.render({ lossPercent: 20 }, POD, { pools: [] }).annotations).toEqual({ 'ovn.kubernetes.io/loss': '20' });
     });
 
     it.each<[string, Intent, string]>([
@@ -129,7 +162,7 @@ describe('kube-ovn', () => {
     ] as const)('writes mode %s as %s, with the prerequisites warning', (mode, key) => {
       const intent: Intent = { egress: { ip: { ipv4: v4('192.0.2.9') }, mode } };
       expect(kubeOvn.check(intent, POD, [])).toEqual([]);
-      const r = kubeOvn.render(intent, []);
+      const r = kubeOvn.render(intent, POD, { pools: [] });
       expect(r.annotations).toEqual({ [key]: '192.0.2.9' });
       expect(r.labels).toEqual({});
       expect(r.warnings).toHaveLength(1);
@@ -139,7 +172,7 @@ describe('kube-ovn', () => {
     it('writes an IPv6 egress IP next to a dual-stack pod IP', () => {
       const intent: Intent = { ip: { ipv4: v4('10.16.0.5'), ipv6: v6('fd00:10:16::5') }, egress: { ip: { ipv6: v6('2001:db8::9') }, mode: 'snat' } };
       expect(kubeOvn.check(intent, POD, [])).toEqual([]);
-      const r = kubeOvn.render(intent, [], allocation([ovn4, ovn6], '10.16.0.5', 'fd00:10:16::5'));
+      const r = kubeOvn.render(intent, POD, allocation([ovn4, ovn6], '10.16.0.5', 'fd00:10:16::5'));
       expect(r.annotations).toEqual({
         'ovn.kubernetes.io/ip_address': '10.16.0.5,fd00:10:16::5',
         'ovn.kubernetes.io/logical_switch': 'ovn-default',
@@ -169,7 +202,7 @@ describe('kube-ovn', () => {
 
     it('warns when the allocated pod IPs lack the egress IP family', () => {
       const intent: Intent = { pools: ['ovn4'], egress: { ip: { ipv6: v6('2001:db8::9') }, mode: 'snat' } };
-      const r = kubeOvn.render(intent, [ovn4], allocation([ovn4], '10.16.0.5'));
+      const r = kubeOvn.render(intent, POD, allocation([ovn4], '10.16.0.5'));
       expect(r.warnings).toHaveLength(2);
       expect(r.warnings[1]).toContain('no ipv6 address');
     });

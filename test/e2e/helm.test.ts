@@ -26,7 +26,8 @@ const CLUSTER_RULES = [
   'netpin.io/ippools/status:patch',
   '/namespaces:list', '/namespaces:watch',
   '/pods:list', '/pods:watch',
-  'apps/statefulsets:list', 'apps/statefulsets:watch',
+  'apps/statefulsets:get', 'apps/statefulsets:list', 'apps/statefulsets:watch',
+  'apps/deployments:get',
 ].sort();
 const LEASE_RULES = ['coordination.k8s.io/leases:get', 'coordination.k8s.io/leases:create', 'coordination.k8s.io/leases:update'].sort();
 
@@ -68,9 +69,9 @@ function webhooks(objs: Manifest[]): { mutate: Webhook; validate: Webhook; ippoo
 }
 
 const WORKLOAD_RULES = [
-  { apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'], scope: 'Namespaced' },
+  { apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['pods'], scope: 'Namespaced' },
   { apiGroups: ['apps'], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['deployments', 'statefulsets'], scope: 'Namespaced' },
-  { apiGroups: ['apps'], apiVersions: ['v1'], operations: ['UPDATE'], resources: ['statefulsets/scale'], scope: 'Namespaced' },
+  { apiGroups: ['apps'], apiVersions: ['v1'], operations: ['UPDATE'], resources: ['deployments/scale', 'statefulsets/scale'], scope: 'Namespaced' },
 ];
 
 function expectArgs(deploy: Manifest, cni: string, grace = '30', level = 'info'): void {

@@ -53,7 +53,7 @@ beforeAll(async () => {
   await createPool(c, 'small', { ranges: ['10.60.0.1-10.60.0.8'] });
   await createPool(c, 'race', { cidr: '10.70.0.0/23' });
   netpin = await startNetpin({ kubeconfig: cp.kubeconfigPath, claimGraceSeconds: GRACE_SECONDS });
-  await registerWebhooks(c, netpin);
+  await registerWebhooks(c, netpin, cp.binDir);
 });
 
 afterAll(async () => {

@@ -175,7 +175,7 @@ spec: { ranges: ["fd00::1"] }
 
   describe('check', () => {
     const check = (annotations: Record<string, string>, labels: Record<string, string> = SHOP) =>
-      setup().allocator.check(parseIntent(annotations).intent, 'shop', labels);
+      setup().allocator.plan(parseIntent(annotations).intent, 'shop', labels).problems;
 
     it('has nothing to say of a good intent', () => {
       expect(check({ 'netpin.io/pool': 'web,web-v6' })).toEqual([]);
@@ -230,7 +230,7 @@ spec: { ranges: ["fd00::1"] }
     it('lists the pools a namespace may use, or none', () => {
       const { allocator } = setup();
       expect(allocator.allowedPools({ team: 'db' }).map((p) => p.name)).toEqual(['db', 'tiny']);
-      const [p] = allocator.check(parseIntent({ 'netpin.io/pool': 'nope' }).intent, 'x', {});
+      const [p] = allocator.plan(parseIntent({ 'netpin.io/pool': 'nope' }).intent, 'x', {}).problems;
       expect(p?.fix).toBe('name a pool namespace x may use: tiny (10.40.0.1-10.40.0.2)');
     });
   });

@@ -193,6 +193,8 @@ export interface WorkloadFields {
   annotations?: Record<string, string>;
   /** The workload's own metadata.annotations. */
   ownAnnotations?: Record<string, string>;
+  /** A Deployment's spec.strategy; absent, netpin reads it as the API server's default (RollingUpdate, maxSurge 25%). */
+  strategy?: { type: string; rollingUpdate?: { maxSurge?: number | string; maxUnavailable?: number | string } };
 }
 
 export function workload(kind: 'Deployment' | 'StatefulSet', f: WorkloadFields = {}): KubeObject {
@@ -203,6 +205,7 @@ export function workload(kind: 'Deployment' | 'StatefulSet', f: WorkloadFields =
     metadata: { name, namespace: f.namespace ?? 'shop', ...(f.ownAnnotations && { annotations: f.ownAnnotations }) },
     spec: {
       replicas: f.replicas ?? 1,
+      ...(f.strategy && { strategy: f.strategy }),
       ...(f.ordinalsStart !== undefined && { ordinals: { start: f.ordinalsStart } }),
       selector: { matchLabels: { app: name } },
       template: { metadata: { labels: { app: name }, ...(f.annotations && { annotations: f.annotations }) }, spec: { containers: [{ name: 'app', image: 'app' }] } },

@@ -73,9 +73,10 @@ clientConfig:
 
 {{- define "netpin.workloadRules" -}}
 rules:
+  # UPDATE: what netpin wrote or pinned stays for the pod's whole life.
   - apiGroups: [""]
     apiVersions: ["v1"]
-    operations: ["CREATE"]
+    operations: ["CREATE", "UPDATE"]
     resources: ["pods"]
     scope: Namespaced
   - apiGroups: ["apps"]
@@ -83,11 +84,12 @@ rules:
     operations: ["CREATE", "UPDATE"]
     resources: ["deployments", "statefulsets"]
     scope: Namespaced
-  # `kubectl scale` goes through the subresource only; netpin reserves new ordinals in order there.
+  # `kubectl scale` and the HorizontalPodAutoscaler go through the subresource only: netpin checks
+  # the new replicas there, and reserves new ordinals in order.
   - apiGroups: ["apps"]
     apiVersions: ["v1"]
     operations: ["UPDATE"]
-    resources: ["statefulsets/scale"]
+    resources: ["deployments/scale", "statefulsets/scale"]
     scope: Namespaced
 {{- end }}
 

@@ -1,5 +1,7 @@
 // Typed clients for the test API server, and the few waits the scenarios need.
-import { readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   AdmissionregistrationV1Api,
@@ -12,6 +14,7 @@ import {
   type V1Pod,
 } from '@kubernetes/client-node';
 import { parse } from 'yaml';
+import { Helm } from './helm.js';
 
 const CRD_DIR = fileURLToPath(new URL('../../../charts/netpin/crds/', import.meta.url));
 
@@ -69,41 +72,28 @@ export interface WebhookTarget {
   caPem: string;
 }
 
-/** Registers netpin as the chart would, but by URL: the webhook runs on this machine, not in a pod. */
-export async function registerWebhooks(c: Clients, target: WebhookTarget, label = { key: 'netpin.io/enabled', value: 'true' }): Promise<void> {
-  const caBundle = Buffer.from(target.caPem).toString('base64');
-  const namespaceSelector = {
-    matchExpressions: [
-      { key: label.key, operator: 'In', values: [label.value] },
-      { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system'] },
-    ],
-  };
-  const common = { admissionReviewVersions: ['v1'], sideEffects: 'NoneOnDryRun', failurePolicy: 'Fail', timeoutSeconds: 10, matchPolicy: 'Equivalent' };
-  const workloads = [
-    { apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], operations: ['CREATE'] },
-    { apiGroups: ['apps'], apiVersions: ['v1'], resources: ['deployments', 'statefulsets'], operations: ['CREATE', 'UPDATE'] },
-    { apiGroups: ['apps'], apiVersions: ['v1'], resources: ['statefulsets/scale'], operations: ['UPDATE'] },
-  ];
-  await c.admission.createMutatingWebhookConfiguration({
-    body: {
-      metadata: { name: 'netpin' },
-      webhooks: [{ name: 'workloads.netpin.io', clientConfig: { url: `${target.url}/mutate`, caBundle }, rules: workloads, namespaceSelector, ...common }],
-    } as never,
-  });
-  await c.admission.createValidatingWebhookConfiguration({
-    body: {
-      metadata: { name: 'netpin' },
-      webhooks: [
-        { name: 'workloads.netpin.io', clientConfig: { url: `${target.url}/validate`, caBundle }, rules: workloads, namespaceSelector, ...common },
-        {
-          name: 'ippools.netpin.io',
-          clientConfig: { url: `${target.url}/validate`, caBundle },
-          rules: [{ apiGroups: ['netpin.io'], apiVersions: ['v1alpha1'], resources: ['ippools'], operations: ['CREATE', 'UPDATE', 'DELETE'] }],
-          ...common,
-        },
-      ],
-    } as never,
-  });
+/**
+ * Registers netpin with the chart's own webhook configurations, rendered by `helm template`,
+ * so that the tests cannot drift from the chart; only the client config becomes a URL, since
+ * the webhook runs on this machine, not in a pod.
+ */
+export async function registerWebhooks(c: Clients, target: WebhookTarget, binDir: string): Promise<void> {
+  const home = mkdtempSync(join(tmpdir(), 'netpin-helm-'));
+  try {
+    const objs = await new Helm(binDir, home).template({ cni: 'calico' });
+    const caBundle = Buffer.from(target.caPem).toString('base64');
+    for (const config of objs.filter((o) => o.kind === 'MutatingWebhookConfiguration' || o.kind === 'ValidatingWebhookConfiguration')) {
+      const webhooks = (config.webhooks as Array<{ clientConfig: { service: { path: string } } }>).map((w) => ({
+        ...w,
+        clientConfig: { url: `${target.url}${w.clientConfig.service.path}`, caBundle },
+      }));
+      const body = { metadata: { name: 'netpin' }, webhooks } as never;
+      if (config.kind === 'MutatingWebhookConfiguration') await c.admission.createMutatingWebhookConfiguration({ body });
+      else await c.admission.createValidatingWebhookConfiguration({ body });
+    }
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
 }
 
 export async function createNamespace(c: Clients, name: string, labels: Record<string, string> = {}): Promise<void> {
