@@ -10,7 +10,7 @@ import type { AdmissionRequest } from './review.js';
  * with another pool (the ledger keys claims by address), and must not lose an
  * address that is held.
  */
-export function validatePool(req: AdmissionRequest, deps: AdmissionDeps): Verdict {
+export async function validatePool(req: AdmissionRequest, deps: AdmissionDeps): Promise<Verdict> {
   const index = deps.allocator.ledger.index;
   const name = req.name ?? req.object?.metadata?.name ?? req.oldObject?.metadata?.name ?? '';
   const held = [...index.allClaims()].filter((c) => c.pool === name);
@@ -44,7 +44,14 @@ export function validatePool(req: AdmissionRequest, deps: AdmissionDeps): Verdic
     const first = lost[0]!;
     return denied(`IPPool ${name}: the change would drop ${heldCount(lost.length)}, among them ${first.ip.toString()} (${describeOwner(first.owner)}). Fix: keep those addresses in spec.cidr/spec.ranges and out of spec.exclude until their workloads are gone`);
   }
-  return allowed();
+  // The CNI hands out addresses too: a pinned address it may give to another pod, or refuses, is no promise.
+  const { dialect } = deps;
+  const native = dialect.nativePools && (await deps.cluster.nativeObjects(dialect.nativePools));
+  const backing = dialect.checkPool(pool, native);
+  if (backing.problems.length) {
+    return denied(backing.problems.map((p) => `IPPool ${name}: ${p.key} (CNI ${dialect.title}): ${p.message}. Fix: ${p.fix}`).join('; '));
+  }
+  return allowed(backing.warnings.map((w) => `netpin: ${w}`));
 }
 
 function heldCount(n: number): string {

@@ -197,7 +197,10 @@ function mutatePodUpdate(req: AdmissionRequest, deps: AdmissionDeps): Verdict {
   const before = req.oldObject ?? {};
   const after = req.object!;
   const live = liveIntent(before, after, deps);
-  if (!live) return allowed();
+  if (!live) {
+    const problems = updateProblems(before, after, deps);
+    return problems.length ? denied(renderProblems(problems, deps.dialect)) : allowed();
+  }
   if (live.problems.length) return denied(renderProblems(live.problems, deps.dialect));
   const { intent } = live;
   const annotations = { ...after.metadata?.annotations };

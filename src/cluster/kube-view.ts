@@ -1,6 +1,6 @@
-import { AppsV1Api, CoreV1Api, ListWatch, Watch, type KubeConfig, type KubernetesObject, type V1Namespace, type V1StatefulSet } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, CustomObjectsApi, ListWatch, Watch, type KubeConfig, type KubernetesObject, type V1Namespace, type V1StatefulSet } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { keepWatching, statusOf, type Watched } from './kube.js';
+import { describeApiError, keepWatching, statusOf, type Watched } from './kube.js';
 import { PodTracker, type PodRecord } from './pod-tracker.js';
 import { workloadInfo, type ClusterView, type WorkloadInfo, type WorkloadSpec } from './view.js';
 
@@ -14,6 +14,7 @@ export class KubeClusterView implements ClusterView {
   readonly statefulSets: ListWatch<V1StatefulSet>;
   readonly pods: PodTracker;
   private readonly apps: AppsV1Api;
+  private readonly custom: CustomObjectsApi;
   private watches: Watched[] = [];
 
   constructor(
@@ -25,6 +26,7 @@ export class KubeClusterView implements ClusterView {
     const watch = new Watch(kc);
     const core = kc.makeApiClient(CoreV1Api);
     this.apps = kc.makeApiClient(AppsV1Api);
+    this.custom = kc.makeApiClient(CustomObjectsApi);
     this.namespaces = new ListWatch('/api/v1/namespaces', watch, () => core.listNamespace(), false);
     this.statefulSets = new ListWatch('/apis/apps/v1/statefulsets', watch, () => this.apps.listStatefulSetForAllNamespaces(), false);
     this.pods = new PodTracker(kc, addressKeys, onPod, log);
@@ -57,6 +59,17 @@ export class KubeClusterView implements ClusterView {
     } catch (e) {
       if (statusOf(e) === 404) return undefined;
       throw e;
+    }
+  }
+
+  /** Read when an IPPool is admitted, which is rare: no watch is kept. */
+  async nativeObjects(r: { group: string; version: string; plural: string }): Promise<readonly unknown[] | string> {
+    try {
+      const list = (await this.custom.listClusterCustomObject(r)) as { items?: unknown[] };
+      return list.items ?? [];
+    } catch (e) {
+      if (statusOf(e) === 404) return `the cluster serves no ${r.plural}.${r.group}`;
+      return `reading ${r.plural}.${r.group}: ${describeApiError(e)}`;
     }
   }
 }

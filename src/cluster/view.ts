@@ -37,6 +37,8 @@ export interface ClusterView {
   statefulSet(namespace: string, name: string): WorkloadInfo | undefined;
   /** Read when a Deployment is scaled through its subresource, which is rare: no watch is kept. */
   deployment(namespace: string, name: string): Promise<WorkloadInfo | undefined>;
+  /** Objects of a CNI's own resource, cluster-wide; a string says why they cannot be read. */
+  nativeObjects(resource: { group: string; version: string; plural: string }): Promise<readonly unknown[] | string>;
   /** Learns of a workload from its review; views fed by the API server need not implement it. */
   rememberWorkload?(kind: WorkloadKind, namespace: string, name: string, info: WorkloadInfo | undefined): void;
 }
@@ -68,5 +70,9 @@ export class StaticClusterView implements ClusterView {
   rememberWorkload(kind: WorkloadKind, namespace: string, name: string, info: WorkloadInfo | undefined): void {
     if (info) this.workloads.set(`${kind}/${namespace}/${name}`, info);
     else this.workloads.delete(`${kind}/${namespace}/${name}`);
+  }
+
+  async nativeObjects(): Promise<string> {
+    return 'netpin runs without a cluster (--ledger memory)';
   }
 }

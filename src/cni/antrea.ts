@@ -1,5 +1,6 @@
 import { KEYS } from '../intent/keys.js';
 import { formatDual, needsAddress, type Intent, type Problem } from '../intent/types.js';
+import { describeRanges } from '../ipam/pool.js';
 import { bandwidthAnnotations, netemProblems } from './bandwidth.js';
 import type { Dialect, WorkloadShape } from './dialect.js';
 import { egressByResource, eipProblems } from './egress.js';
@@ -77,4 +78,11 @@ export const antrea: Dialect = {
   },
 
   isWriteBack: () => false,
+
+  checkPool: (pool) => ({
+    problems: [],
+    warnings: [
+      `Antrea assigns addresses of an Antrea IPPool to every pod whose namespace names it in ipam.antrea.io/ippools: check that ${pool.cni.antrea?.pool ? `Antrea IPPool ${pool.cni.antrea.pool}` : `the Antrea IPPool holding ${describeRanges(pool)}`} serves netpin's pods only, or a pinned pod may find its address taken ("IP is already allocated"). See docs/cni-contract.md.`,
+    ],
+  }),
 };

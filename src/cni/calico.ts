@@ -1,7 +1,9 @@
 import { KEYS } from '../intent/keys.js';
 import { addressList, needsAddress, type Problem } from '../intent/types.js';
+import { formatRange, parseRange, type AddressRange } from '../ipam/address.js';
+import type { Pool } from '../ipam/pool.js';
 import { bandwidthAnnotations, netemProblems } from './bandwidth.js';
-import type { Dialect } from './dialect.js';
+import type { Dialect, PoolCheck } from './dialect.js';
 
 export const CALICO_IP_ADDRS = 'cni.projectcalico.org/ipAddrs';
 
@@ -56,4 +58,80 @@ export const calico: Dialect = {
   },
 
   isWriteBack: () => false,
+
+  nativePools: { group: 'crd.projectcalico.org', version: 'v1', plural: 'ippools' },
+  checkPool: (pool, native) => checkBacking(pool, native),
 };
+
+/** The fields of a crd.projectcalico.org/v1 IPPool that decide whether Calico honours a pinned address. */
+interface CalicoPool {
+  name: string;
+  range: AddressRange | undefined;
+  disabled: boolean;
+  autoAssigns: boolean;
+  workloads: boolean;
+}
+
+function readCalicoPool(obj: unknown): CalicoPool {
+  const o = obj as { metadata?: { name?: string }; spec?: { cidr?: string; disabled?: boolean; nodeSelector?: string; assignmentMode?: string; allowedUses?: string[] } };
+  const spec = o.spec ?? {};
+  const range = typeof spec.cidr === 'string' ? parseRange(spec.cidr, false) : undefined;
+  return {
+    name: o.metadata?.name ?? '',
+    range: typeof range === 'object' ? range : undefined,
+    disabled: spec.disabled === true,
+    // Calico assigns automatically from a pool unless assignmentMode is Manual (v3.30+) or its
+    // nodeSelector selects no node (libcalico-go/lib/ipam/ipam.go determinePools).
+    autoAssigns: spec.assignmentMode !== 'Manual' && spec.nodeSelector?.replace(/\s/g, '') !== '!all()',
+    workloads: spec.allowedUses === undefined || spec.allowedUses.includes('Workload'),
+  };
+}
+
+const MANUAL = 'set assignmentMode: Manual (before Calico 3.30: nodeSelector: "!all()")';
+
+/**
+ * Every range of a netpin IPPool must lie in a Calico IPPool that takes pinned addresses
+ * (enabled, for workloads) and never hands them out by itself: else a pinned pod fails in
+ * ContainerCreating, with "not in a configured pool" or "Address already assigned in block".
+ */
+function checkBacking(pool: Pool, native: readonly unknown[] | string | undefined): PoolCheck {
+  const ranges = pool.families.flatMap((f) => pool.ranges[f]);
+  const where = ranges.map(formatRange).join(', ');
+  if (native === undefined || typeof native === 'string') {
+    return {
+      problems: [],
+      warnings: [
+        `netpin could not read Calico's IPPools${native ? ` (${native})` : ''}: check that a Calico IPPool covers ${where}, is not disabled (Calico refuses ipAddrs from a disabled pool), and never assigns from it by itself: ${MANUAL} on it.`,
+      ],
+    };
+  }
+  const calicoPools = native.map(readCalicoPool);
+  const named = pool.cni.calico?.pool;
+  const candidates = named === undefined ? calicoPools : calicoPools.filter((c) => c.name === named);
+  const field = named === undefined ? 'spec.cidr' : 'spec.cni.calico.pool';
+  if (named !== undefined && candidates.length === 0) {
+    return { problems: [{ key: field, message: `names Calico IPPool ${named}, which does not exist`, fix: `create Calico IPPool ${named} over ${where} and ${MANUAL} on it, or name an existing one` }], warnings: [] };
+  }
+  const problems: Problem[] = [];
+  for (const r of ranges) {
+    const home = candidates.find((c) => c.range && c.range.family === r.family && c.range.first <= r.first && r.last <= c.range.last);
+    if (!home) {
+      problems.push({
+        key: field,
+        message: `${formatRange(r)} lies in no ${named === undefined ? 'Calico IPPool' : `part of Calico IPPool ${named}`}, and Calico refuses ipAddrs outside its pools ("The provided IP address is not in a configured pool")`,
+        fix: `create a Calico IPPool over ${formatRange(r)} and ${MANUAL} on it`,
+      });
+    } else if (home.disabled) {
+      problems.push({ key: field, message: `${formatRange(r)} lies in Calico IPPool ${home.name}, which is disabled, and Calico refuses ipAddrs from a disabled pool`, fix: `set disabled: false on Calico IPPool ${home.name} and ${MANUAL}` });
+    } else if (!home.workloads) {
+      problems.push({ key: field, message: `${formatRange(r)} lies in Calico IPPool ${home.name}, whose allowedUses leaves out Workload`, fix: `add Workload to allowedUses of Calico IPPool ${home.name}` });
+    } else if (home.autoAssigns) {
+      problems.push({
+        key: field,
+        message: `${formatRange(r)} lies in Calico IPPool ${home.name}, which Calico assigns from by itself, so a pinned pod can find its address taken ("Address already assigned in block")`,
+        fix: `on Calico IPPool ${home.name}, ${MANUAL}; or back netpin's range with a Calico IPPool of its own`,
+      });
+    }
+  }
+  return { problems, warnings: [] };
+}

@@ -14,6 +14,12 @@ export interface WorkloadShape {
   statefulSet: boolean;
 }
 
+/** A dialect's verdict on a netpin IPPool; a problem's key names the IPPool field at fault. */
+export interface PoolCheck {
+  problems: Problem[];
+  warnings: string[];
+}
+
 /** What a CNI needs on the pod. */
 export interface Rendering {
   annotations: Record<string, string>;
@@ -49,6 +55,13 @@ export interface Dialect {
   check(intent: Intent, shape: WorkloadShape, pools: readonly Pool[]): Problem[];
   /** The annotations and labels one pod needs; `placement.addresses` is set exactly when pinsAddresses is true. */
   render(intent: Intent, shape: WorkloadShape, placement: Placement): Rendering;
+  /** The CNI's own pool objects, read to check that a netpin IPPool is backed by them. */
+  readonly nativePools?: { group: string; version: string; plural: string };
+  /**
+   * What the CNI's own configuration means for a netpin IPPool: refusals, and conditions the
+   * operator must check. `native` lists the nativePools objects, or says why they could not be read.
+   */
+  checkPool(pool: Pool, native: readonly unknown[] | string | undefined): PoolCheck;
   /**
    * Whether a change of a placement key on a running pod is the CNI writing back what it did
    * (Kube-OVN records the addresses it assigned), rather than someone choosing another address.

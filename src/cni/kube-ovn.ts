@@ -1,7 +1,7 @@
 import { parseAddress } from '../ipam/address.js';
 import { KEYS } from '../intent/keys.js';
 import { familiesOf, formatDual, needsAddress, type Intent, type Problem, type Rate } from '../intent/types.js';
-import type { Pool } from '../ipam/pool.js';
+import { describeRanges, type Pool } from '../ipam/pool.js';
 import { NETEM } from './bandwidth.js';
 import type { Dialect } from './dialect.js';
 import { addressIntentKeys, nativeNames } from './rules.js';
@@ -157,6 +157,13 @@ export const kubeOvn: Dialect = {
     }
     return { annotations, labels: {}, warnings };
   },
+
+  checkPool: (pool) => ({
+    problems: [],
+    warnings: [
+      `Kube-OVN also assigns addresses of its Subnets to pods that ask for none: check that no pod outside netpin can be given an address of IPPool ${pool.name} (${describeRanges(pool)}), or a pinned pod may find its address taken and wait in ContainerCreating (AddressConflict). See docs/cni-contract.md.`,
+    ],
+  }),
 
   // The controller writes the addresses and Subnet it used back onto the pod (pkg/controller/pod.go
   // reconcileAllocateSubnets), on a dual-stack Subnet with the other family filled in.

@@ -123,8 +123,11 @@ export function poolAdmitsNamespace(pool: Pool, namespaceLabels: Record<string, 
 }
 
 export function describePool(pool: Pool): string {
-  const parts = pool.families.flatMap((f) => pool.ranges[f].map(formatRange));
-  return `${pool.name} (${parts.join(', ') || 'no usable address'})`;
+  return `${pool.name} (${describeRanges(pool)})`;
+}
+
+export function describeRanges(pool: Pool): string {
+  return pool.families.flatMap((f) => pool.ranges[f].map(formatRange)).join(', ') || 'no usable address';
 }
 
 /** Whether two pools share an address; returns one shared range for the message. */

@@ -179,6 +179,26 @@ export function podCreate(f: PodFields & Extra = {}): AdmissionReview {
   return review({ kind: POD_KIND, operation: 'CREATE', namespace: object.metadata!.namespace, name: f.name, object, ...extra(f) });
 }
 
+/** A pod UPDATE: `stored` as it is, `changed` as the client wants it (kubectl annotate, label, apply). */
+export function podUpdate(stored: KubeObject, changed: KubeObject, e: Extra = {}): AdmissionReview {
+  return review({ kind: POD_KIND, operation: 'UPDATE', namespace: stored.metadata?.namespace, name: stored.metadata?.name, object: changed, oldObject: stored, ...extra(e) });
+}
+
+/** A scale subresource UPDATE, as `kubectl scale` and the HorizontalPodAutoscaler send it. */
+export function scaleUpdate(resource: 'deployments' | 'statefulsets', name: string, replicas: number, namespace = 'shop'): AdmissionReview {
+  const scale = { apiVersion: 'autoscaling/v1', kind: 'Scale', metadata: { name, namespace }, spec: { replicas } };
+  return review({
+    kind: { group: 'autoscaling', version: 'v1', kind: 'Scale' },
+    resource: { group: 'apps', version: 'v1', resource },
+    subResource: 'scale',
+    operation: 'UPDATE',
+    namespace,
+    name,
+    object: scale,
+    oldObject: scale,
+  });
+}
+
 /** The DELETE the API server sends for a pod: oldObject is the pod as stored, object is null. */
 export function podDelete(stored: KubeObject, e: Extra = {}): AdmissionReview {
   return review({ kind: POD_KIND, operation: 'DELETE', namespace: stored.metadata?.namespace, name: stored.metadata?.name, object: null, oldObject: stored, ...extra(e) });

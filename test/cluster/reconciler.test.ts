@@ -1,0 +1,58 @@
+import { describe, expect, it } from 'vitest';
+import type { V1Pod } from '@kubernetes/client-node';
+import { podAddresses, type PodRecord } from '../../src/cluster/pod-tracker.js';
+import { holds, staleClaims } from '../../src/cluster/reconciler.js';
+import type { Claim } from '../../src/ipam/ledger.js';
+import { v4 } from '../cni/fixtures.js';
+
+const GRACE = 30_000;
+const NOW = 1_000_000;
+const old = NOW - GRACE - 1;
+
+const byUid: Claim = { pool: 'web', ip: v4('10.0.0.5'), owner: { kind: 'Pod', namespace: 'shop', name: '', uid: 'req-1' }, createdAt: old };
+const named: Claim = { pool: 'web', ip: v4('10.0.0.6'), owner: { kind: 'Pod', namespace: 'shop', name: 'fixed' }, createdAt: old };
+const ordinal: Claim = { pool: 'web', ip: v4('10.0.0.7'), owner: { kind: 'StatefulSet', namespace: 'shop', name: 'db', ordinal: 1 }, createdAt: old };
+const pod = (name: string, addresses: string[] = [], namespace = 'shop'): PodRecord => ({ namespace, name, uid: `uid-${name}`, addresses });
+
+describe('which claims a pod holds', () => {
+  it('by its name, or by any address it uses or asked for', () => {
+    expect(holds(pod('fixed'), named)).toBe(true);
+    expect(holds(pod('api-x1', ['10.0.0.5']), byUid)).toBe(true);
+    expect(holds(pod('api-x1'), byUid)).toBe(false);
+    expect(holds(pod('db-1'), ordinal)).toBe(true);
+    expect(holds(pod('db-2'), ordinal)).toBe(false);
+    expect(holds(pod('other', ['10.0.0.7']), ordinal)).toBe(true);
+  });
+
+  it('reads addresses from netpin.io/allocated, the CNI\'s annotations and status.podIPs, whichever remain', () => {
+    const base: V1Pod = { metadata: { name: 'p', namespace: 'shop', annotations: {} }, status: { phase: 'Running' } };
+    const withAnnotations = (a: Record<string, string>, ips: string[] = []): V1Pod => ({ ...base, metadata: { ...base.metadata, annotations: a }, status: { phase: 'Running', podIPs: ips.map((ip) => ({ ip })) } });
+    const keys = ['cni.projectcalico.org/ipAddrs'];
+    expect(podAddresses(withAnnotations({ 'netpin.io/allocated': '10.0.0.5,fd00::5' }), keys)).toEqual(['10.0.0.5', 'fd00::5']);
+    // The label and netpin.io/allocated removed: Calico's annotation still says it.
+    expect(podAddresses(withAnnotations({ 'cni.projectcalico.org/ipAddrs': '["10.0.0.5", "fd00:0::5"]' }), keys)).toEqual(['10.0.0.5', 'fd00::5']);
+    expect(podAddresses(withAnnotations({}, ['10.0.0.9']), keys)).toEqual(['10.0.0.9']);
+    // A pod whose containers have all ended has given its sandbox, and its addresses, back.
+    expect(podAddresses({ ...withAnnotations({ 'netpin.io/allocated': '10.0.0.5' }, ['10.0.0.5']), status: { phase: 'Succeeded' } }, keys)).toEqual([]);
+  });
+});
+
+describe('stale claims', () => {
+  const none = () => false;
+
+  it('are past the grace period, with no pod holding them', () => {
+    const fresh = { ...byUid, createdAt: NOW - 1 };
+    expect(staleClaims([byUid, named, fresh], [], none, NOW, GRACE)).toEqual([byUid, named]);
+    expect(staleClaims([byUid, named], [pod('api-x1', ['10.0.0.5']), pod('fixed')], none, NOW, GRACE)).toEqual([]);
+  });
+
+  it('never match a pod of another namespace', () => {
+    expect(staleClaims([named, byUid], [pod('fixed', [], 'other'), pod('x', ['10.0.0.5'], 'other')], none, NOW, GRACE)).toEqual([named, byUid]);
+  });
+
+  it('keep a StatefulSet\'s reservation while the StatefulSet exists, and then while its pod does', () => {
+    expect(staleClaims([ordinal], [], () => true, NOW, GRACE)).toEqual([]);
+    expect(staleClaims([ordinal], [pod('db-1')], none, NOW, GRACE)).toEqual([]);
+    expect(staleClaims([ordinal], [pod('db-0')], none, NOW, GRACE)).toEqual([ordinal]);
+  });
+});
