@@ -87,11 +87,32 @@ export class Reconciler {
 
   private async tick(): Promise<void> {
     if (this.running || !this.elector.isLeader()) return;
-    this.running = this.sweep()
+    this.running = this.bind()
+      .then(() => this.sweep())
       .then(() => this.writePoolStatus())
       .catch((e) => this.log?.warn({ err: describeApiError(e) }, 'reconcile failed'))
       .finally(() => (this.running = undefined));
     await this.running;
+  }
+
+  /**
+   * Names the pod in every claim made for a pod not yet named, once the pod shows the address:
+   * from then on the pod's name holds it, whatever happens to its annotations and labels.
+   */
+  async bind(): Promise<number> {
+    const unbound = [...this.ledger.index.allClaims()].filter((c) => c.owner.kind === 'Pod' && c.owner.name === '' && c.ref !== undefined);
+    if (unbound.length === 0) return 0;
+    const byAddress = new Map<string, PodRecord>();
+    for (const pod of this.view.pods.values()) for (const a of pod.addresses) byAddress.set(`${pod.namespace}/${a}`, pod);
+    let bound = 0;
+    for (const claim of unbound) {
+      if (this.stopped) break;
+      const pod = byAddress.get(`${claim.owner.namespace}/${claim.ip.toString()}`);
+      if (!pod) continue;
+      await this.ledger.bind(claim, pod);
+      bound++;
+    }
+    return bound;
   }
 
   /**

@@ -148,6 +148,15 @@ export class ClaimIndex {
     return true;
   }
 
+  /** Records a claim, or its new owner when the same stored object changed (a bind); false when another holds the address. */
+  put(claim: Claim): boolean {
+    const held = this.byIp.get(claim.ip.toString());
+    if (held && claim.ref !== undefined && held.ref === claim.ref && ownerKey(held.owner) !== ownerKey(claim.owner)) {
+      this.remove(held);
+    }
+    return this.add(claim);
+  }
+
   /** Forgets a claim; only the claim object that holds the address is removed. */
   remove(claim: Claim): boolean {
     const key = claim.ip.toString();

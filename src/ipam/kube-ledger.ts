@@ -94,7 +94,10 @@ export class KubeLedger implements Ledger {
       if (c) this.index.add(c);
     };
     claims.on('add', addClaim);
-    claims.on('update', addClaim);
+    claims.on('update', (obj) => {
+      const c = toClaim(obj as IPClaimObject);
+      if (c) this.index.put(c);
+    });
     claims.on('delete', (obj) => {
       const c = toClaim(obj as IPClaimObject);
       if (c) this.index.remove(c);
@@ -142,6 +145,26 @@ export class KubeLedger implements Ledger {
       }
     }
     throw new Error(`IPPool ${pool.name}: lost ${MAX_RACES} races for a free address in a row`);
+  }
+
+  async bind(claim: Claim, pod: { name: string; uid: string }): Promise<void> {
+    const name = claimName(claim.pool, claim.ip);
+    try {
+      // The test op makes the bind of a claim that changed hands since fail instead of renaming the new one.
+      await this.api.patchClusterCustomObject({
+        group: GROUP,
+        version: VERSION,
+        plural: CLAIMS,
+        name,
+        body: [
+          { op: 'test', path: '/metadata/uid', value: claim.ref },
+          { op: 'replace', path: '/spec/owner', value: { kind: 'Pod', namespace: claim.owner.namespace, name: pod.name, uid: pod.uid } },
+        ],
+      });
+    } catch (e) {
+      // 404: released since; 422: the test failed, the address was claimed again since.
+      if (statusOf(e) !== 404 && statusOf(e) !== 422) throw new Error(`binding ${claim.ip.toString()} to pod ${pod.name}: ${describeApiError(e)}`);
+    }
   }
 
   async release(claim: Claim): Promise<void> {

@@ -4,7 +4,7 @@ import type { Pool } from './pool.js';
 
 /**
  * Who holds an address. A pod not yet named (generateName) is identified by
- * the admission request's uid until the reconciler binds the claim to the pod.
+ * the admission request's uid until the reconciler binds the claim to the pod's name.
  * A StatefulSet reservation is held by the StatefulSet and its ordinal, so that
  * pod `<sts>-<k>` finds the same address after delete and re-create.
  */
@@ -62,6 +62,11 @@ export interface Ledger {
   /** Claims the lowest free address of a family, moving on when another writer wins a race. */
   claimNext(pool: Pool, family: Family, owner: Owner): Promise<Claim>;
   release(claim: Claim): Promise<void>;
+  /**
+   * Names the pod that holds a claim made for a pod not yet named, so that from then on the
+   * pod's name, which nobody can change, keeps the address held.
+   */
+  bind(claim: Claim, pod: { name: string; uid: string }): Promise<void>;
   /** Loads state and starts watches; resolves when reads are current. */
   start(): Promise<void>;
   stop(): Promise<void>;

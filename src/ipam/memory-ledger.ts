@@ -29,6 +29,10 @@ export class MemoryLedger implements Ledger {
     this.index.remove(claim);
   }
 
+  async bind(claim: Claim, pod: { name: string; uid: string }): Promise<void> {
+    if (this.index.remove(claim)) this.index.add({ ...claim, owner: { kind: 'Pod', namespace: claim.owner.namespace, name: pod.name, uid: pod.uid } });
+  }
+
   async start(): Promise<void> {}
 
   async stop(): Promise<void> {}

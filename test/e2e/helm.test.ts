@@ -21,7 +21,7 @@ const GENERATE = fileURLToPath(new URL('../../certs/generate.sh', import.meta.ur
 
 // group/resource:verb for every permission the chart grants (derived from src/ipam/kube-ledger.ts and src/cluster/*.ts).
 const CLUSTER_RULES = [
-  'netpin.io/ipclaims:get', 'netpin.io/ipclaims:list', 'netpin.io/ipclaims:watch', 'netpin.io/ipclaims:create', 'netpin.io/ipclaims:delete',
+  'netpin.io/ipclaims:get', 'netpin.io/ipclaims:list', 'netpin.io/ipclaims:watch', 'netpin.io/ipclaims:create', 'netpin.io/ipclaims:patch', 'netpin.io/ipclaims:delete',
   'netpin.io/ippools:list', 'netpin.io/ippools:watch',
   'netpin.io/ippools/status:patch',
   '/namespaces:list', '/namespaces:watch',
