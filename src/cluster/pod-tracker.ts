@@ -101,7 +101,9 @@ export class PodTracker {
         await this.watchOnce();
       } catch (e) {
         if (this.stopped) break;
-        this.log?.warn({ watch: 'pods', err: describeApiError(e) }, 'pod watch failed; restarting');
+        // List again rather than trust a resourceVersion the server may have compacted away.
+        this.resourceVersion = '';
+        this.log?.warn({ watch: 'pods', err: describeApiError(e) }, 'pod watch failed; listing again');
         await new Promise((r) => setTimeout(r, this.retryMs));
       }
     }
@@ -127,8 +129,7 @@ export class PodTracker {
       this.watch
         .watch('/api/v1/pods', params, (type: string, obj: V1Pod & { code?: number }) => {
           if (type === 'ERROR') {
-            // 410 Gone: the resourceVersion is too old to watch from; list again.
-            if (obj.code === 410) this.resourceVersion = '';
+            // 410 Gone, or any other: the loop lists again.
             this.abort?.abort();
             reject(new Error(`pod watch: ${JSON.stringify(obj)}`));
             return;
