@@ -39,6 +39,16 @@ export interface StartOptions {
   startTimeoutMs?: number;
   /** extra kube-controller-manager flags, appended last (the benchmarks raise --kube-api-qps/--kube-api-burst) */
   controllerManagerArgs?: string[];
+  /** kube-apiserver --authorization-mode (default RBAC; a kubelet needs Node,RBAC) */
+  authorizationMode?: string;
+  /** extra kube-apiserver flags, appended last (e.g. --enable-aggregator-routing=true) */
+  apiserverArgs?: string[];
+  /**
+   * Issue an apiserver-to-kubelet client certificate (O=system:masters) signed by the test CA
+   * and pass it as --kubelet-client-certificate/--kubelet-client-key, so that logs, exec and
+   * the kubelet proxy work against a test node (default false).
+   */
+  kubeletClientCert?: boolean;
 }
 
 export const DEFAULT_CONTROLLERS: readonly string[] = [
@@ -56,8 +66,20 @@ let binariesPromise: Promise<string> | undefined;
 
 /** Runs test/controlplane/build.sh (stderr inherited) and returns the bin dir it prints last. */
 export function binaries(): Promise<string> {
-  binariesPromise ??= new Promise<string>((resolve, reject) => {
-    const child = spawn('bash', [BUILD_SCRIPT], { stdio: ['ignore', 'pipe', 'inherit'] });
+  binariesPromise ??= runBuildScript(BUILD_SCRIPT, ['kube-apiserver']).catch((err: unknown) => {
+    binariesPromise = undefined; // allow a retry
+    throw err;
+  });
+  return binariesPromise;
+}
+
+/**
+ * Runs a build script of this repository (stderr inherited, stdout echoed) and returns the
+ * bin dir it prints on its last line, once every `required` file is found there.
+ */
+export function runBuildScript(script: string, required: string[]): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const child = spawn('bash', [script], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (chunk: string) => {
@@ -67,28 +89,25 @@ export function binaries(): Promise<string> {
     child.on('error', reject);
     child.on('close', (code, signal) => {
       if (code !== 0) {
-        reject(new Error(`${BUILD_SCRIPT} failed (exit ${code ?? signal})`));
+        reject(new Error(`${script} failed (exit ${code ?? signal})`));
         return;
       }
       const lines = out.split('\n').map((l) => l.trim()).filter((l) => l.length > 0);
       const binDir = lines[lines.length - 1];
-      if (!binDir || !fs.existsSync(path.join(binDir, 'kube-apiserver'))) {
-        reject(new Error(`${BUILD_SCRIPT} printed no usable bin dir:\n${out}`));
+      const missing = required.filter((f) => !binDir || !fs.existsSync(path.join(binDir, f)));
+      if (!binDir || missing.length > 0) {
+        reject(new Error(`${script} printed no usable bin dir (missing ${missing.join(', ')}):\n${out}`));
         return;
       }
       resolve(binDir);
     });
-  }).catch((err: unknown) => {
-    binariesPromise = undefined; // allow a retry
-    throw err;
   });
-  return binariesPromise;
 }
 
 // ---------------------------------------------------------------------------
-// processes
+// processes (exported for node.ts, which runs the node's daemons the same way)
 
-interface Proc {
+export interface Proc {
   name: string;
   child: ChildProcess;
   logPath: string;
@@ -118,13 +137,13 @@ function childEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-function startProc(name: string, bin: string, args: string[], dir: string): Proc {
+export function startProc(name: string, bin: string, args: string[], dir: string, extraEnv: NodeJS.ProcessEnv = {}): Proc {
   const logPath = path.join(dir, `${name}.log`);
   const fd = fs.openSync(logPath, 'a');
   fs.writeSync(fd, `$ ${bin} ${args.join(' ')}\n`);
   let child: ChildProcess;
   try {
-    child = spawn(bin, args, { cwd: dir, env: childEnv(), stdio: ['ignore', fd, fd] });
+    child = spawn(bin, args, { cwd: dir, env: { ...childEnv(), ...extraEnv }, stdio: ['ignore', fd, fd] });
   } finally {
     fs.closeSync(fd);
   }
@@ -150,7 +169,7 @@ function startProc(name: string, bin: string, args: string[], dir: string): Proc
   return proc;
 }
 
-async function stopProc(p: Proc, graceMs = 5_000): Promise<void> {
+export async function stopProc(p: Proc, graceMs = 5_000): Promise<void> {
   if (p.exitInfo !== undefined) return;
   p.child.kill('SIGTERM');
   let timer: NodeJS.Timeout | undefined;
@@ -182,7 +201,7 @@ function startError(p: Proc, what: string): Error {
 }
 
 /** Polls `check` until it returns true; fails fast if the process exits. */
-async function waitFor(p: Proc, what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
+export async function waitFor(p: Proc, what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (p.exitInfo !== undefined) throw startError(p, `exited while waiting for ${what}`);
@@ -198,14 +217,14 @@ async function waitFor(p: Proc, what: string, timeoutMs: number, check: () => Pr
   }
 }
 
-function sleep(ms: number): Promise<void> {
+export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
 // ---------------------------------------------------------------------------
 // network helpers
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.unref();
@@ -263,7 +282,7 @@ async function issueCert(dir: string, name: string, subj: string, ext: string[])
     '-extfile', `${name}.ext`, '-out', `${name}.crt`]);
 }
 
-async function makePki(dir: string): Promise<void> {
+async function makePki(dir: string, kubeletClient = false): Promise<void> {
   await openssl(dir, ['req', '-x509', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
     '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '30', '-sha256', '-subj', '/CN=netpin-test-ca',
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
@@ -279,6 +298,13 @@ async function makePki(dir: string): Promise<void> {
       'keyUsage=critical,digitalSignature',
       'extendedKeyUsage=clientAuth',
     ]),
+    ...(kubeletClient
+      ? [issueCert(dir, 'apiserver-kubelet-client', '/O=system:masters/CN=kube-apiserver-kubelet-client', [
+          'basicConstraints=critical,CA:FALSE',
+          'keyUsage=critical,digitalSignature',
+          'extendedKeyUsage=clientAuth',
+        ])]
+      : []),
     (async () => {
       await openssl(dir, ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', 'sa.key']);
       await openssl(dir, ['pkey', '-in', 'sa.key', '-pubout', '-out', 'sa.pub']);
@@ -309,6 +335,32 @@ function kubeconfig(url: string, ca: string, cert: string, key: string): string 
     'current-context: netpin-test',
     '',
   ].join('\n');
+}
+
+/**
+ * Issues a client certificate signed by the test CA (e.g. a kubelet's: O=system:nodes,
+ * CN=system:node:<node>) and writes `<name>.kubeconfig` for it next to the admin one.
+ * Returns the kubeconfig's path.
+ */
+export async function issueClientKubeconfig(
+  cp: Pick<ControlPlane, 'dir' | 'url' | 'caPem'>,
+  name: string,
+  subject: { cn: string; o?: string[] },
+): Promise<string> {
+  if (!/^[a-z0-9][a-z0-9.-]*$/.test(name)) throw new Error(`issueClientKubeconfig: bad file name ${name}`);
+  const rdn = (v: string): string => v.replace(/[/\\=+,]/g, (c) => `\\${c}`);
+  const subj = [...(subject.o ?? []).map((o) => `/O=${rdn(o)}`), `/CN=${rdn(subject.cn)}`].join('');
+  await issueCert(cp.dir, name, subj, [
+    'basicConstraints=critical,CA:FALSE',
+    'keyUsage=critical,digitalSignature',
+    'extendedKeyUsage=clientAuth',
+  ]);
+  const [cert, key] = await Promise.all(
+    [`${name}.crt`, `${name}.key`].map((f) => fsp.readFile(path.join(cp.dir, f), 'utf8')),
+  ) as [string, string];
+  const kubeconfigPath = path.join(cp.dir, `${name}.kubeconfig`);
+  await fsp.writeFile(kubeconfigPath, kubeconfig(cp.url, cp.caPem, cert, key), { mode: 0o600 });
+  return kubeconfigPath;
 }
 
 // ---------------------------------------------------------------------------
@@ -350,7 +402,7 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
   };
 
   try {
-    await makePki(dir);
+    await makePki(dir, opts.kubeletClientCert ?? false);
     const [caPem, adminCert, adminKey] = await Promise.all(
       ['ca.crt', 'admin.crt', 'admin.key'].map((f) => fsp.readFile(path.join(dir, f), 'utf8')),
     ) as [string, string, string];
@@ -391,11 +443,18 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
       '--advertise-address=127.0.0.1',
       '--service-cluster-ip-range=10.0.0.0/24',
       '--allow-privileged=true',
-      '--authorization-mode=RBAC',
+      `--authorization-mode=${opts.authorizationMode ?? 'RBAC'}`,
       `--service-account-issuer=${url}/`,
       `--service-account-key-file=${path.join(dir, 'sa.pub')}`,
       `--service-account-signing-key-file=${path.join(dir, 'sa.key')}`,
       '--disable-admission-plugins=ServiceAccount',
+      ...(opts.kubeletClientCert
+        ? [
+            `--kubelet-client-certificate=${path.join(dir, 'apiserver-kubelet-client.crt')}`,
+            `--kubelet-client-key=${path.join(dir, 'apiserver-kubelet-client.key')}`,
+          ]
+        : []),
+      ...(opts.apiserverArgs ?? []),
     ], dir);
     procs.push(apiserver);
     await waitFor(apiserver, `${url}/readyz`, timeoutMs, async () => (await httpStatus(`${url}/readyz`, tls)).status === 200);

@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# Builds the test node (kubelet, kube-scheduler, kubectl, containerd, ctr,
+# containerd-shim-runc-v2, runc, the CNI reference plugins) and its OCI image archives
+# from the Go tools modules next to this script, and caches them outside the repository.
+# Only missing binaries are built; re-running is cheap. See
+# the comments below for why each piece is built the way it is.
+#
+# stdout: one line per binary or image ("<name>: built ..." / "<name>: cached ..." /
+#         "<name>: using ..."), then the bin dir on the LAST line. The image archives
+#         are in <bin dir>/images/ (pause.tar, app.tar, refs).
+# stderr: go toolchain and apt output.
+#
+# Environment:
+#   NETPIN_NODE_DIR           cache root (default: ~/.cache/netpin/node/<versions>)
+#   NETPIN_NODE_ASSETS        a dir of prebuilt binaries: each one present there is used
+#                             instead of being built (e.g. a distro's runc)
+#   NETPIN_BUILD_PARALLELISM  go build -p (default 2)
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+# Versions are read from the tools modules, so bumping a go.mod changes the cache key.
+modver() { # <module dir> <module path>
+	awk -v m="$2" '$1 == m && $2 ~ /^v/ { print $2; exit } $1 == "require" && $2 == m { print $3; exit }' "$here/$1/go.mod"
+}
+K8S_VERSION="$(modver kube k8s.io/kubernetes)"
+CONTAINERD_VERSION="$(modver containerd github.com/containerd/containerd/v2)"
+RUNC_VERSION="$(modver runc github.com/opencontainers/runc)"
+CNI_VERSION="$(modver cni github.com/containernetworking/plugins)"
+GGCR_VERSION="$(modver images github.com/google/go-containerregistry)"
+for v in K8S_VERSION CONTAINERD_VERSION RUNC_VERSION CNI_VERSION GGCR_VERSION; do
+	[[ -n "${!v}" ]] || { echo "build.sh: cannot read $v from go.mod" >&2; exit 1; }
+done
+# The node must run the control plane's Kubernetes version (kubelet skew aside, one build cache).
+cp_k8s="$(awk '$1 == "k8s.io/kubernetes" && $2 ~ /^v/ { print $2; exit }' "$here/../controlplane/kube/go.mod")"
+if [[ -n "$cp_k8s" && "$cp_k8s" != "$K8S_VERSION" ]]; then
+	echo "build.sh: test/node/kube is at $K8S_VERSION but test/controlplane/kube at $cp_k8s; keep them equal" >&2
+	exit 1
+fi
+k8s_major="${K8S_VERSION#v}"; k8s_major="${k8s_major%%.*}"
+k8s_minor="${K8S_VERSION#v*.}"; k8s_minor="${k8s_minor%%.*}"
+
+root="${NETPIN_NODE_DIR:-$HOME/.cache/netpin/node/${K8S_VERSION}-containerd-${CONTAINERD_VERSION}-runc-${RUNC_VERSION}-cni-${CNI_VERSION}}"
+bin="$root/bin"
+mkdir -p "$bin"
+
+# Serialise concurrent invocations (e.g. parallel test workers).
+exec 9>"$root/.build.lock"
+flock 9
+
+export GOFLAGS="${GOFLAGS:+$GOFLAGS }-mod=mod"
+par="${NETPIN_BUILD_PARALLELISM:-2}"
+
+# Without these, kubelet reports v0.0.0-master+$Format:%H$ and kubectl refuses to parse it.
+k8s_ldflags=""
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+	k8s_ldflags+=" -X $pkg.gitVersion=$K8S_VERSION"
+	k8s_ldflags+=" -X $pkg.gitMajor=$k8s_major"
+	k8s_ldflags+=" -X $pkg.gitMinor=$k8s_minor"
+	k8s_ldflags+=" -X $pkg.gitTreeState=clean"
+done
+# containerd's Makefile sets the same variable (version/version.go defaults to "X+unknown").
+containerd_ldflags="-X github.com/containerd/containerd/v2/version.Version=$CONTAINERD_VERSION"
+containerd_ldflags+=" -X github.com/containerd/containerd/v2/version.Package=github.com/containerd/containerd/v2"
+cni_ldflags="-X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=$CNI_VERSION"
+
+have() { [[ -f "$1" && ! -L "$1" && -x "$1" ]]; }
+
+build() { # <name> <module dir> <package> <ldflags> [CGO_ENABLED] [build tags]
+	local name="$1" dir="$2" pkg="$3" ldflags="$4" cgo="${5:-0}" tags="${6:-}" out="$bin/$1"
+	if have "$out"; then
+		echo "$name: cached $out"
+		return
+	fi
+	rm -f "$out"
+	local tmp="$out.tmp.$$" start=$SECONDS
+	(cd "$here/$dir" && CGO_ENABLED="$cgo" nice -n 10 go build -trimpath -p "$par" ${tags:+-tags "$tags"} \
+		-ldflags "-s -w $ldflags" -o "$tmp" "$pkg") || {
+		rm -f "$tmp"
+		echo "build.sh: building $name failed" >&2
+		exit 1
+	}
+	mv -f "$tmp" "$out"
+	echo "$name: built $out ($((SECONDS - start))s)"
+}
+
+# runc links libseccomp through cgo (pkg-config libseccomp): without the seccomp tag every
+# sandbox fails ("config provided but seccomp not supported"), since containerd always
+# gives the sandbox a seccomp profile. Install the headers the first time.
+ensure_libseccomp_dev() {
+	if [[ -f /usr/include/seccomp.h ]] && pkg-config --exists libseccomp 2>/dev/null; then return; fi
+	local pkgs=(libseccomp-dev)
+	command -v gcc >/dev/null || pkgs+=(gcc libc6-dev)
+	command -v pkg-config >/dev/null || pkgs+=(pkg-config)
+	echo "build.sh: installing ${pkgs[*]} for runc (cgo + seccomp)" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	if ! apt-get install -y --no-install-recommends "${pkgs[@]}" >&2; then
+		apt-get update >&2
+		apt-get install -y --no-install-recommends "${pkgs[@]}" >&2
+	fi
+	[[ -f /usr/include/seccomp.h ]] || { echo "build.sh: libseccomp-dev did not provide seccomp.h" >&2; exit 1; }
+}
+
+rm -f "$bin"/*.tmp.* # leftovers of interrupted builds
+
+build_one() { # <name>
+	case "$1" in
+	kubelet | kube-scheduler | kubectl)
+		build "$1" kube "k8s.io/kubernetes/cmd/$1" "$k8s_ldflags" ;;
+	containerd | ctr | containerd-shim-runc-v2)
+		build "$1" containerd "github.com/containerd/containerd/v2/cmd/$1" "$containerd_ldflags" ;;
+	runc)
+		if ! have "$bin/runc"; then ensure_libseccomp_dev; fi
+		build runc runc github.com/opencontainers/runc "" 1 seccomp ;;
+	loopback | bridge) build "$1" cni "github.com/containernetworking/plugins/plugins/main/$1" "$cni_ldflags" ;;
+	host-local) build "$1" cni "github.com/containernetworking/plugins/plugins/ipam/$1" "$cni_ldflags" ;;
+	bandwidth) build "$1" cni "github.com/containernetworking/plugins/plugins/meta/$1" "$cni_ldflags" ;;
+	esac
+}
+# Cheapest first, so that a broken toolchain shows up before the long Kubernetes builds.
+names=(loopback bridge host-local bandwidth runc containerd-shim-runc-v2 ctr containerd kubectl kube-scheduler kubelet)
+
+target="$bin"
+assets="${NETPIN_NODE_ASSETS:-}"
+if [[ -n "$assets" ]]; then
+	# A separate dir of symlinks, so the version-keyed cache never holds foreign binaries.
+	[[ -d "$assets" ]] || { echo "build.sh: NETPIN_NODE_ASSETS=$assets is not a directory" >&2; exit 1; }
+	assets="$(cd "$assets" && pwd)"
+	target="$root/assets-$(printf '%s' "$assets" | sha256sum | cut -c1-12)/bin"
+	mkdir -p "$target"
+	for name in "${names[@]}"; do
+		if [[ -x "$assets/$name" ]]; then
+			ln -sfn "$assets/$name" "$target/$name"
+			echo "$name: using $assets/$name (NETPIN_NODE_ASSETS)"
+		else
+			build_one "$name"
+			ln -sfn "$bin/$name" "$target/$name"
+		fi
+	done
+else
+	for name in "${names[@]}"; do build_one "$name"; done
+fi
+
+# Images: keyed by the content of their sources, so editing test/node/images rebuilds them.
+img_key="$(cd "$here/images" && find . -type f \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' \) -print0 |
+	LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)"
+imgdir="$root/images/ggcr-$GGCR_VERSION-$img_key"
+if [[ -f "$imgdir/pause.tar" && -f "$imgdir/app.tar" && -f "$imgdir/refs" ]]; then
+	echo "images: cached $imgdir"
+else
+	start=$SECONDS
+	rm -rf "$imgdir.tmp"
+	mkdir -p "$imgdir.tmp"
+	(
+		cd "$here/images"
+		for p in pause app mkimage; do
+			CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$imgdir.tmp/$p" "./$p"
+		done
+		# The tags are local-looking names that no registry serves; kubelet must never pull them
+		# (imagePullPolicy Never/IfNotPresent), and containerd's pinned sandbox image is this pause.
+		# 65535 is the uid upstream's pause image runs as (kubernetes build/pause/Dockerfile).
+		"$imgdir.tmp/mkimage" -bin "$imgdir.tmp/pause" -path /pause -tag netpin.test/pause:1 \
+			-user 65535:65535 -out "$imgdir.tmp/pause.tar" >"$imgdir.tmp/refs"
+		"$imgdir.tmp/mkimage" -bin "$imgdir.tmp/app" -path /app -tag netpin.test/app:1 \
+			-user 65534:65534 -env PORT=8080 -expose 8080/tcp -out "$imgdir.tmp/app.tar" >>"$imgdir.tmp/refs"
+		rm -f "$imgdir.tmp/pause" "$imgdir.tmp/app" "$imgdir.tmp/mkimage"
+	) || {
+		rm -rf "$imgdir.tmp"
+		echo "build.sh: building the images failed" >&2
+		exit 1
+	}
+	rm -rf "$imgdir"
+	mv "$imgdir.tmp" "$imgdir"
+	echo "images: built $imgdir ($((SECONDS - start))s)"
+	# Older image sets (other sources) are never used again.
+	find "$root/images" -mindepth 1 -maxdepth 1 ! -name "$(basename "$imgdir")" -exec rm -rf {} +
+fi
+ln -sfn "$imgdir" "$target/images"
+
+echo "$target"
