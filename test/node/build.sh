@@ -20,14 +20,15 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 # Versions are read from the tools modules, so bumping a go.mod changes the cache key.
-modver() { # <module dir> <module path>
+modver() { # <module dir, from here> <module path>
 	awk -v m="$2" '$1 == m && $2 ~ /^v/ { print $2; exit } $1 == "require" && $2 == m { print $3; exit }' "$here/$1/go.mod"
 }
+mkimage="$here/../../tools/mkimage"
 K8S_VERSION="$(modver kube k8s.io/kubernetes)"
 CONTAINERD_VERSION="$(modver containerd github.com/containerd/containerd/v2)"
 RUNC_VERSION="$(modver runc github.com/opencontainers/runc)"
 CNI_VERSION="$(modver cni github.com/containernetworking/plugins)"
-GGCR_VERSION="$(modver images github.com/google/go-containerregistry)"
+GGCR_VERSION="$(modver ../../tools/mkimage github.com/google/go-containerregistry)"
 for v in K8S_VERSION CONTAINERD_VERSION RUNC_VERSION CNI_VERSION GGCR_VERSION; do
 	[[ -n "${!v}" ]] || { echo "build.sh: cannot read $v from go.mod" >&2; exit 1; }
 done
@@ -141,8 +142,8 @@ else
 	for name in "${names[@]}"; do build_one "$name"; done
 fi
 
-# Images: keyed by the content of their sources, so editing test/node/images rebuilds them.
-img_key="$(cd "$here/images" && find . -type f \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' \) -print0 |
+# Images: keyed by the content of their sources and of tools/mkimage, so editing either rebuilds them.
+img_key="$(cd "$here/.." && find node/images ../tools/mkimage -type f \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' \) -print0 |
 	LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)"
 imgdir="$root/images/ggcr-$GGCR_VERSION-$img_key"
 if [[ -f "$imgdir/pause.tar" && -f "$imgdir/app.tar" && -f "$imgdir/refs" ]]; then
@@ -153,15 +154,16 @@ else
 	mkdir -p "$imgdir.tmp"
 	(
 		cd "$here/images"
-		for p in pause app mkimage; do
+		for p in pause app; do
 			CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$imgdir.tmp/$p" "./$p"
 		done
+		(cd "$mkimage" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$imgdir.tmp/mkimage" .)
 		# The tags are local-looking names that no registry serves; kubelet must never pull them
 		# (imagePullPolicy Never/IfNotPresent), and containerd's pinned sandbox image is this pause.
 		# 65535 is the uid upstream's pause image runs as (kubernetes build/pause/Dockerfile).
-		"$imgdir.tmp/mkimage" -bin "$imgdir.tmp/pause" -path /pause -tag netpin.test/pause:1 \
+		"$imgdir.tmp/mkimage" -file "$imgdir.tmp/pause:/pause" -entrypoint /pause -tag netpin.test/pause:1 \
 			-user 65535:65535 -out "$imgdir.tmp/pause.tar" >"$imgdir.tmp/refs"
-		"$imgdir.tmp/mkimage" -bin "$imgdir.tmp/app" -path /app -tag netpin.test/app:1 \
+		"$imgdir.tmp/mkimage" -file "$imgdir.tmp/app:/app" -entrypoint /app -tag netpin.test/app:1 \
 			-user 65534:65534 -env PORT=8080 -expose 8080/tcp -out "$imgdir.tmp/app.tar" >>"$imgdir.tmp/refs"
 		rm -f "$imgdir.tmp/pause" "$imgdir.tmp/app" "$imgdir.tmp/mkimage"
 	) || {

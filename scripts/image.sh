@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# npm run image [-- --tag <ref>] [--out <file>]: netpin's container image as an OCI image
+# archive, built without a Docker engine. It holds what the Dockerfile describes: Node 24 (the
+# binary of the "node" devDependency, with the glibc libraries it links), package.json, dist/src
+# and the production node_modules under /app, running as 65532:65532, and nothing that needs a
+# writable root. Load it with `ctr -n k8s.io images import`, `podman load` or
+# `skopeo copy oci-archive:<file> docker://<registry>/netpin:<tag>`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+version="$(node -p 'require("./package.json").version')"
+tag="netpin.test/netpin:$version"
+out="dist/image/netpin.tar"
+while [[ $# -gt 0 ]]; do
+	case "$1" in
+	--tag) tag="$2"; shift 2 ;;
+	--out) out="$2"; shift 2 ;;
+	*) echo "usage: npm run image -- [--tag <ref>] [--out <file>]" >&2; exit 2 ;;
+	esac
+done
+
+stage="$(mktemp -d)"
+trap 'rm -rf "$stage"' EXIT
+root="$stage/rootfs"
+
+npm run --silent build
+(cd tools/mkimage && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -o "$stage/mkimage" .)
+
+# Node, where the distroless image keeps it, and the shared libraries it links (Debian 12's, as there).
+node_bin="$(readlink -f node_modules/node/bin/node)"
+"$node_bin" -e 'if (process.versions.node.split(".")[0] !== "24") process.exit(1)' || { echo "image.sh: the node devDependency is not Node 24" >&2; exit 1; }
+install -D -m 0755 "$node_bin" "$root/nodejs/bin/node"
+ldd "$node_bin" | awk '/=> \// { print $3 } /^\t\/lib/ { print $1 }' | while read -r lib; do
+	install -D -m 0755 "$(readlink -f "$lib")" "$root$lib"
+done
+
+# The users distroless defines, and a /tmp for Node; the chart still mounts the root read-only.
+mkdir -p "$root/etc" "$root/home/nonroot" "$root/tmp"
+chmod 1777 "$root/tmp"
+printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' >"$root/etc/passwd"
+printf 'root:x:0:\nnonroot:x:65532:\n' >"$root/etc/group"
+
+# The application: package.json carries "type": "module", which dist/ needs at run time.
+mkdir -p "$root/app/dist"
+cp package.json package-lock.json "$root/app/"
+cp -r dist/src "$root/app/dist/src"
+(cd "$root/app" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error && rm package-lock.json)
+
+mkdir -p "$(dirname "$out")"
+"$stage/mkimage" -dir "$root" -tag "$tag" -out "$out" \
+	-entrypoint /nodejs/bin/node -entrypoint dist/src/cli/main.js -cmd serve \
+	-workdir /app -user 65532:65532 -env NODE_ENV=production -expose 8443/tcp
