@@ -209,16 +209,10 @@ describe('test node', () => {
     const link = JSON.parse(await sh('ip', ['-j', 'link', 'show', 'dev', veth]))[0];
     expect(link.master).toBe(BRIDGE);
 
-    // Traffic into the pod leaves the host through the veth: ingress-bandwidth shapes it
-    // there. Traffic out of the pod enters the host on the veth and is redirected to an ifb,
-    // where egress-bandwidth shapes it (cni-contract.md §2.6: 20Mbit on the veth, 10Mbit on the ifb).
-    const vethQdiscs = await sh('tc', ['qdisc', 'show', 'dev', veth]);
-    expect(vethQdiscs).toMatch(/qdisc tbf .*rate 20Mbit/);
-    const filters = await sh('tc', ['filter', 'show', 'dev', veth, 'parent', 'ffff:']);
-    const ifb = /redirect to device (\S+?)\)/i.exec(filters)?.[1];
-    expect(ifb, `no mirred redirect on ${veth}:\n${filters}`).toMatch(/^bwp/);
-    const ifbQdiscs = await sh('tc', ['qdisc', 'show', 'dev', ifb!]);
-    expect(ifbQdiscs).toMatch(/qdisc tbf .*rate 10Mbit/);
+    // 20Mbit on the veth for ingress, 10Mbit on the ifb for egress (node.ts podShaping).
+    const shaping = await node!.podShaping(pod.metadata.uid);
+    expect(shaping.ifb, `no mirred redirect on ${veth}`).toMatch(/^bwp/);
+    expect(shaping).toMatchObject({ ingress: '20Mbit', egress: '10Mbit' });
   });
 
   it('fails the sandbox of a pod with a malformed bandwidth value', async () => {

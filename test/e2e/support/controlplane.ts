@@ -30,6 +30,12 @@ export interface ControlPlane {
   dir: string;
   binDir: string;
   stop(): Promise<void>;
+  /** Sends kube-apiserver a signal: SIGSTOP freezes it as an overload or a partition would, SIGCONT thaws it. */
+  signalApiserver(signal: NodeJS.Signals): void;
+  /** Stops kube-apiserver (SIGTERM, then SIGKILL after 5 s); etcd and its data stay. */
+  stopApiserver(): Promise<void>;
+  /** Starts kube-apiserver again, with the same flags and port, and waits until it is ready. */
+  startApiserver(): Promise<void>;
 }
 
 export interface StartOptions {
@@ -49,6 +55,14 @@ export interface StartOptions {
    * the kubelet proxy work against a test node (default false).
    */
   kubeletClientCert?: boolean;
+  /** More IP addresses the apiserver's serving certificate is valid for (pods on a test node dial it through one). */
+  apiserverIPs?: string[];
+  /**
+   * Give pods service account tokens, as a real cluster does: the ServiceAccount admission
+   * plugin, and the controllers that create default service accounts and publish the CA
+   * (default false: the tests without a node need neither).
+   */
+  serviceAccounts?: boolean;
 }
 
 export const DEFAULT_CONTROLLERS: readonly string[] = [
@@ -282,7 +296,7 @@ async function issueCert(dir: string, name: string, subj: string, ext: string[])
     '-extfile', `${name}.ext`, '-out', `${name}.crt`]);
 }
 
-async function makePki(dir: string, kubeletClient = false): Promise<void> {
+async function makePki(dir: string, kubeletClient = false, extraIPs: string[] = []): Promise<void> {
   await openssl(dir, ['req', '-x509', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
     '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '30', '-sha256', '-subj', '/CN=netpin-test-ca',
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
@@ -291,7 +305,7 @@ async function makePki(dir: string, kubeletClient = false): Promise<void> {
       'basicConstraints=critical,CA:FALSE',
       'keyUsage=critical,digitalSignature',
       'extendedKeyUsage=serverAuth',
-      'subjectAltName=DNS:localhost,IP:127.0.0.1',
+      `subjectAltName=DNS:localhost,IP:127.0.0.1${extraIPs.map((ip) => `,IP:${ip}`).join('')}`,
     ]),
     issueCert(dir, 'admin', '/O=system:masters/CN=admin', [
       'basicConstraints=critical,CA:FALSE',
@@ -402,7 +416,7 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
   };
 
   try {
-    await makePki(dir, opts.kubeletClientCert ?? false);
+    await makePki(dir, opts.kubeletClientCert ?? false, opts.apiserverIPs);
     const [caPem, adminCert, adminKey] = await Promise.all(
       ['ca.crt', 'admin.crt', 'admin.key'].map((f) => fsp.readFile(path.join(dir, f), 'utf8')),
     ) as [string, string, string];
@@ -432,7 +446,7 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
     const url = `https://127.0.0.1:${apiPort}`;
     const certDir = path.join(dir, 'apiserver-certs');
     await fsp.mkdir(certDir);
-    const apiserver = startProc('kube-apiserver', path.join(binDir, 'kube-apiserver'), [
+    const apiserverArgs = [
       `--etcd-servers=${etcdUrl}`,
       `--cert-dir=${certDir}`,
       `--tls-cert-file=${path.join(dir, 'apiserver.crt')}`,
@@ -447,7 +461,7 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
       `--service-account-issuer=${url}/`,
       `--service-account-key-file=${path.join(dir, 'sa.pub')}`,
       `--service-account-signing-key-file=${path.join(dir, 'sa.key')}`,
-      '--disable-admission-plugins=ServiceAccount',
+      ...(opts.serviceAccounts ? [] : ['--disable-admission-plugins=ServiceAccount']),
       ...(opts.kubeletClientCert
         ? [
             `--kubelet-client-certificate=${path.join(dir, 'apiserver-kubelet-client.crt')}`,
@@ -455,7 +469,8 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
           ]
         : []),
       ...(opts.apiserverArgs ?? []),
-    ], dir);
+    ];
+    let apiserver = startProc('kube-apiserver', path.join(binDir, 'kube-apiserver'), apiserverArgs, dir);
     procs.push(apiserver);
     await waitFor(apiserver, `${url}/readyz`, timeoutMs, async () => (await httpStatus(`${url}/readyz`, tls)).status === 200);
 
@@ -466,6 +481,7 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
     const kcm = startProc('kube-controller-manager', path.join(binDir, 'kube-controller-manager'), [
       `--kubeconfig=${kubeconfigPath}`,
       `--controllers=${controllers.join(',')}`,
+      ...(opts.serviceAccounts ? [`--root-ca-file=${path.join(dir, 'ca.crt')}`] : []),
       '--leader-elect=false',
       '--secure-port=0',
       '--v=1', // for the "Controller starting..." lines used as readiness signal
@@ -479,7 +495,18 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
     await waitFor(kcm, `${expected} controller(s) to start`, timeoutMs, async () =>
       startedControllers(kcm.logPath, controllers).size >= expected);
 
-    return { url, kubeconfigPath, caPem, dir, binDir, stop };
+    const startApiserver = async (): Promise<void> => {
+      const next = startProc('kube-apiserver', path.join(binDir, 'kube-apiserver'), apiserverArgs, dir);
+      procs[procs.indexOf(apiserver)] = next;
+      apiserver = next;
+      await waitFor(apiserver, `${url}/readyz`, timeoutMs, async () => (await httpStatus(`${url}/readyz`, tls)).status === 200);
+    };
+    return {
+      url, kubeconfigPath, caPem, dir, binDir, stop,
+      signalApiserver: (signal) => void apiserver.child.kill(signal),
+      stopApiserver: () => stopProc(apiserver),
+      startApiserver,
+    };
   } catch (err) {
     await stop().catch(() => undefined);
     throw err;

@@ -14,6 +14,7 @@ import { execFile, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as https from 'node:https';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -51,6 +52,14 @@ export const NODE_NAME = 'localhost';
 export const POD_CIDR = '10.244.0.0/24';
 /** Our own bridge name, so that a host's cni0 is never touched. */
 export const BRIDGE = 'netpin0';
+/** The bridge's address, the pods' gateway; the host side of the pod network. */
+export const GATEWAY = '10.244.0.1';
+/**
+ * Where pods reach the API server. Service IPs do not route here (no kube-proxy), so a
+ * forwarder on the gateway stands in for the `kubernetes` Service; pods that talk to the API
+ * server (netpin) are given this address as KUBERNETES_SERVICE_HOST/PORT.
+ */
+export const POD_API_PORT = 6443;
 
 const BUILD_SCRIPT = fileURLToPath(new URL('../../node/build.sh', import.meta.url));
 /** Host-wide: one test node at a time. Under /run, so a reboot forgets it. */
@@ -138,10 +147,18 @@ export interface Node {
   ctr(args: string[]): Promise<string>;
   /** host-side veth of a running pod (by metadata.uid), found through its netns */
   podHostVeth(podUid: string): Promise<string>;
+  /**
+   * The tbf rates shaping a running pod, as tc prints them ("20Mbit"). Traffic into the pod
+   * leaves the host through its veth, where ingress-bandwidth shapes it; traffic out of the pod
+   * enters on the veth and is redirected to an ifb, where egress-bandwidth shapes it.
+   */
+  podShaping(podUid: string): Promise<{ ingress?: string; egress?: string; ifb?: string }>;
   /** deletes the node's pods, stops everything and undoes every host change; throws if some remain */
   stop(): Promise<void>;
   /** host changes still present (empty after a clean stop()) */
   leftovers(): Promise<string[]>;
+  /** The API server as pods reach it (the control plane's certificate is valid for it). */
+  podApiServer: { host: string; port: number };
 }
 
 /**
@@ -152,12 +169,18 @@ export interface Node {
  */
 export function nodeControlPlaneOptions(base: StartOptions = {}): StartOptions {
   const controllers = [...(base.controllers ?? DEFAULT_CONTROLLERS)];
-  if (!controllers.includes('node-lifecycle-controller')) controllers.push('node-lifecycle-controller');
+  // Pods that talk to the API server (netpin) need a service account token and the cluster's CA;
+  // the API server reaches a webhook Service through its endpoints (--enable-aggregator-routing).
+  for (const c of ['node-lifecycle-controller', 'serviceaccount-controller', 'root-ca-certificate-publisher-controller', 'endpoints-controller', 'endpointslice-controller']) {
+    if (!controllers.includes(c)) controllers.push(c);
+  }
   return {
     ...base,
     controllers,
     authorizationMode: 'Node,RBAC',
     kubeletClientCert: true,
+    serviceAccounts: true,
+    apiserverIPs: [GATEWAY, ...(base.apiserverIPs ?? [])],
     apiserverArgs: [
       '--enable-aggregator-routing=true',
       // kubelet listens on loopback only: dial it by its Hostname address (see NODE_NAME).
@@ -750,6 +773,7 @@ export async function startNode(cp: ControlPlane, opts: NodeOptions = {}): Promi
   const ctr = async (args: string[]): Promise<string> =>
     run(path.join(binDir, 'ctr'), ['--address', socket, '--namespace', 'k8s.io', ...args], 120_000);
 
+  let apiForwarder: net.Server | undefined;
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
@@ -769,6 +793,7 @@ export async function startNode(cp: ControlPlane, opts: NodeOptions = {}): Promi
         }
       }
       for (const p of [...procs].reverse()) await stopProc(p, 10_000);
+      await new Promise((r) => apiForwarder?.close(r) ?? r(undefined));
       errors.push(...(await undoHost(before)));
       api.destroy();
       const left = await findLeftovers(before);
@@ -789,6 +814,11 @@ export async function startNode(cp: ControlPlane, opts: NodeOptions = {}): Promi
       await fsp.mkdir(path.join(dir, d), { recursive: true });
     }
     await fsp.writeFile(path.join(dir, 'cni', 'net.d', '10-netpin.conflist'), cniConflist(dir));
+    // The bridge exists before any pod, so that the forwarder to the API server can listen on its address.
+    await run('ip', ['link', 'add', BRIDGE, 'type', 'bridge']);
+    await run('ip', ['addr', 'add', `${GATEWAY}/${POD_CIDR.split('/')[1]}`, 'dev', BRIDGE]);
+    await run('ip', ['link', 'set', BRIDGE, 'up']);
+    apiForwarder = await forwardToApiServer(new URL(cp.url));
     const containerdToml = path.join(dir, 'containerd.toml');
     await fsp.writeFile(containerdToml, containerdConfig(dir, binDir, socket));
 
@@ -877,13 +907,43 @@ export async function startNode(cp: ControlPlane, opts: NodeOptions = {}): Promi
       before,
       ctr,
       podHostVeth: (uid) => podHostVeth(uid),
+      podShaping: (uid) => podShaping(uid),
       stop,
       leftovers: () => findLeftovers(before),
+      podApiServer: { host: GATEWAY, port: POD_API_PORT },
     };
   } catch (err) {
     await stop().catch((e: unknown) => process.stderr.write(`node: ${String(e)}\n`));
     throw err;
   }
+}
+
+async function podShaping(podUid: string): Promise<{ ingress?: string; egress?: string; ifb?: string }> {
+  const veth = await podHostVeth(podUid);
+  const rate = (qdiscs: string) => /qdisc tbf .*rate (\S+)/.exec(qdiscs)?.[1];
+  const ingress = rate(await run('tc', ['qdisc', 'show', 'dev', veth]));
+  const filters = await run('tc', ['filter', 'show', 'dev', veth, 'parent', 'ffff:']);
+  const ifb = /redirect to device (\S+?)\)/i.exec(filters)?.[1];
+  const egress = ifb ? rate(await run('tc', ['qdisc', 'show', 'dev', ifb])) : undefined;
+  return { ingress, egress, ifb };
+}
+
+/** A TCP forwarder from the gateway to the API server on loopback: the `kubernetes` Service for pods. */
+function forwardToApiServer(api: URL): Promise<net.Server> {
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(api.port), api.hostname);
+    client.pipe(upstream).pipe(client);
+    const close = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', close).on('close', close);
+    upstream.on('error', close).on('close', close);
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(POD_API_PORT, GATEWAY, () => resolve(server));
+  });
 }
 
 /** Cordons the node and force-deletes its pods, then waits until kubelet has torn their networks down. */

@@ -1,5 +1,6 @@
 // app is the test node's workload: it serves HTTP on $PORT (default 8080) so that
-// readiness and liveness probes have something real to hit, and exits cleanly on SIGTERM.
+// readiness and liveness probes have something real to hit, and exits cleanly on SIGTERM,
+// after $TERM_DELAY (a Go duration, default none) so that tests can watch a pod terminate.
 package main
 
 import (
@@ -42,6 +43,10 @@ func main() {
 	case err := <-errc:
 		log.Fatalf("app: %v", err)
 	case <-ctx.Done():
+	}
+	if d, err := time.ParseDuration(os.Getenv("TERM_DELAY")); err == nil && d > 0 {
+		log.Printf("app: terminating in %s", d)
+		time.Sleep(d)
 	}
 	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

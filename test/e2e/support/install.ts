@@ -1,0 +1,63 @@
+// netpin as an operator installs it: its image built by `npm run image`, imported into the test
+// node's containerd, and the chart installed with helm; the webhooks reach its pods in-cluster.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import type { ControlPlane } from './controlplane.js';
+import { CHART_DIR, Helm, setArgs } from './helm.js';
+import type { Node } from './node.js';
+
+const execFileP = promisify(execFile);
+const IMAGE_SCRIPT = fileURLToPath(new URL('../../../scripts/image.sh', import.meta.url));
+
+export const IMAGE = { repository: 'netpin.test/netpin', tag: 'e2e' };
+
+let built: Promise<string> | undefined;
+
+/** Runs `npm run image` once per process; returns the archive. */
+export function netpinImage(): Promise<string> {
+  built ??= (async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'netpin-image-'));
+    const archive = join(dir, 'netpin.tar');
+    await execFileP('bash', [IMAGE_SCRIPT, '--tag', `${IMAGE.repository}:${IMAGE.tag}`, '--out', archive], { maxBuffer: 64 << 20, timeout: 600_000 });
+    return archive;
+  })();
+  return built;
+}
+
+export interface Installed {
+  namespace: string;
+  helm: Helm;
+  uninstall(): Promise<void>;
+}
+
+/** Imports the image into the node and installs the chart, waiting until netpin's pods are Ready. */
+export async function installNetpin(cp: ControlPlane, node: Node, values: Record<string, string | number | boolean>): Promise<Installed> {
+  await node.ctr(['images', 'import', await netpinImage()]);
+  const home = mkdtempSync(join(tmpdir(), 'netpin-helm-'));
+  const helm = new Helm(cp.binDir, home, cp.kubeconfigPath);
+  const namespace = 'netpin-system';
+  const env = [
+    { name: 'KUBERNETES_SERVICE_HOST', value: node.podApiServer.host },
+    { name: 'KUBERNETES_SERVICE_PORT', value: String(node.podApiServer.port) },
+  ];
+  await helm.ok([
+    'install', 'netpin', CHART_DIR, '-n', namespace, '--create-namespace', '--wait', '--timeout', '180s',
+    ...setArgs({ 'image.repository': IMAGE.repository, 'image.tag': IMAGE.tag, 'image.pullPolicy': 'Never', ...values }),
+    '--set-json', `extraEnv=${JSON.stringify(env)}`,
+  ]);
+  return {
+    namespace,
+    helm,
+    async uninstall() {
+      try {
+        await helm.ok(['uninstall', 'netpin', '-n', namespace, '--wait', '--timeout', '120s']);
+      } finally {
+        rmSync(home, { recursive: true, force: true });
+      }
+    },
+  };
+}
