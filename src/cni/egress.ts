@@ -53,7 +53,7 @@ const RESOURCES = {
     build: antreaEgress,
     caveat:
       'Antrea uses an egressIP given without externalIPPool only once it is configured on a node by hand (docs/egress.md).',
-    dual: 'netpin writes one Antrea Egress per family because Antrea rejects egressIPs (plural); that two Egresses give one pod a dual-stack egress is [unverified].',
+    dual: 'netpin writes one Antrea Egress per family because Antrea rejects egressIPs (plural); check that your Antrea release applies both to the pod, one per family.',
   },
   cilium: {
     title: 'Cilium',

@@ -133,7 +133,7 @@ describe('antrea', () => {
       const r = antrea.render({ egress: { ip: { ipv4: v4('192.0.2.9'), ipv6: v6('2001:db8::9') }, mode: 'snat' } }, POD, { pools: [] });
       expect(r.labels).toEqual({ 'netpin.io/egress': '192.0.2.9_2001-db8--9' });
       expect(applied(r.warnings[1]!)).toMatchObject({ kind: 'Egress', spec: { egressIP: '2001:db8::9' } });
-      expect(r.warnings.some((w) => w.includes('[unverified]'))).toBe(true);
+      expect(r.warnings.some((w) => w.includes('check that your Antrea release applies both'))).toBe(true);
     });
 
     it('refuses eip: Antrea Egress is SNAT only', () => {

@@ -70,7 +70,7 @@ describe('cilium', () => {
       expect(r.warnings).toHaveLength(2);
       expect(r.warnings[0]).toContain('bandwidth manager');
       expect(r.warnings[0]).toContain('same node');
-      expect(r.warnings[1]).toContain('1.18');
+      expect(r.warnings[1]).toContain('Check that your Cilium release limits ingress bandwidth');
     });
 
     it('warns only about the bandwidth manager for an egress rate', () => {

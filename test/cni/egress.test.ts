@@ -39,13 +39,13 @@ describe('egressByResource', () => {
     expect(r.warnings[1]).toContain('configured on a node');
   });
 
-  it('gives one Antrea Egress per family for dual stack, flagged [unverified]', () => {
+  it('gives one Antrea Egress per family for dual stack, with the condition to check', () => {
     const r = egressByResource('antrea', { ipv4: v4('10.0.0.9'), ipv6: v6('fd00::9') });
     expect(r.labels).toEqual({ [EGRESS_LABEL]: '10.0.0.9_fd00--9' });
     const selector = { podSelector: { matchLabels: { 'netpin.io/egress': '10.0.0.9_fd00--9' } } };
     expect(applied(r.warnings[0]!)).toMatchObject({ metadata: { name: 'netpin-egress-10.0.0.9' }, spec: { appliedTo: selector, egressIP: '10.0.0.9' } });
     expect(applied(r.warnings[1]!)).toMatchObject({ metadata: { name: 'netpin-egress-fd00--9' }, spec: { appliedTo: selector, egressIP: 'fd00::9' } });
-    expect(r.warnings[3]).toContain('[unverified]');
+    expect(r.warnings[3]).toContain('check that your Antrea release applies both');
   });
 
   it('gives the CiliumEgressGatewayPolicy to apply, one family per policy', () => {

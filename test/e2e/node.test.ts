@@ -100,3 +100,157 @@ describe('rates', () => {
     expect(apiMessage(err)).toContain('kubernetes.io/egress-bandwidth (CNI Calico): "10Mbps" is not a Kubernetes quantity, so containerd would refuse the pod sandbox');
   });
 });
+
+describe('a StatefulSet of 3, OrderedReady, with a readiness probe', () => {
+  const ips = () => podsWithPrefix(c, NS, 'db-').then((pods) => pods.sort((a, b) => ordinal(a) - ordinal(b)).map((p) => calicoIps(p)[0]));
+  const ordinal = (p: V1Pod) => Number(p.metadata!.name!.split('-').pop());
+  const allReady = (n: number, revision?: string) => waitFor(`${n} db pods Ready${revision ? ` at ${revision}` : ''}`, async () => {
+    const pods = await podsWithPrefix(c, NS, 'db-');
+    const ok = pods.length === n && pods.every(isReady) && (!revision || pods.every((p) => p.metadata?.labels?.['controller-revision-hash'] === revision));
+    return ok ? pods : undefined;
+  }, 180_000, 500);
+
+  it('keeps each ordinal\'s address through deletion, a rolling update and scaling 3 → 1 → 3', async () => {
+    await createPool(c, 'db', { cidr: '10.61.0.0/24' });
+    await c.apps.createNamespacedStatefulSet({
+      namespace: NS,
+      body: {
+        metadata: { name: 'db' },
+        spec: {
+          replicas: 3,
+          serviceName: 'db',
+          selector: { matchLabels: { app: 'db' } },
+          template: { metadata: { labels: { app: 'db' }, annotations: { 'netpin.io/pool': 'db' } }, spec: appSpec('0s', 5) },
+        },
+      },
+    });
+    await allReady(3);
+    const first = await ips();
+    expect(first).toEqual(['10.61.0.1', '10.61.0.2', '10.61.0.3']);
+
+    const old = await c.core.readNamespacedPod({ name: 'db-1', namespace: NS });
+    await c.core.deleteNamespacedPod({ name: 'db-1', namespace: NS });
+    const again = await waitFor('db-1 back and Ready', async () => {
+      const p = await c.core.readNamespacedPod({ name: 'db-1', namespace: NS }).catch(() => undefined);
+      return p && p.metadata?.uid !== old.metadata?.uid && isReady(p) ? p : undefined;
+    }, 120_000, 250);
+    expect(calicoIps(again)).toEqual(['10.61.0.2']);
+
+    await c.apps.patchNamespacedStatefulSet({ name: 'db', namespace: NS, body: [{ op: 'add', path: '/spec/template/metadata/labels/rev', value: '2' }] });
+    const revision = await waitFor('the new revision', async () => {
+      const sts = await c.apps.readNamespacedStatefulSet({ name: 'db', namespace: NS });
+      return sts.status?.updateRevision !== sts.status?.currentRevision || sts.metadata?.generation === sts.status?.observedGeneration ? sts.status?.updateRevision : undefined;
+    });
+    await allReady(3, revision);
+    expect(await ips()).toEqual(first);
+
+    const scale = (replicas: number) => c.apps.replaceNamespacedStatefulSetScale({ name: 'db', namespace: NS, body: { metadata: { name: 'db', namespace: NS }, spec: { replicas } } });
+    await scale(1);
+    await allReady(1);
+    await scale(3);
+    await allReady(3);
+    expect(await ips()).toEqual(first);
+  });
+
+  it('refuses at apply an address an ordinal holds, naming it', async () => {
+    const err = await c.core.createNamespacedPod({ namespace: NS, body: { metadata: { name: 'thief', annotations: { 'netpin.io/ip': '10.61.0.2' } }, spec: appSpec() } }).then(() => undefined, (e: unknown) => e);
+    expect(apiMessage(err)).toContain('10.61.0.2 is held by StatefulSet shop/db (ordinal 1)');
+  });
+});
+
+describe('a Deployment of 5 rolled out with RollingUpdate', () => {
+  it('never hands an address to a new pod while the pod that held it terminates, and frees every old one', async () => {
+    await createPool(c, 'roll', { cidr: '10.62.0.0/24' });
+    const pods = () => podsWithPrefix(c, NS, 'roll-', true);
+    // Each pod takes 6 s to stop after SIGTERM: the rollout overlaps terminating and new pods.
+    await c.apps.createNamespacedDeployment({
+      namespace: NS,
+      body: {
+        metadata: { name: 'roll' },
+        spec: { replicas: 5, selector: { matchLabels: { app: 'roll' } }, template: { metadata: { labels: { app: 'roll' }, annotations: { 'netpin.io/pool': 'roll' } }, spec: appSpec('6s', 30) } },
+      },
+    });
+    const before = await waitFor('5 roll pods Ready', async () => {
+      const p = await pods();
+      return p.length === 5 && p.every(isReady) ? p : undefined;
+    }, 120_000, 500);
+    const oldIps = new Set(before.map((p) => calicoIps(p)[0]!));
+
+    await c.apps.patchNamespacedDeployment({ name: 'roll', namespace: NS, body: [{ op: 'add', path: '/spec/template/metadata/labels/rev', value: '2' }] });
+    const overlaps: string[] = [];
+    let sawTerminating = false;
+    await waitFor('the rollout to finish', async () => {
+      const now = await pods();
+      const terminating = now.filter((p) => p.metadata?.deletionTimestamp);
+      sawTerminating ||= terminating.length > 0;
+      const held = new Map(terminating.map((p) => [calicoIps(p)[0], p.metadata!.name!]));
+      for (const p of now.filter((x) => !x.metadata?.deletionTimestamp)) {
+        const other = held.get(calicoIps(p)[0]);
+        if (other) overlaps.push(`${p.metadata!.name} got ${calicoIps(p)[0]} while ${other} was terminating`);
+      }
+      const fresh = now.filter((p) => p.metadata?.labels?.rev === '2');
+      return now.length === 5 && fresh.length === 5 && fresh.every(isReady) ? true : undefined;
+    }, 240_000, 200);
+    expect(sawTerminating).toBe(true);
+    expect(overlaps).toEqual([]);
+
+    const live = new Set((await pods()).map((p) => calicoIps(p)[0]!));
+    expect([...live].filter((ip) => oldIps.has(ip))).toEqual([]);
+    // Once the old pods are gone, their addresses are released: the claims are the live pods'.
+    await waitFor('the old addresses released', async () => {
+      const claimed = (await listClaims(c, 'roll')).map((x) => x.ip).sort();
+      return JSON.stringify(claimed) === JSON.stringify([...live].sort()) ? true : undefined;
+    }, 60_000, 500);
+  });
+});
+
+describe('a one-replica Recreate Deployment with netpin.io/ip', () => {
+  it('rolls out with the same address, passed from the old pod to the new', async () => {
+    await c.apps.createNamespacedDeployment({
+      namespace: NS,
+      body: {
+        metadata: { name: 'solo' },
+        spec: {
+          replicas: 1,
+          strategy: { type: 'Recreate' },
+          selector: { matchLabels: { app: 'solo' } },
+          template: { metadata: { labels: { app: 'solo' }, annotations: { 'netpin.io/ip': '10.62.0.200' } }, spec: appSpec('2s', 30) },
+        },
+      },
+    });
+    const first = await waitFor('solo Ready', async () => (await podsWithPrefix(c, NS, 'solo-')).find(isReady), 120_000, 250);
+    const started = Date.now();
+    await c.apps.patchNamespacedDeployment({ name: 'solo', namespace: NS, body: [{ op: 'add', path: '/spec/template/metadata/labels/rev', value: '2' }] });
+    const next = await waitFor('the new solo pod Ready', async () => {
+      const p = (await podsWithPrefix(c, NS, 'solo-', true)).filter((x) => x.metadata?.uid !== first.metadata?.uid);
+      return p.length === 1 && isReady(p[0]!) ? p[0] : undefined;
+    }, 180_000, 250);
+    expect(calicoIps(next)).toEqual(['10.62.0.200']);
+    process.stderr.write(`node: 10.62.0.200 passed from the old pod to the new, Ready, in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+  });
+});
+
+describe('while netpin loses a replica', () => {
+  it('admits every pod of a burst', async () => {
+    const replicas = (await c.core.listNamespacedPod({ namespace: netpin.namespace })).items;
+    const creations = Array.from({ length: 20 }, (_, i) =>
+      c.core.createNamespacedPod({ namespace: NS, body: { metadata: { name: `burst-${i}`, annotations: { 'netpin.io/pool': 'web' } }, spec: appSpec() } }));
+    await new Promise((r) => setTimeout(r, 100));
+    await c.core.deleteNamespacedPod({ name: replicas[0]!.metadata!.name!, namespace: netpin.namespace });
+    const results = await Promise.allSettled(creations);
+    expect(results.filter((r) => r.status === 'rejected').map((r) => apiMessage((r as PromiseRejectedResult).reason))).toEqual([]);
+    // And once more, after the Deployment replaced it.
+    await waitFor('two netpin replicas Ready again', async () => {
+      const p = (await c.core.listNamespacedPod({ namespace: netpin.namespace })).items.filter((x) => !x.metadata?.deletionTimestamp);
+      return p.length === 2 && p.every(isReady) ? true : undefined;
+    }, 120_000, 500);
+    const ips = (await podsWithPrefix(c, NS, 'burst-')).map((p) => calicoIps(p)[0]);
+    expect(new Set(ips).size).toBe(20);
+  });
+});
+
+describe('the whole run', () => {
+  it('left no pod of an opted-in namespace failing its sandbox', async () => {
+    expect((await sandboxFailures(NS)).map((e) => `${e.involvedObject.name}: ${e.message}`)).toEqual([]);
+  });
+});

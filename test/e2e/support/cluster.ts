@@ -122,9 +122,10 @@ export function calicoIps(pod: V1Pod): string[] {
   return v ? (JSON.parse(v) as string[]) : [];
 }
 
-export async function podsWithPrefix(c: Clients, namespace: string, prefix: string): Promise<V1Pod[]> {
+/** The pods whose name starts with `prefix`; terminating ones only when asked for. */
+export async function podsWithPrefix(c: Clients, namespace: string, prefix: string, withTerminating = false): Promise<V1Pod[]> {
   const list = await c.core.listNamespacedPod({ namespace });
-  return list.items.filter((p) => p.metadata?.name?.startsWith(prefix) && !p.metadata.deletionTimestamp);
+  return list.items.filter((p) => p.metadata?.name?.startsWith(prefix) && (withTerminating || !p.metadata.deletionTimestamp));
 }
 
 /** The denial text of a failed API call, as kubectl would print it. */
