@@ -1,4 +1,5 @@
 import { LRUCache } from 'lru-cache';
+import { ADMISSION_DEADLINE_MS, withDeadline } from '../cluster/deadline.js';
 import type { AdmissionDeps } from './context.js';
 import { validatePool } from './ippools.js';
 import { mutatePod, validatePod } from './pods.js';
@@ -62,7 +63,7 @@ export class Admission {
 
   private async decide(endpoint: Endpoint, req: AdmissionRequest): Promise<Verdict> {
     try {
-      return await this.route(endpoint, req);
+      return await withDeadline(ADMISSION_DEADLINE_MS, async () => this.route(endpoint, req));
     } catch (e) {
       // A well-formed review always gets an in-band answer; the API server's failurePolicy decides what it means.
       this.deps.log?.error({ err: e, uid: req.uid, kind: req.kind.kind, namespace: req.namespace, name: req.name }, 'admission failed');

@@ -14,6 +14,13 @@ import type { AdmissionRequest, KubeObject } from './review.js';
 /** Labels netpin puts on the pods it admits; nobody else may change them. */
 const NETPIN_LABELS = [PINNED_LABEL, EGRESS_LABEL];
 
+/** netpin.io/allocated on a pod netpin pins no address for: nothing netpin gave, so nothing to check it against. */
+const STRAY_ALLOCATED: Problem = {
+  key: ALLOCATED_KEY,
+  message: 'is set, but netpin pins no address for this pod',
+  fix: 'do not write netpin.io/allocated by hand: netpin writes it',
+};
+
 /**
  * Pod CREATE: refuse what the validating webhook would, then allocate and write the CNI's
  * annotations. UPDATE: re-render what the CNI applies live. DELETE: release, for the memory ledger.
@@ -104,6 +111,8 @@ export async function preflight(annotations: Record<string, string> | undefined,
   }
   const checked = checkIntent(a, shape, namespace, deps);
   problems.push(...checked.problems);
+  // The validating webhook refuses it; the mutating one leaves it in place when it pins nothing.
+  if (checked.problems.length === 0 && a[ALLOCATED_KEY] !== undefined && !deps.dialect.pinsAddresses(checked.intent, shape)) problems.push(STRAY_ALLOCATED);
   if (checked.problems.length === 0) {
     const expected = deps.dialect.render(checked.intent, shape, await predictedPlacement(a, checked, shape, namespace, deps)).annotations;
     problems.push(...handWrittenProblems(a, expected, deps));
@@ -138,6 +147,10 @@ function expectedAnnotations(req: AdmissionRequest, pod: KubeObject, deps: Admis
   problems.push(...checked.problems);
   if (checked.problems.length) return {};
   const pins = deps.dialect.pinsAddresses(checked.intent, shape);
+  if (!pins && annotations[ALLOCATED_KEY] !== undefined) {
+    problems.push(STRAY_ALLOCATED);
+    return {};
+  }
   if (pins && annotations[ALLOCATED_KEY] === undefined) {
     problems.push({ key: ALLOCATED_KEY, message: 'netpin has not pinned this pod: its mutating webhook did not run', fix: 'check that the MutatingWebhookConfiguration of netpin selects this namespace, then create the pod again' });
     return {};

@@ -88,6 +88,15 @@ export function decodeReview(body: unknown): AdmissionRequest {
     if (meta?.annotations !== undefined && !isStringMap(meta.annotations)) {
       throw new MalformedReview(`request.${field}.metadata.annotations must map strings to strings`);
     }
+    // Read by every handler: which pod or workload it is, its labels, and the controller that owns it.
+    for (const key of ['name', 'generateName', 'namespace'] as const) {
+      if (meta?.[key] !== undefined && typeof meta[key] !== 'string') throw new MalformedReview(`request.${field}.metadata.${key} is not a string`);
+    }
+    if (meta?.labels !== undefined && !isStringMap(meta.labels)) throw new MalformedReview(`request.${field}.metadata.labels must map strings to strings`);
+    const refs: unknown = meta?.ownerReferences;
+    if (refs !== undefined && !(Array.isArray(refs) && refs.every((r) => isObject(r) && typeof r.kind === 'string' && typeof r.name === 'string'))) {
+      throw new MalformedReview(`request.${field}.metadata.ownerReferences must be a list of references with a kind and a name`);
+    }
     // A workload's pod template carries the intent too; a non-string there would surface as a 500.
     const template = (o as KubeObject | null | undefined)?.spec?.template?.metadata?.annotations;
     if (template !== undefined && template !== null && !isStringMap(template)) {
@@ -99,6 +108,10 @@ export function decodeReview(body: unknown): AdmissionRequest {
   }
   if (req.namespace !== undefined && typeof req.namespace !== 'string') throw new MalformedReview('request.namespace is not a string');
   return req as unknown as AdmissionRequest;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
 function isStringMap(v: unknown): v is Record<string, string> {

@@ -9,6 +9,14 @@ import { preflight } from './pods.js';
 import { allowed, denied, type Verdict } from './respond.js';
 import type { AdmissionRequest } from './review.js';
 
+/**
+ * The most ordinals one StatefulSet may have reserved. Each is an IPClaim in the API server and an
+ * allocation started at once in this process: spec.replicas may be up to 2^31 - 1, and 2 billion
+ * allocations exhaust the heap long before any pool. Ten thousand pinned pods in one StatefulSet is
+ * already far past what a cluster runs.
+ */
+export const MAX_RESERVED_ORDINALS = 10_000;
+
 interface Workload extends WorkloadInfo {
   kind: WorkloadKind;
   namespace: string;
@@ -62,6 +70,13 @@ async function admit(w: Workload, req: AdmissionRequest, deps: AdmissionDeps, re
   // Every check a pod of this template would get at CREATE, so that the controller never loops on refusals.
   const { checked, problems } = await preflight(w.templateAnnotations, shape, w.namespace, deps);
   if (checked) problems.push(...replicaProblems(w, checked.intent));
+  if (checked && w.kind === 'StatefulSet' && w.replicas > MAX_RESERVED_ORDINALS && deps.dialect.pinsAddresses(checked.intent, shape)) {
+    problems.push({
+      key: checked.intent.ips ? KEYS.ips : checked.intent.ip ? KEYS.ip : KEYS.pool,
+      message: `StatefulSet ${w.name} has ${w.replicas} replicas, and netpin reserves an address for ${MAX_RESERVED_ORDINALS} ordinals at most`,
+      fix: `lower spec.replicas to ${MAX_RESERVED_ORDINALS} or fewer, or split the StatefulSet`,
+    });
+  }
   if (problems.length) return denied(renderProblems(problems, deps.dialect), warnings);
   if (!checked) return allowed(warnings);
 

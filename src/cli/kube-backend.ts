@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { dialectFor } from '../cni/index.js';
+import { ApiServerProbe } from '../cluster/api-probe.js';
 import { loadKubeConfig } from '../cluster/kube.js';
 import { KubeClusterView } from '../cluster/kube-view.js';
 import type { PodRecord } from '../cluster/pod-tracker.js';
@@ -22,13 +23,16 @@ export async function kubeBackend(opts: ServeOptions, log: Logger): Promise<Back
   await view.start();
   const elector = new LeaseElector(kc, { name: 'netpin-reconciler', namespace: opts.leaseNamespace }, log);
   const reconciler = new Reconciler(kc, ledger, view, elector, { graceMs: opts.claimGraceSeconds * 1000, intervalMs: 5_000, addressKeys: dialect.addressKeys }, log);
+  const probe = new ApiServerProbe(kc, log);
   elector.start();
   reconciler.start();
+  probe.start();
   return {
     deps: { dialect, allocator: new Allocator(ledger), cluster: view, releaseOnDelete: false, log },
     ledger,
-    ready: () => ledger.synced,
+    readiness: () => [...(ledger.synced ? [] : ['ledger not synced']), ...probe.problems],
     async stop() {
+      await probe.stop();
       await reconciler.stop();
       await elector.stop();
       await view.stop();

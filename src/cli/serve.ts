@@ -22,7 +22,8 @@ export interface Server {
 interface Backend {
   deps: AdmissionDeps;
   ledger: Ledger;
-  ready: () => boolean;
+  /** Why the backend is not ready; empty when it is. */
+  readiness: () => string[];
   stop(): Promise<void>;
 }
 
@@ -33,7 +34,7 @@ async function memoryBackend(opts: ServeOptions, log: Logger): Promise<Backend> 
   for (const [name, labels] of file.namespaces) cluster.setNamespace(name, labels);
   log.info({ pools: file.pools.map((p) => p.name), namespaces: [...file.namespaces.keys()] }, 'in-memory ledger: claims last as long as this process');
   const deps: AdmissionDeps = { dialect: dialectFor(opts.cni), allocator: new Allocator(ledger), cluster, releaseOnDelete: true, log };
-  return { deps, ledger, ready: () => true, stop: async () => {} };
+  return { deps, ledger, readiness: () => [], stop: async () => {} };
 }
 
 /** Starts `netpin serve`: certificates, the ledger, then the HTTPS listener. */
@@ -48,7 +49,7 @@ export async function serve(opts: ServeOptions, log: Logger = pino({ level: opts
     : await memoryBackend(opts, log);
   await backend.ledger.start();
 
-  const app = await buildApp({ deps: backend.deps, certificates, logger: log, ready: backend.ready });
+  const app = await buildApp({ deps: backend.deps, certificates, logger: log, readiness: backend.readiness });
   await app.listen({ host: opts.host, port: opts.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : opts.port;

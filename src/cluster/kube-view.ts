@@ -1,6 +1,6 @@
 import { AppsV1Api, CoreV1Api, CustomObjectsApi, ListWatch, Watch, type KubeConfig, type KubernetesObject, type V1Namespace, type V1StatefulSet } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { describeApiError, keepWatching, statusOf, type Watched } from './kube.js';
+import { describeApiError, keepWatching, statusOf, WITHIN_ADMISSION, type Watched } from './kube.js';
 import { PodTracker, type PodRecord } from './pod-tracker.js';
 import { workloadInfo, type ClusterView, type WorkloadInfo, type WorkloadSpec } from './view.js';
 
@@ -54,18 +54,18 @@ export class KubeClusterView implements ClusterView {
 
   async deployment(namespace: string, name: string): Promise<WorkloadInfo | undefined> {
     try {
-      const d = await this.apps.readNamespacedDeployment({ name, namespace });
+      const d = await this.apps.readNamespacedDeployment({ name, namespace }, WITHIN_ADMISSION);
       return workloadInfo('Deployment', d.spec as WorkloadSpec);
     } catch (e) {
       if (statusOf(e) === 404) return undefined;
-      throw e;
+      throw new Error(`reading Deployment ${namespace}/${name}: ${describeApiError(e)}`);
     }
   }
 
   /** Read when an IPPool is admitted, which is rare: no watch is kept. */
   async nativeObjects(r: { group: string; version: string; plural: string }): Promise<readonly unknown[] | string> {
     try {
-      const list = (await this.custom.listClusterCustomObject(r)) as { items?: unknown[] };
+      const list = (await this.custom.listClusterCustomObject(r, WITHIN_ADMISSION)) as { items?: unknown[] };
       return list.items ?? [];
     } catch (e) {
       if (statusOf(e) === 404) return `the cluster serves no ${r.plural}.${r.group}`;

@@ -1,5 +1,6 @@
-import { ApiException, KubeConfig, type KubernetesObject, type ListWatch } from '@kubernetes/client-node';
+import { ApiException, KubeConfig, Observable, type ConfigurationOptions, type KubernetesObject, type ListWatch, type ObservableMiddleware } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { currentDeadlineSignal } from './deadline.js';
 
 export const GROUP = 'netpin.io';
 export const VERSION = 'v1alpha1';
@@ -42,6 +43,22 @@ export function loadKubeConfig(path?: string): KubeConfig {
   return kc;
 }
 
+const admissionDeadline: ObservableMiddleware = {
+  pre(context) {
+    const signal = currentDeadlineSignal();
+    if (signal) context.setSignal(signal);
+    return new Observable(Promise.resolve(context));
+  },
+  post: (response) => new Observable(Promise.resolve(response)),
+};
+
+/**
+ * Per-call options for the API calls an admission makes: inside one, the call is aborted at the
+ * admission's deadline (withDeadline), so that a frozen API server gets an answer in time rather
+ * than a hang. Watches and their lists do not pass it, and they must not: a watch lasts minutes.
+ */
+export const WITHIN_ADMISSION: ConfigurationOptions = { middleware: [admissionDeadline], middlewareMergeStrategy: 'append' };
+
 export function statusOf(e: unknown): number | undefined {
   return e instanceof ApiException ? e.code : undefined;
 }
@@ -53,7 +70,11 @@ export function describeApiError(e: unknown): string {
     const message = (body as { message?: string } | undefined)?.message;
     return `HTTP ${e.code}${message ? `: ${message}` : ''}`;
   }
-  return e instanceof Error ? e.message : String(e);
+  if (!(e instanceof Error)) return String(e);
+  // undici says only "fetch failed"; the socket's error under it says why (refused, reset, ...).
+  let cause: unknown = e;
+  while (cause instanceof Error && cause.cause instanceof Error) cause = cause.cause;
+  return cause === e ? e.message : `${e.message}: ${(cause as Error).message}`;
 }
 
 function safeJson(s: string): unknown {

@@ -95,7 +95,7 @@ export function parseIntent(annotations: Record<string, string> | undefined): Pa
 
   const limit = a[KEYS.limit];
   if (limit !== undefined) {
-    if (!/^\d+$/.test(limit.trim()) || Number(limit) < 1) problem(KEYS.limit, `"${limit}" is not a whole number of packets`, 'write the netem queue limit in packets: 1000');
+    if (!/^\d+$/.test(limit.trim()) || Number(limit) < 1 || !Number.isSafeInteger(Number(limit))) problem(KEYS.limit, `"${limit}" is not a whole number of packets`, 'write the netem queue limit in packets: 1000');
     else intent.limitPackets = Number(limit);
   }
 
@@ -175,5 +175,7 @@ function parseNumber(text: string, unit: string): number | undefined {
   const t = text.trim();
   const body = t.endsWith(unit) ? t.slice(0, -unit.length).trim() : t;
   if (!/^\d+(\.\d+)?$/.test(body)) return undefined;
-  return Number(body);
+  // Past 2^53 a number is no longer the one written (and 1e400 digits are Infinity): refused, not rounded.
+  const n = Number(body);
+  return n <= Number.MAX_SAFE_INTEGER ? n : undefined;
 }

@@ -157,6 +157,16 @@ export class ClaimIndex {
     return this.add(claim);
   }
 
+  /**
+   * The stored object of a claim this process is still creating was seen (the watch can be quicker
+   * than the create's answer): gives the held claim its uid, so that a create that then times out
+   * leaves the address held, as it is in the API server.
+   */
+  confirm(stored: Claim): void {
+    const held = this.byIp.get(stored.ip.toString());
+    if (held && held.ref === undefined && stored.ref !== undefined && ownerKey(held.owner) === ownerKey(stored.owner)) held.ref = stored.ref;
+  }
+
   /** Forgets a claim; only the claim object that holds the address is removed. */
   remove(claim: Claim): boolean {
     const key = claim.ip.toString();

@@ -1,6 +1,6 @@
 import { CustomObjectsApi, ListWatch, Watch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { describeApiError, GROUP, keepWatching, statusOf, VERSION, type Watched } from '../cluster/kube.js';
+import { describeApiError, GROUP, keepWatching, statusOf, VERSION, WITHIN_ADMISSION, type Watched } from '../cluster/kube.js';
 import type { Address, Family } from '../intent/types.js';
 import { familyOf, parseAddress } from './address.js';
 import { ClaimIndex } from './claim-index.js';
@@ -91,7 +91,7 @@ export class KubeLedger implements Ledger {
     const claims = new ListWatch<KubernetesObject>(`/apis/${GROUP}/${VERSION}/${CLAIMS}`, watch, list(CLAIMS), false);
     const addClaim = (obj: KubernetesObject) => {
       const c = toClaim(obj as IPClaimObject);
-      if (c) this.index.add(c);
+      if (c && !this.index.add(c)) this.index.confirm(c);
     };
     claims.on('add', addClaim);
     claims.on('update', (obj) => {
@@ -119,15 +119,25 @@ export class KubeLedger implements Ledger {
     // In the index before the create, so that concurrent admissions in this process skip the address.
     this.index.add(claim);
     try {
-      const created = (await this.api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: CLAIMS, body: toObject(claim) })) as IPClaimObject;
+      const created = (await this.api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: CLAIMS, body: toObject(claim) }, WITHIN_ADMISSION)) as IPClaimObject;
       claim.ref = created.metadata?.uid;
       return claim;
     } catch (e) {
+      if (statusOf(e) !== 409) {
+        // A create that timed out may still land: then the watch brings the claim back, and the
+        // reconciler releases it after the grace period if no pod comes. Until then the address is
+        // not held here, unless the watch has already shown that the create landed.
+        if (claim.ref === undefined) this.index.remove(claim);
+        throw new Error(`claiming ${ip.toString()} in IPPool ${pool.name}: ${describeApiError(e)}`);
+      }
       this.index.remove(claim);
-      if (statusOf(e) !== 409) throw new Error(`claiming ${ip.toString()} in IPPool ${pool.name}: ${describeApiError(e)}`);
       // Another replica won; the watch may not have told us yet, so ask.
-      const existing = toClaim((await this.api.getClusterCustomObject({ group: GROUP, version: VERSION, plural: CLAIMS, name: claimName(pool.name, ip) })) as IPClaimObject);
-      if (!existing) throw new Error(`IPClaim ${claimName(pool.name, ip)} is malformed`);
+      const name = claimName(pool.name, ip);
+      const stored = await this.api.getClusterCustomObject({ group: GROUP, version: VERSION, plural: CLAIMS, name }, WITHIN_ADMISSION).catch((err: unknown) => {
+        throw new Error(`reading IPClaim ${name}, which another writer created first: ${describeApiError(err)}`);
+      });
+      const existing = toClaim(stored as IPClaimObject);
+      if (!existing) throw new Error(`IPClaim ${name} is malformed`);
       this.index.add(existing);
       if (ownerKey(existing.owner) === ownerKey(owner)) return existing;
       throw new ConflictError(existing);
@@ -176,7 +186,7 @@ export class KubeLedger implements Ledger {
         name: claimName(claim.pool, claim.ip),
         // Delete this claim only, never a later claim of the same address by someone else.
         body: claim.ref ? { preconditions: { uid: claim.ref } } : undefined,
-      });
+      }, WITHIN_ADMISSION);
     } catch (e) {
       // 404: gone already; 409: the precondition failed, so the address was claimed again since.
       if (statusOf(e) !== 404 && statusOf(e) !== 409) throw new Error(`releasing ${claim.ip.toString()}: ${describeApiError(e)}`);

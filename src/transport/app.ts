@@ -11,8 +11,8 @@ export interface AppOptions {
   /** Serve HTTPS with this certificate, and pick up its rotations; without it, plain HTTP (for inject()). */
   certificates?: CertificateSource;
   logger?: Logger;
-  /** Readiness beyond the certificate, such as the ledger having synced its watch. */
-  ready?: () => boolean;
+  /** What keeps the webhook from being ready beyond the certificate (the ledger not synced, the API server not answering); empty when ready. */
+  readiness?: () => string[];
   replayCacheSize?: number;
 }
 
@@ -65,7 +65,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.get('/readyz', async (_req, reply) => {
     const problems: string[] = [];
     if (certs && !certs.healthy) problems.push(`certificate: ${certs.lastError}`);
-    if (options.ready && !options.ready()) problems.push('ledger not synced');
+    if (options.readiness) problems.push(...options.readiness());
     return problems.length ? reply.code(503).send({ status: 'not ready', problems }) : { status: 'ready' };
   });
   app.get('/metrics', async (_req, reply) => {

@@ -378,6 +378,15 @@ describe('the validate endpoint', () => {
     expect(message).toContain('netpin.io/allocated (CNI Calico): "ten" is not an IP address');
   });
 
+  // Found by test/property: /mutate left it in place on a pod it pins nothing for, and /validate refused the pod.
+  it.each(['garbage', '10.20.0.9'])('refuses a hand-written netpin.io/allocated (%s) on a pod netpin pins nothing for, on both webhooks', async (value) => {
+    const h = await harness({ cni: 'kube-ovn' });
+    const body = podCreate({ name: 'a', annotations: { 'netpin.io/egress-rate': '10M', 'netpin.io/allocated': value } });
+    for (const answer of [await h.mutate(body), await h.validate(body)]) {
+      expect(denial(answer)).toBe('netpin.io/allocated (CNI Kube-OVN): is set, but netpin pins no address for this pod. Fix: do not write netpin.io/allocated by hand: netpin writes it');
+    }
+  });
+
   it.each([
     ['kubernetes.io/egress-bandwidth', '10Mbps', '"10Mbps" is not a Kubernetes quantity, so containerd would refuse the pod sandbox'],
     ['kubernetes.io/ingress-bandwidth', '10', '"10" (10 bit/s) is outside 1k..1P bits per second'],

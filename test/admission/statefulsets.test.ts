@@ -157,6 +157,15 @@ describe('StatefulSet ordinals', () => {
     expect(h.held()).toEqual({});
   });
 
+  // Found by test/property: replicas 2^31 - 1 started an allocation per ordinal and ran out of heap.
+  it('refuses more ordinals than netpin reserves for one StatefulSet, before reserving any', async () => {
+    const h = await harness();
+    for (const answer of [await h.mutate(statefulSet('CREATE', { replicas: 2 ** 31 - 1, annotations: POOL })), await h.validate(statefulSet('CREATE', { replicas: 2 ** 31 - 1, annotations: POOL }))]) {
+      expect(denial(answer)).toBe('netpin.io/pool (CNI Calico): StatefulSet web has 2147483647 replicas, and netpin reserves an address for 10000 ordinals at most. Fix: lower spec.replicas to 10000 or fewer, or split the StatefulSet');
+    }
+    expect(h.held()).toEqual({});
+  });
+
   it('reserves nothing from /validate', async () => {
     const h = await harness();
     expect((await h.validate(statefulSet('CREATE', { replicas: 3, annotations: POOL }))).response).toMatchObject({ allowed: true });

@@ -140,6 +140,15 @@ describe('parseIntent', () => {
     expect(nearestKey(typo)).toBe(nearest);
   });
 
+  // Found by test/property: Number() rounded these, and 1e400 digits became Infinity, rendered as is.
+  it.each([
+    ['netpin.io/limit', '9007199254740993'],
+    ['netpin.io/latency', '1' + '0'.repeat(400)],
+    ['netpin.io/jitter', '99999999999999999ms'],
+  ])('refuses %s %s, a number it could not keep exactly', (key, value) => {
+    expect(problem({ 'netpin.io/latency': '5', [key]: value }).key).toBe(key);
+  });
+
   it('reports every problem at once', () => {
     const { problems } = parseIntent({ 'netpin.io/pol': 'web', 'netpin.io/ip': 'x', 'netpin.io/loss': '200' });
     expect(problems.map((p) => p.key)).toEqual(['netpin.io/pol', 'netpin.io/ip', 'netpin.io/loss']);

@@ -77,7 +77,7 @@ export interface HarnessOptions {
   pools?: string;
   releaseOnDelete?: boolean;
   certificates?: CertificateSource;
-  ready?: () => boolean;
+  readiness?: () => string[];
   replayCacheSize?: number;
 }
 
@@ -114,7 +114,7 @@ export async function harness(options: HarnessOptions = {}): Promise<Harness> {
     cluster,
     releaseOnDelete: options.releaseOnDelete ?? true,
   };
-  const app = await buildApp({ deps, certificates: options.certificates, ready: options.ready, replayCacheSize: options.replayCacheSize });
+  const app = await buildApp({ deps, certificates: options.certificates, readiness: options.readiness, replayCacheSize: options.replayCacheSize });
   return {
     app,
     ledger,

@@ -7,7 +7,7 @@ const ok = () => JSON.parse(JSON.stringify(podCreate({ name: 'a', annotations: {
 describe('the webhook over HTTP', () => {
   it('reports health and readiness', async () => {
     let synced = false;
-    const h = await harness({ ready: () => synced });
+    const h = await harness({ readiness: () => (synced ? [] : ['ledger not synced']) });
     expect((await h.app.inject({ url: '/healthz' })).json()).toEqual({ status: 'ok' });
     const notReady = await h.app.inject({ url: '/readyz' });
     expect(notReady.statusCode).toBe(503);
@@ -34,6 +34,10 @@ describe('the webhook over HTTP', () => {
         /spec.template.metadata.annotations must map strings to strings/,
       ],
       ['an empty body', '', /body/i],
+      // Found by test/property: these were in-band 500s ("name?.startsWith is not a function").
+      ['a metadata.name that is not a string', (() => { const b = ok(); b.request.object.metadata.name = 7; return b; })(), /request.object.metadata.name is not a string/],
+      ['labels that are not a string map', (() => { const b = ok(); b.request.object.metadata.labels = { app: null }; return b; })(), /request.object.metadata.labels must map strings to strings/],
+      ['ownerReferences that are not a list', (() => { const b = ok(); b.request.object.metadata.ownerReferences = { kind: 'StatefulSet' }; return b; })(), /ownerReferences must be a list of references with a kind and a name/],
     ];
 
     it.each(cases)('%s', async (_, payload, message) => {
