@@ -230,7 +230,7 @@ describe('concurrency and restarts', () => {
       const answers = await Promise.all(reviews.map((r, i) => postReview(replicas[i % 2]!, '/mutate', r)));
       const ips = answers.map((a) => {
         expect(a.status).toBe(200);
-        expect(a.json.response.allowed).toBe(true);
+        expect(a.json.response.allowed, JSON.stringify(a.json.response.status)).toBe(true);
         const op = decodePatch(a.json.response).find((o) => o.path === '/metadata/annotations/netpin.io~1allocated');
         return op!.value as string;
       });

@@ -2,7 +2,6 @@
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   AdmissionregistrationV1Api,
   ApiextensionsV1Api,
@@ -14,9 +13,11 @@ import {
   type V1Pod,
 } from '@kubernetes/client-node';
 import { parse } from 'yaml';
+import { repoPath } from './controlplane.js';
 import { Helm } from './helm.js';
 
-const CRD_DIR = fileURLToPath(new URL('../../../charts/netpin/crds/', import.meta.url));
+// From the repository root, so that the compiled copy under dist/ (npm run chaos) finds it too.
+const CRD_DIR = repoPath('charts/netpin/crds') + '/';
 
 export interface Clients {
   kc: KubeConfig;
@@ -55,16 +56,40 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined |
   }
 }
 
-/** Applies the chart's CRDs, as the chart would, and waits until the API serves them. */
+/**
+ * Applies the chart's CRDs, as the chart would, and waits until the API serves them. They are
+ * sent as written: the typed client's serializer drops fields it spells differently
+ * (x-kubernetes-validations, enum), which would leave the CRDs' own rules untested.
+ */
 export async function applyCrds(c: Clients): Promise<void> {
   for (const file of readdirSync(CRD_DIR).filter((f) => f.endsWith('.yaml'))) {
     const crd = parse(readFileSync(CRD_DIR + file, 'utf8')) as V1CustomResourceDefinition;
-    await c.ext.createCustomResourceDefinition({ body: crd });
+    await postRaw(c, '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', crd);
     await waitFor(`CRD ${crd.metadata!.name} established`, async () => {
       const got = await c.ext.readCustomResourceDefinition({ name: crd.metadata!.name! });
       return got.status?.conditions?.some((x) => x.type === 'Established' && x.status === 'True');
     });
   }
+}
+
+/** POSTs an object as JSON, bypassing client-node's serializer; throws with the API server's message. */
+export async function postRaw(c: Clients, apiPath: string, body: unknown): Promise<void> {
+  const https = await import('node:https');
+  const server = new URL(c.kc.getCurrentCluster()!.server);
+  const options: import('node:https').RequestOptions = { method: 'POST', headers: { 'content-type': 'application/json' } };
+  await c.kc.applyToHTTPSOptions(options);
+  const payload = JSON.stringify(body);
+  await new Promise<void>((resolve, reject) => {
+    const req = https.request(new URL(apiPath, server), { ...options, headers: { ...options.headers, 'content-length': Buffer.byteLength(payload) } }, (res) => {
+      let data = '';
+      res.setEncoding('utf8').on('data', (d: string) => (data += d)).on('end', () => {
+        if ((res.statusCode ?? 0) >= 300) reject(new Error(`POST ${apiPath}: HTTP ${res.statusCode}: ${data.slice(0, 500)}`));
+        else resolve();
+      });
+    });
+    req.on('error', reject);
+    req.end(payload);
+  });
 }
 
 export interface WebhookTarget {

@@ -73,7 +73,27 @@ export const DEFAULT_CONTROLLERS: readonly string[] = [
   'namespace-controller',
 ];
 
-const BUILD_SCRIPT = fileURLToPath(new URL('../../controlplane/build.sh', import.meta.url));
+let repoRoot: string | undefined;
+
+/**
+ * An absolute path in this repository. Found by walking up to package.json rather than fixed
+ * relative to this file, so that it is right both for the sources (vitest) and for their
+ * compiled copies under dist/ (`npm run cluster` runs dist/scripts/cluster.js).
+ */
+export function repoPath(...parts: string[]): string {
+  if (repoRoot === undefined) {
+    let dir = path.dirname(fileURLToPath(import.meta.url));
+    while (!fs.existsSync(path.join(dir, 'package.json'))) {
+      const up = path.dirname(dir);
+      if (up === dir) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`);
+      dir = up;
+    }
+    repoRoot = dir;
+  }
+  return path.join(repoRoot, ...parts);
+}
+
+const BUILD_SCRIPT = repoPath('test/controlplane/build.sh');
 const LOG_TAIL_LINES = 40;
 
 let binariesPromise: Promise<string> | undefined;
