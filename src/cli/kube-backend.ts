@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { dialectFor } from '../cni/index.js';
 import { ApiServerProbe } from '../cluster/api-probe.js';
+import { judgeApiServerBy } from '../cluster/deadline.js';
 import { loadKubeConfig } from '../cluster/kube.js';
 import { KubeClusterView } from '../cluster/kube-view.js';
 import type { PodRecord } from '../cluster/pod-tracker.js';
@@ -24,6 +25,7 @@ export async function kubeBackend(opts: ServeOptions, log: Logger): Promise<Back
   const elector = new LeaseElector(kc, { name: 'netpin-reconciler', namespace: opts.leaseNamespace }, log);
   const reconciler = new Reconciler(kc, ledger, view, elector, { graceMs: opts.claimGraceSeconds * 1000, intervalMs: 5_000, addressKeys: dialect.addressKeys }, log);
   const probe = new ApiServerProbe(kc, log);
+  judgeApiServerBy(() => probe.lastAnsweredAt);
   elector.start();
   reconciler.start();
   probe.start();

@@ -15,6 +15,8 @@ export const PROBE_TIMEOUT_MS = 1_000;
 export class ApiServerProbe {
   private readonly health: Health;
   private problem: string | undefined;
+  /** performance.now() of the last answer that said ready. */
+  lastAnsweredAt: number | undefined;
   private timer?: NodeJS.Timeout;
   private running?: Promise<void>;
 
@@ -51,6 +53,7 @@ export class ApiServerProbe {
     let problem: string | undefined;
     try {
       if (!(await this.health.readyz({ signal: AbortSignal.timeout(this.timeoutMs) }))) problem = 'API server: /readyz answers not ready';
+      else this.lastAnsweredAt = performance.now();
     } catch (e) {
       // client-node wraps undici's error, which wraps the socket's: the innermost one says what happened.
       let cause = e;

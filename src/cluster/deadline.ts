@@ -1,38 +1,61 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 
 /**
- * How long one admission may wait for the API server, all its calls together. The API server calls
- * a webhook with a 10 s timeout, but an admission that needs the ledger must answer within 2 s even
- * when the API server is frozen; the other 0.5 s is far more than the rest of an admission takes
+ * How long one admission may wait for an API server that does not answer at all, all its calls
+ * together. The API server calls a webhook with a 10 s timeout, but an admission that needs the
+ * ledger must answer within 2 s when the API server is frozen or gone; the other 0.5 s is far more than the rest of an admission takes
  * (under a millisecond, docs/benchmarks.md). A healthy API server creates a claim in milliseconds,
  * and the 300 claims of a StatefulSet's ordinals took 0.22 s together on two loaded cores.
  */
 export const ADMISSION_DEADLINE_MS = 1_500;
+/**
+ * How long an admission waits for an API server that is slow but alive (it answers its /readyz
+ * probe): under the webhook's 10 s timeoutSeconds, so that a loaded API server queueing claim
+ * writes is waited for rather than turned into refusals.
+ */
+export const ADMISSION_HARD_DEADLINE_MS = 8_000;
+const RECHECK_MS = 250;
 
 /** The API server did not answer before the admission's deadline; the call was aborted. */
 export class DeadlineExceeded extends Error {
   constructor(ms: number) {
-    super(`the API server did not answer within ${ms / 1000} s`);
+    super(`the API server did not answer within ${Math.round(ms / 100) / 10} s`);
   }
+}
+
+// When the API server last answered its probe (performance.now()); undefined when nothing probes it.
+let lastAnswered: () => number | undefined = () => undefined;
+
+/** Lets deadlines tell a frozen or absent API server from a slow one (see ApiServerProbe). */
+export function judgeApiServerBy(lastAnsweredAt: () => number | undefined): void {
+  lastAnswered = lastAnsweredAt;
 }
 
 /**
  * One admission's deadline. Its signal is made on the first API call only, since most admissions
- * make none, and is shared by every call after: a later call gets what is left.
+ * make none, and is shared by every call after. At `ms` the calls are aborted, unless the API
+ * server has answered its probe since the admission began: then it is alive, only slow, and the
+ * calls may go on until `hardMs`.
  */
 class Deadline {
-  private readonly at: number;
+  private readonly started = performance.now();
   private controller?: AbortController;
   private timer?: NodeJS.Timeout;
 
-  constructor(private readonly ms: number) {
-    this.at = performance.now() + ms;
-  }
+  constructor(
+    private readonly ms: number,
+    private readonly hardMs: number,
+  ) {}
 
   get signal(): AbortSignal {
     if (!this.controller) {
       const controller = (this.controller = new AbortController());
-      this.timer = setTimeout(() => controller.abort(new DeadlineExceeded(this.ms)), Math.max(0, this.at - performance.now()));
+      const check = () => {
+        const elapsed = performance.now() - this.started;
+        if ((lastAnswered() ?? -Infinity) > this.started && elapsed < this.hardMs) this.timer = setTimeout(check, RECHECK_MS);
+        else controller.abort(new DeadlineExceeded(Math.max(this.ms, Math.min(elapsed, this.hardMs))));
+      };
+      this.timer = setTimeout(check, Math.max(0, this.started + this.ms - performance.now()));
     }
     return this.controller.signal;
   }
@@ -47,8 +70,8 @@ class Deadline {
 const current = new AsyncLocalStorage<Deadline>();
 
 /** Runs `fn` with a deadline for the API calls it makes through clients that honour it (see kube.ts). */
-export async function withDeadline<T>(ms: number, fn: () => Promise<T>): Promise<T> {
-  const deadline = new Deadline(ms);
+export async function withDeadline<T>(ms: number, fn: () => Promise<T>, hardMs = ADMISSION_HARD_DEADLINE_MS): Promise<T> {
+  const deadline = new Deadline(ms, hardMs);
   try {
     return await current.run(deadline, fn);
   } finally {
