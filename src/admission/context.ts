@@ -30,7 +30,7 @@ export function checkIntent(annotations: Record<string, string> | undefined, sha
   const { intent, problems } = parseIntent(annotations);
   const plan = deps.allocator.plan(intent, namespace, deps.cluster.namespaceLabels(namespace));
   // What the CNI cannot do at all comes before where the addresses would come from.
-  problems.push(...deps.dialect.check(intent, shape, plan.pools));
+  problems.push(...deps.dialect.check(intent, shape, plan.pools, plan.egressPools));
   if (problems.length === 0) problems.push(...plan.problems);
   return { intent, plan, problems };
 }

@@ -1,11 +1,11 @@
 import { bandwidthProblems } from '../cni/bandwidth.js';
 import type { WorkloadShape } from '../cni/dialect.js';
 import { EGRESS_LABEL } from '../cni/egress.js';
-import { ALLOCATED_KEY, hasIntentKeys, PINNED_LABEL, PREFIX } from '../intent/keys.js';
+import { ALLOCATED_KEY, EGRESS_ALLOCATED_KEY, hasIntentKeys, PINNED_LABEL, PREFIX } from '../intent/keys.js';
 import { parseDual, parseIntent } from '../intent/parse.js';
-import { addressList, formatDual, type Intent, type Problem } from '../intent/types.js';
-import type { Placement } from '../ipam/allocator.js';
-import type { Claim, Owner } from '../ipam/ledger.js';
+import { addressList, formatDual, type EgressMode, type Intent, type Problem } from '../intent/types.js';
+import type { EgressResult, Placement } from '../ipam/allocator.js';
+import type { Claim, EgressOwner, Owner } from '../ipam/ledger.js';
 import type { Pool } from '../ipam/pool.js';
 import { checkIntent, renderProblems, type AdmissionDeps, type CheckedIntent } from './context.js';
 import { allowed, denied, patched, type Verdict } from './respond.js';
@@ -63,6 +63,15 @@ export async function mutatePod(req: AdmissionRequest, deps: AdmissionDeps): Pro
     made = result.fresh;
   }
 
+  if (intent.egress) {
+    const given = await giveEgress(req, pod, intent, plan, deps);
+    if (!given.ok) {
+      for (const c of made) await deps.allocator.ledger.release(c);
+      return denied(renderProblems(given.problems, deps.dialect));
+    }
+    placement = { ...placement, egress: given.addresses };
+    made = [...made, ...given.fresh];
+  }
   const rendering = deps.dialect.render(intent, shape, placement);
   // A race may have given another address than the preflight predicted.
   const conflicts = handWrittenProblems(annotations ?? {}, rendering.annotations, deps);
@@ -72,10 +81,44 @@ export async function mutatePod(req: AdmissionRequest, deps: AdmissionDeps): Pro
   }
   const newAnnotations = { ...annotations, ...rendering.annotations };
   if (placement.addresses) newAnnotations[ALLOCATED_KEY] = formatDual(placement.addresses);
+  if (placement.egress) newAnnotations[EGRESS_ALLOCATED_KEY] = formatDual(placement.egress);
   const extraLabels = placement.addresses ? { ...rendering.labels, [PINNED_LABEL]: 'true' } : rendering.labels;
   const labels = Object.keys(extraLabels).length ? { ...pod.metadata?.labels, ...extraLabels } : pod.metadata?.labels;
   const mutated: KubeObject = { ...pod, metadata: { ...pod.metadata, annotations: newAnnotations, ...(labels ? { labels } : {}) } };
   return patched(pod, mutated, rendering.warnings.map((w) => `netpin: ${w}`));
+}
+
+/** The pod's egress address: claimed for its egress owner when it comes from an egress pool. */
+async function giveEgress(req: AdmissionRequest, pod: KubeObject, intent: Intent, plan: CheckedIntent['plan'], deps: AdmissionDeps): Promise<EgressResult> {
+  const egress = intent.egress!;
+  if (plan.egressPools.length === 0) return { ok: true, addresses: egress.ip!, fresh: [] };
+  const namespace = namespaceOf(req, pod);
+  return deps.allocator.allocateEgress({
+    intent,
+    namespace,
+    namespaceLabels: deps.cluster.namespaceLabels(namespace),
+    owner: egressOwner(pod, namespace, egress.mode, req.uid),
+    dryRun: req.dryRun === true,
+    plan,
+  });
+}
+
+/**
+ * Who shares a pod's egress address: the pods of its Deployment (or bare ReplicaSet), or of its
+ * StatefulSet; in eip mode each ordinal has its own; a bare pod has its own.
+ */
+export function egressOwner(pod: KubeObject, namespace: string, mode: EgressMode, uid: string): EgressOwner {
+  const sts = statefulSetOf(pod);
+  if (sts) return { kind: 'Egress', namespace, workload: 'StatefulSet', name: sts.name, ...(mode === 'eip' ? { ordinal: sts.ordinal } : {}) };
+  const rs = pod.metadata?.ownerReferences?.find((r) => r.controller && r.kind === 'ReplicaSet');
+  if (rs) {
+    // A Deployment names its ReplicaSets <deployment>-<pod-template-hash>.
+    const hash = pod.metadata?.labels?.['pod-template-hash'];
+    return hash && rs.name.endsWith(`-${hash}`)
+      ? { kind: 'Egress', namespace, workload: 'Deployment', name: rs.name.slice(0, -hash.length - 1) }
+      : { kind: 'Egress', namespace, workload: 'ReplicaSet', name: rs.name };
+  }
+  return { kind: 'Egress', namespace, workload: 'Pod', name: pod.metadata?.name || `uid-${uid}` };
 }
 
 /**
@@ -155,7 +198,11 @@ function expectedAnnotations(req: AdmissionRequest, pod: KubeObject, deps: Admis
     problems.push({ key: ALLOCATED_KEY, message: 'netpin has not pinned this pod: its mutating webhook did not run', fix: 'check that the MutatingWebhookConfiguration of netpin selects this namespace, then create the pod again' });
     return {};
   }
-  const placement = placementOf(annotations, checked.plan.pools, deps);
+  if (checked.intent.egress?.pools && annotations[EGRESS_ALLOCATED_KEY] === undefined) {
+    problems.push({ key: EGRESS_ALLOCATED_KEY, message: 'netpin has not given this pod its egress address: its mutating webhook did not run', fix: 'check that the MutatingWebhookConfiguration of netpin selects this namespace, then create the pod again' });
+    return {};
+  }
+  const placement = placementOf(annotations, checked.intent, checked.plan.pools, deps);
   if (typeof placement === 'string') {
     problems.push({ key: ALLOCATED_KEY, message: placement, fix: 'do not write netpin.io/allocated by hand: netpin writes it' });
     return {};
@@ -167,14 +214,20 @@ function expectedAnnotations(req: AdmissionRequest, pod: KubeObject, deps: Admis
   return expected;
 }
 
-/** Where a pod's addresses came from: netpin.io/allocated and the pools holding it, else the pools named. */
-function placementOf(annotations: Record<string, string>, named: Pool[], deps: AdmissionDeps): Placement | string {
+/**
+ * Where a pod's addresses came from: netpin.io/allocated and the pools holding it, else the pools
+ * named; its egress from netpin.io/egress-allocated, else the fixed netpin.io/egress-ip.
+ */
+function placementOf(annotations: Record<string, string>, intent: Intent, named: Pool[], deps: AdmissionDeps): Placement | string {
+  const recorded = annotations[EGRESS_ALLOCATED_KEY];
+  const egress = recorded === undefined ? intent.egress?.ip : parseDual(recorded);
+  if (typeof egress === 'string') return egress;
   const allocated = annotations[ALLOCATED_KEY];
-  if (allocated === undefined) return { pools: named };
+  if (allocated === undefined) return { pools: named, ...(egress && { egress }) };
   const addresses = parseDual(allocated);
   if (typeof addresses === 'string') return addresses;
   const index = deps.allocator.ledger.index;
-  return { addresses, pools: addressList(addresses).map((a) => index.poolOf(a)).filter((p): p is Pool => p !== undefined) };
+  return { addresses, pools: addressList(addresses).map((a) => index.poolOf(a)).filter((p): p is Pool => p !== undefined), ...(egress && { egress }) };
 }
 
 /**
@@ -291,7 +344,7 @@ function renderedFor(pod: KubeObject, deps: AdmissionDeps): Record<string, strin
 /** placementOf for a pod already admitted, whose named pools are looked up again. */
 function placementFor(annotations: Record<string, string>, intent: Intent, deps: AdmissionDeps): Placement | string {
   const index = deps.allocator.ledger.index;
-  return placementOf(annotations, (intent.pools ?? []).map((n) => index.pool(n)).filter((p): p is Pool => p !== undefined), deps);
+  return placementOf(annotations, intent, (intent.pools ?? []).map((n) => index.pool(n)).filter((p): p is Pool => p !== undefined), deps);
 }
 
 function changedKeys(a: Record<string, string> | undefined, b: Record<string, string> | undefined): string[] {
@@ -306,8 +359,9 @@ async function releasePod(req: AdmissionRequest, deps: AdmissionDeps): Promise<V
   const namespace = namespaceOf(req, pod);
   const index = deps.allocator.ledger.index;
   const mine = new Set((pod.metadata?.annotations?.[ALLOCATED_KEY] ?? '').split(','));
+  const own = (o: Owner) => (o.kind === 'Pod' || (o.kind === 'Egress' && o.workload === 'Pod')) && o.namespace === namespace;
   for (const claim of [...index.allClaims()]) {
-    if (claim.owner.kind === 'Pod' && claim.owner.namespace === namespace && (claim.owner.name === req.name || mine.has(claim.ip.toString()))) {
+    if (own(claim.owner) && (claim.owner.name === req.name || (claim.owner.kind === 'Pod' && mine.has(claim.ip.toString())))) {
       await deps.allocator.ledger.release(claim);
     }
   }

@@ -1,4 +1,5 @@
 import { CNI_NAMES, type CniName } from '../cni/dialect.js';
+import { parseRange } from '../ipam/address.js';
 
 export interface ServeOptions {
   cni: CniName;
@@ -15,6 +16,8 @@ export interface ServeOptions {
   /** Where the reconciler's leader-election Lease lives. */
   leaseNamespace: string;
   logLevel: string;
+  /** The cluster's own ranges, kept out of Cilium egress policies (destinations that skip the gateway). */
+  egressExcludedCidrs: string[];
 }
 
 export class UsageError extends Error {}
@@ -22,9 +25,9 @@ export class UsageError extends Error {}
 export const USAGE = `usage: netpin serve --cni <${CNI_NAMES.join('|')}> [--pools <file.yaml>] [--listen <host:port>]
                     [--cert-dir <dir>] [--ledger <memory|kube>] [--kubeconfig <file>]
                     [--tls-hosts <name,ip,...>] [--claim-grace <seconds>] [--lease-namespace <ns>]
-                    [--log-level <level>]`;
+                    [--log-level <level>] [--egress-excluded-cidrs <cidr,...>]`;
 
-const FLAGS = ['cni', 'pools', 'listen', 'cert-dir', 'ledger', 'kubeconfig', 'tls-hosts', 'claim-grace', 'lease-namespace', 'log-level'] as const;
+const FLAGS = ['cni', 'pools', 'listen', 'cert-dir', 'ledger', 'kubeconfig', 'tls-hosts', 'claim-grace', 'lease-namespace', 'log-level', 'egress-excluded-cidrs'] as const;
 type Flag = (typeof FLAGS)[number];
 
 /** Parses `serve` flags; throws UsageError with a one-line reason. */
@@ -54,6 +57,10 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
   const port = m ? Number(m[3]) : NaN;
   if (!m || port > 65535) throw new UsageError(`--listen must be host:port, not "${listen}"`);
 
+  const excluded = (values.get('egress-excluded-cidrs') ?? '').split(',').map((c) => c.trim()).filter(Boolean);
+  const badCidr = excluded.find((c) => typeof parseRange(c, false) === 'string' || !c.includes('/'));
+  if (badCidr !== undefined) throw new UsageError(`--egress-excluded-cidrs takes networks such as 10.0.0.0/8, not "${badCidr}"`);
+
   const grace = Number(values.get('claim-grace') ?? '30');
   if (!Number.isFinite(grace) || grace < 0) throw new UsageError('--claim-grace must be a number of seconds');
 
@@ -69,5 +76,6 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     claimGraceSeconds: grace,
     leaseNamespace: values.get('lease-namespace') ?? env.POD_NAMESPACE ?? 'default',
     logLevel: values.get('log-level') ?? env.NETPIN_LOG_LEVEL ?? 'info',
+    egressExcludedCidrs: excluded,
   };
 }

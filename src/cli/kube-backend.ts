@@ -3,6 +3,7 @@ import { dialectFor } from '../cni/index.js';
 import { ApiServerProbe } from '../cluster/api-probe.js';
 import { judgeApiServerBy } from '../cluster/deadline.js';
 import { loadKubeConfig } from '../cluster/kube.js';
+import { EgressController } from '../cluster/egress-controller.js';
 import { KubeClusterView } from '../cluster/kube-view.js';
 import type { PodRecord } from '../cluster/pod-tracker.js';
 import { parseAddress } from '../ipam/address.js';
@@ -23,7 +24,8 @@ export async function kubeBackend(opts: ServeOptions, log: Logger): Promise<Back
   const view = new KubeClusterView(kc, dialect.addressKeys, observe, log);
   await view.start();
   const elector = new LeaseElector(kc, { name: 'netpin-reconciler', namespace: opts.leaseNamespace }, log);
-  const reconciler = new Reconciler(kc, ledger, view, elector, { graceMs: opts.claimGraceSeconds * 1000, intervalMs: 5_000, addressKeys: dialect.addressKeys }, log);
+  const egress = dialect.name === 'antrea' || dialect.name === 'cilium' ? new EgressController(kc, ledger, dialect.name, opts.egressExcludedCidrs, log) : undefined;
+  const reconciler = new Reconciler(kc, ledger, view, elector, { graceMs: opts.claimGraceSeconds * 1000, intervalMs: 5_000, addressKeys: dialect.addressKeys, egress }, log);
   const probe = new ApiServerProbe(kc, log);
   judgeApiServerBy(() => probe.lastAnsweredAt);
   elector.start();

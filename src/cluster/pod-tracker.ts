@@ -1,6 +1,6 @@
 import { CoreV1Api, Watch, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { ALLOCATED_KEY } from '../intent/keys.js';
+import { ALLOCATED_KEY, EGRESS_ALLOCATED_KEY } from '../intent/keys.js';
 import { parseAddress } from '../ipam/address.js';
 import { describeApiError } from './kube.js';
 
@@ -10,6 +10,8 @@ export interface PodRecord {
   name: string;
   uid: string;
   addresses: string[];
+  /** The egress addresses netpin gave it (netpin.io/egress-allocated), while it is live. */
+  egress: string[];
 }
 
 /** A pod whose containers have all ended has given its addresses back: the runtime tore its sandbox down. */
@@ -27,18 +29,32 @@ export function podAddresses(pod: V1Pod, addressKeys: readonly string[]): string
   if (!isLive(pod)) return [];
   const out = new Set<string>();
   const annotations = pod.metadata?.annotations ?? {};
-  for (const key of [ALLOCATED_KEY, ...addressKeys]) {
-    // Covers "10.0.0.5,fd00::5" and Calico's JSON array alike.
-    for (const token of (annotations[key] ?? '').split(/[\s,;"[\]]+/)) {
-      const a = token && parseAddress(token);
-      if (a) out.add(a.toString());
-    }
-  }
+  for (const key of [ALLOCATED_KEY, ...addressKeys]) for (const a of addressesIn(annotations[key])) out.add(a);
   for (const { ip } of pod.status?.podIPs ?? []) {
     const a = parseAddress(ip);
     if (a) out.add(a.toString());
   }
   return [...out];
+}
+
+/** The egress addresses netpin gave a live pod. */
+export function podEgress(pod: V1Pod): string[] {
+  return isLive(pod) ? addressesIn(pod.metadata?.annotations?.[EGRESS_ALLOCATED_KEY]) : [];
+}
+
+/** Every address in an annotation value: "10.0.0.5,fd00::5" and Calico's JSON array alike. */
+function addressesIn(value: string | undefined): string[] {
+  const out: string[] = [];
+  for (const token of (value ?? '').split(/[\s,;"[\]]+/)) {
+    const a = token && parseAddress(token);
+    if (a) out.push(a.toString());
+  }
+  return out;
+}
+
+/** A pod as netpin keeps it. */
+export function podRecord(pod: V1Pod, addressKeys: readonly string[]): PodRecord {
+  return { namespace: pod.metadata?.namespace ?? '', name: pod.metadata?.name ?? '', uid: pod.metadata?.uid ?? '', addresses: podAddresses(pod, addressKeys), egress: podEgress(pod) };
 }
 
 const PAGE = 500;
@@ -143,13 +159,11 @@ export class PodTracker {
   }
 
   private apply(pod: V1Pod): string {
-    const namespace = pod.metadata?.namespace ?? '';
-    const name = pod.metadata?.name ?? '';
-    const key = `${namespace}/${name}`;
-    const record: PodRecord = { namespace, name, uid: pod.metadata?.uid ?? '', addresses: podAddresses(pod, this.addressKeys) };
+    const key = `${pod.metadata?.namespace ?? ''}/${pod.metadata?.name ?? ''}`;
+    const record = podRecord(pod, this.addressKeys);
     const before = this.pods.get(key);
     this.pods.set(key, record);
-    if (!before || before.uid !== record.uid || before.addresses.join() !== record.addresses.join()) this.onChange(key, record);
+    if (!before || before.uid !== record.uid || before.addresses.join() !== record.addresses.join() || before.egress.join() !== record.egress.join()) this.onChange(key, record);
     return key;
   }
 

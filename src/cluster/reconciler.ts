@@ -4,7 +4,7 @@ import type { Claim, Ledger } from '../ipam/ledger.js';
 import { describeApiError, GROUP, statusOf, VERSION } from './kube.js';
 import type { KubeClusterView } from './kube-view.js';
 import type { LeaseElector } from './lease.js';
-import { podAddresses, type PodRecord } from './pod-tracker.js';
+import { podRecord, type PodRecord } from './pod-tracker.js';
 
 export interface ReconcilerOptions {
   /** A claim younger than this is left alone: its pod may not be in the watch yet. */
@@ -12,6 +12,8 @@ export interface ReconcilerOptions {
   intervalMs: number;
   /** The CNI's address annotations, read when deciding whether a pod still uses an address. */
   addressKeys: readonly string[];
+  /** Keeps the CNI's egress resources in line with the claims, after each sweep. */
+  egress?: { sync(): Promise<void> };
 }
 
 /**
@@ -21,6 +23,8 @@ export interface ReconcilerOptions {
  */
 export function holds(pod: PodRecord, claim: Claim): boolean {
   const o = claim.owner;
+  // An egress address is held while a pod it was given to lives; what shares it, pods come and go.
+  if (o.kind === 'Egress') return pod.egress.includes(claim.ip.toString());
   if (o.kind === 'Pod' ? o.name !== '' && pod.name === o.name : pod.name === `${o.name}-${o.ordinal}`) return true;
   return pod.addresses.includes(claim.ip.toString());
 }
@@ -89,6 +93,7 @@ export class Reconciler {
     if (this.running || !this.elector.isLeader()) return;
     this.running = this.bind()
       .then(() => this.sweep())
+      .then(() => this.opts.egress?.sync())
       .then(() => this.writePoolStatus())
       .catch((e) => this.log?.warn({ err: describeApiError(e) }, 'reconcile failed'))
       .finally(() => (this.running = undefined));
@@ -144,7 +149,7 @@ export class Reconciler {
 
   private async readPods(namespace: string): Promise<PodRecord[]> {
     const list = await this.core.listNamespacedPod({ namespace });
-    return list.items.map((pod) => ({ namespace, name: pod.metadata?.name ?? '', uid: pod.metadata?.uid ?? '', addresses: podAddresses(pod, this.opts.addressKeys) }));
+    return list.items.map((pod) => podRecord(pod, this.opts.addressKeys));
   }
 
   private async statefulSetExists(namespace: string, name: string): Promise<boolean> {

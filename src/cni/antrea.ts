@@ -3,7 +3,7 @@ import { formatDual, needsAddress, type Intent, type Problem } from '../intent/t
 import { describeRanges } from '../ipam/pool.js';
 import { bandwidthAnnotations, netemProblems } from './bandwidth.js';
 import type { Dialect, WorkloadShape } from './dialect.js';
-import { egressByResource, eipProblems } from './egress.js';
+import { egressByResource, egressPoolProblems, eipProblems } from './egress.js';
 import { fixedAddressProblems, nativeNames, unnamedPoolProblems } from './rules.js';
 
 const POD_IPS = 'ipam.antrea.io/pod-ips';
@@ -38,7 +38,7 @@ export const antrea: Dialect = {
 
   pinsAddresses: (intent, shape) => needsAddress(intent) && !shape.statefulSet,
 
-  check(intent, shape, pools) {
+  check(intent, shape, pools, egressPools = []) {
     // Antrea reads pod-ips only beside an ippools annotation naming the address's pool
     // (pkg/agent/cniserver/ipam/antrea_ipam_controller.go getIPPoolsByPod).
     const problems = [...unnamedPoolProblems(intent, pools, 'antrea', 'Antrea IPPool', 'Antrea'), ...statefulSetProblems(intent, shape)];
@@ -49,6 +49,7 @@ export const antrea: Dialect = {
         fix: 'Choose one: remove netpin.io/egress-ip, or remove netpin.io/ip, netpin.io/ips and netpin.io/pool',
       });
     }
+    problems.push(...egressPoolProblems(intent, egressPools, 'Antrea', false));
     return [...problems, ...eipProblems(intent, 'Antrea Egress'), ...netemProblems(intent, 'Antrea')];
   },
 
@@ -70,7 +71,8 @@ export const antrea: Dialect = {
       warnings.push("Antrea, not netpin, pins each StatefulSet ordinal's IP, from a block reserved when the StatefulSet is created; dedicate the pool to StatefulSets.");
     }
     if (intent.egress) {
-      const egress = egressByResource('antrea', intent.egress.ip);
+      // netpin keeps the Egress and the ExternalIPPool that select the pod by this label.
+      const egress = egressByResource('Antrea', placement.egress);
       Object.assign(labels, egress.labels);
       warnings.push(...egress.warnings, 'Antrea Egress works only in encap or hybrid traffic mode (docs/egress.md).');
     }

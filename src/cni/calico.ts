@@ -26,11 +26,12 @@ export const calico: Dialect = {
   check(intent) {
     const problems: Problem[] = [];
     if (intent.egress) {
+      const key = intent.egress.ip ? KEYS.egressIp : KEYS.egressPool;
       problems.push({
-        key: KEYS.egressIp,
+        key,
         message:
           'Calico (open source) has no per-pod egress IP: cni.projectcalico.org/floatingIPs only DNATs inbound traffic to the pod',
-        fix: `Remove netpin.io/egress-ip; to fix the source address, ${NO_EGRESS_IP}`,
+        fix: `Remove ${key}; to fix the source address, ${NO_EGRESS_IP}`,
       });
       if (intent.egress.mode === 'eip') {
         problems.push({

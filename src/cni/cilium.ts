@@ -1,7 +1,7 @@
 import { KEYS } from '../intent/keys.js';
 import { bandwidthAnnotations, netemProblems } from './bandwidth.js';
 import type { Dialect } from './dialect.js';
-import { egressByResource, eipProblems } from './egress.js';
+import { egressByResource, egressPoolProblems, eipProblems } from './egress.js';
 import { fixedAddressProblems, unnamedPoolProblems } from './rules.js';
 
 export const cilium: Dialect = {
@@ -16,13 +16,14 @@ export const cilium: Dialect = {
   // Cilium has no primary-network fixed IP (pkg/annotation/k8s.go); a pool is only selected, never pinned.
   pinsAddresses: () => false,
 
-  check(intent, _shape, pools) {
+  check(intent, _shape, pools, egressPools = []) {
     const problems = fixedAddressProblems(
       intent,
       'Cilium has no fixed pod IP annotation for the primary network (cilium#17026)',
       'Use netpin.io/pool with a CiliumPodIPPool, or Kube-OVN or Calico for fixed IPs',
     );
     if (intent.pools) problems.push(...unnamedPoolProblems(intent, pools, 'cilium', 'CiliumPodIPPool', 'Cilium'));
+    problems.push(...egressPoolProblems(intent, egressPools, 'Cilium', true));
     return [...problems, ...eipProblems(intent, 'A Cilium egress gateway'), ...netemProblems(intent, 'Cilium')];
   },
 
@@ -48,10 +49,11 @@ export const cilium: Dialect = {
       warnings.push('Cilium does not keep a pod IP across restarts, StatefulSet pods included: pool addresses come in node-local blocks.');
     }
     if (intent.egress) {
-      const egress = egressByResource('cilium', intent.egress.ip);
+      // netpin keeps the CiliumEgressGatewayPolicy that selects the pod by this label.
+      const egress = egressByResource('Cilium', placement.egress);
       Object.assign(labels, egress.labels);
       warnings.push(...egress.warnings);
-      if (intent.egress.ip.ipv6) {
+      if (placement.egress?.ipv6) {
         warnings.push('Check that your Cilium release accepts an IPv6 egressIP (cilium#44524; older ones do not), and note that cilium#48660 black-holes dual-stack destinationCIDRs with a v4 egressIP on 1.20.x.');
       }
     }

@@ -50,9 +50,10 @@ export interface Dialect {
   pinsAddresses(intent: Intent, shape: WorkloadShape): boolean;
   /**
    * What of the intent this CNI cannot do; each problem names the key and what to do instead.
-   * `pools` are every pool the addresses may come from: named by netpin.io/pool, or holding a fixed address.
+   * `pools` are every pool the addresses may come from: named by netpin.io/pool, or holding a fixed
+   * address; `egressPools` likewise for the egress address (none for one outside every pool).
    */
-  check(intent: Intent, shape: WorkloadShape, pools: readonly Pool[]): Problem[];
+  check(intent: Intent, shape: WorkloadShape, pools: readonly Pool[], egressPools?: readonly Pool[]): Problem[];
   /** The annotations and labels one pod needs; `placement.addresses` is set exactly when pinsAddresses is true. */
   render(intent: Intent, shape: WorkloadShape, placement: Placement): Rendering;
   /** The CNI's own pool objects, read to check that a netpin IPPool is backed by them. */

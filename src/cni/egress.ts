@@ -1,7 +1,12 @@
+import { KEYS } from '../intent/keys.js';
 import { addressList, type Address, type DualAddress, type Intent, type Problem } from '../intent/types.js';
+import { fromBigInt } from '../ipam/address.js';
+import type { Pool } from '../ipam/pool.js';
 import type { Rendering } from './dialect.js';
 
 export const EGRESS_LABEL = 'netpin.io/egress';
+/** Marks the cluster resources netpin keeps, so that it never touches one it did not create. */
+export const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'netpin' } as const;
 
 /**
  * One address as part of a label value: ':' is not allowed there and '-' is. A leading or
@@ -19,69 +24,107 @@ export function egressLabelValue(ip: DualAddress): string {
   return addressList(ip).map(labelPart).join('_');
 }
 
-type Selector = { matchLabels: Record<string, string> };
-
-// Egress (pkg/controller/egress/validate.go rejects the plural egressIPs, so one object per address).
-function antreaEgress(name: string, pods: Selector, addr: Address): object {
-  return {
-    apiVersion: 'crd.antrea.io/v1beta1',
-    kind: 'Egress',
-    metadata: { name },
-    spec: { appliedTo: { podSelector: pods }, egressIP: addr.toString() },
-  };
+/** The name of the resource netpin keeps for one egress address. */
+export function egressResourceName(addr: Address): string {
+  return `netpin-egress-${labelPart(addr)}`;
 }
 
-// With egressIP, all destinationCIDRs must be of its family, so one policy per address.
-function ciliumPolicy(name: string, pods: Selector, addr: Address): object {
-  const ip = addr.toString();
-  return {
-    apiVersion: 'cilium.io/v2',
-    kind: 'CiliumEgressGatewayPolicy',
-    metadata: { name },
-    spec: {
-      selectors: [{ podSelector: pods }],
-      destinationCIDRs: [addr.kind() === 'ipv4' ? '0.0.0.0/0' : '::/0'],
-      egressGateway: { nodeSelector: { matchLabels: `<fill in: labels of the nodes that hold ${ip}>` }, egressIP: ip },
+/** One egress address as the CNI resources need it: the pods that use it and the pool it is from. */
+export interface EgressUse {
+  address: Address;
+  namespace: string;
+  /** The value of the pods' netpin.io/egress label: every family of their egress. */
+  labelValue: string;
+  pool: Pool;
+}
+
+export type EgressCni = 'antrea' | 'cilium';
+
+/** The cluster-scoped resources that put egress addresses on gateway nodes, per CNI. */
+export interface EgressResource {
+  apiVersion: string;
+  kind: string;
+  plural: string;
+  metadata: { name: string; labels: Record<string, string> };
+  spec: Record<string, unknown>;
+}
+
+function resource(apiVersion: string, kind: string, plural: string, name: string, spec: Record<string, unknown>): EgressResource {
+  return { apiVersion, kind, plural, metadata: { name, labels: { ...MANAGED_BY } }, spec };
+}
+
+/** Antrea's ExternalIPPool for a netpin egress pool: its ranges, on its gateway nodes. */
+export function antreaExternalIPPool(pool: Pool): EgressResource {
+  const ipRanges = pool.families.flatMap((f) => pool.ranges[f].map((r) => ({ start: fromBigInt(r.first, f).toString(), end: fromBigInt(r.last, f).toString() })));
+  return resource('crd.antrea.io/v1beta1', 'ExternalIPPool', 'externalippools', `netpin-${pool.name}`, { ipRanges, nodeSelector: pool.egress?.nodeSelector ?? {} });
+}
+
+// One Egress per address: Antrea rejects the plural egressIPs (pkg/controller/egress/validate.go).
+function antreaEgress(use: EgressUse): EgressResource {
+  return resource('crd.antrea.io/v1beta1', 'Egress', 'egresses', egressResourceName(use.address), {
+    appliedTo: {
+      podSelector: { matchLabels: { [EGRESS_LABEL]: use.labelValue } },
+      namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': use.namespace } },
     },
-  };
+    egressIP: use.address.toString(),
+    externalIPPool: antreaExternalIPPool(use.pool).metadata.name,
+  });
 }
 
-const RESOURCES = {
-  antrea: {
-    title: 'Antrea',
-    kind: 'Egress',
-    build: antreaEgress,
-    caveat:
-      'Antrea uses an egressIP given without externalIPPool only once it is configured on a node by hand (docs/egress.md).',
-    dual: 'netpin writes one Antrea Egress per family because Antrea rejects egressIPs (plural); check that your Antrea release applies both to the pod, one per family.',
-  },
-  cilium: {
-    title: 'Cilium',
-    kind: 'CiliumEgressGatewayPolicy',
-    build: ciliumPolicy,
-    caveat:
-      'Cilium uses the egressIP only if it is already configured on the gateway node, drops the traffic when no node matches nodeSelector, and ignores the whole policy if egressGateway sets interface as well as egressIP.',
-    dual: 'netpin writes one CiliumEgressGatewayPolicy per family: with egressIP, all destinationCIDRs must be of the egressIP family.',
-  },
-} as const;
+// With egressIP, every destinationCIDR must be of its family: one policy per address. Never both
+// interface and egressIP, which makes Cilium ignore the whole policy.
+function ciliumPolicy(use: EgressUse, excludedCIDRs: readonly string[]): EgressResource {
+  const v4 = use.address.kind() === 'ipv4';
+  const excluded = excludedCIDRs.filter((c) => c.includes(':') !== v4);
+  return resource('cilium.io/v2', 'CiliumEgressGatewayPolicy', 'ciliumegressgatewaypolicies', egressResourceName(use.address), {
+    selectors: [{ podSelector: { matchLabels: { [EGRESS_LABEL]: use.labelValue, 'io.kubernetes.pod.namespace': use.namespace } } }],
+    destinationCIDRs: [v4 ? '0.0.0.0/0' : '::/0'],
+    ...(excluded.length ? { excludedCIDRs: excluded } : {}),
+    egressGateway: { nodeSelector: use.pool.egress?.nodeSelector ?? {}, egressIP: use.address.toString() },
+  });
+}
+
+/** Every resource the CNI needs for these egress addresses. */
+export function egressResources(cni: EgressCni, uses: readonly EgressUse[], excludedCIDRs: readonly string[]): EgressResource[] {
+  if (cni === 'cilium') return uses.map((u) => ciliumPolicy(u, excludedCIDRs));
+  const pools = [...new Map(uses.map((u) => [u.pool.name, u.pool])).values()];
+  return [...pools.map(antreaExternalIPPool), ...uses.map(antreaEgress)];
+}
+
+/** The kinds of resource a CNI's egress needs, for listing what netpin keeps. */
+export function egressKinds(cni: EgressCni): Array<Pick<EgressResource, 'apiVersion' | 'plural'>> {
+  return cni === 'cilium'
+    ? [{ apiVersion: 'cilium.io/v2', plural: 'ciliumegressgatewaypolicies' }]
+    : [{ apiVersion: 'crd.antrea.io/v1beta1', plural: 'externalippools' }, { apiVersion: 'crd.antrea.io/v1beta1', plural: 'egresses' }];
+}
 
 /**
- * For a CNI whose egress IP comes from a cluster-scoped resource rather than a pod annotation:
- * netpin labels the pod and warns with the exact resource, one per family, that the operator applies.
+ * For a CNI whose egress address comes from a cluster resource that netpin keeps: the pod gets the
+ * label the resource selects; it must come from an egress pool, where netpin knows the gateway nodes.
  */
-export function egressByResource(cni: keyof typeof RESOURCES, ip: DualAddress): Pick<Rendering, 'labels' | 'warnings'> {
-  const r = RESOURCES[cni];
-  const value = egressLabelValue(ip);
-  const pods = { matchLabels: { [EGRESS_LABEL]: value } };
-  const addrs = addressList(ip);
-  const warnings = addrs.map(
-    (addr) =>
-      `${r.title} sets an egress IP through a cluster-scoped ${r.kind}, not a pod annotation; ` +
-      `netpin labelled the pod ${EGRESS_LABEL}=${value}; apply: ${JSON.stringify(r.build(`netpin-egress-${labelPart(addr)}`, pods, addr))}`,
-  );
-  warnings.push(r.caveat);
-  if (addrs.length > 1) warnings.push(r.dual);
-  return { labels: { [EGRESS_LABEL]: value }, warnings };
+export function egressByResource(title: string, egress: DualAddress | undefined): Pick<Rendering, 'labels' | 'warnings'> {
+  if (!egress) return { labels: {}, warnings: [] };
+  return { labels: { [EGRESS_LABEL]: egressLabelValue(egress) }, warnings: [`${title} uses the egress address only once it is configured on a gateway node that the egress pool's spec.egress.nodeSelector selects.`] };
+}
+
+/** An egress address that does not come from an egress pool, for a CNI that needs one (its gateway nodes). */
+export function egressPoolProblems(intent: Intent, egressPools: readonly Pool[], title: string, needsNodes: boolean): Problem[] {
+  if (!intent.egress) return [];
+  const key = intent.egress.ip ? KEYS.egressIp : KEYS.egressPool;
+  // Egress pools named by netpin.io/egress-pool that do not resolve are the plan's to refuse.
+  if (egressPools.length === 0 && intent.egress.ip) {
+    return [{
+      key,
+      message: `${title} sets an egress address through a cluster resource on gateway nodes, and netpin keeps one only for an address of an egress pool`,
+      fix: 'put the address in an IPPool with spec.egress (its gateway nodes in spec.egress.nodeSelector), or use netpin.io/egress-pool',
+    }];
+  }
+  if (!needsNodes) return [];
+  return egressPools.filter((p) => !p.egress?.nodeSelector).map((p) => ({
+    key,
+    message: `${title} needs the gateway nodes of an egress address, and egress IPPool ${p.name} names none`,
+    fix: `set spec.egress.nodeSelector on IPPool ${p.name} to the labels of the nodes that hold its addresses`,
+  }));
 }
 
 /** For a CNI whose egress IP is SNAT only: `netpin.io/egress-mode: eip` asks for what it cannot do. */
@@ -89,7 +132,7 @@ export function eipProblems(intent: Intent, what: string): Problem[] {
   if (intent.egress?.mode !== 'eip') return [];
   return [
     {
-      key: 'netpin.io/egress-mode',
+      key: KEYS.egressMode,
       message: `${what} only SNATs outbound traffic; it has no 1:1 elastic IP`,
       fix: "Use netpin.io/egress-mode: snat, or Kube-OVN's ovn.kubernetes.io/eip for a 1:1 NAT",
     },

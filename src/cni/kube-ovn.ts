@@ -3,7 +3,7 @@ import { KEYS } from '../intent/keys.js';
 import { familiesOf, formatDual, needsAddress, type Intent, type Problem, type Rate } from '../intent/types.js';
 import { describeRanges, type Pool } from '../ipam/pool.js';
 import { NETEM } from './bandwidth.js';
-import type { Dialect } from './dialect.js';
+import type { Dialect, WorkloadShape } from './dialect.js';
 import { addressIntentKeys, nativeNames } from './rules.js';
 
 const MBPS = 1_000_000n;
@@ -66,29 +66,31 @@ function wholeNetem(intent: Intent): Problem[] {
   });
 }
 
-function checkEgress(intent: Intent, replicas: number, kind: string): Problem[] {
+function checkEgress(intent: Intent, shape: WorkloadShape, egressPools: readonly Pool[]): Problem[] {
   if (!intent.egress) return [];
   const problems: Problem[] = [];
-  const [family, second] = familiesOf(intent.egress.ip);
+  const key = intent.egress.ip ? KEYS.egressIp : KEYS.egressPool;
+  const [family, second] = intent.egress.ip ? familiesOf(intent.egress.ip) : [...new Set(egressPools.flatMap((p) => p.families))];
   const fixed = [intent.ip, ...(intent.ips ?? [])].filter((a) => a !== undefined);
   if (second) {
     problems.push({
-      key: KEYS.egressIp,
+      key,
       message: `Kube-OVN's ${OVN}/snat and eip hold one IP, applied to the pod IP of the same family`,
-      fix: 'Give netpin.io/egress-ip one address, of the family whose outbound traffic should use it',
+      fix: `Give ${key} one family: the family whose outbound traffic should use it`,
     });
   } else if (family && fixed.some((a) => a[family] === undefined)) {
     problems.push({
-      key: KEYS.egressIp,
+      key,
       message: `Kube-OVN applies an egress IP only to the pod IP of its family, and the fixed pod IPs include no ${family} address`,
-      fix: `Add an ${family} address to the pod's fixed IPs, or give netpin.io/egress-ip an address of the pod's family`,
+      fix: `Add an ${family} address to the pod's fixed IPs, or give ${key} an address of the pod's family`,
     });
   }
-  if (intent.egress.mode === 'eip' && replicas > 1) {
+  // An egress pool gives each StatefulSet ordinal its own EIP; one fixed address serves one pod only.
+  if (intent.egress.mode === 'eip' && shape.replicas > 1 && !(shape.statefulSet && intent.egress.pools)) {
     problems.push({
       key: KEYS.egressMode,
-      message: `Kube-OVN's ${OVN}/eip is a 1:1 NAT for one pod, and this ${kind} has ${replicas} replicas`,
-      fix: 'Use netpin.io/egress-mode: snat, which pods can share, or one single-replica workload per EIP',
+      message: `Kube-OVN's ${OVN}/eip is a 1:1 NAT for one pod, and this ${shape.kind} has ${shape.replicas} replicas`,
+      fix: 'Use netpin.io/egress-mode: snat, which pods can share, or one single-replica workload per EIP (a StatefulSet with netpin.io/egress-pool gets one EIP per ordinal)',
     });
   }
   return problems;
@@ -104,7 +106,7 @@ export const kubeOvn: Dialect = {
 
   pinsAddresses: (intent) => needsAddress(intent),
 
-  check(intent, shape, pools) {
+  check(intent, shape, pools, egressPools = []) {
     const problems = subnetProblems(intent, pools);
     problems.push(...wholeMbps(KEYS.ingressRate, intent.ingressRate));
     problems.push(...wholeMbps(KEYS.egressRate, intent.egressRate));
@@ -125,7 +127,7 @@ export const kubeOvn: Dialect = {
         fix: `Drop netpin.io/ingress-rate or ${netem.join(', ')}; netpin.io/egress-rate can be combined with them`,
       });
     }
-    return [...problems, ...checkEgress(intent, shape.replicas, shape.kind)];
+    return [...problems, ...checkEgress(intent, shape, egressPools)];
   },
 
   // Kube-OVN ignores kubernetes.io/*-bandwidth (no bandwidth plugin in its conflist), so they are not written.
@@ -144,13 +146,13 @@ export const kubeOvn: Dialect = {
       const v = intent[field];
       if (v !== undefined) annotations[`${OVN}/${name}`] = String(v);
     }
-    if (intent.egress) {
+    if (intent.egress && placement.egress) {
       // The modes are named after Kube-OVN's keys: ovn.kubernetes.io/snat and ovn.kubernetes.io/eip.
-      annotations[`${OVN}/${intent.egress.mode}`] = formatDual(intent.egress.ip);
+      annotations[`${OVN}/${intent.egress.mode}`] = formatDual(placement.egress);
       warnings.push(
         'Kube-OVN applies ovn.kubernetes.io/snat and eip only on a Subnet of the default VPC, with --enable-eip-snat (the default) and the ConfigMap ovn-external-gw-config in kube-system.',
       );
-      const [family] = familiesOf(intent.egress.ip);
+      const [family] = familiesOf(placement.egress);
       if (placement.addresses && family && !placement.addresses[family]) {
         warnings.push(`Kube-OVN applies the egress IP only to a pod IP of its family, and this pod has no ${family} address: the egress IP is unused.`);
       }

@@ -5,6 +5,7 @@ export const KEYS = {
   ips: 'netpin.io/ips',
   pool: 'netpin.io/pool',
   egressIp: 'netpin.io/egress-ip',
+  egressPool: 'netpin.io/egress-pool',
   egressMode: 'netpin.io/egress-mode',
   ingressRate: 'netpin.io/ingress-rate',
   egressRate: 'netpin.io/egress-rate',
@@ -16,6 +17,14 @@ export const KEYS = {
 
 /** Written by netpin on the pods it pinned, so that the reconciler can match claims to pods. */
 export const ALLOCATED_KEY = 'netpin.io/allocated';
+/** Written by netpin on the pods it gave an egress address, likewise. */
+export const EGRESS_ALLOCATED_KEY = 'netpin.io/egress-allocated';
+/** What netpin records on a pod, as opposed to what users ask for. */
+const RECORD_KEYS: readonly string[] = [ALLOCATED_KEY, EGRESS_ALLOCATED_KEY];
+
+export function isRecordKey(key: string): boolean {
+  return RECORD_KEYS.includes(key);
+}
 /** A label on the same pods, so that the reconciler watches only those. */
 export const PINNED_LABEL = 'netpin.io/pinned';
 
@@ -27,7 +36,7 @@ export function isIntentKey(key: string): boolean {
 
 export function hasIntentKeys(annotations: Record<string, string> | undefined): boolean {
   if (!annotations) return false;
-  for (const k of Object.keys(annotations)) if (k.startsWith(PREFIX) && k !== ALLOCATED_KEY) return true;
+  for (const k of Object.keys(annotations)) if (k.startsWith(PREFIX) && !isRecordKey(k)) return true;
   return false;
 }
 

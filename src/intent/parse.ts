@@ -1,6 +1,6 @@
 import type { IPv4, IPv6 } from 'ipaddr.js';
 import { familyOf, parseAddress } from '../ipam/address.js';
-import { ALLOCATED_KEY, isIntentKey, KEYS, nearestKey, PREFIX } from './keys.js';
+import { isIntentKey, isRecordKey, KEYS, nearestKey, PREFIX } from './keys.js';
 import { isWhole, parseQuantity, wholeValue } from './quantity.js';
 import { type DualAddress, type Intent, type Problem, type Rate } from './types.js';
 
@@ -24,7 +24,7 @@ export function parseIntent(annotations: Record<string, string> | undefined): Pa
   const problem = (key: string, message: string, fix: string) => problems.push({ key, message, fix });
 
   for (const key of Object.keys(a)) {
-    if (key.startsWith(PREFIX) && !isIntentKey(key) && key !== ALLOCATED_KEY) {
+    if (key.startsWith(PREFIX) && !isIntentKey(key) && !isRecordKey(key)) {
       const near = nearestKey(key);
       problem(key, `"${key}" is not a netpin key`, `did you mean "${near}"? The keys are ${Object.values(KEYS).join(', ')}`);
     }
@@ -49,25 +49,30 @@ export function parseIntent(annotations: Record<string, string> | undefined): Pa
 
   const pool = a[KEYS.pool];
   if (pool !== undefined) {
-    const names = pool.split(',').map((s) => s.trim());
-    const bad = names.find((n) => !POOL_NAME.test(n));
-    if (bad !== undefined) problem(KEYS.pool, `"${bad}" is not an IPPool name`, 'write an IPPool name, or one per family separated by a comma: web or web-v4,web-v6');
-    else if (names.length > 2) problem(KEYS.pool, `${names.length} pools are named`, 'name one pool, or one pool per family (two at most)');
-    else if (names.length === 2 && names[0] === names[1]) problem(KEYS.pool, `pool "${names[0]}" is named twice`, 'name it once');
-    else intent.pools = names;
+    const r = parsePoolNames(KEYS.pool, pool);
+    if (typeof r === 'string') problem(KEYS.pool, r, 'write an IPPool name, or one per family separated by a comma: web or web-v4,web-v6');
+    else intent.pools = r;
   }
 
   const egress = a[KEYS.egressIp];
+  const egressPool = a[KEYS.egressPool];
   const mode = a[KEYS.egressMode];
   if (mode !== undefined && mode !== 'snat' && mode !== 'eip') {
     problem(KEYS.egressMode, `"${mode}" is not an egress mode`, 'write snat (the default: pods share the egress IP) or eip (one pod, 1:1 NAT)');
-  } else if (mode !== undefined && egress === undefined) {
-    problem(KEYS.egressMode, 'netpin.io/egress-mode is set without netpin.io/egress-ip', 'add netpin.io/egress-ip, or remove netpin.io/egress-mode');
+  } else if (mode !== undefined && egress === undefined && egressPool === undefined) {
+    problem(KEYS.egressMode, 'netpin.io/egress-mode is set without netpin.io/egress-ip or netpin.io/egress-pool', 'add netpin.io/egress-pool or netpin.io/egress-ip, or remove netpin.io/egress-mode');
   }
-  if (egress !== undefined) {
+  const egressMode = mode === 'eip' ? 'eip' : 'snat';
+  if (egress !== undefined && egressPool !== undefined) {
+    problem(KEYS.egressPool, 'netpin.io/egress-ip and netpin.io/egress-pool are both set', 'keep netpin.io/egress-ip for a fixed egress address, or netpin.io/egress-pool to have one given');
+  } else if (egress !== undefined) {
     const r = parseDual(egress);
     if (typeof r === 'string') problem(KEYS.egressIp, r, 'write one egress address per family: 203.0.113.10 or 203.0.113.10,2001:db8::10');
-    else intent.egress = { ip: r, mode: mode === 'eip' ? 'eip' : 'snat' };
+    else intent.egress = { ip: r, mode: egressMode };
+  } else if (egressPool !== undefined) {
+    const r = parsePoolNames(KEYS.egressPool, egressPool);
+    if (typeof r === 'string') problem(KEYS.egressPool, r, 'write the name of an egress IPPool, or one per family separated by a comma');
+    else intent.egress = { pools: r, mode: egressMode };
   }
 
   for (const [key, field] of [[KEYS.ingressRate, 'ingressRate'], [KEYS.egressRate, 'egressRate']] as const) {
@@ -100,6 +105,16 @@ export function parseIntent(annotations: Record<string, string> | undefined): Pa
   }
 
   return { intent, problems };
+}
+
+/** One IPPool name, or one per family; a string says what is wrong. */
+function parsePoolNames(key: string, text: string): string[] | string {
+  const names = text.split(',').map((s) => s.trim());
+  const bad = names.find((n) => !POOL_NAME.test(n));
+  if (bad !== undefined) return `"${bad}" is not an IPPool name`;
+  if (names.length > 2) return `${names.length} pools are named in ${key}; name one pool, or one per family (two at most)`;
+  if (names.length === 2 && names[0] === names[1]) return `pool "${names[0]}" is named twice`;
+  return names;
 }
 
 /** "10.0.0.5" or "10.0.0.5,fd00::5": at most one address per family. */

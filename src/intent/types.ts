@@ -23,7 +23,8 @@ export interface Intent {
   ips?: DualAddress[];
   /** Pool names in the order written: one pool for every family, or one per family. */
   pools?: string[];
-  egress?: { ip: DualAddress; mode: EgressMode };
+  /** An egress address: fixed (`ip`), or drawn from egress pools, one per family (`pools`). */
+  egress?: { ip?: DualAddress; pools?: string[]; mode: EgressMode };
   ingressRate?: Rate;
   egressRate?: Rate;
   latencyMs?: number;
@@ -40,10 +41,6 @@ export interface Problem {
   key: string;
   message: string;
   fix: string;
-}
-
-export function isEmptyIntent(intent: Intent): boolean {
-  return Object.keys(intent).length === 0;
 }
 
 export function needsAddress(intent: Intent): boolean {

@@ -1,7 +1,7 @@
 import { KEYS } from '../intent/keys.js';
 import { addressList, type Address, type DualAddress, type Family, type Intent, type Problem } from '../intent/types.js';
 import { familyOf } from './address.js';
-import { ConflictError, describeOwner, ExhaustedError, ownerKey, type Claim, type Ledger, type Owner } from './ledger.js';
+import { ConflictError, describeOwner, ExhaustedError, ownerKey, type Claim, type EgressOwner, type Ledger, type Owner } from './ledger.js';
 import { describePool, poolAdmitsNamespace, poolContains, type Pool } from './pool.js';
 
 export interface AllocationRequest {
@@ -21,6 +21,8 @@ export interface AllocationRequest {
 export interface Placement {
   pools: Pool[];
   addresses?: DualAddress;
+  /** The pod's egress address, fixed or given from an egress pool. */
+  egress?: DualAddress;
 }
 
 /** Addresses netpin picked for one pod, and the pools they came from (one per family used). */
@@ -41,8 +43,22 @@ type FamilyPools = Partial<Record<Family, Pool>>;
 export interface Plan {
   byFamily: FamilyPools;
   pools: Pool[];
+  /** The egress pools serving each family of netpin.io/egress-pool, and every egress pool involved. */
+  egressByFamily: FamilyPools;
+  egressPools: Pool[];
   problems: Problem[];
 }
+
+export interface EgressRequest {
+  intent: Intent;
+  namespace: string;
+  namespaceLabels: Record<string, string>;
+  owner: EgressOwner;
+  dryRun: boolean;
+  plan: Plan;
+}
+
+export type EgressResult = { ok: true; addresses: DualAddress; fresh: Claim[] } | { ok: false; problems: Problem[] };
 
 const familyName = (f: Family) => (f === 'ipv4' ? 'IPv4' : 'IPv6');
 
@@ -87,39 +103,16 @@ export class Allocator {
   plan(intent: Intent, namespace: string, labels: Record<string, string>): Plan {
     const problems: Problem[] = [];
     // Only a refusal lists the pools: formatting every range is not worth doing per admitted pod.
-    const allowed = () => {
-      const pools = this.allowedPools(labels);
+    const allowed = (role: Role) => () => {
+      const pools = this.allowedPools(labels).filter((p) => roleOf(p) === role);
       return pools.length ? pools.map(describePool).join('; ') : 'none';
     };
-    const byFamily: FamilyPools = {};
-    const pools: Pool[] = [];
-    const involve = (p: Pool) => {
-      if (!pools.includes(p)) pools.push(p);
-    };
-
-    for (const name of intent.pools ?? []) {
-      const pool = this.ledger.index.pool(name);
-      if (!pool) {
-        problems.push({ key: KEYS.pool, message: `IPPool ${name} does not exist`, fix: `name a pool namespace ${namespace} may use: ${allowed()}` });
-        continue;
-      }
-      if (!poolAdmitsNamespace(pool, labels)) {
-        problems.push({
-          key: KEYS.pool,
-          message: `IPPool ${name} does not select namespace ${namespace} (spec.namespaceSelector)`,
-          fix: `name a pool namespace ${namespace} may use (${allowed()}), or widen the namespaceSelector of IPPool ${name}`,
-        });
-        continue;
-      }
-      for (const f of pool.families) {
-        if (byFamily[f]) {
-          problems.push({ key: KEYS.pool, message: `IPPools ${byFamily[f]!.name} and ${name} both serve ${familyName(f)}`, fix: 'name one pool, or one pool per family' });
-        }
-        byFamily[f] = pool;
-      }
-      involve(pool);
-    }
-    if (problems.length) return { byFamily, pools, problems };
+    const named = this.resolve(intent.pools ?? [], 'pod', KEYS.pool, namespace, labels, allowed('pod'), problems);
+    const egress = this.resolve(intent.egress?.pools ?? [], 'egress', KEYS.egressPool, namespace, labels, allowed('egress'), problems);
+    const byFamily = named.byFamily;
+    const pools = named.pools;
+    const plan = () => ({ byFamily, pools, egressByFamily: egress.byFamily, egressPools: egress.pools, problems });
+    if (problems.length) return plan();
 
     const fixed: Array<[string, Address]> = [];
     if (intent.ip) for (const a of addressList(intent.ip)) fixed.push([KEYS.ip, a]);
@@ -137,19 +130,117 @@ export class Allocator {
         problems.push({ key, message: `${addr.toString()} lies outside IPPool ${describePool(named)}`, fix: `choose an address inside IPPool ${named.name}, or name the pool that holds it` });
       } else if (!named) {
         const home = this.ledger.index.poolOf(addr);
-        if (home) involve(home);
         if (!home) {
-          problems.push({ key, message: `${addr.toString()} lies outside every IPPool`, fix: `choose an address in a pool namespace ${namespace} may use: ${allowed()}` });
+          problems.push({ key, message: `${addr.toString()} lies outside every IPPool`, fix: `choose an address in a pool namespace ${namespace} may use: ${allowed('pod')()}` });
+        } else if (home.egress) {
+          problems.push({ key, message: `${addr.toString()} lies in IPPool ${home.name}, an egress pool: an egress address is never a pod address`, fix: `choose an address in a pod pool namespace ${namespace} may use: ${allowed('pod')()}` });
         } else if (!poolAdmitsNamespace(home, labels)) {
           problems.push({
             key,
             message: `${addr.toString()} lies in IPPool ${home.name}, which does not select namespace ${namespace} (spec.namespaceSelector)`,
-            fix: `choose an address in a pool namespace ${namespace} may use: ${allowed()}`,
+            fix: `choose an address in a pool namespace ${namespace} may use: ${allowed('pod')()}`,
           });
-        }
+        } else if (!pools.includes(home)) pools.push(home);
       }
     }
-    return { byFamily, pools, problems };
+    for (const addr of intent.egress?.ip ? addressList(intent.egress.ip) : []) {
+      // A fixed egress address in an egress pool is claimed like any other; outside every pool it is
+      // the operator's to keep apart (the dialects say where that is not enough).
+      const home = this.ledger.index.poolOf(addr);
+      if (!home) continue;
+      if (!home.egress) {
+        problems.push({ key: KEYS.egressIp, message: `${addr.toString()} lies in IPPool ${home.name}, a pod pool: an egress address is never a pod address`, fix: `choose an address of an egress pool (spec.egress) namespace ${namespace} may use: ${allowed('egress')()}` });
+      } else if (!poolAdmitsNamespace(home, labels)) {
+        problems.push({ key: KEYS.egressIp, message: `${addr.toString()} lies in egress IPPool ${home.name}, which does not select namespace ${namespace} (spec.namespaceSelector)`, fix: `choose an egress address namespace ${namespace} may use: ${allowed('egress')()}` });
+      } else if (!egress.pools.includes(home)) egress.pools.push(home);
+    }
+    return plan();
+  }
+
+  /** Pools named by `key`: they exist, have the role, select the namespace, and serve one family each. */
+  private resolve(names: string[], role: Role, key: string, namespace: string, labels: Record<string, string>, allowed: () => string, problems: Problem[]) {
+    const byFamily: FamilyPools = {};
+    const pools: Pool[] = [];
+    for (const name of names) {
+      const pool = this.ledger.index.pool(name);
+      if (!pool) {
+        problems.push({ key, message: `IPPool ${name} does not exist`, fix: `name a pool namespace ${namespace} may use: ${allowed()}` });
+        continue;
+      }
+      if (roleOf(pool) !== role) {
+        problems.push({
+          key,
+          message: role === 'pod' ? `IPPool ${name} is an egress pool (spec.egress): its addresses are never pod addresses` : `IPPool ${name} is a pod pool: it has no spec.egress, and its addresses are never egress addresses`,
+          fix: role === 'pod' ? `name a pod pool (${allowed()}), or ask for an egress address with netpin.io/egress-pool: ${name}` : `name an egress pool (${allowed()}), or add spec.egress to a pool of its own`,
+        });
+        continue;
+      }
+      if (!poolAdmitsNamespace(pool, labels)) {
+        problems.push({
+          key,
+          message: `IPPool ${name} does not select namespace ${namespace} (spec.namespaceSelector)`,
+          fix: `name a pool namespace ${namespace} may use (${allowed()}), or widen the namespaceSelector of IPPool ${name}`,
+        });
+        continue;
+      }
+      for (const f of pool.families) {
+        if (byFamily[f]) {
+          problems.push({ key, message: `IPPools ${byFamily[f]!.name} and ${name} both serve ${familyName(f)}`, fix: 'name one pool, or one pool per family' });
+        }
+        byFamily[f] = pool;
+      }
+      pools.push(pool);
+    }
+    return { byFamily, pools };
+  }
+
+  /**
+   * The egress address of an owner: the one it holds already while it still fits the intent,
+   * else the fixed one (claimed when it lies in an egress pool) or the first free of each egress
+   * pool. Shared owners (a Deployment, a StatefulSet in snat mode) get one address for all pods.
+   */
+  async allocateEgress(req: EgressRequest): Promise<EgressResult> {
+    const { intent, plan, owner } = req;
+    const egress = intent.egress!;
+    if (plan.problems.length) return { ok: false, problems: plan.problems };
+    const held = this.ledger.index.claimsOf(owner);
+    const wanted = egress.ip ? [egress.ip] : undefined;
+    if (held.length > 0 && fits(held, wanted, plan.egressByFamily)) return { ok: true, addresses: dualOf(held), fresh: [] };
+    if (!req.dryRun) for (const c of held) await this.ledger.release(c);
+    if (egress.ip) {
+      const claimable = addressList(egress.ip).filter((a) => plan.egressPools.some((p) => poolContains(p, a)));
+      for (const a of claimable) {
+        const holder = this.ledger.index.holderOf(a);
+        if (holder && ownerKey(holder.owner) !== ownerKey(owner)) {
+          return fail(KEYS.egressIp, `${new ConflictError(holder).message}`, 'choose another egress address, or have one given with netpin.io/egress-pool');
+        }
+      }
+      if (req.dryRun || claimable.length === 0) return { ok: true, addresses: egress.ip, fresh: [] };
+      try {
+        const got = await this.claimAll(claimable.map((a) => this.ledger.claim(this.ledger.index.poolOf(a)!, a, owner)));
+        return { ok: true, addresses: egress.ip, fresh: got };
+      } catch (e) {
+        if (e instanceof ConflictError) return fail(KEYS.egressIp, e.message, 'choose another egress address, or have one given with netpin.io/egress-pool');
+        throw e;
+      }
+    }
+    const families = (['ipv4', 'ipv6'] as const).filter((f) => plan.egressByFamily[f]);
+    if (req.dryRun) {
+      const addresses: DualAddress = {};
+      for (const f of families) {
+        const ip = this.ledger.index.firstFree(plan.egressByFamily[f]!.name, f);
+        if (!ip) return this.exhausted(new ExhaustedError(plan.egressByFamily[f]!, f), req.namespaceLabels, KEYS.egressPool);
+        Object.assign(addresses, { [f]: ip });
+      }
+      return { ok: true, addresses, fresh: [] };
+    }
+    try {
+      const got = await this.claimAll(families.map((f) => this.ledger.claimNext(plan.egressByFamily[f]!, f, owner)));
+      return { ok: true, addresses: dualOf(got), fresh: got };
+    } catch (e) {
+      if (e instanceof ExhaustedError) return this.exhausted(e, req.namespaceLabels, KEYS.egressPool);
+      throw e;
+    }
   }
 
   /** Fixed addresses: the first listed entry whose addresses are all free (or already this owner's). */
@@ -189,7 +280,7 @@ export class Allocator {
       for (const family of families) {
         const pool = byFamily[family]!;
         const ip = this.ledger.index.firstFree(pool.name, family);
-        if (!ip) return this.exhausted(new ExhaustedError(pool, family), req);
+        if (!ip) return this.exhausted(new ExhaustedError(pool, family), req.namespaceLabels);
         got.push({ pool: pool.name, ip, owner: req.owner, createdAt: Date.now() });
       }
       return this.ok(got, []);
@@ -198,7 +289,7 @@ export class Allocator {
       const got = await this.claimAll(families.map((f) => this.ledger.claimNext(byFamily[f]!, f, req.owner)));
       return this.ok(got, got);
     } catch (e) {
-      if (e instanceof ExhaustedError) return this.exhausted(e, req);
+      if (e instanceof ExhaustedError) return this.exhausted(e, req.namespaceLabels);
       throw e;
     }
   }
@@ -218,23 +309,20 @@ export class Allocator {
     throw failed.reason;
   }
 
-  private exhausted(e: ExhaustedError, req: AllocationRequest): AllocationResult {
+  private exhausted(e: ExhaustedError, namespaceLabels: Record<string, string>, key: string = KEYS.pool): { ok: false; problems: Problem[] } {
     const usage = this.ledger.index.usage(e.pool.name).find((u) => u.family === e.family);
-    const others = this.allowedPools(req.namespaceLabels).filter((p) => p.name !== e.pool.name && p.families.includes(e.family));
-    return fail(KEYS.pool, `${e.message} (${usage?.allocated ?? 0} of ${usage?.capacity ?? 0} held)`,
+    const others = this.allowedPools(namespaceLabels).filter((p) => p.name !== e.pool.name && p.families.includes(e.family) && roleOf(p) === roleOf(e.pool));
+    return fail(key, `${e.message} (${usage?.allocated ?? 0} of ${usage?.capacity ?? 0} held)`,
       `add addresses to IPPool ${e.pool.name} (spec.cidr or spec.ranges), delete workloads that hold them${others.length ? `, or name another pool: ${others.map((p) => p.name).join(', ')}` : ''}`);
   }
 
   private ok(claims: Claim[], fresh: Claim[]): AllocationResult {
-    const addresses: DualAddress = {};
     const pools: Pool[] = [];
     for (const c of claims) {
-      if (familyOf(c.ip) === 'ipv4') addresses.ipv4 = c.ip as DualAddress['ipv4'];
-      else addresses.ipv6 = c.ip as DualAddress['ipv6'];
       const pool = this.ledger.index.pool(c.pool);
       if (pool && !pools.includes(pool)) pools.push(pool);
     }
-    return { ok: true, allocation: { addresses, pools }, claims, fresh };
+    return { ok: true, allocation: { addresses: dualOf(claims), pools }, claims, fresh };
   }
 
   private poolFor(ip: Address, byFamily: FamilyPools): Pool {
@@ -258,6 +346,16 @@ function fits(held: Claim[], wanted: DualAddress[] | undefined, byFamily: Family
 }
 
 
-function fail(key: string, message: string, fix: string): AllocationResult {
+function fail(key: string, message: string, fix: string): { ok: false; problems: Problem[] } {
   return { ok: false, problems: [{ key, message, fix }] };
 }
+
+function dualOf(claims: Claim[]): DualAddress {
+  const out: DualAddress = {};
+  for (const c of claims) Object.assign(out, { [familyOf(c.ip)]: c.ip });
+  return out;
+}
+
+/** A pod pool hands out pod addresses, an egress pool (spec.egress) egress addresses: never both. */
+type Role = 'pod' | 'egress';
+const roleOf = (p: Pool): Role => (p.egress ? 'egress' : 'pod');

@@ -4,11 +4,11 @@ import { describeApiError, GROUP, keepWatching, statusOf, VERSION, WITHIN_ADMISS
 import type { Address, Family } from '../intent/types.js';
 import { familyOf, parseAddress } from './address.js';
 import { ClaimIndex } from './claim-index.js';
-import { ConflictError, ExhaustedError, ownerKey, type Claim, type Ledger, type Owner } from './ledger.js';
+import { ConflictError, ExhaustedError, ownerKey, type Claim, type EgressOwner, type Ledger, type Owner } from './ledger.js';
 import { compilePool, PoolSpecError, type IPPoolObject, type Pool } from './pool.js';
 
 interface IPClaimObject extends KubernetesObject {
-  spec: { pool: string; ip: string; owner: { kind: 'Pod' | 'StatefulSet'; namespace: string; name?: string; uid?: string; ordinal?: number } };
+  spec: { pool: string; ip: string; owner: { kind: Owner['kind']; namespace: string; name?: string; uid?: string; ordinal?: number; workload?: EgressOwner['workload'] } };
 }
 
 const CLAIMS = 'ipclaims';
@@ -34,7 +34,9 @@ function toObject(claim: Claim): IPClaimObject {
       ip: claim.ip.toString(),
       owner: o.kind === 'StatefulSet'
         ? { kind: o.kind, namespace: o.namespace, name: o.name, ordinal: o.ordinal }
-        : { kind: o.kind, namespace: o.namespace, name: o.name, ...(o.uid ? { uid: o.uid } : {}) },
+        : o.kind === 'Egress'
+          ? { kind: o.kind, namespace: o.namespace, workload: o.workload, name: o.name, ...(o.ordinal === undefined ? {} : { ordinal: o.ordinal }) }
+          : { kind: o.kind, namespace: o.namespace, name: o.name, ...(o.uid ? { uid: o.uid } : {}) },
     },
   };
 }
@@ -43,9 +45,12 @@ function toClaim(obj: IPClaimObject): Claim | undefined {
   const s = obj.spec;
   const ip = s && parseAddress(s.ip);
   if (!ip || !s.owner?.namespace) return undefined;
-  const owner: Owner = s.owner.kind === 'StatefulSet'
-    ? { kind: 'StatefulSet', namespace: s.owner.namespace, name: s.owner.name ?? '', ordinal: s.owner.ordinal ?? 0 }
-    : { kind: 'Pod', namespace: s.owner.namespace, name: s.owner.name ?? '', uid: s.owner.uid };
+  const o = s.owner;
+  const owner: Owner = o.kind === 'StatefulSet'
+    ? { kind: 'StatefulSet', namespace: o.namespace, name: o.name ?? '', ordinal: o.ordinal ?? 0 }
+    : o.kind === 'Egress'
+      ? { kind: 'Egress', namespace: o.namespace, workload: o.workload ?? 'Pod', name: o.name ?? '', ...(o.ordinal === undefined ? {} : { ordinal: o.ordinal }) }
+      : { kind: 'Pod', namespace: o.namespace, name: o.name ?? '', uid: o.uid };
   const created = obj.metadata?.creationTimestamp;
   return { pool: s.pool, ip, owner, createdAt: created ? new Date(created).getTime() : Date.now(), ref: obj.metadata?.uid };
 }

@@ -10,7 +10,20 @@ import type { Pool } from './pool.js';
  */
 export type Owner =
   | { kind: 'Pod'; namespace: string; name: string; uid?: string }
-  | { kind: 'StatefulSet'; namespace: string; name: string; ordinal: number };
+  | { kind: 'StatefulSet'; namespace: string; name: string; ordinal: number }
+  | EgressOwner;
+
+/**
+ * Who holds an egress address: a workload, whose pods share it (snat), or one pod or ordinal
+ * (eip, and bare pods). `workload` is the kind of what is named.
+ */
+export interface EgressOwner {
+  kind: 'Egress';
+  namespace: string;
+  workload: 'Deployment' | 'ReplicaSet' | 'StatefulSet' | 'Pod';
+  name: string;
+  ordinal?: number;
+}
 
 export interface Claim {
   pool: string;
@@ -25,12 +38,16 @@ export interface Claim {
 }
 
 export function ownerKey(owner: Owner): string {
+  if (owner.kind === 'Egress') return `Egress/${owner.workload}/${owner.namespace}/${owner.name}${owner.ordinal === undefined ? '' : `/${owner.ordinal}`}`;
   return owner.kind === 'StatefulSet'
     ? `StatefulSet/${owner.namespace}/${owner.name}/${owner.ordinal}`
     : `Pod/${owner.namespace}/${owner.name}${owner.name === '' ? `#${owner.uid ?? ''}` : ''}`;
 }
 
 export function describeOwner(owner: Owner): string {
+  if (owner.kind === 'Egress') {
+    return `the egress of ${owner.workload} ${owner.namespace}/${owner.name}${owner.ordinal === undefined ? '' : ` (ordinal ${owner.ordinal})`}`;
+  }
   if (owner.kind === 'StatefulSet') return `StatefulSet ${owner.namespace}/${owner.name} (ordinal ${owner.ordinal})`;
   return owner.name ? `pod ${owner.namespace}/${owner.name}` : `a pod being created in ${owner.namespace}`;
 }

@@ -17,6 +17,14 @@ export interface IPPoolSpec {
   exclude?: string[];
   namespaceSelector?: LabelSelector;
   cni?: CniPoolNames;
+  /** Present: an egress pool, whose addresses are egress (SNAT) addresses and never pod addresses. */
+  egress?: EgressSpec;
+}
+
+/** What the CNIs need to put a pool's egress addresses on gateway nodes. */
+export interface EgressSpec {
+  /** The gateway nodes: Antrea's ExternalIPPool.spec.nodeSelector, Cilium's egressGateway.nodeSelector. */
+  nodeSelector?: LabelSelector;
 }
 
 export interface IPPoolObject {
@@ -36,6 +44,8 @@ export interface Pool {
   capacity: Record<Family, bigint>;
   namespaceSelector?: LabelSelector;
   cni: CniPoolNames;
+  /** Set for an egress pool. */
+  egress?: EgressSpec;
   spec: IPPoolSpec;
 }
 
@@ -73,7 +83,10 @@ export function compilePool(obj: IPPoolObject): Pool {
     capacity[family] = ranges[family].reduce((n, r) => n + r.last - r.first + 1n, 0n);
   }
   const families = (['ipv4', 'ipv6'] as const).filter((f) => include.some((r) => r.family === f));
-  return { name, families, ranges, capacity, namespaceSelector: spec.namespaceSelector, cni: spec.cni ?? {}, spec };
+  if (spec.egress !== undefined && (spec.egress === null || typeof spec.egress !== 'object' || Array.isArray(spec.egress))) {
+    throw new PoolSpecError(`IPPool ${name}: spec.egress must be an object`);
+  }
+  return { name, families, ranges, capacity, namespaceSelector: spec.namespaceSelector, cni: spec.cni ?? {}, ...(spec.egress && { egress: spec.egress }), spec };
 }
 
 function rangeOrThrow(pool: string, field: string, text: string, dropEnds: boolean): AddressRange {

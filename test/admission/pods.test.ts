@@ -45,21 +45,23 @@ describe('every intent on every CNI, through the webhook', () => {
         { 'netpin.io/latency': '10ms', 'netpin.io/jitter': '2', 'netpin.io/loss': '0.5%', 'netpin.io/limit': '1000', 'netpin.io/egress-rate': '5M' },
         { 'ovn.kubernetes.io/latency': '10', 'ovn.kubernetes.io/jitter': '2', 'ovn.kubernetes.io/loss': '0.5', 'ovn.kubernetes.io/limit': '1000', 'ovn.kubernetes.io/egress_rate': '5' },
       ],
-      ['egress snat', { 'netpin.io/egress-ip': '203.0.113.10' }, { 'ovn.kubernetes.io/snat': '203.0.113.10' }],
-      ['egress eip', { 'netpin.io/egress-ip': '203.0.113.10', 'netpin.io/egress-mode': 'eip' }, { 'ovn.kubernetes.io/eip': '203.0.113.10' }],
+      ['egress snat', { 'netpin.io/egress-ip': '203.0.113.10' }, { 'ovn.kubernetes.io/snat': '203.0.113.10', 'netpin.io/egress-allocated': '203.0.113.10' }],
+      ['egress eip', { 'netpin.io/egress-ip': '203.0.113.10', 'netpin.io/egress-mode': 'eip' }, { 'ovn.kubernetes.io/eip': '203.0.113.10', 'netpin.io/egress-allocated': '203.0.113.10' }],
+      ['egress pool', { 'netpin.io/egress-pool': 'out' }, { 'ovn.kubernetes.io/snat': '203.0.113.1', 'netpin.io/egress-allocated': '203.0.113.1' }],
+      ['egress outside every pool', { 'netpin.io/egress-ip': '198.51.100.7' }, { 'ovn.kubernetes.io/snat': '198.51.100.7', 'netpin.io/egress-allocated': '198.51.100.7' }],
     ],
     antrea: [
       ['ip', { 'netpin.io/ip': '10.20.0.7' }, { 'ipam.antrea.io/ippools': 'web-pool', 'ipam.antrea.io/pod-ips': '10.20.0.7', 'netpin.io/allocated': '10.20.0.7' }],
       ['ips', { 'netpin.io/ips': '10.20.0.7,10.20.0.8' }, { 'ipam.antrea.io/ippools': 'web-pool', 'ipam.antrea.io/pod-ips': '10.20.0.7', 'netpin.io/allocated': '10.20.0.7' }],
       ['pool', { 'netpin.io/pool': 'web' }, { 'ipam.antrea.io/ippools': 'web-pool', 'ipam.antrea.io/pod-ips': '10.20.0.2', 'netpin.io/allocated': '10.20.0.2' }],
       ['rates', { 'netpin.io/ingress-rate': '1G', 'netpin.io/egress-rate': '500k' }, { 'kubernetes.io/ingress-bandwidth': '1G', 'kubernetes.io/egress-bandwidth': '500k' }],
-      ['egress', { 'netpin.io/egress-ip': '203.0.113.10', 'netpin.io/egress-mode': 'snat' }, {}],
+      ['egress', { 'netpin.io/egress-ip': '203.0.113.10', 'netpin.io/egress-mode': 'snat' }, { 'netpin.io/egress-allocated': '203.0.113.10' }],
     ],
     cilium: [
       ['pool', { 'netpin.io/pool': 'web' }, { 'ipam.cilium.io/ip-pool': 'web-pool' }],
       ['pool per family', { 'netpin.io/pool': 'web,web-v6' }, { 'ipam.cilium.io/ipv4-pool': 'web-pool', 'ipam.cilium.io/ipv6-pool': 'web-pool-v6' }],
       ['rates', { 'netpin.io/ingress-rate': '10M', 'netpin.io/egress-rate': '100M' }, { 'kubernetes.io/ingress-bandwidth': '10M', 'kubernetes.io/egress-bandwidth': '100M' }],
-      ['egress', { 'netpin.io/egress-ip': '203.0.113.10' }, {}],
+      ['egress', { 'netpin.io/egress-pool': 'out' }, { 'netpin.io/egress-allocated': '203.0.113.1' }],
     ],
   };
 
@@ -69,25 +71,32 @@ describe('every intent on every CNI, through the webhook', () => {
         const h = await harness({ cni });
         const after = await admit(h, annotations);
         expect(after).toEqual({ ...annotations, ...added });
-        // The ledger holds exactly what the pod was told, for this pod.
-        const allocated = added['netpin.io/allocated'];
-        expect(Object.keys(h.held())).toEqual(allocated ? allocated.split(',') : []);
-        for (const owner of Object.values(h.held())) expect(owner).toBe('Pod/shop/p');
+        // The ledger holds exactly what the pod was told, for this pod: its addresses, and its
+        // egress address when that lies in an egress pool.
+        const expected: Record<string, string> = {};
+        for (const ip of added['netpin.io/allocated']?.split(',') ?? []) expected[ip] = 'Pod/shop/p';
+        for (const ip of added['netpin.io/egress-allocated']?.split(',') ?? []) if (ip.startsWith('203.0.113.')) expected[ip] = 'Egress/Pod/shop/p';
+        expect(h.held()).toEqual(expected);
       });
     });
   }
 
-  it.each<[CniName, string]>([
-    ['antrea', 'crd.antrea.io/v1beta1'],
-    ['cilium', 'cilium.io/v2'],
-  ])('labels the pod for the %s egress resource, and says what to apply', async (cni, apiVersion) => {
+  it.each<CniName>(['antrea', 'cilium'])('labels the pod for the %s egress resource netpin keeps, with nothing left to apply by hand', async (cni) => {
     const h = await harness({ cni });
-    const body = podCreate({ name: 'p', labels: { app: 'shop' }, annotations: { 'netpin.io/egress-ip': '203.0.113.10' } });
+    const body = podCreate({ name: 'p', labels: { app: 'shop' }, annotations: { 'netpin.io/egress-pool': 'out' } });
     const answer = await h.mutate(body);
-    expect(patched(body, answer.response).metadata?.labels).toEqual({ app: 'shop', 'netpin.io/egress': '203.0.113.10' });
-    const apply = answer.response.warnings?.find((w) => w.includes('apply: '));
-    expect(apply).toMatch(/^netpin: /);
-    expect(JSON.parse(apply!.slice(apply!.indexOf('apply: ') + 7))).toMatchObject({ apiVersion });
+    expect(patched(body, answer.response).metadata?.labels).toEqual({ app: 'shop', 'netpin.io/egress': '203.0.113.1' });
+    expect(answer.response.warnings?.some((w) => w.includes('apply'))).toBe(false);
+  });
+
+  it('gives the replicas of one Deployment one egress address, and another Deployment another', async () => {
+    const h = await harness({ cni: 'antrea' });
+    const replica = (rs: string, hash: string, name: string) =>
+      podCreate({ name, owner: { kind: 'ReplicaSet', name: `${rs}-${hash}` }, labels: { 'pod-template-hash': hash }, annotations: { 'netpin.io/egress-pool': 'out' } });
+    const egressOf = async (body: ReturnType<typeof replica>) => admittedAnnotations(body, await h.mutate(body))['netpin.io/egress-allocated'];
+    expect([await egressOf(replica('api', '7d9f8', 'api-7d9f8-a')), await egressOf(replica('api', '7d9f8', 'api-7d9f8-b')), await egressOf(replica('api', '5c4b2', 'api-5c4b2-c'))]).toEqual(['203.0.113.1', '203.0.113.1', '203.0.113.1']);
+    expect(await egressOf(replica('web', '6f5e4', 'web-6f5e4-a'))).toBe('203.0.113.2');
+    expect(h.held()).toEqual({ '203.0.113.1': 'Egress/Deployment/shop/api', '203.0.113.2': 'Egress/Deployment/shop/web' });
   });
 
   it('passes the CNI warnings on, prefixed', async () => {
@@ -140,6 +149,12 @@ describe('denials', () => {
     ['fixed IPs on a Cilium StatefulSet', 'cilium', [], statefulSet('CREATE', { replicas: 2, annotations: { 'netpin.io/ips': '10.20.0.7,10.20.0.8' } }), 'netpin.io/ips', ['Cilium has no fixed pod IP annotation']],
     ['an egress IP on Calico', 'calico', [], podCreate({ name: 'a', annotations: { 'netpin.io/egress-ip': '203.0.113.10' } }), 'netpin.io/egress-ip', ['Calico (open source) has no per-pod egress IP']],
     ['netem on Antrea', 'antrea', [], podCreate({ name: 'a', annotations: { 'netpin.io/latency': '10' } }), 'netpin.io/latency', ['Antrea has no netem-style latency control']],
+    ['an egress address another workload holds', 'kube-ovn', [podCreate({ name: 'a', annotations: { 'netpin.io/egress-ip': '203.0.113.10' } })], podCreate({ name: 'b', annotations: { 'netpin.io/egress-ip': '203.0.113.10' } }), 'netpin.io/egress-ip', ['203.0.113.10 is held by the egress of Pod shop/a']],
+    ['a pod pool named as an egress pool', 'antrea', [], podCreate({ name: 'a', annotations: { 'netpin.io/egress-pool': 'web' } }), 'netpin.io/egress-pool', ['IPPool web is a pod pool']],
+    ['an egress pool named as a pod pool', 'calico', [], podCreate({ name: 'a', annotations: { 'netpin.io/pool': 'out' } }), 'netpin.io/pool', ['IPPool out is an egress pool', 'netpin.io/egress-pool: out']],
+    ['a pod address in an egress pool', 'kube-ovn', [], podCreate({ name: 'a', annotations: { 'netpin.io/ip': '203.0.113.5' } }), 'netpin.io/ip', ['an egress address is never a pod address']],
+    ['an egress address in a pod pool', 'kube-ovn', [], podCreate({ name: 'a', annotations: { 'netpin.io/egress-ip': '10.20.0.9' } }), 'netpin.io/egress-ip', ['lies in IPPool web, a pod pool']],
+    ['an egress address with no gateway nodes on Cilium', 'cilium', [], podCreate({ name: 'a', annotations: { 'netpin.io/egress-ip': '198.51.100.7' } }), 'netpin.io/egress-ip', ['netpin keeps one only for an address of an egress pool']],
     ['an EIP on Cilium', 'cilium', [], podCreate({ name: 'a', annotations: { 'netpin.io/egress-ip': '203.0.113.10', 'netpin.io/egress-mode': 'eip' } }), 'netpin.io/egress-mode', ['only SNATs outbound traffic']],
   ];
 

@@ -12,7 +12,7 @@ const old = NOW - GRACE - 1;
 const byUid: Claim = { pool: 'web', ip: v4('10.0.0.5'), owner: { kind: 'Pod', namespace: 'shop', name: '', uid: 'req-1' }, createdAt: old };
 const named: Claim = { pool: 'web', ip: v4('10.0.0.6'), owner: { kind: 'Pod', namespace: 'shop', name: 'fixed' }, createdAt: old };
 const ordinal: Claim = { pool: 'web', ip: v4('10.0.0.7'), owner: { kind: 'StatefulSet', namespace: 'shop', name: 'db', ordinal: 1 }, createdAt: old };
-const pod = (name: string, addresses: string[] = [], namespace = 'shop'): PodRecord => ({ namespace, name, uid: `uid-${name}`, addresses });
+const pod = (name: string, addresses: string[] = [], namespace = 'shop'): PodRecord => ({ namespace, name, uid: `uid-${name}`, addresses, egress: [] });
 
 describe('which claims a pod holds', () => {
   it('by its name, or by any address it uses or asked for', () => {

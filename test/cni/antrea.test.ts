@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { antrea } from '../../src/cni/antrea.js';
+import { compilePool } from '../../src/ipam/pool.js';
 import type { Intent } from '../../src/intent/types.js';
 import { allocation, applied, DEPLOYMENT, pool, POD, rate, STATEFULSET, v4, v6 } from './fixtures.js';
 
@@ -113,31 +114,27 @@ describe('antrea', () => {
   });
 
   describe('egress', () => {
-    it('labels the pod and gives the Egress to apply', () => {
-      const intent: Intent = { egress: { ip: { ipv4: v4('192.0.2.9') }, mode: 'snat' } };
-      expect(antrea.check(intent, DEPLOYMENT, [])).toEqual([]);
-      const r = antrea.render(intent, DEPLOYMENT, { pools: [] });
+    const eg = compilePool({ metadata: { name: 'eg' }, spec: { cidr: '192.0.2.0/28', egress: { nodeSelector: { matchLabels: { egress: 'yes' } } } } });
+
+    it('labels the pod for the Egress netpin keeps, from an egress pool', () => {
+      const intent: Intent = { egress: { pools: ['eg'], mode: 'snat' } };
+      expect(antrea.check(intent, DEPLOYMENT, [], [eg])).toEqual([]);
+      const r = antrea.render(intent, DEPLOYMENT, { pools: [], egress: { ipv4: v4('192.0.2.9') } });
       expect(r.annotations).toEqual({});
       expect(r.labels).toEqual({ 'netpin.io/egress': '192.0.2.9' });
-      expect(applied(r.warnings[0]!)).toEqual({
-        apiVersion: 'crd.antrea.io/v1beta1',
-        kind: 'Egress',
-        metadata: { name: 'netpin-egress-192.0.2.9' },
-        spec: { appliedTo: { podSelector: { matchLabels: { 'netpin.io/egress': '192.0.2.9' } } }, egressIP: '192.0.2.9' },
-      });
-      expect(r.warnings).toHaveLength(3);
-      expect(r.warnings[2]).toContain('encap or hybrid');
+      expect(r.warnings.join(' ')).not.toContain('apply');
+      expect(r.warnings.at(-1)).toContain('encap or hybrid');
     });
 
-    it('gives one Egress per family for dual stack', () => {
-      const r = antrea.render({ egress: { ip: { ipv4: v4('192.0.2.9'), ipv6: v6('2001:db8::9') }, mode: 'snat' } }, POD, { pools: [] });
-      expect(r.labels).toEqual({ 'netpin.io/egress': '192.0.2.9_2001-db8--9' });
-      expect(applied(r.warnings[1]!)).toMatchObject({ kind: 'Egress', spec: { egressIP: '2001:db8::9' } });
-      expect(r.warnings.some((w) => w.includes('check that your Antrea release applies both'))).toBe(true);
+    it('refuses an egress address outside every egress pool: Antrea needs its ExternalIPPool', () => {
+      const [p, ...more] = antrea.check({ egress: { ip: { ipv4: v4('198.51.100.9') }, mode: 'snat' } }, POD, [], []);
+      expect(more).toEqual([]);
+      expect(p?.key).toBe('netpin.io/egress-ip');
+      expect(p?.fix).toContain('spec.egress');
     });
 
     it('refuses eip: Antrea Egress is SNAT only', () => {
-      const [p, ...more] = antrea.check({ egress: { ip: { ipv4: v4('192.0.2.9') }, mode: 'eip' } }, POD, []);
+      const [p, ...more] = antrea.check({ egress: { pools: ['eg'], mode: 'eip' } }, POD, [], [eg]);
       expect(more).toEqual([]);
       expect(p?.key).toBe('netpin.io/egress-mode');
       expect(p?.message).toContain('Antrea');
@@ -145,8 +142,8 @@ describe('antrea', () => {
       expect(p?.fix).toContain('Kube-OVN');
     });
 
-    it('refuses an egress IP together with fixed addresses', () => {
-      const [p, ...more] = antrea.check({ pools: ['a4'], egress: { ip: { ipv4: v4('192.0.2.9') }, mode: 'snat' } }, POD, [a4]);
+    it('refuses an egress address together with fixed addresses', () => {
+      const [p, ...more] = antrea.check({ pools: ['a4'], egress: { pools: ['eg'], mode: 'snat' } }, POD, [a4], [eg]);
       expect(more).toEqual([]);
       expect(p?.key).toBe('netpin.io/egress-ip');
       expect(p?.message).toContain('encap or hybrid');

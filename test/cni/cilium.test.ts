@@ -90,35 +90,36 @@ describe('cilium', () => {
   });
 
   describe('egress', () => {
-    it('labels the pod and gives the CiliumEgressGatewayPolicy to apply', () => {
-      const intent: Intent = { egress: { ip: { ipv4: v4('192.0.2.9') }, mode: 'snat' } };
-      expect(cilium.check(intent, POD, [])).toEqual([]);
-      const r = cilium.render(intent, POD, { pools: [] });
+    const gw = { nodeSelector: { matchLabels: { egress: 'yes' } } };
+    const eg = compilePool({ metadata: { name: 'eg' }, spec: { ranges: ['192.0.2.9', '2001:db8::9'], egress: gw } });
+    const bare = compilePool({ metadata: { name: 'bare' }, spec: { cidr: '192.0.2.16/28', egress: {} } });
+
+    it('labels the pod for the CiliumEgressGatewayPolicy netpin keeps', () => {
+      const intent: Intent = { egress: { pools: ['eg'], mode: 'snat' } };
+      expect(cilium.check(intent, POD, [], [eg])).toEqual([]);
+      const r = cilium.render(intent, POD, { pools: [], egress: { ipv4: v4('192.0.2.9') } });
       expect(r.annotations).toEqual({});
       expect(r.labels).toEqual({ 'netpin.io/egress': '192.0.2.9' });
-      expect(r.warnings).toHaveLength(2);
-      expect(applied(r.warnings[0]!)).toEqual({
-        apiVersion: 'cilium.io/v2',
-        kind: 'CiliumEgressGatewayPolicy',
-        metadata: { name: 'netpin-egress-192.0.2.9' },
-        spec: {
-          selectors: [{ podSelector: { matchLabels: { 'netpin.io/egress': '192.0.2.9' } } }],
-          destinationCIDRs: ['0.0.0.0/0'],
-          egressGateway: { nodeSelector: { matchLabels: '<fill in: labels of the nodes that hold 192.0.2.9>' }, egressIP: '192.0.2.9' },
-        },
-      });
-      expect(r.warnings[1]).toContain('gateway node');
+      expect(r.warnings).toHaveLength(1);
+      expect(r.warnings[0]).toContain('gateway node');
+    });
+
+    it('refuses an egress pool without gateway nodes, naming spec.egress.nodeSelector', () => {
+      const [p, ...more] = cilium.check({ egress: { pools: ['bare'], mode: 'snat' } }, POD, [], [bare]);
+      expect(more).toEqual([]);
+      expect(p?.key).toBe('netpin.io/egress-pool');
+      expect(p?.fix).toContain('spec.egress.nodeSelector on IPPool bare');
+      expect(cilium.check({ egress: { ip: { ipv4: v4('198.51.100.1') }, mode: 'snat' } }, POD, [], [])[0]?.key).toBe('netpin.io/egress-ip');
     });
 
     it('warns about IPv6 egress IPs and cilium#48660', () => {
-      const r = cilium.render({ egress: { ip: { ipv4: v4('192.0.2.9'), ipv6: v6('2001:db8::9') }, mode: 'snat' } }, POD, { pools: [] });
+      const r = cilium.render({ egress: { pools: ['eg'], mode: 'snat' } }, POD, { pools: [], egress: { ipv4: v4('192.0.2.9'), ipv6: v6('2001:db8::9') } });
       expect(r.labels).toEqual({ 'netpin.io/egress': '192.0.2.9_2001-db8--9' });
-      expect(applied(r.warnings[1]!)).toMatchObject({ spec: { destinationCIDRs: ['::/0'], egressGateway: { egressIP: '2001:db8::9' } } });
       expect(r.warnings.at(-1)).toContain('cilium#48660');
     });
 
     it('refuses eip: the egress gateway is SNAT only', () => {
-      const [p, ...more] = cilium.check({ egress: { ip: { ipv4: v4('192.0.2.9') }, mode: 'eip' } }, POD, []);
+      const [p, ...more] = cilium.check({ egress: { pools: ['eg'], mode: 'eip' } }, POD, [], [eg]);
       expect(more).toEqual([]);
       expect(p?.key).toBe('netpin.io/egress-mode');
       expect(p?.message).toContain('Cilium');

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { EGRESS_LABEL, egressByResource, egressLabelValue } from '../../src/cni/egress.js';
-import { applied, v4, v6 } from './fixtures.js';
+import { EGRESS_LABEL, egressLabelValue, egressResources } from '../../src/cni/egress.js';
+import { compilePool } from '../../src/ipam/pool.js';
+import { v4, v6 } from './fixtures.js';
 
 const LABEL_VALUE = /^[A-Za-z0-9]([-_.A-Za-z0-9]*[A-Za-z0-9])?$/;
 
@@ -25,53 +26,40 @@ describe('egressLabelValue', () => {
   });
 });
 
-describe('egressByResource', () => {
-  it('labels the pod and gives the Antrea Egress to apply', () => {
-    const r = egressByResource('antrea', { ipv4: v4('10.0.0.9') });
-    expect(r.labels).toEqual({ [EGRESS_LABEL]: '10.0.0.9' });
-    expect(r.warnings).toHaveLength(2);
-    expect(applied(r.warnings[0]!)).toEqual({
-      apiVersion: 'crd.antrea.io/v1beta1',
-      kind: 'Egress',
-      metadata: { name: 'netpin-egress-10.0.0.9' },
-      spec: { appliedTo: { podSelector: { matchLabels: { 'netpin.io/egress': '10.0.0.9' } } }, egressIP: '10.0.0.9' },
+describe('the resources netpin keeps', () => {
+  const gw = { nodeSelector: { matchLabels: { egress: 'yes' } } };
+  const eg = compilePool({ metadata: { name: 'eg' }, spec: { ranges: ['10.0.0.8-10.0.0.15', 'fd00::8-fd00::f'], egress: gw } });
+  const uses = [
+    { address: v4('10.0.0.9'), namespace: 'shop', labelValue: '10.0.0.9_fd00--9', pool: eg },
+    { address: v6('fd00::9'), namespace: 'shop', labelValue: '10.0.0.9_fd00--9', pool: eg },
+  ];
+  const managed = { labels: { 'app.kubernetes.io/managed-by': 'netpin' } };
+
+  it('for Antrea: one ExternalIPPool per egress pool, one Egress per address, in the pods\' namespace', () => {
+    const [pool, e4, e6, ...more] = egressResources('antrea', uses, []);
+    expect(more).toEqual([]);
+    expect(pool).toEqual({
+      apiVersion: 'crd.antrea.io/v1beta1', kind: 'ExternalIPPool', plural: 'externalippools', metadata: { name: 'netpin-eg', ...managed },
+      spec: { ipRanges: [{ start: '10.0.0.8', end: '10.0.0.15' }, { start: 'fd00::8', end: 'fd00::f' }], nodeSelector: gw.nodeSelector },
     });
-    expect(r.warnings[1]).toContain('configured on a node');
+    const appliedTo = { podSelector: { matchLabels: { [EGRESS_LABEL]: '10.0.0.9_fd00--9' } }, namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'shop' } } };
+    expect(e4).toEqual({ apiVersion: 'crd.antrea.io/v1beta1', kind: 'Egress', plural: 'egresses', metadata: { name: 'netpin-egress-10.0.0.9', ...managed }, spec: { appliedTo, egressIP: '10.0.0.9', externalIPPool: 'netpin-eg' } });
+    expect(e6?.spec).toMatchObject({ egressIP: 'fd00::9' });
   });
 
-  it('gives one Antrea Egress per family for dual stack, with the condition to check', () => {
-    const r = egressByResource('antrea', { ipv4: v4('10.0.0.9'), ipv6: v6('fd00::9') });
-    expect(r.labels).toEqual({ [EGRESS_LABEL]: '10.0.0.9_fd00--9' });
-    const selector = { podSelector: { matchLabels: { 'netpin.io/egress': '10.0.0.9_fd00--9' } } };
-    expect(applied(r.warnings[0]!)).toMatchObject({ metadata: { name: 'netpin-egress-10.0.0.9' }, spec: { appliedTo: selector, egressIP: '10.0.0.9' } });
-    expect(applied(r.warnings[1]!)).toMatchObject({ metadata: { name: 'netpin-egress-fd00--9' }, spec: { appliedTo: selector, egressIP: 'fd00::9' } });
-    expect(r.warnings[3]).toContain('check that your Antrea release applies both');
-  });
-
-  it('gives the CiliumEgressGatewayPolicy to apply, one family per policy', () => {
-    const r = egressByResource('cilium', { ipv4: v4('10.0.0.9'), ipv6: v6('fd00::9') });
-    expect(r.labels).toEqual({ [EGRESS_LABEL]: '10.0.0.9_fd00--9' });
-    const selectors = [{ podSelector: { matchLabels: { 'netpin.io/egress': '10.0.0.9_fd00--9' } } }];
-    expect(applied(r.warnings[0]!)).toEqual({
-      apiVersion: 'cilium.io/v2',
-      kind: 'CiliumEgressGatewayPolicy',
-      metadata: { name: 'netpin-egress-10.0.0.9' },
+  it('for Cilium: one policy per address, destinations and exclusions of its family, never an interface', () => {
+    const [p4, p6, ...more] = egressResources('cilium', uses, ['10.0.0.0/8', 'fd00::/8']);
+    expect(more).toEqual([]);
+    expect(p4).toEqual({
+      apiVersion: 'cilium.io/v2', kind: 'CiliumEgressGatewayPolicy', plural: 'ciliumegressgatewaypolicies', metadata: { name: 'netpin-egress-10.0.0.9', ...managed },
       spec: {
-        selectors,
+        selectors: [{ podSelector: { matchLabels: { [EGRESS_LABEL]: '10.0.0.9_fd00--9', 'io.kubernetes.pod.namespace': 'shop' } } }],
         destinationCIDRs: ['0.0.0.0/0'],
-        egressGateway: { nodeSelector: { matchLabels: '<fill in: labels of the nodes that hold 10.0.0.9>' }, egressIP: '10.0.0.9' },
+        excludedCIDRs: ['10.0.0.0/8'],
+        egressGateway: { nodeSelector: gw.nodeSelector, egressIP: '10.0.0.9' },
       },
     });
-    expect(applied(r.warnings[1]!)).toMatchObject({
-      metadata: { name: 'netpin-egress-fd00--9' },
-      spec: { selectors, destinationCIDRs: ['::/0'], egressGateway: { egressIP: 'fd00::9' } },
-    });
-    expect(r.warnings[2]).toContain('configured on the gateway node');
-    expect(r.warnings[2]).toContain('interface as well as egressIP');
-  });
-
-  it('stays well inside the API server warning budget (4096 runes before truncation)', () => {
-    const r = egressByResource('cilium', { ipv4: v4('255.255.255.255'), ipv6: v6('ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe') });
-    expect(r.warnings.join('').length).toBeLessThan(2048);
+    expect(p6?.spec).toMatchObject({ destinationCIDRs: ['::/0'], excludedCIDRs: ['fd00::/8'], egressGateway: { egressIP: 'fd00::9' } });
+    expect(JSON.stringify(p6)).not.toContain('interface');
   });
 });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { kubeOvn } from '../../src/cni/kube-ovn.js';
+import { compilePool } from '../../src/ipam/pool.js';
 import type { Intent } from '../../src/intent/types.js';
 import { allocation, DEPLOYMENT, pool, POD, rate, STATEFULSET, v4, v6 } from './fixtures.js';
 
@@ -162,7 +163,7 @@ describe('kube-ovn', () => {
     ] as const)('writes mode %s as %s, with the prerequisites warning', (mode, key) => {
       const intent: Intent = { egress: { ip: { ipv4: v4('192.0.2.9') }, mode } };
       expect(kubeOvn.check(intent, POD, [])).toEqual([]);
-      const r = kubeOvn.render(intent, POD, { pools: [] });
+      const r = kubeOvn.render(intent, POD, { pools: [], egress: intent.egress!.ip });
       expect(r.annotations).toEqual({ [key]: '192.0.2.9' });
       expect(r.labels).toEqual({});
       expect(r.warnings).toHaveLength(1);
@@ -172,7 +173,7 @@ describe('kube-ovn', () => {
     it('writes an IPv6 egress IP next to a dual-stack pod IP', () => {
       const intent: Intent = { ip: { ipv4: v4('10.16.0.5'), ipv6: v6('fd00:10:16::5') }, egress: { ip: { ipv6: v6('2001:db8::9') }, mode: 'snat' } };
       expect(kubeOvn.check(intent, POD, [])).toEqual([]);
-      const r = kubeOvn.render(intent, POD, allocation([ovn4, ovn6], '10.16.0.5', 'fd00:10:16::5'));
+      const r = kubeOvn.render(intent, POD, { ...allocation([ovn4, ovn6], '10.16.0.5', 'fd00:10:16::5'), egress: intent.egress!.ip });
       expect(r.annotations).toEqual({
         'ovn.kubernetes.io/ip_address': '10.16.0.5,fd00:10:16::5',
         'ovn.kubernetes.io/logical_switch': 'ovn-default',
@@ -186,7 +187,7 @@ describe('kube-ovn', () => {
       expect(more).toEqual([]);
       expect(p?.key).toBe('netpin.io/egress-ip');
       expect(p?.message).toContain('one IP');
-      expect(p?.fix).toContain('one address');
+      expect(p?.fix).toContain('one family');
     });
 
     it.each<[string, Intent]>([
@@ -202,9 +203,18 @@ describe('kube-ovn', () => {
 
     it('warns when the allocated pod IPs lack the egress IP family', () => {
       const intent: Intent = { pools: ['ovn4'], egress: { ip: { ipv6: v6('2001:db8::9') }, mode: 'snat' } };
-      const r = kubeOvn.render(intent, POD, allocation([ovn4], '10.16.0.5'));
+      const r = kubeOvn.render(intent, POD, { ...allocation([ovn4], '10.16.0.5'), egress: intent.egress!.ip });
       expect(r.warnings).toHaveLength(2);
       expect(r.warnings[1]).toContain('no ipv6 address');
+    });
+
+    it('gives each StatefulSet ordinal its own EIP from an egress pool, and refuses two families', () => {
+      const eg4 = compilePool({ metadata: { name: 'eg4' }, spec: { cidr: '203.0.113.0/28', egress: {} } });
+      const eg6 = compilePool({ metadata: { name: 'eg6' }, spec: { cidr: '2001:db8::/124', egress: {} } });
+      expect(kubeOvn.check({ egress: { pools: ['eg4'], mode: 'eip' } }, STATEFULSET, [], [eg4])).toEqual([]);
+      expect(kubeOvn.check({ egress: { pools: ['eg4'], mode: 'eip' } }, DEPLOYMENT, [], [eg4])[0]?.key).toBe('netpin.io/egress-mode');
+      const [p] = kubeOvn.check({ egress: { pools: ['eg4', 'eg6'], mode: 'snat' } }, POD, [], [eg4, eg6]);
+      expect(p?.key).toBe('netpin.io/egress-pool');
     });
 
     it('refuses an EIP on several replicas, pointing at snat', () => {

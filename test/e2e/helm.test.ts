@@ -233,8 +233,14 @@ describe('helm chart, rendered offline', () => {
       const sa = only(objs, 'ServiceAccount');
       expect(only(objs, 'Deployment').spec.template.spec.serviceAccountName).toBe(sa.metadata.name);
       // Calico's IPPools are read only where the cluster runs Calico.
-      const calico = cni === 'calico' ? ['crd.projectcalico.org/ippools:list'] : [];
-      expect(flattenRules(only(objs, 'ClusterRole'))).toEqual([...CLUSTER_RULES, ...calico].sort());
+      // Each CNI's own resources, only where the cluster runs that CNI.
+      const verbs = (res: string) => ['list', 'create', 'update', 'delete'].map((v) => `${res}:${v}`);
+      const own: Record<string, string[]> = {
+        calico: ['crd.projectcalico.org/ippools:list'],
+        antrea: [...verbs('crd.antrea.io/egresses'), ...verbs('crd.antrea.io/externalippools')],
+        cilium: verbs('cilium.io/ciliumegressgatewaypolicies'),
+      };
+      expect(flattenRules(only(objs, 'ClusterRole'))).toEqual([...CLUSTER_RULES, ...(own[cni] ?? [])].sort());
       const role = only(objs, 'Role');
       expect(role.metadata.namespace).toBe(NS);
       expect(flattenRules(role)).toEqual(LEASE_RULES);

@@ -229,7 +229,7 @@ spec: { ranges: ["fd00::1"] }
 
     it('lists the pools a namespace may use, or none', () => {
       const { allocator } = setup();
-      expect(allocator.allowedPools({ team: 'db' }).map((p) => p.name)).toEqual(['db', 'tiny']);
+      expect(allocator.allowedPools({ team: 'db' }).map((p) => p.name)).toEqual(['db', 'tiny', 'out']);
       const [p] = allocator.plan(parseIntent({ 'netpin.io/pool': 'nope' }).intent, 'x', {}).problems;
       expect(p?.fix).toBe('name a pool namespace x may use: tiny (10.40.0.1-10.40.0.2)');
     });

@@ -18,7 +18,8 @@ import type { CertificateSource } from '../../src/transport/tls.js';
 
 /**
  * Pools for most tests. Namespace shop (team=web) may use web and web-v6,
- * payments (team=db) may use db; tiny has two addresses and is open to all.
+ * payments (team=db) may use db; tiny has two addresses and is open to all; out is an egress
+ * pool open to all.
  */
 export const POOLS = `
 apiVersion: netpin.io/v1alpha1
@@ -62,6 +63,13 @@ spec:
   cidr: 10.40.0.0/30
   cni:
     calico: { pool: tiny-pool }
+---
+apiVersion: netpin.io/v1alpha1
+kind: IPPool
+metadata: { name: out }
+spec:
+  cidr: 203.0.113.0/28
+  egress: { nodeSelector: { matchLabels: { egress: gateway } } }
 ---
 apiVersion: v1
 kind: Namespace
