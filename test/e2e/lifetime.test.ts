@@ -3,7 +3,7 @@
 // The controllers create the pods; nothing schedules or runs them, so they stay Pending.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { V1Deployment, V1Pod } from '@kubernetes/client-node';
-import { applyCalicoIPPoolCrd, createCalicoPool } from './support/calico.js';
+import { applyCalicoIPPoolCrd, createCalicoPool } from './support/cni-crds.js';
 import { startControlPlane, type ControlPlane } from './support/controlplane.js';
 import {
   apiMessage, applyCrds, calicoIps, clients, createNamespace, createPool, listClaims, podsWithPrefix, registerWebhooks, waitFor, type Clients,

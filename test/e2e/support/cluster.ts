@@ -62,14 +62,17 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined |
  * (x-kubernetes-validations, enum), which would leave the CRDs' own rules untested.
  */
 export async function applyCrds(c: Clients): Promise<void> {
-  for (const file of readdirSync(CRD_DIR).filter((f) => f.endsWith('.yaml'))) {
-    const crd = parse(readFileSync(CRD_DIR + file, 'utf8')) as V1CustomResourceDefinition;
-    await postRaw(c, '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', crd);
-    await waitFor(`CRD ${crd.metadata!.name} established`, async () => {
-      const got = await c.ext.readCustomResourceDefinition({ name: crd.metadata!.name! });
-      return got.status?.conditions?.some((x) => x.type === 'Established' && x.status === 'True');
-    });
-  }
+  for (const file of readdirSync(CRD_DIR).filter((f) => f.endsWith('.yaml'))) await applyCrdFile(c, CRD_DIR + file);
+}
+
+/** Applies one CRD file as written and waits until the API serves it. */
+export async function applyCrdFile(c: Clients, file: string): Promise<void> {
+  const crd = parse(readFileSync(file, 'utf8')) as V1CustomResourceDefinition;
+  await postRaw(c, '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', crd);
+  await waitFor(`CRD ${crd.metadata!.name} established`, async () => {
+    const got = await c.ext.readCustomResourceDefinition({ name: crd.metadata!.name! });
+    return got.status?.conditions?.some((x) => x.type === 'Established' && x.status === 'True');
+  });
 }
 
 /** POSTs an object as JSON, bypassing client-node's serializer; throws with the API server's message. */
