@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CoreV1Event, V1Pod, V1PodSpec } from '@kubernetes/client-node';
 import { startControlPlane, type ControlPlane } from './support/controlplane.js';
 import { apiMessage, calicoIps, clients, createNamespace, createPool, listClaims, podsWithPrefix, waitFor, type Clients } from './support/cluster.js';
-import { installNetpin, type Installed } from './support/install.js';
+import { installNetpin, removeNetpinImage, type Installed } from './support/install.js';
 import { APP_IMAGE, APP_PORT, nodeControlPlaneOptions, startNode, type Node } from './support/node.js';
 
 const NS = 'shop';
@@ -65,6 +65,7 @@ afterAll(async () => {
     await node?.stop();
   } finally {
     await cp?.stop();
+    await removeNetpinImage();
   }
 });
 

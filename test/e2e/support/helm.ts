@@ -5,10 +5,10 @@ import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as https from 'node:https';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
+import { repoPath } from './controlplane.js';
 
-export const CHART_DIR = fileURLToPath(new URL('../../../charts/netpin', import.meta.url));
+export const CHART_DIR = repoPath('charts/netpin');
 export const KUBE_VERSION = '1.36.3';
 
 export interface Manifest {

@@ -3,15 +3,14 @@
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import type { ControlPlane } from './controlplane.js';
+import { repoPath, type ControlPlane } from './controlplane.js';
 import { CHART_DIR, Helm, setArgs } from './helm.js';
 import type { Node } from './node.js';
 
 const execFileP = promisify(execFile);
-const IMAGE_SCRIPT = fileURLToPath(new URL('../../../scripts/image.sh', import.meta.url));
+const IMAGE_SCRIPT = repoPath('scripts/image.sh');
 
 export const IMAGE = { repository: 'netpin.test/netpin', tag: 'e2e' };
 
@@ -22,16 +21,30 @@ export function netpinImage(): Promise<string> {
   built ??= (async () => {
     const dir = mkdtempSync(join(tmpdir(), 'netpin-image-'));
     const archive = join(dir, 'netpin.tar');
-    await execFileP('bash', [IMAGE_SCRIPT, '--tag', `${IMAGE.repository}:${IMAGE.tag}`, '--out', archive], { maxBuffer: 64 << 20, timeout: 600_000 });
+    try {
+      await execFileP('bash', [IMAGE_SCRIPT, '--tag', `${IMAGE.repository}:${IMAGE.tag}`, '--out', archive], { maxBuffer: 64 << 20, timeout: 600_000 });
+    } catch (err) {
+      rmSync(dir, { recursive: true, force: true });
+      throw err;
+    }
     return archive;
   })();
   return built;
+}
+
+/** Removes the archive netpinImage() wrote (and its temp dir), once nothing will import it again. */
+export async function removeNetpinImage(): Promise<void> {
+  const archive = await built?.catch(() => undefined);
+  built = undefined;
+  if (archive) rmSync(dirname(archive), { recursive: true, force: true });
 }
 
 export interface Installed {
   namespace: string;
   helm: Helm;
   uninstall(): Promise<void>;
+  /** Removes helm's own dirs without uninstalling, when the cluster goes away with the release. */
+  discard(): void;
 }
 
 /** Imports the image into the node and installs the chart, waiting until netpin's pods are Ready. */
@@ -44,11 +57,16 @@ export async function installNetpin(cp: ControlPlane, node: Node, values: Record
     { name: 'KUBERNETES_SERVICE_HOST', value: node.podApiServer.host },
     { name: 'KUBERNETES_SERVICE_PORT', value: String(node.podApiServer.port) },
   ];
-  await helm.ok([
-    'install', 'netpin', CHART_DIR, '-n', namespace, '--create-namespace', '--wait', '--timeout', '180s',
-    ...setArgs({ 'image.repository': IMAGE.repository, 'image.tag': IMAGE.tag, 'image.pullPolicy': 'Never', ...values }),
-    '--set-json', `extraEnv=${JSON.stringify(env)}`,
-  ]);
+  try {
+    await helm.ok([
+      'install', 'netpin', CHART_DIR, '-n', namespace, '--create-namespace', '--wait', '--timeout', '180s',
+      ...setArgs({ 'image.repository': IMAGE.repository, 'image.tag': IMAGE.tag, 'image.pullPolicy': 'Never', ...values }),
+      '--set-json', `extraEnv=${JSON.stringify(env)}`,
+    ]);
+  } catch (err) {
+    rmSync(home, { recursive: true, force: true });
+    throw err;
+  }
   return {
     namespace,
     helm,
@@ -58,6 +76,9 @@ export async function installNetpin(cp: ControlPlane, node: Node, values: Record
       } finally {
         rmSync(home, { recursive: true, force: true });
       }
+    },
+    discard() {
+      rmSync(home, { recursive: true, force: true });
     },
   };
 }

@@ -3,9 +3,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { repoPath } from './controlplane.js';
 
-const MAIN = fileURLToPath(new URL('../../../dist/src/cli/main.js', import.meta.url));
+// From the repository root, so that the compiled copy under dist/ (npm run chaos) finds it too.
+const MAIN = repoPath('dist/src/cli/main.js');
 
 export interface Netpin {
   url: string;
@@ -28,6 +29,10 @@ export interface NetpinOptions {
   claimGraceSeconds?: number;
   leaseNamespace?: string;
   extraArgs?: string[];
+  /** Runs `<launcher...> node main.js serve ...` instead, e.g. a shell that joins a cgroup first and then execs node. */
+  launcher?: string[];
+  /** More environment for the process. */
+  env?: NodeJS.ProcessEnv;
 }
 
 export async function startNetpin(opts: NetpinOptions): Promise<Netpin> {
@@ -44,7 +49,8 @@ export async function startNetpin(opts: NetpinOptions): Promise<Netpin> {
     '--log-level', process.env.NETPIN_TEST_LOG_LEVEL ?? 'warn',
     ...(opts.extraArgs ?? []),
   ];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_PROXY: '127.0.0.1,localhost' } });
+  const [bin, ...pre] = [...(opts.launcher ?? []), process.execPath];
+  const child = spawn(bin!, [...pre, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env, NO_PROXY: '127.0.0.1,localhost' } });
   let out = '';
   child.stdout!.setEncoding('utf8').on('data', (c: string) => (out += c));
   child.stderr!.setEncoding('utf8').on('data', (c: string) => (out += c));

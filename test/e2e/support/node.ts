@@ -10,20 +10,20 @@
 // state first (also in STATE_DIR, so that a run that died is cleaned up by the next one)
 // and stop() undoes all of it; leftovers() says what is still there.
 
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as https from 'node:https';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import {
   DEFAULT_CONTROLLERS,
   freePort,
   runBuildScript,
   issueClientKubeconfig,
+  repoPath,
   sleep,
   startProc,
   stopProc,
@@ -61,10 +61,11 @@ export const GATEWAY = '10.244.0.1';
  */
 export const POD_API_PORT = 6443;
 
-const BUILD_SCRIPT = fileURLToPath(new URL('../../node/build.sh', import.meta.url));
+const BUILD_SCRIPT = repoPath('test/node/build.sh');
 /** Host-wide: one test node at a time. Under /run, so a reboot forgets it. */
 const STATE_DIR = '/run/netpin-node';
-const STATE_FILE = path.join(STATE_DIR, 'state.json');
+/** The running node's HostSnapshot; gone after a clean stop(). */
+export const STATE_FILE = path.join(STATE_DIR, 'state.json');
 
 /**
  * Fixed host paths that kubelet, containerd or the CNI library write whatever we configure
@@ -282,7 +283,7 @@ async function cgroupRoots(): Promise<string[]> {
 }
 
 /** kubelet's cgroupfs tree: /kubepods (cgroupsPerQOS, cgroupRoot "/") in each hierarchy. */
-async function kubepodsCgroups(): Promise<string[]> {
+export async function kubepodsCgroups(): Promise<string[]> {
   const found: string[] = [];
   for (const root of await cgroupRoots()) {
     for (const e of (await listDir(root)) ?? []) {
@@ -487,8 +488,8 @@ async function undoHost(snap: HostSnapshot, timeoutMs = 30_000): Promise<string[
   return errors;
 }
 
-/** Host changes of a run that are still present. */
-async function findLeftovers(snap: HostSnapshot): Promise<string[]> {
+/** Host changes of a run that are still present (also usable by another process, from STATE_FILE's snapshot). */
+export async function findLeftovers(snap: HostSnapshot): Promise<string[]> {
   const out: string[] = [];
   for (const cg of await kubepodsCgroups()) out.push(`cgroup ${cg}`);
   for (const pid of await ourShims(snap.containerdSocket)) out.push(`shim process ${pid}`);
@@ -918,7 +919,8 @@ export async function startNode(cp: ControlPlane, opts: NodeOptions = {}): Promi
   }
 }
 
-async function podShaping(podUid: string): Promise<{ ingress?: string; egress?: string; ifb?: string }> {
+/** Node.podShaping, for a node run by another process (the host is the same). */
+export async function podShaping(podUid: string): Promise<{ ingress?: string; egress?: string; ifb?: string }> {
   const veth = await podHostVeth(podUid);
   const rate = (qdiscs: string) => /qdisc tbf .*rate (\S+)/.exec(qdiscs)?.[1];
   const ingress = rate(await run('tc', ['qdisc', 'show', 'dev', veth]));
@@ -966,7 +968,7 @@ async function drain(api: Api, node: string, timeoutMs: number): Promise<void> {
 }
 
 /** The host end of the pod's eth0: the link whose ifindex is eth0's peer index in the pod's netns. */
-async function podHostVeth(podUid: string): Promise<string> {
+export async function podHostVeth(podUid: string): Promise<string> {
   const memory = (await cgroupRoots()).find((r) => path.basename(r) === 'memory') ?? '/sys/fs/cgroup/memory';
   const trees = (await Promise.all((await kubepodsCgroups()).filter((c) => c.startsWith(memory)).map(cgroupTree))).flat();
   const podDirs = trees.filter((d) => path.basename(d) === `pod${podUid}`);

@@ -1,0 +1,289 @@
+// The image `npm run image` builds (no Docker engine) must be the image the Dockerfile describes,
+// for users who build with Docker or BuildKit: the same entrypoint, user, workdir, environment,
+// ports and files, the same Node major, and it must start as 65532 on a root it cannot write.
+// Everything expected is read from the Dockerfile's final stage, never restated here.
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { USAGE } from '../../src/cli/args.js';
+import { repoPath } from './support/controlplane.js';
+import { netpinImage, removeNetpinImage } from './support/install.js';
+
+const execFileP = promisify(execFile);
+const USER = '65532:65532';
+
+// ---------------------------------------------------------------------------
+// The Dockerfile's final stage
+
+interface Copy {
+  flags: Record<string, string>;
+  sources: string[];
+  /** absolute, resolved against the WORKDIR in force */
+  dest: string;
+  /** the destination names a directory: sources go inside it */
+  intoDir: boolean;
+}
+
+interface FinalStage {
+  from: string;
+  workdir: string;
+  user?: string;
+  env: Record<string, string>;
+  expose: string[];
+  entrypoint?: string[];
+  cmd?: string[];
+  copies: Copy[];
+}
+
+/** Logical lines: comments and parser directives dropped, backslash continuations joined. */
+function instructions(text: string): { op: string; args: string }[] {
+  const out: { op: string; args: string }[] = [];
+  let pending = '';
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (pending === '' && (line === '' || line.startsWith('#'))) continue;
+    if (line.endsWith('\\')) {
+      pending += line.slice(0, -1) + ' ';
+      continue;
+    }
+    const full = (pending + line).trim();
+    pending = '';
+    const m = /^(\S+)\s*(.*)$/.exec(full);
+    if (m) out.push({ op: m[1]!.toUpperCase(), args: m[2]! });
+  }
+  return out;
+}
+
+/** ENTRYPOINT and CMD in exec form; the shell form would need a shell, which distroless has not. */
+function execForm(op: string, args: string): string[] {
+  const parsed: unknown = JSON.parse(args);
+  if (!Array.isArray(parsed) || !parsed.every((a) => typeof a === 'string')) throw new Error(`${op} ${args}: not the exec form`);
+  return parsed as string[];
+}
+
+/** ENV key=value ... (values possibly quoted), or the legacy ENV key value. */
+function envPairs(args: string): [string, string][] {
+  if (!/^[^\s=]+=/.test(args)) {
+    const m = /^(\S+)\s+(.*)$/.exec(args);
+    return m ? [[m[1]!, m[2]!]] : [];
+  }
+  return [...args.matchAll(/([^\s=]+)=("(?:[^"\\]|\\.)*"|\S*)/g)].map((m) => {
+    const v = m[2]!;
+    return [m[1]!, v.startsWith('"') ? (JSON.parse(v) as string) : v];
+  });
+}
+
+function finalStage(text: string): FinalStage {
+  const all = instructions(text);
+  const start = all.map((i) => i.op).lastIndexOf('FROM');
+  if (start < 0) throw new Error('Dockerfile has no FROM');
+  const stage: FinalStage = { from: all[start]!.args.split(/\s+/)[0]!, workdir: '/', env: {}, expose: [], copies: [] };
+  for (const { op, args } of all.slice(start + 1)) {
+    switch (op) {
+      case 'WORKDIR':
+        stage.workdir = path.posix.resolve(stage.workdir, args);
+        break;
+      case 'USER':
+        stage.user = args;
+        break;
+      case 'ENV':
+        for (const [k, v] of envPairs(args)) stage.env[k] = v;
+        break;
+      case 'EXPOSE':
+        // A port without a protocol is TCP (the image config always spells it out).
+        stage.expose.push(...args.split(/\s+/).map((p) => (p.includes('/') ? p : `${p}/tcp`)));
+        break;
+      case 'ENTRYPOINT':
+        stage.entrypoint = execForm(op, args);
+        break;
+      case 'CMD':
+        stage.cmd = execForm(op, args);
+        break;
+      case 'COPY':
+      case 'ADD': {
+        const words = args.split(/\s+/);
+        const flags: Record<string, string> = {};
+        while (words[0]?.startsWith('--')) {
+          const [k, v = ''] = words.shift()!.slice(2).split('=');
+          flags[k!] = v;
+        }
+        const dest = words.pop();
+        if (dest === undefined || words.length === 0) throw new Error(`${op} ${args}: no source or destination`);
+        stage.copies.push({
+          flags,
+          sources: words,
+          dest: path.posix.resolve(stage.workdir, dest),
+          intoDir: dest.endsWith('/') || dest === '.' || words.length > 1,
+        });
+        break;
+      }
+      default:
+        // RUN, LABEL, ... leave nothing the image config or these checks could compare.
+        break;
+    }
+  }
+  return stage;
+}
+
+// ---------------------------------------------------------------------------
+// The OCI archive
+
+interface Descriptor {
+  mediaType: string;
+  digest: string;
+}
+
+interface ImageConfig {
+  config: {
+    Entrypoint?: string[];
+    Cmd?: string[];
+    User?: string;
+    WorkingDir?: string;
+    Env?: string[];
+    ExposedPorts?: Record<string, object>;
+  };
+}
+
+let work: string;
+let rootfs: string;
+let config: ImageConfig;
+let stage: FinalStage;
+
+function blob(layout: string, d: Descriptor): string {
+  const [alg, hex] = d.digest.split(':');
+  return path.join(layout, 'blobs', alg!, hex!);
+}
+
+/** Follows index.json (and nested indexes) to the one image manifest. */
+async function manifest(layout: string): Promise<{ config: Descriptor; layers: Descriptor[] }> {
+  let doc = JSON.parse(await fsp.readFile(path.join(layout, 'index.json'), 'utf8')) as { manifests?: Descriptor[] };
+  for (;;) {
+    const ms = doc.manifests ?? [];
+    if (ms.length !== 1) throw new Error(`expected one image in the archive, found ${ms.length}`);
+    const next = JSON.parse(await fsp.readFile(blob(layout, ms[0]!), 'utf8')) as { manifests?: Descriptor[]; config?: Descriptor; layers?: Descriptor[] };
+    if (next.config && next.layers) return { config: next.config, layers: next.layers };
+    doc = next;
+  }
+}
+
+async function tar(args: string[]): Promise<void> {
+  await execFileP('tar', args, { maxBuffer: 16 << 20 });
+}
+
+/** Runs a program of the image as its user would be: in its root, as 65532, with the image's environment only. */
+function inImage(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  // Only the image config's Env: NODE_OPTIONS or NODE_EXTRA_CA_CERTS of this process (vitest's,
+  // or a proxy CA's) would point Node at files the image does not have.
+  const env = Object.fromEntries((config.config.Env ?? []).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
+  // Found on this process's PATH: the child's PATH is the image's, which lacks /usr/sbin.
+  const chroot = (process.env.PATH ?? '/usr/sbin:/usr/bin').split(':').map((d) => path.join(d, 'chroot')).find((p) => fs.existsSync(p)) ?? 'chroot';
+  return new Promise((resolve) => {
+    execFile(chroot, [`--userspec=${USER}`, rootfs, ...args], { env, timeout: 30_000 }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1) : 0;
+      resolve({ code, stdout, stderr: code === -1 ? `${stderr}${String(err)}` : stderr });
+    });
+  });
+}
+
+beforeAll(async () => {
+  stage = finalStage(await fsp.readFile(repoPath('Dockerfile'), 'utf8'));
+  const started = Date.now();
+  const archive = await netpinImage();
+  process.stderr.write(`image: npm run image took ${Date.now() - started} ms\n`);
+  work = await fsp.mkdtemp(path.join(tmpdir(), 'netpin-image-test-'));
+  const layout = path.join(work, 'oci');
+  rootfs = path.join(work, 'rootfs');
+  await fsp.mkdir(layout);
+  await fsp.mkdir(rootfs);
+  await tar(['-xf', archive, '-C', layout]);
+  const m = await manifest(layout);
+  config = JSON.parse(await fsp.readFile(blob(layout, m.config), 'utf8')) as ImageConfig;
+  // GNU tar detects the layer's compression; as root it keeps owners and modes, which the checks read.
+  for (const layer of m.layers) await tar(['-xf', blob(layout, layer), '-C', rootfs, '--numeric-owner', '--same-owner', '--same-permissions']);
+}, 15 * 60_000);
+
+afterAll(async () => {
+  if (work) await fsp.rm(work, { recursive: true, force: true });
+  await removeNetpinImage();
+});
+
+describe('the image agrees with the Dockerfile', () => {
+  it('in its config: entrypoint, cmd, user, workdir, env and ports', () => {
+    expect(stage.entrypoint, 'the Dockerfile has an ENTRYPOINT').toBeDefined();
+    expect(config.config.Entrypoint).toEqual(stage.entrypoint);
+    expect(config.config.Cmd ?? []).toEqual(stage.cmd ?? []);
+    expect(config.config.User).toBe(stage.user);
+    expect(config.config.WorkingDir).toBe(stage.workdir);
+    expect(stage.env).toHaveProperty('NODE_ENV');
+    for (const [k, v] of Object.entries(stage.env)) expect(config.config.Env ?? []).toContain(`${k}=${v}`);
+    expect(Object.keys(config.config.ExposedPorts ?? {}).sort()).toEqual([...stage.expose].sort());
+  });
+
+  it('in its files: every COPY destination, the production dependencies and the entrypoint', async () => {
+    expect(stage.copies.length).toBeGreaterThan(0);
+    const inRoot = (p: string) => path.join(rootfs, p);
+    for (const c of stage.copies) {
+      const targets = c.intoDir ? c.sources.map((s) => path.posix.join(c.dest, path.posix.basename(s))) : [c.dest];
+      for (const t of targets) expect(fs.existsSync(inRoot(t)), `${t} (COPY ${c.sources.join(' ')} ${c.dest})`).toBe(true);
+    }
+    // What the COPY lines stand for: package.json as in the repository ("type": "module" is
+    // needed at run time), every production dependency, and the compiled CLI the entrypoint runs.
+    const pkgDest = stage.copies.find((c) => c.sources.includes('package.json'));
+    expect(pkgDest, 'the Dockerfile copies package.json').toBeDefined();
+    const pkgInImage = path.posix.join(pkgDest!.dest, pkgDest!.intoDir ? 'package.json' : '');
+    expect(await fsp.readFile(inRoot(pkgInImage), 'utf8')).toBe(await fsp.readFile(repoPath('package.json'), 'utf8'));
+    const deps = Object.keys((JSON.parse(await fsp.readFile(repoPath('package.json'), 'utf8')) as { dependencies: Record<string, string> }).dependencies);
+    expect(deps).toContain('fastify');
+    const modules = stage.copies.find((c) => path.posix.basename(c.dest) === 'node_modules');
+    expect(modules, 'the Dockerfile copies node_modules').toBeDefined();
+    for (const d of deps) expect(fs.existsSync(inRoot(path.posix.join(modules!.dest, d, 'package.json'))), `${d} in ${modules!.dest}`).toBe(true);
+    // Dev dependencies stay out (the deps stage runs npm ci --omit=dev).
+    expect(fs.existsSync(inRoot(path.posix.join(modules!.dest, 'vitest')))).toBe(false);
+    const [bin, script] = stage.entrypoint!;
+    expect(fs.statSync(inRoot(bin!)).mode & 0o111, `${bin} is executable`).not.toBe(0);
+    expect(fs.statSync(inRoot(path.posix.resolve(stage.workdir, script!))).isFile(), `${script} under ${stage.workdir}`).toBe(true);
+  });
+
+  it("runs the Node major of the Dockerfile's base image", async () => {
+    // gcr.io/distroless/nodejs24-debian12: the major is in the image name.
+    const major = /nodejs(\d+)/.exec(stage.from)?.[1];
+    expect(major, `a Node major in FROM ${stage.from}`).toBeDefined();
+    expect(major).toBe('24');
+    const r = await inImage([stage.entrypoint![0]!, '-p', 'process.versions.node']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim().split('.')[0]).toBe(major);
+  });
+
+  it('starts as the user would: 65532, no arguments, prints the usage and exits 2', async () => {
+    const [bin, script] = stage.entrypoint!;
+    // chroot starts in /, not WORKDIR: the script by its absolute path is what WORKDIR makes of it.
+    const r = await inImage([bin!, path.posix.resolve(stage.workdir, script!)]);
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe(USAGE.trim());
+    expect(r.code).toBe(2);
+  });
+
+  it('has no file that 65532 may write, except under /tmp', async () => {
+    const [uid, gid] = USER.split(':').map(Number) as [number, number];
+    const writable: string[] = [];
+    const walk = async (dir: string): Promise<void> => {
+      for (const e of await fsp.readdir(dir, { withFileTypes: true })) {
+        const p = path.join(dir, e.name);
+        const rel = '/' + path.relative(rootfs, p);
+        if (rel === '/tmp') continue;
+        const st = await fsp.lstat(p);
+        // A symlink's own mode means nothing; its target is checked where it lies.
+        if (!st.isSymbolicLink() && ((st.uid === uid && st.mode & 0o200) || (st.gid === gid && st.mode & 0o020) || st.mode & 0o002)) writable.push(rel);
+        if (st.isDirectory()) await walk(p);
+      }
+    };
+    const root = await fsp.lstat(rootfs);
+    if ((root.uid === uid && root.mode & 0o200) || (root.gid === gid && root.mode & 0o020) || root.mode & 0o002) writable.push('/');
+    await walk(rootfs);
+    expect(writable).toEqual([]);
+  });
+});
