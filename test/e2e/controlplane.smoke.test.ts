@@ -1,62 +1,8 @@
 // Smoke test of the test control plane: a real kube-apiserver + kube-controller-manager
 // turn a Deployment into Pods (which stay Pending: there is no scheduler/kubelet).
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import * as fs from 'node:fs';
-import * as https from 'node:https';
 import { binaries, startControlPlane, type ControlPlane } from './support/controlplane.js';
-
-interface Client {
-  server: URL;
-  agent: https.Agent;
-}
-
-function kubeconfigField(text: string, field: string): string {
-  const m = new RegExp(`^\\s*${field}:\\s*(\\S+)\\s*$`, 'm').exec(text);
-  if (!m?.[1]) throw new Error(`kubeconfig has no ${field}`);
-  return m[1];
-}
-
-function clientFromKubeconfig(kubeconfigPath: string): Client {
-  const text = fs.readFileSync(kubeconfigPath, 'utf8');
-  const b64 = (f: string): string => Buffer.from(kubeconfigField(text, f), 'base64').toString('utf8');
-  return {
-    server: new URL(kubeconfigField(text, 'server')),
-    agent: new https.Agent({
-      ca: b64('certificate-authority-data'),
-      cert: b64('client-certificate-data'),
-      key: b64('client-key-data'),
-      keepAlive: true,
-    }),
-  };
-}
-
-async function kube(c: Client, method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const payload = body === undefined ? undefined : JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = https.request(
-      new URL(path, c.server),
-      {
-        method,
-        agent: c.agent,
-        headers: { accept: 'application/json', ...(payload ? { 'content-type': 'application/json' } : {}) },
-      },
-      (res) => {
-        let data = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (data += chunk));
-        res.on('end', () => {
-          try {
-            resolve({ status: res.statusCode ?? 0, json: data ? JSON.parse(data) : undefined });
-          } catch (err) {
-            reject(new Error(`${method} ${path}: ${res.statusCode} non-JSON body: ${data.slice(0, 500)}`));
-          }
-        });
-      },
-    );
-    req.on('error', reject);
-    req.end(payload);
-  });
-}
+import { clientFromKubeconfig, kube, type Client } from './support/rest.js';
 
 describe('test control plane', () => {
   let cp: ControlPlane | undefined;

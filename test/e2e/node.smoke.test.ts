@@ -6,10 +6,10 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
-import * as https from 'node:https';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { binaries, startControlPlane, type ControlPlane } from './support/controlplane.js';
+import { clientFromKubeconfig, kube, kubeText, type Client } from './support/rest.js';
 import {
   APP_IMAGE,
   APP_PORT,
@@ -21,79 +21,6 @@ import {
 } from './support/node.js';
 
 const execFileP = promisify(execFile);
-
-interface Client {
-  server: URL;
-  agent: https.Agent;
-}
-
-function kubeconfigField(text: string, field: string): string {
-  const m = new RegExp(`^\\s*${field}:\\s*(\\S+)\\s*$`, 'm').exec(text);
-  if (!m?.[1]) throw new Error(`kubeconfig has no ${field}`);
-  return m[1];
-}
-
-function clientFromKubeconfig(kubeconfigPath: string): Client {
-  const text = fs.readFileSync(kubeconfigPath, 'utf8');
-  const b64 = (f: string): string => Buffer.from(kubeconfigField(text, f), 'base64').toString('utf8');
-  return {
-    server: new URL(kubeconfigField(text, 'server')),
-    agent: new https.Agent({
-      ca: b64('certificate-authority-data'),
-      cert: b64('client-certificate-data'),
-      key: b64('client-key-data'),
-      keepAlive: true,
-    }),
-  };
-}
-
-async function kube(c: Client, method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const payload = body === undefined ? undefined : JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = https.request(
-      new URL(path, c.server),
-      {
-        method,
-        agent: c.agent,
-        timeout: 10_000,
-        headers: {
-          accept: 'application/json',
-          ...(payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}),
-        },
-      },
-      (res) => {
-        let data = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (data += chunk));
-        res.on('end', () => {
-          try {
-            resolve({ status: res.statusCode ?? 0, json: data ? JSON.parse(data) : undefined });
-          } catch (err) {
-            reject(new Error(`${method} ${path}: ${res.statusCode} non-JSON body: ${data.slice(0, 500)}`));
-          }
-        });
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error(`${method} ${path}: timeout`)));
-    req.on('error', reject);
-    req.end(payload);
-  });
-}
-
-/** GET of a plain-text subresource (pods/log). */
-async function kubeText(c: Client, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = https.request(new URL(path, c.server), { method: 'GET', agent: c.agent, timeout: 10_000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('timeout', () => req.destroy(new Error(`GET ${path}: timeout`)));
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 async function until<T>(what: string, timeoutMs: number, fn: () => Promise<T | undefined>): Promise<T> {
   const deadline = Date.now() + timeoutMs;
