@@ -126,7 +126,7 @@ export function egressOwner(pod: KubeObject, namespace: string, mode: EgressMode
  * must be valid, and what netpin wrote must still be there, unchanged by hand or by another
  * webhook. UPDATE: what netpin wrote or pinned stays as it was for the pod's whole life.
  */
-export function validatePod(req: AdmissionRequest, deps: AdmissionDeps): Verdict {
+export async function validatePod(req: AdmissionRequest, deps: AdmissionDeps): Promise<Verdict> {
   if (req.operation === 'UPDATE') {
     const problems = updateProblems(req.oldObject ?? {}, req.object!, deps);
     return problems.length ? denied(renderProblems(problems, deps.dialect)) : allowed();
@@ -135,7 +135,7 @@ export function validatePod(req: AdmissionRequest, deps: AdmissionDeps): Verdict
   const pod = req.object!;
   const annotations = pod.metadata?.annotations ?? {};
   const problems: Problem[] = bandwidthProblems(annotations);
-  const expected = hasIntentKeys(annotations) ? expectedAnnotations(req, pod, deps, problems) : {};
+  const expected = hasIntentKeys(annotations) ? await expectedAnnotations(req, pod, deps, problems) : {};
   problems.push(...handWrittenProblems(annotations, expected, deps));
   return problems.length ? denied(renderProblems(problems, deps.dialect)) : allowed();
 }
@@ -152,7 +152,7 @@ export async function preflight(annotations: Record<string, string> | undefined,
     problems.push(...handWrittenProblems(a, {}, deps));
     return { checked: undefined, problems };
   }
-  const checked = checkIntent(a, shape, namespace, deps);
+  const checked = await checkIntent(a, shape, namespace, deps);
   problems.push(...checked.problems);
   // The validating webhook refuses it; the mutating one leaves it in place when it pins nothing.
   if (checked.problems.length === 0 && a[ALLOCATED_KEY] !== undefined && !deps.dialect.pinsAddresses(checked.intent, shape)) problems.push(STRAY_ALLOCATED);
@@ -183,10 +183,10 @@ async function predictedPlacement(annotations: Record<string, string>, checked: 
 }
 
 /** What the netpin intent renders for this pod, checked against what the pod carries; problems go to `problems`. */
-function expectedAnnotations(req: AdmissionRequest, pod: KubeObject, deps: AdmissionDeps, problems: Problem[]): Record<string, string> {
+async function expectedAnnotations(req: AdmissionRequest, pod: KubeObject, deps: AdmissionDeps, problems: Problem[]): Promise<Record<string, string>> {
   const annotations = pod.metadata?.annotations ?? {};
   const shape = podShape(pod);
-  const checked = checkIntent(annotations, shape, namespaceOf(req, pod), deps);
+  const checked = await checkIntent(annotations, shape, namespaceOf(req, pod), deps);
   problems.push(...checked.problems);
   if (checked.problems.length) return {};
   const pins = deps.dialect.pinsAddresses(checked.intent, shape);

@@ -28,6 +28,18 @@ function microTime(d: Date): string {
 }
 
 /**
+ * Milliseconds until the next round. A leader renews every renewMs. A candidate tries again when the
+ * holder's lease runs out (`heldUntil`, 0 when no one else holds it), if that is sooner: on fixed
+ * ticks it took a dead leader's lease up to renewMs after the lease expired, so up to its duration
+ * plus renewMs after the leader's last renewal.
+ */
+export function nextAttemptIn(leader: boolean, heldUntil: number, renewMs: number, now: number): number {
+  if (leader || heldUntil === 0) return renewMs;
+  // A few ms past the expiry, so that the lease has run out when it is read again.
+  return Math.max(10, Math.min(renewMs, heldUntil - now + 25));
+}
+
+/**
  * Leader election on a coordination.k8s.io/v1 Lease, so that one replica sweeps
  * claims. Writes carry the resourceVersion read, so two candidates cannot both
  * take the lease; a leader that cannot renew steps down before it expires.
@@ -38,7 +50,10 @@ export class LeaseElector {
   private readonly durationSeconds: number;
   private readonly renewMs: number;
   private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
   private leaderUntil = 0;
+  /** When the lease another candidate holds runs out, as last read (Date.now() time); 0 when unknown. */
+  private heldUntil = 0;
 
   constructor(
     kc: KubeConfig,
@@ -56,14 +71,19 @@ export class LeaseElector {
   }
 
   start(): void {
-    const tick = () => void this.tryAcquire().catch((e) => this.log?.warn({ err: describeApiError(e) }, 'lease renewal failed'));
-    tick();
-    this.timer = setInterval(tick, this.renewMs);
-    this.timer.unref();
+    const tick = async () => {
+      await this.tryAcquire().catch((e) => this.log?.warn({ err: describeApiError(e) }, 'lease renewal failed'));
+      if (this.stopped) return;
+      const now = Date.now();
+      this.timer = setTimeout(() => void tick(), nextAttemptIn(this.isLeader(now), this.heldUntil, this.renewMs, now));
+      this.timer.unref();
+    };
+    void tick();
   }
 
   async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
     if (!this.isLeader()) return;
     this.leaderUntil = 0;
     // Hand over at once instead of making the next leader wait out the lease.
@@ -92,10 +112,13 @@ export class LeaseElector {
     const spec = lease?.spec;
     const held = spec?.holderIdentity && spec.holderIdentity !== this.identity;
     const renewed = spec?.renewTime ? new Date(spec.renewTime).getTime() : 0;
-    if (held && renewed + (spec?.leaseDurationSeconds ?? this.durationSeconds) * 1000 > now.getTime()) {
+    const expires = renewed + (spec?.leaseDurationSeconds ?? this.durationSeconds) * 1000;
+    if (held && expires > now.getTime()) {
       this.leaderUntil = 0;
+      this.heldUntil = expires;
       return false;
     }
+    this.heldUntil = 0;
     const mine = spec?.holderIdentity === this.identity;
     const body: Lease = {
       apiVersion: 'coordination.k8s.io/v1',

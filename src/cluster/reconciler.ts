@@ -1,6 +1,7 @@
 import { AppsV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { Claim, Ledger } from '../ipam/ledger.js';
+import { familyOf } from '../ipam/address.js';
+import { ownerKey, type Claim, type Ledger } from '../ipam/ledger.js';
 import { describeApiError, GROUP, statusOf, VERSION } from './kube.js';
 import type { KubeClusterView } from './kube-view.js';
 import type { LeaseElector } from './lease.js';
@@ -21,12 +22,18 @@ export interface ReconcilerOptions {
  * StatefulSet's pod of that ordinal), or it uses or asked for the address in any way it can
  * say so. No single piece of metadata decides, so that removing one cannot free an address.
  */
-export function holds(pod: PodRecord, claim: Claim): boolean {
+export function holds(pod: PodRecord, claim: Claim, ownersClaims: readonly Claim[] = []): boolean {
   const o = claim.owner;
   // An egress address is held while a pod it was given to lives; what shares it, pods come and go.
   if (o.kind === 'Egress') return pod.egress.includes(claim.ip.toString());
-  if (o.kind === 'Pod' ? o.name !== '' && pod.name === o.name : pod.name === `${o.name}-${o.ordinal}`) return true;
-  return pod.addresses.includes(claim.ip.toString());
+  if (pod.addresses.includes(claim.ip.toString())) return true;
+  if (o.kind === 'StatefulSet') return pod.name === `${o.name}-${o.ordinal}`;
+  if (o.name === '' || pod.name !== o.name) return false;
+  // By name, unless the pod shows another address of the family that its owner claimed too: then this
+  // one was claimed by an earlier admission under the same name whose pod never came (a create
+  // retried on a replica that had not seen this claim yet), and the pod does not use it.
+  const family = familyOf(claim.ip);
+  return !ownersClaims.some((x) => x !== claim && familyOf(x.ip) === family && pod.addresses.includes(x.ip.toString()));
 }
 
 /** The claims past their grace period that no pod holds and no StatefulSet keeps, as the cluster view sees them. */
@@ -37,13 +44,21 @@ export function staleClaims(claims: Iterable<Claim>, pods: Iterable<PodRecord>, 
     if (!list) byNamespace.set(pod.namespace, (list = []));
     list.push(pod);
   }
+  const all = [...claims];
+  const byOwner = new Map<string, Claim[]>();
+  for (const c of all) {
+    const key = ownerKey(c.owner);
+    let list = byOwner.get(key);
+    if (!list) byOwner.set(key, (list = []));
+    list.push(c);
+  }
   const stale: Claim[] = [];
-  for (const claim of claims) {
+  for (const claim of all) {
     if (now - claim.createdAt < graceMs) continue;
     const o = claim.owner;
     // A StatefulSet keeps its reservations on scale-down; they go with the StatefulSet and its last pod.
     if (o.kind === 'StatefulSet' && statefulSetExists(o.namespace, o.name)) continue;
-    if ((byNamespace.get(o.namespace) ?? []).some((p) => holds(p, claim))) continue;
+    if ((byNamespace.get(o.namespace) ?? []).some((p) => holds(p, claim, byOwner.get(ownerKey(o))))) continue;
     stale.push(claim);
   }
   return stale;
@@ -135,7 +150,7 @@ export class Reconciler {
       const o = claim.owner;
       let pods = fresh.get(o.namespace);
       if (!pods) fresh.set(o.namespace, (pods = await this.readPods(o.namespace)));
-      const holder = pods.find((p) => holds(p, claim));
+      const holder = pods.find((p) => holds(p, claim, this.ledger.index.claimsOf(o)));
       if (holder || (o.kind === 'StatefulSet' && (await this.statefulSetExists(o.namespace, o.name)))) {
         this.log?.info({ ip: claim.ip.toString(), owner: claim.owner, pod: holder?.name }, 'kept a claim the watch thought free');
         continue;

@@ -47,6 +47,8 @@ export interface Plan {
   egressByFamily: FamilyPools;
   egressPools: Pool[];
   problems: Problem[];
+  /** A named pool or a fixed address was not found in any pool this process knows. */
+  unknown: boolean;
 }
 
 export interface EgressRequest {
@@ -91,12 +93,19 @@ export class Allocator {
     const held = this.ledger.index.claimsOf(req.owner);
     if (held.length > 0) {
       // Sticky: a StatefulSet ordinal or a re-admitted pod keeps what it holds while the intent still allows it.
-      if (fits(held, wanted, byFamily)) return this.ok(held, []);
+      // A pod's claims are renewed first: the reconciler may have found no pod of this name a moment
+      // ago, and its release must not free them under this one. One that is gone is claimed afresh.
+      if (fits(held, wanted, byFamily) && (req.dryRun || (await this.renewPodClaims(held)))) return this.ok(held, []);
       if (!req.dryRun) for (const c of held) await this.ledger.release(c);
     }
 
     if (wanted) return this.claimListed(req, wanted, byFamily);
     return this.claimFromPools(req, byFamily);
+  }
+
+  private async renewPodClaims(held: Claim[]): Promise<boolean> {
+    const renewed = await Promise.all(held.map((c) => (c.owner.kind === 'Pod' ? this.ledger.renew(c) : true)));
+    return renewed.every(Boolean);
   }
 
   /** Named pools exist and select the namespace, families fit the pools, fixed addresses lie in usable pools. */
@@ -111,7 +120,8 @@ export class Allocator {
     const egress = this.resolve(intent.egress?.pools ?? [], 'egress', KEYS.egressPool, namespace, labels, allowed('egress'), problems);
     const byFamily = named.byFamily;
     const pools = named.pools;
-    const plan = () => ({ byFamily, pools, egressByFamily: egress.byFamily, egressPools: egress.pools, problems });
+    let unknown = named.unknown || egress.unknown;
+    const plan = () => ({ byFamily, pools, egressByFamily: egress.byFamily, egressPools: egress.pools, problems, unknown });
     if (problems.length) return plan();
 
     const fixed: Array<[string, Address]> = [];
@@ -131,6 +141,7 @@ export class Allocator {
       } else if (!named) {
         const home = this.ledger.index.poolOf(addr);
         if (!home) {
+          unknown = true;
           problems.push({ key, message: `${addr.toString()} lies outside every IPPool`, fix: `choose an address in a pool namespace ${namespace} may use: ${allowed('pod')()}` });
         } else if (home.egress) {
           problems.push({ key, message: `${addr.toString()} lies in IPPool ${home.name}, an egress pool: an egress address is never a pod address`, fix: `choose an address in a pod pool namespace ${namespace} may use: ${allowed('pod')()}` });
@@ -161,9 +172,11 @@ export class Allocator {
   private resolve(names: string[], role: Role, key: string, namespace: string, labels: Record<string, string>, allowed: () => string, problems: Problem[]) {
     const byFamily: FamilyPools = {};
     const pools: Pool[] = [];
+    let unknown = false;
     for (const name of names) {
       const pool = this.ledger.index.pool(name);
       if (!pool) {
+        unknown = true;
         problems.push({ key, message: `IPPool ${name} does not exist`, fix: `name a pool namespace ${namespace} may use: ${allowed()}` });
         continue;
       }
@@ -191,7 +204,7 @@ export class Allocator {
       }
       pools.push(pool);
     }
-    return { byFamily, pools };
+    return { byFamily, pools, unknown };
   }
 
   /**

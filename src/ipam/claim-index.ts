@@ -153,6 +153,11 @@ export class ClaimIndex {
     const held = this.byIp.get(claim.ip.toString());
     if (held && claim.ref !== undefined && held.ref === claim.ref && ownerKey(held.owner) !== ownerKey(claim.owner)) {
       this.remove(held);
+    } else if (held && claim.ref !== undefined && held.ref === claim.ref) {
+      // The same object written again (renewed): its grace period and version move on.
+      held.createdAt = claim.createdAt;
+      held.version = claim.version;
+      return true;
     }
     return this.add(claim);
   }
@@ -164,7 +169,10 @@ export class ClaimIndex {
    */
   confirm(stored: Claim): void {
     const held = this.byIp.get(stored.ip.toString());
-    if (held && held.ref === undefined && stored.ref !== undefined && ownerKey(held.owner) === ownerKey(stored.owner)) held.ref = stored.ref;
+    if (held && held.ref === undefined && stored.ref !== undefined && ownerKey(held.owner) === ownerKey(stored.owner)) {
+      held.ref = stored.ref;
+      held.version = stored.version;
+    }
   }
 
   /** Forgets a claim; only the claim object that holds the address is removed. */

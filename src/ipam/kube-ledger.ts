@@ -12,6 +12,8 @@ interface IPClaimObject extends KubernetesObject {
 }
 
 const CLAIMS = 'ipclaims';
+/** When an admission last handed the claim out (renew): the reconciler's grace period counts from the later of this and the creation. */
+export const ADMITTED_AT = 'netpin.io/admitted-at';
 const POOLS = 'ippools';
 // Each lost race moves first-fit one address on; past this many, something else is wrong.
 const MAX_RACES = 64;
@@ -52,7 +54,9 @@ function toClaim(obj: IPClaimObject): Claim | undefined {
       ? { kind: 'Egress', namespace: o.namespace, workload: o.workload ?? 'Pod', name: o.name ?? '', ...(o.ordinal === undefined ? {} : { ordinal: o.ordinal }) }
       : { kind: 'Pod', namespace: o.namespace, name: o.name ?? '', uid: o.uid };
   const created = obj.metadata?.creationTimestamp;
-  return { pool: s.pool, ip, owner, createdAt: created ? new Date(created).getTime() : Date.now(), ref: obj.metadata?.uid };
+  const admitted = Date.parse(obj.metadata?.annotations?.[ADMITTED_AT] ?? '');
+  const createdAt = Math.max(created ? new Date(created).getTime() : Date.now(), Number.isNaN(admitted) ? 0 : admitted);
+  return { pool: s.pool, ip, owner, createdAt, ref: obj.metadata?.uid, version: obj.metadata?.resourceVersion };
 }
 
 /**
@@ -89,6 +93,7 @@ export class KubeLedger implements Ledger {
         this.log?.warn({ pool: obj.metadata?.name, err: e.message }, 'ignoring malformed IPPool');
       }
     };
+    this.setPool = setPool;
     pools.on('add', setPool);
     pools.on('update', setPool);
     pools.on('delete', (obj) => this.index.removePool(obj.metadata?.name ?? ''));
@@ -117,6 +122,14 @@ export class KubeLedger implements Ledger {
     for (const w of this.watches) await w.stop();
   }
 
+  private setPool: ((obj: KubernetesObject) => void) | undefined;
+
+  /** The IPPools as the API server has them now; the watch may lag a pool created a moment ago. */
+  async refreshPools(): Promise<void> {
+    const list = (await this.api.listClusterCustomObject({ group: GROUP, version: VERSION, plural: POOLS }, WITHIN_ADMISSION)) as KubernetesListObject<KubernetesObject>;
+    for (const obj of list.items) if (!this.index.pool(obj.metadata?.name ?? '')) this.setPool?.(obj);
+  }
+
   async claim(pool: Pool, ip: Address, owner: Owner): Promise<Claim> {
     const mine = this.index.heldBy(ip, owner);
     if (mine) return mine;
@@ -126,6 +139,7 @@ export class KubeLedger implements Ledger {
     try {
       const created = (await this.api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: CLAIMS, body: toObject(claim) }, WITHIN_ADMISSION)) as IPClaimObject;
       claim.ref = created.metadata?.uid;
+      claim.version = created.metadata?.resourceVersion;
       return claim;
     } catch (e) {
       if (statusOf(e) !== 409) {
@@ -182,6 +196,33 @@ export class KubeLedger implements Ledger {
     }
   }
 
+  async renew(claim: Claim): Promise<boolean> {
+    // Not yet stored (a create still under way in this process): that create is the write.
+    if (claim.ref === undefined) return true;
+    const name = claimName(claim.pool, claim.ip);
+    const now = new Date();
+    try {
+      const stored = (await this.api.patchClusterCustomObject({
+        group: GROUP,
+        version: VERSION,
+        plural: CLAIMS,
+        name,
+        body: [
+          { op: 'test', path: '/metadata/uid', value: claim.ref },
+          { op: 'add', path: '/metadata/annotations', value: { [ADMITTED_AT]: now.toISOString() } },
+        ],
+      }, WITHIN_ADMISSION)) as IPClaimObject;
+      claim.createdAt = now.getTime();
+      claim.version = stored.metadata?.resourceVersion;
+      return true;
+    } catch (e) {
+      // 404: released; 422: the test failed, the address was claimed again by another since.
+      if (statusOf(e) !== 404 && statusOf(e) !== 422) throw new Error(`renewing the claim on ${claim.ip.toString()} in IPPool ${claim.pool}: ${describeApiError(e)}`);
+      this.index.remove(claim);
+      return false;
+    }
+  }
+
   async release(claim: Claim): Promise<void> {
     try {
       await this.api.deleteClusterCustomObject({
@@ -189,8 +230,9 @@ export class KubeLedger implements Ledger {
         version: VERSION,
         plural: CLAIMS,
         name: claimName(claim.pool, claim.ip),
-        // Delete this claim only, never a later claim of the same address by someone else.
-        body: claim.ref ? { preconditions: { uid: claim.ref } } : undefined,
+        // Delete this claim only, never a later claim of the same address by someone else, nor this one
+        // once an admission has renewed it since it was read.
+        body: claim.ref ? { preconditions: { uid: claim.ref, ...(claim.version ? { resourceVersion: claim.version } : {}) } } : undefined,
       }, WITHIN_ADMISSION);
     } catch (e) {
       // 404: gone already; 409: the precondition failed, so the address was claimed again since.

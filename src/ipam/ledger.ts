@@ -33,6 +33,11 @@ export interface Claim {
   createdAt: number;
   /** The uid of the stored claim object, where there is one: tells a re-claim from the claim it replaced. */
   ref?: string;
+  /**
+   * The stored object's resourceVersion as last seen. A release is conditional on it, so that a claim
+   * renewed since the reconciler found it stale (a pod admitted again under the same name) stays.
+   */
+  version?: string;
   /** Not a claim: a running pod seen using the address, which netpin's ledger did not give it. */
   observed?: boolean;
 }
@@ -79,6 +84,15 @@ export interface Ledger {
   /** Claims the lowest free address of a family, moving on when another writer wins a race. */
   claimNext(pool: Pool, family: Family, owner: Owner): Promise<Claim>;
   release(claim: Claim): Promise<void>;
+  /** Reads the pools again from where they are kept, for a pool newer than this process's view; optional. */
+  refreshPools?(): Promise<void>;
+  /**
+   * A claim handed out again to a new admission of its owner (a pod created again, or its create
+   * retried, under the same name): written again, so that its grace period starts over and a release
+   * decided before, when no pod of that name existed, fails instead of freeing the address under
+   * the new pod. Resolves false when the claim is gone, and then the owner must claim afresh.
+   */
+  renew(claim: Claim): Promise<boolean>;
   /**
    * Names the pod that holds a claim made for a pod not yet named, so that from then on the
    * pod's name, which nobody can change, keeps the address held.

@@ -29,6 +29,12 @@ export class MemoryLedger implements Ledger {
     this.index.remove(claim);
   }
 
+  async renew(claim: Claim): Promise<boolean> {
+    if (!this.index.claimsOf(claim.owner).includes(claim)) return false;
+    claim.createdAt = Date.now();
+    return true;
+  }
+
   async bind(claim: Claim, pod: { name: string; uid: string }): Promise<void> {
     if (this.index.remove(claim)) this.index.add({ ...claim, owner: { kind: 'Pod', namespace: claim.owner.namespace, name: pod.name, uid: pod.uid } });
   }

@@ -132,6 +132,18 @@ describe('addresses netpin did not give', () => {
   });
 });
 
+describe('a pool created a moment ago', () => {
+  it('serves the pods that name it at once, though the watch has not brought it yet', async () => {
+    for (let i = 0; i < 3; i++) {
+      await createPool(c, `fresh-${i}`, { cidr: `10.82.${i}.0/24` });
+      const pod = await c.core.createNamespacedPod({ namespace: NS, body: { metadata: { name: `fresh-${i}`, annotations: { 'netpin.io/pool': `fresh-${i}` } }, spec } });
+      expect(calicoIps(pod)).toEqual([`10.82.${i}.1`]);
+      const fixed = await c.core.createNamespacedPod({ namespace: NS, body: { metadata: { name: `fresh-fixed-${i}`, annotations: { 'netpin.io/ip': `10.82.${i}.9` } }, spec } });
+      expect(calicoIps(fixed)).toEqual([`10.82.${i}.9`]);
+    }
+  });
+});
+
 describe('workloads', () => {
   it.each<[string, V1Deployment, string[]]>([
     ['a bad hand-written bandwidth value in the template', deploymentBody('bw', { 'kubernetes.io/egress-bandwidth': '10Mbps' }), ['kubernetes.io/egress-bandwidth (CNI Calico)', 'containerd would refuse the pod sandbox']],
