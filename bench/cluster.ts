@@ -2,9 +2,8 @@
 // until every pod of 100 Deployments x 10 replicas, or of one StatefulSet of 300, exists with its
 // IP, with netpin's webhooks in the path and without them, on the same API server in the same run.
 //
-// The support modules are TypeScript run by vitest. They are loaded here from their source,
-// through Node's own type stripping, so that their paths (build script, CRDs, dist/ binary),
-// resolved from their own location, stay right; `import type` lets tsc check the calls.
+// The test support package (control plane, clients, netpin processes) finds its files from the
+// repository root (repoPath), so its compiled copy under dist/ serves the benchmarks as it is.
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
@@ -13,9 +12,9 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { VersionApi, Watch, type V1Pod, type V1PodTemplateSpec } from '@kubernetes/client-node';
-import type * as ClusterSupport from '../test/e2e/support/cluster.js';
-import type * as ControlPlaneSupport from '../test/e2e/support/controlplane.js';
-import type * as NetpinSupport from '../test/e2e/support/netpin.js';
+import * as k from '../test/e2e/support/cluster.js';
+import * as cps from '../test/e2e/support/controlplane.js';
+import * as np from '../test/e2e/support/netpin.js';
 import { summarizeProfileDir, type ProfileSummary } from './profile.js';
 import { childPids, cpuSeconds, machineBusySeconds, peakRss } from './proc.js';
 import { deploymentPod } from './review.js';
@@ -120,7 +119,7 @@ const APISERVER_CATEGORIES: Array<[string, string]> = [
 ];
 
 /** The API server's own CPU profile (its /debug/pprof endpoint, on by default) over the next `seconds`. */
-function apiserverPprof(cp: ControlPlaneSupport.ControlPlane, seconds: number): Promise<Buffer> {
+function apiserverPprof(cp: cps.ControlPlane, seconds: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const tls = { ca: cp.caPem, cert: readFileSync(join(cp.dir, 'admin.crt')), key: readFileSync(join(cp.dir, 'admin.key')) };
     https.get(`${cp.url}/debug/pprof/profile?seconds=${seconds}`, { ...tls, timeout: (seconds + 30) * 1000 }, (res) => {
@@ -173,7 +172,7 @@ class PodCounter {
   readonly complete: Promise<number>;
 
   constructor(
-    private readonly c: ClusterSupport.Clients,
+    private readonly c: k.Clients,
     private readonly tag: string,
     private readonly expected: number,
     private readonly needsIp: boolean,
@@ -230,15 +229,11 @@ function podTemplate(tag: string, app: string, pool: string | undefined): V1PodT
 }
 
 export async function benchCluster(o: ClusterOptions): Promise<ClusterReport> {
-  const support = async <T>(file: string): Promise<T> => (await import(pathToFileURL(join(o.root, 'test/e2e/support', file)).href)) as T;
-  const cps = await support<typeof ControlPlaneSupport>('controlplane.ts');
-  const k = await support<typeof ClusterSupport>('cluster.ts');
-  const np = await support<typeof NetpinSupport>('netpin.ts');
 
   const cp = await cps.startControlPlane({
     controllerManagerArgs: o.controllerQps ? [`--kube-api-qps=${o.controllerQps.qps}`, `--kube-api-burst=${o.controllerQps.burst}`] : [],
   });
-  let netpin: NetpinSupport.Netpin | undefined;
+  let netpin: np.Netpin | undefined;
   try {
     const c = k.clients(cp.kubeconfigPath);
     await k.applyCrds(c);

@@ -22,6 +22,18 @@ const STRAY_ALLOCATED: Problem = {
 };
 
 /**
+ * netpin's records on a pod without a netpin intent: written by hand (or copied from another pod),
+ * they would hold an address in every replica's index that no claim stands for.
+ */
+function strayRecords(annotations: Record<string, string>): Problem[] {
+  return [ALLOCATED_KEY, EGRESS_ALLOCATED_KEY].filter((k) => annotations[k] !== undefined).map((key) => ({
+    key,
+    message: 'is set, but the pod has no netpin.io/ intent: it is netpin\'s record of what it gave',
+    fix: `do not write ${key} by hand: netpin writes it`,
+  }));
+}
+
+/**
  * Pod CREATE: refuse what the validating webhook would, then allocate and write the CNI's
  * annotations. UPDATE: re-render what the CNI applies live. DELETE: release, for the memory ledger.
  */
@@ -31,7 +43,10 @@ export async function mutatePod(req: AdmissionRequest, deps: AdmissionDeps): Pro
   if (req.operation !== 'CREATE') return allowed();
   const pod = req.object!;
   const annotations = pod.metadata?.annotations;
-  if (!hasIntentKeys(annotations)) return allowed();
+  if (!hasIntentKeys(annotations)) {
+    const stray = strayRecords(annotations ?? {});
+    return stray.length ? denied(renderProblems(stray, deps.dialect)) : allowed();
+  }
 
   const namespace = namespaceOf(req, pod);
   const sts = statefulSetOf(pod);
@@ -135,6 +150,7 @@ export async function validatePod(req: AdmissionRequest, deps: AdmissionDeps): P
   const pod = req.object!;
   const annotations = pod.metadata?.annotations ?? {};
   const problems: Problem[] = bandwidthProblems(annotations);
+  if (!hasIntentKeys(annotations)) problems.push(...strayRecords(annotations));
   const expected = hasIntentKeys(annotations) ? await expectedAnnotations(req, pod, deps, problems) : {};
   problems.push(...handWrittenProblems(annotations, expected, deps));
   return problems.length ? denied(renderProblems(problems, deps.dialect)) : allowed();
@@ -149,7 +165,7 @@ export async function preflight(annotations: Record<string, string> | undefined,
   const a = annotations ?? {};
   const problems = bandwidthProblems(a);
   if (!hasIntentKeys(a)) {
-    problems.push(...handWrittenProblems(a, {}, deps));
+    problems.push(...strayRecords(a), ...handWrittenProblems(a, {}, deps));
     return { checked: undefined, problems };
   }
   const checked = await checkIntent(a, shape, namespace, deps);

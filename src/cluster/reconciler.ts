@@ -7,6 +7,9 @@ import type { KubeClusterView } from './kube-view.js';
 import type { LeaseElector } from './lease.js';
 import { podRecord, type PodRecord } from './pod-tracker.js';
 
+/** How many claims one round names its pod in; the rest wait for the next rounds, seconds apart. */
+const BIND_PER_ROUND = 200;
+
 export interface ReconcilerOptions {
   /** A claim younger than this is left alone: its pod may not be in the watch yet. */
   graceMs: number;
@@ -106,8 +109,9 @@ export class Reconciler {
 
   private async tick(): Promise<void> {
     if (this.running || !this.elector.isLeader()) return;
-    this.running = this.bind()
-      .then(() => this.sweep())
+    // Releases first: naming pods is a write per claim, and after a burst it must not starve them.
+    this.running = this.sweep()
+      .then(() => this.bind())
       .then(() => this.opts.egress?.sync())
       .then(() => this.writePoolStatus())
       .catch((e) => this.log?.warn({ err: describeApiError(e) }, 'reconcile failed'))
@@ -126,7 +130,8 @@ export class Reconciler {
     for (const pod of this.view.pods.values()) for (const a of pod.addresses) byAddress.set(`${pod.namespace}/${a}`, pod);
     let bound = 0;
     for (const claim of unbound) {
-      if (this.stopped) break;
+      // A bounded batch per round, so that each round ends and the next sweeps again.
+      if (this.stopped || bound >= BIND_PER_ROUND) break;
       const pod = byAddress.get(`${claim.owner.namespace}/${claim.ip.toString()}`);
       if (!pod) continue;
       await this.ledger.bind(claim, pod);

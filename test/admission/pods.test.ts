@@ -105,9 +105,17 @@ describe('every intent on every CNI, through the webhook', () => {
     expect(answer.response.warnings).toEqual(['netpin: Cilium does not keep a pod IP across restarts, StatefulSet pods included: pool addresses come in node-local blocks.']);
   });
 
+  it('refuses netpin\'s records written by hand on a pod without an intent, on both webhooks', async () => {
+    const h = await harness({ cni: 'cilium' });
+    for (const key of ['netpin.io/allocated', 'netpin.io/egress-allocated']) {
+      const body = podCreate({ name: 'copied', annotations: { [key]: '10.20.0.9' } });
+      for (const endpoint of ['mutate', 'validate'] as const) expect(denial(await h[endpoint](body))).toContain(`${key} (CNI Cilium): is set, but the pod has no netpin.io/ intent`);
+    }
+  });
+
   it('leaves pods without netpin annotations alone: allowed, no patch, nothing claimed', async () => {
     const h = await harness();
-    for (const body of [podCreate({ name: 'plain' }), podCreate({ name: 'other', annotations: { 'example.com/x': 'y', 'netpin.io/allocated': '10.20.0.9' } })]) {
+    for (const body of [podCreate({ name: 'plain' }), podCreate({ name: 'other', annotations: { 'example.com/x': 'y' } })]) {
       const answer = await h.mutate(body);
       expect(answer.response).toEqual({ uid: body.request!.uid, allowed: true });
     }

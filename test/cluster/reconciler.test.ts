@@ -56,3 +56,24 @@ describe('stale claims', () => {
     expect(staleClaims([ordinal], [pod('db-0')], none, NOW, GRACE)).toEqual([ordinal]);
   });
 });
+
+describe('a pod claim held by name', () => {
+  const none = () => false;
+  // Found by the replicas-killed scenario: a create retried on a replica that had not yet seen the
+  // first admission's claim got a second address under the same name, and the first stayed held by
+  // the name for the pod's whole life.
+  const first: Claim = { pool: 'web', ip: v4('10.0.0.8'), owner: { kind: 'Pod', namespace: 'shop', name: 'bare' }, createdAt: old };
+  const second: Claim = { pool: 'web', ip: v4('10.0.0.9'), owner: { kind: 'Pod', namespace: 'shop', name: 'bare' }, createdAt: old };
+
+  it('is not held when the pod shows another address its owner claimed too', () => {
+    expect(holds(pod('bare', ['10.0.0.9']), first, [first, second])).toBe(false);
+    expect(holds(pod('bare', ['10.0.0.9']), second, [first, second])).toBe(true);
+    expect(staleClaims([first, second], [pod('bare', ['10.0.0.9'])], none, NOW, GRACE)).toEqual([first]);
+  });
+
+  it('is still held by the name alone when the pod shows no address of its owner, or only one outside the ledger', () => {
+    expect(holds(pod('bare'), first, [first, second])).toBe(true);
+    expect(holds(pod('bare', ['192.168.0.4']), first, [first])).toBe(true);
+    expect(staleClaims([first, second], [pod('bare')], none, NOW, GRACE)).toEqual([]);
+  });
+});

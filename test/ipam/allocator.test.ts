@@ -235,3 +235,42 @@ spec: { ranges: ["fd00::1"] }
     });
   });
 });
+
+describe('a pod admitted again under its name', () => {
+  // Found by the replicas-killed scenario: a pod created again under the same name took back its claim
+  // while the reconciler, which had found no pod of that name, released it; the pod kept an address
+  // that no claim held. The claim is renewed at admission, and the release is conditional on its version.
+  it('renews the claim it takes back, so that its grace period starts over', async () => {
+    const { ledger, allocate } = setup();
+    const first = await allocate({ 'netpin.io/pool': 'web' }, pod('a'));
+    const claim = ledger.index.claimsOf(pod('a'))[0]!;
+    claim.createdAt = 0;
+    const again = await allocate({ 'netpin.io/pool': 'web' }, pod('a'));
+    expect(addresses(again)).toBe(addresses(first));
+    expect(claim.createdAt).toBeGreaterThan(Date.now() - 5_000);
+  });
+
+  it('claims afresh when its claim is gone by the time it is renewed', async () => {
+    const { ledger, allocate, held } = setup();
+    await allocate({ 'netpin.io/pool': 'web' }, pod('a'));
+    const renew = vi.spyOn(ledger, 'renew').mockImplementationOnce(async (c) => {
+      await ledger.release(c);
+      return false;
+    });
+    const again = await allocate({ 'netpin.io/pool': 'web' }, pod('a'));
+    expect(renew).toHaveBeenCalledOnce();
+    expect(again.ok).toBe(true);
+    expect(held()).toEqual([addresses(again)]);
+  });
+
+  it('renews nothing on a dry run, nor a StatefulSet ordinal\'s reservation', async () => {
+    const { ledger, allocate } = setup();
+    await allocate({ 'netpin.io/pool': 'web' }, pod('a'));
+    await allocate({ 'netpin.io/pool': 'web' }, ordinal(0));
+    const renew = vi.spyOn(ledger, 'renew');
+    await allocate({ 'netpin.io/pool': 'web' }, pod('a'), { dryRun: true });
+    await allocate({ 'netpin.io/pool': 'web' }, ordinal(0));
+    expect(renew).not.toHaveBeenCalled();
+  });
+});
+

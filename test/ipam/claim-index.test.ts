@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { ClaimIndex } from '../../src/ipam/claim-index.js';
 import { ConflictError, type Owner } from '../../src/ipam/ledger.js';
 import { MemoryLedger } from '../../src/ipam/memory-ledger.js';
 import { compilePool } from '../../src/ipam/pool.js';
@@ -50,5 +51,17 @@ describe('addresses pods use without a claim', () => {
     expect(ledger.index.add({ pool: 'small', ip: v4('10.0.0.3'), owner: a, createdAt: 1 })).toBe(true);
     expect(ledger.index.holderOf(v4('10.0.0.3'))?.observed).toBeUndefined();
     expect(ledger.index.usage('small')[0]!.allocated).toBe(1n);
+  });
+});
+
+describe('a stored claim written again', () => {
+  it('moves its grace period and version on in the index, as the watch reports it', () => {
+    const index = new ClaimIndex();
+    index.setPool(small);
+    const stored = { pool: 'small', ip: v4('10.0.0.2'), owner: { kind: 'Pod' as const, namespace: 'shop', name: 'a' }, createdAt: 1, ref: 'uid-1', version: '10' };
+    index.add(stored);
+    expect(index.put({ ...stored, createdAt: 5_000, version: '11' })).toBe(true);
+    const held = index.claimsOf(stored.owner)[0]!;
+    expect([held.createdAt, held.version]).toEqual([5_000, '11']);
   });
 });

@@ -11,6 +11,7 @@ import {
   harness, patched, pod, podCreate, podDelete, podUpdate, post, review, scaleUpdate, workloadReview, type Answer, type Harness,
 } from '../support/reviews.js';
 import { annotations, VALUES } from './arbitraries.js';
+import { runs } from './runs.js';
 
 const NAMESPACES = ['shop', 'payments', 'other'];
 
@@ -165,7 +166,7 @@ function addressesOf(o: KubeObject) {
 
 describe('the admission path, property-based', () => {
   it.each(CNI_NAMES)('%s: well-formed reviews are decided, denials name a key, mutate-allowed is validate-allowed, no address has two live owners', async (cni) => {
-    await fc.assert(fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 12 }), (steps) => run(cni, steps)), { numRuns: 80 });
+    await fc.assert(fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 12 }), (steps) => run(cni, steps)), { numRuns: runs(80) });
   });
 
   // Reviews bent out of shape field by field: the decoder refuses them with a 4xx and a message, or they are decided in band.
@@ -204,7 +205,7 @@ describe('the admission path, property-based', () => {
           expect(res.json().message).toBeTypeOf('string');
         }
       }),
-      { numRuns: 1000 },
+      { numRuns: runs(1000) },
     );
     // Still answering.
     expect((await post(h.app, 'mutate', podCreate({ name: 'after', annotations: { 'netpin.io/pool': 'web' } }))).response.allowed).toBe(true);

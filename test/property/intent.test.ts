@@ -5,6 +5,7 @@ import { KEYS, PREFIX } from '../../src/intent/keys.js';
 import { parseIntent } from '../../src/intent/parse.js';
 import type { Intent } from '../../src/intent/types.js';
 import { annotations, VALUES } from './arbitraries.js';
+import { runs } from './runs.js';
 
 // The intent field each key fills when its value is understood.
 const FIELD: Record<string, keyof Intent> = {
@@ -37,7 +38,7 @@ describe('parseIntent, property-based', () => {
           if (a[key] !== undefined && !faulted.has(key)) expect(intent[field], `${key}: ${JSON.stringify(a[key])}`).toBeDefined();
         }
       }),
-      { numRuns: 1500 },
+      { numRuns: runs(1500) },
     );
   });
 
@@ -53,7 +54,7 @@ describe('parseIntent, property-based', () => {
           if (r) expect(r.bitsPerSecond >= 1000n && r.bitsPerSecond <= 10n ** 15n).toBe(true);
         }
       }),
-      { numRuns: 500 },
+      { numRuns: runs(500) },
     );
   });
 
@@ -63,7 +64,7 @@ describe('parseIntent, property-based', () => {
         const { problems } = parseIntent({ [key]: v });
         for (const p of problems) expect(p.key).toBe(key);
       }),
-      { numRuns: 100 },
+      { numRuns: runs(100) },
     );
   });
 });
