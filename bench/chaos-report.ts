@@ -1,13 +1,14 @@
 // docs/reliability.md from one `npm run chaos` run: what each scenario held and lost, its figures,
 // and how to reproduce them.
 import type { Report } from '../test/e2e/reliability/scenarios.js';
+import type { RunEnvironment } from './proc.js';
 
 export interface ChaosResult {
   startedAt: string;
   command: string;
   size: 'light' | 'full';
   wallSeconds: number;
-  environment: { node: string; cpu: string; cores: number; memoryGiB: number; loadAverage: { start: number[]; end: number[] }; commit: string; dirty: boolean };
+  environment: RunEnvironment;
   reports: Report[];
   /** Node's heap limit under cgroup v1 memory limits, from `v8.getHeapStatistics()` in the cgroup. */
   heap: Array<{ limit: string; heapSizeLimitMiB: number; constrainedMemoryMiB: number }>;

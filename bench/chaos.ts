@@ -6,9 +6,9 @@
 //   --size full|light       scenario sizes (default full)
 //   --property-scale 23     property cases as a multiple of the test command's (4 420 × 23 ≥ 100 000)
 //   --no-doc                write bench/results/chaos-*.json only, not docs/reliability.md
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createMemoryCgroup } from '../test/e2e/reliability/memory.js';
@@ -16,7 +16,7 @@ import {
   CHART_MEMORY_LIMIT, certificateRotation, FULL, leaderFailover, LIGHT, replicasKilled, setUp, statefulSetChurn, tearDown, type Env, type Report,
 } from '../test/e2e/reliability/scenarios.js';
 import { toMarkdown, type ChaosResult } from './chaos-report.js';
-import { repoRoot } from './proc.js';
+import { repoRoot, runEnvironment } from './proc.js';
 
 const PARTS = ['1', '2', '3', '4', '5', '6'] as const;
 const { values } = parseArgs({
@@ -33,13 +33,6 @@ if (values.size !== 'full' && values.size !== 'light') throw new Error('--size i
 const size = values.size === 'full' ? FULL : LIGHT;
 const root = repoRoot();
 const log = (line: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
-const git = (...args: string[]) => {
-  try {
-    return execFileSync('git', args, { cwd: root, encoding: 'utf8' }).trim();
-  } catch {
-    return '';
-  }
-};
 
 const started = performance.now();
 const result: ChaosResult = {
@@ -47,15 +40,7 @@ const result: ChaosResult = {
   command: `npm run chaos${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
   size: size.name,
   wallSeconds: 0,
-  environment: {
-    node: process.version,
-    cpu: cpus()[0]?.model.trim() ?? 'unknown',
-    cores: cpus().length,
-    memoryGiB: Math.round(totalmem() / 2 ** 30),
-    loadAverage: { start: loadavg(), end: [] },
-    commit: git('rev-parse', '--short', 'HEAD') || 'unknown',
-    dirty: git('status', '--porcelain', '--untracked-files=no') !== '',
-  },
+  environment: runEnvironment(root),
   reports: [],
   heap: [],
   errors: [],

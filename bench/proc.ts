@@ -1,5 +1,6 @@
 // Child processes of the benchmarks: the servers under load, and what is read off them.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -126,4 +127,35 @@ export function machineBusySeconds(): number {
   const [, ...ticks] = line.trim().split(/\s+/).map(Number);
   const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = ticks;
   return (user + nice + system + irq + softirq + steal) / TICKS_PER_SECOND;
+}
+
+/** The machine and checkout a run measured on, for the reports' headers. */
+export interface RunEnvironment {
+  node: string;
+  cpu: string;
+  cores: number;
+  memoryGiB: number;
+  loadAverage: { start: number[]; end: number[] };
+  commit: string;
+  dirty: boolean;
+}
+
+export function gitIn(root: string, ...args: string[]): string {
+  try {
+    return execFileSync('git', args, { cwd: root, encoding: 'utf8' }).trim();
+  } catch {
+    return '';
+  }
+}
+
+export function runEnvironment(root: string): RunEnvironment {
+  return {
+    node: process.version,
+    cpu: cpus()[0]?.model.trim() ?? 'unknown',
+    cores: cpus().length,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    loadAverage: { start: loadavg(), end: [] },
+    commit: gitIn(root, 'rev-parse', '--short', 'HEAD') || 'unknown',
+    dirty: gitIn(root, 'status', '--porcelain', '--untracked-files=no') !== '',
+  };
 }

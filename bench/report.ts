@@ -1,5 +1,6 @@
 // The results as Markdown: the same tables docs/benchmarks.md shows, with the targets first.
 import type { AdmissionReport, ServerCase } from './admission.js';
+import type { RunEnvironment } from './proc.js';
 import { CASES } from './admission.js';
 import type { ClusterReport } from './cluster.js';
 import type { LedgerReport } from './ledger.js';
@@ -18,7 +19,7 @@ export interface BenchResult {
   startedAt: string;
   command: string;
   wallSeconds: number;
-  environment: { node: string; cpu: string; cores: number; memoryGiB: number; loadAverage: { start: number[]; end: number[] }; commit: string; dirty: boolean };
+  environment: RunEnvironment;
   partSeconds: Record<string, number>;
   admission?: AdmissionReport;
   ledger?: LedgerReport;

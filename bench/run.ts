@@ -8,16 +8,15 @@
 //   --kcm-qps 1000 | default           kube-controller-manager --kube-api-qps (burst twice that)
 //   --no-profile                       skip the profiled runs
 //   --render FILE.json                 only write FILE.md again from FILE.json (after a change of the report)
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, totalmem } from 'node:os';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { benchAdmission } from './admission.js';
 import { benchCluster } from './cluster.js';
 import { benchLedger } from './ledger.js';
-import { repoRoot } from './proc.js';
+import { gitIn, repoRoot, runEnvironment } from './proc.js';
 import { evaluateTargets, toMarkdown, type BenchResult } from './report.js';
 
 const PARTS = ['admission', 'ledger', 'cluster'] as const;
@@ -47,13 +46,7 @@ const profile = !values['no-profile'];
 const root = repoRoot();
 const log = (line: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
 
-const git = (...args: string[]) => {
-  try {
-    return execFileSync('git', args, { cwd: root, encoding: 'utf8' }).trim();
-  } catch {
-    return '';
-  }
-};
+const git = (...args: string[]) => gitIn(root, ...args);
 
 /**
  * The compiled code the children run (dist/src), as names, sizes and times: in a shared work tree another
@@ -81,15 +74,7 @@ const result: BenchResult = {
   startedAt: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
   command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
   wallSeconds: 0,
-  environment: {
-    node: process.version,
-    cpu: cpus()[0]?.model.trim() ?? 'unknown',
-    cores: cpus().length,
-    memoryGiB: Math.round(totalmem() / 2 ** 30),
-    loadAverage: { start: loadavg(), end: [] },
-    commit: git('rev-parse', '--short', 'HEAD') || 'unknown',
-    dirty: git('status', '--porcelain', '--untracked-files=no') !== '',
-  },
+  environment: runEnvironment(root),
   partSeconds: {},
   targets: [],
   errors: [],
