@@ -106,7 +106,13 @@ export function decodeReview(body: unknown): AdmissionRequest {
   if ((req.operation === 'CREATE' || req.operation === 'UPDATE') && (req.object === undefined || req.object === null)) {
     throw new MalformedReview(`request.object is missing for ${req.operation}`);
   }
-  if (req.namespace !== undefined && typeof req.namespace !== 'string') throw new MalformedReview('request.namespace is not a string');
+  for (const field of ['namespace', 'name', 'subResource'] as const) {
+    if (req[field] !== undefined && typeof req[field] !== 'string') throw new MalformedReview(`request.${field} is not a string`);
+  }
+  const resource = req.resource as Record<string, unknown> | undefined;
+  if (resource !== undefined && (!isObject(resource) || ['group', 'version', 'resource'].some((k) => typeof resource[k] !== 'string'))) {
+    throw new MalformedReview('request.resource must have group, version and resource');
+  }
   return req as unknown as AdmissionRequest;
 }
 

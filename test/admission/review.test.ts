@@ -46,6 +46,9 @@ describe('decodeReview', () => {
     ['annotations that are a list', (b) => ((b.request.object.metadata.annotations = ['netpin.io/ip']), b), 'request.object.metadata.annotations must map strings to strings'],
     ['annotations that are null', (b) => ((b.request.object.metadata.annotations = null), b), 'request.object.metadata.annotations must map strings to strings'],
     ['a namespace that is not a string', (b) => ((b.request.namespace = 3), b), 'request.namespace is not a string'],
+    ['a name that is not a string', (b) => ((b.request.name = { toString: '' }), b), 'request.name is not a string'],
+    ['a subResource that is not a string', (b) => ((b.request.subResource = ['scale']), b), 'request.subResource is not a string'],
+    ['a resource without its parts', (b) => ((b.request.resource = { group: 'apps' }), b), 'request.resource must have group, version and resource'],
   ])('refuses %s', (_, breakIt, message) => {
     expect(() => decodeReview(breakIt(body()))).toThrow(new MalformedReview(message));
   });
