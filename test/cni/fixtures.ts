@@ -18,6 +18,3 @@ export const allocation = (pools: Pool[], ipv4?: string, ipv6?: string): Allocat
   addresses: { ...(ipv4 && { ipv4: v4(ipv4) }), ...(ipv6 && { ipv6: v6(ipv6) }) },
   pools,
 });
-
-/** The JSON object a warning asks the operator to apply. */
-export const applied = (warning: string): unknown => JSON.parse(warning.slice(warning.indexOf('apply: ') + 'apply: '.length));
