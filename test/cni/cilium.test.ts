@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { cilium } from '../../src/cni/cilium.js';
 import type { Intent } from '../../src/intent/types.js';
 import { compilePool } from '../../src/ipam/pool.js';
-import { applied, pool, POD, rate, STATEFULSET, v4, v6 } from './fixtures.js';
+import { pool, POD, rate, STATEFULSET, v4, v6 } from './fixtures.js';
 
 const c4 = pool('c4', '10.30.0.0/24', { cilium: { pool: 'blue-v4' } });
 const c6 = pool('c6', 'fd00:c::/120', { cilium: { pool: 'blue-v6' } });

@@ -1,5 +1,6 @@
 import ipaddr from 'ipaddr.js';
-import type { Allocation, WorkloadShape } from '../../src/cni/dialect.js';
+import type { WorkloadShape } from '../../src/cni/dialect.js';
+import type { Allocation } from '../../src/ipam/allocator.js';
 import type { Rate } from '../../src/intent/types.js';
 import { compilePool, type CniPoolNames, type Pool } from '../../src/ipam/pool.js';
 
