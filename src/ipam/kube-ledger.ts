@@ -177,49 +177,43 @@ export class KubeLedger implements Ledger {
   }
 
   async bind(claim: Claim, pod: { name: string; uid: string }): Promise<void> {
-    const name = claimName(claim.pool, claim.ip);
-    try {
-      // The test op makes the bind of a claim that changed hands since fail instead of renaming the new one.
-      await this.api.patchClusterCustomObject({
-        group: GROUP,
-        version: VERSION,
-        plural: CLAIMS,
-        name,
-        body: [
-          { op: 'test', path: '/metadata/uid', value: claim.ref },
-          { op: 'replace', path: '/spec/owner', value: { kind: 'Pod', namespace: claim.owner.namespace, name: pod.name, uid: pod.uid } },
-        ],
-      });
-    } catch (e) {
-      // 404: released since; 422: the test failed, the address was claimed again since.
-      if (statusOf(e) !== 404 && statusOf(e) !== 422) throw new Error(`binding ${claim.ip.toString()} to pod ${pod.name}: ${describeApiError(e)}`);
-    }
+    const owner = { kind: 'Pod', namespace: claim.owner.namespace, name: pod.name, uid: pod.uid };
+    // The watch brings the claim back under its new owner.
+    await this.patchClaim(claim, { op: 'replace', path: '/spec/owner', value: owner }, undefined, `binding ${claim.ip.toString()} to pod ${pod.name}`);
   }
 
   async renew(claim: Claim): Promise<boolean> {
     // Not yet stored (a create still under way in this process): that create is the write.
     if (claim.ref === undefined) return true;
-    const name = claimName(claim.pool, claim.ip);
     const now = new Date();
+    const change = { op: 'add', path: '/metadata/annotations', value: { [ADMITTED_AT]: now.toISOString() } };
+    const stored = await this.patchClaim(claim, change, WITHIN_ADMISSION, `renewing the claim on ${claim.ip.toString()} in IPPool ${claim.pool}`);
+    if (!stored) {
+      this.index.remove(claim);
+      return false;
+    }
+    claim.createdAt = now.getTime();
+    claim.version = stored.metadata?.resourceVersion;
+    return true;
+  }
+
+  /**
+   * One change to this very claim object: the test of its uid makes the patch fail, rather than
+   * change a later claim of the same address by someone else. Undefined when the claim is gone
+   * (404) or was claimed again since (422).
+   */
+  private async patchClaim(claim: Claim, change: object, options: typeof WITHIN_ADMISSION | undefined, doing: string): Promise<IPClaimObject | undefined> {
     try {
-      const stored = (await this.api.patchClusterCustomObject({
+      return (await this.api.patchClusterCustomObject({
         group: GROUP,
         version: VERSION,
         plural: CLAIMS,
-        name,
-        body: [
-          { op: 'test', path: '/metadata/uid', value: claim.ref },
-          { op: 'add', path: '/metadata/annotations', value: { [ADMITTED_AT]: now.toISOString() } },
-        ],
-      }, WITHIN_ADMISSION)) as IPClaimObject;
-      claim.createdAt = now.getTime();
-      claim.version = stored.metadata?.resourceVersion;
-      return true;
+        name: claimName(claim.pool, claim.ip),
+        body: [{ op: 'test', path: '/metadata/uid', value: claim.ref }, change],
+      }, options)) as IPClaimObject;
     } catch (e) {
-      // 404: released; 422: the test failed, the address was claimed again by another since.
-      if (statusOf(e) !== 404 && statusOf(e) !== 422) throw new Error(`renewing the claim on ${claim.ip.toString()} in IPPool ${claim.pool}: ${describeApiError(e)}`);
-      this.index.remove(claim);
-      return false;
+      if (statusOf(e) !== 404 && statusOf(e) !== 422) throw new Error(`${doing}: ${describeApiError(e)}`);
+      return undefined;
     }
   }
 
