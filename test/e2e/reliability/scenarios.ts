@@ -378,12 +378,14 @@ export async function replicasKilled(env: Env, size: Size, o: ReplicasOptions = 
     const killAt = Math.floor(bare * 0.4);
     let killDone: Promise<void> = Promise.resolve();
     const KILLED = 0;
-    const ghostIps: string[] = [];
+    // A released ghost's address may go to a later pod: a ghost is held while a claim has its address and its uid.
+    const ghostClaims: { ip: string; uid: string }[] = [];
     const ghostWork = forEachLimited(Array.from({ length: ghosts }, (_, i) => i), 2, async (i) => {
       await sleep((i * 20_000 * size.pods) / 2000 / ghosts);
       const target = replicas.list[(i + 1) % 3]!;
-      const a = await allocate(target, podReview(NS, POOL, undefined, `ghost-${i}-${Date.now()}`));
-      if (a.ip) ghostIps.push(a.ip);
+      const uid = `ghost-${i}-${Date.now()}`;
+      const a = await allocate(target, podReview(NS, POOL, undefined, uid));
+      if (a.ip) ghostClaims.push({ ip: a.ip, uid });
     });
     await forEachLimited(names, 16, async (name, i) => {
       if (i === killAt && !killed) {
@@ -431,8 +433,8 @@ export async function replicasKilled(env: Env, size: Size, o: ReplicasOptions = 
       if (calicoIps(p)[0] === ip) sameAsDirect++;
     }
     const claims = await listClaims(c, POOL);
-    const ghostsLeft = ghostIps.filter((ip) => claims.some((x) => x.ip === ip));
-    if (ghostsLeft.length) r.lost.push(`${ghostsLeft.length} claims of pods never created were not released: ${ghostsLeft.join(', ')}`);
+    const ghostsLeft = ghostClaims.filter((g) => claims.some((x) => x.ip === g.ip && x.owner.uid === g.uid));
+    if (ghostsLeft.length) r.lost.push(`${ghostsLeft.length} claims of pods never created were not released: ${ghostsLeft.map((g) => g.ip).join(', ')}`);
     const failedBare = outcomes.filter((x) => !x.pod).length;
     if (failedBare) r.lost.push(`${failedBare} bare pods could not be created in 8 attempts: ${outcomes.find((x) => !x.pod)?.errors.at(-1)}`);
     const retried = outcomes.filter((x) => x.pod && x.attempts > 1);
@@ -447,7 +449,7 @@ export async function replicasKilled(env: Env, size: Size, o: ReplicasOptions = 
       'claims at the end': claims.length,
       'seconds until every pod existed': Number((admitted / 1000).toFixed(1)),
       'seconds until claims equalled pods': Number((settled.waitedMs / 1000).toFixed(1)),
-      'claims of pods never created, released': `${ghostIps.length - ghostsLeft.length} of ${ghostIps.length}`,
+      'claims of pods never created, released': `${ghostClaims.length - ghostsLeft.length} of ${ghostClaims.length}`,
       'bare pod creates retried (webhook unreachable or undecided)': retried.length,
       'Service connections per replica': [...stats.connections.values()].join(' / '),
       'Service connections refused or broken': stats.failed,
@@ -477,7 +479,7 @@ export async function replicasKilled(env: Env, size: Size, o: ReplicasOptions = 
         ? `No address held twice; ${claims.length} claims for ${pods.length} pods, each claim naming its pod; every pod carries its address.`
         : `${claims.length} claims for ${pods.length} pods when the wait for the ledger to settle ended (see what was lost).`,
       `${sameAsDirect} of ${direct.size} bare pods got the address a replica had answered for them just before, whichever replica admitted their creation (the others: one address still, and the earlier claim released).`,
-      `${ghostIps.length - ghostsLeft.length} of ${ghostIps.length} claims of pods never created released after the ${GRACE_SECONDS} s grace.`,
+      `${ghostClaims.length - ghostsLeft.length} of ${ghostClaims.length} claims of pods never created released after the ${GRACE_SECONDS} s grace.`,
     );
   } finally {
     await replicas.stop();
@@ -756,7 +758,7 @@ export async function leaderFailover(env: Env, size: Size): Promise<Report> {
         const ip = ghost.ip;
         // Read from the API server, by the claim's owner (the review's uid): a later leak may get the same address.
         const released = await waitFor(`failover ${f}: the leaked claim on ${ip} released`, async () =>
-          ((await listClaims(c, POOL)).some((x) => x.ip === ip && (x.owner as { uid?: string }).uid === ghostUid) ? undefined : performance.now()), 90_000, 250).catch((e: Error) => {
+          ((await listClaims(c, POOL)).some((x) => x.ip === ip && x.owner.uid === ghostUid) ? undefined : performance.now()), 90_000, 250).catch((e: Error) => {
           r.lost.push(e.message);
           return undefined;
         });

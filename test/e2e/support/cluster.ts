@@ -136,7 +136,7 @@ export interface ClaimView {
   name: string;
   pool: string;
   ip: string;
-  owner: { kind: string; namespace: string; name?: string; ordinal?: number };
+  owner: { kind: string; namespace: string; name?: string; ordinal?: number; uid?: string };
 }
 
 export async function listClaims(c: Clients, pool?: string): Promise<ClaimView[]> {
