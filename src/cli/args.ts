@@ -22,26 +22,34 @@ export interface ServeOptions {
 
 export class UsageError extends Error {}
 
-export const USAGE = `usage: netpin serve --cni <${CNI_NAMES.join('|')}> [--pools <file.yaml>] [--listen <host:port>]
+export const SERVE_USAGE = `usage: netpin serve --cni <${CNI_NAMES.join('|')}> [--pools <file.yaml>] [--listen <host:port>]
                     [--cert-dir <dir>] [--ledger <memory|kube>] [--kubeconfig <file>]
                     [--tls-hosts <name,ip,...>] [--claim-grace <seconds>] [--lease-namespace <ns>]
                     [--log-level <level>] [--egress-excluded-cidrs <cidr,...>]`;
 
-const FLAGS = ['cni', 'pools', 'listen', 'cert-dir', 'ledger', 'kubeconfig', 'tls-hosts', 'claim-grace', 'lease-namespace', 'log-level', 'egress-excluded-cidrs'] as const;
-type Flag = (typeof FLAGS)[number];
+/** Every command's usage, as `netpin` without a command prints it. */
+export const USAGE = [SERVE_USAGE].join('\n');
 
-/** Parses `serve` flags; throws UsageError with a one-line reason. */
-export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): ServeOptions {
-  const values = new Map<Flag, string>();
+const FLAGS = ['cni', 'pools', 'listen', 'cert-dir', 'ledger', 'kubeconfig', 'tls-hosts', 'claim-grace', 'lease-namespace', 'log-level', 'egress-excluded-cidrs'] as const;
+
+/** Reads `--flag value` and `--flag=value` pairs, each flag one of `known`; throws UsageError with a one-line reason. */
+export function parseFlags<F extends string>(argv: string[], known: readonly F[]): Map<F, string> {
+  const values = new Map<F, string>();
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (!arg.startsWith('--')) throw new UsageError(`unexpected argument "${arg}"`);
     const [name, inline] = arg.slice(2).split(/=(.*)/s, 2) as [string, string | undefined];
-    if (!(FLAGS as readonly string[]).includes(name)) throw new UsageError(`unknown flag --${name}`);
+    if (!(known as readonly string[]).includes(name)) throw new UsageError(`unknown flag --${name}`);
     const value = inline ?? argv[++i];
-    if (value === undefined || value.startsWith('--')) throw new UsageError(`--${name} needs a value`);
-    values.set(name as Flag, value);
+    if (value === undefined || (value.startsWith('--') && inline === undefined)) throw new UsageError(`--${name} needs a value`);
+    values.set(name as F, value);
   }
+  return values;
+}
+
+/** Parses `serve` flags; throws UsageError with a one-line reason. */
+export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): ServeOptions {
+  const values = parseFlags(argv, FLAGS);
 
   const cni = values.get('cni');
   if (!cni) throw new UsageError('--cni is required');
