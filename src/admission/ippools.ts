@@ -1,5 +1,5 @@
-import { formatRange } from '../ipam/address.js';
-import { describeOwner } from '../ipam/ledger.js';
+import { formatRange } from '../net/address.js';
+import { describeOwner } from '../ipam/claim.js';
 import { compilePool, poolContains, poolOverlap, PoolSpecError, type IPPoolObject } from '../ipam/pool.js';
 import type { AdmissionDeps } from './context.js';
 import { allowed, denied, type Verdict } from './respond.js';

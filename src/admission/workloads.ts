@@ -1,9 +1,10 @@
 import type { WorkloadShape } from '../cni/dialect.js';
 import { workloadInfo, type WorkloadInfo, type WorkloadKind } from '../cluster/view.js';
 import { hasIntentKeys, KEYS } from '../intent/keys.js';
-import { formatDual, type Intent, type Problem } from '../intent/types.js';
+import { type Intent, type Problem } from '../intent/types.js';
+import { formatDual } from '../net/address.js';
 import type { Plan } from '../ipam/allocator.js';
-import { ownerKey, type Owner } from '../ipam/ledger.js';
+import { ownerKey, type Owner } from '../ipam/claim.js';
 import { renderProblems, type AdmissionDeps } from './context.js';
 import { preflight } from './pods.js';
 import { allowed, denied, type Verdict } from './respond.js';

@@ -1,5 +1,5 @@
 import { CNI_NAMES, type CniName } from '../cni/dialect.js';
-import { parseRange } from '../ipam/address.js';
+import { parseRange } from '../net/address.js';
 
 export interface ServeOptions {
   cni: CniName;

@@ -6,13 +6,13 @@ import { loadKubeConfig } from '../cluster/kube.js';
 import { EgressController } from '../cluster/egress-controller.js';
 import { KubeClusterView } from '../cluster/kube-view.js';
 import type { PodRecord } from '../cluster/pod-tracker.js';
-import { parseAddress } from '../ipam/address.js';
+import { parseAddress } from '../net/address.js';
 import { LeaseElector } from '../cluster/lease.js';
 import { Reconciler } from '../cluster/reconciler.js';
 import { Allocator } from '../ipam/allocator.js';
-import { KubeLedger } from '../ipam/kube-ledger.js';
+import { KubeLedger } from '../cluster/kube-ledger.js';
 import type { ServeOptions } from './args.js';
-import type { Backend } from './serve.js';
+import type { Backend } from './backend.js';
 
 /** `--ledger kube`: claims in the API server, a view fed by watches, and the leader-elected reconciler. */
 export async function kubeBackend(opts: ServeOptions, log: Logger): Promise<Backend> {

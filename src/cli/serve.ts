@@ -1,40 +1,16 @@
 import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
-import type { AdmissionDeps } from '../admission/context.js';
-import { dialectFor } from '../cni/index.js';
-import { StaticClusterView } from '../cluster/view.js';
-import { loadPoolsFile } from '../config/pools-file.js';
-import { Allocator } from '../ipam/allocator.js';
-import type { Ledger } from '../ipam/ledger.js';
-import { MemoryLedger } from '../ipam/memory-ledger.js';
 import { buildApp } from '../transport/app.js';
 import { defaultHosts, ensureCerts } from '../transport/certs.js';
 import { CertificateSource } from '../transport/tls.js';
 import type { ServeOptions } from './args.js';
+import { memoryBackend } from './backend.js';
 
 export interface Server {
   app: FastifyInstance;
   url: string;
   caPath: string;
   close(): Promise<void>;
-}
-
-interface Backend {
-  deps: AdmissionDeps;
-  ledger: Ledger;
-  /** Why the backend is not ready; empty when it is. */
-  readiness: () => string[];
-  stop(): Promise<void>;
-}
-
-async function memoryBackend(opts: ServeOptions, log: Logger): Promise<Backend> {
-  const file = await loadPoolsFile(opts.pools!);
-  const ledger = new MemoryLedger(file.pools);
-  const cluster = new StaticClusterView();
-  for (const [name, labels] of file.namespaces) cluster.setNamespace(name, labels);
-  log.info({ pools: file.pools.map((p) => p.name), namespaces: [...file.namespaces.keys()] }, 'in-memory ledger: claims last as long as this process');
-  const deps: AdmissionDeps = { dialect: dialectFor(opts.cni), allocator: new Allocator(ledger), cluster, releaseOnDelete: true, log };
-  return { deps, ledger, readiness: () => [], stop: async () => {} };
 }
 
 /** Starts `netpin serve`: certificates, the ledger, then the HTTPS listener. */
@@ -66,5 +42,3 @@ export async function serve(opts: ServeOptions, log: Logger = pino({ level: opts
     },
   };
 }
-
-export type { Backend };

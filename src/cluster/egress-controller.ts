@@ -2,9 +2,9 @@ import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import { egressKinds, egressLabelValue, egressResources, MANAGED_BY, type EgressCni, type EgressResource, type EgressUse } from '../cni/egress.js';
-import type { DualAddress } from '../intent/types.js';
-import { familyOf } from '../ipam/address.js';
-import { ownerKey, type Claim, type Ledger } from '../ipam/ledger.js';
+import { familyOf, type DualAddress } from '../net/address.js';
+import { ownerKey, type Claim } from '../ipam/claim.js';
+import type { Ledger } from '../ipam/ledger.js';
 import { statusOf } from './kube.js';
 
 interface Stored {

@@ -1,7 +1,7 @@
 import { CoreV1Api, Watch, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { ALLOCATED_KEY, EGRESS_ALLOCATED_KEY } from '../intent/keys.js';
-import { parseAddress } from '../ipam/address.js';
+import { parseAddress } from '../net/address.js';
 import { describeApiError } from './kube.js';
 
 /** What netpin keeps of a pod: who it is, and every address it uses or asked for. */

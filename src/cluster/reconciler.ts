@@ -1,7 +1,8 @@
 import { AppsV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { familyOf } from '../ipam/address.js';
-import { ownerKey, type Claim, type Ledger } from '../ipam/ledger.js';
+import { familyOf } from '../net/address.js';
+import { ownerKey, type Claim } from '../ipam/claim.js';
+import type { Ledger } from '../ipam/ledger.js';
 import { describeApiError, GROUP, statusOf, VERSION } from './kube.js';
 import type { KubeClusterView } from './kube-view.js';
 import type { LeaseElector } from './lease.js';

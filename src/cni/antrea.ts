@@ -1,5 +1,6 @@
 import { KEYS } from '../intent/keys.js';
-import { formatDual, needsAddress, type Intent, type Problem } from '../intent/types.js';
+import { needsAddress, type Intent, type Problem } from '../intent/types.js';
+import { formatDual } from '../net/address.js';
 import { describeRanges } from '../ipam/pool.js';
 import { bandwidthAnnotations, netemProblems } from './bandwidth.js';
 import type { Dialect, WorkloadShape } from './dialect.js';

@@ -1,6 +1,6 @@
 import { KEYS } from '../intent/keys.js';
-import { addressList, needsAddress, type Problem } from '../intent/types.js';
-import { formatRange, parseRange, type AddressRange } from '../ipam/address.js';
+import { needsAddress, type Problem } from '../intent/types.js';
+import { addressList, formatRange, parseRange, type AddressRange } from '../net/address.js';
 import type { Pool } from '../ipam/pool.js';
 import { bandwidthAnnotations, netemProblems } from './bandwidth.js';
 import type { Dialect, PoolCheck } from './dialect.js';

@@ -1,6 +1,6 @@
 import { KEYS } from '../intent/keys.js';
-import { addressList, type Address, type DualAddress, type Intent, type Problem } from '../intent/types.js';
-import { fromBigInt } from '../ipam/address.js';
+import { type Intent, type Problem } from '../intent/types.js';
+import { addressList, fromBigInt, type Address, type DualAddress } from '../net/address.js';
 import type { Pool } from '../ipam/pool.js';
 import type { Rendering } from './dialect.js';
 

@@ -1,6 +1,6 @@
-import { parseAddress } from '../ipam/address.js';
+import { familiesOf, formatDual, parseAddress } from '../net/address.js';
 import { KEYS } from '../intent/keys.js';
-import { familiesOf, formatDual, needsAddress, type Intent, type Problem, type Rate } from '../intent/types.js';
+import { needsAddress, type Intent, type Problem, type Rate } from '../intent/types.js';
 import { describeRanges, type Pool } from '../ipam/pool.js';
 import { NETEM } from './bandwidth.js';
 import type { Dialect, WorkloadShape } from './dialect.js';

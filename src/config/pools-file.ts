@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { parseAllDocuments } from 'yaml';
-import { formatRange } from '../ipam/address.js';
+import { formatRange } from '../net/address.js';
 import { compilePool, poolOverlap, PoolSpecError, type IPPoolObject, type Pool } from '../ipam/pool.js';
 
 export interface PoolsFile {

@@ -1,8 +1,8 @@
 import type { IPv4, IPv6 } from 'ipaddr.js';
-import { familyOf, parseAddress } from '../ipam/address.js';
+import { familyOf, parseAddress, type DualAddress } from '../net/address.js';
 import { isIntentKey, isRecordKey, KEYS, nearestKey, PREFIX } from './keys.js';
 import { isWhole, parseQuantity, wholeValue } from './quantity.js';
-import { type DualAddress, type Intent, type Problem, type Rate } from './types.js';
+import { type Intent, type Problem, type Rate } from './types.js';
 
 export interface ParsedIntent {
   intent: Intent;

@@ -1,13 +1,4 @@
-import type { IPv4, IPv6 } from 'ipaddr.js';
-
-export type Family = 'ipv4' | 'ipv6';
-export type Address = IPv4 | IPv6;
-
-/** At most one address per family: the shape of one pod's IPs. */
-export interface DualAddress {
-  ipv4?: IPv4;
-  ipv6?: IPv6;
-}
+import type { DualAddress } from '../net/address.js';
 
 /** A bit rate, kept as the user wrote it and as exact bits per second. */
 export interface Rate {
@@ -45,23 +36,4 @@ export interface Problem {
 
 export function needsAddress(intent: Intent): boolean {
   return intent.ip !== undefined || intent.ips !== undefined || intent.pools !== undefined;
-}
-
-export function familiesOf(addr: DualAddress): Family[] {
-  const out: Family[] = [];
-  if (addr.ipv4) out.push('ipv4');
-  if (addr.ipv6) out.push('ipv6');
-  return out;
-}
-
-/** Renders `10.0.0.5,fd00::5` in the order CNIs expect: IPv4 first. */
-export function formatDual(addr: DualAddress): string {
-  return addressList(addr).map((a) => a.toString()).join(',');
-}
-
-export function addressList(addr: DualAddress): Address[] {
-  const out: Address[] = [];
-  if (addr.ipv4) out.push(addr.ipv4);
-  if (addr.ipv6) out.push(addr.ipv6);
-  return out;
 }

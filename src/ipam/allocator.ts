@@ -1,7 +1,8 @@
 import { KEYS } from '../intent/keys.js';
-import { addressList, type Address, type DualAddress, type Family, type Intent, type Problem } from '../intent/types.js';
-import { familyOf } from './address.js';
-import { ConflictError, describeOwner, ExhaustedError, ownerKey, type Claim, type EgressOwner, type Ledger, type Owner } from './ledger.js';
+import { type Intent, type Problem } from '../intent/types.js';
+import { addressList, familyOf, type Address, type DualAddress, type Family } from '../net/address.js';
+import { ConflictError, describeOwner, ExhaustedError, ownerKey, type Claim, type EgressOwner, type Owner } from './claim.js';
+import type { Ledger } from './ledger.js';
 import { describePool, poolAdmitsNamespace, poolContains, type Pool } from './pool.js';
 
 export interface AllocationRequest {

@@ -1,7 +1,6 @@
-import type { Address, Family } from '../intent/types.js';
-import { familyOf, fromBigInt, toBigInt } from './address.js';
+import { familyOf, fromBigInt, toBigInt, type Address, type Family } from '../net/address.js';
 import { FreeRanges } from './free-ranges.js';
-import { ConflictError, ownerKey, type Claim, type Owner } from './ledger.js';
+import { ConflictError, ownerKey, type Claim, type Owner } from './claim.js';
 import { poolContains, type Pool } from './pool.js';
 
 interface PoolState {
@@ -115,11 +114,7 @@ export class ClaimIndex {
     return [...(this.byOwner.get(ownerKey(owner)) ?? [])];
   }
 
-  allClaims(): IterableIterator<Claim> {
-    return this.liveClaims();
-  }
-
-  private *liveClaims(): IterableIterator<Claim> {
+  *allClaims(): IterableIterator<Claim> {
     for (const c of this.byIp.values()) if (c) yield c;
   }
 
@@ -127,12 +122,6 @@ export class ClaimIndex {
   firstFree(poolName: string, family: Family): Address | undefined {
     const n = this.pools.get(poolName)?.free[family].first();
     return n === undefined ? undefined : fromBigInt(n, family);
-  }
-
-  /** The n-th free address in order, for reporting what a dry run would get. */
-  nthFree(poolName: string, family: Family, n: number): Address | undefined {
-    const a = this.pools.get(poolName)?.free[family].nth(BigInt(n));
-    return a === undefined ? undefined : fromBigInt(a, family);
   }
 
   /** Records a claim; false when the address already has a holder. */

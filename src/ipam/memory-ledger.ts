@@ -1,6 +1,7 @@
-import type { Address, Family } from '../intent/types.js';
+import type { Address, Family } from '../net/address.js';
 import { ClaimIndex } from './claim-index.js';
-import { ExhaustedError, type Claim, type Ledger, type Owner } from './ledger.js';
+import { ExhaustedError, type Claim, type Owner } from './claim.js';
+import type { Ledger } from './ledger.js';
 import type { Pool } from './pool.js';
 
 /** A ledger that lives in this process only: for local runs and unit tests. */

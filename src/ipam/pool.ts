@@ -1,5 +1,4 @@
-import type { Address, Family } from '../intent/types.js';
-import { familyOf, formatRange, parseRange, toBigInt, type AddressRange } from './address.js';
+import { familyOf, formatRange, parseRange, toBigInt, type Address, type AddressRange, type Family } from '../net/address.js';
 import { matchesSelector, type LabelSelector } from './selector.js';
 
 /** Native names of the same address space in each CNI, for the annotations that select a pool. */

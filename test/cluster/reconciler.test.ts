@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { V1Pod } from '@kubernetes/client-node';
 import { podAddresses, type PodRecord } from '../../src/cluster/pod-tracker.js';
 import { holds, staleClaims } from '../../src/cluster/reconciler.js';
-import type { Claim } from '../../src/ipam/ledger.js';
+import type { Claim } from '../../src/ipam/claim.js';
 import { v4 } from '../cni/fixtures.js';
 
 const GRACE = 30_000;

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ALLOCATED_KEY, hasIntentKeys, isIntentKey, KEYS, nearestKey } from '../../src/intent/keys.js';
 import { parseDual, parseIntent, parseRate } from '../../src/intent/parse.js';
-import { formatDual, needsAddress, type Intent } from '../../src/intent/types.js';
+import { needsAddress, type Intent } from '../../src/intent/types.js';
+import { formatDual } from '../../src/net/address.js';
 
 /** The intent with addresses as text, for readable expectations. */
 function readable(intent: Intent): Record<string, unknown> {

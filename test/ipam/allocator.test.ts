@@ -1,9 +1,9 @@
 import { describe, expect, it, vi } from 'vitest';
 import { parsePools } from '../../src/config/pools-file.js';
 import { parseIntent } from '../../src/intent/parse.js';
-import { formatDual } from '../../src/intent/types.js';
+import { formatDual } from '../../src/net/address.js';
 import { Allocator, type AllocationResult } from '../../src/ipam/allocator.js';
-import type { Owner } from '../../src/ipam/ledger.js';
+import type { Owner } from '../../src/ipam/claim.js';
 import { MemoryLedger } from '../../src/ipam/memory-ledger.js';
 import { POOLS } from '../support/reviews.js';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ClaimIndex } from '../../src/ipam/claim-index.js';
-import { ConflictError, type Owner } from '../../src/ipam/ledger.js';
+import { ConflictError, type Owner } from '../../src/ipam/claim.js';
 import { MemoryLedger } from '../../src/ipam/memory-ledger.js';
 import { compilePool } from '../../src/ipam/pool.js';
 import { v4 } from '../cni/fixtures.js';

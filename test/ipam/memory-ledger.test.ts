@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConflictError, ExhaustedError, type Owner } from '../../src/ipam/ledger.js';
+import { ConflictError, ExhaustedError, type Owner } from '../../src/ipam/claim.js';
 import { MemoryLedger } from '../../src/ipam/memory-ledger.js';
 import { compilePool } from '../../src/ipam/pool.js';
 import { pool, v4 } from '../cni/fixtures.js';
@@ -75,7 +75,7 @@ describe('MemoryLedger', () => {
     const wider = compilePool({ metadata: { name: 'small' }, spec: { ranges: ['10.0.0.1-10.0.0.5'] } });
     ledger.index.setPool(wider);
     expect(ledger.index.usage('small')).toEqual([{ family: 'ipv4', capacity: 5n, allocated: 1n }]);
-    expect(ledger.index.nthFree('small', 'ipv4', 1)?.toString()).toBe('10.0.0.3');
+    expect(ledger.index.firstFree('small', 'ipv4')?.toString()).toBe('10.0.0.1');
     expect(ledger.index.poolOf(v4('10.0.0.5'))?.name).toBe('small');
     expect(ledger.index.poolOf(v4('10.0.0.6'))).toBeUndefined();
   });

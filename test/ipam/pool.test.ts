@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatRange, toBigInt } from '../../src/ipam/address.js';
+import { formatRange, toBigInt } from '../../src/net/address.js';
 import { compilePool, describePool, poolAdmitsNamespace, poolContains, poolOverlap, PoolSpecError, type IPPoolSpec } from '../../src/ipam/pool.js';
 import { pool, v4, v6 } from '../cni/fixtures.js';
 

@@ -5,8 +5,8 @@ import { describe, expect, it } from 'vitest';
 import type { AdmissionReview, KubeObject } from '../../src/admission/review.js';
 import { CNI_NAMES, type CniName } from '../../src/cni/dialect.js';
 import { ALLOCATED_KEY, PINNED_LABEL } from '../../src/intent/keys.js';
-import { ownerKey } from '../../src/ipam/ledger.js';
-import { parseAddress } from '../../src/ipam/address.js';
+import { ownerKey } from '../../src/ipam/claim.js';
+import { parseAddress } from '../../src/net/address.js';
 import {
   harness, patched, pod, podCreate, podDelete, podUpdate, post, review, scaleUpdate, workloadReview, type Answer, type Harness,
 } from '../support/reviews.js';

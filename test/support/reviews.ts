@@ -11,7 +11,7 @@ import { dialectFor } from '../../src/cni/index.js';
 import { StaticClusterView } from '../../src/cluster/view.js';
 import { parsePools } from '../../src/config/pools-file.js';
 import { Allocator } from '../../src/ipam/allocator.js';
-import { ownerKey } from '../../src/ipam/ledger.js';
+import { ownerKey } from '../../src/ipam/claim.js';
 import { MemoryLedger } from '../../src/ipam/memory-ledger.js';
 import { buildApp } from '../../src/transport/app.js';
 import type { CertificateSource } from '../../src/transport/tls.js';

@@ -1,11 +1,11 @@
 import { CustomObjectsApi, ListWatch, Watch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { describeApiError, GROUP, keepWatching, statusOf, VERSION, WITHIN_ADMISSION, type Watched } from '../cluster/kube.js';
-import type { Address, Family } from '../intent/types.js';
-import { familyOf, parseAddress } from './address.js';
-import { ClaimIndex } from './claim-index.js';
-import { ConflictError, ExhaustedError, ownerKey, type Claim, type EgressOwner, type Ledger, type Owner } from './ledger.js';
-import { compilePool, PoolSpecError, type IPPoolObject, type Pool } from './pool.js';
+import { describeApiError, GROUP, keepWatching, statusOf, VERSION, WITHIN_ADMISSION, type Watched } from './kube.js';
+import { familyOf, parseAddress, type Address, type Family } from '../net/address.js';
+import { ClaimIndex } from '../ipam/claim-index.js';
+import { ConflictError, ExhaustedError, ownerKey, type Claim, type EgressOwner, type Owner } from '../ipam/claim.js';
+import type { Ledger } from '../ipam/ledger.js';
+import { compilePool, PoolSpecError, type IPPoolObject, type Pool } from '../ipam/pool.js';
 
 interface IPClaimObject extends KubernetesObject {
   spec: { pool: string; ip: string; owner: { kind: Owner['kind']; namespace: string; name?: string; uid?: string; ordinal?: number; workload?: EgressOwner['workload'] } };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { familyOf, formatRange, fromBigInt, parseAddress, parseRange, toBigInt } from '../../src/ipam/address.js';
+import { familyOf, formatRange, fromBigInt, parseAddress, parseRange, toBigInt } from '../../src/net/address.js';
 import { v4, v6 } from '../cni/fixtures.js';
 
 describe('addresses as integers', () => {

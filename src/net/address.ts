@@ -1,5 +1,14 @@
-import ipaddr from 'ipaddr.js';
-import type { Address, Family } from '../intent/types.js';
+// Addresses: the vocabulary intent, the dialects and ipam share. A leaf: it imports only ipaddr.js.
+import ipaddr, { type IPv4, type IPv6 } from 'ipaddr.js';
+
+export type Family = 'ipv4' | 'ipv6';
+export type Address = IPv4 | IPv6;
+
+/** At most one address per family: the shape of one pod's IPs. */
+export interface DualAddress {
+  ipv4?: IPv4;
+  ipv6?: IPv6;
+}
 
 /**
  * Addresses as unsigned integers, so that ranges, offsets and the free index
@@ -34,10 +43,6 @@ export function parseAddress(text: string): Address | undefined {
   const addr = ipaddr.parse(trimmed) as Address;
   if (addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress()) return undefined;
   return addr;
-}
-
-export function canonical(addr: Address): string {
-  return addr.toString();
 }
 
 /** An inclusive range of one family. */
@@ -101,4 +106,23 @@ export function parseRange(text: string, dropNetworkAndBroadcast: boolean): Addr
 export function formatRange(r: AddressRange): string {
   const a = fromBigInt(r.first, r.family).toString();
   return r.first === r.last ? a : `${a}-${fromBigInt(r.last, r.family).toString()}`;
+}
+
+export function familiesOf(addr: DualAddress): Family[] {
+  const out: Family[] = [];
+  if (addr.ipv4) out.push('ipv4');
+  if (addr.ipv6) out.push('ipv6');
+  return out;
+}
+
+/** Renders `10.0.0.5,fd00::5` in the order CNIs expect: IPv4 first. */
+export function formatDual(addr: DualAddress): string {
+  return addressList(addr).map((a) => a.toString()).join(',');
+}
+
+export function addressList(addr: DualAddress): Address[] {
+  const out: Address[] = [];
+  if (addr.ipv4) out.push(addr.ipv4);
+  if (addr.ipv6) out.push(addr.ipv6);
+  return out;
 }
