@@ -3,7 +3,7 @@ import { workloadInfo, type WorkloadInfo, type WorkloadKind } from '../cluster/v
 import { hasIntentKeys, KEYS } from '../intent/keys.js';
 import { type Intent, type Problem } from '../intent/types.js';
 import { formatDual } from '../net/address.js';
-import type { Plan } from '../ipam/allocator.js';
+import type { AllocationRequest, Plan } from '../ipam/allocator.js';
 import { ownerKey, type Owner } from '../ipam/claim.js';
 import { renderProblems, type AdmissionDeps } from './context.js';
 import { preflight } from './pods.js';
@@ -136,19 +136,20 @@ function surgeOf(maxSurge: number | string, replicas: number): number {
 async function reserveOrdinals(w: Workload, intent: Intent, plan: Plan, deps: AdmissionDeps) {
   const owners: Owner[] = Array.from({ length: w.replicas }, (_, k) => ({ kind: 'StatefulSet', namespace: w.namespace, name: w.name, ordinal: w.ordinalsStart + k }));
   const namespaceLabels = deps.cluster.namespaceLabels(w.namespace);
-  // Started in ordinal order without waiting in between: each allocation takes its address before
-  // its first write, so ordinal k still gets the k-th free address, and the writes overlap.
-  const results = await Promise.allSettled(owners.map((owner, k) =>
-    deps.allocator.allocate({
-      intent,
-      namespace: w.namespace,
-      namespaceLabels,
-      owner,
-      entry: intent.ips ? k : undefined,
-      dryRun: false,
-      plan,
-    }),
-  ));
+  const requests: AllocationRequest[] = owners.map((owner, k) => ({
+    intent,
+    namespace: w.namespace,
+    namespaceLabels,
+    owner,
+    entry: intent.ips ? k : undefined,
+    dryRun: false,
+    plan,
+  }));
+  // Ordinal k gets the k-th free address because the allocations start in ordinal order with no
+  // await in between (the Ledger's ordering rule). A release would be such an await, so what the
+  // intent no longer allows is given back first.
+  await Promise.all(requests.flatMap((r) => deps.allocator.staleClaims(r)).map((c) => deps.allocator.ledger.release(c)));
+  const results = await Promise.allSettled(requests.map((r) => deps.allocator.allocate(r)));
   const done = results.flatMap((r) => (r.status === 'fulfilled' && r.value.ok ? [r.value] : []));
   const failed = results.findIndex((r) => r.status === 'rejected' || !r.value.ok);
   if (failed >= 0) {

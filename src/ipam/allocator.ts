@@ -78,18 +78,8 @@ export class Allocator {
     const plan = req.plan ?? this.plan(req.intent, req.namespace, req.namespaceLabels);
     if (plan.problems.length) return { ok: false, problems: plan.problems };
     const { byFamily } = plan;
-    const { intent } = req;
-
-    let wanted: DualAddress[] | undefined;
-    if (intent.ip) wanted = [intent.ip];
-    else if (intent.ips && req.entry !== undefined) {
-      const entry = intent.ips[req.entry];
-      if (!entry) {
-        return fail(KEYS.ips, `has ${intent.ips.length} entries, but ${describeOwner(req.owner)} needs entry ${req.entry + 1}`,
-          `list one entry per replica, in ordinal order (entry 1 for the first ordinal), or scale down`);
-      }
-      wanted = [entry];
-    } else if (intent.ips) wanted = intent.ips;
+    const wanted = this.wanted(req);
+    if (wanted && 'problems' in wanted) return wanted;
 
     const held = this.ledger.index.claimsOf(req.owner);
     if (held.length > 0) {
@@ -102,6 +92,34 @@ export class Allocator {
 
     if (wanted) return this.claimListed(req, wanted, byFamily);
     return this.claimFromPools(req, byFamily);
+  }
+
+  /**
+   * What the owner holds that this request would give back before claiming afresh. A caller that
+   * must get addresses in the order it starts allocations (StatefulSet ordinals) releases these
+   * first, so that no allocation waits on a release between its start and its claims.
+   */
+  staleClaims(req: AllocationRequest): Claim[] {
+    const plan = req.plan ?? this.plan(req.intent, req.namespace, req.namespaceLabels);
+    const wanted = this.wanted(req);
+    const held = this.ledger.index.claimsOf(req.owner);
+    if (plan.problems.length || (wanted && 'problems' in wanted) || fits(held, wanted, plan.byFamily)) return [];
+    return held;
+  }
+
+  /** The addresses the intent fixes for this owner: undefined when it names pools only. */
+  private wanted(req: AllocationRequest): DualAddress[] | { ok: false; problems: Problem[] } | undefined {
+    const { intent } = req;
+    if (intent.ip) return [intent.ip];
+    if (intent.ips && req.entry !== undefined) {
+      const entry = intent.ips[req.entry];
+      if (!entry) {
+        return fail(KEYS.ips, `has ${intent.ips.length} entries, but ${describeOwner(req.owner)} needs entry ${req.entry + 1}`,
+          `list one entry per replica, in ordinal order (entry 1 for the first ordinal), or scale down`);
+      }
+      return [entry];
+    }
+    return intent.ips;
   }
 
   private async renewPodClaims(held: Claim[]): Promise<boolean> {
@@ -358,7 +376,6 @@ function fits(held: Claim[], wanted: DualAddress[] | undefined, byFamily: Family
   }
   return held.length === Object.keys(byFamily).length && held.every((c) => byFamily[familyOf(c.ip)]?.name === c.pool);
 }
-
 
 function fail(key: string, message: string, fix: string): { ok: false; problems: Problem[] } {
   return { ok: false, problems: [{ key, message, fix }] };

@@ -7,6 +7,11 @@ import type { Pool } from './pool.js';
  * Where claims live. Reads go to the in-memory index (fed by a watch in the
  * Kubernetes ledger), so that allocation never lists anything per request;
  * writes are the only calls that may leave the process.
+ *
+ * The ordering rule: `claim` and `claimNext` mark their address taken in the index before their
+ * first await. So claims started one after another, without an await in between, get addresses
+ * in the order they were started, while their writes overlap; StatefulSet ordinals rely on it. A
+ * release frees its address only once it is gone from where claims are kept.
  */
 export interface Ledger {
   readonly index: ClaimIndex;

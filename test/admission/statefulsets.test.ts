@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { CniName } from '../../src/cni/dialect.js';
-import { admittedAnnotations, denial, harness, patched, podCreate, podDelete, review, statefulSet, type Harness } from '../support/reviews.js';
+import { admittedAnnotations, denial, harness, patched, podCreate, podDelete, POOLS, review, statefulSet, type Harness } from '../support/reviews.js';
 
 const OWNER = { kind: 'StatefulSet', name: 'web' };
 const POOL = { 'netpin.io/pool': 'web' };
@@ -38,6 +38,25 @@ describe('StatefulSet ordinals', () => {
     for (const k of [3, 0, 4, 1, 2]) got[k] = await createPod(h, k);
     expect(got).toEqual({ 0: '10.20.0.2', 1: '10.20.0.4', 2: '10.20.0.6', 3: '10.20.0.7', 4: '10.20.0.8' });
     expect(Object.keys(h.held())).toHaveLength(7);
+  });
+
+  it('re-reserves every ordinal in order when the pool changes, also while scaling up', async () => {
+    // Ordinals 0 and 1 give back their web addresses first; 2 and 3 have none: they must not get ahead.
+    const h = await harness({ pools: `${POOLS}---
+apiVersion: netpin.io/v1alpha1
+kind: IPPool
+metadata: { name: web2 }
+spec:
+  cidr: 10.21.0.0/24
+  exclude: ["10.21.0.1"]
+  namespaceSelector: { matchLabels: { team: web } }
+  cni: { calico: { pool: web2-pool } }
+` });
+    expect((await h.mutate(statefulSet('CREATE', { replicas: 2, annotations: POOL }))).response.allowed).toBe(true);
+    expect(ordinals(h)).toEqual({ 0: '10.20.0.2', 1: '10.20.0.3' });
+    const answer = await h.mutate(statefulSet('UPDATE', { replicas: 4, annotations: { 'netpin.io/pool': 'web2' } }));
+    expect(answer.response.allowed).toBe(true);
+    expect(ordinals(h)).toEqual({ 0: '10.21.0.2', 1: '10.21.0.3', 2: '10.21.0.4', 3: '10.21.0.5' });
   });
 
   it('honours spec.ordinals.start', async () => {

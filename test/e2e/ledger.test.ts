@@ -7,6 +7,10 @@ import {
   apiMessage, applyCrds, calicoIps, clients, createNamespace, createPool, listClaims, podsWithPrefix, registerWebhooks, waitFor, type Clients,
 } from './support/cluster.js';
 import { decodePatch, postReview, startNetpin, type Netpin } from './support/netpin.js';
+import { pino } from 'pino';
+import { KubeLedger } from '../../src/cluster/kube-ledger.js';
+import { loadKubeConfig } from '../../src/cluster/kube.js';
+import { expectOrderingRule } from '../support/ledger-rules.js';
 
 const NS = 'shop';
 // The default grace: a claim waits this long for its pod before the reconciler may release it.
@@ -52,6 +56,7 @@ beforeAll(async () => {
   await createPool(c, 'web', { cidr: '10.50.0.0/24', namespaceSelector: { matchLabels: { team: 'web' } } });
   await createPool(c, 'small', { ranges: ['10.60.0.1-10.60.0.8'] });
   await createPool(c, 'race', { cidr: '10.70.0.0/23' });
+  await createPool(c, 'order', { cidr: '10.80.0.0/28' });
   netpin = await startNetpin({ kubeconfig: cp.kubeconfigPath, claimGraceSeconds: GRACE_SECONDS });
   await registerWebhooks(c, netpin, cp.binDir);
 });
@@ -109,6 +114,24 @@ describe('StatefulSet', () => {
 
     await c.apps.deleteNamespacedStatefulSet({ name: 'web', namespace: NS });
     await waitFor('the StatefulSet claims to be released', async () => (await listClaims(c, 'web')).length === 0, 60_000, 500);
+  });
+});
+
+describe('the Kubernetes ledger', () => {
+  it('keeps the ordering rule: claims started in a row get addresses in that order, their writes overlapping', async () => {
+    const ledger = new KubeLedger(loadKubeConfig(cp.kubeconfigPath), pino({ level: 'silent' }));
+    await ledger.start();
+    try {
+      const pool = await waitFor('IPPool order in the ledger', async () => ledger.index.allPools().find((p) => p.name === 'order'));
+      const owner = (name: string) => ({ kind: 'Pod' as const, namespace: NS, name });
+      await expectOrderingRule(ledger, pool, owner('order-fixed'), [0, 1, 2, 3, 4].map((k) => owner(`order-${k}`)));
+      // Stored as the index says: the API server holds each address for the owner that started first.
+      const stored = (await listClaims(c, 'order')).map((x) => [x.ip, x.owner.name]).sort();
+      expect(stored).toEqual([...ledger.index.allClaims()].filter((x) => x.pool === 'order').map((x) => [x.ip.toString(), (x.owner as { name: string }).name]).sort());
+      expect(stored).toHaveLength(6);
+    } finally {
+      await ledger.stop();
+    }
   });
 });
 

@@ -3,6 +3,7 @@ import { ConflictError, ExhaustedError, type Owner } from '../../src/ipam/claim.
 import { MemoryLedger } from '../../src/ipam/memory-ledger.js';
 import { compilePool } from '../../src/ipam/pool.js';
 import { pool, v4 } from '../cni/fixtures.js';
+import { expectOrderingRule } from '../support/ledger-rules.js';
 
 const small = compilePool({ metadata: { name: 'small' }, spec: { ranges: ['10.0.0.1-10.0.0.3'] } });
 const six = pool('six', 'fd00::/126');
@@ -78,6 +79,12 @@ describe('MemoryLedger', () => {
     expect(ledger.index.firstFree('small', 'ipv4')?.toString()).toBe('10.0.0.1');
     expect(ledger.index.poolOf(v4('10.0.0.5'))?.name).toBe('small');
     expect(ledger.index.poolOf(v4('10.0.0.6'))).toBeUndefined();
+  });
+
+  it('keeps the ordering rule: claims started in a row get addresses in that order', async () => {
+    const wide = pool('wide', '10.9.0.0/28');
+    const ledger = new MemoryLedger([wide]);
+    await expectOrderingRule(ledger, wide, a, [0, 1, 2, 3, 4].map(ordinal));
   });
 
   it('starts and stops without effect', async () => {
