@@ -16,6 +16,9 @@ const GRACE_SECONDS = 3;
 const ANSWER_WITHIN_MS = 2_000;
 // Readiness follows the API server within a few seconds either way (it probes every second).
 const READINESS_WITHIN_MS = 6_000;
+// How long each outage lasts at least, admissions going on throughout: `npm run chaos` sets 20 s; the
+// test command's outages last as long as their few waves of admissions take.
+const OUTAGE_MS = Number(process.env.NETPIN_OUTAGE_SECONDS ?? '0') * 1000;
 
 let cp: ControlPlane;
 let c: Clients;
@@ -73,10 +76,11 @@ async function readiness(ready: boolean): Promise<{ ms: number; body: any }> {
   return { ms: performance.now() - started, body };
 }
 
-/** Allocating admissions in waves while the API server is away: each must be an in-band error in time. */
+/** Allocating admissions in waves while the API server is away (at least `waves`, and for OUTAGE_MS): each must be an in-band error in time. */
 async function admissionsDuringOutage(prefix: string, waves: number): Promise<Array<{ ms: number; message: string }>> {
   const answers: Array<{ ms: number; message: string }> = [];
-  for (let w = 0; w < waves; w++) {
+  const started = performance.now();
+  for (let w = 0; w < waves || performance.now() - started < OUTAGE_MS; w++) {
     const wave = await Promise.all(Array.from({ length: 4 }, (_, i) => allocate(`${prefix}-${w}-${i}`)));
     for (const a of wave) {
       expect(a.status).toBe(200);
@@ -131,6 +135,7 @@ describe('kube-apiserver frozen (SIGSTOP)', () => {
     expect((await probe('/readyz')).status).toBe(200);
 
     cp.signalApiserver('SIGSTOP');
+    const outage = performance.now();
     let answers: Array<{ ms: number; message: string }>;
     let unready: { ms: number; body: any };
     try {
@@ -140,6 +145,7 @@ describe('kube-apiserver frozen (SIGSTOP)', () => {
     } finally {
       cp.signalApiserver('SIGCONT');
     }
+    const lasted = performance.now() - outage;
     const ready = await readiness(true);
 
     for (const a of answers) {
@@ -148,7 +154,7 @@ describe('kube-apiserver frozen (SIGSTOP)', () => {
     }
     expect(unready.body.problems).toEqual(['API server: no answer to /readyz within 1 s']);
     const slowest = Math.max(...answers.map((a) => a.ms));
-    console.log(`netpin, API server frozen: ${answers.length} admissions answered in band, slowest ${slowest.toFixed(0)} ms; not ready after ${(unready.ms / 1000).toFixed(1)} s, ready ${(ready.ms / 1000).toFixed(1)} s after SIGCONT`);
+    console.log(`netpin, API server frozen: ${(lasted / 1000).toFixed(1)} s, ${answers.length} admissions answered in band, slowest ${slowest.toFixed(0)} ms; not ready after ${(unready.ms / 1000).toFixed(1)} s, ready ${(ready.ms / 1000).toFixed(1)} s after SIGCONT`);
 
     await createPods('after-freeze', 3);
     await claimsMatchPods();
@@ -158,6 +164,7 @@ describe('kube-apiserver frozen (SIGSTOP)', () => {
 describe('kube-apiserver stopped, then started again', () => {
   it('answers allocating admissions in band at once, is not ready until it is back, and loses or doubles no claim', async () => {
     await cp.stopApiserver();
+    const outage = performance.now();
     let answers: Array<{ ms: number; message: string }>;
     let unready: { ms: number; body: any };
     try {
@@ -166,6 +173,7 @@ describe('kube-apiserver stopped, then started again', () => {
     } finally {
       await cp.startApiserver();
     }
+    const lasted = performance.now() - outage;
     const ready = await readiness(true);
 
     for (const a of answers) {
@@ -174,7 +182,7 @@ describe('kube-apiserver stopped, then started again', () => {
     }
     // Shutting down, kube-apiserver answers /readyz with 500 for a moment; then it refuses connections.
     expect(unready.body.problems).toEqual([expect.stringMatching(/^API server: (unreachable \(connect ECONNREFUSED 127\.0\.0\.1:\d+\)|\/readyz answers not ready)$/)]);
-    console.log(`netpin, API server stopped: ${answers.length} admissions answered in band, slowest ${Math.max(...answers.map((a) => a.ms)).toFixed(0)} ms; not ready after ${(unready.ms / 1000).toFixed(1)} s, ready ${(ready.ms / 1000).toFixed(1)} s after it was ready again`);
+    console.log(`netpin, API server stopped: ${(lasted / 1000).toFixed(1)} s, ${answers.length} admissions answered in band, slowest ${Math.max(...answers.map((a) => a.ms)).toFixed(0)} ms; not ready after ${(unready.ms / 1000).toFixed(1)} s, ready ${(ready.ms / 1000).toFixed(1)} s after it was ready again`);
 
     await createPods('after-restart', 3);
     await claimsMatchPods();
