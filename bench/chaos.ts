@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseArgs, stripVTControlCharacters } from 'node:util';
 import { createMemoryCgroup } from '../test/e2e/reliability/memory.js';
 import {
   CHART_MEMORY_LIMIT, certificateRotation, FULL, leaderFailover, LIGHT, replicasKilled, setUp, statefulSetChurn, tearDown, type Env, type Report,
@@ -79,7 +79,7 @@ function vitest(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: nu
   });
 }
 
-const lastLines = (s: string, n: number) => s.replace(/\x1b\[[0-9;]*m/g, '').trim().split('\n').slice(-n).join('\n');
+const lastLines = (s: string, n: number) => stripVTControlCharacters(s).trim().split('\n').slice(-n).join('\n');
 
 // Node's heap under memory limits, for scenario 7.
 for (const [label, bytes] of [['256 MiB', 256 * 2 ** 20], ['512 MiB (the chart\'s default)', CHART_MEMORY_LIMIT], ['1 GiB', 2 ** 30], ['2 GiB', 2 ** 31]] as const) {
@@ -118,7 +118,7 @@ await part('4', 'The API server goes away', async () => {
   // Full size: each outage lasts 20 s, admissions going on throughout.
   const outageSeconds = size.name === 'full' ? 20 : 0;
   const { code, output } = await vitest(['--project', 'e2e', 'test/e2e/outage.test.ts'], { NETPIN_OUTAGE_SECONDS: String(outageSeconds) });
-  const figures = [...output.replace(/\x1b\[[0-9;]*m/g, '').matchAll(/netpin, API server (frozen|stopped): (.*)$/gm)];
+  const figures = [...stripVTControlCharacters(output).matchAll(/netpin, API server (frozen|stopped): (.*)$/gm)];
   return {
     id: '4',
     title: 'The API server goes away',

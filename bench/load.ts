@@ -77,7 +77,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
       const start = process.hrtime.bigint();
       if (start >= measureTo || recorded >= max) return;
       sent++;
-      let ok = false;
+      let ok: boolean;
       try {
         const res = await client.request({ path: o.path, method: 'POST', headers: { 'content-type': 'application/json' }, body });
         const text = Buffer.from(await res.body.arrayBuffer());

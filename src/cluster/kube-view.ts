@@ -58,7 +58,7 @@ export class KubeClusterView implements ClusterView {
       return workloadInfo('Deployment', d.spec as WorkloadSpec);
     } catch (e) {
       if (statusOf(e) === 404) return undefined;
-      throw new Error(`reading Deployment ${namespace}/${name}: ${describeApiError(e)}`);
+      throw new Error(`reading Deployment ${namespace}/${name}: ${describeApiError(e)}`, { cause: e });
     }
   }
 

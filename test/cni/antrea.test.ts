@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { antrea } from '../../src/cni/antrea.js';
 import { compilePool } from '../../src/ipam/pool.js';
 import type { Intent } from '../../src/intent/types.js';
-import { allocation, DEPLOYMENT, pool, POD, rate, STATEFULSET, v4, v6 } from './fixtures.js';
+import { allocation, DEPLOYMENT, pool, POD, rate, STATEFULSET, v4 } from './fixtures.js';
 
 const a4 = pool('a4', '10.10.0.0/24', { antrea: { pool: 'antrea-v4' } });
 const a6 = pool('a6', 'fd00:a::/120', { antrea: { pool: 'antrea-v6' } });

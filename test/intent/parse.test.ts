@@ -9,7 +9,7 @@ function readable(intent: Intent): Record<string, unknown> {
   const out: Record<string, unknown> = { ...intent };
   if (intent.ip) out.ip = formatDual(intent.ip);
   if (intent.ips) out.ips = intent.ips.map(formatDual);
-  if (intent.egress) out.egress = { ip: formatDual(intent.egress.ip), mode: intent.egress.mode };
+  if (intent.egress) out.egress = { ip: intent.egress.ip && formatDual(intent.egress.ip), mode: intent.egress.mode };
   return out;
 }
 
