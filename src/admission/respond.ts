@@ -19,13 +19,27 @@ export function errored(message: string): Verdict {
 
 /** Allows with the JSONPatch from `original` to `mutated`; no patch field when nothing changed. */
 export function patched(original: KubeObject, mutated: KubeObject, warnings: string[] = []): Verdict {
-  const ops = fastJsonPatch.compare(original, mutated);
+  const ops = patchOps(original, mutated);
   const v: Verdict = { allowed: true };
   if (ops.length > 0) {
     v.patchType = 'JSONPatch';
     v.patch = Buffer.from(JSON.stringify(ops)).toString('base64');
   }
   return withWarnings(v, warnings);
+}
+
+/**
+ * netpin changes metadata only, and shares every other field with the original: then only metadata
+ * is compared, since diffing a pod's spec would cost more than the rest of its admission.
+ */
+function patchOps(original: KubeObject, mutated: KubeObject): fastJsonPatch.Operation[] {
+  const sameBesideMetadata =
+    original.metadata !== undefined &&
+    mutated.metadata !== undefined &&
+    Object.keys(original).length === Object.keys(mutated).length &&
+    Object.keys(mutated).every((k) => k === 'metadata' || mutated[k] === original[k]);
+  if (!sameBesideMetadata) return fastJsonPatch.compare(original, mutated);
+  return fastJsonPatch.compare(original.metadata!, mutated.metadata!).map((op) => ({ ...op, path: `/metadata${op.path}` }));
 }
 
 export function complete(uid: string, verdict: Verdict): AdmissionResponse {
