@@ -1,7 +1,7 @@
 /** The parts of admission.k8s.io/v1 AdmissionReview that netpin reads and writes. */
 export type Operation = 'CREATE' | 'UPDATE' | 'DELETE' | 'CONNECT';
 
-export interface GroupVersionKind {
+interface GroupVersionKind {
   group: string;
   version: string;
   kind: string;

@@ -8,8 +8,8 @@ import type { Logger } from 'pino';
  * frozen API server leaves their connections open and silent. /readyz is open to every client
  * (the default system:public-info-viewer role) and costs the API server next to nothing.
  */
-export const PROBE_EVERY_MS = 1_000;
-export const PROBE_TIMEOUT_MS = 1_000;
+const PROBE_EVERY_MS = 1_000;
+const PROBE_TIMEOUT_MS = 1_000;
 
 /** Whether the API server answers, for /readyz; liveness does not depend on it, so that an outage restarts nothing. */
 export class ApiServerProbe {

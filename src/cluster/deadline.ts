@@ -13,11 +13,11 @@ export const ADMISSION_DEADLINE_MS = 1_500;
  * probe): under the webhook's 10 s timeoutSeconds, so that a loaded API server queueing claim
  * writes is waited for rather than turned into refusals.
  */
-export const ADMISSION_HARD_DEADLINE_MS = 8_000;
+const ADMISSION_HARD_DEADLINE_MS = 8_000;
 const RECHECK_MS = 250;
 
 /** The API server did not answer before the admission's deadline; the call was aborted. */
-export class DeadlineExceeded extends Error {
+class DeadlineExceeded extends Error {
   constructor(ms: number) {
     super(`the API server did not answer within ${Math.round(ms / 100) / 10} s`);
   }

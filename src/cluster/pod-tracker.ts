@@ -38,7 +38,7 @@ export function podAddresses(pod: V1Pod, addressKeys: readonly string[]): string
 }
 
 /** The egress addresses netpin gave a live pod. */
-export function podEgress(pod: V1Pod): string[] {
+function podEgress(pod: V1Pod): string[] {
   return isLive(pod) ? addressesIn(pod.metadata?.annotations?.[EGRESS_ALLOCATED_KEY]) : [];
 }
 

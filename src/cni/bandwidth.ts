@@ -4,7 +4,7 @@ import { formatQuantity } from '../intent/quantity.js';
 import type { Intent, Problem } from '../intent/types.js';
 
 /** Read by containerd for every pod sandbox, whatever the CNI. */
-export const BANDWIDTH_KEYS = ['kubernetes.io/ingress-bandwidth', 'kubernetes.io/egress-bandwidth'] as const;
+const BANDWIDTH_KEYS = ['kubernetes.io/ingress-bandwidth', 'kubernetes.io/egress-bandwidth'] as const;
 
 /**
  * `kubernetes.io/{ingress,egress}-bandwidth` in bits/s. containerd parses both keys for every

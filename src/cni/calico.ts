@@ -5,7 +5,7 @@ import type { Pool } from '../ipam/pool.js';
 import { bandwidthAnnotations, netemProblems } from './bandwidth.js';
 import type { Dialect, PoolCheck } from './dialect.js';
 
-export const CALICO_IP_ADDRS = 'cni.projectcalico.org/ipAddrs';
+const CALICO_IP_ADDRS = 'cni.projectcalico.org/ipAddrs';
 
 const NO_EGRESS_IP =
   'set natOutgoingAddress per node in FelixConfiguration, use Calico Enterprise egress gateways, or use Kube-OVN, Antrea or Cilium';

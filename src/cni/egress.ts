@@ -25,7 +25,7 @@ export function egressLabelValue(ip: DualAddress): string {
 }
 
 /** The name of the resource netpin keeps for one egress address. */
-export function egressResourceName(addr: Address): string {
+function egressResourceName(addr: Address): string {
   return `netpin-egress-${labelPart(addr)}`;
 }
 
@@ -54,7 +54,7 @@ function resource(apiVersion: string, kind: string, plural: string, name: string
 }
 
 /** Antrea's ExternalIPPool for a netpin egress pool: its ranges, on its gateway nodes. */
-export function antreaExternalIPPool(pool: Pool): EgressResource {
+function antreaExternalIPPool(pool: Pool): EgressResource {
   const ipRanges = pool.families.flatMap((f) => pool.ranges[f].map((r) => ({ start: fromBigInt(r.first, f).toString(), end: fromBigInt(r.last, f).toString() })));
   return resource('crd.antrea.io/v1beta1', 'ExternalIPPool', 'externalippools', `netpin-${pool.name}`, { ipRanges, nodeSelector: pool.egress?.nodeSelector ?? {} });
 }

@@ -21,7 +21,7 @@ export interface IPPoolSpec {
 }
 
 /** What the CNIs need to put a pool's egress addresses on gateway nodes. */
-export interface EgressSpec {
+interface EgressSpec {
   /** The gateway nodes: Antrea's ExternalIPPool.spec.nodeSelector, Cilium's egressGateway.nodeSelector. */
   nodeSelector?: LabelSelector;
 }

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createSecureContext, type SecureContextOptions } from 'node:tls';
 
-export const MIN_TLS_VERSION = 'TLSv1.2';
+const MIN_TLS_VERSION = 'TLSv1.2';
 
 export interface KeyPair {
   cert: Buffer;

@@ -11,7 +11,7 @@ const poolAddress = fc.oneof(
 );
 
 /** What people and tools write where one address belongs, right or wrong. */
-export const address = fc.oneof(
+const address = fc.oneof(
   { weight: 6, arbitrary: poolAddress },
   { weight: 1, arbitrary: fc.ipV4() },
   { weight: 1, arbitrary: fc.ipV6() },

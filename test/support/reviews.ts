@@ -140,7 +140,7 @@ export async function post(app: FastifyInstance, endpoint: 'mutate' | 'validate'
   return { status: res.statusCode, body: res.body, response: json?.response, json };
 }
 
-export function heldBy(ledger: MemoryLedger): Record<string, string> {
+function heldBy(ledger: MemoryLedger): Record<string, string> {
   const claims = [...ledger.index.allClaims()].map((c) => [c.ip.toString(), ownerKey(c.owner)] as const);
   return Object.fromEntries(claims.sort(([a], [b]) => a.localeCompare(b)));
 }
@@ -225,7 +225,7 @@ export interface WorkloadFields {
   strategy?: { type: string; rollingUpdate?: { maxSurge?: number | string; maxUnavailable?: number | string } };
 }
 
-export function workload(kind: 'Deployment' | 'StatefulSet', f: WorkloadFields = {}): KubeObject {
+function workload(kind: 'Deployment' | 'StatefulSet', f: WorkloadFields = {}): KubeObject {
   const name = f.name ?? 'web';
   return {
     apiVersion: 'apps/v1',
@@ -276,7 +276,7 @@ export function patched(body: AdmissionReview, response: AdmissionResponse): Kub
 }
 
 /** The annotations a created pod ends up with. */
-export function annotationsAfter(body: AdmissionReview, response: AdmissionResponse): Record<string, string> {
+function annotationsAfter(body: AdmissionReview, response: AdmissionResponse): Record<string, string> {
   return patched(body, response).metadata?.annotations ?? {};
 }
 

@@ -12,7 +12,7 @@ import type { Node } from './node.js';
 const execFileP = promisify(execFile);
 const IMAGE_SCRIPT = repoPath('scripts/image.sh');
 
-export const IMAGE = { repository: 'netpin.test/netpin', tag: 'e2e' };
+const IMAGE = { repository: 'netpin.test/netpin', tag: 'e2e' };
 
 let built: Promise<string> | undefined;
 

@@ -36,7 +36,7 @@ import {
 const execFileP = promisify(execFile);
 
 /** Image references: local-looking names no registry serves, imported with ctr. */
-export const PAUSE_IMAGE = 'netpin.test/pause:1';
+const PAUSE_IMAGE = 'netpin.test/pause:1';
 export const APP_IMAGE = 'netpin.test/app:1';
 /** The app image serves HTTP here ($PORT); GET /healthz answers 200. */
 export const APP_PORT = 8080;
@@ -47,19 +47,19 @@ export const APP_PORT = 8080;
  * "localhost" resolves to 127.0.0.1 without touching /etc/hosts. InternalIP (and so
  * status.hostIP) stays the address kubelet detects on the default-route interface.
  */
-export const NODE_NAME = 'localhost';
+const NODE_NAME = 'localhost';
 /** host-local range of the bridge network; the host is .1 (isGateway) */
-export const POD_CIDR = '10.244.0.0/24';
+const POD_CIDR = '10.244.0.0/24';
 /** Our own bridge name, so that a host's cni0 is never touched. */
 export const BRIDGE = 'netpin0';
 /** The bridge's address, the pods' gateway; the host side of the pod network. */
-export const GATEWAY = '10.244.0.1';
+const GATEWAY = '10.244.0.1';
 /**
  * Where pods reach the API server. Service IPs do not route here (no kube-proxy), so a
  * forwarder on the gateway stands in for the `kubernetes` Service; pods that talk to the API
  * server (netpin) are given this address as KUBERNETES_SERVICE_HOST/PORT.
  */
-export const POD_API_PORT = 6443;
+const POD_API_PORT = 6443;
 
 const BUILD_SCRIPT = repoPath('test/node/build.sh');
 /** Host-wide: one test node at a time. Under /run, so a reboot forgets it. */
@@ -968,7 +968,7 @@ async function drain(api: Api, node: string, timeoutMs: number): Promise<void> {
 }
 
 /** The host end of the pod's eth0: the link whose ifindex is eth0's peer index in the pod's netns. */
-export async function podHostVeth(podUid: string): Promise<string> {
+async function podHostVeth(podUid: string): Promise<string> {
   const memory = (await cgroupRoots()).find((r) => path.basename(r) === 'memory') ?? '/sys/fs/cgroup/memory';
   const trees = (await Promise.all((await kubepodsCgroups()).filter((c) => c.startsWith(memory)).map(cgroupTree))).flat();
   const podDirs = trees.filter((d) => path.basename(d) === `pod${podUid}`);
