@@ -27,8 +27,15 @@ export const SERVE_USAGE = `usage: netpin serve --cni <${CNI_NAMES.join('|')}> [
                     [--tls-hosts <name,ip,...>] [--claim-grace <seconds>] [--lease-namespace <ns>]
                     [--log-level <level>] [--egress-excluded-cidrs <cidr,...>]`;
 
+export const PREVIEW_USAGE = `usage: netpin preview -f <manifest.yaml|-> --cni <${CNI_NAMES.join('|')}>
+                      (--pools <file.yaml> | --kubeconfig <file>) [--namespaces <file.yaml>] [-n <namespace>]`;
+
+export const STATUS_USAGE = 'usage: netpin status [--kubeconfig <file>] [--pool <name>]';
+
+export const DOCTOR_USAGE = `usage: netpin doctor [--kubeconfig <file>] [--cni <${CNI_NAMES.join('|')}>]`;
+
 /** Every command's usage, as `netpin` without a command prints it. */
-export const USAGE = [SERVE_USAGE].join('\n');
+export const USAGE = [SERVE_USAGE, PREVIEW_USAGE, STATUS_USAGE, DOCTOR_USAGE].join('\n');
 
 const FLAGS = ['cni', 'pools', 'listen', 'cert-dir', 'ledger', 'kubeconfig', 'tls-hosts', 'claim-grace', 'lease-namespace', 'log-level', 'egress-excluded-cidrs'] as const;
 
@@ -47,13 +54,17 @@ export function parseFlags<F extends string>(argv: string[], known: readonly F[]
   return values;
 }
 
+/** The value of --cni, which every command needs; throws UsageError when it is missing or unknown. */
+export function cniFlag(cni: string | undefined): CniName {
+  if (!cni) throw new UsageError('--cni is required');
+  if (!(CNI_NAMES as readonly string[]).includes(cni)) throw new UsageError(`--cni must be one of ${CNI_NAMES.join(', ')}, not "${cni}"`);
+  return cni as CniName;
+}
+
 /** Parses `serve` flags; throws UsageError with a one-line reason. */
 export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): ServeOptions {
   const values = parseFlags(argv, FLAGS);
-
-  const cni = values.get('cni');
-  if (!cni) throw new UsageError('--cni is required');
-  if (!(CNI_NAMES as readonly string[]).includes(cni)) throw new UsageError(`--cni must be one of ${CNI_NAMES.join(', ')}, not "${cni}"`);
+  const cni = cniFlag(values.get('cni'));
 
   // Inside a cluster the ledger belongs in the API server; outside, memory unless told otherwise.
   const ledger = values.get('ledger') ?? (env.KUBERNETES_SERVICE_HOST ? 'kube' : 'memory');
@@ -73,7 +84,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
   if (!Number.isFinite(grace) || grace < 0) throw new UsageError('--claim-grace must be a number of seconds');
 
   return {
-    cni: cni as CniName,
+    cni,
     pools: values.get('pools'),
     host: m[1] ?? (m[2] || '0.0.0.0'),
     port,

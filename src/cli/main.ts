@@ -6,6 +6,9 @@ type Command = (argv: string[]) => Promise<number>;
 
 const COMMANDS: Record<string, Command> = {
   serve: runServe,
+  status: async (argv) => (await import('./status.js')).runStatus(argv),
+  doctor: async (argv) => (await import('./doctor.js')).runDoctor(argv),
+  preview: async (argv) => (await import('./preview.js')).preview(argv),
 };
 
 async function runServe(argv: string[]): Promise<number> {

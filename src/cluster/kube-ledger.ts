@@ -7,7 +7,7 @@ import { ConflictError, ExhaustedError, ownerKey, type Claim, type EgressOwner, 
 import type { Ledger } from '../ipam/ledger.js';
 import { compilePool, PoolSpecError, type IPPoolObject, type Pool } from '../ipam/pool.js';
 
-interface IPClaimObject extends KubernetesObject {
+export interface IPClaimObject extends KubernetesObject {
   spec: { pool: string; ip: string; owner: { kind: Owner['kind']; namespace: string; name?: string; uid?: string; ordinal?: number; workload?: EgressOwner['workload'] } };
 }
 
@@ -43,7 +43,8 @@ function toObject(claim: Claim): IPClaimObject {
   };
 }
 
-function toClaim(obj: IPClaimObject): Claim | undefined {
+/** The claim an IPClaim object records; undefined for a malformed one. */
+export function toClaim(obj: IPClaimObject): Claim | undefined {
   const s = obj.spec;
   const ip = s && parseAddress(s.ip);
   if (!ip || !s.owner?.namespace) return undefined;
@@ -59,6 +60,19 @@ function toClaim(obj: IPClaimObject): Claim | undefined {
   return { pool: s.pool, ip, owner, createdAt, ref: obj.metadata?.uid, version: obj.metadata?.resourceVersion };
 }
 
+/** The ledger's writes: a create is a claim, a patch names the pod or renews, a delete releases. */
+export type ClaimWrite = 'create' | 'patch' | 'delete';
+/**
+ * How a write ended. conflict (409): a create found the address claimed already, or a delete's
+ * preconditions failed; gone: the claim was not there (404), or was claimed again since (422).
+ */
+export type WriteOutcome = 'ok' | 'conflict' | 'gone' | 'error';
+
+/** Where the ledger reports its writes (transport/metrics.ts). */
+export interface LedgerMetrics {
+  write(op: ClaimWrite, outcome: WriteOutcome): void;
+}
+
 /**
  * Claims as IPClaim objects in the API server, one per address. Reads come from
  * an index that watches IPPools and IPClaims; a write is one create or delete.
@@ -70,6 +84,8 @@ export class KubeLedger implements Ledger {
   private readonly api: CustomObjectsApi;
   private readonly watches: Watched[] = [];
   synced = false;
+  /** Set once the app and its metrics exist, after the ledger (kube-backend.ts). */
+  metrics?: LedgerMetrics;
 
   constructor(
     private readonly kc: KubeConfig,
@@ -140,8 +156,10 @@ export class KubeLedger implements Ledger {
       const created = (await this.api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: CLAIMS, body: toObject(claim) }, WITHIN_ADMISSION)) as IPClaimObject;
       claim.ref = created.metadata?.uid;
       claim.version = created.metadata?.resourceVersion;
+      this.metrics?.write('create', 'ok');
       return claim;
     } catch (e) {
+      this.metrics?.write('create', statusOf(e) === 409 ? 'conflict' : 'error');
       if (statusOf(e) !== 409) {
         // A create that timed out may still land: then the watch brings the claim back, and the
         // reconciler releases it after the grace period if no pod comes. Until then the address is
@@ -204,15 +222,19 @@ export class KubeLedger implements Ledger {
    */
   private async patchClaim(claim: Claim, change: object, options: typeof WITHIN_ADMISSION | undefined, doing: string): Promise<IPClaimObject | undefined> {
     try {
-      return (await this.api.patchClusterCustomObject({
+      const stored = (await this.api.patchClusterCustomObject({
         group: GROUP,
         version: VERSION,
         plural: CLAIMS,
         name: claimName(claim.pool, claim.ip),
         body: [{ op: 'test', path: '/metadata/uid', value: claim.ref }, change],
       }, options)) as IPClaimObject;
+      this.metrics?.write('patch', 'ok');
+      return stored;
     } catch (e) {
-      if (statusOf(e) !== 404 && statusOf(e) !== 422) throw new Error(`${doing}: ${describeApiError(e)}`);
+      const gone = statusOf(e) === 404 || statusOf(e) === 422;
+      this.metrics?.write('patch', gone ? 'gone' : 'error');
+      if (!gone) throw new Error(`${doing}: ${describeApiError(e)}`);
       return undefined;
     }
   }
@@ -228,8 +250,10 @@ export class KubeLedger implements Ledger {
         // once an admission has renewed it since it was read.
         body: claim.ref ? { preconditions: { uid: claim.ref, ...(claim.version ? { resourceVersion: claim.version } : {}) } } : undefined,
       }, WITHIN_ADMISSION);
+      this.metrics?.write('delete', 'ok');
     } catch (e) {
       // 404: gone already; 409: the precondition failed, so the address was claimed again since.
+      this.metrics?.write('delete', statusOf(e) === 404 ? 'gone' : statusOf(e) === 409 ? 'conflict' : 'error');
       if (statusOf(e) !== 404 && statusOf(e) !== 409) throw new Error(`releasing ${claim.ip.toString()}: ${describeApiError(e)}`);
     }
     this.index.remove(claim);

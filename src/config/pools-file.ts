@@ -13,13 +13,16 @@ export class ConfigError extends Error {}
 
 /** Reads IPPool and Namespace objects from a multi-document YAML file; anything else is an error. */
 export async function loadPoolsFile(path: string): Promise<PoolsFile> {
-  let text: string;
+  return parsePools(await readConfigFile(path), path);
+}
+
+/** A file's text; a ConfigError names the file and the reason (ENOENT, EACCES, ...) when it cannot be read. */
+export async function readConfigFile(path: string): Promise<string> {
   try {
-    text = await readFile(path, 'utf8');
+    return await readFile(path, 'utf8');
   } catch (e) {
     throw new ConfigError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
   }
-  return parsePools(text, path);
 }
 
 export function parsePools(text: string, source = 'pools'): PoolsFile {

@@ -1,4 +1,4 @@
-import { familyOf, fromBigInt, toBigInt, type Address, type Family } from '../net/address.js';
+import { familyOf, fromBigInt, toBigInt, type Address, type AddressRange, type Family } from '../net/address.js';
 import { FreeRanges } from './free-ranges.js';
 import { ConflictError, ownerKey, type Claim, type Owner } from './claim.js';
 import { poolContains, type Pool } from './pool.js';
@@ -189,6 +189,12 @@ export class ClaimIndex {
   private free(ip: Address): void {
     const pool = this.poolOf(ip);
     if (pool) this.pools.get(pool.name)!.free[familyOf(ip)].put(toBigInt(ip));
+  }
+
+  /** The widest run of free addresses of a pool family, for reporting fragmentation. */
+  largestFree(poolName: string, family: Family): AddressRange | undefined {
+    const r = this.pools.get(poolName)?.free[family].largest();
+    return r && { family, ...r };
   }
 
   usage(poolName: string): PoolUsage[] {

@@ -41,6 +41,15 @@ export class FreeRanges {
     return undefined;
   }
 
+  /** The widest free interval, the lowest of equals; undefined when nothing is free. */
+  largest(): { first: bigint; last: bigint } | undefined {
+    let best: { first: bigint; last: bigint } | undefined;
+    for (let i = this.head; i < this.los.length; i++) {
+      if (!best || this.his[i]! - this.los[i]! > best.last - best.first) best = { first: this.los[i]!, last: this.his[i]! };
+    }
+    return best;
+  }
+
   has(addr: bigint): boolean {
     return this.find(addr) >= 0;
   }

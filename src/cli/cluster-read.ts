@@ -1,0 +1,84 @@
+// Read-only access to the cluster for the operator's commands (status, doctor).
+import { AdmissionregistrationV1Api, AppsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { describeApiError, GROUP, VERSION } from '../cluster/kube.js';
+import { toClaim, type IPClaimObject } from '../cluster/kube-ledger.js';
+import type { Claim } from '../ipam/claim.js';
+import { compilePool, PoolSpecError, type IPPoolObject, type Pool } from '../ipam/pool.js';
+
+/**
+ * The cluster as kubectl finds it: --kubeconfig, else $KUBECONFIG, else ~/.kube/config, else the
+ * pod's service account. (serve prefers the service account inside a pod; an operator's
+ * $KUBECONFIG wins here, as it does for kubectl.)
+ */
+export function operatorKubeConfig(path?: string): KubeConfig {
+  const kc = new KubeConfig();
+  if (path) kc.loadFromFile(path);
+  else kc.loadFromDefault();
+  return kc;
+}
+
+export interface ClusterClients {
+  custom: CustomObjectsApi;
+  core: CoreV1Api;
+  apps: AppsV1Api;
+  admission: AdmissionregistrationV1Api;
+}
+
+export function clusterClients(kc: KubeConfig): ClusterClients {
+  return {
+    custom: kc.makeApiClient(CustomObjectsApi),
+    core: kc.makeApiClient(CoreV1Api),
+    apps: kc.makeApiClient(AppsV1Api),
+    admission: kc.makeApiClient(AdmissionregistrationV1Api),
+  };
+}
+
+/** One read whose failure says what was being read. */
+export async function reading<T>(what: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (e) {
+    throw new Error(`reading ${what}: ${describeApiError(e)}`);
+  }
+}
+
+export interface PoolList {
+  pools: Pool[];
+  /** Why each IPPool that netpin leaves out is malformed. */
+  malformed: string[];
+}
+
+/** netpin's IPPools, compiled as the webhook compiles them. */
+export async function readPools(custom: CustomObjectsApi): Promise<PoolList> {
+  const list = await reading('IPPools', () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'ippools' }));
+  const out: PoolList = { pools: [], malformed: [] };
+  for (const obj of (list as { items: IPPoolObject[] }).items) {
+    try {
+      out.pools.push(compilePool(obj));
+    } catch (e) {
+      if (!(e instanceof PoolSpecError)) throw e;
+      out.malformed.push(`${e.message}: netpin ignores it`);
+    }
+  }
+  out.pools.sort((a, b) => a.name.localeCompare(b.name));
+  return out;
+}
+
+export async function readClaims(custom: CustomObjectsApi): Promise<Claim[]> {
+  const list = await reading('IPClaims', () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'ipclaims' }));
+  return (list as { items: IPClaimObject[] }).items.flatMap((obj) => toClaim(obj) ?? []);
+}
+
+const PAGE = 500;
+
+/** Every pod of the cluster, a page at a time. */
+export async function readPods(core: CoreV1Api): Promise<V1Pod[]> {
+  const pods: V1Pod[] = [];
+  let next: string | undefined;
+  do {
+    const page = await reading('pods', () => core.listPodForAllNamespaces({ limit: PAGE, _continue: next }));
+    pods.push(...page.items);
+    next = page.metadata?._continue || undefined;
+  } while (next);
+  return pods;
+}
