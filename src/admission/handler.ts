@@ -1,6 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import { ADMISSION_DEADLINE_MS, withDeadline } from '../cluster/deadline.js';
-import type { AdmissionDeps } from './context.js';
+import { ALLOCATED_KEY, EGRESS_ALLOCATED_KEY, KEYS } from '../intent/keys.js';
+import type { AdmissionDeps, EventNotice, EventSubject } from './context.js';
 import { validatePool } from './ippools.js';
 import { mutatePod, validatePod } from './pods.js';
 import { complete, errored, allowed, type Verdict } from './respond.js';
@@ -14,7 +15,18 @@ export interface Outcome {
   kind: string;
   operation: string;
   result: 'allowed' | 'patched' | 'denied' | 'error' | 'replayed';
+  /** Why a `denied` request was refused: the netpin.io key at fault, or `other`; undefined otherwise. A few known values only. */
+  reason: string | undefined;
   seconds: number;
+}
+
+// renderProblems starts a refusal with the key at fault, "netpin.io/ip (CNI Calico): ...".
+const REASON_PREFIXES = [...Object.values(KEYS), ALLOCATED_KEY, EGRESS_ALLOCATED_KEY].map((key) => ({ key, prefix: `${key} (` }));
+
+/** The netpin.io key a refusal names first; `other` for the rest, such as an IPPool's problems. */
+function denialReason(verdict: Verdict): string {
+  const message = verdict.status?.message ?? '';
+  return REASON_PREFIXES.find((r) => message.startsWith(r.prefix))?.key ?? 'other';
 }
 
 export interface AdmissionOptions {
@@ -56,6 +68,7 @@ export class Admission {
       kind: req.kind.kind,
       operation: req.operation,
       result,
+      reason: result === 'denied' ? denialReason(verdict) : undefined,
       seconds: Number(process.hrtime.bigint() - started) / 1e9,
     });
     return { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: complete(req.uid, verdict) };
@@ -63,7 +76,11 @@ export class Admission {
 
   private async decide(endpoint: Endpoint, req: AdmissionRequest): Promise<Verdict> {
     try {
-      return await withDeadline(ADMISSION_DEADLINE_MS, async () => this.route(endpoint, req));
+      const verdict = await withDeadline(ADMISSION_DEADLINE_MS, async () => this.route(endpoint, req));
+      // A dry run changes nothing, so it tells nothing either.
+      const refusal = verdict.status?.code === 403 && !req.dryRun ? refusalEvent(req, verdict.status.message) : undefined;
+      if (refusal) this.deps.events?.record(refusal);
+      return verdict;
     } catch (e) {
       // A well-formed review always gets an in-band answer; the API server's failurePolicy decides what it means.
       this.deps.log?.error({ err: e, uid: req.uid, kind: req.kind.kind, namespace: req.namespace, name: req.name }, 'admission failed');
@@ -82,4 +99,40 @@ export class Admission {
     if (group === 'netpin.io' && kind === 'IPPool' && endpoint === 'validate') return validatePool(req, this.deps);
     return allowed();
   }
+}
+
+const REFUSED: Partial<Record<AdmissionRequest['operation'], string>> = {
+  CREATE: 'the creation',
+  UPDATE: 'an update',
+  DELETE: 'the deletion',
+};
+
+/**
+ * A refusal, told on the object `kubectl describe` would show it on: a refused pod never exists, so
+ * its controller (a ReplicaSet, a StatefulSet) when it has one, with the uid of the owner reference;
+ * the workload a scale request is for; else the object itself, with its uid when it exists already.
+ * A pod with neither a name nor a controller leaves nothing to name: no event.
+ */
+function refusalEvent(req: AdmissionRequest, message: string): EventNotice | undefined {
+  const namespace = req.namespace ?? '';
+  const object = req.object ?? req.oldObject ?? {};
+  const name = req.name ?? object.metadata?.name ?? '';
+  // Only a request about an object that exists carries it as stored.
+  const uid = req.oldObject?.metadata?.uid;
+  const refusal = (regarding: EventSubject, what: string): EventNotice => ({
+    regarding, type: 'Warning', reason: 'Refused', action: 'Admit', note: `Refused ${what}: ${message}`,
+  });
+  if (req.subResource === 'scale') {
+    const kind = req.resource?.resource === 'statefulsets' ? 'StatefulSet' : 'Deployment';
+    return refusal({ apiVersion: 'apps/v1', kind, namespace, name, uid }, `scaling to ${req.object?.spec?.replicas} replicas`);
+  }
+  const { group, version, kind } = req.kind;
+  const owner = kind === 'Pod' && req.operation === 'CREATE' ? object.metadata?.ownerReferences?.find((r) => r.controller) : undefined;
+  if (owner) {
+    const regarding = { apiVersion: owner.apiVersion ?? 'v1', kind: owner.kind, namespace, name: owner.name, uid: owner.uid };
+    return refusal(regarding, name ? `pod ${name}` : 'a new pod');
+  }
+  if (!name) return undefined;
+  const apiVersion = group ? `${group}/${version}` : version;
+  return refusal({ apiVersion, kind, namespace, name, uid }, REFUSED[req.operation] ?? req.operation);
 }

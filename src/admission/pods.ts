@@ -4,7 +4,7 @@ import { EGRESS_LABEL } from '../cni/egress.js';
 import { ALLOCATED_KEY, EGRESS_ALLOCATED_KEY, hasIntentKeys, PINNED_LABEL, PREFIX } from '../intent/keys.js';
 import { parseDual, parseIntent } from '../intent/parse.js';
 import { type EgressMode, type Intent, type Problem } from '../intent/types.js';
-import { addressList, formatDual } from '../net/address.js';
+import { addressList, formatDual, parseAddress } from '../net/address.js';
 import type { EgressResult, Placement } from '../ipam/allocator.js';
 import type { Claim, EgressOwner, Owner } from '../ipam/claim.js';
 import type { Pool } from '../ipam/pool.js';
@@ -154,7 +154,34 @@ export async function validatePod(req: AdmissionRequest, deps: AdmissionDeps): P
   if (!hasIntentKeys(annotations)) problems.push(...strayRecords(annotations));
   const expected = hasIntentKeys(annotations) ? await expectedAnnotations(req, pod, deps, problems) : {};
   problems.push(...handWrittenProblems(annotations, expected, deps));
-  return problems.length ? denied(renderProblems(problems, deps.dialect)) : allowed();
+  if (problems.length) return denied(renderProblems(problems, deps.dialect));
+  if (!req.dryRun) recordAllocation(req, pod, deps);
+  return allowed();
+}
+
+/**
+ * That the pod got addresses from netpin, once it exists. Told from the validating webhook: the mutating
+ * one allocated, but the pod had no uid yet, and often no name (generateName); here it has both.
+ */
+function recordAllocation(req: AdmissionRequest, pod: KubeObject, deps: AdmissionDeps): void {
+  const annotations = pod.metadata?.annotations ?? {};
+  const index = deps.allocator.ledger.index;
+  const from = (value: string | undefined) => (value ?? '').split(',').flatMap((text) => {
+    const ip = parseAddress(text.trim());
+    const pool = ip && index.poolOf(ip);
+    return ip ? [pool ? `${ip.toString()} from IPPool ${pool.name}` : ip.toString()] : [];
+  });
+  const pinned = from(annotations[ALLOCATED_KEY]);
+  const given = [...pinned, ...from(annotations[EGRESS_ALLOCATED_KEY]).map((a) => `egress address ${a}`)];
+  if (given.length === 0) return;
+  const sts = pinned.length ? statefulSetOf(pod) : undefined;
+  deps.events?.recordWhenCreated({
+    regarding: { apiVersion: 'v1', kind: 'Pod', namespace: namespaceOf(req, pod), name: pod.metadata?.name ?? '', uid: pod.metadata?.uid },
+    type: 'Normal',
+    reason: 'Allocated',
+    action: 'Allocate',
+    note: `Allocated ${given.join(', ')}${sts ? ` (the reservation of StatefulSet ${sts.name}, ordinal ${sts.ordinal})` : ''}`,
+  });
 }
 
 /**

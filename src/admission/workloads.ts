@@ -5,7 +5,7 @@ import { type Intent, type Problem } from '../intent/types.js';
 import { formatDual } from '../net/address.js';
 import type { AllocationRequest, Plan } from '../ipam/allocator.js';
 import { ownerKey, type Owner } from '../ipam/claim.js';
-import { renderProblems, type AdmissionDeps } from './context.js';
+import { renderProblems, type AdmissionDeps, type EventNotice } from './context.js';
 import { preflight } from './pods.js';
 import { allowed, denied, type Verdict } from './respond.js';
 import type { AdmissionRequest } from './review.js';
@@ -85,7 +85,10 @@ async function admit(w: Workload, req: AdmissionRequest, deps: AdmissionDeps, re
   if (w.kind === 'StatefulSet' && reserve && !req.dryRun && deps.dialect.pinsAddresses(intent, shape)) {
     const r = await reserveOrdinals(w, intent, plan, deps);
     if (r.problems) return denied(renderProblems(r.problems, deps.dialect), warnings);
-    warnings.push(...r.warnings);
+    if (r.reserved) {
+      warnings.push(`netpin: reserved ${r.reserved}`);
+      recordReservation(req, w, `Reserved ${r.reserved} from IPPool ${plan.pools.map((p) => p.name).join(', ')}`, deps);
+    }
   }
   return allowed(warnings);
 }
@@ -158,11 +161,20 @@ async function reserveOrdinals(w: Workload, intent: Intent, plan: Plan, deps: Ad
     const r = results[failed]!;
     if (r.status === 'rejected') throw r.reason;
     const problems = r.value.ok ? [] : r.value.problems;
-    return { problems: problems.map((p): Problem => ({ ...p, message: `${w.name}-${w.ordinalsStart + failed}: ${p.message}` })), warnings: [] };
+    return { problems: problems.map((p): Problem => ({ ...p, message: `${w.name}-${w.ordinalsStart + failed}: ${p.message}` })) };
   }
   const summary = done.map((r, k) => `${w.name}-${w.ordinalsStart + k}=${formatDual(r.allocation.addresses)}`);
   const shown = summary.length > 6 ? [...summary.slice(0, 3), '…', ...summary.slice(-2)] : summary;
-  return { problems: undefined, warnings: done.some((r) => r.fresh.length > 0) ? [`netpin: reserved ${shown.join(' ')}`] : [] };
+  return { problems: undefined, reserved: done.some((r) => r.fresh.length > 0) ? shown.join(' ') : undefined };
+}
+
+/** On the StatefulSet; one being created does not exist yet, so its event waits for it and its uid. */
+function recordReservation(req: AdmissionRequest, w: Workload, note: string, deps: AdmissionDeps): void {
+  // UPDATE and scale: the StatefulSet (or its Scale, which carries its uid) as stored.
+  const regarding = { apiVersion: 'apps/v1', kind: 'StatefulSet', namespace: w.namespace, name: w.name, uid: req.oldObject?.metadata?.uid };
+  const event: EventNotice = { regarding, type: 'Normal', reason: 'Reserved', action: 'Reserve', note };
+  if (req.operation === 'CREATE') deps.events?.recordWhenCreated(event);
+  else deps.events?.record(event);
 }
 
 async function releaseWorkload(req: AdmissionRequest, deps: AdmissionDeps): Promise<Verdict> {

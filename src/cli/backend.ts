@@ -6,6 +6,7 @@ import { loadPoolsFile } from '../config/pools-file.js';
 import { Allocator } from '../ipam/allocator.js';
 import type { Ledger } from '../ipam/ledger.js';
 import { MemoryLedger } from '../ipam/memory-ledger.js';
+import type { Metrics } from '../transport/metrics.js';
 import type { ServeOptions } from './args.js';
 
 /** Where admission finds its ledger and cluster: in memory, or in the API server (kube-backend.ts). */
@@ -14,6 +15,8 @@ export interface Backend {
   ledger: Ledger;
   /** Why the backend is not ready; empty when it is. */
   readiness: () => string[];
+  /** Hands the app's metrics to what the backend runs besides admission: the app is built after the backend. */
+  instrument?: (metrics: Metrics) => void;
   stop(): Promise<void>;
 }
 

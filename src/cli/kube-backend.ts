@@ -4,6 +4,7 @@ import { ApiServerProbe } from '../cluster/api-probe.js';
 import { judgeApiServerBy } from '../cluster/deadline.js';
 import { loadKubeConfig } from '../cluster/kube.js';
 import { EgressController } from '../cluster/egress-controller.js';
+import { EventRecorder, kubeEventWriter } from '../cluster/events.js';
 import { KubeClusterView } from '../cluster/kube-view.js';
 import type { PodRecord } from '../cluster/pod-tracker.js';
 import { parseAddress } from '../net/address.js';
@@ -19,25 +20,38 @@ export async function kubeBackend(opts: ServeOptions, log: Logger): Promise<Back
   const kc = loadKubeConfig(opts.kubeconfig);
   const dialect = dialectFor(opts.cni);
   const ledger = new KubeLedger(kc, log);
-  // Addresses pods use without a netpin claim are never handed out.
-  const observe = (key: string, pod: PodRecord | undefined) => ledger.index.observe(key, (pod?.addresses ?? []).map((a) => parseAddress(a)!));
+  const events = new EventRecorder(kubeEventWriter(kc), { log });
+  // Addresses pods use without a netpin claim are never handed out; an Allocated event waits for its pod.
+  const observe = (key: string, pod: PodRecord | undefined) => {
+    ledger.index.observe(key, (pod?.addresses ?? []).map((a) => parseAddress(a)!));
+    if (pod) events.observed({ kind: 'Pod', namespace: pod.namespace, name: pod.name, uid: pod.uid });
+  };
   const view = new KubeClusterView(kc, dialect.addressKeys, observe, log);
   await view.start();
+  // A Reserved event waits for its StatefulSet.
+  view.statefulSets.on('add', ({ metadata: m }) => {
+    events.observed({ kind: 'StatefulSet', namespace: m?.namespace ?? '', name: m?.name ?? '', uid: m?.uid ?? '' });
+  });
   const elector = new LeaseElector(kc, { name: 'netpin-reconciler', namespace: opts.leaseNamespace }, log);
   const egress = dialect.name === 'antrea' || dialect.name === 'cilium' ? new EgressController(kc, ledger, dialect.name, opts.egressExcludedCidrs, log) : undefined;
-  const reconciler = new Reconciler(kc, ledger, view, elector, { graceMs: opts.claimGraceSeconds * 1000, intervalMs: 5_000, addressKeys: dialect.addressKeys, egress }, log);
+  const reconciler = new Reconciler(kc, ledger, view, elector, { graceMs: opts.claimGraceSeconds * 1000, intervalMs: 5_000, addressKeys: dialect.addressKeys, egress, events }, log);
   const probe = new ApiServerProbe(kc, log);
   judgeApiServerBy(() => probe.lastAnsweredAt);
   elector.start();
   reconciler.start();
   probe.start();
   return {
-    deps: { dialect, allocator: new Allocator(ledger), cluster: view, releaseOnDelete: false, log },
+    deps: { dialect, allocator: new Allocator(ledger), cluster: view, releaseOnDelete: false, log, events },
     ledger,
     readiness: () => [...(ledger.synced ? [] : ['ledger not synced']), ...probe.problems],
+    instrument: (metrics) => {
+      ledger.metrics = metrics.ledger;
+      reconciler.metrics = metrics.reconciler;
+    },
     async stop() {
       await probe.stop();
       await reconciler.stop();
+      events.stop();
       await elector.stop();
       await view.stop();
     },

@@ -25,7 +25,8 @@ export async function serve(opts: ServeOptions, log: Logger = pino({ level: opts
     : await memoryBackend(opts, log);
   await backend.ledger.start();
 
-  const app = await buildApp({ deps: backend.deps, certificates, logger: log, readiness: backend.readiness });
+  const { deps, readiness, instrument } = backend;
+  const app = await buildApp({ deps, certificates, logger: log, readiness, instrument });
   await app.listen({ host: opts.host, port: opts.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : opts.port;

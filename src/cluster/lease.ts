@@ -23,7 +23,7 @@ interface Lease {
 const LEASES = { group: 'coordination.k8s.io', version: 'v1', plural: 'leases' } as const;
 
 /** RFC 3339 with microseconds, as metav1.MicroTime wants it. */
-function microTime(d: Date): string {
+export function microTime(d: Date): string {
   return d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
 }
 

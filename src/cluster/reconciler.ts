@@ -3,10 +3,18 @@ import type { Logger } from 'pino';
 import { familyOf } from '../net/address.js';
 import { ownerKey, type Claim } from '../ipam/claim.js';
 import type { Ledger } from '../ipam/ledger.js';
+import type { EventSink } from '../admission/context.js';
+import { releaseEvents } from './events.js';
 import { describeApiError, GROUP, statusOf, VERSION } from './kube.js';
 import type { KubeClusterView } from './kube-view.js';
 import type { LeaseElector } from './lease.js';
 import { podRecord, type PodRecord } from './pod-tracker.js';
+
+/**
+ * How often the leader compares pool use with IPPool status (it writes only what changed): on its own
+ * short round, so that `kubectl get ippools` follows a claim within a second or two, whatever a sweep costs.
+ */
+const STATUS_INTERVAL_MS = 1_000;
 
 /** How many claims one round names its pod in; the rest wait for the next rounds, seconds apart. */
 const BIND_PER_ROUND = 200;
@@ -19,6 +27,15 @@ export interface ReconcilerOptions {
   addressKeys: readonly string[];
   /** Keeps the CNI's egress resources in line with the claims, after each sweep. */
   egress?: { sync(): Promise<void> };
+  /** Where releases are told as Events (docs/events.md). */
+  events?: EventSink;
+}
+
+/** Where the reconciler reports what it releases and what it finds overdue (transport/metrics.ts). */
+export interface ReconcilerMetrics {
+  released(claim: Claim): void;
+  /** Each sweep: the claims past their grace period that, by the watch, no pod holds; it releases them next. */
+  overdue(claims: readonly Claim[], graceMs: number): void;
 }
 
 /**
@@ -77,11 +94,15 @@ export function staleClaims(claims: Iterable<Claim>, pods: Iterable<PodRecord>, 
 export class Reconciler {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
+  private statusTimer: NodeJS.Timeout | undefined;
+  private writingStatus: Promise<void> | undefined;
   private stopped = false;
   private readonly api: CustomObjectsApi;
   private readonly core: CoreV1Api;
   private readonly apps: AppsV1Api;
   private readonly lastStatus = new Map<string, string>();
+  /** Set once the app and its metrics exist, after the reconciler (kube-backend.ts). */
+  metrics?: ReconcilerMetrics;
 
   constructor(
     kc: KubeConfig,
@@ -99,13 +120,16 @@ export class Reconciler {
   start(): void {
     this.timer = setInterval(() => void this.tick(), this.opts.intervalMs);
     this.timer.unref();
+    this.statusTimer = setInterval(() => void this.refreshStatus(), STATUS_INTERVAL_MS);
+    this.statusTimer.unref();
   }
 
   async stop(): Promise<void> {
     // A sweep in progress stops after the release under way: what is left is the next leader's.
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
-    await this.running;
+    if (this.statusTimer) clearInterval(this.statusTimer);
+    await Promise.all([this.running, this.writingStatus]);
   }
 
   private async tick(): Promise<void> {
@@ -114,7 +138,6 @@ export class Reconciler {
     this.running = this.sweep()
       .then(() => this.bind())
       .then(() => this.opts.egress?.sync())
-      .then(() => this.writePoolStatus())
       .catch((e) => this.log?.warn({ err: describeApiError(e) }, 'reconcile failed'))
       .finally(() => (this.running = undefined));
     await this.running;
@@ -149,6 +172,7 @@ export class Reconciler {
   async sweep(now = Date.now()): Promise<Claim[]> {
     const view = this.view;
     const candidates = staleClaims(this.ledger.index.allClaims(), view.pods.values(), (ns, name) => view.statefulSets.get(name, ns) !== undefined, now, this.opts.graceMs);
+    this.metrics?.overdue(candidates, this.opts.graceMs);
     const released: Claim[] = [];
     const fresh = new Map<string, PodRecord[]>();
     for (const claim of candidates) {
@@ -163,8 +187,10 @@ export class Reconciler {
       }
       await this.ledger.release(claim);
       released.push(claim);
+      this.metrics?.released(claim);
       this.log?.info({ ip: claim.ip.toString(), pool: claim.pool, owner: claim.owner }, 'released a claim nobody holds');
     }
+    for (const event of releaseEvents(released)) this.opts.events?.record(event);
     return released;
   }
 
@@ -181,6 +207,14 @@ export class Reconciler {
       if (statusOf(e) === 404) return false;
       throw e;
     }
+  }
+
+  private async refreshStatus(): Promise<void> {
+    if (this.writingStatus || !this.elector.isLeader()) return;
+    this.writingStatus = this.writePoolStatus()
+      .catch((e) => this.log?.warn({ err: describeApiError(e) }, 'writing IPPool status failed'))
+      .finally(() => (this.writingStatus = undefined));
+    await this.writingStatus;
   }
 
   private async writePoolStatus(): Promise<void> {

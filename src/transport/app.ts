@@ -14,6 +14,8 @@ export interface AppOptions {
   /** What keeps the webhook from being ready beyond the certificate (the ledger not synced, the API server not answering); empty when ready. */
   readiness?: () => string[];
   replayCacheSize?: number;
+  /** Given the app's metrics once made, for what reports to them from outside admission (the kube ledger, the reconciler). */
+  instrument?: (metrics: Metrics) => void;
 }
 
 // An AdmissionReview carries the object and, on UPDATE, the old object: the API server
@@ -47,13 +49,17 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   }
 
   const metrics = new Metrics(options.deps.allocator.ledger.index);
+  options.instrument?.(metrics);
   const admission = new Admission(options.deps, { replayCacheSize: options.replayCacheSize, onOutcome: (o) => metrics.observe(o) });
 
   app.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
     // Bad JSON, a wrong content type or an oversized body are the caller's fault: 4xx with a message.
     if (err instanceof MalformedReview) return reply.code(400).send({ message: `malformed AdmissionReview: ${err.message}` });
     const code = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
-    if (code === 500) options.logger?.error({ err }, 'request failed');
+    if (code === 500) {
+      metrics.httpError();
+      options.logger?.error({ err }, 'request failed');
+    }
     return reply.code(code).send({ message: err.message });
   });
 

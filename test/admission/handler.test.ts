@@ -31,7 +31,7 @@ describe('Admission', () => {
     expect(outcomes.map(({ seconds, ...o }) => (expect(seconds).toBeGreaterThanOrEqual(0), o))).toEqual([
       { endpoint: 'mutate', kind: 'Pod', operation: 'CREATE', result: 'patched' },
       { endpoint: 'mutate', kind: 'Pod', operation: 'CREATE', result: 'replayed' },
-      { endpoint: 'mutate', kind: 'Pod', operation: 'CREATE', result: 'denied' },
+      { endpoint: 'mutate', kind: 'Pod', operation: 'CREATE', result: 'denied', reason: 'netpin.io/pool' },
       { endpoint: 'validate', kind: 'StatefulSet', operation: 'UPDATE', result: 'allowed' },
     ]);
   });

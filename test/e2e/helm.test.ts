@@ -28,6 +28,7 @@ const CLUSTER_RULES = [
   '/pods:list', '/pods:watch',
   'apps/statefulsets:get', 'apps/statefulsets:list', 'apps/statefulsets:watch',
   'apps/deployments:get',
+  'events.k8s.io/events:create', 'events.k8s.io/events:patch',
 ].sort();
 const LEASE_RULES = ['coordination.k8s.io/leases:get', 'coordination.k8s.io/leases:create', 'coordination.k8s.io/leases:update'].sort();
 
