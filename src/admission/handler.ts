@@ -1,7 +1,8 @@
 import { LRUCache } from 'lru-cache';
 import { ADMISSION_DEADLINE_MS, withDeadline } from '../cluster/deadline.js';
 import { ALLOCATED_KEY, EGRESS_ALLOCATED_KEY, KEYS } from '../intent/keys.js';
-import type { AdmissionDeps, EventNotice, EventSubject } from './context.js';
+import type { EventNotice, EventSubject } from '../cluster/event-sink.js';
+import type { AdmissionDeps } from './context.js';
 import { validatePool } from './ippools.js';
 import { mutatePod, validatePod } from './pods.js';
 import { complete, errored, allowed, type Verdict } from './respond.js';

@@ -20,7 +20,8 @@ export interface KubeObject {
     ownerReferences?: Array<{ apiVersion?: string; kind: string; name: string; uid?: string; controller?: boolean; blockOwnerDeletion?: boolean }>;
     [k: string]: unknown;
   };
-  // Typed loosely on purpose: each reader checks the fields it uses.
+  // Typed loosely on purpose: a review may carry anything, and each reader checks the fields it uses.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Pod, Deployment, StatefulSet and IPPool specs alike
   spec?: any;
   [k: string]: unknown;
 }

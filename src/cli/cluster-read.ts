@@ -38,7 +38,7 @@ export async function reading<T>(what: string, call: () => Promise<T>): Promise<
   try {
     return await call();
   } catch (e) {
-    throw new Error(`reading ${what}: ${describeApiError(e)}`);
+    throw new Error(`reading ${what}: ${describeApiError(e)}`, { cause: e });
   }
 }
 

@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { CustomObjectsApi, Observable, type ConfigurationOptions, type KubeConfig } from '@kubernetes/client-node';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
-import type { EventNotice, EventSink, EventSubject } from '../admission/context.js';
+import type { EventNotice, EventSink, EventSubject } from './event-sink.js';
 import type { Claim, Owner } from '../ipam/claim.js';
 import { describeApiError, GROUP, statusOf, VERSION } from './kube.js';
 import { microTime } from './lease.js';

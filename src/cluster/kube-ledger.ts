@@ -165,7 +165,7 @@ export class KubeLedger implements Ledger {
         // reconciler releases it after the grace period if no pod comes. Until then the address is
         // not held here, unless the watch has already shown that the create landed.
         if (claim.ref === undefined) this.index.remove(claim);
-        throw new Error(`claiming ${ip.toString()} in IPPool ${pool.name}: ${describeApiError(e)}`);
+        throw new Error(`claiming ${ip.toString()} in IPPool ${pool.name}: ${describeApiError(e)}`, { cause: e });
       }
       this.index.remove(claim);
       // Another replica won; the watch may not have told us yet, so ask.
@@ -174,7 +174,7 @@ export class KubeLedger implements Ledger {
         throw new Error(`reading IPClaim ${name}, which another writer created first: ${describeApiError(err)}`);
       });
       const existing = toClaim(stored as IPClaimObject);
-      if (!existing) throw new Error(`IPClaim ${name} is malformed`);
+      if (!existing) throw new Error(`IPClaim ${name} is malformed`, { cause: e });
       this.index.add(existing);
       if (ownerKey(existing.owner) === ownerKey(owner)) return existing;
       throw new ConflictError(existing);
@@ -234,7 +234,7 @@ export class KubeLedger implements Ledger {
     } catch (e) {
       const gone = statusOf(e) === 404 || statusOf(e) === 422;
       this.metrics?.write('patch', gone ? 'gone' : 'error');
-      if (!gone) throw new Error(`${doing}: ${describeApiError(e)}`);
+      if (!gone) throw new Error(`${doing}: ${describeApiError(e)}`, { cause: e });
       return undefined;
     }
   }
@@ -254,7 +254,7 @@ export class KubeLedger implements Ledger {
     } catch (e) {
       // 404: gone already; 409: the precondition failed, so the address was claimed again since.
       this.metrics?.write('delete', statusOf(e) === 404 ? 'gone' : statusOf(e) === 409 ? 'conflict' : 'error');
-      if (statusOf(e) !== 404 && statusOf(e) !== 409) throw new Error(`releasing ${claim.ip.toString()}: ${describeApiError(e)}`);
+      if (statusOf(e) !== 404 && statusOf(e) !== 409) throw new Error(`releasing ${claim.ip.toString()}: ${describeApiError(e)}`, { cause: e });
     }
     this.index.remove(claim);
   }

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { familyOf } from '../net/address.js';
 import { ownerKey, type Claim } from '../ipam/claim.js';
 import type { Ledger } from '../ipam/ledger.js';
-import type { EventSink } from '../admission/context.js';
+import type { EventSink } from './event-sink.js';
 import { releaseEvents } from './events.js';
 import { describeApiError, GROUP, statusOf, VERSION } from './kube.js';
 import type { KubeClusterView } from './kube-view.js';

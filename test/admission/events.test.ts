@@ -2,7 +2,7 @@
 // object's kind, namespace, name and uid.
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import type { EventNotice, EventSink } from '../../src/admission/context.js';
+import type { EventNotice, EventSink } from '../../src/cluster/event-sink.js';
 import type { AdmissionReview, KubeObject } from '../../src/admission/review.js';
 import type { CniName } from '../../src/cni/dialect.js';
 import {

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Logger } from 'pino';
-import type { EventNotice } from '../../src/admission/context.js';
+import type { EventNotice } from '../../src/cluster/event-sink.js';
 import {
   DEFAULT_LIMITS, EventRecorder, eventName, eventObject, releaseEvents, SeriesCache, TokenBucket, truncateNote,
   type EventLimits, type EventObject, type EventSeriesField, type EventWriter,
