@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { decodeReview, MalformedReview } from '../../src/admission/review.js';
 import { deployment, podCreate, podDelete, pod } from '../support/reviews.js';
+import type { WireJson } from '../support/json.js';
 
 /** A pod CREATE review as plain JSON, to break one field at a time. */
-const body = (): any => JSON.parse(JSON.stringify(podCreate({ name: 'a', uid: 'u1', annotations: { 'netpin.io/pool': 'web' } })));
+const body = (): WireJson => JSON.parse(JSON.stringify(podCreate({ name: 'a', uid: 'u1', annotations: { 'netpin.io/pool': 'web' } })));
 
 describe('decodeReview', () => {
   it('returns the request of a well-formed review', () => {
@@ -20,7 +21,7 @@ describe('decodeReview', () => {
     expect(decodeReview(b).oldObject).toBeNull();
   });
 
-  it.each<[string, (b: any) => unknown, string]>([
+  it.each<[string, (b: WireJson) => unknown, string]>([
     ['a body that is not an object', () => 'text', 'body is not a JSON object'],
     ['null', () => null, 'body is not a JSON object'],
     ['an array', () => [], 'body is not a JSON object'],
@@ -54,7 +55,7 @@ describe('decodeReview', () => {
   });
 
   it('refuses pod template annotations that are not a string map', () => {
-    const b: any = JSON.parse(JSON.stringify(deployment('CREATE', { replicas: 2, annotations: { 'netpin.io/pool': 'web' } })));
+    const b: WireJson = JSON.parse(JSON.stringify(deployment('CREATE', { replicas: 2, annotations: { 'netpin.io/pool': 'web' } })));
     expect(decodeReview(b).kind.kind).toBe('Deployment');
     b.request.object.spec.template.metadata.annotations['netpin.io/pool'] = ['web'];
     expect(() => decodeReview(b)).toThrow(new MalformedReview('request.object.spec.template.metadata.annotations must map strings to strings'));

@@ -3,6 +3,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { binaries, startControlPlane, type ControlPlane } from './support/controlplane.js';
 import { clientFromKubeconfig, kube, type Client } from './support/rest.js';
+import type { WireJson } from '../support/json.js';
 
 describe('test control plane', () => {
   let cp: ControlPlane | undefined;
@@ -48,7 +49,7 @@ describe('test control plane', () => {
     expect(deploy.status, JSON.stringify(deploy.json)).toBe(201);
 
     const deadline = Date.now() + 90_000;
-    let pods: any[] = [];
+    let pods: WireJson[] = [];
     while (Date.now() < deadline) {
       const list = await kube(client, 'GET', `/api/v1/namespaces/${ns}/pods?labelSelector=app%3Dweb`);
       expect(list.status).toBe(200);

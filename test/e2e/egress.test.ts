@@ -8,6 +8,7 @@ import { applyAntreaEgressCrds, applyCiliumEgressCrd } from './support/cni-crds.
 import { startControlPlane, type ControlPlane } from './support/controlplane.js';
 import { apiMessage, applyCrds, clients, createNamespace, createPool, listClaims, podsWithPrefix, registerWebhooks, waitFor, type Clients } from './support/cluster.js';
 import { startNetpin, type Netpin } from './support/netpin.js';
+import type { WireJson } from '../support/json.js';
 
 const NS = 'shop';
 const GRACE_SECONDS = 3;
@@ -26,7 +27,7 @@ function deployment(name: string, replicas: number, annotations: Record<string, 
 
 interface Managed {
   metadata: { name: string; labels?: Record<string, string>; resourceVersion?: string };
-  spec: Record<string, any>;
+  spec: Record<string, WireJson>;
 }
 
 beforeAll(async () => {

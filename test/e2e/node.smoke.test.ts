@@ -19,6 +19,7 @@ import {
   startNode,
   type Node,
 } from './support/node.js';
+import type { WireJson } from '../support/json.js';
 
 const execFileP = promisify(execFile);
 
@@ -118,7 +119,7 @@ describe('test node', () => {
     const createdAt = Date.now();
     const pod = await until('pod bw Running and Ready', 90_000, async () => {
       const r = await kube(client, 'GET', `/api/v1/namespaces/${ns}/pods/bw`);
-      const ready = (r.json.status?.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True');
+      const ready = (r.json.status?.conditions ?? []).some((c: WireJson) => c.type === 'Ready' && c.status === 'True');
       return r.json.status?.phase === 'Running' && ready ? r.json : undefined;
     });
     process.stderr.write(`node: pod bw Running and Ready after ${Date.now() - createdAt} ms\n`);
@@ -149,7 +150,7 @@ describe('test node', () => {
     expect(created.status, JSON.stringify(created.json)).toBe(201);
     const event = await until('FailedCreatePodSandBox for pod bad', 60_000, async () => {
       const r = await kube(client, 'GET', `/api/v1/namespaces/${ns}/events?fieldSelector=involvedObject.name%3Dbad`);
-      return (r.json.items ?? []).find((e: any) => e.reason === 'FailedCreatePodSandBox');
+      return (r.json.items ?? []).find((e: WireJson) => e.reason === 'FailedCreatePodSandBox');
     });
     // containerd checks the value before any CNI call (cni-contract.md §0).
     expect(event.message).toContain('reading pod bandwidth annotations');
@@ -167,7 +168,7 @@ describe('test node', () => {
 
     // The same facts, checked without the harness's own bookkeeping.
     await expect(sh('ip', ['link', 'show', 'dev', BRIDGE])).rejects.toThrow();
-    const linksNow: any[] = JSON.parse(await sh('ip', ['-j', '-d', 'link', 'show']));
+    const linksNow: WireJson[] = JSON.parse(await sh('ip', ['-j', '-d', 'link', 'show']));
     const newLinks = linksNow.map((l) => l.ifname as string).filter((name) => !n.before.links.includes(name));
     expect(newLinks).toEqual([]);
     for (const root of fs.readdirSync('/sys/fs/cgroup')) {

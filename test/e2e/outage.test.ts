@@ -7,6 +7,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { startControlPlane, type ControlPlane } from './support/controlplane.js';
 import { applyCrds, calicoIps, clients, createNamespace, createPool, listClaims, podsWithPrefix, registerWebhooks, waitFor, type Clients } from './support/cluster.js';
 import { postReview, startNetpin, type Netpin } from './support/netpin.js';
+import type { WireJson } from '../support/json.js';
 
 const NS = 'shop';
 const POOL = 'outage';
@@ -28,7 +29,7 @@ const spec = { containers: [{ name: 'app', image: 'registry.example/app:1' }], t
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** One allocating admission posted straight to netpin, and how long its answer took. */
-async function allocate(name: string): Promise<{ ms: number; status: number; response: any }> {
+async function allocate(name: string): Promise<{ ms: number; status: number; response: WireJson }> {
   const body = {
     apiVersion: 'admission.k8s.io/v1',
     kind: 'AdmissionReview',
@@ -54,7 +55,7 @@ function bounded<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 }
 
 /** GET of netpin's /healthz or /readyz. */
-function probe(path: '/healthz' | '/readyz'): Promise<{ status: number; body: any }> {
+function probe(path: '/healthz' | '/readyz'): Promise<{ status: number; body: WireJson }> {
   return new Promise((resolve, reject) => {
     const req = request(`${netpin.url}${path}`, { ca: netpin.caPem, timeout: 2_000, agent: false }, (res) => {
       let data = '';
@@ -67,7 +68,7 @@ function probe(path: '/healthz' | '/readyz'): Promise<{ status: number; body: an
 }
 
 /** Waits until /readyz says `ready`, and returns how long that took and what it said. */
-async function readiness(ready: boolean): Promise<{ ms: number; body: any }> {
+async function readiness(ready: boolean): Promise<{ ms: number; body: WireJson }> {
   const started = performance.now();
   const body = await waitFor(`/readyz to say ${ready ? 'ready' : 'not ready'}`, async () => {
     const r = await probe('/readyz');
@@ -137,7 +138,7 @@ describe('kube-apiserver frozen (SIGSTOP)', () => {
     cp.signalApiserver('SIGSTOP');
     const outage = performance.now();
     let answers: Array<{ ms: number; message: string }>;
-    let unready: { ms: number; body: any };
+    let unready: { ms: number; body: WireJson };
     try {
       [answers, unready] = await Promise.all([admissionsDuringOutage('frozen', 3), readiness(false)]);
       // kubelet must not restart netpin for an outage that is not netpin's.
@@ -166,7 +167,7 @@ describe('kube-apiserver stopped, then started again', () => {
     await cp.stopApiserver();
     const outage = performance.now();
     let answers: Array<{ ms: number; message: string }>;
-    let unready: { ms: number; body: any };
+    let unready: { ms: number; body: WireJson };
     try {
       [answers, unready] = await Promise.all([admissionsDuringOutage('stopped', 2), readiness(false)]);
       expect((await probe('/healthz')).status).toBe(200);

@@ -12,6 +12,7 @@ import {
 } from '../support/reviews.js';
 import { annotations, VALUES } from './arbitraries.js';
 import { runs } from './runs.js';
+import type { WireJson } from '../support/json.js';
 
 const NAMESPACES = ['shop', 'payments', 'other'];
 
@@ -191,8 +192,8 @@ describe('the admission path, property-based', () => {
     );
     await fc.assert(
       fc.asyncProperty(base, fc.constantFrom(...paths), fc.jsonValue({ maxDepth: 2 }), fc.constantFrom('mutate' as const, 'validate' as const), async (make, path, value, endpoint) => {
-        const body = JSON.parse(JSON.stringify(make())) as Record<string, any>;
-        let target: any = body;
+        const body = JSON.parse(JSON.stringify(make())) as Record<string, WireJson>;
+        let target: WireJson = body;
         for (const p of path.slice(0, -1)) target = target?.[p];
         const payload = path.length === 0 ? value : body;
         if (path.length > 0 && target && typeof target === 'object') target[path.at(-1)!] = value;

@@ -15,6 +15,7 @@ import { ownerKey } from '../../src/ipam/claim.js';
 import { MemoryLedger } from '../../src/ipam/memory-ledger.js';
 import { buildApp } from '../../src/transport/app.js';
 import type { CertificateSource } from '../../src/transport/tls.js';
+import type { WireJson } from './json.js';
 
 /**
  * Pools for most tests. Namespace shop (team=web) may use web and web-v6,
@@ -96,7 +97,7 @@ export interface Answer {
   body: string;
   /** The response of the AdmissionReview; undefined when the status is not 200. */
   response: AdmissionResponse;
-  json: any;
+  json: WireJson;
 }
 
 export interface Harness {

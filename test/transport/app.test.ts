@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { BODY_LIMIT } from '../../src/transport/app.js';
 import { deployment, harness, ippoolReview, podCreate, post } from '../support/reviews.js';
+import type { WireJson } from '../support/json.js';
 
 const ok = () => JSON.parse(JSON.stringify(podCreate({ name: 'a', annotations: { 'netpin.io/pool': 'web' } })));
 
@@ -30,7 +31,7 @@ describe('the webhook over HTTP', () => {
       ['annotations that are not a string map', (() => { const b = ok(); b.request.object.metadata.annotations = { 'netpin.io/pool': { name: 'web' } }; return b; })(), /annotations must map strings to strings/],
       [
         'template annotations that are not a string map',
-        (() => { const b: any = JSON.parse(JSON.stringify(deployment('CREATE', { annotations: { 'netpin.io/ip': '10.20.0.7' } }))); b.request.object.spec.template.metadata.annotations['netpin.io/ip'] = 7; return b; })(),
+        (() => { const b: WireJson = JSON.parse(JSON.stringify(deployment('CREATE', { annotations: { 'netpin.io/ip': '10.20.0.7' } }))); b.request.object.spec.template.metadata.annotations['netpin.io/ip'] = 7; return b; })(),
         /spec.template.metadata.annotations must map strings to strings/,
       ],
       ['an empty body', '', /body/i],

@@ -29,7 +29,7 @@ async function openssl(cwd: string, args: string[]): Promise<void> {
     await execFileP('openssl', args, { cwd });
   } catch (err) {
     const e = err as { stderr?: string; message: string };
-    throw new Error(`openssl ${args.join(' ')} failed: ${e.stderr ?? e.message}`);
+    throw new Error(`openssl ${args.join(' ')} failed: ${e.stderr ?? e.message}`, { cause: err });
   }
 }
 

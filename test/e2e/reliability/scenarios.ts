@@ -23,6 +23,7 @@ import { decodePatch, startNetpin, type Netpin } from '../support/netpin.js';
 import { createMemoryCgroup, rss, type MemoryCgroup } from './memory.js';
 import { createPki, servedSerial, writePlainFiles, writeSecretVolume, type Pki, type ServingCert } from './pki.js';
 import { startService, type Service } from './service.js';
+import type { WireJson } from '../../support/json.js';
 
 export interface Size {
   name: 'light' | 'full';
@@ -212,7 +213,7 @@ function podReview(namespace: string, pool: string, name: string | undefined, ui
 }
 
 /** The address a mutate answer gives, or why there is none. */
-function allocatedBy(answer: { status: number; json: any }): { ip?: string; error?: string } {
+function allocatedBy(answer: { status: number; json: WireJson }): { ip?: string; error?: string } {
   if (answer.status !== 200) return { error: `HTTP ${answer.status}` };
   const r = answer.json?.response;
   if (!r?.allowed) return { error: r?.status?.message ?? 'denied' };
@@ -568,7 +569,7 @@ export async function statefulSetChurn(env: Env, size: Size): Promise<Report> {
     const ordinalOf = (p: V1Pod) => Number(p.metadata!.name!.slice(STS.length + 1));
     /** Waits (bounded) for exactly `n` ordinals 0..n-1, Ready, optionally all of the current revision, then checks their addresses. */
     const check = async (what: string, n: number, revision?: () => Promise<string | undefined>) => {
-      let pods: V1Pod[] = [];
+      let pods: V1Pod[];
       try {
         pods = await waitFor(`${n} pods of ${STS} (${what})`, async () => {
           const all = (await listPods(c, NS)).filter((p) => p.metadata!.name!.startsWith(`${STS}-`));
@@ -910,7 +911,7 @@ const agents = new Map<string, import('node:https').Agent>();
  * One review, answered or failed within the webhook timeout (a review is never waited for longer
  * than the API server would). `fresh`: on a new TLS connection, else on a kept-alive one.
  */
-async function review(port: number, ca: string, body: unknown, fresh = false): Promise<{ status: number; json: any }> {
+async function review(port: number, ca: string, body: unknown, fresh = false): Promise<{ status: number; json: WireJson }> {
   const https = await import('node:https');
   let agent: import('node:https').Agent | false = false;
   if (!fresh) {

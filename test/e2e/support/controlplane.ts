@@ -239,7 +239,7 @@ export async function waitFor(p: Proc, what: string, timeoutMs: number, check: (
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (p.exitInfo !== undefined) throw startError(p, `exited while waiting for ${what}`);
-    let ok = false;
+    let ok: boolean;
     try {
       ok = await check();
     } catch {
@@ -303,7 +303,7 @@ async function openssl(dir: string, args: string[]): Promise<void> {
     await execFileP('openssl', args, { cwd: dir });
   } catch (err) {
     const e = err as { stderr?: string; message: string };
-    throw new Error(`openssl ${args.join(' ')} failed: ${e.stderr ?? e.message}`);
+    throw new Error(`openssl ${args.join(' ')} failed: ${e.stderr ?? e.message}`, { cause: err });
   }
 }
 

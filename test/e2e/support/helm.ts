@@ -7,6 +7,7 @@ import * as https from 'node:https';
 import * as path from 'node:path';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { repoPath } from './controlplane.js';
+import type { WireJson } from '../../support/json.js';
 
 export const CHART_DIR = repoPath('charts/netpin');
 export const KUBE_VERSION = '1.36.3';
@@ -15,7 +16,7 @@ export interface Manifest {
   apiVersion: string;
   kind: string;
   metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
-  [field: string]: any;
+  [field: string]: WireJson;
 }
 
 export interface HelmResult {
@@ -101,7 +102,7 @@ export class KubeRest {
     this.agent = new https.Agent({ ca: b64(cluster['certificate-authority-data']), cert: b64(user['client-certificate-data']), key: b64(user['client-key-data']) });
   }
 
-  request(method: string, urlPath: string, body?: unknown): Promise<{ status: number; json: any }> {
+  request(method: string, urlPath: string, body?: unknown): Promise<{ status: number; json: WireJson }> {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     return new Promise((resolve, reject) => {
       const req = https.request(
@@ -125,7 +126,7 @@ export class KubeRest {
     });
   }
 
-  get(urlPath: string): Promise<{ status: number; json: any }> {
+  get(urlPath: string): Promise<{ status: number; json: WireJson }> {
     return this.request('GET', urlPath);
   }
 

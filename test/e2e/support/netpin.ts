@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoPath } from './controlplane.js';
+import type { WireJson } from '../../support/json.js';
 
 // From the repository root, so that the compiled copy under dist/ (npm run chaos) finds it too.
 const MAIN = repoPath('dist/src/cli/main.js');
@@ -94,7 +95,7 @@ export async function startNetpin(opts: NetpinOptions): Promise<Netpin> {
 }
 
 /** POSTs an AdmissionReview over HTTPS, trusting only netpin's CA. */
-export async function postReview(netpin: Pick<Netpin, 'url' | 'caPem'>, path: '/mutate' | '/validate', body: unknown): Promise<{ status: number; json: any }> {
+export async function postReview(netpin: Pick<Netpin, 'url' | 'caPem'>, path: '/mutate' | '/validate', body: unknown): Promise<{ status: number; json: WireJson }> {
   const https = await import('node:https');
   const payload = JSON.stringify(body);
   return new Promise((resolve, reject) => {

@@ -32,6 +32,7 @@ import {
   type Proc,
   type StartOptions,
 } from './controlplane.js';
+import type { WireJson } from '../../support/json.js';
 
 const execFileP = promisify(execFile);
 
@@ -211,7 +212,7 @@ async function run(cmd: string, args: string[], timeoutMs = 30_000): Promise<str
     return stdout;
   } catch (err) {
     const e = err as { stderr?: string; message: string };
-    throw new Error(`${cmd} ${args.join(' ')} failed: ${(e.stderr ?? '').trim() || e.message}`);
+    throw new Error(`${cmd} ${args.join(' ')} failed: ${(e.stderr ?? '').trim() || e.message}`, { cause: err });
   }
 }
 
@@ -295,7 +296,7 @@ export async function kubepodsCgroups(): Promise<string[]> {
 
 async function cgroupTree(dir: string): Promise<string[]> {
   const out = [dir];
-  let entries: fs.Dirent[] = [];
+  let entries: fs.Dirent[];
   try {
     entries = await fsp.readdir(dir, { withFileTypes: true });
   } catch {
@@ -560,7 +561,7 @@ async function claimHost(): Promise<void> {
 // API helper (admin client certificate)
 
 interface Api {
-  (method: string, urlPath: string, body?: unknown, contentType?: string): Promise<{ status: number; json: any }>;
+  (method: string, urlPath: string, body?: unknown, contentType?: string): Promise<{ status: number; json: WireJson }>;
   destroy(): void;
 }
 
@@ -572,7 +573,7 @@ function adminApi(cp: ControlPlane): Api {
     keepAlive: true,
   });
   const call = (method: string, urlPath: string, body?: unknown, contentType = 'application/json') =>
-    new Promise<{ status: number; json: any }>((resolve, reject) => {
+    new Promise<{ status: number; json: WireJson }>((resolve, reject) => {
       const payload = body === undefined ? undefined : JSON.stringify(body);
       const req = https.request(
         new URL(urlPath, cp.url),
@@ -877,7 +878,7 @@ export async function startNode(cp: ControlPlane, opts: NodeOptions = {}): Promi
       if (scheduler.exitInfo !== undefined) throw new Error('kube-scheduler exited');
       const r = await api('GET', `/api/v1/nodes/${name}`);
       if (r.status !== 200) return false;
-      return (r.json.status?.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True');
+      return (r.json.status?.conditions ?? []).some((c: WireJson) => c.type === 'Ready' && c.status === 'True');
     });
     if (scheduler.exitInfo !== undefined) {
       throw new Error(`kube-scheduler ${scheduler.exitInfo}; log ${scheduler.logPath}`);
@@ -886,7 +887,7 @@ export async function startNode(cp: ControlPlane, opts: NodeOptions = {}): Promi
     const taintDeadline = Date.now() + timeoutMs;
     for (;;) {
       const r = await api('GET', `/api/v1/nodes/${name}`);
-      const taints: any[] = r.json?.spec?.taints ?? [];
+      const taints: WireJson[] = r.json?.spec?.taints ?? [];
       if (r.status === 200 && !taints.some((t) => t.key === 'node.kubernetes.io/not-ready')) break;
       if (Date.now() > taintDeadline) {
         throw new Error(

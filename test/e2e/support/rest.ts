@@ -2,6 +2,7 @@
 // client-node: it speaks to the API server as the admin kubeconfig says.
 import * as fs from 'node:fs';
 import * as https from 'node:https';
+import type { WireJson } from '../../support/json.js';
 
 export interface Client {
   server: URL;
@@ -28,7 +29,7 @@ export function clientFromKubeconfig(kubeconfigPath: string): Client {
   };
 }
 
-export async function kube(c: Client, method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
+export async function kube(c: Client, method: string, path: string, body?: unknown): Promise<{ status: number; json: WireJson }> {
   const payload = body === undefined ? undefined : JSON.stringify(body);
   return new Promise((resolve, reject) => {
     const req = https.request(
@@ -50,7 +51,7 @@ export async function kube(c: Client, method: string, path: string, body?: unkno
           try {
             resolve({ status: res.statusCode ?? 0, json: data ? JSON.parse(data) : undefined });
           } catch (err) {
-            reject(new Error(`${method} ${path}: ${res.statusCode} non-JSON body: ${data.slice(0, 500)}`));
+            reject(new Error(`${method} ${path}: ${res.statusCode} non-JSON body: ${data.slice(0, 500)}`, { cause: err }));
           }
         });
       },

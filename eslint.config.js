@@ -1,0 +1,33 @@
+// Lint for src/, test/, bench/ and scripts/. Formatting is Prettier's (`npm run format`), so the
+// stylistic rules are off (eslint-config-prettier); unused exports are knip's (`knip.json`).
+import js from '@eslint/js';
+import prettier from 'eslint-config-prettier';
+import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescript';
+import importX from 'eslint-plugin-import-x';
+import tseslint from 'typescript-eslint';
+
+// The path of a request, top to bottom: a folder may import only folders below it.
+const LAYERS = ['cli', 'transport', 'admission', 'cluster', 'config', 'cni', 'ipam', 'intent', 'net'];
+const layering = LAYERS.slice(1).map((layer, i) => ({
+  target: `./src/${layer}`,
+  from: LAYERS.slice(0, i + 1).map((above) => `./src/${above}`),
+  message: `src/${layer} sits below ${LAYERS.slice(0, i + 1).join(', ')} on the path of a request (README, "How a request travels")`,
+}));
+
+export default tseslint.config(
+  { ignores: ['dist/', 'node_modules/', 'coverage/', 'bench/results/'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  importX.flatConfigs.typescript,
+  {
+    files: ['**/*.ts'],
+    settings: { 'import-x/resolver-next': [createTypeScriptImportResolver({ project: './tsconfig.json' })] },
+    rules: {
+      '@typescript-eslint/no-explicit-any': 'error',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      'import-x/no-cycle': 'error',
+      'import-x/no-restricted-paths': ['error', { zones: layering }],
+    },
+  },
+  prettier,
+);
