@@ -48,7 +48,10 @@ function parseArgs(argv: string[]): Cni {
  * the first line of what follows.
  */
 function reason(err: unknown): string {
-  const lines = (err instanceof Error ? err.message : String(err)).split('\n').map((l) => l.trim()).filter((l) => l.length > 0);
+  const lines = (err instanceof Error ? err.message : String(err))
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0);
   const first = lines[0] ?? 'unknown error';
   // Node's execFile puts the command first and what it wrote to stderr after.
   const header = first.endsWith(':') || first.startsWith('Command failed:');
@@ -67,11 +70,15 @@ function usage(why: string): never {
  * kubelet tears the pods down, then the node, then the control plane.
  */
 function supervise(): void {
-  const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
-    detached: true,
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    env: { ...process.env, [WORKER_ENV]: '1' },
-  });
+  const child = spawn(
+    process.execPath,
+    [...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)],
+    {
+      detached: true,
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      env: { ...process.env, [WORKER_ENV]: '1' },
+    },
+  );
   for (const sig of STOP_SIGNALS) process.on(sig, () => child.kill(sig));
   // `npm run cluster` runs this under `sh -c`: a SIGTERM to npm ends npm and sh but never
   // reaches us. Orphaned, nobody is left to stop the cluster, so stop it now.
@@ -95,7 +102,9 @@ function supervise(): void {
       } catch {
         // none left
       }
-      say(`the cluster process was killed by ${signal}; the next start of a test node undoes the host changes it recorded in /run/netpin-node`);
+      say(
+        `the cluster process was killed by ${signal}; the next start of a test node undoes the host changes it recorded in /run/netpin-node`,
+      );
     }
     process.exit(code ?? 1);
   });
@@ -150,7 +159,10 @@ async function work(cni: Cni): Promise<number> {
     const c = clients(cp.kubeconfigPath);
     await createNamespace(c, NAMESPACE, { 'netpin.io/enabled': 'true' });
     // Every dialect's name for the pool: Kube-OVN and Antrea refuse a pool that names none.
-    await createPool(c, POOL, { cidr: POOL_CIDR, cni: { kubeOvn: { subnet: POOL }, antrea: { pool: POOL }, cilium: { pool: POOL } } });
+    await createPool(c, POOL, {
+      cidr: POOL_CIDR,
+      cni: { kubeOvn: { subnet: POOL }, antrea: { pool: POOL }, cilium: { pool: POOL } },
+    });
     check();
     say(`netpin Ready (${took()})`);
     process.stdout.write(
@@ -171,7 +183,8 @@ async function work(cni: Cni): Promise<number> {
     if (!(err instanceof Interrupted) && stopReason === undefined) {
       failure = `${step} failed: ${reason(err)}`;
       // The whole story (log tails, helm's output) on request; the last line stays the one that says what failed.
-      if (process.env.NETPIN_CLUSTER_DEBUG) process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      if (process.env.NETPIN_CLUSTER_DEBUG)
+        process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     }
   }
 

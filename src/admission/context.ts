@@ -33,7 +33,12 @@ export interface CheckedIntent {
  * namespace. An IPPool created a moment ago may not have reached this replica's watch yet: before
  * refusing a pool or address as unknown, the pools are read again from the API server.
  */
-export async function checkIntent(annotations: Record<string, string> | undefined, shape: WorkloadShape, namespace: string, deps: AdmissionDeps): Promise<CheckedIntent> {
+export async function checkIntent(
+  annotations: Record<string, string> | undefined,
+  shape: WorkloadShape,
+  namespace: string,
+  deps: AdmissionDeps,
+): Promise<CheckedIntent> {
   const checked = checkIntentNow(annotations, shape, namespace, deps);
   const refresh = deps.allocator.ledger.refreshPools;
   if (!checked.plan.unknown || !refresh) return checked;
@@ -41,7 +46,12 @@ export async function checkIntent(annotations: Record<string, string> | undefine
   return checkIntentNow(annotations, shape, namespace, deps);
 }
 
-function checkIntentNow(annotations: Record<string, string> | undefined, shape: WorkloadShape, namespace: string, deps: AdmissionDeps): CheckedIntent {
+function checkIntentNow(
+  annotations: Record<string, string> | undefined,
+  shape: WorkloadShape,
+  namespace: string,
+  deps: AdmissionDeps,
+): CheckedIntent {
   const { intent, problems } = parseIntent(annotations);
   const plan = deps.allocator.plan(intent, namespace, deps.cluster.namespaceLabels(namespace));
   // What the CNI cannot do at all comes before where the addresses would come from.

@@ -22,7 +22,10 @@ export interface Outcome {
 }
 
 // renderProblems starts a refusal with the key at fault, "netpin.io/ip (CNI Calico): ...".
-const REASON_PREFIXES = [...Object.values(KEYS), ALLOCATED_KEY, EGRESS_ALLOCATED_KEY].map((key) => ({ key, prefix: `${key} (` }));
+const REASON_PREFIXES = [...Object.values(KEYS), ALLOCATED_KEY, EGRESS_ALLOCATED_KEY].map((key) => ({
+  key,
+  prefix: `${key} (`,
+}));
 
 /** The netpin.io key a refusal names first; `other` for the rest, such as an IPPool's problems. */
 function denialReason(verdict: Verdict): string {
@@ -60,7 +63,13 @@ export class Admission {
     let result: Outcome['result'] = 'replayed';
     if (!verdict) {
       verdict = await this.decide(endpoint, req);
-      result = verdict.patch ? 'patched' : verdict.allowed ? 'allowed' : verdict.status?.code === 500 ? 'error' : 'denied';
+      result = verdict.patch
+        ? 'patched'
+        : verdict.allowed
+          ? 'allowed'
+          : verdict.status?.code === 500
+            ? 'error'
+            : 'denied';
       // A dry run claims nothing, so it is not worth replaying; an error may clear on retry.
       if (!req.dryRun && result !== 'error') this.replays.set(key, verdict);
     }
@@ -79,24 +88,34 @@ export class Admission {
     try {
       const verdict = await withDeadline(ADMISSION_DEADLINE_MS, async () => this.route(endpoint, req));
       // A dry run changes nothing, so it tells nothing either.
-      const refusal = verdict.status?.code === 403 && !req.dryRun ? refusalEvent(req, verdict.status.message) : undefined;
+      const refusal =
+        verdict.status?.code === 403 && !req.dryRun ? refusalEvent(req, verdict.status.message) : undefined;
       if (refusal) this.deps.events?.record(refusal);
       return verdict;
     } catch (e) {
       // A well-formed review always gets an in-band answer; the API server's failurePolicy decides what it means.
-      this.deps.log?.error({ err: e, uid: req.uid, kind: req.kind.kind, namespace: req.namespace, name: req.name }, 'admission failed');
+      this.deps.log?.error(
+        { err: e, uid: req.uid, kind: req.kind.kind, namespace: req.namespace, name: req.name },
+        'admission failed',
+      );
       return errored(`netpin could not decide: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
 
   private route(endpoint: Endpoint, req: AdmissionRequest): Promise<Verdict> | Verdict {
     const { group, kind } = req.kind;
-    if (req.subResource === 'scale' && req.resource?.group === 'apps' && ['statefulsets', 'deployments'].includes(req.resource.resource)) {
+    if (
+      req.subResource === 'scale' &&
+      req.resource?.group === 'apps' &&
+      ['statefulsets', 'deployments'].includes(req.resource.resource)
+    ) {
       return admitScale(req, this.deps, endpoint === 'mutate');
     }
     if (req.subResource) return allowed();
-    if (group === '' && kind === 'Pod') return endpoint === 'mutate' ? mutatePod(req, this.deps) : validatePod(req, this.deps);
-    if (group === 'apps' && (kind === 'Deployment' || kind === 'StatefulSet')) return admitWorkload(req, this.deps, endpoint === 'mutate');
+    if (group === '' && kind === 'Pod')
+      return endpoint === 'mutate' ? mutatePod(req, this.deps) : validatePod(req, this.deps);
+    if (group === 'apps' && (kind === 'Deployment' || kind === 'StatefulSet'))
+      return admitWorkload(req, this.deps, endpoint === 'mutate');
     if (group === 'netpin.io' && kind === 'IPPool' && endpoint === 'validate') return validatePool(req, this.deps);
     return allowed();
   }
@@ -121,16 +140,32 @@ function refusalEvent(req: AdmissionRequest, message: string): EventNotice | und
   // Only a request about an object that exists carries it as stored.
   const uid = req.oldObject?.metadata?.uid;
   const refusal = (regarding: EventSubject, what: string): EventNotice => ({
-    regarding, type: 'Warning', reason: 'Refused', action: 'Admit', note: `Refused ${what}: ${message}`,
+    regarding,
+    type: 'Warning',
+    reason: 'Refused',
+    action: 'Admit',
+    note: `Refused ${what}: ${message}`,
   });
   if (req.subResource === 'scale') {
     const kind = req.resource?.resource === 'statefulsets' ? 'StatefulSet' : 'Deployment';
-    return refusal({ apiVersion: 'apps/v1', kind, namespace, name, uid }, `scaling to ${req.object?.spec?.replicas} replicas`);
+    return refusal(
+      { apiVersion: 'apps/v1', kind, namespace, name, uid },
+      `scaling to ${req.object?.spec?.replicas} replicas`,
+    );
   }
   const { group, version, kind } = req.kind;
-  const owner = kind === 'Pod' && req.operation === 'CREATE' ? object.metadata?.ownerReferences?.find((r) => r.controller) : undefined;
+  const owner =
+    kind === 'Pod' && req.operation === 'CREATE'
+      ? object.metadata?.ownerReferences?.find((r) => r.controller)
+      : undefined;
   if (owner) {
-    const regarding = { apiVersion: owner.apiVersion ?? 'v1', kind: owner.kind, namespace, name: owner.name, uid: owner.uid };
+    const regarding = {
+      apiVersion: owner.apiVersion ?? 'v1',
+      kind: owner.kind,
+      namespace,
+      name: owner.name,
+      uid: owner.uid,
+    };
     return refusal(regarding, name ? `pod ${name}` : 'a new pod');
   }
   if (!name) return undefined;

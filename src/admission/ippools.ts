@@ -14,11 +14,17 @@ export async function validatePool(req: AdmissionRequest, deps: AdmissionDeps): 
   const index = deps.allocator.ledger.index;
   const name = req.name ?? req.object?.metadata?.name ?? req.oldObject?.metadata?.name ?? '';
   const held = [...index.allClaims()].filter((c) => c.pool === name);
-  const heldText = (n: number) => held.slice(0, n).map((c) => `${c.ip.toString()} (${describeOwner(c.owner)})`).join(', ');
+  const heldText = (n: number) =>
+    held
+      .slice(0, n)
+      .map((c) => `${c.ip.toString()} (${describeOwner(c.owner)})`)
+      .join(', ');
 
   if (req.operation === 'DELETE') {
     if (held.length === 0) return allowed();
-    return denied(`IPPool ${name} still has ${heldCount(held.length)}: ${heldText(3)}. Fix: delete the workloads that hold them first; netpin releases their addresses when they are gone`);
+    return denied(
+      `IPPool ${name} still has ${heldCount(held.length)}: ${heldText(3)}. Fix: delete the workloads that hold them first; netpin releases their addresses when they are gone`,
+    );
   }
   if (req.operation !== 'CREATE' && req.operation !== 'UPDATE') return allowed();
 
@@ -27,29 +33,41 @@ export async function validatePool(req: AdmissionRequest, deps: AdmissionDeps): 
     pool = compilePool(req.object as unknown as IPPoolObject);
   } catch (e) {
     if (!(e instanceof PoolSpecError)) throw e;
-    return denied(`${e.message}. Fix: write spec.cidr as a network (10.0.0.0/24), spec.ranges as addresses, networks or first-last ranges (10.0.0.10-10.0.0.20)`);
+    return denied(
+      `${e.message}. Fix: write spec.cidr as a network (10.0.0.0/24), spec.ranges as addresses, networks or first-last ranges (10.0.0.10-10.0.0.20)`,
+    );
   }
   if (pool.families.every((f) => pool.capacity[f] === 0n)) {
-    return denied(`IPPool ${name} has no usable address once spec.exclude is applied. Fix: widen spec.cidr or spec.ranges, or exclude less`);
+    return denied(
+      `IPPool ${name} has no usable address once spec.exclude is applied. Fix: widen spec.cidr or spec.ranges, or exclude less`,
+    );
   }
   for (const other of index.allPools()) {
     if (other.name === name) continue;
     const shared = poolOverlap(pool, other);
     if (shared) {
-      return denied(`IPPool ${name} overlaps IPPool ${other.name} at ${formatRange(shared)}. Fix: pools must not share addresses: move the range, or add it to spec.exclude of one of them`);
+      return denied(
+        `IPPool ${name} overlaps IPPool ${other.name} at ${formatRange(shared)}. Fix: pools must not share addresses: move the range, or add it to spec.exclude of one of them`,
+      );
     }
   }
   const lost = held.filter((c) => !poolContains(pool, c.ip));
   if (lost.length > 0) {
     const first = lost[0]!;
-    return denied(`IPPool ${name}: the change would drop ${heldCount(lost.length)}, among them ${first.ip.toString()} (${describeOwner(first.owner)}). Fix: keep those addresses in spec.cidr/spec.ranges and out of spec.exclude until their workloads are gone`);
+    return denied(
+      `IPPool ${name}: the change would drop ${heldCount(lost.length)}, among them ${first.ip.toString()} (${describeOwner(first.owner)}). Fix: keep those addresses in spec.cidr/spec.ranges and out of spec.exclude until their workloads are gone`,
+    );
   }
   // The CNI hands out addresses too: a pinned address it may give to another pod, or refuses, is no promise.
   const { dialect } = deps;
   const native = dialect.nativePools && (await deps.cluster.nativeObjects(dialect.nativePools));
   const backing = dialect.checkPool(pool, native);
   if (backing.problems.length) {
-    return denied(backing.problems.map((p) => `IPPool ${name}: ${p.key} (CNI ${dialect.title}): ${p.message}. Fix: ${p.fix}`).join('; '));
+    return denied(
+      backing.problems
+        .map((p) => `IPPool ${name}: ${p.key} (CNI ${dialect.title}): ${p.message}. Fix: ${p.fix}`)
+        .join('; '),
+    );
   }
   return allowed(backing.warnings.map((w) => `netpin: ${w}`));
 }

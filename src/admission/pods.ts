@@ -27,11 +27,13 @@ const STRAY_ALLOCATED: Problem = {
  * they would hold an address in every replica's index that no claim stands for.
  */
 function strayRecords(annotations: Record<string, string>): Problem[] {
-  return [ALLOCATED_KEY, EGRESS_ALLOCATED_KEY].filter((k) => annotations[k] !== undefined).map((key) => ({
-    key,
-    message: 'is set, but the pod has no netpin.io/ intent: it is netpin\'s record of what it gave',
-    fix: `do not write ${key} by hand: netpin writes it`,
-  }));
+  return [ALLOCATED_KEY, EGRESS_ALLOCATED_KEY]
+    .filter((k) => annotations[k] !== undefined)
+    .map((key) => ({
+      key,
+      message: "is set, but the pod has no netpin.io/ intent: it is netpin's record of what it gave",
+      fix: `do not write ${key} by hand: netpin writes it`,
+    }));
 }
 
 /**
@@ -100,12 +102,25 @@ export async function mutatePod(req: AdmissionRequest, deps: AdmissionDeps): Pro
   if (placement.egress) newAnnotations[EGRESS_ALLOCATED_KEY] = formatDual(placement.egress);
   const extraLabels = placement.addresses ? { ...rendering.labels, [PINNED_LABEL]: 'true' } : rendering.labels;
   const labels = Object.keys(extraLabels).length ? { ...pod.metadata?.labels, ...extraLabels } : pod.metadata?.labels;
-  const mutated: KubeObject = { ...pod, metadata: { ...pod.metadata, annotations: newAnnotations, ...(labels ? { labels } : {}) } };
-  return patched(pod, mutated, rendering.warnings.map((w) => `netpin: ${w}`));
+  const mutated: KubeObject = {
+    ...pod,
+    metadata: { ...pod.metadata, annotations: newAnnotations, ...(labels ? { labels } : {}) },
+  };
+  return patched(
+    pod,
+    mutated,
+    rendering.warnings.map((w) => `netpin: ${w}`),
+  );
 }
 
 /** The pod's egress address: claimed for its egress owner when it comes from an egress pool. */
-async function giveEgress(req: AdmissionRequest, pod: KubeObject, intent: Intent, plan: CheckedIntent['plan'], deps: AdmissionDeps): Promise<EgressResult> {
+async function giveEgress(
+  req: AdmissionRequest,
+  pod: KubeObject,
+  intent: Intent,
+  plan: CheckedIntent['plan'],
+  deps: AdmissionDeps,
+): Promise<EgressResult> {
   const egress = intent.egress!;
   if (plan.egressPools.length === 0) return { ok: true, addresses: egress.ip!, fresh: [] };
   const namespace = namespaceOf(req, pod);
@@ -125,7 +140,14 @@ async function giveEgress(req: AdmissionRequest, pod: KubeObject, intent: Intent
  */
 export function egressOwner(pod: KubeObject, namespace: string, mode: EgressMode, uid: string): EgressOwner {
   const sts = statefulSetOf(pod);
-  if (sts) return { kind: 'Egress', namespace, workload: 'StatefulSet', name: sts.name, ...(mode === 'eip' ? { ordinal: sts.ordinal } : {}) };
+  if (sts)
+    return {
+      kind: 'Egress',
+      namespace,
+      workload: 'StatefulSet',
+      name: sts.name,
+      ...(mode === 'eip' ? { ordinal: sts.ordinal } : {}),
+    };
   const rs = pod.metadata?.ownerReferences?.find((r) => r.controller && r.kind === 'ReplicaSet');
   if (rs) {
     // A Deployment names its ReplicaSets <deployment>-<pod-template-hash>.
@@ -166,17 +188,24 @@ export async function validatePod(req: AdmissionRequest, deps: AdmissionDeps): P
 function recordAllocation(req: AdmissionRequest, pod: KubeObject, deps: AdmissionDeps): void {
   const annotations = pod.metadata?.annotations ?? {};
   const index = deps.allocator.ledger.index;
-  const from = (value: string | undefined) => (value ?? '').split(',').flatMap((text) => {
-    const ip = parseAddress(text.trim());
-    const pool = ip && index.poolOf(ip);
-    return ip ? [pool ? `${ip.toString()} from IPPool ${pool.name}` : ip.toString()] : [];
-  });
+  const from = (value: string | undefined) =>
+    (value ?? '').split(',').flatMap((text) => {
+      const ip = parseAddress(text.trim());
+      const pool = ip && index.poolOf(ip);
+      return ip ? [pool ? `${ip.toString()} from IPPool ${pool.name}` : ip.toString()] : [];
+    });
   const pinned = from(annotations[ALLOCATED_KEY]);
   const given = [...pinned, ...from(annotations[EGRESS_ALLOCATED_KEY]).map((a) => `egress address ${a}`)];
   if (given.length === 0) return;
   const sts = pinned.length ? statefulSetOf(pod) : undefined;
   deps.events?.recordWhenCreated({
-    regarding: { apiVersion: 'v1', kind: 'Pod', namespace: namespaceOf(req, pod), name: pod.metadata?.name ?? '', uid: pod.metadata?.uid },
+    regarding: {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      namespace: namespaceOf(req, pod),
+      name: pod.metadata?.name ?? '',
+      uid: pod.metadata?.uid,
+    },
     type: 'Normal',
     reason: 'Allocated',
     action: 'Allocate',
@@ -189,7 +218,12 @@ function recordAllocation(req: AdmissionRequest, pod: KubeObject, deps: Admissio
  * CREATE, found without claiming: containerd's bandwidth values, the intent (syntax, the CNI,
  * pools and namespace), and CNI annotations written by hand.
  */
-export async function preflight(annotations: Record<string, string> | undefined, shape: WorkloadShape, namespace: string, deps: AdmissionDeps) {
+export async function preflight(
+  annotations: Record<string, string> | undefined,
+  shape: WorkloadShape,
+  namespace: string,
+  deps: AdmissionDeps,
+) {
   const a = annotations ?? {};
   const problems = bandwidthProblems(a);
   if (!hasIntentKeys(a)) {
@@ -199,9 +233,18 @@ export async function preflight(annotations: Record<string, string> | undefined,
   const checked = await checkIntent(a, shape, namespace, deps);
   problems.push(...checked.problems);
   // The validating webhook refuses it; the mutating one leaves it in place when it pins nothing.
-  if (checked.problems.length === 0 && a[ALLOCATED_KEY] !== undefined && !deps.dialect.pinsAddresses(checked.intent, shape)) problems.push(STRAY_ALLOCATED);
+  if (
+    checked.problems.length === 0 &&
+    a[ALLOCATED_KEY] !== undefined &&
+    !deps.dialect.pinsAddresses(checked.intent, shape)
+  )
+    problems.push(STRAY_ALLOCATED);
   if (checked.problems.length === 0) {
-    const expected = deps.dialect.render(checked.intent, shape, await predictedPlacement(a, checked, shape, namespace, deps)).annotations;
+    const expected = deps.dialect.render(
+      checked.intent,
+      shape,
+      await predictedPlacement(a, checked, shape, namespace, deps),
+    ).annotations;
     problems.push(...handWrittenProblems(a, expected, deps));
   }
   return { checked, problems };
@@ -211,7 +254,13 @@ export async function preflight(annotations: Record<string, string> | undefined,
  * The placement a pod would get, for judging placement keys written by hand: only then is it
  * worth a dry-run allocation, since without addresses nothing else netpin renders differs.
  */
-async function predictedPlacement(annotations: Record<string, string>, checked: CheckedIntent, shape: WorkloadShape, namespace: string, deps: AdmissionDeps): Promise<Placement> {
+async function predictedPlacement(
+  annotations: Record<string, string>,
+  checked: CheckedIntent,
+  shape: WorkloadShape,
+  namespace: string,
+  deps: AdmissionDeps,
+): Promise<Placement> {
   const { intent, plan } = checked;
   const handWritten = deps.dialect.placementKeys.some((k) => annotations[k] !== undefined);
   if (!handWritten || !deps.dialect.pinsAddresses(intent, shape)) return { pools: plan.pools };
@@ -227,7 +276,12 @@ async function predictedPlacement(annotations: Record<string, string>, checked: 
 }
 
 /** What the netpin intent renders for this pod, checked against what the pod carries; problems go to `problems`. */
-async function expectedAnnotations(req: AdmissionRequest, pod: KubeObject, deps: AdmissionDeps, problems: Problem[]): Promise<Record<string, string>> {
+async function expectedAnnotations(
+  req: AdmissionRequest,
+  pod: KubeObject,
+  deps: AdmissionDeps,
+  problems: Problem[],
+): Promise<Record<string, string>> {
   const annotations = pod.metadata?.annotations ?? {};
   const shape = podShape(pod);
   const checked = await checkIntent(annotations, shape, namespaceOf(req, pod), deps);
@@ -239,21 +293,37 @@ async function expectedAnnotations(req: AdmissionRequest, pod: KubeObject, deps:
     return {};
   }
   if (pins && annotations[ALLOCATED_KEY] === undefined) {
-    problems.push({ key: ALLOCATED_KEY, message: 'netpin has not pinned this pod: its mutating webhook did not run', fix: 'check that the MutatingWebhookConfiguration of netpin selects this namespace, then create the pod again' });
+    problems.push({
+      key: ALLOCATED_KEY,
+      message: 'netpin has not pinned this pod: its mutating webhook did not run',
+      fix: 'check that the MutatingWebhookConfiguration of netpin selects this namespace, then create the pod again',
+    });
     return {};
   }
   if (checked.intent.egress?.pools && annotations[EGRESS_ALLOCATED_KEY] === undefined) {
-    problems.push({ key: EGRESS_ALLOCATED_KEY, message: 'netpin has not given this pod its egress address: its mutating webhook did not run', fix: 'check that the MutatingWebhookConfiguration of netpin selects this namespace, then create the pod again' });
+    problems.push({
+      key: EGRESS_ALLOCATED_KEY,
+      message: 'netpin has not given this pod its egress address: its mutating webhook did not run',
+      fix: 'check that the MutatingWebhookConfiguration of netpin selects this namespace, then create the pod again',
+    });
     return {};
   }
   const placement = placementOf(annotations, checked.intent, checked.plan.pools, deps);
   if (typeof placement === 'string') {
-    problems.push({ key: ALLOCATED_KEY, message: placement, fix: 'do not write netpin.io/allocated by hand: netpin writes it' });
+    problems.push({
+      key: ALLOCATED_KEY,
+      message: placement,
+      fix: 'do not write netpin.io/allocated by hand: netpin writes it',
+    });
     return {};
   }
   const expected = deps.dialect.render(checked.intent, shape, placement).annotations;
   for (const key of Object.keys(expected).filter((k) => annotations[k] === undefined)) {
-    problems.push({ key, message: 'is missing although the netpin intent needs it: another webhook removed it', fix: 'find the webhook that strips annotations, or remove the netpin.io/ annotations' });
+    problems.push({
+      key,
+      message: 'is missing although the netpin intent needs it: another webhook removed it',
+      fix: 'find the webhook that strips annotations, or remove the netpin.io/ annotations',
+    });
   }
   return expected;
 }
@@ -262,7 +332,12 @@ async function expectedAnnotations(req: AdmissionRequest, pod: KubeObject, deps:
  * Where a pod's addresses came from: netpin.io/allocated and the pools holding it, else the pools
  * named; its egress from netpin.io/egress-allocated, else the fixed netpin.io/egress-ip.
  */
-function placementOf(annotations: Record<string, string>, intent: Intent, named: Pool[], deps: AdmissionDeps): Placement | string {
+function placementOf(
+  annotations: Record<string, string>,
+  intent: Intent,
+  named: Pool[],
+  deps: AdmissionDeps,
+): Placement | string {
   const recorded = annotations[EGRESS_ALLOCATED_KEY];
   const egress = recorded === undefined ? intent.egress?.ip : parseDual(recorded);
   if (typeof egress === 'string') return egress;
@@ -271,7 +346,13 @@ function placementOf(annotations: Record<string, string>, intent: Intent, named:
   const addresses = parseDual(allocated);
   if (typeof addresses === 'string') return addresses;
   const index = deps.allocator.ledger.index;
-  return { addresses, pools: addressList(addresses).map((a) => index.poolOf(a)).filter((p): p is Pool => p !== undefined), ...(egress && { egress }) };
+  return {
+    addresses,
+    pools: addressList(addresses)
+      .map((a) => index.poolOf(a))
+      .filter((p): p is Pool => p !== undefined),
+    ...(egress && { egress }),
+  };
 }
 
 /**
@@ -279,7 +360,11 @@ function placementOf(annotations: Record<string, string>, intent: Intent, named:
  * the ledger and the pools' namespaceSelectors, so another owner could be handed the same address;
  * any other rendered key must hold what the intent renders.
  */
-function handWrittenProblems(annotations: Record<string, string>, expected: Record<string, string>, deps: AdmissionDeps): Problem[] {
+function handWrittenProblems(
+  annotations: Record<string, string>,
+  expected: Record<string, string>,
+  deps: AdmissionDeps,
+): Problem[] {
   const problems: Problem[] = [];
   for (const key of deps.dialect.placementKeys) {
     if (annotations[key] !== undefined && expected[key] === undefined) {
@@ -317,20 +402,34 @@ function mutatePodUpdate(req: AdmissionRequest, deps: AdmissionDeps): Verdict {
   const old = renderedFor(before, deps);
   for (const key of Object.keys(old)) delete annotations[key];
   const placement = placementFor(annotations, intent, deps);
-  const rendered = deps.dialect.render(intent, podShape(after), typeof placement === 'string' ? { pools: [] } : placement);
+  const rendered = deps.dialect.render(
+    intent,
+    podShape(after),
+    typeof placement === 'string' ? { pools: [] } : placement,
+  );
   Object.assign(annotations, rendered.annotations);
   const mutated: KubeObject = { ...after, metadata: { ...after.metadata, annotations } };
   const problems = updateProblems(before, mutated, deps);
   if (problems.length) return denied(renderProblems(problems, deps.dialect));
-  return patched(after, mutated, rendered.warnings.map((w) => `netpin: ${w}`));
+  return patched(
+    after,
+    mutated,
+    rendered.warnings.map((w) => `netpin: ${w}`),
+  );
 }
 
 /**
  * The new intent of a running pod whose live keys changed, checked against the CNI; undefined
  * when no live key changed. Other changes are left to updateProblems.
  */
-function liveIntent(before: KubeObject, after: KubeObject, deps: AdmissionDeps): { intent: Intent; problems: Problem[] } | undefined {
-  const changed = changedKeys(before.metadata?.annotations, after.metadata?.annotations).filter((k) => deps.dialect.liveKeys.includes(k));
+function liveIntent(
+  before: KubeObject,
+  after: KubeObject,
+  deps: AdmissionDeps,
+): { intent: Intent; problems: Problem[] } | undefined {
+  const changed = changedKeys(before.metadata?.annotations, after.metadata?.annotations).filter((k) =>
+    deps.dialect.liveKeys.includes(k),
+  );
   if (changed.length === 0) return undefined;
   const { intent, problems } = parseIntent(after.metadata?.annotations);
   problems.push(...deps.dialect.check(intent, podShape(after), []));
@@ -345,7 +444,8 @@ function liveIntent(before: KubeObject, after: KubeObject, deps: AdmissionDeps):
 function updateProblems(before: KubeObject, after: KubeObject, deps: AdmissionDeps): Problem[] {
   const a0 = before.metadata?.annotations ?? {};
   const a1 = after.metadata?.annotations ?? {};
-  const recreate = 'delete the pod and create it again with the new value; for a Deployment or StatefulSet, change its pod template and let it roll out';
+  const recreate =
+    'delete the pod and create it again with the new value; for a Deployment or StatefulSet, change its pod template and let it roll out';
   const problems: Problem[] = [];
   const changed = changedKeys(a0, a1);
   for (const key of changed.filter((k) => k.startsWith(PREFIX) && !deps.dialect.liveKeys.includes(k))) {
@@ -358,20 +458,31 @@ function updateProblems(before: KubeObject, after: KubeObject, deps: AdmissionDe
   const l0 = before.metadata?.labels ?? {};
   const l1 = after.metadata?.labels ?? {};
   for (const label of NETPIN_LABELS.filter((l) => l0[l] !== l1[l])) {
-    problems.push({ key: label, message: 'is a label netpin set on this pod and cannot change on a running pod', fix: `restore ${label}=${l0[label] ?? '(absent)'}, or ${recreate}` });
+    problems.push({
+      key: label,
+      message: 'is a label netpin set on this pod and cannot change on a running pod',
+      fix: `restore ${label}=${l0[label] ?? '(absent)'}, or ${recreate}`,
+    });
   }
   const rendered = renderedFor(after, deps);
   const placementKeys = deps.dialect.placementKeys;
   const owned = new Set([...placementKeys, ...Object.keys(renderedFor(before, deps)), ...Object.keys(rendered)]);
   for (const key of changed.filter((k) => owned.has(k) && !k.startsWith(PREFIX))) {
-    if (placementKeys.includes(key) ? deps.dialect.isWriteBack(key, rendered[key], a0[key], a1[key]) : a1[key] === rendered[key]) continue;
+    if (
+      placementKeys.includes(key)
+        ? deps.dialect.isWriteBack(key, rendered[key], a0[key], a1[key])
+        : a1[key] === rendered[key]
+    )
+      continue;
     problems.push({
       key,
       message: `cannot change on a running pod: ${placementKeys.includes(key) ? `${deps.dialect.title} reads it only when the pod is created` : 'netpin wrote it from the netpin.io/ annotations'}`,
       fix: recreate,
     });
   }
-  problems.push(...bandwidthProblems(Object.fromEntries(changed.filter((k) => a1[k] !== undefined).map((k) => [k, a1[k]!]))));
+  problems.push(
+    ...bandwidthProblems(Object.fromEntries(changed.filter((k) => a1[k] !== undefined).map((k) => [k, a1[k]!]))),
+  );
   return problems;
 }
 
@@ -388,7 +499,12 @@ function renderedFor(pod: KubeObject, deps: AdmissionDeps): Record<string, strin
 /** placementOf for a pod already admitted, whose named pools are looked up again. */
 function placementFor(annotations: Record<string, string>, intent: Intent, deps: AdmissionDeps): Placement | string {
   const index = deps.allocator.ledger.index;
-  return placementOf(annotations, intent, (intent.pools ?? []).map((n) => index.pool(n)).filter((p): p is Pool => p !== undefined), deps);
+  return placementOf(
+    annotations,
+    intent,
+    (intent.pools ?? []).map((n) => index.pool(n)).filter((p): p is Pool => p !== undefined),
+    deps,
+  );
 }
 
 function changedKeys(a: Record<string, string> | undefined, b: Record<string, string> | undefined): string[] {
@@ -403,9 +519,13 @@ async function releasePod(req: AdmissionRequest, deps: AdmissionDeps): Promise<V
   const namespace = namespaceOf(req, pod);
   const index = deps.allocator.ledger.index;
   const mine = new Set((pod.metadata?.annotations?.[ALLOCATED_KEY] ?? '').split(','));
-  const own = (o: Owner) => (o.kind === 'Pod' || (o.kind === 'Egress' && o.workload === 'Pod')) && o.namespace === namespace;
+  const own = (o: Owner) =>
+    (o.kind === 'Pod' || (o.kind === 'Egress' && o.workload === 'Pod')) && o.namespace === namespace;
   for (const claim of [...index.allClaims()]) {
-    if (own(claim.owner) && (claim.owner.name === req.name || (claim.owner.kind === 'Pod' && mine.has(claim.ip.toString())))) {
+    if (
+      own(claim.owner) &&
+      (claim.owner.name === req.name || (claim.owner.kind === 'Pod' && mine.has(claim.ip.toString())))
+    ) {
       await deps.allocator.ledger.release(claim);
     }
   }

@@ -39,7 +39,9 @@ function patchOps(original: KubeObject, mutated: KubeObject): fastJsonPatch.Oper
     Object.keys(original).length === Object.keys(mutated).length &&
     Object.keys(mutated).every((k) => k === 'metadata' || mutated[k] === original[k]);
   if (!sameBesideMetadata) return fastJsonPatch.compare(original, mutated);
-  return fastJsonPatch.compare(original.metadata!, mutated.metadata!).map((op) => ({ ...op, path: `/metadata${op.path}` }));
+  return fastJsonPatch
+    .compare(original.metadata!, mutated.metadata!)
+    .map((op) => ({ ...op, path: `/metadata${op.path}` }));
 }
 
 export function complete(uid: string, verdict: Verdict): AdmissionResponse {

@@ -17,7 +17,14 @@ export interface KubeObject {
     uid?: string;
     labels?: Record<string, string>;
     annotations?: Record<string, string>;
-    ownerReferences?: Array<{ apiVersion?: string; kind: string; name: string; uid?: string; controller?: boolean; blockOwnerDeletion?: boolean }>;
+    ownerReferences?: Array<{
+      apiVersion?: string;
+      kind: string;
+      name: string;
+      uid?: string;
+      controller?: boolean;
+      blockOwnerDeletion?: boolean;
+    }>;
     [k: string]: unknown;
   };
   // Typed loosely on purpose: a review may carry anything, and each reader checks the fields it uses.
@@ -63,12 +70,16 @@ const OPERATIONS: readonly string[] = ['CREATE', 'UPDATE', 'DELETE', 'CONNECT'];
 
 /** Checks the envelope and the fields netpin relies on, so that handlers can trust their types. */
 export function decodeReview(body: unknown): AdmissionRequest {
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new MalformedReview('body is not a JSON object');
+  if (body === null || typeof body !== 'object' || Array.isArray(body))
+    throw new MalformedReview('body is not a JSON object');
   const review = body as Record<string, unknown>;
   if (review.apiVersion !== 'admission.k8s.io/v1') {
-    throw new MalformedReview(`apiVersion must be admission.k8s.io/v1, got ${JSON.stringify(review.apiVersion ?? null)}`);
+    throw new MalformedReview(
+      `apiVersion must be admission.k8s.io/v1, got ${JSON.stringify(review.apiVersion ?? null)}`,
+    );
   }
-  if (review.kind !== 'AdmissionReview') throw new MalformedReview(`kind must be AdmissionReview, got ${JSON.stringify(review.kind ?? null)}`);
+  if (review.kind !== 'AdmissionReview')
+    throw new MalformedReview(`kind must be AdmissionReview, got ${JSON.stringify(review.kind ?? null)}`);
   const req = review.request as Record<string, unknown> | undefined;
   if (!req || typeof req !== 'object' || Array.isArray(req)) throw new MalformedReview('request is missing');
   if (typeof req.uid !== 'string' || req.uid === '') throw new MalformedReview('request.uid is missing');
@@ -81,7 +92,8 @@ export function decodeReview(body: unknown): AdmissionRequest {
   }
   for (const field of ['object', 'oldObject'] as const) {
     const o = req[field];
-    if (o !== undefined && o !== null && (typeof o !== 'object' || Array.isArray(o))) throw new MalformedReview(`request.${field} is not an object`);
+    if (o !== undefined && o !== null && (typeof o !== 'object' || Array.isArray(o)))
+      throw new MalformedReview(`request.${field} is not an object`);
     const meta = (o as KubeObject | null | undefined)?.metadata;
     if (meta !== undefined && (meta === null || typeof meta !== 'object' || Array.isArray(meta))) {
       throw new MalformedReview(`request.${field}.metadata is not an object`);
@@ -91,12 +103,22 @@ export function decodeReview(body: unknown): AdmissionRequest {
     }
     // Read by every handler: which pod or workload it is, its labels, and the controller that owns it.
     for (const key of ['name', 'generateName', 'namespace'] as const) {
-      if (meta?.[key] !== undefined && typeof meta[key] !== 'string') throw new MalformedReview(`request.${field}.metadata.${key} is not a string`);
+      if (meta?.[key] !== undefined && typeof meta[key] !== 'string')
+        throw new MalformedReview(`request.${field}.metadata.${key} is not a string`);
     }
-    if (meta?.labels !== undefined && !isStringMap(meta.labels)) throw new MalformedReview(`request.${field}.metadata.labels must map strings to strings`);
+    if (meta?.labels !== undefined && !isStringMap(meta.labels))
+      throw new MalformedReview(`request.${field}.metadata.labels must map strings to strings`);
     const refs: unknown = meta?.ownerReferences;
-    if (refs !== undefined && !(Array.isArray(refs) && refs.every((r) => isObject(r) && typeof r.kind === 'string' && typeof r.name === 'string'))) {
-      throw new MalformedReview(`request.${field}.metadata.ownerReferences must be a list of references with a kind and a name`);
+    if (
+      refs !== undefined &&
+      !(
+        Array.isArray(refs) &&
+        refs.every((r) => isObject(r) && typeof r.kind === 'string' && typeof r.name === 'string')
+      )
+    ) {
+      throw new MalformedReview(
+        `request.${field}.metadata.ownerReferences must be a list of references with a kind and a name`,
+      );
     }
     // A workload's pod template carries the intent too; a non-string there would surface as a 500.
     const template = (o as KubeObject | null | undefined)?.spec?.template?.metadata?.annotations;
@@ -108,10 +130,14 @@ export function decodeReview(body: unknown): AdmissionRequest {
     throw new MalformedReview(`request.object is missing for ${req.operation}`);
   }
   for (const field of ['namespace', 'name', 'subResource'] as const) {
-    if (req[field] !== undefined && typeof req[field] !== 'string') throw new MalformedReview(`request.${field} is not a string`);
+    if (req[field] !== undefined && typeof req[field] !== 'string')
+      throw new MalformedReview(`request.${field} is not a string`);
   }
   const resource = req.resource as Record<string, unknown> | undefined;
-  if (resource !== undefined && (!isObject(resource) || ['group', 'version', 'resource'].some((k) => typeof resource[k] !== 'string'))) {
+  if (
+    resource !== undefined &&
+    (!isObject(resource) || ['group', 'version', 'resource'].some((k) => typeof resource[k] !== 'string'))
+  ) {
     throw new MalformedReview('request.resource must have group, version and resource');
   }
   return req as unknown as AdmissionRequest;
@@ -122,5 +148,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
 }
 
 function isStringMap(v: unknown): v is Record<string, string> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v) && Object.values(v).every((x) => typeof x === 'string');
+  return (
+    v !== null && typeof v === 'object' && !Array.isArray(v) && Object.values(v).every((x) => typeof x === 'string')
+  );
 }

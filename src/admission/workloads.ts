@@ -43,7 +43,9 @@ export async function admitWorkload(req: AdmissionRequest, deps: AdmissionDeps, 
   };
   const warnings: string[] = [];
   if (hasIntentKeys(obj.metadata?.annotations)) {
-    warnings.push(`netpin: the netpin.io/ annotations on the ${w.kind}'s own metadata are ignored; put them under spec.template.metadata.annotations`);
+    warnings.push(
+      `netpin: the netpin.io/ annotations on the ${w.kind}'s own metadata are ignored; put them under spec.template.metadata.annotations`,
+    );
   }
   if (reserve && !req.dryRun) deps.cluster.rememberWorkload?.(w.kind, w.namespace, w.name, w);
   return admit(w, req, deps, reserve, warnings);
@@ -59,7 +61,8 @@ export async function admitScale(req: AdmissionRequest, deps: AdmissionDeps, res
   const namespace = req.namespace ?? 'default';
   const name = req.name ?? req.object?.metadata?.name ?? '';
   const kind: WorkloadKind = req.resource?.resource === 'statefulsets' ? 'StatefulSet' : 'Deployment';
-  const info = kind === 'StatefulSet' ? deps.cluster.statefulSet(namespace, name) : await deps.cluster.deployment(namespace, name);
+  const info =
+    kind === 'StatefulSet' ? deps.cluster.statefulSet(namespace, name) : await deps.cluster.deployment(namespace, name);
   const replicas = req.object?.spec?.replicas;
   if (!info || typeof replicas !== 'number') return allowed();
   const w: Workload = { ...info, replicas, kind, namespace, name };
@@ -67,12 +70,23 @@ export async function admitScale(req: AdmissionRequest, deps: AdmissionDeps, res
   return admit(w, req, deps, reserve, []);
 }
 
-async function admit(w: Workload, req: AdmissionRequest, deps: AdmissionDeps, reserve: boolean, warnings: string[]): Promise<Verdict> {
+async function admit(
+  w: Workload,
+  req: AdmissionRequest,
+  deps: AdmissionDeps,
+  reserve: boolean,
+  warnings: string[],
+): Promise<Verdict> {
   const shape: WorkloadShape = { kind: w.kind, replicas: w.replicas, statefulSet: w.kind === 'StatefulSet' };
   // Every check a pod of this template would get at CREATE, so that the controller never loops on refusals.
   const { checked, problems } = await preflight(w.templateAnnotations, shape, w.namespace, deps);
   if (checked) problems.push(...replicaProblems(w, checked.intent));
-  if (checked && w.kind === 'StatefulSet' && w.replicas > MAX_RESERVED_ORDINALS && deps.dialect.pinsAddresses(checked.intent, shape)) {
+  if (
+    checked &&
+    w.kind === 'StatefulSet' &&
+    w.replicas > MAX_RESERVED_ORDINALS &&
+    deps.dialect.pinsAddresses(checked.intent, shape)
+  ) {
     problems.push({
       key: checked.intent.ips ? KEYS.ips : checked.intent.ip ? KEYS.ip : KEYS.pool,
       message: `StatefulSet ${w.name} has ${w.replicas} replicas, and netpin reserves an address for ${MAX_RESERVED_ORDINALS} ordinals at most`,
@@ -101,15 +115,19 @@ function replicaProblems(w: Workload, intent: Intent): Problem[] {
     problems.push({
       key: KEYS.ip,
       message: `one fixed address cannot serve ${w.replicas} replicas: every replica after the first would wait in ContainerCreating`,
-      fix: w.kind === 'StatefulSet' ? 'list one address per ordinal in netpin.io/ips, or use netpin.io/pool' : 'use netpin.io/pool or netpin.io/ips, or set replicas: 1',
+      fix:
+        w.kind === 'StatefulSet'
+          ? 'list one address per ordinal in netpin.io/ips, or use netpin.io/pool'
+          : 'use netpin.io/pool or netpin.io/ips, or set replicas: 1',
     });
   }
   if (intent.ips && intent.ips.length < w.replicas) {
     problems.push({
       key: KEYS.ips,
-      message: w.kind === 'StatefulSet'
-        ? `has ${intent.ips.length} entries, but ordinals ${w.ordinalsStart}..${w.ordinalsStart + w.replicas - 1} need ${w.replicas} (entry 1 goes to ordinal ${w.ordinalsStart})`
-        : `has ${intent.ips.length} entries for ${w.replicas} replicas`,
+      message:
+        w.kind === 'StatefulSet'
+          ? `has ${intent.ips.length} entries, but ordinals ${w.ordinalsStart}..${w.ordinalsStart + w.replicas - 1} need ${w.replicas} (entry 1 goes to ordinal ${w.ordinalsStart})`
+          : `has ${intent.ips.length} entries for ${w.replicas} replicas`,
       fix: `list at least ${w.replicas} entries, or lower replicas to ${intent.ips.length}`,
     });
   }
@@ -119,7 +137,11 @@ function replicaProblems(w: Workload, intent: Intent): Problem[] {
   const surge = surgeOf(w.maxSurge, w.replicas);
   const fix = 'set spec.strategy.type: Recreate, or spec.strategy.rollingUpdate.maxSurge: 0 with maxUnavailable: 1';
   if (intent.ip && surge > 0) {
-    problems.push({ key: KEYS.ip, message: `a rolling update (maxSurge ${w.maxSurge}) would start the new pod while the old one holds ${formatDual(intent.ip)}, so the new pod would be refused and the rollout would never finish`, fix });
+    problems.push({
+      key: KEYS.ip,
+      message: `a rolling update (maxSurge ${w.maxSurge}) would start the new pod while the old one holds ${formatDual(intent.ip)}, so the new pod would be refused and the rollout would never finish`,
+      fix,
+    });
   } else if (intent.ips && intent.ips.length < w.replicas + surge) {
     problems.push({
       key: KEYS.ips,
@@ -138,7 +160,12 @@ function surgeOf(maxSurge: number | string, replicas: number): number {
 }
 
 async function reserveOrdinals(w: Workload, intent: Intent, plan: Plan, deps: AdmissionDeps) {
-  const owners: Owner[] = Array.from({ length: w.replicas }, (_, k) => ({ kind: 'StatefulSet', namespace: w.namespace, name: w.name, ordinal: w.ordinalsStart + k }));
+  const owners: Owner[] = Array.from({ length: w.replicas }, (_, k) => ({
+    kind: 'StatefulSet',
+    namespace: w.namespace,
+    name: w.name,
+    ordinal: w.ordinalsStart + k,
+  }));
   const namespaceLabels = deps.cluster.namespaceLabels(w.namespace);
   const requests: AllocationRequest[] = owners.map((owner, k) => ({
     intent,
@@ -152,7 +179,9 @@ async function reserveOrdinals(w: Workload, intent: Intent, plan: Plan, deps: Ad
   // Ordinal k gets the k-th free address because the allocations start in ordinal order with no
   // await in between (the Ledger's ordering rule). A release would be such an await, so what the
   // intent no longer allows is given back first.
-  await Promise.all(requests.flatMap((r) => deps.allocator.staleClaims(r)).map((c) => deps.allocator.ledger.release(c)));
+  await Promise.all(
+    requests.flatMap((r) => deps.allocator.staleClaims(r)).map((c) => deps.allocator.ledger.release(c)),
+  );
   const results = await Promise.allSettled(requests.map((r) => deps.allocator.allocate(r)));
   const done = results.flatMap((r) => (r.status === 'fulfilled' && r.value.ok ? [r.value] : []));
   const failed = results.findIndex((r) => r.status === 'rejected' || !r.value.ok);
@@ -162,7 +191,12 @@ async function reserveOrdinals(w: Workload, intent: Intent, plan: Plan, deps: Ad
     const r = results[failed]!;
     if (r.status === 'rejected') throw r.reason;
     const problems = r.value.ok ? [] : r.value.problems;
-    return { problems: problems.map((p): Problem => ({ ...p, message: `${w.name}-${w.ordinalsStart + failed}: ${p.message}` })) };
+    return {
+      problems: problems.map((p): Problem => ({
+        ...p,
+        message: `${w.name}-${w.ordinalsStart + failed}: ${p.message}`,
+      })),
+    };
   }
   const summary = done.map((r, k) => `${w.name}-${w.ordinalsStart + k}=${formatDual(r.allocation.addresses)}`);
   const shown = summary.length > 6 ? [...summary.slice(0, 3), '…', ...summary.slice(-2)] : summary;
@@ -172,7 +206,13 @@ async function reserveOrdinals(w: Workload, intent: Intent, plan: Plan, deps: Ad
 /** On the StatefulSet; one being created does not exist yet, so its event waits for it and its uid. */
 function recordReservation(req: AdmissionRequest, w: Workload, note: string, deps: AdmissionDeps): void {
   // UPDATE and scale: the StatefulSet (or its Scale, which carries its uid) as stored.
-  const regarding = { apiVersion: 'apps/v1', kind: 'StatefulSet', namespace: w.namespace, name: w.name, uid: req.oldObject?.metadata?.uid };
+  const regarding = {
+    apiVersion: 'apps/v1',
+    kind: 'StatefulSet',
+    namespace: w.namespace,
+    name: w.name,
+    uid: req.oldObject?.metadata?.uid,
+  };
   const event: EventNotice = { regarding, type: 'Normal', reason: 'Reserved', action: 'Reserve', note };
   if (req.operation === 'CREATE') deps.events?.recordWhenCreated(event);
   else deps.events?.record(event);

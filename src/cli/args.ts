@@ -37,7 +37,19 @@ export const DOCTOR_USAGE = `usage: netpin doctor [--kubeconfig <file>] [--cni <
 /** Every command's usage, as `netpin` without a command prints it. */
 export const USAGE = [SERVE_USAGE, PREVIEW_USAGE, STATUS_USAGE, DOCTOR_USAGE].join('\n');
 
-const FLAGS = ['cni', 'pools', 'listen', 'cert-dir', 'ledger', 'kubeconfig', 'tls-hosts', 'claim-grace', 'lease-namespace', 'log-level', 'egress-excluded-cidrs'] as const;
+const FLAGS = [
+  'cni',
+  'pools',
+  'listen',
+  'cert-dir',
+  'ledger',
+  'kubeconfig',
+  'tls-hosts',
+  'claim-grace',
+  'lease-namespace',
+  'log-level',
+  'egress-excluded-cidrs',
+] as const;
 
 /** Reads `--flag value` and `--flag=value` pairs, each flag one of `known`; throws UsageError with a one-line reason. */
 export function parseFlags<F extends string>(argv: string[], known: readonly F[]): Map<F, string> {
@@ -48,7 +60,8 @@ export function parseFlags<F extends string>(argv: string[], known: readonly F[]
     const [name, inline] = arg.slice(2).split(/=(.*)/s, 2) as [string, string | undefined];
     if (!(known as readonly string[]).includes(name)) throw new UsageError(`unknown flag --${name}`);
     const value = inline ?? argv[++i];
-    if (value === undefined || (value.startsWith('--') && inline === undefined)) throw new UsageError(`--${name} needs a value`);
+    if (value === undefined || (value.startsWith('--') && inline === undefined))
+      throw new UsageError(`--${name} needs a value`);
     values.set(name as F, value);
   }
   return values;
@@ -57,7 +70,8 @@ export function parseFlags<F extends string>(argv: string[], known: readonly F[]
 /** The value of --cni, which every command needs; throws UsageError when it is missing or unknown. */
 export function cniFlag(cni: string | undefined): CniName {
   if (!cni) throw new UsageError('--cni is required');
-  if (!(CNI_NAMES as readonly string[]).includes(cni)) throw new UsageError(`--cni must be one of ${CNI_NAMES.join(', ')}, not "${cni}"`);
+  if (!(CNI_NAMES as readonly string[]).includes(cni))
+    throw new UsageError(`--cni must be one of ${CNI_NAMES.join(', ')}, not "${cni}"`);
   return cni as CniName;
 }
 
@@ -68,7 +82,8 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
 
   // Inside a cluster the ledger belongs in the API server; outside, memory unless told otherwise.
   const ledger = values.get('ledger') ?? (env.KUBERNETES_SERVICE_HOST ? 'kube' : 'memory');
-  if (ledger !== 'memory' && ledger !== 'kube') throw new UsageError(`--ledger must be memory or kube, not "${ledger}"`);
+  if (ledger !== 'memory' && ledger !== 'kube')
+    throw new UsageError(`--ledger must be memory or kube, not "${ledger}"`);
   if (ledger === 'memory' && !values.get('pools')) throw new UsageError('--ledger memory needs --pools <file.yaml>');
 
   const listen = values.get('listen') ?? '0.0.0.0:8443';
@@ -76,9 +91,13 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
   const port = m ? Number(m[3]) : NaN;
   if (!m || port > 65535) throw new UsageError(`--listen must be host:port, not "${listen}"`);
 
-  const excluded = (values.get('egress-excluded-cidrs') ?? '').split(',').map((c) => c.trim()).filter(Boolean);
+  const excluded = (values.get('egress-excluded-cidrs') ?? '')
+    .split(',')
+    .map((c) => c.trim())
+    .filter(Boolean);
   const badCidr = excluded.find((c) => typeof parseRange(c, false) === 'string' || !c.includes('/'));
-  if (badCidr !== undefined) throw new UsageError(`--egress-excluded-cidrs takes networks such as 10.0.0.0/8, not "${badCidr}"`);
+  if (badCidr !== undefined)
+    throw new UsageError(`--egress-excluded-cidrs takes networks such as 10.0.0.0/8, not "${badCidr}"`);
 
   const grace = Number(values.get('claim-grace') ?? '30');
   if (!Number.isFinite(grace) || grace < 0) throw new UsageError('--claim-grace must be a number of seconds');
@@ -91,7 +110,11 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     certDir: values.get('cert-dir') ?? '.certs',
     ledger,
     kubeconfig: values.get('kubeconfig'),
-    hosts: values.get('tls-hosts')?.split(',').map((s) => s.trim()).filter(Boolean),
+    hosts: values
+      .get('tls-hosts')
+      ?.split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
     claimGraceSeconds: grace,
     leaseNamespace: values.get('lease-namespace') ?? env.POD_NAMESPACE ?? 'default',
     logLevel: values.get('log-level') ?? env.NETPIN_LOG_LEVEL ?? 'info',

@@ -26,7 +26,16 @@ export async function memoryBackend(opts: ServeOptions, log: Logger): Promise<Ba
   const ledger = new MemoryLedger(file.pools);
   const cluster = new StaticClusterView();
   for (const [name, labels] of file.namespaces) cluster.setNamespace(name, labels);
-  log.info({ pools: file.pools.map((p) => p.name), namespaces: [...file.namespaces.keys()] }, 'in-memory ledger: claims last as long as this process');
-  const deps: AdmissionDeps = { dialect: dialectFor(opts.cni), allocator: new Allocator(ledger), cluster, releaseOnDelete: true, log };
+  log.info(
+    { pools: file.pools.map((p) => p.name), namespaces: [...file.namespaces.keys()] },
+    'in-memory ledger: claims last as long as this process',
+  );
+  const deps: AdmissionDeps = {
+    dialect: dialectFor(opts.cni),
+    allocator: new Allocator(ledger),
+    cluster,
+    releaseOnDelete: true,
+    log,
+  };
   return { deps, ledger, readiness: () => [], stop: async () => {} };
 }

@@ -1,5 +1,12 @@
 // Read-only access to the cluster for the operator's commands (status, doctor).
-import { AdmissionregistrationV1Api, AppsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import {
+  AdmissionregistrationV1Api,
+  AppsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  type V1Pod,
+} from '@kubernetes/client-node';
 import { describeApiError, GROUP, VERSION } from '../cluster/kube.js';
 import { toClaim, type IPClaimObject } from '../cluster/kube-ledger.js';
 import type { Claim } from '../ipam/claim.js';
@@ -50,7 +57,9 @@ export interface PoolList {
 
 /** netpin's IPPools, compiled as the webhook compiles them. */
 export async function readPools(custom: CustomObjectsApi): Promise<PoolList> {
-  const list = await reading('IPPools', () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'ippools' }));
+  const list = await reading('IPPools', () =>
+    custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'ippools' }),
+  );
   const out: PoolList = { pools: [], malformed: [] };
   for (const obj of (list as { items: IPPoolObject[] }).items) {
     try {
@@ -65,7 +74,9 @@ export async function readPools(custom: CustomObjectsApi): Promise<PoolList> {
 }
 
 export async function readClaims(custom: CustomObjectsApi): Promise<Claim[]> {
-  const list = await reading('IPClaims', () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'ipclaims' }));
+  const list = await reading('IPClaims', () =>
+    custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'ipclaims' }),
+  );
   return (list as { items: IPClaimObject[] }).items.flatMap((obj) => toClaim(obj) ?? []);
 }
 

@@ -92,7 +92,8 @@ function unreadConfigMap(unread: Unread, where: string, unchecked: string, insta
 
 /** The ranges of `pool` that lie in none of `outer` (each must lie inside one). */
 function uncovered(pool: Pool, outer: readonly AddressRange[]): AddressRange[] {
-  const inside = (r: AddressRange) => outer.some((o) => o.family === r.family && o.first <= r.first && r.last <= o.last);
+  const inside = (r: AddressRange) =>
+    outer.some((o) => o.family === r.family && o.first <= r.first && r.last <= o.last);
   return pool.families.flatMap((f) => pool.ranges[f]).filter((r) => !inside(r));
 }
 
@@ -133,16 +134,22 @@ async function foreignAddresses(inputs: Inputs, fix: (pod: RunningPod, pool: Poo
       const claim = byIp.get(ip.toString());
       if (claim && givenTo(claim.owner, pod)) continue;
       const holder = claim ? `which netpin gave to ${describeOwner(claim.owner)}` : 'and netpin holds no IPClaim on it';
-      checks.push(fail(
-        `pod ${pod.namespace}/${pod.name} uses ${ip.toString()} (status.podIPs) of netpin IPPool ${pool.name}, ${holder}: ` +
-          'a pod netpin pins to it would find it taken',
-        fix(pod, pool),
-      ));
+      checks.push(
+        fail(
+          `pod ${pod.namespace}/${pod.name} uses ${ip.toString()} (status.podIPs) of netpin IPPool ${pool.name}, ${holder}: ` +
+            'a pod netpin pins to it would find it taken',
+          fix(pod, pool),
+        ),
+      );
     }
   }
   if (checks.length > 0) return checks;
-  return [ok('no running pod uses an address of a netpin IPPool that netpin did not give it ' +
-    '(status.podIPs of every pod, against the IPClaims)')];
+  return [
+    ok(
+      'no running pod uses an address of a netpin IPPool that netpin did not give it ' +
+        '(status.podIPs of every pod, against the IPClaims)',
+    ),
+  ];
 }
 
 // ---------------------------------------------------------------------------
@@ -157,10 +164,12 @@ async function calicoChecks(inputs: Inputs): Promise<Check[]> {
   const checks = podPools(inputs.pools).flatMap((pool) => {
     const { problems, warnings } = calico.checkPool(pool, native);
     if (problems.length === 0 && warnings.length === 0) {
-      return [ok(
-        `IPPool ${pool.name}: ${describeRanges(pool)} lies in Calico IPPools (crd.projectcalico.org/v1) that are enabled ` +
-          '(spec.disabled), take workloads (spec.allowedUses) and never assign by themselves (spec.assignmentMode or spec.nodeSelector)',
-      )];
+      return [
+        ok(
+          `IPPool ${pool.name}: ${describeRanges(pool)} lies in Calico IPPools (crd.projectcalico.org/v1) that are enabled ` +
+            '(spec.disabled), take workloads (spec.allowedUses) and never assign by themselves (spec.assignmentMode or spec.nodeSelector)',
+        ),
+      ];
     }
     return [
       ...problems.map((p) => fail(`IPPool ${pool.name} (${p.key}): ${p.message}`, p.fix)),
@@ -169,14 +178,21 @@ async function calicoChecks(inputs: Inputs): Promise<Check[]> {
   });
   const egress = egressPools(inputs.pools);
   if (egress.length > 0) {
-    checks.push(warn(
-      `IPPool ${names(egress)}: an egress pool, and Calico (open source) has no per-pod egress IP, ` +
-        'so netpin refuses netpin.io/egress-pool and egress-ip on Calico',
-    ));
+    checks.push(
+      warn(
+        `IPPool ${names(egress)}: an egress pool, and Calico (open source) has no per-pod egress IP, ` +
+          'so netpin refuses netpin.io/egress-pool and egress-ip on Calico',
+      ),
+    );
   }
-  checks.push(...(await foreignAddresses(inputs, (pod, pool) =>
-    `make the Calico IPPool over ${describeRanges(pool)} never assign by itself (${MANUAL}), ` +
-    `then delete pod ${pod.namespace}/${pod.name} so that Calico gives it an address elsewhere`)));
+  checks.push(
+    ...(await foreignAddresses(
+      inputs,
+      (pod, pool) =>
+        `make the Calico IPPool over ${describeRanges(pool)} never assign by itself (${MANUAL}), ` +
+        `then delete pod ${pod.namespace}/${pod.name} so that Calico gives it an address elsewhere`,
+    )),
+  );
   return checks;
 }
 
@@ -199,13 +215,25 @@ function readSubnet(obj: unknown): Subnet {
 
 async function kubeOvnChecks(inputs: Inputs): Promise<Check[]> {
   const listed = await inputs.source.list(SUBNETS);
-  const checks = listed instanceof Unread
-    ? [unreadList(listed, 'Kube-OVN Subnets (kubeovn.io/v1)', "that the Subnets netpin's IPPools name exist and hold them",
-      'install Kube-OVN')]
-    : podPools(inputs.pools).map((pool) => subnetCheck(pool, listed.map(readSubnet)));
-  checks.push(...(await foreignAddresses(inputs, (pod, pool) =>
-    `keep Kube-OVN from assigning ${describeRanges(pool)} by itself (see docs/cni-contract.md, Kube-OVN), ` +
-    `then delete pod ${pod.namespace}/${pod.name} so that it gets an address elsewhere`)));
+  const checks =
+    listed instanceof Unread
+      ? [
+          unreadList(
+            listed,
+            'Kube-OVN Subnets (kubeovn.io/v1)',
+            "that the Subnets netpin's IPPools name exist and hold them",
+            'install Kube-OVN',
+          ),
+        ]
+      : podPools(inputs.pools).map((pool) => subnetCheck(pool, listed.map(readSubnet)));
+  checks.push(
+    ...(await foreignAddresses(
+      inputs,
+      (pod, pool) =>
+        `keep Kube-OVN from assigning ${describeRanges(pool)} by itself (see docs/cni-contract.md, Kube-OVN), ` +
+        `then delete pod ${pod.namespace}/${pod.name} so that it gets an address elsewhere`,
+    )),
+  );
   return checks;
 }
 
@@ -217,16 +245,16 @@ function subnetCheck(pool: Pool, subnets: Subnet[]): Check {
     const home = subnets.find((s) => uncovered(pool, s.cidrs).length === 0);
     return home
       ? warn(
-        `IPPool ${pool.name} names no Kube-OVN Subnet (spec.cni.kubeOvn.subnet), so its pods stay in their namespace's Subnet, ` +
-          `where Kube-OVN looks for their addresses; Subnet ${home.name} holds ${where}`,
-        `set spec.cni.kubeOvn.subnet: ${home.name} on IPPool ${pool.name}`,
-      )
+          `IPPool ${pool.name} names no Kube-OVN Subnet (spec.cni.kubeOvn.subnet), so its pods stay in their namespace's Subnet, ` +
+            `where Kube-OVN looks for their addresses; Subnet ${home.name} holds ${where}`,
+          `set spec.cni.kubeOvn.subnet: ${home.name} on IPPool ${pool.name}`,
+        )
       : fail(
-        `IPPool ${pool.name}: no Kube-OVN Subnet's spec.cidrBlock holds ${where}, ` +
-          "and Kube-OVN gives a pinned address only from its pod's Subnet",
-        `create a Subnet (kubeovn.io/v1) whose spec.cidrBlock holds ${where}, ` +
-          `and name it in spec.cni.kubeOvn.subnet of IPPool ${pool.name}`,
-      );
+          `IPPool ${pool.name}: no Kube-OVN Subnet's spec.cidrBlock holds ${where}, ` +
+            "and Kube-OVN gives a pinned address only from its pod's Subnet",
+          `create a Subnet (kubeovn.io/v1) whose spec.cidrBlock holds ${where}, ` +
+            `and name it in spec.cni.kubeOvn.subnet of IPPool ${pool.name}`,
+        );
   }
   const subnet = subnets.find((s) => s.name === named);
   if (!subnet) {
@@ -243,7 +271,9 @@ function subnetCheck(pool: Pool, subnets: Subnet[]): Check {
       `name a Subnet whose spec.cidrBlock holds ${where} in spec.cni.kubeOvn.subnet, or move IPPool ${pool.name} into ${subnet.cidrBlock}`,
     );
   }
-  return ok(`IPPool ${pool.name}: Kube-OVN Subnet ${named} exists and its spec.cidrBlock ${subnet.cidrBlock} holds ${where}`);
+  return ok(
+    `IPPool ${pool.name}: Kube-OVN Subnet ${named} exists and its spec.cidrBlock ${subnet.cidrBlock} holds ${where}`,
+  );
 }
 
 // ---------------------------------------------------------------------------
@@ -251,7 +281,11 @@ function subnetCheck(pool: Pool, subnets: Subnet[]): Check {
 
 const ANTREA_CONFIG = 'ConfigMap kube-system/antrea-config';
 // IPPool is served at v1beta1 from Antrea 2.0, at v1alpha2 before.
-const ANTREA_POOLS: Resource[] = ['v1beta1', 'v1alpha2'].map((version) => ({ group: 'crd.antrea.io', version, plural: 'ippools' }));
+const ANTREA_POOLS: Resource[] = ['v1beta1', 'v1alpha2'].map((version) => ({
+  group: 'crd.antrea.io',
+  version,
+  plural: 'ippools',
+}));
 
 /** antrea-agent.conf or antrea-controller.conf, parsed; a string says why it could not be. */
 type AntreaConf = Record<string, unknown> | string;
@@ -270,18 +304,35 @@ async function antreaChecks(inputs: Inputs): Promise<Check[]> {
   const pinned = podPools(inputs.pools);
   // Egress pools need neither flexible IPAM nor Antrea IPPools.
   if (pinned.length === 0) {
-    return [ok('no netpin IPPool gives pod addresses, so Antrea needs neither the AntreaIPAM feature gate nor Antrea IPPools')];
+    return [
+      ok(
+        'no netpin IPPool gives pod addresses, so Antrea needs neither the AntreaIPAM feature gate nor Antrea IPPools',
+      ),
+    ];
   }
   const config = await inputs.source.configMap('kube-system', 'antrea-config');
-  const checks = config instanceof Unread
-    ? [unreadConfigMap(config, ANTREA_CONFIG, 'the AntreaIPAM feature gate and enableBridgingMode',
-      'install Antrea with its manifest or Helm chart, which write it')]
-    : antreaConfigChecks(config);
+  const checks =
+    config instanceof Unread
+      ? [
+          unreadConfigMap(
+            config,
+            ANTREA_CONFIG,
+            'the AntreaIPAM feature gate and enableBridgingMode',
+            'install Antrea with its manifest or Helm chart, which write it',
+          ),
+        ]
+      : antreaConfigChecks(config);
   let listed = await inputs.source.list(ANTREA_POOLS[0]!);
   if (listed instanceof Unread && listed.missing) listed = await inputs.source.list(ANTREA_POOLS[1]!);
   if (listed instanceof Unread) {
-    checks.push(unreadList(listed, 'Antrea IPPools (crd.antrea.io)', "that the Antrea IPPools netpin's IPPools name exist and hold them",
-      'install Antrea'));
+    checks.push(
+      unreadList(
+        listed,
+        'Antrea IPPools (crd.antrea.io)',
+        "that the Antrea IPPools netpin's IPPools name exist and hold them",
+        'install Antrea',
+      ),
+    );
   } else {
     checks.push(...pinned.map((pool) => antreaPoolCheck(pool, listed.map(readAntreaPool))));
   }
@@ -303,10 +354,12 @@ function antreaConfigChecks(config: Record<string, string>): Check[] {
 
 function gateCheck(component: 'antrea-controller' | 'antrea-agent', conf: AntreaConf): Check {
   const file = `${component}.conf in ${ANTREA_CONFIG}`;
-  if (typeof conf === 'string') return warn(`${conf}: not checked that ${component} turns on the AntreaIPAM feature gate`);
+  if (typeof conf === 'string')
+    return warn(`${conf}: not checked that ${component} turns on the AntreaIPAM feature gate`);
   const gates = (conf.featureGates ?? {}) as Record<string, unknown>;
   // AntreaIPAM is alpha: AllAlpha turns it on unless it is set itself (pkg/features/antrea_features.go).
-  if ((gates.AntreaIPAM ?? gates.AllAlpha) === true) return ok(`${file} turns on the AntreaIPAM feature gate (featureGates.AntreaIPAM)`);
+  if ((gates.AntreaIPAM ?? gates.AllAlpha) === true)
+    return ok(`${file} turns on the AntreaIPAM feature gate (featureGates.AntreaIPAM)`);
   return fail(
     `${file} leaves the AntreaIPAM feature gate off (featureGates.AntreaIPAM), ` +
       "and Antrea's IPPools need it on in both antrea-controller and antrea-agent",
@@ -343,7 +396,8 @@ interface AntreaPool {
 }
 
 function readAntreaPool(obj: unknown): AntreaPool {
-  const ranges = (obj as { spec?: { ipRanges?: Array<{ cidr?: string; start?: string; end?: string }> } }).spec?.ipRanges ?? [];
+  const ranges =
+    (obj as { spec?: { ipRanges?: Array<{ cidr?: string; start?: string; end?: string }> } }).spec?.ipRanges ?? [];
   return { name: nameOf(obj), ranges: parsedRanges(ranges.map((r) => r.cidr ?? `${r.start}-${r.end}`)) };
 }
 
@@ -393,7 +447,14 @@ async function ciliumChecks(inputs: Inputs): Promise<Check[]> {
       ...(pinned.length > 0 ? ['the IPAM mode (ipam)'] : []),
       ...(egress.length > 0 ? ['the egress gateway (enable-egress-gateway)'] : []),
     ];
-    checks.push(unreadConfigMap(config, CILIUM_CONFIG, unchecked.join(' and '), 'install Cilium with its Helm chart, which writes it'));
+    checks.push(
+      unreadConfigMap(
+        config,
+        CILIUM_CONFIG,
+        unchecked.join(' and '),
+        'install Cilium with its Helm chart, which writes it',
+      ),
+    );
   } else {
     if (pinned.length > 0) checks.push(ipamModeCheck(config));
     if (egress.length > 0) checks.push(egressGatewayCheck(config, egress));
@@ -401,8 +462,14 @@ async function ciliumChecks(inputs: Inputs): Promise<Check[]> {
   if (pinned.length > 0) {
     const listed = await inputs.source.list(CILIUM_POOLS);
     if (listed instanceof Unread) {
-      checks.push(unreadList(listed, 'CiliumPodIPPools (cilium.io/v2alpha1)', "that the CiliumPodIPPools netpin's IPPools name exist",
-        'install Cilium with ipam.mode=multi-pool'));
+      checks.push(
+        unreadList(
+          listed,
+          'CiliumPodIPPools (cilium.io/v2alpha1)',
+          "that the CiliumPodIPPools netpin's IPPools name exist",
+          'install Cilium with ipam.mode=multi-pool',
+        ),
+      );
     } else {
       const existing = new Set(listed.map(nameOf));
       checks.push(...pinned.map((pool) => ciliumPoolCheck(pool, existing)));
@@ -414,7 +481,8 @@ async function ciliumChecks(inputs: Inputs): Promise<Check[]> {
 /** Cilium reads the pool annotations in multi-pool IPAM only; its default is cluster-pool (daemon/cmd/daemon_main.go). */
 function ipamModeCheck(config: Record<string, string>): Check {
   const mode = config.ipam ?? 'cluster-pool';
-  if (mode === 'multi-pool') return ok(`${CILIUM_CONFIG} sets ipam: multi-pool, the mode in which Cilium reads ipam.cilium.io/ip-pool`);
+  if (mode === 'multi-pool')
+    return ok(`${CILIUM_CONFIG} sets ipam: multi-pool, the mode in which Cilium reads ipam.cilium.io/ip-pool`);
   return fail(
     `${CILIUM_CONFIG} sets ipam: ${mode}${config.ipam === undefined ? ' (the default)' : ''}, ` +
       'and Cilium reads ipam.cilium.io/ip-pool only with ipam: multi-pool',
@@ -429,9 +497,12 @@ function ipamModeCheck(config: Record<string, string>): Check {
  */
 function egressGatewayCheck(config: Record<string, string>, egress: readonly Pool[]): Check {
   if (config['enable-egress-gateway'] === 'true') {
-    return ok(`${CILIUM_CONFIG} sets enable-egress-gateway: "true", so Cilium applies the CiliumEgressGatewayPolicies netpin keeps`);
+    return ok(
+      `${CILIUM_CONFIG} sets enable-egress-gateway: "true", so Cilium applies the CiliumEgressGatewayPolicies netpin keeps`,
+    );
   }
-  const fix = 'set egressGateway.enabled=true in Cilium\'s Helm values (enable-egress-gateway: "true" in cilium-config) ' +
+  const fix =
+    'set egressGateway.enabled=true in Cilium\'s Helm values (enable-egress-gateway: "true" in cilium-config) ' +
     'and restart cilium-agent and cilium-operator';
   if (config['enable-ipv4-egress-gateway'] === 'true') {
     return warn(

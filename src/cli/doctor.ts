@@ -6,7 +6,14 @@ import { dialectFor } from '../cni/index.js';
 import { describeApiError, statusOf } from '../cluster/kube.js';
 import { isLive } from '../cluster/pod-tracker.js';
 import { parseFlags, UsageError } from './args.js';
-import { clusterClients, operatorKubeConfig, readClaims, readPods, readPools, type ClusterClients } from './cluster-read.js';
+import {
+  clusterClients,
+  operatorKubeConfig,
+  readClaims,
+  readPods,
+  readPools,
+  type ClusterClients,
+} from './cluster-read.js';
 import { diagnose, formatCheck, Unread, type Check, type ClusterSource } from './doctor-checks.js';
 
 const FLAGS = ['kubeconfig', 'cni'] as const;
@@ -31,15 +38,21 @@ async function releaseCni(apps: AppsV1Api): Promise<{ cni: CniName; from: string
   try {
     const list = await apps.listDeploymentForAllNamespaces({ labelSelector: RELEASE_SELECTOR });
     found = list.items.flatMap((d) => {
-      const cni = (d.spec?.template.spec?.containers ?? []).map((c) => flagIn(c.args ?? [], '--cni')).find((v) => v !== undefined);
+      const cni = (d.spec?.template.spec?.containers ?? [])
+        .map((c) => flagIn(c.args ?? [], '--cni'))
+        .find((v) => v !== undefined);
       return cni === undefined ? [] : [{ cni, deployment: `${d.metadata?.namespace}/${d.metadata?.name}` }];
     });
   } catch (e) {
-    throw new UsageError(`--cni is required: netpin's Deployment could not be read to find it (${describeApiError(e)})`);
+    throw new UsageError(
+      `--cni is required: netpin's Deployment could not be read to find it (${describeApiError(e)})`,
+    );
   }
   const distinct = [...new Set(found.map((f) => f.cni))];
   if (distinct.length === 0) {
-    throw new UsageError(`--cni is required: no netpin Deployment (label ${RELEASE_SELECTOR}) was found to take it from`);
+    throw new UsageError(
+      `--cni is required: no netpin Deployment (label ${RELEASE_SELECTOR}) was found to take it from`,
+    );
   }
   if (distinct.length > 1) {
     const each = found.map((f) => `${f.deployment}: ${f.cni}`).join(', ');

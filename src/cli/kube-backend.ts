@@ -23,7 +23,10 @@ export async function kubeBackend(opts: ServeOptions, log: Logger): Promise<Back
   const events = new EventRecorder(kubeEventWriter(kc), { log });
   // Addresses pods use without a netpin claim are never handed out; an Allocated event waits for its pod.
   const observe = (key: string, pod: PodRecord | undefined) => {
-    ledger.index.observe(key, (pod?.addresses ?? []).map((a) => parseAddress(a)!));
+    ledger.index.observe(
+      key,
+      (pod?.addresses ?? []).map((a) => parseAddress(a)!),
+    );
     if (pod) events.observed({ kind: 'Pod', namespace: pod.namespace, name: pod.name, uid: pod.uid });
   };
   const view = new KubeClusterView(kc, dialect.addressKeys, observe, log);
@@ -33,8 +36,18 @@ export async function kubeBackend(opts: ServeOptions, log: Logger): Promise<Back
     events.observed({ kind: 'StatefulSet', namespace: m?.namespace ?? '', name: m?.name ?? '', uid: m?.uid ?? '' });
   });
   const elector = new LeaseElector(kc, { name: 'netpin-reconciler', namespace: opts.leaseNamespace }, log);
-  const egress = dialect.name === 'antrea' || dialect.name === 'cilium' ? new EgressController(kc, ledger, dialect.name, opts.egressExcludedCidrs, log) : undefined;
-  const reconciler = new Reconciler(kc, ledger, view, elector, { graceMs: opts.claimGraceSeconds * 1000, intervalMs: 5_000, addressKeys: dialect.addressKeys, egress, events }, log);
+  const egress =
+    dialect.name === 'antrea' || dialect.name === 'cilium'
+      ? new EgressController(kc, ledger, dialect.name, opts.egressExcludedCidrs, log)
+      : undefined;
+  const reconciler = new Reconciler(
+    kc,
+    ledger,
+    view,
+    elector,
+    { graceMs: opts.claimGraceSeconds * 1000, intervalMs: 5_000, addressKeys: dialect.addressKeys, egress, events },
+    log,
+  );
   const probe = new ApiServerProbe(kc, log);
   judgeApiServerBy(() => probe.lastAnsweredAt);
   elector.start();

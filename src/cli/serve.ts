@@ -20,9 +20,10 @@ export async function serve(opts: ServeOptions, log: Logger = pino({ level: opts
   const certificates = new CertificateSource(paths.cert, paths.key);
   certificates.start();
 
-  const backend = opts.ledger === 'kube'
-    ? await (await import('./kube-backend.js')).kubeBackend(opts, log)
-    : await memoryBackend(opts, log);
+  const backend =
+    opts.ledger === 'kube'
+      ? await (await import('./kube-backend.js')).kubeBackend(opts, log)
+      : await memoryBackend(opts, log);
   await backend.ledger.start();
 
   const { deps, readiness, instrument } = backend;

@@ -8,9 +8,25 @@ import type { Claim, Owner } from '../ipam/claim.js';
 import { ClaimIndex } from '../ipam/claim-index.js';
 import { poolAdmitsNamespace, poolContains, describeRanges, type Pool } from '../ipam/pool.js';
 import { matchesSelector, type LabelSelector } from '../ipam/selector.js';
-import { familyOf, formatRange, parseAddress, toBigInt, type Address, type AddressRange, type Family } from '../net/address.js';
+import {
+  familyOf,
+  formatRange,
+  parseAddress,
+  toBigInt,
+  type Address,
+  type AddressRange,
+  type Family,
+} from '../net/address.js';
 import { parseFlags } from './args.js';
-import { clusterClients, operatorKubeConfig, readClaims, readPods, readPools, reading, type ClusterClients } from './cluster-read.js';
+import {
+  clusterClients,
+  operatorKubeConfig,
+  readClaims,
+  readPods,
+  readPools,
+  reading,
+  type ClusterClients,
+} from './cluster-read.js';
 
 export interface NamespaceInfo {
   name: string;
@@ -41,7 +57,11 @@ function indexOf(input: StatusInput): ClaimIndex {
   const index = new ClaimIndex();
   for (const pool of input.pools) index.setPool(pool);
   for (const claim of input.claims) index.add(claim);
-  for (const pod of input.pods) index.observe(`${pod.namespace}/${pod.name}`, pod.addresses.flatMap((a) => parseAddress(a) ?? []));
+  for (const pod of input.pods)
+    index.observe(
+      `${pod.namespace}/${pod.name}`,
+      pod.addresses.flatMap((a) => parseAddress(a) ?? []),
+    );
   return index;
 }
 
@@ -55,7 +75,10 @@ export function servedNamespaces(input: StatusInput, pool: Pool): string[] {
 
 /** Whether a pool's namespaceSelector admits every namespace (absent or empty). */
 function selectsAll(selector: LabelSelector | undefined): boolean {
-  return !selector || (Object.keys(selector.matchLabels ?? {}).length === 0 && (selector.matchExpressions ?? []).length === 0);
+  return (
+    !selector ||
+    (Object.keys(selector.matchLabels ?? {}).length === 0 && (selector.matchExpressions ?? []).length === 0)
+  );
 }
 
 function describeNamespaces(input: StatusInput, pool: Pool, limit = Infinity): string {
@@ -78,16 +101,18 @@ function describeLargest(r: AddressRange | undefined): string {
 export function poolTable(input: StatusInput): string {
   const index = indexOf(input);
   const rows = input.pools.flatMap((pool) =>
-    index.usage(pool.name).map((u) => [
-      pool.name,
-      pool.egress ? 'egress' : 'pods',
-      familyName(u.family),
-      String(u.capacity),
-      String(u.allocated),
-      String(u.capacity - u.allocated),
-      describeLargest(index.largestFree(pool.name, u.family)),
-      describeNamespaces(input, pool, NAMESPACES_SHOWN),
-    ]),
+    index
+      .usage(pool.name)
+      .map((u) => [
+        pool.name,
+        pool.egress ? 'egress' : 'pods',
+        familyName(u.family),
+        String(u.capacity),
+        String(u.allocated),
+        String(u.capacity - u.allocated),
+        describeLargest(index.largestFree(pool.name, u.family)),
+        describeNamespaces(input, pool, NAMESPACES_SHOWN),
+      ]),
   );
   if (rows.length === 0) return 'No IPPool exists.';
   return table(['POOL', 'USE', 'FAMILY', 'SIZE', 'HELD', 'FREE', 'LARGEST FREE RANGE', 'NAMESPACES'], rows);
@@ -99,14 +124,26 @@ export function poolDetail(input: StatusInput, pool: Pool, now: number): string 
   const lines = [
     `IPPool ${pool.name} (${pool.egress ? 'egress addresses' : 'pod addresses'}): ${describeRanges(pool)}`,
     `Namespaces: ${describeNamespaces(input, pool)}`,
-    ...index.usage(pool.name).map((u) =>
-      `${familyName(u.family)}: ${u.capacity} addresses, ${u.allocated} held, ${u.capacity - u.allocated} free; ` +
-      `largest free range ${describeLargest(index.largestFree(pool.name, u.family))}`),
+    ...index
+      .usage(pool.name)
+      .map(
+        (u) =>
+          `${familyName(u.family)}: ${u.capacity} addresses, ${u.allocated} held, ${u.capacity - u.allocated} free; ` +
+          `largest free range ${describeLargest(index.largestFree(pool.name, u.family))}`,
+      ),
     '',
   ];
   const rows = holders(input, pool)
-    .sort((a, b) => (a.ip.family !== b.ip.family ? (a.ip.family === 'ipv4' ? -1 : 1) : a.ip.n < b.ip.n ? -1 : a.ip.n > b.ip.n ? 1 : 0))
-    .map((h) => [h.ip.text, h.owner, h.ordinal, h.since === undefined ? '-' : formatAge(now - h.since), h.podExists ? 'yes' : 'no']);
+    .sort((a, b) =>
+      a.ip.family !== b.ip.family ? (a.ip.family === 'ipv4' ? -1 : 1) : a.ip.n < b.ip.n ? -1 : a.ip.n > b.ip.n ? 1 : 0,
+    )
+    .map((h) => [
+      h.ip.text,
+      h.owner,
+      h.ordinal,
+      h.since === undefined ? '-' : formatAge(now - h.since),
+      h.podExists ? 'yes' : 'no',
+    ]);
   lines.push(rows.length === 0 ? 'No address is held.' : table(['ADDRESS', 'OWNER', 'ORDINAL', 'AGE', 'POD'], rows));
   return lines.join('\n');
 }
@@ -123,7 +160,8 @@ interface Holder {
 /** The pool's claims, and the addresses of it that pods use without a claim. */
 function holders(input: StatusInput, pool: Pool): Holder[] {
   const pods = new Map(input.pods.map((p) => [`${p.namespace}/${p.name}`, p]));
-  const inNamespace = (ns: string, uses: (p: PodRecord) => boolean) => input.pods.some((p) => p.namespace === ns && uses(p));
+  const inNamespace = (ns: string, uses: (p: PodRecord) => boolean) =>
+    input.pods.some((p) => p.namespace === ns && uses(p));
   const claimed = new Set<string>();
   const out: Holder[] = [];
   for (const c of input.claims.filter((x) => x.pool === pool.name)) {
@@ -131,18 +169,26 @@ function holders(input: StatusInput, pool: Pool): Holder[] {
     claimed.add(ip);
     const o = c.owner;
     const podExists =
-      o.kind === 'StatefulSet' ? pods.has(`${o.namespace}/${o.name}-${o.ordinal}`)
-      : o.kind === 'Egress' ? inNamespace(o.namespace, (p) => p.egress.includes(ip))
-      // A claim made before its pod had a name: the pod shows the address.
-      : o.name === '' ? inNamespace(o.namespace, (p) => p.addresses.includes(ip))
-      : pods.has(`${o.namespace}/${o.name}`);
+      o.kind === 'StatefulSet'
+        ? pods.has(`${o.namespace}/${o.name}-${o.ordinal}`)
+        : o.kind === 'Egress'
+          ? inNamespace(o.namespace, (p) => p.egress.includes(ip))
+          : // A claim made before its pod had a name: the pod shows the address.
+            o.name === ''
+            ? inNamespace(o.namespace, (p) => p.addresses.includes(ip))
+            : pods.has(`${o.namespace}/${o.name}`);
     out.push({ ip: addressKey(c.ip), owner: describeHolder(o), ordinal: ordinalOf(o), since: c.createdAt, podExists });
   }
   for (const pod of input.pods) {
     for (const text of pod.addresses) {
       const ip = parseAddress(text);
       if (!ip || claimed.has(ip.toString()) || !poolContains(pool, ip)) continue;
-      out.push({ ip: addressKey(ip), owner: `Pod/${pod.namespace}/${pod.name} (no claim)`, ordinal: '-', podExists: true });
+      out.push({
+        ip: addressKey(ip),
+        owner: `Pod/${pod.namespace}/${pod.name} (no claim)`,
+        ordinal: '-',
+        podExists: true,
+      });
     }
   }
   return out;
@@ -174,7 +220,9 @@ export function formatAge(ms: number): string {
 /** Columns padded to their widest cell, two spaces apart. */
 export function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  return [header, ...rows].map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')).join('\n');
+  return [header, ...rows]
+    .map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  '))
+    .join('\n');
 }
 
 /**
@@ -191,7 +239,10 @@ async function optInSelector(c: ClusterClients): Promise<{ selector: LabelSelect
   } catch (e) {
     why = `reading MutatingWebhookConfigurations: ${describeApiError(e)}`;
   }
-  return { selector: DEFAULT_OPT_IN, note: `Opted-in namespaces are taken to be those labelled netpin.io/enabled=true (${why}).` };
+  return {
+    selector: DEFAULT_OPT_IN,
+    note: `Opted-in namespaces are taken to be those labelled netpin.io/enabled=true (${why}).`,
+  };
 }
 
 function namespaceInfo(ns: V1Namespace): NamespaceInfo {
@@ -220,7 +271,10 @@ export async function runStatus(argv: string[]): Promise<number> {
   const name = flags.get('pool');
   if (name !== undefined) {
     const pool = input.pools.find((p) => p.name === name);
-    if (!pool) throw new Error(`no IPPool named "${name}"; the IPPools are: ${input.pools.map((p) => p.name).join(', ') || 'none'}`);
+    if (!pool)
+      throw new Error(
+        `no IPPool named "${name}"; the IPPools are: ${input.pools.map((p) => p.name).join(', ') || 'none'}`,
+      );
     console.log(poolDetail(input, pool, Date.now()));
   } else {
     console.log(poolTable(input));

@@ -52,15 +52,17 @@ export class ApiServerProbe {
   private async probe(): Promise<void> {
     let problem: string | undefined;
     try {
-      if (!(await this.health.readyz({ signal: AbortSignal.timeout(this.timeoutMs) }))) problem = 'API server: /readyz answers not ready';
+      if (!(await this.health.readyz({ signal: AbortSignal.timeout(this.timeoutMs) })))
+        problem = 'API server: /readyz answers not ready';
       else this.lastAnsweredAt = performance.now();
     } catch (e) {
       // client-node wraps undici's error, which wraps the socket's: the innermost one says what happened.
       let cause = e;
       while (cause instanceof Error && cause.cause !== undefined) cause = cause.cause;
-      problem = cause instanceof Error && cause.name === 'TimeoutError'
-        ? `API server: no answer to /readyz within ${this.timeoutMs / 1000} s`
-        : `API server: unreachable (${cause instanceof Error ? cause.message : String(cause)})`;
+      problem =
+        cause instanceof Error && cause.name === 'TimeoutError'
+          ? `API server: no answer to /readyz within ${this.timeoutMs / 1000} s`
+          : `API server: unreachable (${cause instanceof Error ? cause.message : String(cause)})`;
     }
     if (problem !== this.problem) {
       if (problem) this.log?.warn({ problem }, 'API server unavailable: not ready');

@@ -52,7 +52,8 @@ class Deadline {
       const controller = (this.controller = new AbortController());
       const check = () => {
         const elapsed = performance.now() - this.started;
-        if ((lastAnswered() ?? -Infinity) > this.started && elapsed < this.hardMs) this.timer = setTimeout(check, RECHECK_MS);
+        if ((lastAnswered() ?? -Infinity) > this.started && elapsed < this.hardMs)
+          this.timer = setTimeout(check, RECHECK_MS);
         else controller.abort(new DeadlineExceeded(Math.max(this.ms, Math.min(elapsed, this.hardMs))));
       };
       this.timer = setTimeout(check, Math.max(0, this.started + this.ms - performance.now()));
@@ -70,7 +71,11 @@ class Deadline {
 const current = new AsyncLocalStorage<Deadline>();
 
 /** Runs `fn` with a deadline for the API calls it makes through clients that honour it (see kube.ts). */
-export async function withDeadline<T>(ms: number, fn: () => Promise<T>, hardMs = ADMISSION_HARD_DEADLINE_MS): Promise<T> {
+export async function withDeadline<T>(
+  ms: number,
+  fn: () => Promise<T>,
+  hardMs = ADMISSION_HARD_DEADLINE_MS,
+): Promise<T> {
   const deadline = new Deadline(ms, hardMs);
   try {
     return await current.run(deadline, fn);

@@ -1,7 +1,15 @@
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
-import { egressKinds, egressLabelValue, egressResources, MANAGED_BY, type EgressCni, type EgressResource, type EgressUse } from '../cni/egress.js';
+import {
+  egressKinds,
+  egressLabelValue,
+  egressResources,
+  MANAGED_BY,
+  type EgressCni,
+  type EgressResource,
+  type EgressUse,
+} from '../cni/egress.js';
 import { familyOf, type DualAddress } from '../net/address.js';
 import { ownerKey, type Claim } from '../ipam/claim.js';
 import type { Ledger } from '../ipam/ledger.js';
@@ -49,7 +57,8 @@ export class EgressController {
       for (const c of claims) Object.assign(dual, { [familyOf(c.ip)]: c.ip });
       for (const c of claims) {
         const pool = index.pool(c.pool);
-        if (pool?.egress) uses.push({ address: c.ip, namespace: c.owner.namespace, labelValue: egressLabelValue(dual), pool });
+        if (pool?.egress)
+          uses.push({ address: c.ip, namespace: c.owner.namespace, labelValue: egressLabelValue(dual), pool });
       }
     }
     return egressResources(this.cni, uses, this.excludedCIDRs);
@@ -60,7 +69,9 @@ export class EgressController {
     for (const kind of egressKinds(this.cni)) {
       const [group, version] = kind.apiVersion.split('/') as [string, string];
       const target = { group, version, plural: kind.plural };
-      const list = (await this.api.listClusterCustomObject({ ...target, labelSelector: selector(MANAGED_BY) })) as { items: Stored[] };
+      const list = (await this.api.listClusterCustomObject({ ...target, labelSelector: selector(MANAGED_BY) })) as {
+        items: Stored[];
+      };
       const existing = new Map(list.items.map((o) => [o.metadata?.name ?? '', o]));
       for (const want of desired.filter((d) => d.plural === kind.plural)) {
         const have = existing.get(want.metadata.name);
@@ -70,7 +81,11 @@ export class EgressController {
           await this.api.createClusterCustomObject({ ...target, body });
           this.log?.info({ kind: want.kind, name: want.metadata.name }, 'created egress resource');
         } else if (!isDeepStrictEqual(have.spec, want.spec)) {
-          await this.api.replaceClusterCustomObject({ ...target, name: want.metadata.name, body: { ...body, metadata: { ...want.metadata, resourceVersion: have.metadata?.resourceVersion } } });
+          await this.api.replaceClusterCustomObject({
+            ...target,
+            name: want.metadata.name,
+            body: { ...body, metadata: { ...want.metadata, resourceVersion: have.metadata?.resourceVersion } },
+          });
           this.log?.warn({ kind: want.kind, name: want.metadata.name }, 'put back an egress resource changed by hand');
         }
       }
@@ -87,5 +102,7 @@ export class EgressController {
 }
 
 function selector(labels: Readonly<Record<string, string>>): string {
-  return Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(',');
+  return Object.entries(labels)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
 }

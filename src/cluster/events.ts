@@ -73,19 +73,41 @@ export class SeriesCache {
   private readonly series: LRUCache<string, Series>;
   private sequence = 0;
 
-  constructor(private readonly limits: Pick<EventLimits, 'series' | 'seriesWindowMs' | 'seriesWriteMs'> = DEFAULT_LIMITS) {
+  constructor(
+    private readonly limits: Pick<EventLimits, 'series' | 'seriesWindowMs' | 'seriesWriteMs'> = DEFAULT_LIMITS,
+  ) {
     this.series = new LRUCache({ max: limits.series });
   }
 
   observe(notice: EventNotice, now: number): Occurrence {
     const r = notice.regarding;
-    const key = JSON.stringify([r.apiVersion, r.kind, r.namespace, r.name, r.uid, notice.type, notice.reason, notice.action, notice.note]);
+    const key = JSON.stringify([
+      r.apiVersion,
+      r.kind,
+      r.namespace,
+      r.name,
+      r.uid,
+      notice.type,
+      notice.reason,
+      notice.action,
+      notice.note,
+    ]);
     const known = this.series.get(key);
     if (!known || now - known.lastAt > this.limits.seriesWindowMs) {
       const name = eventName(r.name, now, this.sequence++);
       // A cluster-scoped object's events go to default, as client-go puts them.
       const namespace = r.namespace || 'default';
-      const created: Series = { notice, name, namespace, firstAt: now, lastAt: now, count: 1, sent: 0, sentAt: now, due: false };
+      const created: Series = {
+        notice,
+        name,
+        namespace,
+        firstAt: now,
+        lastAt: now,
+        count: 1,
+        sent: 0,
+        sentAt: now,
+        due: false,
+      };
       this.series.set(key, created);
       return { create: created };
     }
@@ -132,7 +154,10 @@ export function truncateNote(note: string): string {
   const bytes = Buffer.from(note);
   if (bytes.length <= NOTE_LIMIT) return note;
   // A cut inside a character decodes to U+FFFD; it goes, and '…' (3 bytes) takes its place.
-  return `${bytes.subarray(0, NOTE_LIMIT - 3).toString('utf8').replace(/\uFFFD+$/, '')}…`;
+  return `${bytes
+    .subarray(0, NOTE_LIMIT - 3)
+    .toString('utf8')
+    .replace(/\uFFFD+$/, '')}…`;
 }
 
 export interface EventSeriesField {
@@ -199,13 +224,15 @@ const EVENTS = { group: 'events.k8s.io', version: 'v1', plural: 'events' } as co
 /** Each call aborted after `ms`. */
 function timeoutAfter(ms: number): ConfigurationOptions {
   return {
-    middleware: [{
-      pre(context) {
-        context.setSignal(AbortSignal.timeout(ms));
-        return new Observable(Promise.resolve(context));
+    middleware: [
+      {
+        pre(context) {
+          context.setSignal(AbortSignal.timeout(ms));
+          return new Observable(Promise.resolve(context));
+        },
+        post: (response) => new Observable(Promise.resolve(response)),
       },
-      post: (response) => new Observable(Promise.resolve(response)),
-    }],
+    ],
     middlewareMergeStrategy: 'append',
   };
 }
@@ -220,7 +247,10 @@ export function kubeEventWriter(kc: KubeConfig): EventWriter {
   return {
     async create(event) {
       try {
-        await api.createNamespacedCustomObject({ ...EVENTS, namespace: event.metadata.namespace, body: event }, options);
+        await api.createNamespacedCustomObject(
+          { ...EVENTS, namespace: event.metadata.namespace, body: event },
+          options,
+        );
       } catch (e) {
         if (statusOf(e) !== 409) throw e;
       }
@@ -291,7 +321,8 @@ export class EventRecorder implements EventSink {
   }
 
   recordWhenCreated(notice: EventNotice): void {
-    if (!this.stopped) this.awaiting.set(objectKey(notice.regarding), { notice, until: this.now() + this.limits.awaitMs });
+    if (!this.stopped)
+      this.awaiting.set(objectKey(notice.regarding), { notice, until: this.now() + this.limits.awaitMs });
   }
 
   /** An object as a watch shows it: an event that waits for it is recorded now, with its uid. */
@@ -322,7 +353,8 @@ export class EventRecorder implements EventSink {
     if (this.queue.length >= this.limits.queue) {
       // A later repeat of a series asks for its count to be written again.
       s.due = false;
-      if (!this.overflowing) this.options.log?.warn({ queue: this.limits.queue }, 'too many Events to write: dropping some');
+      if (!this.overflowing)
+        this.options.log?.warn({ queue: this.limits.queue }, 'too many Events to write: dropping some');
       this.overflowing = true;
       return;
     }
@@ -364,7 +396,11 @@ export class EventRecorder implements EventSink {
     } catch (e) {
       const fields = { event: `${s.namespace}/${s.name}`, reason: s.notice.reason, err: describeApiError(e) };
       if (this.failing) this.options.log?.debug(fields, 'could not write an Event');
-      else this.options.log?.warn(fields, 'could not write an Event, dropped; further failures go to debug until a write succeeds');
+      else
+        this.options.log?.warn(
+          fields,
+          'could not write an Event, dropped; further failures go to debug until a write succeeds',
+        );
       this.failing = true;
     }
   }
@@ -374,7 +410,8 @@ export class EventRecorder implements EventSink {
 function releasedFrom(owner: Owner, pool: string): EventSubject {
   const { namespace, name } = owner;
   if (owner.kind === 'StatefulSet') return { apiVersion: 'apps/v1', kind: 'StatefulSet', namespace, name };
-  if (owner.kind === 'Egress') return { apiVersion: owner.workload === 'Pod' ? 'v1' : 'apps/v1', kind: owner.workload, namespace, name };
+  if (owner.kind === 'Egress')
+    return { apiVersion: owner.workload === 'Pod' ? 'v1' : 'apps/v1', kind: owner.workload, namespace, name };
   if (name) return { apiVersion: 'v1', kind: 'Pod', namespace, name };
   return { apiVersion: `${GROUP}/${VERSION}`, kind: 'IPPool', namespace: '', name: pool };
 }

@@ -1,4 +1,11 @@
-import { CustomObjectsApi, ListWatch, Watch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import {
+  CustomObjectsApi,
+  ListWatch,
+  Watch,
+  type KubeConfig,
+  type KubernetesListObject,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { describeApiError, GROUP, keepWatching, statusOf, VERSION, WITHIN_ADMISSION, type Watched } from './kube.js';
 import { familyOf, parseAddress, type Address, type Family } from '../net/address.js';
@@ -8,7 +15,18 @@ import type { Ledger } from '../ipam/ledger.js';
 import { compilePool, PoolSpecError, type IPPoolObject, type Pool } from '../ipam/pool.js';
 
 export interface IPClaimObject extends KubernetesObject {
-  spec: { pool: string; ip: string; owner: { kind: Owner['kind']; namespace: string; name?: string; uid?: string; ordinal?: number; workload?: EgressOwner['workload'] } };
+  spec: {
+    pool: string;
+    ip: string;
+    owner: {
+      kind: Owner['kind'];
+      namespace: string;
+      name?: string;
+      uid?: string;
+      ordinal?: number;
+      workload?: EgressOwner['workload'];
+    };
+  };
 }
 
 const CLAIMS = 'ipclaims';
@@ -34,11 +52,18 @@ function toObject(claim: Claim): IPClaimObject {
     spec: {
       pool: claim.pool,
       ip: claim.ip.toString(),
-      owner: o.kind === 'StatefulSet'
-        ? { kind: o.kind, namespace: o.namespace, name: o.name, ordinal: o.ordinal }
-        : o.kind === 'Egress'
-          ? { kind: o.kind, namespace: o.namespace, workload: o.workload, name: o.name, ...(o.ordinal === undefined ? {} : { ordinal: o.ordinal }) }
-          : { kind: o.kind, namespace: o.namespace, name: o.name, ...(o.uid ? { uid: o.uid } : {}) },
+      owner:
+        o.kind === 'StatefulSet'
+          ? { kind: o.kind, namespace: o.namespace, name: o.name, ordinal: o.ordinal }
+          : o.kind === 'Egress'
+            ? {
+                kind: o.kind,
+                namespace: o.namespace,
+                workload: o.workload,
+                name: o.name,
+                ...(o.ordinal === undefined ? {} : { ordinal: o.ordinal }),
+              }
+            : { kind: o.kind, namespace: o.namespace, name: o.name, ...(o.uid ? { uid: o.uid } : {}) },
     },
   };
 }
@@ -49,11 +74,18 @@ export function toClaim(obj: IPClaimObject): Claim | undefined {
   const ip = s && parseAddress(s.ip);
   if (!ip || !s.owner?.namespace) return undefined;
   const o = s.owner;
-  const owner: Owner = o.kind === 'StatefulSet'
-    ? { kind: 'StatefulSet', namespace: o.namespace, name: o.name ?? '', ordinal: o.ordinal ?? 0 }
-    : o.kind === 'Egress'
-      ? { kind: 'Egress', namespace: o.namespace, workload: o.workload ?? 'Pod', name: o.name ?? '', ...(o.ordinal === undefined ? {} : { ordinal: o.ordinal }) }
-      : { kind: 'Pod', namespace: o.namespace, name: o.name ?? '', uid: o.uid };
+  const owner: Owner =
+    o.kind === 'StatefulSet'
+      ? { kind: 'StatefulSet', namespace: o.namespace, name: o.name ?? '', ordinal: o.ordinal ?? 0 }
+      : o.kind === 'Egress'
+        ? {
+            kind: 'Egress',
+            namespace: o.namespace,
+            workload: o.workload ?? 'Pod',
+            name: o.name ?? '',
+            ...(o.ordinal === undefined ? {} : { ordinal: o.ordinal }),
+          }
+        : { kind: 'Pod', namespace: o.namespace, name: o.name ?? '', uid: o.uid };
   const created = obj.metadata?.creationTimestamp;
   const admitted = Date.parse(obj.metadata?.annotations?.[ADMITTED_AT] ?? '');
   const createdAt = Math.max(created ? new Date(created).getTime() : Date.now(), Number.isNaN(admitted) ? 0 : admitted);
@@ -97,7 +129,9 @@ export class KubeLedger implements Ledger {
   async start(): Promise<void> {
     const watch = new Watch(this.kc);
     const list = (plural: string) => () =>
-      this.api.listClusterCustomObject({ group: GROUP, version: VERSION, plural }) as Promise<KubernetesListObject<KubernetesObject>>;
+      this.api.listClusterCustomObject({ group: GROUP, version: VERSION, plural }) as Promise<
+        KubernetesListObject<KubernetesObject>
+      >;
 
     const pools = new ListWatch<KubernetesObject>(`/apis/${GROUP}/${VERSION}/${POOLS}`, watch, list(POOLS), false);
     const setPool = (obj: KubernetesObject) => {
@@ -142,7 +176,10 @@ export class KubeLedger implements Ledger {
 
   /** The IPPools as the API server has them now; the watch may lag a pool created a moment ago. */
   async refreshPools(): Promise<void> {
-    const list = (await this.api.listClusterCustomObject({ group: GROUP, version: VERSION, plural: POOLS }, WITHIN_ADMISSION)) as KubernetesListObject<KubernetesObject>;
+    const list = (await this.api.listClusterCustomObject(
+      { group: GROUP, version: VERSION, plural: POOLS },
+      WITHIN_ADMISSION,
+    )) as KubernetesListObject<KubernetesObject>;
     for (const obj of list.items) if (!this.index.pool(obj.metadata?.name ?? '')) this.setPool?.(obj);
   }
 
@@ -153,7 +190,10 @@ export class KubeLedger implements Ledger {
     // In the index before the create, so that concurrent admissions in this process skip the address.
     this.index.add(claim);
     try {
-      const created = (await this.api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: CLAIMS, body: toObject(claim) }, WITHIN_ADMISSION)) as IPClaimObject;
+      const created = (await this.api.createClusterCustomObject(
+        { group: GROUP, version: VERSION, plural: CLAIMS, body: toObject(claim) },
+        WITHIN_ADMISSION,
+      )) as IPClaimObject;
       claim.ref = created.metadata?.uid;
       claim.version = created.metadata?.resourceVersion;
       this.metrics?.write('create', 'ok');
@@ -170,9 +210,11 @@ export class KubeLedger implements Ledger {
       this.index.remove(claim);
       // Another replica won; the watch may not have told us yet, so ask.
       const name = claimName(pool.name, ip);
-      const stored = await this.api.getClusterCustomObject({ group: GROUP, version: VERSION, plural: CLAIMS, name }, WITHIN_ADMISSION).catch((err: unknown) => {
-        throw new Error(`reading IPClaim ${name}, which another writer created first: ${describeApiError(err)}`);
-      });
+      const stored = await this.api
+        .getClusterCustomObject({ group: GROUP, version: VERSION, plural: CLAIMS, name }, WITHIN_ADMISSION)
+        .catch((err: unknown) => {
+          throw new Error(`reading IPClaim ${name}, which another writer created first: ${describeApiError(err)}`);
+        });
       const existing = toClaim(stored as IPClaimObject);
       if (!existing) throw new Error(`IPClaim ${name} is malformed`, { cause: e });
       this.index.add(existing);
@@ -197,7 +239,12 @@ export class KubeLedger implements Ledger {
   async bind(claim: Claim, pod: { name: string; uid: string }): Promise<void> {
     const owner = { kind: 'Pod', namespace: claim.owner.namespace, name: pod.name, uid: pod.uid };
     // The watch brings the claim back under its new owner.
-    await this.patchClaim(claim, { op: 'replace', path: '/spec/owner', value: owner }, undefined, `binding ${claim.ip.toString()} to pod ${pod.name}`);
+    await this.patchClaim(
+      claim,
+      { op: 'replace', path: '/spec/owner', value: owner },
+      undefined,
+      `binding ${claim.ip.toString()} to pod ${pod.name}`,
+    );
   }
 
   async renew(claim: Claim): Promise<boolean> {
@@ -205,7 +252,12 @@ export class KubeLedger implements Ledger {
     if (claim.ref === undefined) return true;
     const now = new Date();
     const change = { op: 'add', path: '/metadata/annotations', value: { [ADMITTED_AT]: now.toISOString() } };
-    const stored = await this.patchClaim(claim, change, WITHIN_ADMISSION, `renewing the claim on ${claim.ip.toString()} in IPPool ${claim.pool}`);
+    const stored = await this.patchClaim(
+      claim,
+      change,
+      WITHIN_ADMISSION,
+      `renewing the claim on ${claim.ip.toString()} in IPPool ${claim.pool}`,
+    );
     if (!stored) {
       this.index.remove(claim);
       return false;
@@ -220,15 +272,23 @@ export class KubeLedger implements Ledger {
    * change a later claim of the same address by someone else. Undefined when the claim is gone
    * (404) or was claimed again since (422).
    */
-  private async patchClaim(claim: Claim, change: object, options: typeof WITHIN_ADMISSION | undefined, doing: string): Promise<IPClaimObject | undefined> {
+  private async patchClaim(
+    claim: Claim,
+    change: object,
+    options: typeof WITHIN_ADMISSION | undefined,
+    doing: string,
+  ): Promise<IPClaimObject | undefined> {
     try {
-      const stored = (await this.api.patchClusterCustomObject({
-        group: GROUP,
-        version: VERSION,
-        plural: CLAIMS,
-        name: claimName(claim.pool, claim.ip),
-        body: [{ op: 'test', path: '/metadata/uid', value: claim.ref }, change],
-      }, options)) as IPClaimObject;
+      const stored = (await this.api.patchClusterCustomObject(
+        {
+          group: GROUP,
+          version: VERSION,
+          plural: CLAIMS,
+          name: claimName(claim.pool, claim.ip),
+          body: [{ op: 'test', path: '/metadata/uid', value: claim.ref }, change],
+        },
+        options,
+      )) as IPClaimObject;
       this.metrics?.write('patch', 'ok');
       return stored;
     } catch (e) {
@@ -241,20 +301,26 @@ export class KubeLedger implements Ledger {
 
   async release(claim: Claim): Promise<void> {
     try {
-      await this.api.deleteClusterCustomObject({
-        group: GROUP,
-        version: VERSION,
-        plural: CLAIMS,
-        name: claimName(claim.pool, claim.ip),
-        // Delete this claim only, never a later claim of the same address by someone else, nor this one
-        // once an admission has renewed it since it was read.
-        body: claim.ref ? { preconditions: { uid: claim.ref, ...(claim.version ? { resourceVersion: claim.version } : {}) } } : undefined,
-      }, WITHIN_ADMISSION);
+      await this.api.deleteClusterCustomObject(
+        {
+          group: GROUP,
+          version: VERSION,
+          plural: CLAIMS,
+          name: claimName(claim.pool, claim.ip),
+          // Delete this claim only, never a later claim of the same address by someone else, nor this one
+          // once an admission has renewed it since it was read.
+          body: claim.ref
+            ? { preconditions: { uid: claim.ref, ...(claim.version ? { resourceVersion: claim.version } : {}) } }
+            : undefined,
+        },
+        WITHIN_ADMISSION,
+      );
       this.metrics?.write('delete', 'ok');
     } catch (e) {
       // 404: gone already; 409: the precondition failed, so the address was claimed again since.
       this.metrics?.write('delete', statusOf(e) === 404 ? 'gone' : statusOf(e) === 409 ? 'conflict' : 'error');
-      if (statusOf(e) !== 404 && statusOf(e) !== 409) throw new Error(`releasing ${claim.ip.toString()}: ${describeApiError(e)}`, { cause: e });
+      if (statusOf(e) !== 404 && statusOf(e) !== 409)
+        throw new Error(`releasing ${claim.ip.toString()}: ${describeApiError(e)}`, { cause: e });
     }
     this.index.remove(claim);
   }

@@ -1,4 +1,14 @@
-import { AppsV1Api, CoreV1Api, CustomObjectsApi, ListWatch, Watch, type KubeConfig, type KubernetesObject, type V1Namespace, type V1StatefulSet } from '@kubernetes/client-node';
+import {
+  AppsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  ListWatch,
+  Watch,
+  type KubeConfig,
+  type KubernetesObject,
+  type V1Namespace,
+  type V1StatefulSet,
+} from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { describeApiError, keepWatching, statusOf, WITHIN_ADMISSION, type Watched } from './kube.js';
 import { PodTracker, type PodRecord } from './pod-tracker.js';
@@ -28,12 +38,20 @@ export class KubeClusterView implements ClusterView {
     this.apps = kc.makeApiClient(AppsV1Api);
     this.custom = kc.makeApiClient(CustomObjectsApi);
     this.namespaces = new ListWatch('/api/v1/namespaces', watch, () => core.listNamespace(), false);
-    this.statefulSets = new ListWatch('/apis/apps/v1/statefulsets', watch, () => this.apps.listStatefulSetForAllNamespaces(), false);
+    this.statefulSets = new ListWatch(
+      '/apis/apps/v1/statefulsets',
+      watch,
+      () => this.apps.listStatefulSetForAllNamespaces(),
+      false,
+    );
     this.pods = new PodTracker(kc, addressKeys, onPod, log);
   }
 
   async start(): Promise<void> {
-    const all = [[this.namespaces, 'namespaces'], [this.statefulSets, 'statefulsets']] as const;
+    const all = [
+      [this.namespaces, 'namespaces'],
+      [this.statefulSets, 'statefulsets'],
+    ] as const;
     this.watches = all.map(([w, what]) => keepWatching(w as unknown as ListWatch<KubernetesObject>, what, this.log));
     await Promise.all([...this.watches.map((w) => w.synced), this.pods.start()]);
   }

@@ -1,11 +1,22 @@
-import { ApiException, KubeConfig, Observable, type ConfigurationOptions, type KubernetesObject, type ListWatch, type ObservableMiddleware } from '@kubernetes/client-node';
+import {
+  ApiException,
+  KubeConfig,
+  Observable,
+  type ConfigurationOptions,
+  type KubernetesObject,
+  type ListWatch,
+  type ObservableMiddleware,
+} from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { currentDeadlineSignal } from './deadline.js';
 
 export const GROUP = 'netpin.io';
 export const VERSION = 'v1alpha1';
 
-type DispatcherFactory = (cluster: unknown, options: { ca?: Buffer; cert?: Buffer; key?: Buffer; servername?: string }) => unknown;
+type DispatcherFactory = (
+  cluster: unknown,
+  options: { ca?: Buffer; cert?: Buffer; key?: Buffer; servername?: string },
+) => unknown;
 
 /**
  * client-node builds a new undici Agent for every API call (KubeConfig.applySecurityAuthentication),
@@ -24,8 +35,12 @@ class KeepAliveKubeConfig extends KubeConfig {
       const server = (cluster as { server?: string } | null)?.server;
       const same = (a?: Buffer, b?: Buffer) => a === b || (a !== undefined && b !== undefined && a.equals(b));
       if (
-        !cached || cached.server !== server || cached.options.servername !== options.servername ||
-        !same(cached.options.ca, options.ca) || !same(cached.options.cert, options.cert) || !same(cached.options.key, options.key)
+        !cached ||
+        cached.server !== server ||
+        cached.options.servername !== options.servername ||
+        !same(cached.options.ca, options.ca) ||
+        !same(cached.options.cert, options.cert) ||
+        !same(cached.options.key, options.key)
       ) {
         cached = { server, options, dispatcher: build(cluster, options) };
       }
@@ -57,7 +72,10 @@ const admissionDeadline: ObservableMiddleware = {
  * admission's deadline (withDeadline), so that a frozen API server gets an answer in time rather
  * than a hang. Watches and their lists do not pass it, and they must not: a watch lasts minutes.
  */
-export const WITHIN_ADMISSION: ConfigurationOptions = { middleware: [admissionDeadline], middlewareMergeStrategy: 'append' };
+export const WITHIN_ADMISSION: ConfigurationOptions = {
+  middleware: [admissionDeadline],
+  middlewareMergeStrategy: 'append',
+};
 
 export function statusOf(e: unknown): number | undefined {
   return e instanceof ApiException ? e.code : undefined;

@@ -15,7 +15,13 @@ interface Lease {
   apiVersion: 'coordination.k8s.io/v1';
   kind: 'Lease';
   metadata: { name: string; namespace: string; resourceVersion?: string };
-  spec?: { holderIdentity?: string; leaseDurationSeconds?: number; acquireTime?: string; renewTime?: string; leaseTransitions?: number };
+  spec?: {
+    holderIdentity?: string;
+    leaseDurationSeconds?: number;
+    acquireTime?: string;
+    renewTime?: string;
+    leaseTransitions?: number;
+  };
 }
 
 // Leases go through the generic object API with plain JSON: the typed client writes
@@ -88,10 +94,19 @@ export class LeaseElector {
     this.leaderUntil = 0;
     // Hand over at once instead of making the next leader wait out the lease.
     try {
-      const lease = (await this.api.getNamespacedCustomObject({ ...LEASES, name: this.opts.name, namespace: this.opts.namespace })) as Lease;
+      const lease = (await this.api.getNamespacedCustomObject({
+        ...LEASES,
+        name: this.opts.name,
+        namespace: this.opts.namespace,
+      })) as Lease;
       if (lease.spec?.holderIdentity === this.identity) {
         delete lease.spec.holderIdentity;
-        await this.api.replaceNamespacedCustomObject({ ...LEASES, name: this.opts.name, namespace: this.opts.namespace, body: lease });
+        await this.api.replaceNamespacedCustomObject({
+          ...LEASES,
+          name: this.opts.name,
+          namespace: this.opts.namespace,
+          body: lease,
+        });
       }
     } catch {
       // The lease expires by itself.

@@ -54,7 +54,13 @@ function addressesIn(value: string | undefined): string[] {
 
 /** A pod as netpin keeps it. */
 export function podRecord(pod: V1Pod, addressKeys: readonly string[]): PodRecord {
-  return { namespace: pod.metadata?.namespace ?? '', name: pod.metadata?.name ?? '', uid: pod.metadata?.uid ?? '', addresses: podAddresses(pod, addressKeys), egress: podEgress(pod) };
+  return {
+    namespace: pod.metadata?.namespace ?? '',
+    name: pod.metadata?.name ?? '',
+    uid: pod.metadata?.uid ?? '',
+    addresses: podAddresses(pod, addressKeys),
+    egress: podEgress(pod),
+  };
 }
 
 const PAGE = 500;
@@ -143,17 +149,22 @@ export class PodTracker {
     return new Promise<void>((resolve, reject) => {
       const params = { resourceVersion: this.resourceVersion, allowWatchBookmarks: true, timeoutSeconds: 300 };
       this.watch
-        .watch('/api/v1/pods', params, (type: string, obj: V1Pod & { code?: number }) => {
-          if (type === 'ERROR') {
-            // 410 Gone, or any other: the loop lists again.
-            this.abort?.abort();
-            reject(new Error(`pod watch: ${JSON.stringify(obj)}`));
-            return;
-          }
-          if (type === 'ADDED' || type === 'MODIFIED') this.apply(obj);
-          else if (type === 'DELETED') this.forget(`${obj.metadata?.namespace}/${obj.metadata?.name}`);
-          this.resourceVersion = obj.metadata?.resourceVersion ?? this.resourceVersion;
-        }, (err: unknown) => (err && !this.stopped ? reject(err) : resolve()))
+        .watch(
+          '/api/v1/pods',
+          params,
+          (type: string, obj: V1Pod & { code?: number }) => {
+            if (type === 'ERROR') {
+              // 410 Gone, or any other: the loop lists again.
+              this.abort?.abort();
+              reject(new Error(`pod watch: ${JSON.stringify(obj)}`));
+              return;
+            }
+            if (type === 'ADDED' || type === 'MODIFIED') this.apply(obj);
+            else if (type === 'DELETED') this.forget(`${obj.metadata?.namespace}/${obj.metadata?.name}`);
+            this.resourceVersion = obj.metadata?.resourceVersion ?? this.resourceVersion;
+          },
+          (err: unknown) => (err && !this.stopped ? reject(err) : resolve()),
+        )
         .then((abort) => (this.abort = abort), reject);
     });
   }
@@ -163,7 +174,13 @@ export class PodTracker {
     const record = podRecord(pod, this.addressKeys);
     const before = this.pods.get(key);
     this.pods.set(key, record);
-    if (!before || before.uid !== record.uid || before.addresses.join() !== record.addresses.join() || before.egress.join() !== record.egress.join()) this.onChange(key, record);
+    if (
+      !before ||
+      before.uid !== record.uid ||
+      before.addresses.join() !== record.addresses.join() ||
+      before.egress.join() !== record.egress.join()
+    )
+      this.onChange(key, record);
     return key;
   }
 

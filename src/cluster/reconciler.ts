@@ -58,7 +58,13 @@ export function holds(pod: PodRecord, claim: Claim, ownersClaims: readonly Claim
 }
 
 /** The claims past their grace period that no pod holds and no StatefulSet keeps, as the cluster view sees them. */
-export function staleClaims(claims: Iterable<Claim>, pods: Iterable<PodRecord>, statefulSetExists: (namespace: string, name: string) => boolean, now: number, graceMs: number): Claim[] {
+export function staleClaims(
+  claims: Iterable<Claim>,
+  pods: Iterable<PodRecord>,
+  statefulSetExists: (namespace: string, name: string) => boolean,
+  now: number,
+  graceMs: number,
+): Claim[] {
   const byNamespace = new Map<string, PodRecord[]>();
   for (const pod of pods) {
     let list = byNamespace.get(pod.namespace);
@@ -148,10 +154,13 @@ export class Reconciler {
    * from then on the pod's name holds it, whatever happens to its annotations and labels.
    */
   async bind(): Promise<number> {
-    const unbound = [...this.ledger.index.allClaims()].filter((c) => c.owner.kind === 'Pod' && c.owner.name === '' && c.ref !== undefined);
+    const unbound = [...this.ledger.index.allClaims()].filter(
+      (c) => c.owner.kind === 'Pod' && c.owner.name === '' && c.ref !== undefined,
+    );
     if (unbound.length === 0) return 0;
     const byAddress = new Map<string, PodRecord>();
-    for (const pod of this.view.pods.values()) for (const a of pod.addresses) byAddress.set(`${pod.namespace}/${a}`, pod);
+    for (const pod of this.view.pods.values())
+      for (const a of pod.addresses) byAddress.set(`${pod.namespace}/${a}`, pod);
     let bound = 0;
     for (const claim of unbound) {
       // A bounded batch per round, so that each round ends and the next sweeps again.
@@ -171,7 +180,13 @@ export class Reconciler {
    */
   async sweep(now = Date.now()): Promise<Claim[]> {
     const view = this.view;
-    const candidates = staleClaims(this.ledger.index.allClaims(), view.pods.values(), (ns, name) => view.statefulSets.get(name, ns) !== undefined, now, this.opts.graceMs);
+    const candidates = staleClaims(
+      this.ledger.index.allClaims(),
+      view.pods.values(),
+      (ns, name) => view.statefulSets.get(name, ns) !== undefined,
+      now,
+      this.opts.graceMs,
+    );
     this.metrics?.overdue(candidates, this.opts.graceMs);
     const released: Claim[] = [];
     const fresh = new Map<string, PodRecord[]>();
@@ -182,13 +197,19 @@ export class Reconciler {
       if (!pods) fresh.set(o.namespace, (pods = await this.readPods(o.namespace)));
       const holder = pods.find((p) => holds(p, claim, this.ledger.index.claimsOf(o)));
       if (holder || (o.kind === 'StatefulSet' && (await this.statefulSetExists(o.namespace, o.name)))) {
-        this.log?.info({ ip: claim.ip.toString(), owner: claim.owner, pod: holder?.name }, 'kept a claim the watch thought free');
+        this.log?.info(
+          { ip: claim.ip.toString(), owner: claim.owner, pod: holder?.name },
+          'kept a claim the watch thought free',
+        );
         continue;
       }
       await this.ledger.release(claim);
       released.push(claim);
       this.metrics?.released(claim);
-      this.log?.info({ ip: claim.ip.toString(), pool: claim.pool, owner: claim.owner }, 'released a claim nobody holds');
+      this.log?.info(
+        { ip: claim.ip.toString(), pool: claim.pool, owner: claim.owner },
+        'released a claim nobody holds',
+      );
     }
     for (const event of releaseEvents(released)) this.opts.events?.record(event);
     return released;
@@ -221,7 +242,11 @@ export class Reconciler {
     const index = this.ledger.index;
     for (const pool of index.allPools()) {
       const usage = index.usage(pool.name);
-      const families = usage.map((u) => ({ family: u.family, capacity: u.capacity.toString(), allocated: Number(u.allocated) }));
+      const families = usage.map((u) => ({
+        family: u.family,
+        capacity: u.capacity.toString(),
+        allocated: Number(u.allocated),
+      }));
       const key = JSON.stringify(families);
       if (this.lastStatus.get(pool.name) === key) continue;
       const total = usage.reduce((n, u) => n + u.capacity, 0n);

@@ -22,7 +22,8 @@ function statefulSetProblems(intent: Intent, shape: WorkloadShape): Problem[] {
   if ((intent.pools?.length ?? 0) > 1) {
     problems.push({
       key: KEYS.pool,
-      message: 'Antrea reserves StatefulSet IPs from a single IPPool ("annotation of multiple IP Pools is not supported"), which rules out one pool per family',
+      message:
+        'Antrea reserves StatefulSet IPs from a single IPPool ("annotation of multiple IP Pools is not supported"), which rules out one pool per family',
       fix: 'Name one IPv4 pool in netpin.io/pool',
     });
   }
@@ -42,11 +43,15 @@ export const antrea: Dialect = {
   check(intent, shape, pools, egressPools = []) {
     // Antrea reads pod-ips only beside an ippools annotation naming the address's pool
     // (pkg/agent/cniserver/ipam/antrea_ipam_controller.go getIPPoolsByPod).
-    const problems = [...unnamedPoolProblems(intent, pools, 'antrea', 'Antrea IPPool', 'Antrea'), ...statefulSetProblems(intent, shape)];
+    const problems = [
+      ...unnamedPoolProblems(intent, pools, 'antrea', 'Antrea IPPool', 'Antrea'),
+      ...statefulSetProblems(intent, shape),
+    ];
     if (intent.egress && needsAddress(intent)) {
       problems.push({
         key: KEYS.egressIp,
-        message: 'Antrea Egress works only in encap or hybrid mode, and its fixed pod IPs (flexible IPAM) need noEncap (docs/egress.md, docs/antrea-ipam.md)',
+        message:
+          'Antrea Egress works only in encap or hybrid mode, and its fixed pod IPs (flexible IPAM) need noEncap (docs/egress.md, docs/antrea-ipam.md)',
         fix: 'Choose one: remove netpin.io/egress-ip, or remove netpin.io/ip, netpin.io/ips and netpin.io/pool',
       });
     }
@@ -59,17 +64,23 @@ export const antrea: Dialect = {
     const labels: Record<string, string> = {};
     const warnings: string[] = [];
     if (intent.ingressRate || intent.egressRate) {
-      warnings.push('Antrea applies kubernetes.io/*-bandwidth through the chained bandwidth plugin, at sandbox creation only: a changed rate needs a pod restart.');
+      warnings.push(
+        'Antrea applies kubernetes.io/*-bandwidth through the chained bandwidth plugin, at sandbox creation only: a changed rate needs a pod restart.',
+      );
     }
     const names = nativeNames(placement.pools, (cni) => cni.antrea?.pool);
     if (names.length > 0) {
       // No spaces: Antrea splits on "," without trimming (pkg/agent/cniserver/ipam/antrea_ipam_controller.go getIPPoolsByPod).
       annotations[IPPOOLS] = names.join(',');
-      warnings.push('Antrea honours ipam.antrea.io/ippools only with the AntreaIPAM feature gate and enableBridgingMode, and its docs say primary-network flexible IPAM is IPv4-only.');
+      warnings.push(
+        'Antrea honours ipam.antrea.io/ippools only with the AntreaIPAM feature gate and enableBridgingMode, and its docs say primary-network flexible IPAM is IPv4-only.',
+      );
     }
     if (placement.addresses) annotations[POD_IPS] = formatDual(placement.addresses);
     else if (shape.statefulSet && intent.pools) {
-      warnings.push("Antrea, not netpin, pins each StatefulSet ordinal's IP, from a block reserved when the StatefulSet is created; dedicate the pool to StatefulSets.");
+      warnings.push(
+        "Antrea, not netpin, pins each StatefulSet ordinal's IP, from a block reserved when the StatefulSet is created; dedicate the pool to StatefulSets.",
+      );
     }
     if (intent.egress) {
       // netpin keeps the Egress and the ExternalIPPool that select the pod by this label.

@@ -28,7 +28,11 @@ export function bandwidthProblems(annotations: Record<string, string>): Problem[
     const v = annotations[key];
     const r = v === undefined ? undefined : parseRate(v);
     if (typeof r === 'string') {
-      out.push({ key, message: `${r}, so containerd would refuse the pod sandbox`, fix: `write bits per second as a quantity such as 10M, or use ${KEYS.ingressRate} and ${KEYS.egressRate}` });
+      out.push({
+        key,
+        message: `${r}, so containerd would refuse the pod sandbox`,
+        fix: `write bits per second as a quantity such as 10M, or use ${KEYS.ingressRate} and ${KEYS.egressRate}`,
+      });
     }
   }
   return out;

@@ -14,7 +14,12 @@ export const calico: Dialect = {
   name: 'calico',
   title: 'Calico',
   // cni-plugin/pkg/k8s/k8s.go reads these four when it sets up the pod (docs/cni-contract.md, Calico).
-  placementKeys: [CALICO_IP_ADDRS, 'cni.projectcalico.org/ipAddrsNoIpam', 'cni.projectcalico.org/ipv4pools', 'cni.projectcalico.org/ipv6pools'],
+  placementKeys: [
+    CALICO_IP_ADDRS,
+    'cni.projectcalico.org/ipAddrsNoIpam',
+    'cni.projectcalico.org/ipv4pools',
+    'cni.projectcalico.org/ipv6pools',
+  ],
   addressKeys: [CALICO_IP_ADDRS, 'cni.projectcalico.org/ipAddrsNoIpam'],
   // Felix applies QoS changes live only from v3.30 with the Kubernetes datastore; older releases and
   // chained bandwidth plugins read rates once, at sandbox creation.
@@ -36,7 +41,8 @@ export const calico: Dialect = {
       if (intent.egress.mode === 'eip') {
         problems.push({
           key: KEYS.egressMode,
-          message: 'Calico (open source) has no elastic IP for a pod: floatingIPs is inbound DNAT, not a 1:1 NAT for outbound traffic',
+          message:
+            'Calico (open source) has no elastic IP for a pod: floatingIPs is inbound DNAT, not a 1:1 NAT for outbound traffic',
           fix: 'Remove netpin.io/egress-mode, or use Kube-OVN, whose ovn.kubernetes.io/eip is a 1:1 NAT',
         });
       }
@@ -54,7 +60,8 @@ export const calico: Dialect = {
     }
     // No pool annotation: with ipAddrs, calico-ipam itself checks the IP lies in one of its IPPools
     // (libcalico-go/lib/ipam/ipam.go AssignIP). JSON array, IPv4 first (cni-plugin/pkg/k8s/k8s.go parseIPAddrs).
-    if (placement.addresses) annotations[CALICO_IP_ADDRS] = JSON.stringify(addressList(placement.addresses).map(String));
+    if (placement.addresses)
+      annotations[CALICO_IP_ADDRS] = JSON.stringify(addressList(placement.addresses).map(String));
     return { annotations, labels: {}, warnings };
   },
 
@@ -74,7 +81,16 @@ interface CalicoPool {
 }
 
 function readCalicoPool(obj: unknown): CalicoPool {
-  const o = obj as { metadata?: { name?: string }; spec?: { cidr?: string; disabled?: boolean; nodeSelector?: string; assignmentMode?: string; allowedUses?: string[] } };
+  const o = obj as {
+    metadata?: { name?: string };
+    spec?: {
+      cidr?: string;
+      disabled?: boolean;
+      nodeSelector?: string;
+      assignmentMode?: string;
+      allowedUses?: string[];
+    };
+  };
   const spec = o.spec ?? {};
   const range = typeof spec.cidr === 'string' ? parseRange(spec.cidr, false) : undefined;
   return {
@@ -111,11 +127,22 @@ function checkBacking(pool: Pool, native: readonly unknown[] | string | undefine
   const candidates = named === undefined ? calicoPools : calicoPools.filter((c) => c.name === named);
   const field = named === undefined ? 'spec.cidr' : 'spec.cni.calico.pool';
   if (named !== undefined && candidates.length === 0) {
-    return { problems: [{ key: field, message: `names Calico IPPool ${named}, which does not exist`, fix: `create Calico IPPool ${named} over ${where} and ${MANUAL} on it, or name an existing one` }], warnings: [] };
+    return {
+      problems: [
+        {
+          key: field,
+          message: `names Calico IPPool ${named}, which does not exist`,
+          fix: `create Calico IPPool ${named} over ${where} and ${MANUAL} on it, or name an existing one`,
+        },
+      ],
+      warnings: [],
+    };
   }
   const problems: Problem[] = [];
   for (const r of ranges) {
-    const home = candidates.find((c) => c.range && c.range.family === r.family && c.range.first <= r.first && r.last <= c.range.last);
+    const home = candidates.find(
+      (c) => c.range && c.range.family === r.family && c.range.first <= r.first && r.last <= c.range.last,
+    );
     if (!home) {
       problems.push({
         key: field,
@@ -123,9 +150,17 @@ function checkBacking(pool: Pool, native: readonly unknown[] | string | undefine
         fix: `create a Calico IPPool over ${formatRange(r)} and ${MANUAL} on it`,
       });
     } else if (home.disabled) {
-      problems.push({ key: field, message: `${formatRange(r)} lies in Calico IPPool ${home.name}, which is disabled, and Calico refuses ipAddrs from a disabled pool`, fix: `set disabled: false on Calico IPPool ${home.name} and ${MANUAL}` });
+      problems.push({
+        key: field,
+        message: `${formatRange(r)} lies in Calico IPPool ${home.name}, which is disabled, and Calico refuses ipAddrs from a disabled pool`,
+        fix: `set disabled: false on Calico IPPool ${home.name} and ${MANUAL}`,
+      });
     } else if (!home.workloads) {
-      problems.push({ key: field, message: `${formatRange(r)} lies in Calico IPPool ${home.name}, whose allowedUses leaves out Workload`, fix: `add Workload to allowedUses of Calico IPPool ${home.name}` });
+      problems.push({
+        key: field,
+        message: `${formatRange(r)} lies in Calico IPPool ${home.name}, whose allowedUses leaves out Workload`,
+        fix: `add Workload to allowedUses of Calico IPPool ${home.name}`,
+      });
     } else if (home.autoAssigns) {
       problems.push({
         key: field,

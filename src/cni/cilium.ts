@@ -32,10 +32,14 @@ export const cilium: Dialect = {
     const labels: Record<string, string> = {};
     const warnings: string[] = [];
     if (intent.ingressRate || intent.egressRate) {
-      warnings.push('Cilium enforces kubernetes.io/*-bandwidth only with the bandwidth manager (bandwidthManager.enabled=true), and never on traffic between pods of the same node.');
+      warnings.push(
+        'Cilium enforces kubernetes.io/*-bandwidth only with the bandwidth manager (bandwidthManager.enabled=true), and never on traffic between pods of the same node.',
+      );
     }
     if (intent.ingressRate) {
-      warnings.push('Check that your Cilium release limits ingress bandwidth (recent releases do, with BPF host routing); older ones ignore kubernetes.io/ingress-bandwidth.');
+      warnings.push(
+        'Check that your Cilium release limits ingress bandwidth (recent releases do, with BPF host routing); older ones ignore kubernetes.io/ingress-bandwidth.',
+      );
     }
     const pools = placement.pools;
     for (const p of pools) {
@@ -46,7 +50,9 @@ export const cilium: Dialect = {
       else for (const f of p.families) annotations[`ipam.cilium.io/${f}-pool`] = name;
     }
     if (pools.length > 0) {
-      warnings.push('Cilium does not keep a pod IP across restarts, StatefulSet pods included: pool addresses come in node-local blocks.');
+      warnings.push(
+        'Cilium does not keep a pod IP across restarts, StatefulSet pods included: pool addresses come in node-local blocks.',
+      );
     }
     if (intent.egress) {
       // netpin keeps the CiliumEgressGatewayPolicy that selects the pod by this label.
@@ -54,7 +60,9 @@ export const cilium: Dialect = {
       Object.assign(labels, egress.labels);
       warnings.push(...egress.warnings);
       if (placement.egress?.ipv6) {
-        warnings.push('Check that your Cilium release accepts an IPv6 egressIP (cilium#44524; older ones do not), and note that cilium#48660 black-holes dual-stack destinationCIDRs with a v4 egressIP on 1.20.x.');
+        warnings.push(
+          'Check that your Cilium release accepts an IPv6 egressIP (cilium#44524; older ones do not), and note that cilium#48660 black-holes dual-stack destinationCIDRs with a v4 egressIP on 1.20.x.',
+        );
       }
     }
     return { annotations, labels, warnings };

@@ -67,5 +67,10 @@ export interface Dialect {
    * Whether a change of a placement key on a running pod is the CNI writing back what it did
    * (Kube-OVN records the addresses it assigned), rather than someone choosing another address.
    */
-  isWriteBack(key: string, rendered: string | undefined, before: string | undefined, after: string | undefined): boolean;
+  isWriteBack(
+    key: string,
+    rendered: string | undefined,
+    before: string | undefined,
+    after: string | undefined,
+  ): boolean;
 }

@@ -49,14 +49,25 @@ export interface EgressResource {
   spec: Record<string, unknown>;
 }
 
-function resource(apiVersion: string, kind: string, plural: string, name: string, spec: Record<string, unknown>): EgressResource {
+function resource(
+  apiVersion: string,
+  kind: string,
+  plural: string,
+  name: string,
+  spec: Record<string, unknown>,
+): EgressResource {
   return { apiVersion, kind, plural, metadata: { name, labels: { ...MANAGED_BY } }, spec };
 }
 
 /** Antrea's ExternalIPPool for a netpin egress pool: its ranges, on its gateway nodes. */
 function antreaExternalIPPool(pool: Pool): EgressResource {
-  const ipRanges = pool.families.flatMap((f) => pool.ranges[f].map((r) => ({ start: fromBigInt(r.first, f).toString(), end: fromBigInt(r.last, f).toString() })));
-  return resource('crd.antrea.io/v1beta1', 'ExternalIPPool', 'externalippools', `netpin-${pool.name}`, { ipRanges, nodeSelector: pool.egress?.nodeSelector ?? {} });
+  const ipRanges = pool.families.flatMap((f) =>
+    pool.ranges[f].map((r) => ({ start: fromBigInt(r.first, f).toString(), end: fromBigInt(r.last, f).toString() })),
+  );
+  return resource('crd.antrea.io/v1beta1', 'ExternalIPPool', 'externalippools', `netpin-${pool.name}`, {
+    ipRanges,
+    nodeSelector: pool.egress?.nodeSelector ?? {},
+  });
 }
 
 // One Egress per address: Antrea rejects the plural egressIPs (pkg/controller/egress/validate.go).
@@ -76,16 +87,32 @@ function antreaEgress(use: EgressUse): EgressResource {
 function ciliumPolicy(use: EgressUse, excludedCIDRs: readonly string[]): EgressResource {
   const v4 = use.address.kind() === 'ipv4';
   const excluded = excludedCIDRs.filter((c) => c.includes(':') !== v4);
-  return resource('cilium.io/v2', 'CiliumEgressGatewayPolicy', 'ciliumegressgatewaypolicies', egressResourceName(use.address), {
-    selectors: [{ podSelector: { matchLabels: { [EGRESS_LABEL]: use.labelValue, 'io.kubernetes.pod.namespace': use.namespace } } }],
-    destinationCIDRs: [v4 ? '0.0.0.0/0' : '::/0'],
-    ...(excluded.length ? { excludedCIDRs: excluded } : {}),
-    egressGateway: { nodeSelector: use.pool.egress?.nodeSelector ?? {}, egressIP: use.address.toString() },
-  });
+  return resource(
+    'cilium.io/v2',
+    'CiliumEgressGatewayPolicy',
+    'ciliumegressgatewaypolicies',
+    egressResourceName(use.address),
+    {
+      selectors: [
+        {
+          podSelector: {
+            matchLabels: { [EGRESS_LABEL]: use.labelValue, 'io.kubernetes.pod.namespace': use.namespace },
+          },
+        },
+      ],
+      destinationCIDRs: [v4 ? '0.0.0.0/0' : '::/0'],
+      ...(excluded.length ? { excludedCIDRs: excluded } : {}),
+      egressGateway: { nodeSelector: use.pool.egress?.nodeSelector ?? {}, egressIP: use.address.toString() },
+    },
+  );
 }
 
 /** Every resource the CNI needs for these egress addresses. */
-export function egressResources(cni: EgressCni, uses: readonly EgressUse[], excludedCIDRs: readonly string[]): EgressResource[] {
+export function egressResources(
+  cni: EgressCni,
+  uses: readonly EgressUse[],
+  excludedCIDRs: readonly string[],
+): EgressResource[] {
   if (cni === 'cilium') return uses.map((u) => ciliumPolicy(u, excludedCIDRs));
   const pools = [...new Map(uses.map((u) => [u.pool.name, u.pool])).values()];
   return [...pools.map(antreaExternalIPPool), ...uses.map(antreaEgress)];
@@ -95,36 +122,56 @@ export function egressResources(cni: EgressCni, uses: readonly EgressUse[], excl
 export function egressKinds(cni: EgressCni): Array<Pick<EgressResource, 'apiVersion' | 'plural'>> {
   return cni === 'cilium'
     ? [{ apiVersion: 'cilium.io/v2', plural: 'ciliumegressgatewaypolicies' }]
-    : [{ apiVersion: 'crd.antrea.io/v1beta1', plural: 'externalippools' }, { apiVersion: 'crd.antrea.io/v1beta1', plural: 'egresses' }];
+    : [
+        { apiVersion: 'crd.antrea.io/v1beta1', plural: 'externalippools' },
+        { apiVersion: 'crd.antrea.io/v1beta1', plural: 'egresses' },
+      ];
 }
 
 /**
  * For a CNI whose egress address comes from a cluster resource that netpin keeps: the pod gets the
  * label the resource selects; it must come from an egress pool, where netpin knows the gateway nodes.
  */
-export function egressByResource(title: string, egress: DualAddress | undefined): Pick<Rendering, 'labels' | 'warnings'> {
+export function egressByResource(
+  title: string,
+  egress: DualAddress | undefined,
+): Pick<Rendering, 'labels' | 'warnings'> {
   if (!egress) return { labels: {}, warnings: [] };
-  return { labels: { [EGRESS_LABEL]: egressLabelValue(egress) }, warnings: [`${title} uses the egress address only once it is configured on a gateway node that the egress pool's spec.egress.nodeSelector selects.`] };
+  return {
+    labels: { [EGRESS_LABEL]: egressLabelValue(egress) },
+    warnings: [
+      `${title} uses the egress address only once it is configured on a gateway node that the egress pool's spec.egress.nodeSelector selects.`,
+    ],
+  };
 }
 
 /** An egress address that does not come from an egress pool, for a CNI that needs one (its gateway nodes). */
-export function egressPoolProblems(intent: Intent, egressPools: readonly Pool[], title: string, needsNodes: boolean): Problem[] {
+export function egressPoolProblems(
+  intent: Intent,
+  egressPools: readonly Pool[],
+  title: string,
+  needsNodes: boolean,
+): Problem[] {
   if (!intent.egress) return [];
   const key = intent.egress.ip ? KEYS.egressIp : KEYS.egressPool;
   // Egress pools named by netpin.io/egress-pool that do not resolve are the plan's to refuse.
   if (egressPools.length === 0 && intent.egress.ip) {
-    return [{
-      key,
-      message: `${title} sets an egress address through a cluster resource on gateway nodes, and netpin keeps one only for an address of an egress pool`,
-      fix: 'put the address in an IPPool with spec.egress (its gateway nodes in spec.egress.nodeSelector), or use netpin.io/egress-pool',
-    }];
+    return [
+      {
+        key,
+        message: `${title} sets an egress address through a cluster resource on gateway nodes, and netpin keeps one only for an address of an egress pool`,
+        fix: 'put the address in an IPPool with spec.egress (its gateway nodes in spec.egress.nodeSelector), or use netpin.io/egress-pool',
+      },
+    ];
   }
   if (!needsNodes) return [];
-  return egressPools.filter((p) => !p.egress?.nodeSelector).map((p) => ({
-    key,
-    message: `${title} needs the gateway nodes of an egress address, and egress IPPool ${p.name} names none`,
-    fix: `set spec.egress.nodeSelector on IPPool ${p.name} to the labels of the nodes that hold its addresses`,
-  }));
+  return egressPools
+    .filter((p) => !p.egress?.nodeSelector)
+    .map((p) => ({
+      key,
+      message: `${title} needs the gateway nodes of an egress address, and egress IPPool ${p.name} names none`,
+      fix: `set spec.egress.nodeSelector on IPPool ${p.name} to the labels of the nodes that hold its addresses`,
+    }));
 }
 
 /** For a CNI whose egress IP is SNAT only: `netpin.io/egress-mode: eip` asks for what it cannot do. */

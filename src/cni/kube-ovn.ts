@@ -21,19 +21,23 @@ function subnetProblems(intent: Intent, pools: readonly Pool[]): Problem[] {
   const named = subnets(pools);
   const key = addressIntentKeys(intent)[0] ?? KEYS.pool;
   if (named.length > 1) {
-    return [{
-      key,
-      message: `Kube-OVN puts a pod in one Subnet (${LOGICAL_SWITCH}), and the pools name ${named.join(' and ')}`,
-      fix: 'Give the pools the same spec.cni.kubeOvn.subnet: the Kube-OVN Subnet that holds both CIDRs',
-    }];
+    return [
+      {
+        key,
+        message: `Kube-OVN puts a pod in one Subnet (${LOGICAL_SWITCH}), and the pools name ${named.join(' and ')}`,
+        fix: 'Give the pools the same spec.cni.kubeOvn.subnet: the Kube-OVN Subnet that holds both CIDRs',
+      },
+    ];
   }
   const bare = pools.filter((p) => !p.cni.kubeOvn?.subnet);
   if (named.length === 1 && bare.length > 0) {
-    return [{
-      key,
-      message: `IPPool ${bare.map((p) => p.name).join(', ')} names no Subnet while the pod's other pool names ${named[0]}, so Kube-OVN would look for every address of the pod in Subnet ${named[0]}`,
-      fix: `Set spec.cni.kubeOvn.subnet on IPPool ${bare.map((p) => p.name).join(', ')} to the Subnet that holds its range (${named[0]} if it holds both)`,
-    }];
+    return [
+      {
+        key,
+        message: `IPPool ${bare.map((p) => p.name).join(', ')} names no Subnet while the pod's other pool names ${named[0]}, so Kube-OVN would look for every address of the pod in Subnet ${named[0]}`,
+        fix: `Set spec.cni.kubeOvn.subnet on IPPool ${bare.map((p) => p.name).join(', ')} to the Subnet that holds its range (${named[0]} if it holds both)`,
+      },
+    ];
   }
   return [];
 }
@@ -70,7 +74,9 @@ function checkEgress(intent: Intent, shape: WorkloadShape, egressPools: readonly
   if (!intent.egress) return [];
   const problems: Problem[] = [];
   const key = intent.egress.ip ? KEYS.egressIp : KEYS.egressPool;
-  const [family, second] = intent.egress.ip ? familiesOf(intent.egress.ip) : [...new Set(egressPools.flatMap((p) => p.families))];
+  const [family, second] = intent.egress.ip
+    ? familiesOf(intent.egress.ip)
+    : [...new Set(egressPools.flatMap((p) => p.families))];
   const fixed = [intent.ip, ...(intent.ips ?? [])].filter((a) => a !== undefined);
   if (second) {
     problems.push({
@@ -154,7 +160,9 @@ export const kubeOvn: Dialect = {
       );
       const [family] = familiesOf(placement.egress);
       if (placement.addresses && family && !placement.addresses[family]) {
-        warnings.push(`Kube-OVN applies the egress IP only to a pod IP of its family, and this pod has no ${family} address: the egress IP is unused.`);
+        warnings.push(
+          `Kube-OVN applies the egress IP only to a pod IP of its family, and this pod has no ${family} address: the egress IP is unused.`,
+        );
       }
     }
     return { annotations, labels: {}, warnings };

@@ -4,11 +4,7 @@ import type { CniPoolNames, Pool } from '../ipam/pool.js';
 
 /** The netpin.io/ keys that say where a pod's addresses come from, as the intent uses them. */
 export function addressIntentKeys(intent: Intent): string[] {
-  return [
-    ...(intent.ip ? [KEYS.ip] : []),
-    ...(intent.ips ? [KEYS.ips] : []),
-    ...(intent.pools ? [KEYS.pool] : []),
-  ];
+  return [...(intent.ip ? [KEYS.ip] : []), ...(intent.ips ? [KEYS.ips] : []), ...(intent.pools ? [KEYS.pool] : [])];
 }
 
 /** One problem per fixed-address key (netpin.io/ip, netpin.io/ips) the intent uses. */
@@ -23,7 +19,13 @@ export function fixedAddressProblems(intent: Intent, message: string, fix: strin
  * come from must name one, or the CNI would ignore the address. The key at fault is the one
  * that led to the pool: netpin.io/pool, or the fixed address that lies in it.
  */
-export function unnamedPoolProblems(intent: Intent, pools: readonly Pool[], cni: 'antrea' | 'cilium', native: string, title: string): Problem[] {
+export function unnamedPoolProblems(
+  intent: Intent,
+  pools: readonly Pool[],
+  cni: 'antrea' | 'cilium',
+  native: string,
+  title: string,
+): Problem[] {
   const key = intent.pools ? KEYS.pool : intent.ip ? KEYS.ip : KEYS.ips;
   return pools
     .filter((p) => !p.cni[cni]?.pool)

@@ -29,7 +29,8 @@ export function parsePools(text: string, source = 'pools'): PoolsFile {
   const pools: Pool[] = [];
   const namespaces = new Map<string, Record<string, string>>();
   parseAllDocuments(text).forEach((doc, i) => {
-    if (doc.errors.length) throw new ConfigError(`${source}: document ${i + 1}: ${doc.errors[0]!.message.split('\n')[0]}`);
+    if (doc.errors.length)
+      throw new ConfigError(`${source}: document ${i + 1}: ${doc.errors[0]!.message.split('\n')[0]}`);
     const obj = doc.toJS() as { kind?: string; metadata?: { name?: string; labels?: Record<string, string> } } | null;
     if (obj === null || obj === undefined) return;
     if (obj.kind === 'IPPool') {
@@ -44,7 +45,9 @@ export function parsePools(text: string, source = 'pools'): PoolsFile {
       if (!obj.metadata?.name) throw new ConfigError(`${source}: document ${i + 1}: Namespace has no metadata.name`);
       namespaces.set(obj.metadata.name, obj.metadata.labels ?? {});
     } else {
-      throw new ConfigError(`${source}: document ${i + 1}: expected kind IPPool or Namespace, got ${JSON.stringify(obj.kind ?? null)}`);
+      throw new ConfigError(
+        `${source}: document ${i + 1}: expected kind IPPool or Namespace, got ${JSON.stringify(obj.kind ?? null)}`,
+      );
     }
   });
   // Before overlaps: a pool pasted twice would otherwise read "IPPool a overlaps IPPool a".
@@ -53,7 +56,10 @@ export function parsePools(text: string, source = 'pools'): PoolsFile {
   for (let i = 0; i < pools.length; i++) {
     for (let j = i + 1; j < pools.length; j++) {
       const shared = poolOverlap(pools[i]!, pools[j]!);
-      if (shared) throw new ConfigError(`${source}: IPPool ${pools[i]!.name} overlaps IPPool ${pools[j]!.name} at ${formatRange(shared)}`);
+      if (shared)
+        throw new ConfigError(
+          `${source}: IPPool ${pools[i]!.name} overlaps IPPool ${pools[j]!.name} at ${formatRange(shared)}`,
+        );
     }
   }
   return { pools, namespaces };

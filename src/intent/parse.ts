@@ -26,31 +26,50 @@ export function parseIntent(annotations: Record<string, string> | undefined): Pa
   for (const key of Object.keys(a)) {
     if (key.startsWith(PREFIX) && !isIntentKey(key) && !isRecordKey(key)) {
       const near = nearestKey(key);
-      problem(key, `"${key}" is not a netpin key`, `did you mean "${near}"? The keys are ${Object.values(KEYS).join(', ')}`);
+      problem(
+        key,
+        `"${key}" is not a netpin key`,
+        `did you mean "${near}"? The keys are ${Object.values(KEYS).join(', ')}`,
+      );
     }
   }
 
   const ip = a[KEYS.ip];
   if (ip !== undefined) {
     const r = parseDual(ip);
-    if (typeof r === 'string') problem(KEYS.ip, r, 'write one address, or one IPv4 and one IPv6 address separated by a comma: 10.0.0.5 or 10.0.0.5,fd00::5');
+    if (typeof r === 'string')
+      problem(
+        KEYS.ip,
+        r,
+        'write one address, or one IPv4 and one IPv6 address separated by a comma: 10.0.0.5 or 10.0.0.5,fd00::5',
+      );
     else intent.ip = r;
   }
 
   const ips = a[KEYS.ips];
   if (ips !== undefined) {
     const r = parseList(ips);
-    if (typeof r === 'string') problem(KEYS.ips, r, 'separate entries with ";" and the two families of one entry with ",": 10.0.0.5,fd00::5;10.0.0.6,fd00::6 (a single-family list may use commas)');
+    if (typeof r === 'string')
+      problem(
+        KEYS.ips,
+        r,
+        'separate entries with ";" and the two families of one entry with ",": 10.0.0.5,fd00::5;10.0.0.6,fd00::6 (a single-family list may use commas)',
+      );
     else intent.ips = r;
   }
   if (intent.ip && intent.ips) {
-    problem(KEYS.ips, 'netpin.io/ip and netpin.io/ips are both set', 'keep netpin.io/ip for one fixed address, or netpin.io/ips for a list');
+    problem(
+      KEYS.ips,
+      'netpin.io/ip and netpin.io/ips are both set',
+      'keep netpin.io/ip for one fixed address, or netpin.io/ips for a list',
+    );
   }
 
   const pool = a[KEYS.pool];
   if (pool !== undefined) {
     const r = parsePoolNames(KEYS.pool, pool);
-    if (typeof r === 'string') problem(KEYS.pool, r, 'write an IPPool name, or one per family separated by a comma: web or web-v4,web-v6');
+    if (typeof r === 'string')
+      problem(KEYS.pool, r, 'write an IPPool name, or one per family separated by a comma: web or web-v4,web-v6');
     else intent.pools = r;
   }
 
@@ -58,32 +77,57 @@ export function parseIntent(annotations: Record<string, string> | undefined): Pa
   const egressPool = a[KEYS.egressPool];
   const mode = a[KEYS.egressMode];
   if (mode !== undefined && mode !== 'snat' && mode !== 'eip') {
-    problem(KEYS.egressMode, `"${mode}" is not an egress mode`, 'write snat (the default: pods share the egress IP) or eip (one pod, 1:1 NAT)');
+    problem(
+      KEYS.egressMode,
+      `"${mode}" is not an egress mode`,
+      'write snat (the default: pods share the egress IP) or eip (one pod, 1:1 NAT)',
+    );
   } else if (mode !== undefined && egress === undefined && egressPool === undefined) {
-    problem(KEYS.egressMode, 'netpin.io/egress-mode is set without netpin.io/egress-ip or netpin.io/egress-pool', 'add netpin.io/egress-pool or netpin.io/egress-ip, or remove netpin.io/egress-mode');
+    problem(
+      KEYS.egressMode,
+      'netpin.io/egress-mode is set without netpin.io/egress-ip or netpin.io/egress-pool',
+      'add netpin.io/egress-pool or netpin.io/egress-ip, or remove netpin.io/egress-mode',
+    );
   }
   const egressMode = mode === 'eip' ? 'eip' : 'snat';
   if (egress !== undefined && egressPool !== undefined) {
-    problem(KEYS.egressPool, 'netpin.io/egress-ip and netpin.io/egress-pool are both set', 'keep netpin.io/egress-ip for a fixed egress address, or netpin.io/egress-pool to have one given');
+    problem(
+      KEYS.egressPool,
+      'netpin.io/egress-ip and netpin.io/egress-pool are both set',
+      'keep netpin.io/egress-ip for a fixed egress address, or netpin.io/egress-pool to have one given',
+    );
   } else if (egress !== undefined) {
     const r = parseDual(egress);
-    if (typeof r === 'string') problem(KEYS.egressIp, r, 'write one egress address per family: 203.0.113.10 or 203.0.113.10,2001:db8::10');
+    if (typeof r === 'string')
+      problem(KEYS.egressIp, r, 'write one egress address per family: 203.0.113.10 or 203.0.113.10,2001:db8::10');
     else intent.egress = { ip: r, mode: egressMode };
   } else if (egressPool !== undefined) {
     const r = parsePoolNames(KEYS.egressPool, egressPool);
-    if (typeof r === 'string') problem(KEYS.egressPool, r, 'write the name of an egress IPPool, or one per family separated by a comma');
+    if (typeof r === 'string')
+      problem(KEYS.egressPool, r, 'write the name of an egress IPPool, or one per family separated by a comma');
     else intent.egress = { pools: r, mode: egressMode };
   }
 
-  for (const [key, field] of [[KEYS.ingressRate, 'ingressRate'], [KEYS.egressRate, 'egressRate']] as const) {
+  for (const [key, field] of [
+    [KEYS.ingressRate, 'ingressRate'],
+    [KEYS.egressRate, 'egressRate'],
+  ] as const) {
     const v = a[key];
     if (v === undefined) continue;
     const r = parseRate(v);
-    if (typeof r === 'string') problem(key, r, 'write bits per second as a Kubernetes quantity between 1k and 1P, such as 500k, 10M or 1G (no "bps", no spaces)');
+    if (typeof r === 'string')
+      problem(
+        key,
+        r,
+        'write bits per second as a Kubernetes quantity between 1k and 1P, such as 500k, 10M or 1G (no "bps", no spaces)',
+      );
     else intent[field] = r;
   }
 
-  for (const [key, field] of [[KEYS.latency, 'latencyMs'], [KEYS.jitter, 'jitterMs']] as const) {
+  for (const [key, field] of [
+    [KEYS.latency, 'latencyMs'],
+    [KEYS.jitter, 'jitterMs'],
+  ] as const) {
     const v = a[key];
     if (v === undefined) continue;
     const n = parseNumber(v, 'ms');
@@ -94,13 +138,19 @@ export function parseIntent(annotations: Record<string, string> | undefined): Pa
   const loss = a[KEYS.loss];
   if (loss !== undefined) {
     const n = parseNumber(loss, '%');
-    if (n === undefined || n > 100) problem(KEYS.loss, `"${loss}" is not a percentage from 0 to 100`, 'write a percentage: 20 or 20%');
+    if (n === undefined || n > 100)
+      problem(KEYS.loss, `"${loss}" is not a percentage from 0 to 100`, 'write a percentage: 20 or 20%');
     else intent.lossPercent = n;
   }
 
   const limit = a[KEYS.limit];
   if (limit !== undefined) {
-    if (!/^\d+$/.test(limit.trim()) || Number(limit) < 1 || !Number.isSafeInteger(Number(limit))) problem(KEYS.limit, `"${limit}" is not a whole number of packets`, 'write the netem queue limit in packets: 1000');
+    if (!/^\d+$/.test(limit.trim()) || Number(limit) < 1 || !Number.isSafeInteger(Number(limit)))
+      problem(
+        KEYS.limit,
+        `"${limit}" is not a whole number of packets`,
+        'write the netem queue limit in packets: 1000',
+      );
     else intent.limitPackets = Number(limit);
   }
 
@@ -112,7 +162,8 @@ function parsePoolNames(key: string, text: string): string[] | string {
   const names = text.split(',').map((s) => s.trim());
   const bad = names.find((n) => !POOL_NAME.test(n));
   if (bad !== undefined) return `"${bad}" is not an IPPool name`;
-  if (names.length > 2) return `${names.length} pools are named in ${key}; name one pool, or one per family (two at most)`;
+  if (names.length > 2)
+    return `${names.length} pools are named in ${key}; name one pool, or one per family (two at most)`;
   if (names.length === 2 && names[0] === names[1]) return `pool "${names[0]}" is named twice`;
   return names;
 }
@@ -126,7 +177,8 @@ export function parseDual(text: string): DualAddress | string {
     const addr = parseAddress(p);
     if (!addr) return `"${p}" is not an IP address`;
     const family = familyOf(addr);
-    if (out[family]) return `"${text}" has two ${family === 'ipv4' ? 'IPv4' : 'IPv6'} addresses; at most one per family is allowed`;
+    if (out[family])
+      return `"${text}" has two ${family === 'ipv4' ? 'IPv4' : 'IPv6'} addresses; at most one per family is allowed`;
     if (family === 'ipv4') out.ipv4 = addr as IPv4;
     else out.ipv6 = addr as IPv6;
   }

@@ -19,7 +19,14 @@ const DECIMAL: Record<string, [bigint, bigint]> = {
   P: [1_000_000_000_000_000n, 1n],
   E: [1_000_000_000_000_000_000n, 1n],
 };
-const BINARY: Record<string, bigint> = { Ki: 1n << 10n, Mi: 1n << 20n, Gi: 1n << 30n, Ti: 1n << 40n, Pi: 1n << 50n, Ei: 1n << 60n };
+const BINARY: Record<string, bigint> = {
+  Ki: 1n << 10n,
+  Mi: 1n << 20n,
+  Gi: 1n << 30n,
+  Ti: 1n << 40n,
+  Pi: 1n << 50n,
+  Ei: 1n << 60n,
+};
 
 const QUANTITY = /^([+-]?)(\d+(?:\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?\d+)?$/;
 
@@ -57,7 +64,13 @@ export function wholeValue(f: Fraction): bigint {
 
 /** Writes bits/s with the largest decimal suffix that divides it: 10000000 is "10M". */
 export function formatQuantity(n: bigint): string {
-  for (const [suffix, mul] of [['P', 10n ** 15n], ['T', 10n ** 12n], ['G', 10n ** 9n], ['M', 10n ** 6n], ['k', 1000n]] as const) {
+  for (const [suffix, mul] of [
+    ['P', 10n ** 15n],
+    ['T', 10n ** 12n],
+    ['G', 10n ** 9n],
+    ['M', 10n ** 6n],
+    ['k', 1000n],
+  ] as const) {
     if (n >= mul && n % mul === 0n) return `${n / mul}${suffix}`;
   }
   return n.toString();

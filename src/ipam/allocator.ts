@@ -1,7 +1,15 @@
 import { KEYS } from '../intent/keys.js';
 import { type Intent, type Problem } from '../intent/types.js';
 import { addressList, familyOf, type Address, type DualAddress, type Family } from '../net/address.js';
-import { ConflictError, describeOwner, ExhaustedError, ownerKey, type Claim, type EgressOwner, type Owner } from './claim.js';
+import {
+  ConflictError,
+  describeOwner,
+  ExhaustedError,
+  ownerKey,
+  type Claim,
+  type EgressOwner,
+  type Owner,
+} from './claim.js';
 import type { Ledger } from './ledger.js';
 import { describePool, poolAdmitsNamespace, poolContains, type Pool } from './pool.js';
 
@@ -32,7 +40,8 @@ export interface Allocation extends Placement {
 }
 
 /** `fresh` are the claims this call made, for a caller that must give them back when the request fails later. */
-export type AllocationResult = { ok: true; allocation: Allocation; claims: Claim[]; fresh: Claim[] } | { ok: false; problems: Problem[] };
+export type AllocationResult =
+  { ok: true; allocation: Allocation; claims: Claim[]; fresh: Claim[] } | { ok: false; problems: Problem[] };
 
 type FamilyPools = Partial<Record<Family, Pool>>;
 
@@ -114,8 +123,11 @@ export class Allocator {
     if (intent.ips && req.entry !== undefined) {
       const entry = intent.ips[req.entry];
       if (!entry) {
-        return fail(KEYS.ips, `has ${intent.ips.length} entries, but ${describeOwner(req.owner)} needs entry ${req.entry + 1}`,
-          `list one entry per replica, in ordinal order (entry 1 for the first ordinal), or scale down`);
+        return fail(
+          KEYS.ips,
+          `has ${intent.ips.length} entries, but ${describeOwner(req.owner)} needs entry ${req.entry + 1}`,
+          `list one entry per replica, in ordinal order (entry 1 for the first ordinal), or scale down`,
+        );
       }
       return [entry];
     }
@@ -136,11 +148,26 @@ export class Allocator {
       return pools.length ? pools.map(describePool).join('; ') : 'none';
     };
     const named = this.resolve(intent.pools ?? [], 'pod', KEYS.pool, namespace, labels, allowed('pod'), problems);
-    const egress = this.resolve(intent.egress?.pools ?? [], 'egress', KEYS.egressPool, namespace, labels, allowed('egress'), problems);
+    const egress = this.resolve(
+      intent.egress?.pools ?? [],
+      'egress',
+      KEYS.egressPool,
+      namespace,
+      labels,
+      allowed('egress'),
+      problems,
+    );
     const byFamily = named.byFamily;
     const pools = named.pools;
     let unknown = named.unknown || egress.unknown;
-    const plan = () => ({ byFamily, pools, egressByFamily: egress.byFamily, egressPools: egress.pools, problems, unknown });
+    const plan = () => ({
+      byFamily,
+      pools,
+      egressByFamily: egress.byFamily,
+      egressPools: egress.pools,
+      problems,
+      unknown,
+    });
     if (problems.length) return plan();
 
     const fixed: Array<[string, Address]> = [];
@@ -156,14 +183,26 @@ export class Allocator {
           fix: `name an ${familyName(family)} pool too (netpin.io/pool: ${intent.pools[0]},<${familyName(family)} pool>), or drop the ${familyName(family)} address`,
         });
       } else if (named && !poolContains(named, addr)) {
-        problems.push({ key, message: `${addr.toString()} lies outside IPPool ${describePool(named)}`, fix: `choose an address inside IPPool ${named.name}, or name the pool that holds it` });
+        problems.push({
+          key,
+          message: `${addr.toString()} lies outside IPPool ${describePool(named)}`,
+          fix: `choose an address inside IPPool ${named.name}, or name the pool that holds it`,
+        });
       } else if (!named) {
         const home = this.ledger.index.poolOf(addr);
         if (!home) {
           unknown = true;
-          problems.push({ key, message: `${addr.toString()} lies outside every IPPool`, fix: `choose an address in a pool namespace ${namespace} may use: ${allowed('pod')()}` });
+          problems.push({
+            key,
+            message: `${addr.toString()} lies outside every IPPool`,
+            fix: `choose an address in a pool namespace ${namespace} may use: ${allowed('pod')()}`,
+          });
         } else if (home.egress) {
-          problems.push({ key, message: `${addr.toString()} lies in IPPool ${home.name}, an egress pool: an egress address is never a pod address`, fix: `choose an address in a pod pool namespace ${namespace} may use: ${allowed('pod')()}` });
+          problems.push({
+            key,
+            message: `${addr.toString()} lies in IPPool ${home.name}, an egress pool: an egress address is never a pod address`,
+            fix: `choose an address in a pod pool namespace ${namespace} may use: ${allowed('pod')()}`,
+          });
         } else if (!poolAdmitsNamespace(home, labels)) {
           problems.push({
             key,
@@ -179,16 +218,32 @@ export class Allocator {
       const home = this.ledger.index.poolOf(addr);
       if (!home) continue;
       if (!home.egress) {
-        problems.push({ key: KEYS.egressIp, message: `${addr.toString()} lies in IPPool ${home.name}, a pod pool: an egress address is never a pod address`, fix: `choose an address of an egress pool (spec.egress) namespace ${namespace} may use: ${allowed('egress')()}` });
+        problems.push({
+          key: KEYS.egressIp,
+          message: `${addr.toString()} lies in IPPool ${home.name}, a pod pool: an egress address is never a pod address`,
+          fix: `choose an address of an egress pool (spec.egress) namespace ${namespace} may use: ${allowed('egress')()}`,
+        });
       } else if (!poolAdmitsNamespace(home, labels)) {
-        problems.push({ key: KEYS.egressIp, message: `${addr.toString()} lies in egress IPPool ${home.name}, which does not select namespace ${namespace} (spec.namespaceSelector)`, fix: `choose an egress address namespace ${namespace} may use: ${allowed('egress')()}` });
+        problems.push({
+          key: KEYS.egressIp,
+          message: `${addr.toString()} lies in egress IPPool ${home.name}, which does not select namespace ${namespace} (spec.namespaceSelector)`,
+          fix: `choose an egress address namespace ${namespace} may use: ${allowed('egress')()}`,
+        });
       } else if (!egress.pools.includes(home)) egress.pools.push(home);
     }
     return plan();
   }
 
   /** Pools named by `key`: they exist, have the role, select the namespace, and serve one family each. */
-  private resolve(names: string[], role: Role, key: string, namespace: string, labels: Record<string, string>, allowed: () => string, problems: Problem[]) {
+  private resolve(
+    names: string[],
+    role: Role,
+    key: string,
+    namespace: string,
+    labels: Record<string, string>,
+    allowed: () => string,
+    problems: Problem[],
+  ) {
     const byFamily: FamilyPools = {};
     const pools: Pool[] = [];
     let unknown = false;
@@ -196,14 +251,24 @@ export class Allocator {
       const pool = this.ledger.index.pool(name);
       if (!pool) {
         unknown = true;
-        problems.push({ key, message: `IPPool ${name} does not exist`, fix: `name a pool namespace ${namespace} may use: ${allowed()}` });
+        problems.push({
+          key,
+          message: `IPPool ${name} does not exist`,
+          fix: `name a pool namespace ${namespace} may use: ${allowed()}`,
+        });
         continue;
       }
       if (roleOf(pool) !== role) {
         problems.push({
           key,
-          message: role === 'pod' ? `IPPool ${name} is an egress pool (spec.egress): its addresses are never pod addresses` : `IPPool ${name} is a pod pool: it has no spec.egress, and its addresses are never egress addresses`,
-          fix: role === 'pod' ? `name a pod pool (${allowed()}), or ask for an egress address with netpin.io/egress-pool: ${name}` : `name an egress pool (${allowed()}), or add spec.egress to a pool of its own`,
+          message:
+            role === 'pod'
+              ? `IPPool ${name} is an egress pool (spec.egress): its addresses are never pod addresses`
+              : `IPPool ${name} is a pod pool: it has no spec.egress, and its addresses are never egress addresses`,
+          fix:
+            role === 'pod'
+              ? `name a pod pool (${allowed()}), or ask for an egress address with netpin.io/egress-pool: ${name}`
+              : `name an egress pool (${allowed()}), or add spec.egress to a pool of its own`,
         });
         continue;
       }
@@ -217,7 +282,11 @@ export class Allocator {
       }
       for (const f of pool.families) {
         if (byFamily[f]) {
-          problems.push({ key, message: `IPPools ${byFamily[f]!.name} and ${name} both serve ${familyName(f)}`, fix: 'name one pool, or one pool per family' });
+          problems.push({
+            key,
+            message: `IPPools ${byFamily[f]!.name} and ${name} both serve ${familyName(f)}`,
+            fix: 'name one pool, or one pool per family',
+          });
         }
         byFamily[f] = pool;
       }
@@ -237,22 +306,34 @@ export class Allocator {
     if (plan.problems.length) return { ok: false, problems: plan.problems };
     const held = this.ledger.index.claimsOf(owner);
     const wanted = egress.ip ? [egress.ip] : undefined;
-    if (held.length > 0 && fits(held, wanted, plan.egressByFamily)) return { ok: true, addresses: dualOf(held), fresh: [] };
+    if (held.length > 0 && fits(held, wanted, plan.egressByFamily))
+      return { ok: true, addresses: dualOf(held), fresh: [] };
     if (!req.dryRun) for (const c of held) await this.ledger.release(c);
     if (egress.ip) {
       const claimable = addressList(egress.ip).filter((a) => plan.egressPools.some((p) => poolContains(p, a)));
       for (const a of claimable) {
         const holder = this.ledger.index.holderOf(a);
         if (holder && ownerKey(holder.owner) !== ownerKey(owner)) {
-          return fail(KEYS.egressIp, `${new ConflictError(holder).message}`, 'choose another egress address, or have one given with netpin.io/egress-pool');
+          return fail(
+            KEYS.egressIp,
+            `${new ConflictError(holder).message}`,
+            'choose another egress address, or have one given with netpin.io/egress-pool',
+          );
         }
       }
       if (req.dryRun || claimable.length === 0) return { ok: true, addresses: egress.ip, fresh: [] };
       try {
-        const got = await this.claimAll(claimable.map((a) => this.ledger.claim(this.ledger.index.poolOf(a)!, a, owner)));
+        const got = await this.claimAll(
+          claimable.map((a) => this.ledger.claim(this.ledger.index.poolOf(a)!, a, owner)),
+        );
         return { ok: true, addresses: egress.ip, fresh: got };
       } catch (e) {
-        if (e instanceof ConflictError) return fail(KEYS.egressIp, e.message, 'choose another egress address, or have one given with netpin.io/egress-pool');
+        if (e instanceof ConflictError)
+          return fail(
+            KEYS.egressIp,
+            e.message,
+            'choose another egress address, or have one given with netpin.io/egress-pool',
+          );
         throw e;
       }
     }
@@ -261,7 +342,8 @@ export class Allocator {
       const addresses: DualAddress = {};
       for (const f of families) {
         const ip = this.ledger.index.firstFree(plan.egressByFamily[f]!.name, f);
-        if (!ip) return this.exhausted(new ExhaustedError(plan.egressByFamily[f]!, f), req.namespaceLabels, KEYS.egressPool);
+        if (!ip)
+          return this.exhausted(new ExhaustedError(plan.egressByFamily[f]!, f), req.namespaceLabels, KEYS.egressPool);
         Object.assign(addresses, { [f]: ip });
       }
       return { ok: true, addresses, fresh: [] };
@@ -276,19 +358,31 @@ export class Allocator {
   }
 
   /** Fixed addresses: the first listed entry whose addresses are all free (or already this owner's). */
-  private async claimListed(req: AllocationRequest, entries: DualAddress[], byFamily: FamilyPools): Promise<AllocationResult> {
+  private async claimListed(
+    req: AllocationRequest,
+    entries: DualAddress[],
+    byFamily: FamilyPools,
+  ): Promise<AllocationResult> {
     const key = req.intent.ip ? KEYS.ip : KEYS.ips;
     let lastConflict: ConflictError | undefined;
     for (const entry of entries) {
       const addrs = addressList(entry);
-      const holder = addrs.map((a) => this.ledger.index.holderOf(a)).find((c) => c && ownerKey(c.owner) !== ownerKey(req.owner));
+      const holder = addrs
+        .map((a) => this.ledger.index.holderOf(a))
+        .find((c) => c && ownerKey(c.owner) !== ownerKey(req.owner));
       if (holder) {
         lastConflict = new ConflictError(holder);
         continue;
       }
-      if (req.dryRun) return this.ok(addrs.map((ip) => this.virtualClaim(ip, req.owner, byFamily)), []);
+      if (req.dryRun)
+        return this.ok(
+          addrs.map((ip) => this.virtualClaim(ip, req.owner, byFamily)),
+          [],
+        );
       try {
-        const got = await this.claimAll(addrs.map((ip) => this.ledger.claim(this.poolFor(ip, byFamily), ip, req.owner)));
+        const got = await this.claimAll(
+          addrs.map((ip) => this.ledger.claim(this.poolFor(ip, byFamily), ip, req.owner)),
+        );
         return this.ok(got, got);
       } catch (e) {
         if (!(e instanceof ConflictError)) throw e;
@@ -297,12 +391,19 @@ export class Allocator {
     }
     const c = lastConflict!;
     if (entries.length > 1) {
-      return fail(key, `all ${entries.length} entries are held (the last one, ${c.message})`, 'add entries to netpin.io/ips, or lower the replica count');
+      return fail(
+        key,
+        `all ${entries.length} entries are held (the last one, ${c.message})`,
+        'add entries to netpin.io/ips, or lower the replica count',
+      );
     }
     const pool = this.ledger.index.pool(c.holder.pool);
     const next = pool && this.ledger.index.firstFree(pool.name, familyOf(c.holder.ip));
-    return fail(key, `${c.message} (IPPool ${c.holder.pool})`,
-      `choose a free address${next ? ` such as ${next.toString()}` : ''}, or let netpin choose with netpin.io/pool${pool ? `: ${pool.name}` : ''}`);
+    return fail(
+      key,
+      `${c.message} (IPPool ${c.holder.pool})`,
+      `choose a free address${next ? ` such as ${next.toString()}` : ''}, or let netpin choose with netpin.io/pool${pool ? `: ${pool.name}` : ''}`,
+    );
   }
 
   private async claimFromPools(req: AllocationRequest, byFamily: FamilyPools): Promise<AllocationResult> {
@@ -341,11 +442,20 @@ export class Allocator {
     throw failed.reason;
   }
 
-  private exhausted(e: ExhaustedError, namespaceLabels: Record<string, string>, key: string = KEYS.pool): { ok: false; problems: Problem[] } {
+  private exhausted(
+    e: ExhaustedError,
+    namespaceLabels: Record<string, string>,
+    key: string = KEYS.pool,
+  ): { ok: false; problems: Problem[] } {
     const usage = this.ledger.index.usage(e.pool.name).find((u) => u.family === e.family);
-    const others = this.allowedPools(namespaceLabels).filter((p) => p.name !== e.pool.name && p.families.includes(e.family) && roleOf(p) === roleOf(e.pool));
-    return fail(key, `${e.message} (${usage?.allocated ?? 0} of ${usage?.capacity ?? 0} held)`,
-      `add addresses to IPPool ${e.pool.name} (spec.cidr or spec.ranges), delete workloads that hold them${others.length ? `, or name another pool: ${others.map((p) => p.name).join(', ')}` : ''}`);
+    const others = this.allowedPools(namespaceLabels).filter(
+      (p) => p.name !== e.pool.name && p.families.includes(e.family) && roleOf(p) === roleOf(e.pool),
+    );
+    return fail(
+      key,
+      `${e.message} (${usage?.allocated ?? 0} of ${usage?.capacity ?? 0} held)`,
+      `add addresses to IPPool ${e.pool.name} (spec.cidr or spec.ranges), delete workloads that hold them${others.length ? `, or name another pool: ${others.map((p) => p.name).join(', ')}` : ''}`,
+    );
   }
 
   private ok(claims: Claim[], fresh: Claim[]): AllocationResult {

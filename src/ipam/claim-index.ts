@@ -72,7 +72,13 @@ export class ClaimIndex {
     const pods = this.observedByIp.get(key);
     if (!pods) return undefined;
     const [namespace, name] = splitPod(pods.values().next().value!);
-    return { pool: this.poolOf(ip)?.name ?? '', ip, owner: { kind: 'Pod', namespace, name }, createdAt: 0, observed: true };
+    return {
+      pool: this.poolOf(ip)?.name ?? '',
+      ip,
+      owner: { kind: 'Pod', namespace, name },
+      createdAt: 0,
+      observed: true,
+    };
   }
 
   /** This owner's claim on the address, undefined when it is free; throws ConflictError when another owner holds it. */
@@ -177,7 +183,8 @@ export class ClaimIndex {
     set?.delete(held);
     if (set?.size === 0) this.byOwner.delete(ok);
     const state = this.pools.get(held.pool);
-    if (state && poolContains(state.pool, held.ip) && !this.observedByIp.has(key)) state.free[familyOf(held.ip)].put(toBigInt(held.ip));
+    if (state && poolContains(state.pool, held.ip) && !this.observedByIp.has(key))
+      state.free[familyOf(held.ip)].put(toBigInt(held.ip));
     return true;
   }
 

@@ -42,7 +42,8 @@ export interface Claim {
 }
 
 export function ownerKey(owner: Owner): string {
-  if (owner.kind === 'Egress') return `Egress/${owner.workload}/${owner.namespace}/${owner.name}${owner.ordinal === undefined ? '' : `/${owner.ordinal}`}`;
+  if (owner.kind === 'Egress')
+    return `Egress/${owner.workload}/${owner.namespace}/${owner.name}${owner.ordinal === undefined ? '' : `/${owner.ordinal}`}`;
   return owner.kind === 'StatefulSet'
     ? `StatefulSet/${owner.namespace}/${owner.name}/${owner.ordinal}`
     : `Pod/${owner.namespace}/${owner.name}${owner.name === '' ? `#${owner.uid ?? ''}` : ''}`;
@@ -58,7 +59,9 @@ export function describeOwner(owner: Owner): string {
 
 export class ConflictError extends Error {
   constructor(readonly holder: Claim) {
-    super(`${holder.ip.toString()} is held by ${describeOwner(holder.owner)}${holder.observed ? ', which uses it without a netpin claim (it predates netpin or its namespace opting in)' : ''}`);
+    super(
+      `${holder.ip.toString()} is held by ${describeOwner(holder.owner)}${holder.observed ? ', which uses it without a netpin claim (it predates netpin or its namespace opting in)' : ''}`,
+    );
   }
 }
 

@@ -45,7 +45,8 @@ export class FreeRanges {
   largest(): { first: bigint; last: bigint } | undefined {
     let best: { first: bigint; last: bigint } | undefined;
     for (let i = this.head; i < this.los.length; i++) {
-      if (!best || this.his[i]! - this.los[i]! > best.last - best.first) best = { first: this.los[i]!, last: this.his[i]! };
+      if (!best || this.his[i]! - this.los[i]! > best.last - best.first)
+        best = { first: this.los[i]!, last: this.his[i]! };
     }
     return best;
   }

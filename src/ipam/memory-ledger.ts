@@ -37,7 +37,11 @@ export class MemoryLedger implements Ledger {
   }
 
   async bind(claim: Claim, pod: { name: string; uid: string }): Promise<void> {
-    if (this.index.remove(claim)) this.index.add({ ...claim, owner: { kind: 'Pod', namespace: claim.owner.namespace, name: pod.name, uid: pod.uid } });
+    if (this.index.remove(claim))
+      this.index.add({
+        ...claim,
+        owner: { kind: 'Pod', namespace: claim.owner.namespace, name: pod.name, uid: pod.uid },
+      });
   }
 
   async start(): Promise<void> {}

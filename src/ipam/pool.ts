@@ -1,4 +1,12 @@
-import { familyOf, formatRange, parseRange, toBigInt, type Address, type AddressRange, type Family } from '../net/address.js';
+import {
+  familyOf,
+  formatRange,
+  parseRange,
+  toBigInt,
+  type Address,
+  type AddressRange,
+  type Family,
+} from '../net/address.js';
 import { matchesSelector, type LabelSelector } from './selector.js';
 
 /** Native names of the same address space in each CNI, for the annotations that select a pool. */
@@ -82,10 +90,22 @@ export function compilePool(obj: IPPoolObject): Pool {
     capacity[family] = ranges[family].reduce((n, r) => n + r.last - r.first + 1n, 0n);
   }
   const families = (['ipv4', 'ipv6'] as const).filter((f) => include.some((r) => r.family === f));
-  if (spec.egress !== undefined && (spec.egress === null || typeof spec.egress !== 'object' || Array.isArray(spec.egress))) {
+  if (
+    spec.egress !== undefined &&
+    (spec.egress === null || typeof spec.egress !== 'object' || Array.isArray(spec.egress))
+  ) {
     throw new PoolSpecError(`IPPool ${name}: spec.egress must be an object`);
   }
-  return { name, families, ranges, capacity, namespaceSelector: spec.namespaceSelector, cni: spec.cni ?? {}, ...(spec.egress && { egress: spec.egress }), spec };
+  return {
+    name,
+    families,
+    ranges,
+    capacity,
+    namespaceSelector: spec.namespaceSelector,
+    cni: spec.cni ?? {},
+    ...(spec.egress && { egress: spec.egress }),
+    spec,
+  };
 }
 
 function rangeOrThrow(pool: string, field: string, text: string, dropEnds: boolean): AddressRange {

@@ -117,7 +117,9 @@ export function familiesOf(addr: DualAddress): Family[] {
 
 /** Renders `10.0.0.5,fd00::5` in the order CNIs expect: IPv4 first. */
 export function formatDual(addr: DualAddress): string {
-  return addressList(addr).map((a) => a.toString()).join(',');
+  return addressList(addr)
+    .map((a) => a.toString())
+    .join(',');
 }
 
 export function addressList(addr: DualAddress): Address[] {

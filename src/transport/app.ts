@@ -50,11 +50,15 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   const metrics = new Metrics(options.deps.allocator.ledger.index);
   options.instrument?.(metrics);
-  const admission = new Admission(options.deps, { replayCacheSize: options.replayCacheSize, onOutcome: (o) => metrics.observe(o) });
+  const admission = new Admission(options.deps, {
+    replayCacheSize: options.replayCacheSize,
+    onOutcome: (o) => metrics.observe(o),
+  });
 
   app.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
     // Bad JSON, a wrong content type or an oversized body are the caller's fault: 4xx with a message.
-    if (err instanceof MalformedReview) return reply.code(400).send({ message: `malformed AdmissionReview: ${err.message}` });
+    if (err instanceof MalformedReview)
+      return reply.code(400).send({ message: `malformed AdmissionReview: ${err.message}` });
     const code = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
     if (code === 500) {
       metrics.httpError();

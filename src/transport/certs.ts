@@ -27,7 +27,15 @@ export function certPaths(dir: string): CertPaths {
  * in-cluster service names.
  */
 export function defaultHosts(service = 'netpin', namespace = 'netpin-system'): string[] {
-  return ['localhost', '127.0.0.1', '::1', service, `${service}.${namespace}`, `${service}.${namespace}.svc`, `${service}.${namespace}.svc.cluster.local`];
+  return [
+    'localhost',
+    '127.0.0.1',
+    '::1',
+    service,
+    `${service}.${namespace}`,
+    `${service}.${namespace}.svc`,
+    `${service}.${namespace}.svc.cluster.local`,
+  ];
 }
 
 export interface GeneratedCerts {
@@ -55,7 +63,9 @@ export async function generateCerts(hosts: string[], days = 365): Promise<Genera
     ],
   });
   const keys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']);
-  const names = hosts.map((h) => (/^[\d.]+$|:/.test(h) ? { type: 'ip' as const, value: h } : { type: 'dns' as const, value: h }));
+  const names = hosts.map((h) =>
+    /^[\d.]+$|:/.test(h) ? { type: 'ip' as const, value: h } : { type: 'dns' as const, value: h },
+  );
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: randomSerial(),
     subject: `CN=${hosts.find((h) => !/^[\d.]+$|:/.test(h)) ?? 'netpin'}`,

@@ -152,13 +152,27 @@ export class Metrics {
   constructor(index: ClaimIndex) {
     collectDefaultMetrics({ register: this.registry, prefix: 'netpin_process_' });
     const tally = (labels: Labels) => new Tally(labels);
-    this.admissions = new OutcomeMetric('netpin_admissions_total', 'Admission reviews answered, by endpoint, kind, operation and result',
-      'counter', [ENDPOINT, KIND, OPERATION, RESULT], tally).registerIn(this.registry);
-    this.latency = new OutcomeMetric('netpin_admission_duration_seconds', 'Time from decoding a review to its answer',
-      'histogram', [ENDPOINT, KIND], (labels) => new Timing(labels, LATENCY_BUCKETS)).registerIn(this.registry);
-    this.denials = new OutcomeMetric('netpin_admission_denials_total',
+    this.admissions = new OutcomeMetric(
+      'netpin_admissions_total',
+      'Admission reviews answered, by endpoint, kind, operation and result',
+      'counter',
+      [ENDPOINT, KIND, OPERATION, RESULT],
+      tally,
+    ).registerIn(this.registry);
+    this.latency = new OutcomeMetric(
+      'netpin_admission_duration_seconds',
+      'Time from decoding a review to its answer',
+      'histogram',
+      [ENDPOINT, KIND],
+      (labels) => new Timing(labels, LATENCY_BUCKETS),
+    ).registerIn(this.registry);
+    this.denials = new OutcomeMetric(
+      'netpin_admission_denials_total',
       'Reviews refused (replays aside), by endpoint, kind and reason: the netpin.io key the refusal names first, or other',
-      'counter', [ENDPOINT, KIND, REASON], tally).registerIn(this.registry);
+      'counter',
+      [ENDPOINT, KIND, REASON],
+      tally,
+    ).registerIn(this.registry);
     const errors = new Counter({
       name: 'netpin_webhook_errors_total',
       help: 'Reviews netpin could not decide: in-band answers with code 500 (type in_band), HTTP 5xx answers (type http)',
@@ -209,8 +223,16 @@ function poolGauges(registry: Registry, index: ClaimIndex): void {
       },
     });
   gauge('netpin_pool_capacity_addresses', 'Usable addresses of each IPPool', (u) => u.capacity);
-  gauge('netpin_pool_allocated_addresses', 'Held addresses of each IPPool: claimed, or seen in use by a pod', (u) => u.allocated);
-  gauge('netpin_pool_free_addresses', 'Addresses of each IPPool that netpin may still give', (u) => u.capacity - u.allocated);
+  gauge(
+    'netpin_pool_allocated_addresses',
+    'Held addresses of each IPPool: claimed, or seen in use by a pod',
+    (u) => u.allocated,
+  );
+  gauge(
+    'netpin_pool_free_addresses',
+    'Addresses of each IPPool that netpin may still give',
+    (u) => u.capacity - u.allocated,
+  );
 }
 
 function ledgerMetrics(registry: Registry): LedgerMetrics {
@@ -221,7 +243,9 @@ function ledgerMetrics(registry: Registry): LedgerMetrics {
     registers: [registry],
   });
   // Writes are API calls: a key string each costs nothing next to them.
-  const pairs = WRITES.flatMap((op) => WRITE_OUTCOMES.map((outcome) => [`${op}/${outcome}`, atZero(writes, op, outcome)] as const));
+  const pairs = WRITES.flatMap((op) =>
+    WRITE_OUTCOMES.map((outcome) => [`${op}/${outcome}`, atZero(writes, op, outcome)] as const),
+  );
   const children = new Map(pairs);
   return { write: (op, outcome) => children.get(`${op}/${outcome}`)?.inc() };
 }

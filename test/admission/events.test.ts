@@ -6,7 +6,17 @@ import type { EventNotice, EventSink } from '../../src/cluster/event-sink.js';
 import type { AdmissionReview, KubeObject } from '../../src/admission/review.js';
 import type { CniName } from '../../src/cni/dialect.js';
 import {
-  denial, deployment, harness, ippoolReview, patched, podCreate, podUpdate, review, scaleUpdate, statefulSet, type Harness,
+  denial,
+  deployment,
+  harness,
+  ippoolReview,
+  patched,
+  podCreate,
+  podUpdate,
+  review,
+  scaleUpdate,
+  statefulSet,
+  type Harness,
 } from '../support/reviews.js';
 
 /** What admission told, in order: `now` from record(), `created` from recordWhenCreated(). */
@@ -38,10 +48,14 @@ const UNKNOWN_POOL = { 'netpin.io/pool': 'nope' };
 const RS_POD = { generateName: 'web-5d8f-', owner: { kind: 'ReplicaSet', name: 'web-5d8f' } };
 
 describe('a refusal', () => {
-  it('of a controller\'s pod is told on the controller, with the uid of the owner reference: the pod never exists', async () => {
+  it("of a controller's pod is told on the controller, with the uid of the owner reference: the pod never exists", async () => {
     const { h, sink } = await setup();
     denial(await h.mutate(podCreate({ ...RS_POD, annotations: UNKNOWN_POOL })));
-    denial(await h.mutate(podCreate({ name: 'db-2', owner: { kind: 'StatefulSet', name: 'db' }, annotations: UNKNOWN_POOL })));
+    denial(
+      await h.mutate(
+        podCreate({ name: 'db-2', owner: { kind: 'StatefulSet', name: 'db' }, annotations: UNKNOWN_POOL }),
+      ),
+    );
     expect(sink.now.every((e) => e.type === 'Warning' && e.reason === 'Refused' && e.action === 'Admit')).toBe(true);
     expect(sink.now.map((e) => e.regarding)).toEqual([
       { apiVersion: 'apps/v1', kind: 'ReplicaSet', namespace: 'shop', name: 'web-5d8f', uid: 'uid-web-5d8f' },
@@ -55,13 +69,15 @@ describe('a refusal', () => {
     const { h, sink } = await setup();
     const message = denial(await h.mutate(podCreate({ name: 'lone', annotations: UNKNOWN_POOL })));
     denial(await h.mutate(podCreate({ generateName: 'lone-', annotations: UNKNOWN_POOL })));
-    expect(sink.now).toEqual([{
-      regarding: { apiVersion: 'v1', kind: 'Pod', namespace: 'shop', name: 'lone', uid: undefined },
-      type: 'Warning',
-      reason: 'Refused',
-      action: 'Admit',
-      note: `Refused the creation: ${message}`,
-    }]);
+    expect(sink.now).toEqual([
+      {
+        regarding: { apiVersion: 'v1', kind: 'Pod', namespace: 'shop', name: 'lone', uid: undefined },
+        type: 'Warning',
+        reason: 'Refused',
+        action: 'Admit',
+        note: `Refused the creation: ${message}`,
+      },
+    ]);
   });
 
   it('of a change to a running pod, a workload or its scale is told on that object, with its uid', async () => {
@@ -73,15 +89,25 @@ describe('a refusal', () => {
     changed.metadata!.annotations!['netpin.io/ip'] = '10.20.0.10';
     denial(await h.mutate(podUpdate(pod, changed)));
     const fixed = (ip: string) => ({ 'netpin.io/ip': ip });
-    denial(await h.mutate(stored(deployment('UPDATE', { name: 'api', replicas: 2, annotations: fixed('10.20.0.20') }), 'deploy-uid')));
-    expect((await h.mutate(statefulSet('CREATE', { name: 'db', annotations: fixed('10.20.0.30') }))).response.allowed).toBe(true);
+    denial(
+      await h.mutate(
+        stored(deployment('UPDATE', { name: 'api', replicas: 2, annotations: fixed('10.20.0.20') }), 'deploy-uid'),
+      ),
+    );
+    expect(
+      (await h.mutate(statefulSet('CREATE', { name: 'db', annotations: fixed('10.20.0.30') }))).response.allowed,
+    ).toBe(true);
     denial(await h.mutate(stored(scaleUpdate('statefulsets', 'db', 3), 'sts-uid')));
     expect(sink.now.map((e) => e.regarding)).toEqual([
       { apiVersion: 'v1', kind: 'Pod', namespace: 'shop', name: 'fixed', uid: 'pod-uid' },
       { apiVersion: 'apps/v1', kind: 'Deployment', namespace: 'shop', name: 'api', uid: 'deploy-uid' },
       { apiVersion: 'apps/v1', kind: 'StatefulSet', namespace: 'shop', name: 'db', uid: 'sts-uid' },
     ]);
-    expect(sink.now.map((e) => e.note.split(':')[0])).toEqual(['Refused an update', 'Refused an update', 'Refused scaling to 3 replicas']);
+    expect(sink.now.map((e) => e.note.split(':')[0])).toEqual([
+      'Refused an update',
+      'Refused an update',
+      'Refused scaling to 3 replicas',
+    ]);
   });
 
   it('of a workload being created names it without a uid, and of an IPPool in no namespace', async () => {
@@ -122,19 +148,21 @@ describe('an allocation', () => {
     return review({ ...create.request!, uid: randomUUID(), name, object });
   }
 
-  it('is told by the validating webhook, which sees the pod\'s name and uid, once the pod exists', async () => {
+  it("is told by the validating webhook, which sees the pod's name and uid, once the pod exists", async () => {
     const { h, sink } = await setup();
     const create = podCreate({ ...RS_POD, annotations: { 'netpin.io/pool': 'web' } });
     const validated = await admitted(h, create, 'web-5d8f-x1', 'pod-uid');
     expect(sink.created).toEqual([]);
     expect((await h.validate(validated)).response.allowed).toBe(true);
-    expect(sink.created).toEqual([{
-      regarding: { apiVersion: 'v1', kind: 'Pod', namespace: 'shop', name: 'web-5d8f-x1', uid: 'pod-uid' },
-      type: 'Normal',
-      reason: 'Allocated',
-      action: 'Allocate',
-      note: 'Allocated 10.20.0.2 from IPPool web',
-    }]);
+    expect(sink.created).toEqual([
+      {
+        regarding: { apiVersion: 'v1', kind: 'Pod', namespace: 'shop', name: 'web-5d8f-x1', uid: 'pod-uid' },
+        type: 'Normal',
+        reason: 'Allocated',
+        action: 'Allocate',
+        note: 'Allocated 10.20.0.2 from IPPool web',
+      },
+    ]);
     expect(sink.now).toEqual([]);
   });
 
@@ -147,7 +175,11 @@ describe('an allocation', () => {
 
     const { h, sink } = await setup();
     await h.mutate(statefulSet('CREATE', { name: 'db', replicas: 1, annotations: { 'netpin.io/pool': 'web' } }));
-    const ordinal = podCreate({ name: 'db-0', owner: { kind: 'StatefulSet', name: 'db' }, annotations: { 'netpin.io/pool': 'web' } });
+    const ordinal = podCreate({
+      name: 'db-0',
+      owner: { kind: 'StatefulSet', name: 'db' },
+      annotations: { 'netpin.io/pool': 'web' },
+    });
     await h.validate(await admitted(h, ordinal, 'db-0', 'u2'));
     expect(sink.created.filter((e) => e.reason === 'Allocated').map((e) => e.note)).toEqual([
       'Allocated 10.20.0.2 from IPPool web (the reservation of StatefulSet db, ordinal 0)',
@@ -156,7 +188,9 @@ describe('an allocation', () => {
 
   it('is not told for a pod netpin gives no address, nor in a dry run', async () => {
     const { h, sink } = await setup();
-    await h.validate(await admitted(h, podCreate({ name: 'rate', annotations: { 'netpin.io/egress-rate': '10M' } }), 'rate', 'u1'));
+    await h.validate(
+      await admitted(h, podCreate({ name: 'rate', annotations: { 'netpin.io/egress-rate': '10M' } }), 'rate', 'u1'),
+    );
     const dry = await admitted(h, podCreate({ name: 'dry', annotations: { 'netpin.io/pool': 'web' } }), 'dry', 'u2');
     dry.request!.dryRun = true;
     expect((await h.validate(dry)).response.allowed).toBe(true);
@@ -170,23 +204,27 @@ describe('a StatefulSet reservation', () => {
     const annotations = { 'netpin.io/pool': 'web' };
     await h.mutate(statefulSet('CREATE', { name: 'db', replicas: 2, annotations, dryRun: true }));
     await h.mutate(statefulSet('CREATE', { name: 'db', replicas: 2, annotations }));
-    expect(sink.created).toEqual([{
-      regarding: { apiVersion: 'apps/v1', kind: 'StatefulSet', namespace: 'shop', name: 'db', uid: undefined },
-      type: 'Normal',
-      reason: 'Reserved',
-      action: 'Reserve',
-      note: 'Reserved db-0=10.20.0.2 db-1=10.20.0.3 from IPPool web',
-    }]);
+    expect(sink.created).toEqual([
+      {
+        regarding: { apiVersion: 'apps/v1', kind: 'StatefulSet', namespace: 'shop', name: 'db', uid: undefined },
+        type: 'Normal',
+        reason: 'Reserved',
+        action: 'Reserve',
+        note: 'Reserved db-0=10.20.0.2 db-1=10.20.0.3 from IPPool web',
+      },
+    ]);
     await h.mutate(stored(scaleUpdate('statefulsets', 'db', 3), 'sts-uid'));
     // Scaled down and up again: the reservations are kept, nothing new to tell.
     await h.mutate(stored(scaleUpdate('statefulsets', 'db', 1), 'sts-uid'));
     await h.mutate(stored(scaleUpdate('statefulsets', 'db', 3), 'sts-uid'));
-    expect(sink.now).toEqual([{
-      regarding: { apiVersion: 'apps/v1', kind: 'StatefulSet', namespace: 'shop', name: 'db', uid: 'sts-uid' },
-      type: 'Normal',
-      reason: 'Reserved',
-      action: 'Reserve',
-      note: 'Reserved db-0=10.20.0.2 db-1=10.20.0.3 db-2=10.20.0.4 from IPPool web',
-    }]);
+    expect(sink.now).toEqual([
+      {
+        regarding: { apiVersion: 'apps/v1', kind: 'StatefulSet', namespace: 'shop', name: 'db', uid: 'sts-uid' },
+        type: 'Normal',
+        reason: 'Reserved',
+        action: 'Reserve',
+        note: 'Reserved db-0=10.20.0.2 db-1=10.20.0.3 db-2=10.20.0.4 from IPPool web',
+      },
+    ]);
   });
 });

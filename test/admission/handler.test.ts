@@ -9,7 +9,11 @@ describe('Admission', () => {
     const admission = new Admission(h.deps);
     const body = podCreate({ uid: 'abc', name: 'a', annotations: { 'netpin.io/pool': 'web' } });
     const answer = await admission.review('mutate', body);
-    expect(answer).toMatchObject({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: 'abc', allowed: true, patchType: 'JSONPatch' } });
+    expect(answer).toMatchObject({
+      apiVersion: 'admission.k8s.io/v1',
+      kind: 'AdmissionReview',
+      response: { uid: 'abc', allowed: true, patchType: 'JSONPatch' },
+    });
     expect(answer.request).toBeUndefined();
   });
 

@@ -3,7 +3,16 @@
 import { describe, expect, it } from 'vitest';
 import type { KubeObject } from '../../src/admission/review.js';
 import type { CniName } from '../../src/cni/dialect.js';
-import { denial, deployment, harness, patched, podCreate, podUpdate, scaleUpdate, type Harness } from '../support/reviews.js';
+import {
+  denial,
+  deployment,
+  harness,
+  patched,
+  podCreate,
+  podUpdate,
+  scaleUpdate,
+  type Harness,
+} from '../support/reviews.js';
 
 /** Creates a pod through both webhooks and returns it as stored. */
 async function created(h: Harness, annotations: Record<string, string>, name = 'fixed'): Promise<KubeObject> {
@@ -11,11 +20,16 @@ async function created(h: Harness, annotations: Record<string, string>, name = '
   const answer = await h.mutate(body);
   expect(answer.response.allowed).toBe(true);
   const stored = patched(body, answer.response);
-  expect((await h.validate(podCreate({ ...{ name }, annotations: stored.metadata!.annotations }))).response.allowed).toBe(true);
+  expect(
+    (await h.validate(podCreate({ ...{ name }, annotations: stored.metadata!.annotations }))).response.allowed,
+  ).toBe(true);
   return stored;
 }
 
-function edit(pod: KubeObject, f: (meta: { annotations: Record<string, string>; labels: Record<string, string> }) => void): KubeObject {
+function edit(
+  pod: KubeObject,
+  f: (meta: { annotations: Record<string, string>; labels: Record<string, string> }) => void,
+): KubeObject {
   const copy = structuredClone(pod);
   copy.metadata!.annotations ??= {};
   copy.metadata!.labels ??= {};
@@ -39,10 +53,26 @@ describe('a running pod keeps what netpin gave it', () => {
     ['changing netpin.io/ip', (m) => (m.annotations['netpin.io/ip'] = '10.20.0.8'), 'netpin.io/ip'],
     ['removing netpin.io/ip', (m) => delete m.annotations['netpin.io/ip'], 'netpin.io/ip'],
     ['adding netpin.io/pool', (m) => (m.annotations['netpin.io/pool'] = 'web'), 'netpin.io/pool'],
-    ['changing netpin.io/allocated', (m) => (m.annotations['netpin.io/allocated'] = '10.20.0.8'), 'netpin.io/allocated'],
-    ['changing the CNI address', (m) => (m.annotations['cni.projectcalico.org/ipAddrs'] = '["10.20.0.8"]'), 'cni.projectcalico.org/ipAddrs'],
-    ['removing the CNI address', (m) => delete m.annotations['cni.projectcalico.org/ipAddrs'], 'cni.projectcalico.org/ipAddrs'],
-    ['a new rate, which Calico reads at sandbox creation only', (m) => (m.annotations['netpin.io/egress-rate'] = '20M'), 'netpin.io/egress-rate'],
+    [
+      'changing netpin.io/allocated',
+      (m) => (m.annotations['netpin.io/allocated'] = '10.20.0.8'),
+      'netpin.io/allocated',
+    ],
+    [
+      'changing the CNI address',
+      (m) => (m.annotations['cni.projectcalico.org/ipAddrs'] = '["10.20.0.8"]'),
+      'cni.projectcalico.org/ipAddrs',
+    ],
+    [
+      'removing the CNI address',
+      (m) => delete m.annotations['cni.projectcalico.org/ipAddrs'],
+      'cni.projectcalico.org/ipAddrs',
+    ],
+    [
+      'a new rate, which Calico reads at sandbox creation only',
+      (m) => (m.annotations['netpin.io/egress-rate'] = '20M'),
+      'netpin.io/egress-rate',
+    ],
   ])('refuses %s, naming the key and saying to recreate the pod', async (_, change, key) => {
     const h = await harness();
     const pod = await created(h, { 'netpin.io/ip': '10.20.0.7', 'netpin.io/egress-rate': '10M' });
@@ -54,7 +84,7 @@ describe('a running pod keeps what netpin gave it', () => {
     }
   });
 
-  it('allows what controllers and people change that is not netpin\'s', async () => {
+  it("allows what controllers and people change that is not netpin's", async () => {
     const h = await harness();
     const pod = await created(h, { 'netpin.io/pool': 'web' });
     const after = edit(pod, (m) => {
@@ -69,31 +99,69 @@ describe('a running pod keeps what netpin gave it', () => {
 
   it('refuses a hand-written bandwidth value containerd would refuse at the next sandbox, on any pod', async () => {
     const h = await harness();
-    const plain = (await created(h, { 'example.com/x': 'y' }, 'plain'));
-    const message = denial(await h.validate(podUpdate(plain, edit(plain, (m) => (m.annotations['kubernetes.io/egress-bandwidth'] = '10Mbps')))));
+    const plain = await created(h, { 'example.com/x': 'y' }, 'plain');
+    const message = denial(
+      await h.validate(
+        podUpdate(
+          plain,
+          edit(plain, (m) => (m.annotations['kubernetes.io/egress-bandwidth'] = '10Mbps')),
+        ),
+      ),
+    );
     expect(message).toContain('kubernetes.io/egress-bandwidth (CNI Calico): "10Mbps" is not a Kubernetes quantity');
-    expect((await h.validate(podUpdate(plain, edit(plain, (m) => (m.annotations['kubernetes.io/egress-bandwidth'] = '10M'))))).response.allowed).toBe(true);
+    expect(
+      (
+        await h.validate(
+          podUpdate(
+            plain,
+            edit(plain, (m) => (m.annotations['kubernetes.io/egress-bandwidth'] = '10M')),
+          ),
+        )
+      ).response.allowed,
+    ).toBe(true);
   });
 
   it.each<[CniName, Record<string, string>, Record<string, string>]>([
-    ['kube-ovn', { 'netpin.io/egress-rate': '20M', 'netpin.io/latency': '5' }, { 'ovn.kubernetes.io/egress_rate': '20', 'ovn.kubernetes.io/latency': '5' }],
+    [
+      'kube-ovn',
+      { 'netpin.io/egress-rate': '20M', 'netpin.io/latency': '5' },
+      { 'ovn.kubernetes.io/egress_rate': '20', 'ovn.kubernetes.io/latency': '5' },
+    ],
     ['cilium', { 'netpin.io/egress-rate': '20M' }, { 'kubernetes.io/egress-bandwidth': '20M' }],
   ])('applies a changed rate where %s applies it live', async (cni, change, rendered) => {
     const h = await harness({ cni });
     const pod = await created(h, { 'netpin.io/pool': 'web', 'netpin.io/egress-rate': '10M' });
-    const { mutated, validated, result } = await update(h, pod, edit(pod, (m) => Object.assign(m.annotations, change)));
+    const { mutated, validated, result } = await update(
+      h,
+      pod,
+      edit(pod, (m) => Object.assign(m.annotations, change)),
+    );
     expect(mutated.response.allowed).toBe(true);
     expect(result!.metadata!.annotations).toMatchObject(rendered);
     expect(validated?.response.allowed).toBe(true);
     // Removing the rate removes what netpin rendered for it.
-    const { result: without } = await update(h, result!, edit(result!, (m) => delete m.annotations['netpin.io/egress-rate']));
-    for (const key of Object.keys(rendered).filter((k) => k.includes('egress'))) expect(without!.metadata!.annotations![key]).toBeUndefined();
+    const { result: without } = await update(
+      h,
+      result!,
+      edit(result!, (m) => delete m.annotations['netpin.io/egress-rate']),
+    );
+    for (const key of Object.keys(rendered).filter((k) => k.includes('egress')))
+      expect(without!.metadata!.annotations![key]).toBeUndefined();
   });
 
   it('refuses a live rate the CNI cannot take', async () => {
     const h = await harness({ cni: 'kube-ovn' });
     const pod = await created(h, { 'netpin.io/egress-rate': '10M' });
-    expect(denial(await h.mutate(podUpdate(pod, edit(pod, (m) => (m.annotations['netpin.io/egress-rate'] = '1500k')))))).toContain('Kube-OVN takes rates in whole Mbps only');
+    expect(
+      denial(
+        await h.mutate(
+          podUpdate(
+            pod,
+            edit(pod, (m) => (m.annotations['netpin.io/egress-rate'] = '1500k')),
+          ),
+        ),
+      ),
+    ).toContain('Kube-OVN takes rates in whole Mbps only');
   });
 
   it('lets Kube-OVN write back the addresses it used, not others', async () => {
@@ -106,10 +174,17 @@ describe('a running pod keeps what netpin gave it', () => {
     });
     expect((await update(h, pod, dual)).validated?.response.allowed).toBe(true);
     const other = edit(pod, (m) => (m.annotations['ovn.kubernetes.io/ip_address'] = '10.20.0.8'));
-    expect(denial(await h.validate(podUpdate(pod, other)))).toContain('ovn.kubernetes.io/ip_address (CNI Kube-OVN): cannot change on a running pod');
+    expect(denial(await h.validate(podUpdate(pod, other)))).toContain(
+      'ovn.kubernetes.io/ip_address (CNI Kube-OVN): cannot change on a running pod',
+    );
     // A pod netpin did not pin: Kube-OVN records what it picked, once.
     const plain = await created(h, { 'example.com/x': 'y' }, 'plain');
-    const recorded = edit(plain, (m) => Object.assign(m.annotations, { 'ovn.kubernetes.io/ip_address': '10.16.0.9', 'ovn.kubernetes.io/logical_switch': 'ovn-default' }));
+    const recorded = edit(plain, (m) =>
+      Object.assign(m.annotations, {
+        'ovn.kubernetes.io/ip_address': '10.16.0.9',
+        'ovn.kubernetes.io/logical_switch': 'ovn-default',
+      }),
+    );
     expect((await h.validate(podUpdate(plain, recorded))).response.allowed).toBe(true);
   });
 });
@@ -117,10 +192,19 @@ describe('a running pod keeps what netpin gave it', () => {
 describe('the Deployment scale subresource', () => {
   it('refuses replicas a fixed address cannot serve, as `kubectl scale` and the HPA send them', async () => {
     const h = await harness();
-    const created = await h.mutate(deployment('CREATE', { name: 'api', replicas: 1, strategy: { type: 'Recreate' }, annotations: { 'netpin.io/ip': '10.20.0.7' } }));
+    const created = await h.mutate(
+      deployment('CREATE', {
+        name: 'api',
+        replicas: 1,
+        strategy: { type: 'Recreate' },
+        annotations: { 'netpin.io/ip': '10.20.0.7' },
+      }),
+    );
     expect(created.response.allowed).toBe(true);
     for (const endpoint of ['mutate', 'validate'] as const) {
-      expect(denial(await h[endpoint](scaleUpdate('deployments', 'api', 3)))).toContain('netpin.io/ip (CNI Calico): one fixed address cannot serve 3 replicas');
+      expect(denial(await h[endpoint](scaleUpdate('deployments', 'api', 3)))).toContain(
+        'netpin.io/ip (CNI Calico): one fixed address cannot serve 3 replicas',
+      );
     }
     expect((await h.mutate(scaleUpdate('deployments', 'api', 1))).response.allowed).toBe(true);
     expect((await h.mutate(scaleUpdate('deployments', 'api', 0))).response.allowed).toBe(true);

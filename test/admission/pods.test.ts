@@ -28,39 +28,165 @@ describe('every intent on every CNI, through the webhook', () => {
   // Annotations netpin adds to the pod; a fresh ledger per case, so addresses are predictable.
   const cases: Record<CniName, Array<[string, Record<string, string>, Record<string, string>]>> = {
     calico: [
-      ['ip', { 'netpin.io/ip': '10.20.0.7' }, { 'cni.projectcalico.org/ipAddrs': '["10.20.0.7"]', 'netpin.io/allocated': '10.20.0.7' }],
-      ['dual-stack ip', { 'netpin.io/ip': 'fd00:20::7,10.20.0.7' }, { 'cni.projectcalico.org/ipAddrs': '["10.20.0.7","fd00:20::7"]', 'netpin.io/allocated': '10.20.0.7,fd00:20::7' }],
-      ['ips', { 'netpin.io/ips': '10.20.0.7;10.20.0.8' }, { 'cni.projectcalico.org/ipAddrs': '["10.20.0.7"]', 'netpin.io/allocated': '10.20.0.7' }],
-      ['pool', { 'netpin.io/pool': 'web' }, { 'cni.projectcalico.org/ipAddrs': '["10.20.0.2"]', 'netpin.io/allocated': '10.20.0.2' }],
-      ['pool per family', { 'netpin.io/pool': 'web,web-v6' }, { 'cni.projectcalico.org/ipAddrs': '["10.20.0.2","fd00:20::1"]', 'netpin.io/allocated': '10.20.0.2,fd00:20::1' }],
-      ['rates', { 'netpin.io/ingress-rate': '10M', 'netpin.io/egress-rate': '1.5M' }, { 'kubernetes.io/ingress-bandwidth': '10M', 'kubernetes.io/egress-bandwidth': '1500k' }],
+      [
+        'ip',
+        { 'netpin.io/ip': '10.20.0.7' },
+        { 'cni.projectcalico.org/ipAddrs': '["10.20.0.7"]', 'netpin.io/allocated': '10.20.0.7' },
+      ],
+      [
+        'dual-stack ip',
+        { 'netpin.io/ip': 'fd00:20::7,10.20.0.7' },
+        {
+          'cni.projectcalico.org/ipAddrs': '["10.20.0.7","fd00:20::7"]',
+          'netpin.io/allocated': '10.20.0.7,fd00:20::7',
+        },
+      ],
+      [
+        'ips',
+        { 'netpin.io/ips': '10.20.0.7;10.20.0.8' },
+        { 'cni.projectcalico.org/ipAddrs': '["10.20.0.7"]', 'netpin.io/allocated': '10.20.0.7' },
+      ],
+      [
+        'pool',
+        { 'netpin.io/pool': 'web' },
+        { 'cni.projectcalico.org/ipAddrs': '["10.20.0.2"]', 'netpin.io/allocated': '10.20.0.2' },
+      ],
+      [
+        'pool per family',
+        { 'netpin.io/pool': 'web,web-v6' },
+        {
+          'cni.projectcalico.org/ipAddrs': '["10.20.0.2","fd00:20::1"]',
+          'netpin.io/allocated': '10.20.0.2,fd00:20::1',
+        },
+      ],
+      [
+        'rates',
+        { 'netpin.io/ingress-rate': '10M', 'netpin.io/egress-rate': '1.5M' },
+        { 'kubernetes.io/ingress-bandwidth': '10M', 'kubernetes.io/egress-bandwidth': '1500k' },
+      ],
     ],
     'kube-ovn': [
-      ['ip', { 'netpin.io/ip': '10.20.0.7' }, { 'ovn.kubernetes.io/ip_address': '10.20.0.7', 'ovn.kubernetes.io/logical_switch': 'web-subnet', 'netpin.io/allocated': '10.20.0.7' }],
-      ['ips', { 'netpin.io/ips': '10.20.0.7,10.20.0.8' }, { 'ovn.kubernetes.io/ip_address': '10.20.0.7', 'ovn.kubernetes.io/logical_switch': 'web-subnet', 'netpin.io/allocated': '10.20.0.7' }],
-      ['pool per family', { 'netpin.io/pool': 'web-v6,web' }, { 'ovn.kubernetes.io/ip_address': '10.20.0.2,fd00:20::1', 'ovn.kubernetes.io/logical_switch': 'web-subnet', 'netpin.io/allocated': '10.20.0.2,fd00:20::1' }],
-      ['rates', { 'netpin.io/ingress-rate': '10M', 'netpin.io/egress-rate': '1G' }, { 'ovn.kubernetes.io/ingress_rate': '10', 'ovn.kubernetes.io/egress_rate': '1000' }],
+      [
+        'ip',
+        { 'netpin.io/ip': '10.20.0.7' },
+        {
+          'ovn.kubernetes.io/ip_address': '10.20.0.7',
+          'ovn.kubernetes.io/logical_switch': 'web-subnet',
+          'netpin.io/allocated': '10.20.0.7',
+        },
+      ],
+      [
+        'ips',
+        { 'netpin.io/ips': '10.20.0.7,10.20.0.8' },
+        {
+          'ovn.kubernetes.io/ip_address': '10.20.0.7',
+          'ovn.kubernetes.io/logical_switch': 'web-subnet',
+          'netpin.io/allocated': '10.20.0.7',
+        },
+      ],
+      [
+        'pool per family',
+        { 'netpin.io/pool': 'web-v6,web' },
+        {
+          'ovn.kubernetes.io/ip_address': '10.20.0.2,fd00:20::1',
+          'ovn.kubernetes.io/logical_switch': 'web-subnet',
+          'netpin.io/allocated': '10.20.0.2,fd00:20::1',
+        },
+      ],
+      [
+        'rates',
+        { 'netpin.io/ingress-rate': '10M', 'netpin.io/egress-rate': '1G' },
+        { 'ovn.kubernetes.io/ingress_rate': '10', 'ovn.kubernetes.io/egress_rate': '1000' },
+      ],
       [
         'netem',
-        { 'netpin.io/latency': '10ms', 'netpin.io/jitter': '2', 'netpin.io/loss': '0.5%', 'netpin.io/limit': '1000', 'netpin.io/egress-rate': '5M' },
-        { 'ovn.kubernetes.io/latency': '10', 'ovn.kubernetes.io/jitter': '2', 'ovn.kubernetes.io/loss': '0.5', 'ovn.kubernetes.io/limit': '1000', 'ovn.kubernetes.io/egress_rate': '5' },
+        {
+          'netpin.io/latency': '10ms',
+          'netpin.io/jitter': '2',
+          'netpin.io/loss': '0.5%',
+          'netpin.io/limit': '1000',
+          'netpin.io/egress-rate': '5M',
+        },
+        {
+          'ovn.kubernetes.io/latency': '10',
+          'ovn.kubernetes.io/jitter': '2',
+          'ovn.kubernetes.io/loss': '0.5',
+          'ovn.kubernetes.io/limit': '1000',
+          'ovn.kubernetes.io/egress_rate': '5',
+        },
       ],
-      ['egress snat', { 'netpin.io/egress-ip': '203.0.113.10' }, { 'ovn.kubernetes.io/snat': '203.0.113.10', 'netpin.io/egress-allocated': '203.0.113.10' }],
-      ['egress eip', { 'netpin.io/egress-ip': '203.0.113.10', 'netpin.io/egress-mode': 'eip' }, { 'ovn.kubernetes.io/eip': '203.0.113.10', 'netpin.io/egress-allocated': '203.0.113.10' }],
-      ['egress pool', { 'netpin.io/egress-pool': 'out' }, { 'ovn.kubernetes.io/snat': '203.0.113.1', 'netpin.io/egress-allocated': '203.0.113.1' }],
-      ['egress outside every pool', { 'netpin.io/egress-ip': '198.51.100.7' }, { 'ovn.kubernetes.io/snat': '198.51.100.7', 'netpin.io/egress-allocated': '198.51.100.7' }],
+      [
+        'egress snat',
+        { 'netpin.io/egress-ip': '203.0.113.10' },
+        { 'ovn.kubernetes.io/snat': '203.0.113.10', 'netpin.io/egress-allocated': '203.0.113.10' },
+      ],
+      [
+        'egress eip',
+        { 'netpin.io/egress-ip': '203.0.113.10', 'netpin.io/egress-mode': 'eip' },
+        { 'ovn.kubernetes.io/eip': '203.0.113.10', 'netpin.io/egress-allocated': '203.0.113.10' },
+      ],
+      [
+        'egress pool',
+        { 'netpin.io/egress-pool': 'out' },
+        { 'ovn.kubernetes.io/snat': '203.0.113.1', 'netpin.io/egress-allocated': '203.0.113.1' },
+      ],
+      [
+        'egress outside every pool',
+        { 'netpin.io/egress-ip': '198.51.100.7' },
+        { 'ovn.kubernetes.io/snat': '198.51.100.7', 'netpin.io/egress-allocated': '198.51.100.7' },
+      ],
     ],
     antrea: [
-      ['ip', { 'netpin.io/ip': '10.20.0.7' }, { 'ipam.antrea.io/ippools': 'web-pool', 'ipam.antrea.io/pod-ips': '10.20.0.7', 'netpin.io/allocated': '10.20.0.7' }],
-      ['ips', { 'netpin.io/ips': '10.20.0.7,10.20.0.8' }, { 'ipam.antrea.io/ippools': 'web-pool', 'ipam.antrea.io/pod-ips': '10.20.0.7', 'netpin.io/allocated': '10.20.0.7' }],
-      ['pool', { 'netpin.io/pool': 'web' }, { 'ipam.antrea.io/ippools': 'web-pool', 'ipam.antrea.io/pod-ips': '10.20.0.2', 'netpin.io/allocated': '10.20.0.2' }],
-      ['rates', { 'netpin.io/ingress-rate': '1G', 'netpin.io/egress-rate': '500k' }, { 'kubernetes.io/ingress-bandwidth': '1G', 'kubernetes.io/egress-bandwidth': '500k' }],
-      ['egress', { 'netpin.io/egress-ip': '203.0.113.10', 'netpin.io/egress-mode': 'snat' }, { 'netpin.io/egress-allocated': '203.0.113.10' }],
+      [
+        'ip',
+        { 'netpin.io/ip': '10.20.0.7' },
+        {
+          'ipam.antrea.io/ippools': 'web-pool',
+          'ipam.antrea.io/pod-ips': '10.20.0.7',
+          'netpin.io/allocated': '10.20.0.7',
+        },
+      ],
+      [
+        'ips',
+        { 'netpin.io/ips': '10.20.0.7,10.20.0.8' },
+        {
+          'ipam.antrea.io/ippools': 'web-pool',
+          'ipam.antrea.io/pod-ips': '10.20.0.7',
+          'netpin.io/allocated': '10.20.0.7',
+        },
+      ],
+      [
+        'pool',
+        { 'netpin.io/pool': 'web' },
+        {
+          'ipam.antrea.io/ippools': 'web-pool',
+          'ipam.antrea.io/pod-ips': '10.20.0.2',
+          'netpin.io/allocated': '10.20.0.2',
+        },
+      ],
+      [
+        'rates',
+        { 'netpin.io/ingress-rate': '1G', 'netpin.io/egress-rate': '500k' },
+        { 'kubernetes.io/ingress-bandwidth': '1G', 'kubernetes.io/egress-bandwidth': '500k' },
+      ],
+      [
+        'egress',
+        { 'netpin.io/egress-ip': '203.0.113.10', 'netpin.io/egress-mode': 'snat' },
+        { 'netpin.io/egress-allocated': '203.0.113.10' },
+      ],
     ],
     cilium: [
       ['pool', { 'netpin.io/pool': 'web' }, { 'ipam.cilium.io/ip-pool': 'web-pool' }],
-      ['pool per family', { 'netpin.io/pool': 'web,web-v6' }, { 'ipam.cilium.io/ipv4-pool': 'web-pool', 'ipam.cilium.io/ipv6-pool': 'web-pool-v6' }],
-      ['rates', { 'netpin.io/ingress-rate': '10M', 'netpin.io/egress-rate': '100M' }, { 'kubernetes.io/ingress-bandwidth': '10M', 'kubernetes.io/egress-bandwidth': '100M' }],
+      [
+        'pool per family',
+        { 'netpin.io/pool': 'web,web-v6' },
+        { 'ipam.cilium.io/ipv4-pool': 'web-pool', 'ipam.cilium.io/ipv6-pool': 'web-pool-v6' },
+      ],
+      [
+        'rates',
+        { 'netpin.io/ingress-rate': '10M', 'netpin.io/egress-rate': '100M' },
+        { 'kubernetes.io/ingress-bandwidth': '10M', 'kubernetes.io/egress-bandwidth': '100M' },
+      ],
       ['egress', { 'netpin.io/egress-pool': 'out' }, { 'netpin.io/egress-allocated': '203.0.113.1' }],
     ],
   };
@@ -75,47 +201,75 @@ describe('every intent on every CNI, through the webhook', () => {
         // egress address when that lies in an egress pool.
         const expected: Record<string, string> = {};
         for (const ip of added['netpin.io/allocated']?.split(',') ?? []) expected[ip] = 'Pod/shop/p';
-        for (const ip of added['netpin.io/egress-allocated']?.split(',') ?? []) if (ip.startsWith('203.0.113.')) expected[ip] = 'Egress/Pod/shop/p';
+        for (const ip of added['netpin.io/egress-allocated']?.split(',') ?? [])
+          if (ip.startsWith('203.0.113.')) expected[ip] = 'Egress/Pod/shop/p';
         expect(h.held()).toEqual(expected);
       });
     });
   }
 
-  it.each<CniName>(['antrea', 'cilium'])('labels the pod for the %s egress resource netpin keeps, with nothing left to apply by hand', async (cni) => {
-    const h = await harness({ cni });
-    const body = podCreate({ name: 'p', labels: { app: 'shop' }, annotations: { 'netpin.io/egress-pool': 'out' } });
-    const answer = await h.mutate(body);
-    expect(patched(body, answer.response).metadata?.labels).toEqual({ app: 'shop', 'netpin.io/egress': '203.0.113.1' });
-    expect(answer.response.warnings?.some((w) => w.includes('apply'))).toBe(false);
-  });
+  it.each<CniName>(['antrea', 'cilium'])(
+    'labels the pod for the %s egress resource netpin keeps, with nothing left to apply by hand',
+    async (cni) => {
+      const h = await harness({ cni });
+      const body = podCreate({ name: 'p', labels: { app: 'shop' }, annotations: { 'netpin.io/egress-pool': 'out' } });
+      const answer = await h.mutate(body);
+      expect(patched(body, answer.response).metadata?.labels).toEqual({
+        app: 'shop',
+        'netpin.io/egress': '203.0.113.1',
+      });
+      expect(answer.response.warnings?.some((w) => w.includes('apply'))).toBe(false);
+    },
+  );
 
   it('gives the replicas of one Deployment one egress address, and another Deployment another', async () => {
     const h = await harness({ cni: 'antrea' });
     const replica = (rs: string, hash: string, name: string) =>
-      podCreate({ name, owner: { kind: 'ReplicaSet', name: `${rs}-${hash}` }, labels: { 'pod-template-hash': hash }, annotations: { 'netpin.io/egress-pool': 'out' } });
-    const egressOf = async (body: ReturnType<typeof replica>) => admittedAnnotations(body, await h.mutate(body))['netpin.io/egress-allocated'];
-    expect([await egressOf(replica('api', '7d9f8', 'api-7d9f8-a')), await egressOf(replica('api', '7d9f8', 'api-7d9f8-b')), await egressOf(replica('api', '5c4b2', 'api-5c4b2-c'))]).toEqual(['203.0.113.1', '203.0.113.1', '203.0.113.1']);
+      podCreate({
+        name,
+        owner: { kind: 'ReplicaSet', name: `${rs}-${hash}` },
+        labels: { 'pod-template-hash': hash },
+        annotations: { 'netpin.io/egress-pool': 'out' },
+      });
+    const egressOf = async (body: ReturnType<typeof replica>) =>
+      admittedAnnotations(body, await h.mutate(body))['netpin.io/egress-allocated'];
+    expect([
+      await egressOf(replica('api', '7d9f8', 'api-7d9f8-a')),
+      await egressOf(replica('api', '7d9f8', 'api-7d9f8-b')),
+      await egressOf(replica('api', '5c4b2', 'api-5c4b2-c')),
+    ]).toEqual(['203.0.113.1', '203.0.113.1', '203.0.113.1']);
     expect(await egressOf(replica('web', '6f5e4', 'web-6f5e4-a'))).toBe('203.0.113.2');
-    expect(h.held()).toEqual({ '203.0.113.1': 'Egress/Deployment/shop/api', '203.0.113.2': 'Egress/Deployment/shop/web' });
+    expect(h.held()).toEqual({
+      '203.0.113.1': 'Egress/Deployment/shop/api',
+      '203.0.113.2': 'Egress/Deployment/shop/web',
+    });
   });
 
   it('passes the CNI warnings on, prefixed', async () => {
     const h = await harness({ cni: 'cilium' });
     const answer = await h.mutate(podCreate({ name: 'p', annotations: { 'netpin.io/pool': 'web' } }));
-    expect(answer.response.warnings).toEqual(['netpin: Cilium does not keep a pod IP across restarts, StatefulSet pods included: pool addresses come in node-local blocks.']);
+    expect(answer.response.warnings).toEqual([
+      'netpin: Cilium does not keep a pod IP across restarts, StatefulSet pods included: pool addresses come in node-local blocks.',
+    ]);
   });
 
-  it('refuses netpin\'s records written by hand on a pod without an intent, on both webhooks', async () => {
+  it("refuses netpin's records written by hand on a pod without an intent, on both webhooks", async () => {
     const h = await harness({ cni: 'cilium' });
     for (const key of ['netpin.io/allocated', 'netpin.io/egress-allocated']) {
       const body = podCreate({ name: 'copied', annotations: { [key]: '10.20.0.9' } });
-      for (const endpoint of ['mutate', 'validate'] as const) expect(denial(await h[endpoint](body))).toContain(`${key} (CNI Cilium): is set, but the pod has no netpin.io/ intent`);
+      for (const endpoint of ['mutate', 'validate'] as const)
+        expect(denial(await h[endpoint](body))).toContain(
+          `${key} (CNI Cilium): is set, but the pod has no netpin.io/ intent`,
+        );
     }
   });
 
   it('leaves pods without netpin annotations alone: allowed, no patch, nothing claimed', async () => {
     const h = await harness();
-    for (const body of [podCreate({ name: 'plain' }), podCreate({ name: 'other', annotations: { 'example.com/x': 'y' } })]) {
+    for (const body of [
+      podCreate({ name: 'plain' }),
+      podCreate({ name: 'other', annotations: { 'example.com/x': 'y' } }),
+    ]) {
       const answer = await h.mutate(body);
       expect(answer.response).toEqual({ uid: body.request!.uid, allowed: true });
     }
@@ -127,68 +281,349 @@ describe('denials', () => {
   type Case = [string, CniName, AdmissionReview[], AdmissionReview, string, string[]];
   const tinyPod = (name: string) => podCreate({ name, annotations: { 'netpin.io/pool': 'tiny' } });
   const cases: Case[] = [
-    ['an IP held by another owner', 'calico', [podCreate({ name: 'a', annotations: { 'netpin.io/ip': '10.20.0.7' } })], podCreate({ name: 'b', annotations: { 'netpin.io/ip': '10.20.0.7' } }), 'netpin.io/ip', ['10.20.0.7 is held by pod shop/a', 'such as 10.20.0.2']],
-    ['an IP a StatefulSet ordinal holds', 'kube-ovn', [podCreate({ name: 'web-1', owner: STS_POD, annotations: { 'netpin.io/ip': '10.20.0.7' } })], podCreate({ name: 'b', annotations: { 'netpin.io/ip': '10.20.0.7' } }), 'netpin.io/ip', ['held by StatefulSet shop/web (ordinal 1)']],
-    ['an IP outside every pool', 'calico', [], podCreate({ name: 'a', annotations: { 'netpin.io/ip': '192.168.0.9' } }), 'netpin.io/ip', ['192.168.0.9 lies outside every IPPool', 'web (10.20.0.2-10.20.0.254)']],
-    ['an IP in a pool the namespace may not use', 'calico', [], podCreate({ name: 'a', annotations: { 'netpin.io/ip': '10.30.0.10' } }), 'netpin.io/ip', ['lies in IPPool db, which does not select namespace shop']],
-    ['a fixed IP in a pool that names no Antrea IPPool', 'antrea', [], podCreate({ name: 'a', annotations: { 'netpin.io/ip': '10.40.0.1' } }), 'netpin.io/ip', ['netpin IPPool tiny names none', 'Set spec.cni.antrea.pool on IPPool tiny']],
-    ['pools of which one names a Subnet and the other none', 'kube-ovn', [], podCreate({ name: 'a', annotations: { 'netpin.io/pool': 'tiny,web-v6' } }), 'netpin.io/pool', ['IPPool tiny names no Subnet', 'Set spec.cni.kubeOvn.subnet on IPPool tiny']],
-    ['a bad hand-written bandwidth value beside a pool', 'calico', [], podCreate({ generateName: 'api-', owner: RS_POD, annotations: { 'netpin.io/pool': 'web', 'kubernetes.io/egress-bandwidth': '10Mbps' } }), 'kubernetes.io/egress-bandwidth', ['containerd would refuse the pod sandbox']],
-    ['a Deployment template with a bad hand-written bandwidth value', 'antrea', [], deployment('CREATE', { annotations: { 'kubernetes.io/ingress-bandwidth': '500' } }), 'kubernetes.io/ingress-bandwidth', ['containerd would refuse the pod sandbox']],
-    ['a Deployment template with a hand-written CNI address', 'calico', [], deployment('CREATE', { annotations: { 'cni.projectcalico.org/ipAddrs': '["10.20.0.9"]' } }), 'cni.projectcalico.org/ipAddrs', ['is written by hand']],
-    ['a StatefulSet template whose CNI annotation contradicts the intent', 'kube-ovn', [], statefulSet('CREATE', { annotations: { 'netpin.io/egress-rate': '10M', 'ovn.kubernetes.io/egress_rate': '20' } }), 'ovn.kubernetes.io/egress_rate', ['is set by hand to "20", but the netpin intent needs "10"']],
-    ['netpin.io/ip on a Deployment that can surge', 'calico', [], deployment('CREATE', { annotations: { 'netpin.io/ip': '10.20.0.7' } }), 'netpin.io/ip', ['a rolling update (maxSurge 25%) would start the new pod while the old one holds 10.20.0.7', 'spec.strategy.type: Recreate']],
-    ['netpin.io/ips with no spare entry on a Deployment that can surge', 'kube-ovn', [], deployment('UPDATE', { replicas: 2, annotations: { 'netpin.io/ips': '10.20.0.7,10.20.0.8' } }), 'netpin.io/ips', ['adds 1 more pods', 'or list 3 entries']],
-    ['an exhausted pool', 'calico', [tinyPod('a'), tinyPod('b')], tinyPod('c'), 'netpin.io/pool', ['IPPool tiny has no free IPv4 address (2 of 2 held)', 'or name another pool: web']],
-    ['an unknown pool', 'kube-ovn', [], podCreate({ name: 'a', annotations: { 'netpin.io/pool': 'nope' } }), 'netpin.io/pool', ['IPPool nope does not exist']],
-    ['a pool whose namespaceSelector leaves the namespace out', 'cilium', [], podCreate({ name: 'a', annotations: { 'netpin.io/pool': 'db' } }), 'netpin.io/pool', ['IPPool db does not select namespace shop (spec.namespaceSelector)', 'widen the namespaceSelector of IPPool db']],
-    ['netpin.io/ip on a Deployment of 3 replicas', 'calico', [], deployment('CREATE', { replicas: 3, annotations: { 'netpin.io/ip': '10.20.0.7' } }), 'netpin.io/ip', ['one fixed address cannot serve 3 replicas', 'use netpin.io/pool or netpin.io/ips, or set replicas: 1']],
-    ['netpin.io/ip on a StatefulSet of 2 replicas', 'kube-ovn', [], statefulSet('CREATE', { replicas: 2, annotations: { 'netpin.io/ip': '10.20.0.7' } }), 'netpin.io/ip', ['one fixed address cannot serve 2 replicas', 'list one address per ordinal in netpin.io/ips']],
-    ['netpin.io/ips shorter than a Deployment\'s replicas', 'calico', [], deployment('UPDATE', { replicas: 3, annotations: { 'netpin.io/ips': '10.20.0.7,10.20.0.8' } }), 'netpin.io/ips', ['has 2 entries for 3 replicas', 'list at least 3 entries, or lower replicas to 2']],
-    ['netpin.io/ips shorter than a StatefulSet\'s ordinals', 'calico', [], statefulSet('CREATE', { replicas: 3, ordinalsStart: 4, annotations: { 'netpin.io/ips': '10.20.0.7,10.20.0.8' } }), 'netpin.io/ips', ['has 2 entries, but ordinals 4..6 need 3 (entry 1 goes to ordinal 4)']],
-    ['netpin.io/ips without an entry for the pod\'s ordinal', 'calico', [], podCreate({ name: 'web-2', owner: STS_POD, annotations: { 'netpin.io/ips': '10.20.0.7,10.20.0.8' } }), 'netpin.io/ips', ['has 2 entries, but StatefulSet shop/web (ordinal 2) needs entry 3']],
-    ['a rate with a bad unit', 'calico', [], podCreate({ name: 'a', annotations: { 'netpin.io/egress-rate': '10Mbps' } }), 'netpin.io/egress-rate', ['"10Mbps" is not a Kubernetes quantity', '(no "bps", no spaces)']],
-    ['a rate out of range', 'cilium', [], podCreate({ name: 'a', annotations: { 'netpin.io/ingress-rate': '500' } }), 'netpin.io/ingress-rate', ['"500" (500 bit/s) is outside 1k..1P bits per second']],
-    ['two families against a single-stack pool', 'calico', [], podCreate({ name: 'a', annotations: { 'netpin.io/ip': '10.20.0.7,fd00:20::7', 'netpin.io/pool': 'web' } }), 'netpin.io/ip', ['asks for an IPv6 address, but IPPool web has no IPv6 range']],
-    ['a typo in a key', 'antrea', [], podCreate({ name: 'a', annotations: { 'netpin.io/pol': 'web' } }), 'netpin.io/pol', ['"netpin.io/pol" is not a netpin key', 'did you mean "netpin.io/pool"?']],
-    ['a typo in a Deployment template key', 'calico', [], deployment('CREATE', { annotations: { 'netpin.io/egress-rat': '10M' } }), 'netpin.io/egress-rat', ['did you mean "netpin.io/egress-rate"?']],
-    ['a rate that is not whole Mbps on Kube-OVN', 'kube-ovn', [], podCreate({ name: 'a', annotations: { 'netpin.io/egress-rate': '1500k' } }), 'netpin.io/egress-rate', ['Kube-OVN takes rates in whole Mbps only', 'Write 1M or 2M in netpin.io/egress-rate']],
-    ['a fixed IP on Cilium', 'cilium', [], podCreate({ name: 'a', annotations: { 'netpin.io/ip': '10.20.0.7' } }), 'netpin.io/ip', ['Cilium has no fixed pod IP annotation', 'Use netpin.io/pool with a CiliumPodIPPool']],
-    ['fixed IPs on a Cilium StatefulSet', 'cilium', [], statefulSet('CREATE', { replicas: 2, annotations: { 'netpin.io/ips': '10.20.0.7,10.20.0.8' } }), 'netpin.io/ips', ['Cilium has no fixed pod IP annotation']],
-    ['an egress IP on Calico', 'calico', [], podCreate({ name: 'a', annotations: { 'netpin.io/egress-ip': '203.0.113.10' } }), 'netpin.io/egress-ip', ['Calico (open source) has no per-pod egress IP']],
-    ['netem on Antrea', 'antrea', [], podCreate({ name: 'a', annotations: { 'netpin.io/latency': '10' } }), 'netpin.io/latency', ['Antrea has no netem-style latency control']],
-    ['an egress address another workload holds', 'kube-ovn', [podCreate({ name: 'a', annotations: { 'netpin.io/egress-ip': '203.0.113.10' } })], podCreate({ name: 'b', annotations: { 'netpin.io/egress-ip': '203.0.113.10' } }), 'netpin.io/egress-ip', ['203.0.113.10 is held by the egress of Pod shop/a']],
-    ['a pod pool named as an egress pool', 'antrea', [], podCreate({ name: 'a', annotations: { 'netpin.io/egress-pool': 'web' } }), 'netpin.io/egress-pool', ['IPPool web is a pod pool']],
-    ['an egress pool named as a pod pool', 'calico', [], podCreate({ name: 'a', annotations: { 'netpin.io/pool': 'out' } }), 'netpin.io/pool', ['IPPool out is an egress pool', 'netpin.io/egress-pool: out']],
-    ['a pod address in an egress pool', 'kube-ovn', [], podCreate({ name: 'a', annotations: { 'netpin.io/ip': '203.0.113.5' } }), 'netpin.io/ip', ['an egress address is never a pod address']],
-    ['an egress address in a pod pool', 'kube-ovn', [], podCreate({ name: 'a', annotations: { 'netpin.io/egress-ip': '10.20.0.9' } }), 'netpin.io/egress-ip', ['lies in IPPool web, a pod pool']],
-    ['an egress address with no gateway nodes on Cilium', 'cilium', [], podCreate({ name: 'a', annotations: { 'netpin.io/egress-ip': '198.51.100.7' } }), 'netpin.io/egress-ip', ['netpin keeps one only for an address of an egress pool']],
-    ['an EIP on Cilium', 'cilium', [], podCreate({ name: 'a', annotations: { 'netpin.io/egress-ip': '203.0.113.10', 'netpin.io/egress-mode': 'eip' } }), 'netpin.io/egress-mode', ['only SNATs outbound traffic']],
+    [
+      'an IP held by another owner',
+      'calico',
+      [podCreate({ name: 'a', annotations: { 'netpin.io/ip': '10.20.0.7' } })],
+      podCreate({ name: 'b', annotations: { 'netpin.io/ip': '10.20.0.7' } }),
+      'netpin.io/ip',
+      ['10.20.0.7 is held by pod shop/a', 'such as 10.20.0.2'],
+    ],
+    [
+      'an IP a StatefulSet ordinal holds',
+      'kube-ovn',
+      [podCreate({ name: 'web-1', owner: STS_POD, annotations: { 'netpin.io/ip': '10.20.0.7' } })],
+      podCreate({ name: 'b', annotations: { 'netpin.io/ip': '10.20.0.7' } }),
+      'netpin.io/ip',
+      ['held by StatefulSet shop/web (ordinal 1)'],
+    ],
+    [
+      'an IP outside every pool',
+      'calico',
+      [],
+      podCreate({ name: 'a', annotations: { 'netpin.io/ip': '192.168.0.9' } }),
+      'netpin.io/ip',
+      ['192.168.0.9 lies outside every IPPool', 'web (10.20.0.2-10.20.0.254)'],
+    ],
+    [
+      'an IP in a pool the namespace may not use',
+      'calico',
+      [],
+      podCreate({ name: 'a', annotations: { 'netpin.io/ip': '10.30.0.10' } }),
+      'netpin.io/ip',
+      ['lies in IPPool db, which does not select namespace shop'],
+    ],
+    [
+      'a fixed IP in a pool that names no Antrea IPPool',
+      'antrea',
+      [],
+      podCreate({ name: 'a', annotations: { 'netpin.io/ip': '10.40.0.1' } }),
+      'netpin.io/ip',
+      ['netpin IPPool tiny names none', 'Set spec.cni.antrea.pool on IPPool tiny'],
+    ],
+    [
+      'pools of which one names a Subnet and the other none',
+      'kube-ovn',
+      [],
+      podCreate({ name: 'a', annotations: { 'netpin.io/pool': 'tiny,web-v6' } }),
+      'netpin.io/pool',
+      ['IPPool tiny names no Subnet', 'Set spec.cni.kubeOvn.subnet on IPPool tiny'],
+    ],
+    [
+      'a bad hand-written bandwidth value beside a pool',
+      'calico',
+      [],
+      podCreate({
+        generateName: 'api-',
+        owner: RS_POD,
+        annotations: { 'netpin.io/pool': 'web', 'kubernetes.io/egress-bandwidth': '10Mbps' },
+      }),
+      'kubernetes.io/egress-bandwidth',
+      ['containerd would refuse the pod sandbox'],
+    ],
+    [
+      'a Deployment template with a bad hand-written bandwidth value',
+      'antrea',
+      [],
+      deployment('CREATE', { annotations: { 'kubernetes.io/ingress-bandwidth': '500' } }),
+      'kubernetes.io/ingress-bandwidth',
+      ['containerd would refuse the pod sandbox'],
+    ],
+    [
+      'a Deployment template with a hand-written CNI address',
+      'calico',
+      [],
+      deployment('CREATE', { annotations: { 'cni.projectcalico.org/ipAddrs': '["10.20.0.9"]' } }),
+      'cni.projectcalico.org/ipAddrs',
+      ['is written by hand'],
+    ],
+    [
+      'a StatefulSet template whose CNI annotation contradicts the intent',
+      'kube-ovn',
+      [],
+      statefulSet('CREATE', { annotations: { 'netpin.io/egress-rate': '10M', 'ovn.kubernetes.io/egress_rate': '20' } }),
+      'ovn.kubernetes.io/egress_rate',
+      ['is set by hand to "20", but the netpin intent needs "10"'],
+    ],
+    [
+      'netpin.io/ip on a Deployment that can surge',
+      'calico',
+      [],
+      deployment('CREATE', { annotations: { 'netpin.io/ip': '10.20.0.7' } }),
+      'netpin.io/ip',
+      [
+        'a rolling update (maxSurge 25%) would start the new pod while the old one holds 10.20.0.7',
+        'spec.strategy.type: Recreate',
+      ],
+    ],
+    [
+      'netpin.io/ips with no spare entry on a Deployment that can surge',
+      'kube-ovn',
+      [],
+      deployment('UPDATE', { replicas: 2, annotations: { 'netpin.io/ips': '10.20.0.7,10.20.0.8' } }),
+      'netpin.io/ips',
+      ['adds 1 more pods', 'or list 3 entries'],
+    ],
+    [
+      'an exhausted pool',
+      'calico',
+      [tinyPod('a'), tinyPod('b')],
+      tinyPod('c'),
+      'netpin.io/pool',
+      ['IPPool tiny has no free IPv4 address (2 of 2 held)', 'or name another pool: web'],
+    ],
+    [
+      'an unknown pool',
+      'kube-ovn',
+      [],
+      podCreate({ name: 'a', annotations: { 'netpin.io/pool': 'nope' } }),
+      'netpin.io/pool',
+      ['IPPool nope does not exist'],
+    ],
+    [
+      'a pool whose namespaceSelector leaves the namespace out',
+      'cilium',
+      [],
+      podCreate({ name: 'a', annotations: { 'netpin.io/pool': 'db' } }),
+      'netpin.io/pool',
+      ['IPPool db does not select namespace shop (spec.namespaceSelector)', 'widen the namespaceSelector of IPPool db'],
+    ],
+    [
+      'netpin.io/ip on a Deployment of 3 replicas',
+      'calico',
+      [],
+      deployment('CREATE', { replicas: 3, annotations: { 'netpin.io/ip': '10.20.0.7' } }),
+      'netpin.io/ip',
+      ['one fixed address cannot serve 3 replicas', 'use netpin.io/pool or netpin.io/ips, or set replicas: 1'],
+    ],
+    [
+      'netpin.io/ip on a StatefulSet of 2 replicas',
+      'kube-ovn',
+      [],
+      statefulSet('CREATE', { replicas: 2, annotations: { 'netpin.io/ip': '10.20.0.7' } }),
+      'netpin.io/ip',
+      ['one fixed address cannot serve 2 replicas', 'list one address per ordinal in netpin.io/ips'],
+    ],
+    [
+      "netpin.io/ips shorter than a Deployment's replicas",
+      'calico',
+      [],
+      deployment('UPDATE', { replicas: 3, annotations: { 'netpin.io/ips': '10.20.0.7,10.20.0.8' } }),
+      'netpin.io/ips',
+      ['has 2 entries for 3 replicas', 'list at least 3 entries, or lower replicas to 2'],
+    ],
+    [
+      "netpin.io/ips shorter than a StatefulSet's ordinals",
+      'calico',
+      [],
+      statefulSet('CREATE', { replicas: 3, ordinalsStart: 4, annotations: { 'netpin.io/ips': '10.20.0.7,10.20.0.8' } }),
+      'netpin.io/ips',
+      ['has 2 entries, but ordinals 4..6 need 3 (entry 1 goes to ordinal 4)'],
+    ],
+    [
+      "netpin.io/ips without an entry for the pod's ordinal",
+      'calico',
+      [],
+      podCreate({ name: 'web-2', owner: STS_POD, annotations: { 'netpin.io/ips': '10.20.0.7,10.20.0.8' } }),
+      'netpin.io/ips',
+      ['has 2 entries, but StatefulSet shop/web (ordinal 2) needs entry 3'],
+    ],
+    [
+      'a rate with a bad unit',
+      'calico',
+      [],
+      podCreate({ name: 'a', annotations: { 'netpin.io/egress-rate': '10Mbps' } }),
+      'netpin.io/egress-rate',
+      ['"10Mbps" is not a Kubernetes quantity', '(no "bps", no spaces)'],
+    ],
+    [
+      'a rate out of range',
+      'cilium',
+      [],
+      podCreate({ name: 'a', annotations: { 'netpin.io/ingress-rate': '500' } }),
+      'netpin.io/ingress-rate',
+      ['"500" (500 bit/s) is outside 1k..1P bits per second'],
+    ],
+    [
+      'two families against a single-stack pool',
+      'calico',
+      [],
+      podCreate({ name: 'a', annotations: { 'netpin.io/ip': '10.20.0.7,fd00:20::7', 'netpin.io/pool': 'web' } }),
+      'netpin.io/ip',
+      ['asks for an IPv6 address, but IPPool web has no IPv6 range'],
+    ],
+    [
+      'a typo in a key',
+      'antrea',
+      [],
+      podCreate({ name: 'a', annotations: { 'netpin.io/pol': 'web' } }),
+      'netpin.io/pol',
+      ['"netpin.io/pol" is not a netpin key', 'did you mean "netpin.io/pool"?'],
+    ],
+    [
+      'a typo in a Deployment template key',
+      'calico',
+      [],
+      deployment('CREATE', { annotations: { 'netpin.io/egress-rat': '10M' } }),
+      'netpin.io/egress-rat',
+      ['did you mean "netpin.io/egress-rate"?'],
+    ],
+    [
+      'a rate that is not whole Mbps on Kube-OVN',
+      'kube-ovn',
+      [],
+      podCreate({ name: 'a', annotations: { 'netpin.io/egress-rate': '1500k' } }),
+      'netpin.io/egress-rate',
+      ['Kube-OVN takes rates in whole Mbps only', 'Write 1M or 2M in netpin.io/egress-rate'],
+    ],
+    [
+      'a fixed IP on Cilium',
+      'cilium',
+      [],
+      podCreate({ name: 'a', annotations: { 'netpin.io/ip': '10.20.0.7' } }),
+      'netpin.io/ip',
+      ['Cilium has no fixed pod IP annotation', 'Use netpin.io/pool with a CiliumPodIPPool'],
+    ],
+    [
+      'fixed IPs on a Cilium StatefulSet',
+      'cilium',
+      [],
+      statefulSet('CREATE', { replicas: 2, annotations: { 'netpin.io/ips': '10.20.0.7,10.20.0.8' } }),
+      'netpin.io/ips',
+      ['Cilium has no fixed pod IP annotation'],
+    ],
+    [
+      'an egress IP on Calico',
+      'calico',
+      [],
+      podCreate({ name: 'a', annotations: { 'netpin.io/egress-ip': '203.0.113.10' } }),
+      'netpin.io/egress-ip',
+      ['Calico (open source) has no per-pod egress IP'],
+    ],
+    [
+      'netem on Antrea',
+      'antrea',
+      [],
+      podCreate({ name: 'a', annotations: { 'netpin.io/latency': '10' } }),
+      'netpin.io/latency',
+      ['Antrea has no netem-style latency control'],
+    ],
+    [
+      'an egress address another workload holds',
+      'kube-ovn',
+      [podCreate({ name: 'a', annotations: { 'netpin.io/egress-ip': '203.0.113.10' } })],
+      podCreate({ name: 'b', annotations: { 'netpin.io/egress-ip': '203.0.113.10' } }),
+      'netpin.io/egress-ip',
+      ['203.0.113.10 is held by the egress of Pod shop/a'],
+    ],
+    [
+      'a pod pool named as an egress pool',
+      'antrea',
+      [],
+      podCreate({ name: 'a', annotations: { 'netpin.io/egress-pool': 'web' } }),
+      'netpin.io/egress-pool',
+      ['IPPool web is a pod pool'],
+    ],
+    [
+      'an egress pool named as a pod pool',
+      'calico',
+      [],
+      podCreate({ name: 'a', annotations: { 'netpin.io/pool': 'out' } }),
+      'netpin.io/pool',
+      ['IPPool out is an egress pool', 'netpin.io/egress-pool: out'],
+    ],
+    [
+      'a pod address in an egress pool',
+      'kube-ovn',
+      [],
+      podCreate({ name: 'a', annotations: { 'netpin.io/ip': '203.0.113.5' } }),
+      'netpin.io/ip',
+      ['an egress address is never a pod address'],
+    ],
+    [
+      'an egress address in a pod pool',
+      'kube-ovn',
+      [],
+      podCreate({ name: 'a', annotations: { 'netpin.io/egress-ip': '10.20.0.9' } }),
+      'netpin.io/egress-ip',
+      ['lies in IPPool web, a pod pool'],
+    ],
+    [
+      'an egress address with no gateway nodes on Cilium',
+      'cilium',
+      [],
+      podCreate({ name: 'a', annotations: { 'netpin.io/egress-ip': '198.51.100.7' } }),
+      'netpin.io/egress-ip',
+      ['netpin keeps one only for an address of an egress pool'],
+    ],
+    [
+      'an EIP on Cilium',
+      'cilium',
+      [],
+      podCreate({ name: 'a', annotations: { 'netpin.io/egress-ip': '203.0.113.10', 'netpin.io/egress-mode': 'eip' } }),
+      'netpin.io/egress-mode',
+      ['only SNATs outbound traffic'],
+    ],
   ];
 
-  it.each(cases)('refuses %s (%s), naming the annotation, the CNI and the fix', async (_, cni, before, body, key, parts) => {
-    const h = await harness({ cni });
-    for (const b of before) expect((await h.mutate(b)).response.allowed).toBe(true);
-    const held = h.held();
-    const message = denial(await h.mutate(body));
-    expect(message.startsWith(`${key} (CNI ${dialectFor(cni).title}): `)).toBe(true);
-    expect(message).toContain('. Fix: ');
-    for (const part of parts) expect(message).toContain(part);
-    // A refused request claims nothing.
-    expect(h.held()).toEqual(held);
-  });
+  it.each(cases)(
+    'refuses %s (%s), naming the annotation, the CNI and the fix',
+    async (_, cni, before, body, key, parts) => {
+      const h = await harness({ cni });
+      for (const b of before) expect((await h.mutate(b)).response.allowed).toBe(true);
+      const held = h.held();
+      const message = denial(await h.mutate(body));
+      expect(message.startsWith(`${key} (CNI ${dialectFor(cni).title}): `)).toBe(true);
+      expect(message).toContain('. Fix: ');
+      for (const part of parts) expect(message).toContain(part);
+      // A refused request claims nothing.
+      expect(h.held()).toEqual(held);
+    },
+  );
 
   it('names every annotation at fault in one message', async () => {
     const h = await harness({ cni: 'calico' });
-    const message = denial(await h.mutate(podCreate({ name: 'a', annotations: { 'netpin.io/ip': 'x', 'netpin.io/loss': '200', 'netpin.io/pol': 'web' } })));
-    expect(message.split('; ').map((m) => m.slice(0, m.indexOf(' ')))).toEqual(['netpin.io/pol', 'netpin.io/ip', 'netpin.io/loss']);
+    const message = denial(
+      await h.mutate(
+        podCreate({ name: 'a', annotations: { 'netpin.io/ip': 'x', 'netpin.io/loss': '200', 'netpin.io/pol': 'web' } }),
+      ),
+    );
+    expect(message.split('; ').map((m) => m.slice(0, m.indexOf(' ')))).toEqual([
+      'netpin.io/pol',
+      'netpin.io/ip',
+      'netpin.io/loss',
+    ]);
     expect(message.match(/\(CNI Calico\)/g)).toHaveLength(3);
     expect(message.match(/Fix: /g)).toHaveLength(3);
   });
 
   it('refuses a hand-written CNI annotation that disagrees, and keeps no claim for the refused pod', async () => {
     const h = await harness({ cni: 'calico' });
-    const body = podCreate({ generateName: 'api-', owner: RS_POD, annotations: { 'netpin.io/pool': 'web', 'cni.projectcalico.org/ipAddrs': '["10.20.0.9"]' } });
+    const body = podCreate({
+      generateName: 'api-',
+      owner: RS_POD,
+      annotations: { 'netpin.io/pool': 'web', 'cni.projectcalico.org/ipAddrs': '["10.20.0.9"]' },
+    });
     const message = denial(await h.mutate(body));
     expect(message).toBe(
       'cni.projectcalico.org/ipAddrs (CNI Calico): is set by hand to "[\\"10.20.0.9\\"]", but the netpin intent needs "[\\"10.20.0.2\\"]". ' +
@@ -200,10 +635,15 @@ describe('denials', () => {
 
   it('accepts a hand-written CNI annotation that agrees, without patching it', async () => {
     const h = await harness({ cni: 'calico' });
-    const body = podCreate({ name: 'a', annotations: { 'netpin.io/ip': '10.20.0.7', 'cni.projectcalico.org/ipAddrs': '["10.20.0.7"]' } });
+    const body = podCreate({
+      name: 'a',
+      annotations: { 'netpin.io/ip': '10.20.0.7', 'cni.projectcalico.org/ipAddrs': '["10.20.0.7"]' },
+    });
     const answer = await h.mutate(body);
     const annotationOps = patchOf(answer.response).filter((op) => op.path.startsWith('/metadata/annotations'));
-    expect(annotationOps).toEqual([{ op: 'add', path: '/metadata/annotations/netpin.io~1allocated', value: '10.20.0.7' }]);
+    expect(annotationOps).toEqual([
+      { op: 'add', path: '/metadata/annotations/netpin.io~1allocated', value: '10.20.0.7' },
+    ]);
   });
 });
 
@@ -221,7 +661,11 @@ describe('Deployment pods', () => {
     expect(h.held()).toEqual(Object.fromEntries(pods.map((p) => [p.ip, `Pod/shop/#${p.uid}`])));
 
     // The stored pod has its generated name by the time it is deleted.
-    const answer = await h.mutate(podDelete(podCreate({ name: 'api-7d9f8-x2x9z', owner: RS_POD, annotations: pods[1]!.annotations }).request!.object!));
+    const answer = await h.mutate(
+      podDelete(
+        podCreate({ name: 'api-7d9f8-x2x9z', owner: RS_POD, annotations: pods[1]!.annotations }).request!.object!,
+      ),
+    );
     expect(answer.response.allowed).toBe(true);
     expect(Object.keys(h.held())).toEqual(['10.20.0.2', '10.20.0.4']);
     const next = podCreate({ generateName: 'api-7d9f8-', owner: RS_POD, annotations: { 'netpin.io/pool': 'web' } });
@@ -232,7 +676,11 @@ describe('Deployment pods', () => {
     const h = await harness({ cni: 'kube-ovn' });
     const ips = [];
     for (let i = 0; i < 3; i++) {
-      const body = podCreate({ generateName: 'api-', owner: RS_POD, annotations: { 'netpin.io/ips': '10.20.0.7;10.20.0.8;10.20.0.9' } });
+      const body = podCreate({
+        generateName: 'api-',
+        owner: RS_POD,
+        annotations: { 'netpin.io/ips': '10.20.0.7;10.20.0.8;10.20.0.9' },
+      });
       ips.push(admittedAnnotations(body, await h.mutate(body))['ovn.kubernetes.io/ip_address']);
     }
     expect(ips).toEqual(['10.20.0.7', '10.20.0.8', '10.20.0.9']);
@@ -240,7 +688,7 @@ describe('Deployment pods', () => {
 });
 
 describe('pod DELETE', () => {
-  it('releases a named pod\'s address with the memory ledger, so that another pod may take it', async () => {
+  it("releases a named pod's address with the memory ledger, so that another pod may take it", async () => {
     const h = await harness();
     const body = podCreate({ name: 'a', annotations: { 'netpin.io/ip': '10.20.0.7' } });
     const stored = patched(body, (await h.mutate(body)).response);
@@ -260,7 +708,10 @@ describe('pod DELETE', () => {
   });
 
   it('releases nothing when the ledger releases on its own (no releaseOnDelete), or in a dry run', async () => {
-    for (const [releaseOnDelete, dryRun] of [[false, false], [true, true]] as const) {
+    for (const [releaseOnDelete, dryRun] of [
+      [false, false],
+      [true, true],
+    ] as const) {
       const h = await harness({ releaseOnDelete });
       const body = podCreate({ name: 'a', annotations: { 'netpin.io/ip': '10.20.0.7' } });
       const stored = patched(body, (await h.mutate(body)).response);
@@ -300,13 +751,17 @@ describe('dry run', () => {
 
   it('reserves nothing for a StatefulSet and refuses what a real request would refuse', async () => {
     const h = await harness();
-    const answer = await h.mutate(statefulSet('CREATE', { replicas: 3, annotations: { 'netpin.io/pool': 'web' }, dryRun: true }));
+    const answer = await h.mutate(
+      statefulSet('CREATE', { replicas: 3, annotations: { 'netpin.io/pool': 'web' }, dryRun: true }),
+    );
     expect(answer.response).toMatchObject({ allowed: true });
     expect(answer.response.warnings).toBeUndefined();
     expect(h.held()).toEqual({});
     await admit(h, { 'netpin.io/pool': 'tiny' }, 'a');
     await admit(h, { 'netpin.io/pool': 'tiny' }, 'b');
-    expect(denial(await h.mutate(podCreate({ name: 'c', annotations: { 'netpin.io/pool': 'tiny' }, dryRun: true })))).toContain('IPPool tiny has no free IPv4 address');
+    expect(
+      denial(await h.mutate(podCreate({ name: 'c', annotations: { 'netpin.io/pool': 'tiny' }, dryRun: true }))),
+    ).toContain('IPPool tiny has no free IPv4 address');
   });
 });
 
@@ -348,14 +803,21 @@ describe('idempotency', () => {
     const mutated = await h.mutate(body);
     expect(mutated.response.patch).toBeDefined();
     // The pod as the mutating webhook left it passes validation under the same uid.
-    const validated = await h.validate({ ...body, request: { ...body.request!, object: patched(body, mutated.response) } });
+    const validated = await h.validate({
+      ...body,
+      request: { ...body.request!, object: patched(body, mutated.response) },
+    });
     expect(validated.response).toEqual({ uid: body.request!.uid, allowed: true });
   });
 });
 
 describe('the validate endpoint', () => {
   /** A pod as the mutating webhook left it, then changed by `edit`, in a fresh review. */
-  async function validateAfter(cni: CniName, annotations: Record<string, string>, edit: (a: Record<string, string>) => void) {
+  async function validateAfter(
+    cni: CniName,
+    annotations: Record<string, string>,
+    edit: (a: Record<string, string>) => void,
+  ) {
     const h = await harness({ cni });
     const body = podCreate({ name: 'a', annotations });
     const pod = patched(body, (await h.mutate(body)).response);
@@ -374,7 +836,13 @@ describe('the validate endpoint', () => {
   });
 
   it('refuses a CNI annotation changed by hand after netpin wrote it', async () => {
-    const message = denial(await validateAfter('kube-ovn', { 'netpin.io/pool': 'web' }, (a) => (a['ovn.kubernetes.io/ip_address'] = '10.20.0.99')));
+    const message = denial(
+      await validateAfter(
+        'kube-ovn',
+        { 'netpin.io/pool': 'web' },
+        (a) => (a['ovn.kubernetes.io/ip_address'] = '10.20.0.99'),
+      ),
+    );
     expect(message).toBe(
       'ovn.kubernetes.io/ip_address (CNI Kube-OVN): is set by hand to "10.20.0.99", but the netpin intent needs "10.20.0.2". ' +
         'Fix: remove ovn.kubernetes.io/ip_address and let netpin write it, or remove the netpin.io/ annotations',
@@ -382,8 +850,12 @@ describe('the validate endpoint', () => {
   });
 
   it('refuses a pod whose CNI annotation another webhook removed', async () => {
-    const message = denial(await validateAfter('calico', { 'netpin.io/pool': 'web' }, (a) => delete a['cni.projectcalico.org/ipAddrs']));
-    expect(message).toContain('cni.projectcalico.org/ipAddrs (CNI Calico): is missing although the netpin intent needs it');
+    const message = denial(
+      await validateAfter('calico', { 'netpin.io/pool': 'web' }, (a) => delete a['cni.projectcalico.org/ipAddrs']),
+    );
+    expect(message).toContain(
+      'cni.projectcalico.org/ipAddrs (CNI Calico): is missing although the netpin intent needs it',
+    );
     expect(message).toContain('Fix: ');
   });
 
@@ -397,21 +869,35 @@ describe('the validate endpoint', () => {
   });
 
   it('refuses a netpin.io/allocated that is not an address', async () => {
-    const message = denial(await validateAfter('calico', { 'netpin.io/pool': 'web' }, (a) => (a['netpin.io/allocated'] = 'ten')));
+    const message = denial(
+      await validateAfter('calico', { 'netpin.io/pool': 'web' }, (a) => (a['netpin.io/allocated'] = 'ten')),
+    );
     expect(message).toContain('netpin.io/allocated (CNI Calico): "ten" is not an IP address');
   });
 
   // Found by test/property: /mutate left it in place on a pod it pins nothing for, and /validate refused the pod.
-  it.each(['garbage', '10.20.0.9'])('refuses a hand-written netpin.io/allocated (%s) on a pod netpin pins nothing for, on both webhooks', async (value) => {
-    const h = await harness({ cni: 'kube-ovn' });
-    const body = podCreate({ name: 'a', annotations: { 'netpin.io/egress-rate': '10M', 'netpin.io/allocated': value } });
-    for (const answer of [await h.mutate(body), await h.validate(body)]) {
-      expect(denial(answer)).toBe('netpin.io/allocated (CNI Kube-OVN): is set, but netpin pins no address for this pod. Fix: do not write netpin.io/allocated by hand: netpin writes it');
-    }
-  });
+  it.each(['garbage', '10.20.0.9'])(
+    'refuses a hand-written netpin.io/allocated (%s) on a pod netpin pins nothing for, on both webhooks',
+    async (value) => {
+      const h = await harness({ cni: 'kube-ovn' });
+      const body = podCreate({
+        name: 'a',
+        annotations: { 'netpin.io/egress-rate': '10M', 'netpin.io/allocated': value },
+      });
+      for (const answer of [await h.mutate(body), await h.validate(body)]) {
+        expect(denial(answer)).toBe(
+          'netpin.io/allocated (CNI Kube-OVN): is set, but netpin pins no address for this pod. Fix: do not write netpin.io/allocated by hand: netpin writes it',
+        );
+      }
+    },
+  );
 
   it.each([
-    ['kubernetes.io/egress-bandwidth', '10Mbps', '"10Mbps" is not a Kubernetes quantity, so containerd would refuse the pod sandbox'],
+    [
+      'kubernetes.io/egress-bandwidth',
+      '10Mbps',
+      '"10Mbps" is not a Kubernetes quantity, so containerd would refuse the pod sandbox',
+    ],
     ['kubernetes.io/ingress-bandwidth', '10', '"10" (10 bit/s) is outside 1k..1P bits per second'],
   ])('refuses %s: %s on any pod, netpin intent or not', async (key, value, part) => {
     const h = await harness({ cni: 'cilium' });
@@ -427,29 +913,42 @@ describe('the validate endpoint', () => {
     ['kube-ovn', 'ovn.kubernetes.io/ip_address', '10.20.0.9'],
     ['antrea', 'ipam.antrea.io/pod-ips', '10.20.0.9'],
     ['cilium', 'ipam.cilium.io/ip-pool', 'db-pool'],
-  ] as const)('refuses a hand-written %s address or pool key (%s), which would bypass the ledger', async (cni, key, value) => {
-    const h = await harness({ cni });
-    const message = denial(await h.validate(podCreate({ name: 'a', annotations: { [key]: value } })));
-    expect(message).toContain(`${key} (CNI `);
-    expect(message).toContain("netpin's ledger does not know the address");
-    expect(message).toContain('Fix: write netpin.io/ip, netpin.io/ips or netpin.io/pool instead');
-    // What netpin writes itself passes.
-    const body = podCreate({ name: 'b', annotations: { 'netpin.io/pool': 'web' } });
-    const mutated = await h.mutate(body);
-    expect((await h.validate({ ...body, request: { ...body.request!, object: patched(body, mutated.response) } })).response.allowed).toBe(true);
-  });
+  ] as const)(
+    'refuses a hand-written %s address or pool key (%s), which would bypass the ledger',
+    async (cni, key, value) => {
+      const h = await harness({ cni });
+      const message = denial(await h.validate(podCreate({ name: 'a', annotations: { [key]: value } })));
+      expect(message).toContain(`${key} (CNI `);
+      expect(message).toContain("netpin's ledger does not know the address");
+      expect(message).toContain('Fix: write netpin.io/ip, netpin.io/ips or netpin.io/pool instead');
+      // What netpin writes itself passes.
+      const body = podCreate({ name: 'b', annotations: { 'netpin.io/pool': 'web' } });
+      const mutated = await h.mutate(body);
+      expect(
+        (await h.validate({ ...body, request: { ...body.request!, object: patched(body, mutated.response) } })).response
+          .allowed,
+      ).toBe(true);
+    },
+  );
 
   it('refuses on /validate what /mutate refuses, and claims nothing', async () => {
     const h = await harness({ cni: 'cilium' });
-    expect(denial(await h.validate(podCreate({ name: 'a', annotations: { 'netpin.io/ip': '10.20.0.7' } })))).toContain('netpin.io/ip (CNI Cilium)');
-    expect(denial(await h.validate(podCreate({ name: 'a', annotations: { 'netpin.io/pool': 'nope' } })))).toContain('IPPool nope does not exist');
+    expect(denial(await h.validate(podCreate({ name: 'a', annotations: { 'netpin.io/ip': '10.20.0.7' } })))).toContain(
+      'netpin.io/ip (CNI Cilium)',
+    );
+    expect(denial(await h.validate(podCreate({ name: 'a', annotations: { 'netpin.io/pool': 'nope' } })))).toContain(
+      'IPPool nope does not exist',
+    );
     expect(h.held()).toEqual({});
   });
 
   it('allows pod updates and deletes without looking', async () => {
     const h = await harness();
     const body = podCreate({ name: 'a', annotations: { 'kubernetes.io/egress-bandwidth': 'junk' } });
-    const update = { ...body, request: { ...body.request!, operation: 'UPDATE' as const, oldObject: body.request!.object } };
+    const update = {
+      ...body,
+      request: { ...body.request!, operation: 'UPDATE' as const, oldObject: body.request!.object },
+    };
     expect((await h.validate(update)).response.allowed).toBe(true);
     expect((await h.validate(podDelete(body.request!.object!))).response.allowed).toBe(true);
   });

@@ -1,6 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import type { CniName } from '../../src/cni/dialect.js';
-import { admittedAnnotations, denial, harness, patched, podCreate, podDelete, POOLS, review, statefulSet, type Harness } from '../support/reviews.js';
+import {
+  admittedAnnotations,
+  denial,
+  harness,
+  patched,
+  podCreate,
+  podDelete,
+  POOLS,
+  review,
+  statefulSet,
+  type Harness,
+} from '../support/reviews.js';
 
 const OWNER = { kind: 'StatefulSet', name: 'web' };
 const POOL = { 'netpin.io/pool': 'web' };
@@ -19,7 +30,11 @@ async function deletePod(h: Harness, k: number, annotations: Record<string, stri
 }
 
 const ordinals = (h: Harness) =>
-  Object.fromEntries(Object.entries(h.held()).filter(([, owner]) => owner.startsWith('StatefulSet/shop/web/')).map(([ip, owner]) => [owner.slice('StatefulSet/shop/web/'.length), ip]));
+  Object.fromEntries(
+    Object.entries(h.held())
+      .filter(([, owner]) => owner.startsWith('StatefulSet/shop/web/'))
+      .map(([ip, owner]) => [owner.slice('StatefulSet/shop/web/'.length), ip]),
+  );
 
 describe('StatefulSet ordinals', () => {
   it('reserves, on CREATE, the k-th free address for ordinal k, and pods web-k get them in order', async () => {
@@ -30,7 +45,9 @@ describe('StatefulSet ordinals', () => {
 
     const answer = await h.mutate(statefulSet('CREATE', { replicas: 5, annotations: POOL }));
     expect(answer.response.allowed).toBe(true);
-    expect(answer.response.warnings).toEqual(['netpin: reserved web-0=10.20.0.2 web-1=10.20.0.4 web-2=10.20.0.6 web-3=10.20.0.7 web-4=10.20.0.8']);
+    expect(answer.response.warnings).toEqual([
+      'netpin: reserved web-0=10.20.0.2 web-1=10.20.0.4 web-2=10.20.0.6 web-3=10.20.0.7 web-4=10.20.0.8',
+    ]);
     expect(ordinals(h)).toEqual({ 0: '10.20.0.2', 1: '10.20.0.4', 2: '10.20.0.6', 3: '10.20.0.7', 4: '10.20.0.8' });
 
     // Pods come in any order; each gets its ordinal's address.
@@ -42,7 +59,8 @@ describe('StatefulSet ordinals', () => {
 
   it('re-reserves every ordinal in order when the pool changes, also while scaling up', async () => {
     // Ordinals 0 and 1 give back their web addresses first; 2 and 3 have none: they must not get ahead.
-    const h = await harness({ pools: `${POOLS}---
+    const h = await harness({
+      pools: `${POOLS}---
 apiVersion: netpin.io/v1alpha1
 kind: IPPool
 metadata: { name: web2 }
@@ -51,7 +69,8 @@ spec:
   exclude: ["10.21.0.1"]
   namespaceSelector: { matchLabels: { team: web } }
   cni: { calico: { pool: web2-pool } }
-` });
+`,
+    });
     expect((await h.mutate(statefulSet('CREATE', { replicas: 2, annotations: POOL }))).response.allowed).toBe(true);
     expect(ordinals(h)).toEqual({ 0: '10.20.0.2', 1: '10.20.0.3' });
     const answer = await h.mutate(statefulSet('UPDATE', { replicas: 4, annotations: { 'netpin.io/pool': 'web2' } }));
@@ -63,15 +82,25 @@ spec:
     const h = await harness({ cni: 'kube-ovn' });
     const answer = await h.mutate(statefulSet('CREATE', { replicas: 3, ordinalsStart: 5, annotations: POOL }));
     expect(answer.response.warnings).toEqual(['netpin: reserved web-5=10.20.0.2 web-6=10.20.0.3 web-7=10.20.0.4']);
-    expect([await createPod(h, 7), await createPod(h, 5), await createPod(h, 6)]).toEqual(['10.20.0.4', '10.20.0.2', '10.20.0.3']);
+    expect([await createPod(h, 7), await createPod(h, 5), await createPod(h, 6)]).toEqual([
+      '10.20.0.4',
+      '10.20.0.2',
+      '10.20.0.3',
+    ]);
   });
 
   it('gives ordinal k entry k of netpin.io/ips, from spec.ordinals.start', async () => {
     const h = await harness();
     const ips = { 'netpin.io/ips': '10.20.0.30;10.20.0.20;10.20.0.10' };
-    expect((await h.mutate(statefulSet('CREATE', { replicas: 3, ordinalsStart: 1, annotations: ips }))).response.allowed).toBe(true);
+    expect(
+      (await h.mutate(statefulSet('CREATE', { replicas: 3, ordinalsStart: 1, annotations: ips }))).response.allowed,
+    ).toBe(true);
     expect(ordinals(h)).toEqual({ 1: '10.20.0.30', 2: '10.20.0.20', 3: '10.20.0.10' });
-    expect([await createPod(h, 3, ips), await createPod(h, 1, ips), await createPod(h, 2, ips)]).toEqual(['10.20.0.10', '10.20.0.30', '10.20.0.20']);
+    expect([await createPod(h, 3, ips), await createPod(h, 1, ips), await createPod(h, 2, ips)]).toEqual([
+      '10.20.0.10',
+      '10.20.0.30',
+      '10.20.0.20',
+    ]);
   });
 
   it('gives pods their entry of netpin.io/ips even when the StatefulSet was never reviewed', async () => {
@@ -81,7 +110,7 @@ spec:
     expect(await createPod(h, 0, ips)).toBe('10.20.0.30');
   });
 
-  it('keeps a pod\'s address when it is deleted and created again', async () => {
+  it("keeps a pod's address when it is deleted and created again", async () => {
     const h = await harness();
     await h.mutate(statefulSet('CREATE', { replicas: 3, annotations: POOL }));
     expect(await createPod(h, 2)).toBe('10.20.0.4');
@@ -92,7 +121,7 @@ spec:
     expect(await createPod(h, 2)).toBe('10.20.0.4');
   });
 
-  it('keeps each ordinal\'s address when scaled 5 -> 2 -> 5', async () => {
+  it("keeps each ordinal's address when scaled 5 -> 2 -> 5", async () => {
     const h = await harness();
     await h.mutate(statefulSet('CREATE', { replicas: 5, annotations: POOL }));
     const first: Record<number, string | undefined> = {};
@@ -134,10 +163,17 @@ spec:
         namespace: 'shop',
         name: 'web',
         operation: 'UPDATE',
-        object: { apiVersion: 'autoscaling/v1', kind: 'Scale', metadata: { name: 'web', namespace: 'shop' }, spec: { replicas } },
+        object: {
+          apiVersion: 'autoscaling/v1',
+          kind: 'Scale',
+          metadata: { name: 'web', namespace: 'shop' },
+          spec: { replicas },
+        },
       });
     const up = await h.mutate(scale(4));
-    expect(up.response.warnings).toEqual(['netpin: reserved web-0=10.20.0.2 web-1=10.20.0.3 web-2=10.20.0.5 web-3=10.20.0.6']);
+    expect(up.response.warnings).toEqual([
+      'netpin: reserved web-0=10.20.0.2 web-1=10.20.0.3 web-2=10.20.0.5 web-3=10.20.0.6',
+    ]);
     expect(ordinals(h)).toEqual({ 0: '10.20.0.2', 1: '10.20.0.3', 2: '10.20.0.5', 3: '10.20.0.6' });
     // Down keeps every reservation; the validating endpoint reserves nothing.
     expect((await h.mutate(scale(1))).response.allowed).toBe(true);
@@ -160,7 +196,10 @@ spec:
   });
 
   it('releases nothing on DELETE when the ledger releases on its own, or in a dry run', async () => {
-    for (const [releaseOnDelete, dryRun] of [[false, false], [true, true]] as const) {
+    for (const [releaseOnDelete, dryRun] of [
+      [false, false],
+      [true, true],
+    ] as const) {
       const h = await harness({ releaseOnDelete });
       await h.mutate(statefulSet('CREATE', { replicas: 2, annotations: POOL }));
       await h.mutate(statefulSet('DELETE', { dryRun }));
@@ -170,7 +209,9 @@ spec:
 
   it('refuses a StatefulSet its pool cannot hold, giving back the ordinals it reserved', async () => {
     const h = await harness();
-    const message = denial(await h.mutate(statefulSet('CREATE', { replicas: 3, annotations: { 'netpin.io/pool': 'tiny' } })));
+    const message = denial(
+      await h.mutate(statefulSet('CREATE', { replicas: 3, annotations: { 'netpin.io/pool': 'tiny' } })),
+    );
     expect(message).toContain('netpin.io/pool (CNI Calico): web-2: IPPool tiny has no free IPv4 address (2 of 2 held)');
     expect(message).toContain('Fix: ');
     expect(h.held()).toEqual({});
@@ -179,15 +220,22 @@ spec:
   // Found by test/property: replicas 2^31 - 1 started an allocation per ordinal and ran out of heap.
   it('refuses more ordinals than netpin reserves for one StatefulSet, before reserving any', async () => {
     const h = await harness();
-    for (const answer of [await h.mutate(statefulSet('CREATE', { replicas: 2 ** 31 - 1, annotations: POOL })), await h.validate(statefulSet('CREATE', { replicas: 2 ** 31 - 1, annotations: POOL }))]) {
-      expect(denial(answer)).toBe('netpin.io/pool (CNI Calico): StatefulSet web has 2147483647 replicas, and netpin reserves an address for 10000 ordinals at most. Fix: lower spec.replicas to 10000 or fewer, or split the StatefulSet');
+    for (const answer of [
+      await h.mutate(statefulSet('CREATE', { replicas: 2 ** 31 - 1, annotations: POOL })),
+      await h.validate(statefulSet('CREATE', { replicas: 2 ** 31 - 1, annotations: POOL })),
+    ]) {
+      expect(denial(answer)).toBe(
+        'netpin.io/pool (CNI Calico): StatefulSet web has 2147483647 replicas, and netpin reserves an address for 10000 ordinals at most. Fix: lower spec.replicas to 10000 or fewer, or split the StatefulSet',
+      );
     }
     expect(h.held()).toEqual({});
   });
 
   it('reserves nothing from /validate', async () => {
     const h = await harness();
-    expect((await h.validate(statefulSet('CREATE', { replicas: 3, annotations: POOL }))).response).toMatchObject({ allowed: true });
+    expect((await h.validate(statefulSet('CREATE', { replicas: 3, annotations: POOL }))).response).toMatchObject({
+      allowed: true,
+    });
     expect(h.held()).toEqual({});
   });
 

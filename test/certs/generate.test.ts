@@ -19,7 +19,9 @@ function run(...args: string[]): Promise<{ code: number; stdout: string; stderr:
 
 function openssl(...args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile('openssl', args, (err, stdout, stderr) => (err ? reject(new Error(`openssl ${args.join(' ')}: ${stderr}`)) : resolve(stdout)));
+    execFile('openssl', args, (err, stdout, stderr) =>
+      err ? reject(new Error(`openssl ${args.join(' ')}: ${stderr}`)) : resolve(stdout),
+    );
   });
 }
 
@@ -42,7 +44,15 @@ describe('certs/generate.sh', () => {
 
     expect(await openssl('verify', '-CAfile', join(dir, 'ca.crt'), join(dir, 'tls.crt'))).toContain('tls.crt: OK');
     const sans = await openssl('x509', '-in', join(dir, 'tls.crt'), '-noout', '-ext', 'subjectAltName');
-    for (const name of ['DNS:localhost', 'IP Address:127.0.0.1', 'IP Address:0:0:0:0:0:0:0:1', 'DNS:hook', 'DNS:hook.team-a', 'DNS:hook.team-a.svc', 'DNS:hook.team-a.svc.cluster.local']) {
+    for (const name of [
+      'DNS:localhost',
+      'IP Address:127.0.0.1',
+      'IP Address:0:0:0:0:0:0:0:1',
+      'DNS:hook',
+      'DNS:hook.team-a',
+      'DNS:hook.team-a.svc',
+      'DNS:hook.team-a.svc.cluster.local',
+    ]) {
       expect(sans).toContain(name);
     }
 

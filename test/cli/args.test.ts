@@ -21,7 +21,21 @@ describe('parseServeArgs', () => {
 
   it('reads every flag, with a space or with =', () => {
     const opts = parseServeArgs(
-      ['--cni=kube-ovn', '--ledger', 'kube', '--kubeconfig', '/k', '--listen=[::1]:9443', '--cert-dir', '/c', '--tls-hosts', 'a, b,,127.0.0.1', '--claim-grace=2.5', '--log-level', 'debug'],
+      [
+        '--cni=kube-ovn',
+        '--ledger',
+        'kube',
+        '--kubeconfig',
+        '/k',
+        '--listen=[::1]:9443',
+        '--cert-dir',
+        '/c',
+        '--tls-hosts',
+        'a, b,,127.0.0.1',
+        '--claim-grace=2.5',
+        '--log-level',
+        'debug',
+      ],
       NO_ENV,
     );
     expect(opts).toMatchObject({
@@ -47,7 +61,10 @@ describe('parseServeArgs', () => {
     ['localhost:65535', 'localhost', 65535],
     ['[fd00::1]:443', 'fd00::1', 443],
   ])('reads --listen %s', (listen, host, port) => {
-    expect(parseServeArgs(['--cni', 'cilium', '--pools', 'p', '--listen', listen], NO_ENV)).toMatchObject({ host, port });
+    expect(parseServeArgs(['--cni', 'cilium', '--pools', 'p', '--listen', listen], NO_ENV)).toMatchObject({
+      host,
+      port,
+    });
   });
 
   it('defaults to the kube ledger inside a cluster, and takes the log level from the environment', () => {
@@ -67,7 +84,10 @@ describe('parseServeArgs', () => {
     [['--cni', 'calico'], '--ledger memory needs --pools <file.yaml>'],
     [['--cni', 'calico', '--ledger', 'etcd'], '--ledger must be memory or kube, not "etcd"'],
     [['--cni', 'calico', '--pools', 'p', '--listen', '8443'], '--listen must be host:port, not "8443"'],
-    [['--cni', 'calico', '--pools', 'p', '--listen', '127.0.0.1:70000'], '--listen must be host:port, not "127.0.0.1:70000"'],
+    [
+      ['--cni', 'calico', '--pools', 'p', '--listen', '127.0.0.1:70000'],
+      '--listen must be host:port, not "127.0.0.1:70000"',
+    ],
     [['--cni', 'calico', '--pools', 'p', '--listen', '127.0.0.1:'], '--listen must be host:port, not "127.0.0.1:"'],
     [['--cni', 'calico', '--pools', 'p', '--listen', '::1:8443'], '--listen must be host:port, not "::1:8443"'],
     [['--cni', 'calico', '--pools', 'p', '--claim-grace', 'soon'], '--claim-grace must be a number of seconds'],
@@ -77,7 +97,17 @@ describe('parseServeArgs', () => {
   });
 
   it('lists every flag it accepts in the usage text', () => {
-    for (const flag of ['--cni', '--pools', '--listen', '--cert-dir', '--ledger', '--kubeconfig', '--tls-hosts', '--claim-grace', '--log-level']) {
+    for (const flag of [
+      '--cni',
+      '--pools',
+      '--listen',
+      '--cert-dir',
+      '--ledger',
+      '--kubeconfig',
+      '--tls-hosts',
+      '--claim-grace',
+      '--log-level',
+    ]) {
       expect(USAGE).toContain(`[${flag} `.replace('[--cni ', '--cni '));
     }
   });

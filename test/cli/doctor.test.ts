@@ -1,7 +1,13 @@
 import ipaddr from 'ipaddr.js';
 import { describe, expect, it } from 'vitest';
 import {
-  diagnose, formatCheck, Unread, type Check, type ClusterSource, type Resource, type RunningPod,
+  diagnose,
+  formatCheck,
+  Unread,
+  type Check,
+  type ClusterSource,
+  type Resource,
+  type RunningPod,
 } from '../../src/cli/doctor-checks.js';
 import type { CniName } from '../../src/cni/dialect.js';
 import type { Claim, Owner } from '../../src/ipam/claim.js';
@@ -9,14 +15,27 @@ import { compilePool, type IPPoolSpec, type Pool } from '../../src/ipam/pool.js'
 import type { Address } from '../../src/net/address.js';
 
 const pool = (name: string, spec: IPPoolSpec) => compilePool({ metadata: { name }, spec });
-const claim = (p: string, ip: string, owner: Owner): Claim => ({ pool: p, ip: ipaddr.parse(ip) as Address, owner, createdAt: 0 });
+const claim = (p: string, ip: string, owner: Owner): Claim => ({
+  pool: p,
+  ip: ipaddr.parse(ip) as Address,
+  owner,
+  createdAt: 0,
+});
 const named = (kind: string, name: string, spec: object) => ({ kind, metadata: { name }, spec });
 
 const web = pool('web', {
   cidr: '10.50.0.0/24',
-  cni: { calico: { pool: 'netpin-web' }, kubeOvn: { subnet: 'web-subnet' }, antrea: { pool: 'web-pool' }, cilium: { pool: 'web-pool' } },
+  cni: {
+    calico: { pool: 'netpin-web' },
+    kubeOvn: { subnet: 'web-subnet' },
+    antrea: { pool: 'web-pool' },
+    cilium: { pool: 'web-pool' },
+  },
 });
-const out = pool('out', { ranges: ['10.90.0.1-10.90.0.4'], egress: { nodeSelector: { matchLabels: { egress: 'true' } } } });
+const out = pool('out', {
+  ranges: ['10.90.0.1-10.90.0.4'],
+  egress: { nodeSelector: { matchLabels: { egress: 'true' } } },
+});
 
 const FORBIDDEN = new Unread(false, 'HTTP 403: configmaps "x" is forbidden');
 
@@ -31,8 +50,10 @@ interface FakeCluster {
 function source(fake: FakeCluster): ClusterSource {
   return {
     list: async (r: Resource) =>
-      fake.lists?.[`${r.plural}.${r.group}/${r.version}`] ?? new Unread(true, `the cluster serves no ${r.plural}.${r.group}`),
-    configMap: async (ns, name) => fake.configMaps?.[`${ns}/${name}`] ?? new Unread(true, `ConfigMap ${ns}/${name} does not exist`),
+      fake.lists?.[`${r.plural}.${r.group}/${r.version}`] ??
+      new Unread(true, `the cluster serves no ${r.plural}.${r.group}`),
+    configMap: async (ns, name) =>
+      fake.configMaps?.[`${ns}/${name}`] ?? new Unread(true, `ConfigMap ${ns}/${name} does not exist`),
     runningPods: async () => fake.pods ?? [],
   };
 }
@@ -78,10 +99,21 @@ describe('Calico', () => {
   });
 
   it.each<[string, object, RegExp]>([
-    ['auto-assigning', { cidr: '10.50.0.0/24' }, /assigns from by itself.*Fix: on Calico IPPool netpin-web, set assignmentMode: Manual/],
-    ['disabled', { cidr: '10.50.0.0/24', nodeSelector: '!all()', disabled: true }, /which is disabled.*Fix: set disabled: false/],
-    ['too small', { cidr: '10.50.0.0/25', nodeSelector: '!all()' },
-      /lies in no part of Calico IPPool netpin-web.*Fix: create a Calico IPPool over/],
+    [
+      'auto-assigning',
+      { cidr: '10.50.0.0/24' },
+      /assigns from by itself.*Fix: on Calico IPPool netpin-web, set assignmentMode: Manual/,
+    ],
+    [
+      'disabled',
+      { cidr: '10.50.0.0/24', nodeSelector: '!all()', disabled: true },
+      /which is disabled.*Fix: set disabled: false/,
+    ],
+    [
+      'too small',
+      { cidr: '10.50.0.0/25', nodeSelector: '!all()' },
+      /lies in no part of Calico IPPool netpin-web.*Fix: create a Calico IPPool over/,
+    ],
   ])('fails a pool in a Calico IPPool that is %s, naming the setting to change', async (_, spec, message) => {
     const checks = await run('calico', [web], { lists: calicoPools(named('IPPool', 'netpin-web', spec)) });
     expect(failing(checks)).toEqual([expect.stringMatching(message)]);
@@ -90,7 +122,7 @@ describe('Calico', () => {
   it('warns, without failing, when Calico IPPools cannot be read', async () => {
     const checks = await run('calico', [web], { lists: { 'ippools.crd.projectcalico.org/v1': FORBIDDEN } });
     expect(outcomes(checks)).toEqual(['WARN', 'ok']);
-    expect(checks[0]!.text).toContain('could not read Calico\'s IPPools (HTTP 403');
+    expect(checks[0]!.text).toContain("could not read Calico's IPPools (HTTP 403");
   });
 
   it('fails a running pod that uses a pool address netpin did not give it, naming the holder', async () => {
@@ -129,7 +161,7 @@ describe('Kube-OVN', () => {
     });
     expect(checks.map(formatCheck)).toEqual([
       'ok    IPPool web: Kube-OVN Subnet web-subnet exists and its spec.cidrBlock 10.50.0.0/16 holds 10.50.0.1-10.50.0.254',
-      'WARN  IPPool open names no Kube-OVN Subnet (spec.cni.kubeOvn.subnet), so its pods stay in their namespace\'s Subnet, ' +
+      "WARN  IPPool open names no Kube-OVN Subnet (spec.cni.kubeOvn.subnet), so its pods stay in their namespace's Subnet, " +
         'where Kube-OVN looks for their addresses; Subnet dual holds 10.60.0.1-10.60.0.8, fd00::1-fd00::8. ' +
         'Fix: set spec.cni.kubeOvn.subnet: dual on IPPool open',
       'ok    no running pod uses an address of a netpin IPPool that netpin did not give it ' +
@@ -140,17 +172,26 @@ describe('Kube-OVN', () => {
   it('fails a Subnet that is missing or does not hold the pool, and a pool no Subnet holds', async () => {
     const missing = await run('kube-ovn', [web], { lists: subnets() });
     expect(failing(missing)).toEqual([
-      expect.stringMatching(/names Kube-OVN Subnet web-subnet \(spec\.cni\.kubeOvn\.subnet\), which does not exist\. Fix: create Subnet/),
+      expect.stringMatching(
+        /names Kube-OVN Subnet web-subnet \(spec\.cni\.kubeOvn\.subnet\), which does not exist\. Fix: create Subnet/,
+      ),
     ]);
-    const small = await run('kube-ovn', [web, open], { lists: subnets(named('Subnet', 'web-subnet', { cidrBlock: '10.50.0.0/25' })) });
+    const small = await run('kube-ovn', [web, open], {
+      lists: subnets(named('Subnet', 'web-subnet', { cidrBlock: '10.50.0.0/25' })),
+    });
     expect(failing(small)).toEqual([
-      expect.stringMatching(/IPPool web: 10\.50\.0\.1-10\.50\.0\.254 lies outside spec\.cidrBlock 10\.50\.0\.0\/25 of Kube-OVN Subnet/),
+      expect.stringMatching(
+        /IPPool web: 10\.50\.0\.1-10\.50\.0\.254 lies outside spec\.cidrBlock 10\.50\.0\.0\/25 of Kube-OVN Subnet/,
+      ),
       expect.stringMatching(/IPPool open: no Kube-OVN Subnet's spec\.cidrBlock holds .*Fix: create a Subnet/),
     ]);
   });
 
   it('warns when Subnets cannot be read, and fails when the cluster has none', async () => {
-    expect(outcomes(await run('kube-ovn', [web], { lists: { 'subnets.kubeovn.io/v1': FORBIDDEN } }))).toEqual(['WARN', 'ok']);
+    expect(outcomes(await run('kube-ovn', [web], { lists: { 'subnets.kubeovn.io/v1': FORBIDDEN } }))).toEqual([
+      'WARN',
+      'ok',
+    ]);
     expect(failing(await run('kube-ovn', [web], {}))).toEqual([
       'FAIL  the cluster serves no subnets.kubeovn.io, so there are no Kube-OVN Subnets (kubeovn.io/v1). ' +
         'Fix: install Kube-OVN, or pass the --cni this cluster runs',
@@ -163,13 +204,16 @@ describe('Kube-OVN', () => {
       pods: [{ namespace: 'a', name: 'b', podIPs: ['10.50.0.3'] }],
     });
     expect(failing(checks)).toEqual([
-      expect.stringMatching(/pod a\/b uses 10\.50\.0\.3 .*Fix: keep Kube-OVN from assigning 10\.50\.0\.1-10\.50\.0\.254 by itself/),
+      expect.stringMatching(
+        /pod a\/b uses 10\.50\.0\.3 .*Fix: keep Kube-OVN from assigning 10\.50\.0\.1-10\.50\.0\.254 by itself/,
+      ),
     ]);
   });
 });
 
 describe('Antrea', () => {
-  const AGENT_OK = 'featureGates:\n  AntreaIPAM: true\nenableBridgingMode: true\ntrafficEncapMode: "noEncap"\nnoSNAT: true\n';
+  const AGENT_OK =
+    'featureGates:\n  AntreaIPAM: true\nenableBridgingMode: true\ntrafficEncapMode: "noEncap"\nnoSNAT: true\n';
   const CONTROLLER_OK = 'featureGates:\n  AntreaIPAM: true\n';
   const config = (agent: string, controller = CONTROLLER_OK) => ({
     'kube-system/antrea-config': { 'antrea-agent.conf': agent, 'antrea-controller.conf': controller },
@@ -193,38 +237,61 @@ describe('Antrea', () => {
 
   it('takes AllAlpha for the alpha AntreaIPAM gate, unless the gate is set itself', async () => {
     const allAlpha = 'featureGates:\n  AllAlpha: true\n';
-    expect(outcomes(await run('antrea', [web], { configMaps: config(AGENT_OK, allAlpha), lists: antreaPools(webPool) }))[0]).toBe('ok');
+    expect(
+      outcomes(await run('antrea', [web], { configMaps: config(AGENT_OK, allAlpha), lists: antreaPools(webPool) }))[0],
+    ).toBe('ok');
     const off = 'featureGates:\n  AllAlpha: true\n  AntreaIPAM: false\n';
-    expect(outcomes(await run('antrea', [web], { configMaps: config(AGENT_OK, off), lists: antreaPools(webPool) }))[0]).toBe('FAIL');
+    expect(
+      outcomes(await run('antrea', [web], { configMaps: config(AGENT_OK, off), lists: antreaPools(webPool) }))[0],
+    ).toBe('FAIL');
   });
 
   it.each<[string, string, RegExp]>([
     // The chart writes an unset gate as a comment.
-    ['the gate left at its default',
+    [
+      'the gate left at its default',
       'featureGates:\n#  AntreaIPAM: false\nenableBridgingMode: true\ntrafficEncapMode: noEncap\nnoSNAT: true\n',
-      /antrea-agent\.conf .* leaves the AntreaIPAM feature gate off .*Fix: set featureGates: \{AntreaIPAM: true\} in antrea-agent/],
-    ['bridging mode off', 'featureGates:\n  AntreaIPAM: true\nenableBridgingMode: false\n',
-      /leaves enableBridgingMode off.*Fix: set enableBridgingMode: true, trafficEncapMode: noEncap and noSNAT: true in antrea-agent\.conf/],
-    ['bridging mode in encap mode', 'featureGates:\n  AntreaIPAM: true\nenableBridgingMode: true\n',
-      /sets enableBridgingMode: true with trafficEncapMode: encap and noSNAT: false, and antrea-agent refuses to start/],
+      /antrea-agent\.conf .* leaves the AntreaIPAM feature gate off .*Fix: set featureGates: \{AntreaIPAM: true\} in antrea-agent/,
+    ],
+    [
+      'bridging mode off',
+      'featureGates:\n  AntreaIPAM: true\nenableBridgingMode: false\n',
+      /leaves enableBridgingMode off.*Fix: set enableBridgingMode: true, trafficEncapMode: noEncap and noSNAT: true in antrea-agent\.conf/,
+    ],
+    [
+      'bridging mode in encap mode',
+      'featureGates:\n  AntreaIPAM: true\nenableBridgingMode: true\n',
+      /sets enableBridgingMode: true with trafficEncapMode: encap and noSNAT: false, and antrea-agent refuses to start/,
+    ],
   ])('fails %s', async (_, agent, message) => {
     const checks = await run('antrea', [web], { configMaps: config(agent), lists: antreaPools(webPool) });
     expect(failing(checks)).toEqual([expect.stringMatching(message)]);
   });
 
   it('fails the controller without the gate', async () => {
-    const checks = await run('antrea', [web], { configMaps: config(AGENT_OK, 'featureGates: {}\n'), lists: antreaPools(webPool) });
-    expect(failing(checks)).toEqual([expect.stringMatching(/^FAIL {2}antrea-controller\.conf .*restart antrea-controller$/)]);
+    const checks = await run('antrea', [web], {
+      configMaps: config(AGENT_OK, 'featureGates: {}\n'),
+      lists: antreaPools(webPool),
+    });
+    expect(failing(checks)).toEqual([
+      expect.stringMatching(/^FAIL {2}antrea-controller\.conf .*restart antrea-controller$/),
+    ]);
   });
 
   it('warns, and goes on, when antrea-config cannot be read or parsed', async () => {
-    const forbidden = await run('antrea', [web], { configMaps: { 'kube-system/antrea-config': FORBIDDEN }, lists: antreaPools(webPool) });
+    const forbidden = await run('antrea', [web], {
+      configMaps: { 'kube-system/antrea-config': FORBIDDEN },
+      lists: antreaPools(webPool),
+    });
     expect(forbidden.map(formatCheck)).toEqual([
       'WARN  could not read ConfigMap kube-system/antrea-config (HTTP 403: configmaps "x" is forbidden): ' +
         'not checked the AntreaIPAM feature gate and enableBridgingMode',
       'ok    IPPool web: Antrea IPPool web-pool exists and its spec.ipRanges hold 10.50.0.1-10.50.0.254',
     ]);
-    const garbled = await run('antrea', [web], { configMaps: config('featureGates: [\n'), lists: antreaPools(webPool) });
+    const garbled = await run('antrea', [web], {
+      configMaps: config('featureGates: [\n'),
+      lists: antreaPools(webPool),
+    });
     expect(outcomes(garbled)).toEqual(['ok', 'WARN', 'WARN', 'ok']);
     expect(garbled[1]!.text).toMatch(/^antrea-agent\.conf in ConfigMap kube-system\/antrea-config is not YAML/);
     expect(failing(await run('antrea', [web], { lists: antreaPools(webPool) }))).toEqual([
@@ -237,19 +304,28 @@ describe('Antrea', () => {
       ipVersion: 4,
       ipRanges: [{ start: '10.50.0.1', end: '10.50.0.254', gateway: '10.50.0.1', prefixLength: 24 }],
     });
-    const checks = await run('antrea', [web], { configMaps: config(AGENT_OK), lists: { 'ippools.crd.antrea.io/v1alpha2': [old] } });
+    const checks = await run('antrea', [web], {
+      configMaps: config(AGENT_OK),
+      lists: { 'ippools.crd.antrea.io/v1alpha2': [old] },
+    });
     expect(outcomes(checks)).toEqual(['ok', 'ok', 'ok', 'ok']);
   });
 
   it('fails an Antrea IPPool that is missing or too small, and a pool that names none', async () => {
     const unnamed = pool('bare', { cidr: '10.60.0.0/29' });
     const small = named('IPPool', 'web-pool', { ipRanges: [{ start: '10.50.0.1', end: '10.50.0.99' }] });
-    expect(failing(await run('antrea', [web, unnamed], { configMaps: config(AGENT_OK), lists: antreaPools(small) }))).toEqual([
-      expect.stringMatching(/IPPool web: 10\.50\.0\.1-10\.50\.0\.254 lies outside spec\.ipRanges of Antrea IPPool web-pool/),
+    expect(
+      failing(await run('antrea', [web, unnamed], { configMaps: config(AGENT_OK), lists: antreaPools(small) })),
+    ).toEqual([
+      expect.stringMatching(
+        /IPPool web: 10\.50\.0\.1-10\.50\.0\.254 lies outside spec\.ipRanges of Antrea IPPool web-pool/,
+      ),
       expect.stringMatching(/IPPool bare names no Antrea IPPool \(spec\.cni\.antrea\.pool\)/),
     ]);
     expect(failing(await run('antrea', [web], { configMaps: config(AGENT_OK), lists: antreaPools() }))).toEqual([
-      expect.stringMatching(/names Antrea IPPool web-pool \(spec\.cni\.antrea\.pool\), which does not exist.*Fix: create Antrea IPPool/),
+      expect.stringMatching(
+        /names Antrea IPPool web-pool \(spec\.cni\.antrea\.pool\), which does not exist.*Fix: create Antrea IPPool/,
+      ),
     ]);
   });
 
@@ -259,7 +335,9 @@ describe('Antrea', () => {
 });
 
 describe('Cilium', () => {
-  const ciliumPools = (...n: string[]) => ({ 'ciliumpodippools.cilium.io/v2alpha1': n.map((name) => named('CiliumPodIPPool', name, {})) });
+  const ciliumPools = (...n: string[]) => ({
+    'ciliumpodippools.cilium.io/v2alpha1': n.map((name) => named('CiliumPodIPPool', name, {})),
+  });
   const config = (data: Record<string, string>) => ({ 'kube-system/cilium-config': data });
 
   it('passes multi-pool IPAM, the egress gateway and the CiliumPodIPPools named', async () => {
@@ -276,11 +354,16 @@ describe('Cilium', () => {
   });
 
   it('fails another IPAM mode, set or by default, naming the Helm value', async () => {
-    for (const [data, said] of [[{ ipam: 'cluster-pool' }, 'ipam: cluster-pool,'], [{}, 'ipam: cluster-pool (the default),']] as const) {
+    for (const [data, said] of [
+      [{ ipam: 'cluster-pool' }, 'ipam: cluster-pool,'],
+      [{}, 'ipam: cluster-pool (the default),'],
+    ] as const) {
       const checks = await run('cilium', [web], { configMaps: config(data), lists: ciliumPools('web-pool') });
       expect(failing(checks)).toEqual([
-        expect.stringContaining(`cilium-config sets ${said} and Cilium reads ipam.cilium.io/ip-pool only with ipam: multi-pool. ` +
-          'Fix: install Cilium with ipam.mode=multi-pool'),
+        expect.stringContaining(
+          `cilium-config sets ${said} and Cilium reads ipam.cilium.io/ip-pool only with ipam: multi-pool. ` +
+            'Fix: install Cilium with ipam.mode=multi-pool',
+        ),
       ]);
     }
   });
@@ -300,9 +383,14 @@ describe('Cilium', () => {
 
   it('fails a missing CiliumPodIPPool and a pool that names none', async () => {
     const unnamed = pool('bare', { cidr: '10.60.0.0/29' });
-    const checks = await run('cilium', [web, unnamed], { configMaps: config({ ipam: 'multi-pool' }), lists: ciliumPools() });
+    const checks = await run('cilium', [web, unnamed], {
+      configMaps: config({ ipam: 'multi-pool' }),
+      lists: ciliumPools(),
+    });
     expect(failing(checks)).toEqual([
-      expect.stringMatching(/IPPool web names CiliumPodIPPool web-pool \(spec\.cni\.cilium\.pool\), which does not exist.*Fix: create/),
+      expect.stringMatching(
+        /IPPool web names CiliumPodIPPool web-pool \(spec\.cni\.cilium\.pool\), which does not exist.*Fix: create/,
+      ),
       expect.stringMatching(/IPPool bare names no CiliumPodIPPool \(spec\.cni\.cilium\.pool\)/),
     ]);
   });

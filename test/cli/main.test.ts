@@ -54,10 +54,30 @@ describe('netpin, the command', () => {
   it.concurrent.each<[string, () => string[], number, RegExp]>([
     ['an unknown command', () => ['start'], 2, /^netpin: unknown command "start"$/],
     ['an unknown flag', () => ['serve', '--cni', 'calico', '--bogus', 'x'], 2, /^netpin: unknown flag --bogus$/],
-    ['an unknown CNI', () => ['serve', '--cni', 'flannel', '--pools', 'examples/pools.yaml'], 2, /^netpin: --cni must be one of calico, kube-ovn, antrea, cilium, not "flannel"$/],
-    ['a bad --listen', () => ['serve', '--cni', 'calico', '--pools', 'examples/pools.yaml', '--listen', 'nowhere'], 2, /^netpin: --listen must be host:port, not "nowhere"$/],
-    ['a pool file that does not exist', () => ['serve', '--cni', 'calico', '--pools', join(tmp, 'none.yaml'), '--cert-dir', join(tmp, 'c1')], 1, /^netpin: cannot read .*none\.yaml: ENOENT$/],
-    ['a malformed pool file', () => ['serve', '--cni', 'calico', '--pools', badPools(), '--cert-dir', join(tmp, 'c2')], 1, /^netpin: .*bad-.*\.yaml: IPPool web: spec\.cidr\/ranges: "10\.20\.0\.1\/24" has host bits set; the network is 10\.20\.0\.0\/24$/],
+    [
+      'an unknown CNI',
+      () => ['serve', '--cni', 'flannel', '--pools', 'examples/pools.yaml'],
+      2,
+      /^netpin: --cni must be one of calico, kube-ovn, antrea, cilium, not "flannel"$/,
+    ],
+    [
+      'a bad --listen',
+      () => ['serve', '--cni', 'calico', '--pools', 'examples/pools.yaml', '--listen', 'nowhere'],
+      2,
+      /^netpin: --listen must be host:port, not "nowhere"$/,
+    ],
+    [
+      'a pool file that does not exist',
+      () => ['serve', '--cni', 'calico', '--pools', join(tmp, 'none.yaml'), '--cert-dir', join(tmp, 'c1')],
+      1,
+      /^netpin: cannot read .*none\.yaml: ENOENT$/,
+    ],
+    [
+      'a malformed pool file',
+      () => ['serve', '--cni', 'calico', '--pools', badPools(), '--cert-dir', join(tmp, 'c2')],
+      1,
+      /^netpin: .*bad-.*\.yaml: IPPool web: spec\.cidr\/ranges: "10\.20\.0\.1\/24" has host bits set; the network is 10\.20\.0\.0\/24$/,
+    ],
   ])('exits non-zero with one line on stderr for %s', async (_, args, code, line) => {
     const r = await run(args());
     expect(r.code).toBe(code);
@@ -71,7 +91,19 @@ describe('netpin, the command', () => {
     await new Promise<void>((res) => blocker.listen(0, '127.0.0.1', res));
     try {
       const port = (blocker.address() as { port: number }).port;
-      const r = await run(['serve', '--cni', 'calico', '--pools', 'examples/pools.yaml', '--listen', `127.0.0.1:${port}`, '--cert-dir', join(tmp, 'c3'), '--log-level', 'warn']);
+      const r = await run([
+        'serve',
+        '--cni',
+        'calico',
+        '--pools',
+        'examples/pools.yaml',
+        '--listen',
+        `127.0.0.1:${port}`,
+        '--cert-dir',
+        join(tmp, 'c3'),
+        '--log-level',
+        'warn',
+      ]);
       expect(r.code).toBe(1);
       expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
       expect(r.stderr).toMatch(/^netpin: .*EADDRINUSE/);
@@ -88,13 +120,29 @@ describe('netpin serve, as a process', () => {
 
   beforeAll(async () => {
     const certDir = join(tmp, 'serve-certs');
-    child = netpin(['serve', '--cni', 'calico', '--pools', 'examples/pools.yaml', '--listen', '127.0.0.1:0', '--cert-dir', certDir, '--ledger', 'memory', '--log-level', 'warn']);
+    child = netpin([
+      'serve',
+      '--cni',
+      'calico',
+      '--pools',
+      'examples/pools.yaml',
+      '--listen',
+      '127.0.0.1:0',
+      '--cert-dir',
+      certDir,
+      '--ledger',
+      'memory',
+      '--log-level',
+      'warn',
+    ]);
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     const lines = createInterface({ input: child.stdout! });
     const serving = await new Promise<RegExpExecArray>((res, rej) => {
       lines.on('line', (line) => {
-        const m = /^netpin serving (https:\/\/127\.0\.0\.1:(\d+)) \(CNI calico, memory ledger\); CA bundle: (.+)$/.exec(line);
+        const m = /^netpin serving (https:\/\/127\.0\.0\.1:(\d+)) \(CNI calico, memory ledger\); CA bundle: (.+)$/.exec(
+          line,
+        );
         if (m) res(m);
       });
       child.on('exit', (code) => rej(new Error(`netpin exited with ${code} before serving: ${stderr}`)));
@@ -111,11 +159,15 @@ describe('netpin serve, as a process', () => {
 
   const post = (body: unknown) =>
     new Promise<{ status: number; text: string }>((res, rej) => {
-      const req = https.request(new URL('/mutate', url), { method: 'POST', ca, headers: { 'content-type': 'application/json' } }, (r) => {
-        let text = '';
-        r.on('data', (d: Buffer) => (text += d.toString()));
-        r.on('end', () => res({ status: r.statusCode!, text }));
-      });
+      const req = https.request(
+        new URL('/mutate', url),
+        { method: 'POST', ca, headers: { 'content-type': 'application/json' } },
+        (r) => {
+          let text = '';
+          r.on('data', (d: Buffer) => (text += d.toString()));
+          r.on('end', () => res({ status: r.statusCode!, text }));
+        },
+      );
       req.on('error', rej);
       req.end(JSON.stringify(body));
     });
@@ -145,7 +197,8 @@ describe('netpin serve, as a process', () => {
     const other = structuredClone(EXAMPLE);
     other.request.uid = randomUUID();
     other.request.name = other.request.object.metadata.name = 'checkout-2';
-    const allocated = (text: string) => patchOf(JSON.parse(text).response).find((op) => op.path === '/metadata/annotations/netpin.io~1allocated');
+    const allocated = (text: string) =>
+      patchOf(JSON.parse(text).response).find((op) => op.path === '/metadata/annotations/netpin.io~1allocated');
     expect(allocated((await post(other)).text)).toMatchObject({ value: '10.20.0.3' });
     const sameName = structuredClone(EXAMPLE);
     sameName.request.uid = randomUUID();

@@ -9,18 +9,31 @@ import { formatAge, poolDetail, poolTable, servedNamespaces, table, type StatusI
 const NOW = Date.parse('2026-01-01T12:00:00Z');
 const pool = (name: string, spec: IPPoolSpec) => compilePool({ metadata: { name }, spec });
 const claim = (p: string, ip: string, owner: Owner, ageSeconds: number): Claim => ({
-  pool: p, ip: ipaddr.parse(ip) as Address, owner, createdAt: NOW - ageSeconds * 1000,
+  pool: p,
+  ip: ipaddr.parse(ip) as Address,
+  owner,
+  createdAt: NOW - ageSeconds * 1000,
 });
 const pod = (namespace: string, name: string, addresses: string[] = [], egress: string[] = []): PodRecord => ({
-  namespace, name, uid: `${namespace}-${name}`, addresses, egress,
+  namespace,
+  name,
+  uid: `${namespace}-${name}`,
+  addresses,
+  egress,
 });
 /** A table's rows as cells: columns are two or more spaces apart. */
 const cells = (text: string) => text.split('\n').map((line) => line.split(/ {2,}/));
 
 const web = pool('web', { cidr: '10.50.0.0/24', namespaceSelector: { matchLabels: { team: 'web' } } });
 const open = pool('open', { ranges: ['10.60.0.1-10.60.0.8'] });
-const dual = pool('dual', { ranges: ['10.70.0.1-10.70.0.2', 'fd00::1-fd00::4'], namespaceSelector: { matchLabels: { team: 'db' } } });
-const out = pool('out', { ranges: ['10.90.0.1-10.90.0.4'], egress: { nodeSelector: { matchLabels: { egress: 'true' } } } });
+const dual = pool('dual', {
+  ranges: ['10.70.0.1-10.70.0.2', 'fd00::1-fd00::4'],
+  namespaceSelector: { matchLabels: { team: 'db' } },
+});
+const out = pool('out', {
+  ranges: ['10.90.0.1-10.90.0.4'],
+  egress: { nodeSelector: { matchLabels: { egress: 'true' } } },
+});
 
 // The chart's webhook namespaceSelector: opted in, and never kube-system.
 const input: StatusInput = {
@@ -47,7 +60,10 @@ const input: StatusInput = {
     { name: 'shop', labels: { 'netpin.io/enabled': 'true', team: 'web', 'kubernetes.io/metadata.name': 'shop' } },
     { name: 'plain', labels: { team: 'web', 'kubernetes.io/metadata.name': 'plain' } },
     { name: 'db', labels: { 'netpin.io/enabled': 'true', team: 'db', 'kubernetes.io/metadata.name': 'db' } },
-    { name: 'kube-system', labels: { 'netpin.io/enabled': 'true', team: 'web', 'kubernetes.io/metadata.name': 'kube-system' } },
+    {
+      name: 'kube-system',
+      labels: { 'netpin.io/enabled': 'true', team: 'web', 'kubernetes.io/metadata.name': 'kube-system' },
+    },
   ],
   optIn: {
     matchExpressions: [
@@ -72,17 +88,26 @@ describe('netpin status, all pools', () => {
 
   it('says "none" for a full pool and for a selector no opted-in namespace matches', () => {
     const tiny = pool('tiny', { ranges: ['10.80.0.1'], namespaceSelector: { matchLabels: { team: 'nobody' } } });
-    const full = { ...input, pools: [tiny], claims: [claim('tiny', '10.80.0.1', { kind: 'Pod', namespace: 'shop', name: 'solo' }, 1)] };
+    const full = {
+      ...input,
+      pools: [tiny],
+      claims: [claim('tiny', '10.80.0.1', { kind: 'Pod', namespace: 'shop', name: 'solo' }, 1)],
+    };
     expect(cells(poolTable(full))[1]).toEqual(['tiny', 'pods', 'IPv4', '1', '1', '0', 'none', 'none']);
   });
 
   it('lists the opted-in namespaces a selector admits, and counts the rest in the table', () => {
-    const many = Array.from({ length: 6 }, (_, i) => ({ name: `ns${i}`, labels: { 'netpin.io/enabled': 'true', team: 'web' } }));
+    const many = Array.from({ length: 6 }, (_, i) => ({
+      name: `ns${i}`,
+      labels: { 'netpin.io/enabled': 'true', team: 'web' },
+    }));
     const wide = { ...input, pools: [web], claims: [], pods: [], namespaces: many };
     expect(servedNamespaces(wide, web)).toEqual(['ns0', 'ns1', 'ns2', 'ns3', 'ns4', 'ns5']);
     expect(cells(poolTable(wide))[1]!.at(-1)).toBe('ns0, ns1, ns2, ns3, +2 more');
     expect(poolDetail(wide, web, NOW)).toContain('Namespaces: ns0, ns1, ns2, ns3, ns4, ns5');
-    expect(poolDetail({ ...wide, pools: [open] }, open, NOW)).toContain('Namespaces: all opted-in (6): ns0, ns1, ns2, ns3, ns4, ns5');
+    expect(poolDetail({ ...wide, pools: [open] }, open, NOW)).toContain(
+      'Namespaces: all opted-in (6): ns0, ns1, ns2, ns3, ns4, ns5',
+    );
   });
 
   it('says so when there is no pool', () => {
@@ -135,14 +160,25 @@ describe('netpin status --pool', () => {
 
 describe('formatting', () => {
   it.each([
-    [0, '0s'], [119_000, '119s'], [120_000, '2m'], [7_199_000, '119m'],
-    [7_200_000, '2h'], [47 * 3_600_000, '47h'], [48 * 3_600_000, '2d'], [-5_000, '0s'],
-  ])(
-    'an age of %i ms is %s',
-    (ms, text) => expect(formatAge(ms)).toBe(text),
-  );
+    [0, '0s'],
+    [119_000, '119s'],
+    [120_000, '2m'],
+    [7_199_000, '119m'],
+    [7_200_000, '2h'],
+    [47 * 3_600_000, '47h'],
+    [48 * 3_600_000, '2d'],
+    [-5_000, '0s'],
+  ])('an age of %i ms is %s', (ms, text) => expect(formatAge(ms)).toBe(text));
 
   it('pads every column but the last', () => {
-    expect(table(['A', 'BB'], [['xxx', 'y'], ['z', 'long value']])).toBe('A    BB\nxxx  y\nz    long value');
+    expect(
+      table(
+        ['A', 'BB'],
+        [
+          ['xxx', 'y'],
+          ['z', 'long value'],
+        ],
+      ),
+    ).toBe('A    BB\nxxx  y\nz    long value');
   });
 });

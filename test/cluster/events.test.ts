@@ -2,8 +2,18 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Logger } from 'pino';
 import type { EventNotice } from '../../src/cluster/event-sink.js';
 import {
-  DEFAULT_LIMITS, EventRecorder, eventName, eventObject, releaseEvents, SeriesCache, TokenBucket, truncateNote,
-  type EventLimits, type EventObject, type EventSeriesField, type EventWriter,
+  DEFAULT_LIMITS,
+  EventRecorder,
+  eventName,
+  eventObject,
+  releaseEvents,
+  SeriesCache,
+  TokenBucket,
+  truncateNote,
+  type EventLimits,
+  type EventObject,
+  type EventSeriesField,
+  type EventWriter,
 } from '../../src/cluster/events.js';
 import type { Claim } from '../../src/ipam/claim.js';
 import { v4 } from '../cni/fixtures.js';
@@ -115,13 +125,18 @@ describe('an Event object', () => {
     const pool = cache.observe({ ...refusal(), regarding: ippool }, T0);
     if (!pool || !('create' in pool)) throw new Error('expected a create');
     // A cluster-scoped object: its events live in default, and the reference has no namespace.
-    expect(eventObject(pool.create, 'x')).toMatchObject({ metadata: { namespace: 'default' }, regarding: { kind: 'IPPool', name: 'web' } });
+    expect(eventObject(pool.create, 'x')).toMatchObject({
+      metadata: { namespace: 'default' },
+      regarding: { kind: 'IPPool', name: 'web' },
+    });
     expect(eventObject(pool.create, 'x').regarding).not.toHaveProperty('uid');
     expect(eventObject(pool.create, 'x').regarding).not.toHaveProperty('namespace');
   });
 });
 
-type Call = { op: 'create'; at: number; event: EventObject } | { op: 'patch'; at: number; name: string; series: EventSeriesField };
+type Call =
+  | { op: 'create'; at: number; event: EventObject }
+  | { op: 'patch'; at: number; name: string; series: EventSeriesField };
 
 class FakeWriter implements EventWriter {
   readonly calls: Call[] = [];
@@ -189,7 +204,8 @@ describe('the recorder', () => {
     const at = writer.calls.map((c) => c.at - T0);
     expect(at).toHaveLength(1 + limits.queue);
     expect(at.filter((t) => t === 0)).toHaveLength(limits.burst);
-    for (let i = limits.burst; i < at.length; i++) expect(at[i]! - at[i - 1]!).toBeGreaterThanOrEqual(1000 / limits.writesPerSecond);
+    for (let i = limits.burst; i < at.length; i++)
+      expect(at[i]! - at[i - 1]!).toBeGreaterThanOrEqual(1000 / limits.writesPerSecond);
     // The first ones, in order.
     const notes = writer.calls.map((c) => (c.op === 'create' ? c.event.note : ''));
     expect(notes).toEqual(Array.from({ length: at.length }, (_, i) => `note ${i}`));
@@ -245,7 +261,9 @@ describe('the recorder', () => {
     r.observed({ kind: 'StatefulSet', namespace: 'shop', name: 'db', uid: 'sts-uid' });
     await vi.advanceTimersByTimeAsync(0);
     expect(writer.calls).toHaveLength(1);
-    expect(writer.calls[0]).toMatchObject({ event: { reason: 'Reserved', regarding: { kind: 'StatefulSet', uid: 'sts-uid' } } });
+    expect(writer.calls[0]).toMatchObject({
+      event: { reason: 'Reserved', regarding: { kind: 'StatefulSet', uid: 'sts-uid' } },
+    });
     // The pod never came within awaitMs: nothing is recorded for it.
     await vi.advanceTimersByTimeAsync(limits.awaitMs + 1);
     r.observed({ kind: 'Pod', namespace: 'shop', name: 'api-x1', uid: 'pod-uid' });
@@ -275,7 +293,10 @@ describe('the Released events of a sweep', () => {
     ]);
     expect(events.every((e) => e.type === 'Normal' && e.reason === 'Released' && e.action === 'Release')).toBe(true);
     expect(events.map(({ regarding, note }) => ({ regarding, note }))).toEqual([
-      { regarding: { apiVersion: 'v1', kind: 'Pod', namespace: 'shop', name: 'api-x1' }, note: 'Released 10.20.0.5 from IPPool web' },
+      {
+        regarding: { apiVersion: 'v1', kind: 'Pod', namespace: 'shop', name: 'api-x1' },
+        note: 'Released 10.20.0.5 from IPPool web',
+      },
       {
         regarding: { apiVersion: 'apps/v1', kind: 'StatefulSet', namespace: 'shop', name: 'db' },
         note: 'Released 10.20.0.6 from IPPool web (ordinal 0), 10.20.0.7 from IPPool web (ordinal 1)',

@@ -10,7 +10,7 @@ describe('when a lease candidate tries again', () => {
     expect(nextAttemptIn(false, 0, renewMs, now)).toBe(renewMs);
   });
 
-  it('tries just after the holder\'s lease runs out when that comes before the next tick, so a dead leader is replaced within the lease duration', () => {
+  it("tries just after the holder's lease runs out when that comes before the next tick, so a dead leader is replaced within the lease duration", () => {
     // Found by the leader-failover scenario: on fixed 5 s ticks the Lease of a killed leader was taken up to 20 s after its last renewal.
     expect(nextAttemptIn(false, now + 1_200, renewMs, now)).toBe(1_225);
     expect(nextAttemptIn(false, now + 12_000, renewMs, now)).toBe(renewMs);

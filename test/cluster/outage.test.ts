@@ -63,9 +63,13 @@ describe('a claim write the API server does not answer', () => {
     const started = performance.now();
     const err = await withDeadline(200, () => ledger.claim(small, v4('10.0.0.1'), owner)).catch((e: unknown) => e);
     expect(performance.now() - started).toBeLessThan(1_000);
-    expect((err as Error).message).toBe('claiming 10.0.0.1 in IPPool small: the API server did not answer within 0.2 s');
+    expect((err as Error).message).toBe(
+      'claiming 10.0.0.1 in IPPool small: the API server did not answer within 0.2 s',
+    );
     // Aborted for real: the connection is gone, not left waiting behind a promise that lost a race.
-    await expect.poll(() => api.seen.map((s) => [s.method, s.url, s.closed])).toEqual([['POST', '/apis/netpin.io/v1alpha1/ipclaims', true]]);
+    await expect
+      .poll(() => api.seen.map((s) => [s.method, s.url, s.closed]))
+      .toEqual([['POST', '/apis/netpin.io/v1alpha1/ipclaims', true]]);
     expect(ledger.index.holderOf(v4('10.0.0.1'))).toBeUndefined();
     expect(ledger.index.firstFree('small', 'ipv4')?.toString()).toBe('10.0.0.1');
   });
@@ -79,7 +83,9 @@ describe('a claim write the API server does not answer', () => {
       const stored = { pool: 'small', ip: v4('10.0.0.1'), owner, createdAt: Date.now(), ref: 'uid-1' };
       if (!ledger.index.add(stored)) ledger.index.confirm(stored);
     };
-    await expect(withDeadline(200, () => ledger.claim(small, v4('10.0.0.1'), owner))).rejects.toThrow(/did not answer within 0.2 s/);
+    await expect(withDeadline(200, () => ledger.claim(small, v4('10.0.0.1'), owner))).rejects.toThrow(
+      /did not answer within 0.2 s/,
+    );
     expect(ledger.index.holderOf(v4('10.0.0.1'))).toMatchObject({ owner, ref: 'uid-1' });
     expect(ledger.index.firstFree('small', 'ipv4')?.toString()).toBe('10.0.0.2');
   });
@@ -89,7 +95,9 @@ describe('a claim write the API server does not answer', () => {
     const ledger = new KubeLedger(api.kc);
     ledger.index.setPool(small);
     const cluster = new StaticClusterView();
-    const app = await buildApp({ deps: { dialect: dialectFor('calico'), allocator: new Allocator(ledger), cluster, releaseOnDelete: false } });
+    const app = await buildApp({
+      deps: { dialect: dialectFor('calico'), allocator: new Allocator(ledger), cluster, releaseOnDelete: false },
+    });
     const started = performance.now();
     const answer = await post(app, 'mutate', podCreate({ name: 'a', annotations: { 'netpin.io/pool': 'small' } }));
     expect(performance.now() - started).toBeLessThan(2_000);
@@ -127,7 +135,9 @@ describe('a slow API server, which answers its probe', () => {
     const answered = performance.now();
     judgeApiServerBy(() => answered);
     const started = performance.now();
-    await expect(withDeadline(100, () => ledger.claim(small, v4('10.0.0.1'), owner), 600)).rejects.toThrow(/within 0\.1 s/);
+    await expect(withDeadline(100, () => ledger.claim(small, v4('10.0.0.1'), owner), 600)).rejects.toThrow(
+      /within 0\.1 s/,
+    );
     expect(performance.now() - started).toBeLessThan(450);
   });
 });
@@ -138,7 +148,9 @@ describe('readiness', () => {
     const probe = new ApiServerProbe(api.kc, undefined, 50, 100);
     probe.start();
     try {
-      await expect.poll(() => probe.problems, { timeout: 2_000 }).toEqual(['API server: no answer to /readyz within 0.1 s']);
+      await expect
+        .poll(() => probe.problems, { timeout: 2_000 })
+        .toEqual(['API server: no answer to /readyz within 0.1 s']);
       api.mode = 200;
       await expect.poll(() => probe.problems, { timeout: 2_000 }).toEqual([]);
       api.mode = 500;
@@ -156,7 +168,9 @@ describe('readiness', () => {
     const probe = new ApiServerProbe(api.kc, undefined, 50, 100);
     probe.start();
     try {
-      await expect.poll(() => probe.problems.join(), { timeout: 2_000 }).toMatch(/^API server: unreachable \(.*ECONNREFUSED/);
+      await expect
+        .poll(() => probe.problems.join(), { timeout: 2_000 })
+        .toMatch(/^API server: unreachable \(.*ECONNREFUSED/);
     } finally {
       await probe.stop();
     }

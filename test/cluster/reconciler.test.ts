@@ -9,10 +9,31 @@ const GRACE = 30_000;
 const NOW = 1_000_000;
 const old = NOW - GRACE - 1;
 
-const byUid: Claim = { pool: 'web', ip: v4('10.0.0.5'), owner: { kind: 'Pod', namespace: 'shop', name: '', uid: 'req-1' }, createdAt: old };
-const named: Claim = { pool: 'web', ip: v4('10.0.0.6'), owner: { kind: 'Pod', namespace: 'shop', name: 'fixed' }, createdAt: old };
-const ordinal: Claim = { pool: 'web', ip: v4('10.0.0.7'), owner: { kind: 'StatefulSet', namespace: 'shop', name: 'db', ordinal: 1 }, createdAt: old };
-const pod = (name: string, addresses: string[] = [], namespace = 'shop'): PodRecord => ({ namespace, name, uid: `uid-${name}`, addresses, egress: [] });
+const byUid: Claim = {
+  pool: 'web',
+  ip: v4('10.0.0.5'),
+  owner: { kind: 'Pod', namespace: 'shop', name: '', uid: 'req-1' },
+  createdAt: old,
+};
+const named: Claim = {
+  pool: 'web',
+  ip: v4('10.0.0.6'),
+  owner: { kind: 'Pod', namespace: 'shop', name: 'fixed' },
+  createdAt: old,
+};
+const ordinal: Claim = {
+  pool: 'web',
+  ip: v4('10.0.0.7'),
+  owner: { kind: 'StatefulSet', namespace: 'shop', name: 'db', ordinal: 1 },
+  createdAt: old,
+};
+const pod = (name: string, addresses: string[] = [], namespace = 'shop'): PodRecord => ({
+  namespace,
+  name,
+  uid: `uid-${name}`,
+  addresses,
+  egress: [],
+});
 
 describe('which claims a pod holds', () => {
   it('by its name, or by any address it uses or asked for', () => {
@@ -24,16 +45,30 @@ describe('which claims a pod holds', () => {
     expect(holds(pod('other', ['10.0.0.7']), ordinal)).toBe(true);
   });
 
-  it('reads addresses from netpin.io/allocated, the CNI\'s annotations and status.podIPs, whichever remain', () => {
+  it("reads addresses from netpin.io/allocated, the CNI's annotations and status.podIPs, whichever remain", () => {
     const base: V1Pod = { metadata: { name: 'p', namespace: 'shop', annotations: {} }, status: { phase: 'Running' } };
-    const withAnnotations = (a: Record<string, string>, ips: string[] = []): V1Pod => ({ ...base, metadata: { ...base.metadata, annotations: a }, status: { phase: 'Running', podIPs: ips.map((ip) => ({ ip })) } });
+    const withAnnotations = (a: Record<string, string>, ips: string[] = []): V1Pod => ({
+      ...base,
+      metadata: { ...base.metadata, annotations: a },
+      status: { phase: 'Running', podIPs: ips.map((ip) => ({ ip })) },
+    });
     const keys = ['cni.projectcalico.org/ipAddrs'];
-    expect(podAddresses(withAnnotations({ 'netpin.io/allocated': '10.0.0.5,fd00::5' }), keys)).toEqual(['10.0.0.5', 'fd00::5']);
+    expect(podAddresses(withAnnotations({ 'netpin.io/allocated': '10.0.0.5,fd00::5' }), keys)).toEqual([
+      '10.0.0.5',
+      'fd00::5',
+    ]);
     // The label and netpin.io/allocated removed: Calico's annotation still says it.
-    expect(podAddresses(withAnnotations({ 'cni.projectcalico.org/ipAddrs': '["10.0.0.5", "fd00:0::5"]' }), keys)).toEqual(['10.0.0.5', 'fd00::5']);
+    expect(
+      podAddresses(withAnnotations({ 'cni.projectcalico.org/ipAddrs': '["10.0.0.5", "fd00:0::5"]' }), keys),
+    ).toEqual(['10.0.0.5', 'fd00::5']);
     expect(podAddresses(withAnnotations({}, ['10.0.0.9']), keys)).toEqual(['10.0.0.9']);
     // A pod whose containers have all ended has given its sandbox, and its addresses, back.
-    expect(podAddresses({ ...withAnnotations({ 'netpin.io/allocated': '10.0.0.5' }, ['10.0.0.5']), status: { phase: 'Succeeded' } }, keys)).toEqual([]);
+    expect(
+      podAddresses(
+        { ...withAnnotations({ 'netpin.io/allocated': '10.0.0.5' }, ['10.0.0.5']), status: { phase: 'Succeeded' } },
+        keys,
+      ),
+    ).toEqual([]);
   });
 });
 
@@ -47,10 +82,12 @@ describe('stale claims', () => {
   });
 
   it('never match a pod of another namespace', () => {
-    expect(staleClaims([named, byUid], [pod('fixed', [], 'other'), pod('x', ['10.0.0.5'], 'other')], none, NOW, GRACE)).toEqual([named, byUid]);
+    expect(
+      staleClaims([named, byUid], [pod('fixed', [], 'other'), pod('x', ['10.0.0.5'], 'other')], none, NOW, GRACE),
+    ).toEqual([named, byUid]);
   });
 
-  it('keep a StatefulSet\'s reservation while the StatefulSet exists, and then while its pod does', () => {
+  it("keep a StatefulSet's reservation while the StatefulSet exists, and then while its pod does", () => {
     expect(staleClaims([ordinal], [], () => true, NOW, GRACE)).toEqual([]);
     expect(staleClaims([ordinal], [pod('db-1')], none, NOW, GRACE)).toEqual([]);
     expect(staleClaims([ordinal], [pod('db-0')], none, NOW, GRACE)).toEqual([ordinal]);
@@ -62,8 +99,18 @@ describe('a pod claim held by name', () => {
   // Found by the replicas-killed scenario: a create retried on a replica that had not yet seen the
   // first admission's claim got a second address under the same name, and the first stayed held by
   // the name for the pod's whole life.
-  const first: Claim = { pool: 'web', ip: v4('10.0.0.8'), owner: { kind: 'Pod', namespace: 'shop', name: 'bare' }, createdAt: old };
-  const second: Claim = { pool: 'web', ip: v4('10.0.0.9'), owner: { kind: 'Pod', namespace: 'shop', name: 'bare' }, createdAt: old };
+  const first: Claim = {
+    pool: 'web',
+    ip: v4('10.0.0.8'),
+    owner: { kind: 'Pod', namespace: 'shop', name: 'bare' },
+    createdAt: old,
+  };
+  const second: Claim = {
+    pool: 'web',
+    ip: v4('10.0.0.9'),
+    owner: { kind: 'Pod', namespace: 'shop', name: 'bare' },
+    createdAt: old,
+  };
 
   it('is not held when the pod shows another address its owner claimed too', () => {
     expect(holds(pod('bare', ['10.0.0.9']), first, [first, second])).toBe(false);

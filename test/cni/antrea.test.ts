@@ -7,7 +7,8 @@ import { allocation, DEPLOYMENT, pool, POD, rate, STATEFULSET, v4 } from './fixt
 const a4 = pool('a4', '10.10.0.0/24', { antrea: { pool: 'antrea-v4' } });
 const a6 = pool('a6', 'fd00:a::/120', { antrea: { pool: 'antrea-v6' } });
 const bare4 = pool('bare4', '10.20.0.0/24');
-const IPAM_WARNING = 'Antrea honours ipam.antrea.io/ippools only with the AntreaIPAM feature gate and enableBridgingMode, and its docs say primary-network flexible IPAM is IPv4-only.';
+const IPAM_WARNING =
+  'Antrea honours ipam.antrea.io/ippools only with the AntreaIPAM feature gate and enableBridgingMode, and its docs say primary-network flexible IPAM is IPv4-only.';
 
 describe('antrea', () => {
   it('renders nothing for an empty intent', () => {
@@ -17,7 +18,7 @@ describe('antrea', () => {
   });
 
   describe('addresses', () => {
-    it.each<[string, Intent, typeof a4[]]>([
+    it.each<[string, Intent, (typeof a4)[]]>([
       ['ip', { ip: { ipv4: v4('10.10.0.5') } }, []],
       ['ips', { ips: [{ ipv4: v4('10.10.0.5') }, { ipv4: v4('10.10.0.6') }] }, []],
       ['pools', { pools: ['a4'] }, [a4]],
@@ -98,7 +99,10 @@ describe('antrea', () => {
     const intent: Intent = { ingressRate: rate('1.5M', 1_500_000n), egressRate: rate('2G', 2_000_000_000n) };
     expect(antrea.check(intent, POD, [])).toEqual([]);
     const r = antrea.render(intent, POD, { pools: [] });
-    expect(r.annotations).toEqual({ 'kubernetes.io/ingress-bandwidth': '1500k', 'kubernetes.io/egress-bandwidth': '2G' });
+    expect(r.annotations).toEqual({
+      'kubernetes.io/ingress-bandwidth': '1500k',
+      'kubernetes.io/egress-bandwidth': '2G',
+    });
     expect(r.warnings).toHaveLength(1);
     expect(r.warnings[0]).toContain('bandwidth plugin');
     expect(r.warnings[0]).toContain('restart');
@@ -106,7 +110,12 @@ describe('antrea', () => {
 
   it('refuses every netem key', () => {
     const problems = antrea.check({ latencyMs: 10, jitterMs: 1, lossPercent: 1, limitPackets: 10 }, POD, []);
-    expect(problems.map((p) => p.key)).toEqual(['netpin.io/latency', 'netpin.io/jitter', 'netpin.io/loss', 'netpin.io/limit']);
+    expect(problems.map((p) => p.key)).toEqual([
+      'netpin.io/latency',
+      'netpin.io/jitter',
+      'netpin.io/loss',
+      'netpin.io/limit',
+    ]);
     for (const p of problems) {
       expect(p.message).toContain('Antrea');
       expect(p.fix).toContain('Kube-OVN');
@@ -114,7 +123,10 @@ describe('antrea', () => {
   });
 
   describe('egress', () => {
-    const eg = compilePool({ metadata: { name: 'eg' }, spec: { cidr: '192.0.2.0/28', egress: { nodeSelector: { matchLabels: { egress: 'yes' } } } } });
+    const eg = compilePool({
+      metadata: { name: 'eg' },
+      spec: { cidr: '192.0.2.0/28', egress: { nodeSelector: { matchLabels: { egress: 'yes' } } } },
+    });
 
     it('labels the pod for the Egress netpin keeps, from an egress pool', () => {
       const intent: Intent = { egress: { pools: ['eg'], mode: 'snat' } };

@@ -20,7 +20,9 @@ describe('bandwidthAnnotations', () => {
   });
 
   it('renders both directions and nothing without a rate', () => {
-    expect(bandwidthAnnotations({ ingressRate: rate('10M', 10_000_000n), egressRate: rate('1.5M', 1_500_000n) })).toEqual({
+    expect(
+      bandwidthAnnotations({ ingressRate: rate('10M', 10_000_000n), egressRate: rate('1.5M', 1_500_000n) }),
+    ).toEqual({
       'kubernetes.io/ingress-bandwidth': '10M',
       'kubernetes.io/egress-bandwidth': '1500k',
     });
@@ -31,7 +33,12 @@ describe('bandwidthAnnotations', () => {
 describe('netemProblems', () => {
   it('refuses each netem key, naming the CNI and Kube-OVN', () => {
     const problems = netemProblems({ latencyMs: 10, jitterMs: 2, lossPercent: 0.5, limitPackets: 100 }, 'Calico');
-    expect(problems.map((p) => p.key)).toEqual(['netpin.io/latency', 'netpin.io/jitter', 'netpin.io/loss', 'netpin.io/limit']);
+    expect(problems.map((p) => p.key)).toEqual([
+      'netpin.io/latency',
+      'netpin.io/jitter',
+      'netpin.io/loss',
+      'netpin.io/limit',
+    ]);
     for (const p of problems) {
       expect(p.message).toContain('Calico');
       expect(p.fix).toContain('Kube-OVN');

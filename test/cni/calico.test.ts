@@ -39,7 +39,10 @@ describe('calico', () => {
     const intent: Intent = { ingressRate: rate('10M', 10_000_000n), egressRate: rate('500k', 500_000n) };
     expect(calico.check(intent, POD, [])).toEqual([]);
     const r = calico.render(intent, POD, { pools: [] });
-    expect(r.annotations).toEqual({ 'kubernetes.io/ingress-bandwidth': '10M', 'kubernetes.io/egress-bandwidth': '500k' });
+    expect(r.annotations).toEqual({
+      'kubernetes.io/ingress-bandwidth': '10M',
+      'kubernetes.io/egress-bandwidth': '500k',
+    });
     expect(r.warnings).toHaveLength(1);
     expect(r.warnings[0]).toContain('v3.30');
     expect(r.warnings[0]).toContain('Kubernetes datastore');
@@ -64,7 +67,12 @@ describe('calico', () => {
 
   it('refuses every netem key', () => {
     const problems = calico.check({ latencyMs: 10, jitterMs: 1, lossPercent: 1, limitPackets: 10 }, POD, []);
-    expect(problems.map((p) => p.key)).toEqual(['netpin.io/latency', 'netpin.io/jitter', 'netpin.io/loss', 'netpin.io/limit']);
+    expect(problems.map((p) => p.key)).toEqual([
+      'netpin.io/latency',
+      'netpin.io/jitter',
+      'netpin.io/loss',
+      'netpin.io/limit',
+    ]);
     for (const p of problems) {
       expect(p.message).toContain('Calico');
       expect(p.fix).toContain('Kube-OVN');
@@ -72,27 +80,59 @@ describe('calico', () => {
   });
 
   it('also pins a v6-only address', () => {
-    expect(calico.render({ ip: { ipv6: v6('fd00::5') } }, POD, allocation([blue6], undefined, 'fd00::5')).annotations).toEqual({
+    expect(
+      calico.render({ ip: { ipv6: v6('fd00::5') } }, POD, allocation([blue6], undefined, 'fd00::5')).annotations,
+    ).toEqual({
       'cni.projectcalico.org/ipAddrs': '["fd00::5"]',
     });
   });
 
   describe('pool backing', () => {
     const netpinPool = pool('web', '10.20.0.0/26');
-    const calicoPool = (name: string, cidr: string, spec: Record<string, unknown> = {}) => ({ metadata: { name }, spec: { cidr, ...spec } });
+    const calicoPool = (name: string, cidr: string, spec: Record<string, unknown> = {}) => ({
+      metadata: { name },
+      spec: { cidr, ...spec },
+    });
     const manual = calicoPool('pinned', '10.20.0.0/24', { nodeSelector: '!all()' });
 
     it('accepts a pool inside a Calico IPPool that never assigns by itself', () => {
       expect(calico.checkPool(netpinPool, [manual])).toEqual({ problems: [], warnings: [] });
-      expect(calico.checkPool(netpinPool, [calicoPool('v330', '10.20.0.0/16', { assignmentMode: 'Manual' })]).problems).toEqual([]);
+      expect(
+        calico.checkPool(netpinPool, [calicoPool('v330', '10.20.0.0/16', { assignmentMode: 'Manual' })]).problems,
+      ).toEqual([]);
     });
 
     it.each<[string, unknown[], string, string]>([
-      ['outside every Calico IPPool', [calicoPool('other', '10.99.0.0/24')], 'lies in no Calico IPPool', 'create a Calico IPPool over 10.20.0.1-10.20.0.62'],
-      ['inside an auto-assigning Calico IPPool', [calicoPool('default', '10.20.0.0/16')], 'which Calico assigns from by itself', 'set assignmentMode: Manual'],
-      ['inside a disabled Calico IPPool', [calicoPool('off', '10.20.0.0/24', { disabled: true, nodeSelector: '!all()' })], 'Calico refuses ipAddrs from a disabled pool', 'set disabled: false'],
-      ['inside a Calico IPPool closed to workloads', [calicoPool('tunnel', '10.20.0.0/24', { nodeSelector: '!all()', allowedUses: ['Tunnel'] })], 'leaves out Workload', 'add Workload'],
-      ['only half inside a Calico IPPool', [calicoPool('half', '10.20.0.0/27', { nodeSelector: '!all()' })], 'lies in no Calico IPPool', 'create a Calico IPPool'],
+      [
+        'outside every Calico IPPool',
+        [calicoPool('other', '10.99.0.0/24')],
+        'lies in no Calico IPPool',
+        'create a Calico IPPool over 10.20.0.1-10.20.0.62',
+      ],
+      [
+        'inside an auto-assigning Calico IPPool',
+        [calicoPool('default', '10.20.0.0/16')],
+        'which Calico assigns from by itself',
+        'set assignmentMode: Manual',
+      ],
+      [
+        'inside a disabled Calico IPPool',
+        [calicoPool('off', '10.20.0.0/24', { disabled: true, nodeSelector: '!all()' })],
+        'Calico refuses ipAddrs from a disabled pool',
+        'set disabled: false',
+      ],
+      [
+        'inside a Calico IPPool closed to workloads',
+        [calicoPool('tunnel', '10.20.0.0/24', { nodeSelector: '!all()', allowedUses: ['Tunnel'] })],
+        'leaves out Workload',
+        'add Workload',
+      ],
+      [
+        'only half inside a Calico IPPool',
+        [calicoPool('half', '10.20.0.0/27', { nodeSelector: '!all()' })],
+        'lies in no Calico IPPool',
+        'create a Calico IPPool',
+      ],
     ])('refuses a pool %s', (_, native, message, fix) => {
       const { problems, warnings } = calico.checkPool(netpinPool, native);
       expect(warnings).toEqual([]);
@@ -104,16 +144,24 @@ describe('calico', () => {
 
     it('holds a pool to the Calico IPPool it names in spec.cni.calico.pool', () => {
       const namedPool = pool('web', '10.20.0.0/26', { calico: { pool: 'other' } });
-      expect(calico.checkPool(namedPool, [manual]).problems[0]).toMatchObject({ key: 'spec.cni.calico.pool', message: 'names Calico IPPool other, which does not exist' });
+      expect(calico.checkPool(namedPool, [manual]).problems[0]).toMatchObject({
+        key: 'spec.cni.calico.pool',
+        message: 'names Calico IPPool other, which does not exist',
+      });
       const right = pool('web', '10.20.0.0/26', { calico: { pool: 'pinned' } });
       expect(calico.checkPool(right, [manual, calicoPool('auto', '10.20.0.0/16')]).problems).toEqual([]);
     });
 
-    it('admits with a warning saying what to check when Calico\'s pools cannot be read', () => {
-      const { problems, warnings } = calico.checkPool(netpinPool, 'the cluster serves no ippools.crd.projectcalico.org');
+    it("admits with a warning saying what to check when Calico's pools cannot be read", () => {
+      const { problems, warnings } = calico.checkPool(
+        netpinPool,
+        'the cluster serves no ippools.crd.projectcalico.org',
+      );
       expect(problems).toEqual([]);
       expect(warnings).toHaveLength(1);
-      expect(warnings[0]).toContain('netpin could not read Calico\'s IPPools (the cluster serves no ippools.crd.projectcalico.org)');
+      expect(warnings[0]).toContain(
+        "netpin could not read Calico's IPPools (the cluster serves no ippools.crd.projectcalico.org)",
+      );
       expect(warnings[0]).toContain('covers 10.20.0.1-10.20.0.62');
       expect(warnings[0]).toContain('assignmentMode: Manual');
     });

@@ -6,9 +6,13 @@ import { pool, POD, rate, STATEFULSET, v4, v6 } from './fixtures.js';
 
 const c4 = pool('c4', '10.30.0.0/24', { cilium: { pool: 'blue-v4' } });
 const c6 = pool('c6', 'fd00:c::/120', { cilium: { pool: 'blue-v6' } });
-const dual = compilePool({ metadata: { name: 'cdual' }, spec: { ranges: ['10.40.0.0/24', 'fd00:40::/120'], cni: { cilium: { pool: 'blue' } } } });
+const dual = compilePool({
+  metadata: { name: 'cdual' },
+  spec: { ranges: ['10.40.0.0/24', 'fd00:40::/120'], cni: { cilium: { pool: 'blue' } } },
+});
 const bare4 = pool('bare4', '10.20.0.0/24');
-const NO_KEEP = 'Cilium does not keep a pod IP across restarts, StatefulSet pods included: pool addresses come in node-local blocks.';
+const NO_KEEP =
+  'Cilium does not keep a pod IP across restarts, StatefulSet pods included: pool addresses come in node-local blocks.';
 
 describe('cilium', () => {
   it('renders nothing for an empty intent', () => {
@@ -66,7 +70,10 @@ describe('cilium', () => {
       const intent: Intent = { ingressRate: rate('10M', 10_000_000n), egressRate: rate('100M', 100_000_000n) };
       expect(cilium.check(intent, POD, [])).toEqual([]);
       const r = cilium.render(intent, POD, { pools: [] });
-      expect(r.annotations).toEqual({ 'kubernetes.io/ingress-bandwidth': '10M', 'kubernetes.io/egress-bandwidth': '100M' });
+      expect(r.annotations).toEqual({
+        'kubernetes.io/ingress-bandwidth': '10M',
+        'kubernetes.io/egress-bandwidth': '100M',
+      });
       expect(r.warnings).toHaveLength(2);
       expect(r.warnings[0]).toContain('bandwidth manager');
       expect(r.warnings[0]).toContain('same node');
@@ -82,7 +89,12 @@ describe('cilium', () => {
 
   it('refuses every netem key', () => {
     const problems = cilium.check({ latencyMs: 10, jitterMs: 1, lossPercent: 1, limitPackets: 10 }, POD, []);
-    expect(problems.map((p) => p.key)).toEqual(['netpin.io/latency', 'netpin.io/jitter', 'netpin.io/loss', 'netpin.io/limit']);
+    expect(problems.map((p) => p.key)).toEqual([
+      'netpin.io/latency',
+      'netpin.io/jitter',
+      'netpin.io/loss',
+      'netpin.io/limit',
+    ]);
     for (const p of problems) {
       expect(p.message).toContain('Cilium');
       expect(p.fix).toContain('Kube-OVN');
@@ -109,11 +121,16 @@ describe('cilium', () => {
       expect(more).toEqual([]);
       expect(p?.key).toBe('netpin.io/egress-pool');
       expect(p?.fix).toContain('spec.egress.nodeSelector on IPPool bare');
-      expect(cilium.check({ egress: { ip: { ipv4: v4('198.51.100.1') }, mode: 'snat' } }, POD, [], [])[0]?.key).toBe('netpin.io/egress-ip');
+      expect(cilium.check({ egress: { ip: { ipv4: v4('198.51.100.1') }, mode: 'snat' } }, POD, [], [])[0]?.key).toBe(
+        'netpin.io/egress-ip',
+      );
     });
 
     it('warns about IPv6 egress IPs and cilium#48660', () => {
-      const r = cilium.render({ egress: { pools: ['eg'], mode: 'snat' } }, POD, { pools: [], egress: { ipv4: v4('192.0.2.9'), ipv6: v6('2001:db8::9') } });
+      const r = cilium.render({ egress: { pools: ['eg'], mode: 'snat' } }, POD, {
+        pools: [],
+        egress: { ipv4: v4('192.0.2.9'), ipv6: v6('2001:db8::9') },
+      });
       expect(r.labels).toEqual({ 'netpin.io/egress': '192.0.2.9_2001-db8--9' });
       expect(r.warnings.at(-1)).toContain('cilium#48660');
     });

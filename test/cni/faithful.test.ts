@@ -15,7 +15,12 @@ const NAMED = { calico: { pool: 'c' }, kubeOvn: { subnet: 's1' }, antrea: { pool
 const POOLS: Pool[] = [
   pool('named4', '10.1.0.0/24', NAMED),
   pool('named6', 'fd00:1::/120', NAMED),
-  pool('other6', 'fd00:2::/120', { ...NAMED, kubeOvn: { subnet: 's2' }, antrea: { pool: 'a6' }, cilium: { pool: 'p6' } }),
+  pool('other6', 'fd00:2::/120', {
+    ...NAMED,
+    kubeOvn: { subnet: 's2' },
+    antrea: { pool: 'a6' },
+    cilium: { pool: 'p6' },
+  }),
   pool('bare4', '10.2.0.0/24'),
   pool('bare6', 'fd00:3::/120'),
 ];
@@ -29,7 +34,9 @@ const ADDRESS_INTENTS: Array<Record<string, string>> = [
   { 'netpin.io/ip': '10.2.0.5,fd00:1::5' },
   { 'netpin.io/ips': '10.1.0.5;10.1.0.6' },
   { 'netpin.io/ips': '10.2.0.5;10.2.0.6' },
-  ...['named4', 'bare4', 'named4,named6', 'named4,other6', 'named4,bare6', 'bare4,bare6'].map((p) => ({ 'netpin.io/pool': p })),
+  ...['named4', 'bare4', 'named4,named6', 'named4,other6', 'named4,bare6', 'bare4,bare6'].map((p) => ({
+    'netpin.io/pool': p,
+  })),
 ];
 const QOS_INTENTS: Array<Record<string, string>> = [
   {},
@@ -48,7 +55,8 @@ function placementFor(intent: Intent, pins: boolean): Placement {
     const pools = intent.pools.map((n) => POOLS.find((p) => p.name === n)!);
     if (!pins) return { pools };
     const addresses: DualAddress = {};
-    for (const p of pools) for (const f of p.families) Object.assign(addresses, { [f]: fromBigInt(p.ranges[f][0]!.first, f) });
+    for (const p of pools)
+      for (const f of p.families) Object.assign(addresses, { [f]: fromBigInt(p.ranges[f][0]!.first, f) });
     return { pools, addresses };
   }
   const entry = intent.ip ?? intent.ips?.[0];
@@ -61,7 +69,10 @@ function placementFor(intent: Intent, pins: boolean): Placement {
 const ips = (text: string) => text.split(',').map((t) => parseAddress(t));
 
 /** Each CNI's reading of what netpin wrote; a returned string is why the CNI would ignore or refuse it. */
-const ACCEPTS: Record<string, (a: Record<string, string>, placement: Placement, shape: WorkloadShape) => string | undefined> = {
+const ACCEPTS: Record<
+  string,
+  (a: Record<string, string>, placement: Placement, shape: WorkloadShape) => string | undefined
+> = {
   calico(a) {
     const v = a['cni.projectcalico.org/ipAddrs'];
     if (v !== undefined) {
@@ -75,19 +86,26 @@ const ACCEPTS: Record<string, (a: Record<string, string>, placement: Placement, 
   },
   'kube-ovn'(a, placement) {
     const ip = a['ovn.kubernetes.io/ip_address'];
-    if (ip !== undefined && ips(ip).some((x) => !x)) return 'ip_address holds a non-address (a CIDR fails acquireStaticAddress)';
+    if (ip !== undefined && ips(ip).some((x) => !x))
+      return 'ip_address holds a non-address (a CIDR fails acquireStaticAddress)';
     const subnets = new Set(placement.pools.map((p) => p.cni.kubeOvn?.subnet));
     const ls = a['ovn.kubernetes.io/logical_switch'];
-    if (ip !== undefined && ls !== undefined && (subnets.size !== 1 || !subnets.has(ls))) return `logical_switch ${ls} does not hold every address`;
-    if (ip !== undefined && ls === undefined && [...subnets].some((s) => s !== undefined)) return 'a pool names a Subnet but logical_switch is missing';
+    if (ip !== undefined && ls !== undefined && (subnets.size !== 1 || !subnets.has(ls)))
+      return `logical_switch ${ls} does not hold every address`;
+    if (ip !== undefined && ls === undefined && [...subnets].some((s) => s !== undefined))
+      return 'a pool names a Subnet but logical_switch is missing';
     for (const k of ['ingress_rate', 'egress_rate', 'latency', 'jitter', 'limit']) {
       const v = a[`ovn.kubernetes.io/${k}`];
       if (v !== undefined && !/^\d+$/.test(v)) return `${k} is not a whole number (Atoi)`;
     }
-    if (a['ovn.kubernetes.io/ingress_rate'] !== undefined && ['latency', 'jitter', 'loss', 'limit'].some((k) => a[`ovn.kubernetes.io/${k}`] !== undefined)) {
+    if (
+      a['ovn.kubernetes.io/ingress_rate'] !== undefined &&
+      ['latency', 'jitter', 'loss', 'limit'].some((k) => a[`ovn.kubernetes.io/${k}`] !== undefined)
+    ) {
       return 'netem beside ingress_rate is silently dropped';
     }
-    if (a['kubernetes.io/egress-bandwidth'] || a['kubernetes.io/ingress-bandwidth']) return 'Kube-OVN ignores kubernetes.io/*-bandwidth';
+    if (a['kubernetes.io/egress-bandwidth'] || a['kubernetes.io/ingress-bandwidth'])
+      return 'Kube-OVN ignores kubernetes.io/*-bandwidth';
     return undefined;
   },
   antrea(a, placement, shape) {
@@ -98,7 +116,8 @@ const ACCEPTS: Record<string, (a: Record<string, string>, placement: Placement, 
       if (shape.statefulSet) return 'Antrea ignores pod-ips on StatefulSet pods';
       if (!pools) return 'pod-ips without ippools is ignored';
       const names = pools.split(',');
-      for (const p of placement.pools) if (!names.includes(p.cni.antrea?.pool ?? '')) return `ippools does not name the Antrea pool of ${p.name}`;
+      for (const p of placement.pools)
+        if (!names.includes(p.cni.antrea?.pool ?? '')) return `ippools does not name the Antrea pool of ${p.name}`;
     }
     return undefined;
   },
@@ -132,7 +151,10 @@ describe.each(['calico', 'kube-ovn', 'antrea', 'cilium'] as const)('%s renders o
           accepted++;
           const { annotations } = dialect.render(intent, shape, placement);
           const why = ACCEPTS[cni]!(annotations, placement, shape) ?? containerdAccepts(annotations);
-          expect(why, `${JSON.stringify({ ...address, ...qos })} as ${shape.kind}${shape.statefulSet ? ' (StatefulSet)' : ''}`).toBeUndefined();
+          expect(
+            why,
+            `${JSON.stringify({ ...address, ...qos })} as ${shape.kind}${shape.statefulSet ? ' (StatefulSet)' : ''}`,
+          ).toBeUndefined();
         }
       }
     }

@@ -32,7 +32,7 @@ describe('kube-ovn', () => {
       });
     });
 
-    it('writes dual stack IPv4 first, with the pools\' Subnet as logical_switch', () => {
+    it("writes dual stack IPv4 first, with the pools' Subnet as logical_switch", () => {
       const intent: Intent = { pools: ['ovn6', 'ovn4'] };
       expect(kubeOvn.check(intent, POD, [ovn6, ovn4])).toEqual([]);
       expect(kubeOvn.render(intent, POD, allocation([ovn4, ovn6], '10.16.0.5', 'fd00:10:16::5')).annotations).toEqual({
@@ -61,14 +61,19 @@ describe('kube-ovn', () => {
       const [p, ...more] = kubeOvn.check({ pools: ['ovn4', 'bare6'] }, POD, [ovn4, bare6]);
       expect(more).toEqual([]);
       expect(p?.key).toBe('netpin.io/pool');
-      expect(p?.message).toBe('IPPool bare6 names no Subnet while the pod\'s other pool names ovn-default, so Kube-OVN would look for every address of the pod in Subnet ovn-default');
+      expect(p?.message).toBe(
+        "IPPool bare6 names no Subnet while the pod's other pool names ovn-default, so Kube-OVN would look for every address of the pod in Subnet ovn-default",
+      );
       expect(p?.fix).toContain('Set spec.cni.kubeOvn.subnet on IPPool bare6');
     });
 
-    it('writes no logical_switch when no pool names a Subnet: the namespace\'s Subnet applies', () => {
+    it("writes no logical_switch when no pool names a Subnet: the namespace's Subnet applies", () => {
       const bare6 = pool('bare6', 'fd00:30::/120');
       expect(kubeOvn.check({ pools: ['plain4', 'bare6'] }, POD, [plain4, bare6])).toEqual([]);
-      expect(kubeOvn.render({ pools: ['plain4', 'bare6'] }, POD, allocation([plain4, bare6], '10.0.0.5', 'fd00:30::5')).annotations).toEqual({
+      expect(
+        kubeOvn.render({ pools: ['plain4', 'bare6'] }, POD, allocation([plain4, bare6], '10.0.0.5', 'fd00:30::5'))
+          .annotations,
+      ).toEqual({
         'ovn.kubernetes.io/ip_address': '10.0.0.5,fd00:30::5',
       });
     });
@@ -116,7 +121,13 @@ describe('kube-ovn', () => {
 
   describe('netem', () => {
     it('writes latency and jitter in ms, loss as given, limit in packets', () => {
-      const intent: Intent = { latencyMs: 100, jitterMs: 10, lossPercent: 0.5, limitPackets: 1000, egressRate: rate('5M', 5_000_000n) };
+      const intent: Intent = {
+        latencyMs: 100,
+        jitterMs: 10,
+        lossPercent: 0.5,
+        limitPackets: 1000,
+        egressRate: rate('5M', 5_000_000n),
+      };
       expect(kubeOvn.check(intent, POD, [])).toEqual([]);
       expect(kubeOvn.render(intent, POD, { pools: [] }).annotations).toEqual({
         'ovn.kubernetes.io/egress_rate': '5',
@@ -125,7 +136,9 @@ describe('kube-ovn', () => {
         'ovn.kubernetes.io/loss': '0.5',
         'ovn.kubernetes.io/limit': '1000',
       });
-      expect(kubeOvn.render({ lossPercent: 20 }, POD, { pools: [] }).annotations).toEqual({ 'ovn.kubernetes.io/loss': '20' });
+      expect(kubeOvn.render({ lossPercent: 20 }, POD, { pools: [] }).annotations).toEqual({
+        'ovn.kubernetes.io/loss': '20',
+      });
     });
 
     it.each<[string, Intent, string]>([
@@ -148,7 +161,11 @@ describe('kube-ovn', () => {
     });
 
     it('refuses an ingress rate with netem, pointing at egress-rate', () => {
-      const [p, ...more] = kubeOvn.check({ ingressRate: rate('10M', 10_000_000n), latencyMs: 10, lossPercent: 1 }, POD, []);
+      const [p, ...more] = kubeOvn.check(
+        { ingressRate: rate('10M', 10_000_000n), latencyMs: 10, lossPercent: 1 },
+        POD,
+        [],
+      );
       expect(more).toEqual([]);
       expect(p?.key).toBe('netpin.io/ingress-rate');
       expect(p?.message).toContain('netpin.io/latency, netpin.io/loss');
@@ -171,9 +188,15 @@ describe('kube-ovn', () => {
     });
 
     it('writes an IPv6 egress IP next to a dual-stack pod IP', () => {
-      const intent: Intent = { ip: { ipv4: v4('10.16.0.5'), ipv6: v6('fd00:10:16::5') }, egress: { ip: { ipv6: v6('2001:db8::9') }, mode: 'snat' } };
+      const intent: Intent = {
+        ip: { ipv4: v4('10.16.0.5'), ipv6: v6('fd00:10:16::5') },
+        egress: { ip: { ipv6: v6('2001:db8::9') }, mode: 'snat' },
+      };
       expect(kubeOvn.check(intent, POD, [])).toEqual([]);
-      const r = kubeOvn.render(intent, POD, { ...allocation([ovn4, ovn6], '10.16.0.5', 'fd00:10:16::5'), egress: intent.egress!.ip });
+      const r = kubeOvn.render(intent, POD, {
+        ...allocation([ovn4, ovn6], '10.16.0.5', 'fd00:10:16::5'),
+        egress: intent.egress!.ip,
+      });
       expect(r.annotations).toEqual({
         'ovn.kubernetes.io/ip_address': '10.16.0.5,fd00:10:16::5',
         'ovn.kubernetes.io/logical_switch': 'ovn-default',
@@ -183,7 +206,11 @@ describe('kube-ovn', () => {
     });
 
     it('refuses a dual-stack egress IP', () => {
-      const [p, ...more] = kubeOvn.check({ egress: { ip: { ipv4: v4('192.0.2.9'), ipv6: v6('2001:db8::9') }, mode: 'snat' } }, POD, []);
+      const [p, ...more] = kubeOvn.check(
+        { egress: { ip: { ipv4: v4('192.0.2.9'), ipv6: v6('2001:db8::9') }, mode: 'snat' } },
+        POD,
+        [],
+      );
       expect(more).toEqual([]);
       expect(p?.key).toBe('netpin.io/egress-ip');
       expect(p?.message).toContain('one IP');
@@ -194,7 +221,11 @@ describe('kube-ovn', () => {
       ['netpin.io/ip', { ip: { ipv4: v4('10.16.0.5') } }],
       ['netpin.io/ips', { ips: [{ ipv4: v4('10.16.0.5'), ipv6: v6('fd00:10:16::5') }, { ipv4: v4('10.16.0.6') }] }],
     ])('refuses an egress IP of a family %s lacks', (_, addresses) => {
-      const [p, ...more] = kubeOvn.check({ ...addresses, egress: { ip: { ipv6: v6('2001:db8::9') }, mode: 'snat' } }, POD, []);
+      const [p, ...more] = kubeOvn.check(
+        { ...addresses, egress: { ip: { ipv6: v6('2001:db8::9') }, mode: 'snat' } },
+        POD,
+        [],
+      );
       expect(more).toEqual([]);
       expect(p?.key).toBe('netpin.io/egress-ip');
       expect(p?.message).toContain('no ipv6 address');
@@ -212,7 +243,9 @@ describe('kube-ovn', () => {
       const eg4 = compilePool({ metadata: { name: 'eg4' }, spec: { cidr: '203.0.113.0/28', egress: {} } });
       const eg6 = compilePool({ metadata: { name: 'eg6' }, spec: { cidr: '2001:db8::/124', egress: {} } });
       expect(kubeOvn.check({ egress: { pools: ['eg4'], mode: 'eip' } }, STATEFULSET, [], [eg4])).toEqual([]);
-      expect(kubeOvn.check({ egress: { pools: ['eg4'], mode: 'eip' } }, DEPLOYMENT, [], [eg4])[0]?.key).toBe('netpin.io/egress-mode');
+      expect(kubeOvn.check({ egress: { pools: ['eg4'], mode: 'eip' } }, DEPLOYMENT, [], [eg4])[0]?.key).toBe(
+        'netpin.io/egress-mode',
+      );
       const [p] = kubeOvn.check({ egress: { pools: ['eg4', 'eg6'], mode: 'snat' } }, POD, [], [eg4, eg6]);
       expect(p?.key).toBe('netpin.io/egress-pool');
     });

@@ -9,7 +9,16 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoPath } from './support/controlplane.js';
 import { waitFor } from './support/cluster.js';
-import { APP_IMAGE, APP_PORT, BRIDGE, STATE_FILE, findLeftovers, kubepodsCgroups, podShaping, type HostSnapshot } from './support/node.js';
+import {
+  APP_IMAGE,
+  APP_PORT,
+  BRIDGE,
+  STATE_FILE,
+  findLeftovers,
+  kubepodsCgroups,
+  podShaping,
+  type HostSnapshot,
+} from './support/node.js';
 
 const SCRIPT = repoPath('dist/scripts/cluster.js');
 /** A cold run builds the control plane, the node and the image from source first. */
@@ -32,7 +41,12 @@ function kubectl(args: string[], input?: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn('kubectl', args, {
       // KUBECACHEDIR: kubectl's discovery cache would otherwise land in this user's ~/.kube.
-      env: { ...process.env, KUBECONFIG: kubeconfig, PATH: `${binDir}:${process.env.PATH ?? ''}`, KUBECACHEDIR: cacheDir },
+      env: {
+        ...process.env,
+        KUBECONFIG: kubeconfig,
+        PATH: `${binDir}:${process.env.PATH ?? ''}`,
+        KUBECACHEDIR: cacheDir,
+      },
       stdio: ['pipe', 'pipe', 'pipe'],
       timeout: 30_000,
     });
@@ -41,7 +55,9 @@ function kubectl(args: string[], input?: string): Promise<string> {
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
     child.stderr.on('data', (c: Buffer) => (err += c.toString()));
     child.on('error', reject);
-    child.on('close', (code, signal) => (code === 0 ? resolve(out) : reject(new Error(`kubectl ${args.join(' ')}: ${code ?? signal}: ${err}`))));
+    child.on('close', (code, signal) =>
+      code === 0 ? resolve(out) : reject(new Error(`kubectl ${args.join(' ')}: ${code ?? signal}: ${err}`)),
+    );
     child.stdin.end(input ?? '');
   });
 }
@@ -58,12 +74,17 @@ beforeAll(async () => {
   proc.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
   let gone = false;
   void exited.then(() => (gone = true));
-  const exports = await waitFor('the export lines of npm run cluster', async () => {
-    if (gone) throw new Error(`npm run cluster exited before it was ready:\n${tail(stderr)}`);
-    const k = /^export KUBECONFIG=(.+)$/m.exec(stdout)?.[1];
-    const p = /^export PATH=(.+):\$PATH$/m.exec(stdout)?.[1];
-    return k && p ? { k, p } : undefined;
-  }, START_TIMEOUT_MS, 250).catch((err: unknown) => {
+  const exports = await waitFor(
+    'the export lines of npm run cluster',
+    async () => {
+      if (gone) throw new Error(`npm run cluster exited before it was ready:\n${tail(stderr)}`);
+      const k = /^export KUBECONFIG=(.+)$/m.exec(stdout)?.[1];
+      const p = /^export PATH=(.+):\$PATH$/m.exec(stdout)?.[1];
+      return k && p ? { k, p } : undefined;
+    },
+    START_TIMEOUT_MS,
+    250,
+  ).catch((err: unknown) => {
     throw new Error(`${err instanceof Error ? err.message : String(err)}\nstderr:\n${tail(stderr)}`);
   });
   process.stderr.write(`cluster: export line after ${Date.now() - started} ms\n`);
@@ -87,33 +108,46 @@ describe('npm run cluster', () => {
     expect(fs.existsSync(kubeconfig)).toBe(true);
     expect(fs.existsSync(path.join(binDir, 'kubectl'))).toBe(true);
     expect(stdout).toMatch(/^kubectl -n demo /m);
-    expect(await kubectl(['get', 'namespace', 'demo', '-o', 'jsonpath={.metadata.labels.netpin\\.io/enabled}'])).toBe('true');
+    expect(await kubectl(['get', 'namespace', 'demo', '-o', 'jsonpath={.metadata.labels.netpin\\.io/enabled}'])).toBe(
+      'true',
+    );
   });
 
-  it('runs a pod with netpin.io/pool and netpin.io/egress-rate: Running, with netpin\'s annotations and the rate on its qdisc', async () => {
+  it("runs a pod with netpin.io/pool and netpin.io/egress-rate: Running, with netpin's annotations and the rate on its qdisc", async () => {
     const pod = {
       apiVersion: 'v1',
       kind: 'Pod',
-      metadata: { name: 'web', namespace: 'demo', annotations: { 'netpin.io/pool': 'demo', 'netpin.io/egress-rate': '10M' } },
+      metadata: {
+        name: 'web',
+        namespace: 'demo',
+        annotations: { 'netpin.io/pool': 'demo', 'netpin.io/egress-rate': '10M' },
+      },
       spec: {
         terminationGracePeriodSeconds: 5,
-        containers: [{
-          name: 'app',
-          image: APP_IMAGE,
-          imagePullPolicy: 'Never',
-          ports: [{ containerPort: APP_PORT }],
-          readinessProbe: { httpGet: { path: '/healthz', port: APP_PORT }, periodSeconds: 1 },
-        }],
+        containers: [
+          {
+            name: 'app',
+            image: APP_IMAGE,
+            imagePullPolicy: 'Never',
+            ports: [{ containerPort: APP_PORT }],
+            readinessProbe: { httpGet: { path: '/healthz', port: APP_PORT }, periodSeconds: 1 },
+          },
+        ],
       },
     };
     await kubectl(['apply', '-f', '-'], JSON.stringify(pod));
-    const running = await waitFor('pod demo/web Running', async () => {
-      const p = JSON.parse(await kubectl(['-n', 'demo', 'get', 'pod', 'web', '-o', 'json'])) as {
-        metadata: { uid: string; annotations?: Record<string, string> };
-        status?: { phase?: string };
-      };
-      return p.status?.phase === 'Running' ? p : undefined;
-    }, 90_000, 500);
+    const running = await waitFor(
+      'pod demo/web Running',
+      async () => {
+        const p = JSON.parse(await kubectl(['-n', 'demo', 'get', 'pod', 'web', '-o', 'json'])) as {
+          metadata: { uid: string; annotations?: Record<string, string> };
+          status?: { phase?: string };
+        };
+        return p.status?.phase === 'Running' ? p : undefined;
+      },
+      90_000,
+      500,
+    );
     const a = running.metadata.annotations ?? {};
     const allocated = a['netpin.io/allocated'];
     expect(allocated).toMatch(/^10\.60\.0\.\d+$/);
@@ -122,20 +156,29 @@ describe('npm run cluster', () => {
     expect(await podShaping(running.metadata.uid)).toMatchObject({ egress: '10Mbit' });
   });
 
-  it('stops everything on SIGINT, exits 0 and leaves the host as it found it', async () => {
-    proc.kill('SIGINT');
-    const end = await Promise.race([
-      exited,
-      new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`still running ${STOP_TIMEOUT_MS} ms after SIGINT:\n${tail(stderr)}`)), STOP_TIMEOUT_MS)),
-    ]);
-    expect(end, tail(stderr)).toEqual({ code: 0, signal: null });
-    expect(fs.existsSync(path.join('/sys/class/net', BRIDGE))).toBe(false);
-    expect(await kubepodsCgroups()).toEqual([]);
-    expect(fs.existsSync(STATE_FILE)).toBe(false);
-    expect(await findLeftovers(snapshot)).toEqual([]);
-    // The node's daemons, its run dir, and the control plane's dir with the kubeconfig.
-    for (const { pid } of snapshot.daemons) expect(fs.existsSync(`/proc/${pid}`), `daemon pid ${pid}`).toBe(false);
-    expect(fs.existsSync(snapshot.runDir)).toBe(false);
-    expect(fs.existsSync(kubeconfig)).toBe(false);
-  }, STOP_TIMEOUT_MS + 30_000);
+  it(
+    'stops everything on SIGINT, exits 0 and leaves the host as it found it',
+    async () => {
+      proc.kill('SIGINT');
+      const end = await Promise.race([
+        exited,
+        new Promise<never>((_, reject) =>
+          setTimeout(
+            () => reject(new Error(`still running ${STOP_TIMEOUT_MS} ms after SIGINT:\n${tail(stderr)}`)),
+            STOP_TIMEOUT_MS,
+          ),
+        ),
+      ]);
+      expect(end, tail(stderr)).toEqual({ code: 0, signal: null });
+      expect(fs.existsSync(path.join('/sys/class/net', BRIDGE))).toBe(false);
+      expect(await kubepodsCgroups()).toEqual([]);
+      expect(fs.existsSync(STATE_FILE)).toBe(false);
+      expect(await findLeftovers(snapshot)).toEqual([]);
+      // The node's daemons, its run dir, and the control plane's dir with the kubeconfig.
+      for (const { pid } of snapshot.daemons) expect(fs.existsSync(`/proc/${pid}`), `daemon pid ${pid}`).toBe(false);
+      expect(fs.existsSync(snapshot.runDir)).toBe(false);
+      expect(fs.existsSync(kubeconfig)).toBe(false);
+    },
+    STOP_TIMEOUT_MS + 30_000,
+  );
 });

@@ -6,7 +6,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { V1Deployment } from '@kubernetes/client-node';
 import { applyAntreaEgressCrds, applyCiliumEgressCrd } from './support/cni-crds.js';
 import { startControlPlane, type ControlPlane } from './support/controlplane.js';
-import { apiMessage, applyCrds, clients, createNamespace, createPool, listClaims, podsWithPrefix, registerWebhooks, waitFor, type Clients } from './support/cluster.js';
+import {
+  apiMessage,
+  applyCrds,
+  clients,
+  createNamespace,
+  createPool,
+  listClaims,
+  podsWithPrefix,
+  registerWebhooks,
+  waitFor,
+  type Clients,
+} from './support/cluster.js';
 import { startNetpin, type Netpin } from './support/netpin.js';
 import type { WireJson } from '../support/json.js';
 
@@ -22,7 +33,14 @@ let certDir: string | undefined;
 const spec = { containers: [{ name: 'app', image: 'registry.example/app:1' }], terminationGracePeriodSeconds: 0 };
 
 function deployment(name: string, replicas: number, annotations: Record<string, string>): V1Deployment {
-  return { metadata: { name }, spec: { replicas, selector: { matchLabels: { app: name } }, template: { metadata: { labels: { app: name }, annotations }, spec } } };
+  return {
+    metadata: { name },
+    spec: {
+      replicas,
+      selector: { matchLabels: { app: name } },
+      template: { metadata: { labels: { app: name }, annotations }, spec },
+    },
+  };
 }
 
 interface Managed {
@@ -48,12 +66,31 @@ afterAll(async () => {
 });
 
 describe.each([
-  { cni: 'antrea', group: 'crd.antrea.io', version: 'v1beta1', plural: 'egresses', ip: (o: Managed) => o.spec.egressIP as string },
-  { cni: 'cilium', group: 'cilium.io', version: 'v2', plural: 'ciliumegressgatewaypolicies', ip: (o: Managed) => o.spec.egressGateway.egressIP as string },
+  {
+    cni: 'antrea',
+    group: 'crd.antrea.io',
+    version: 'v1beta1',
+    plural: 'egresses',
+    ip: (o: Managed) => o.spec.egressIP as string,
+  },
+  {
+    cni: 'cilium',
+    group: 'cilium.io',
+    version: 'v2',
+    plural: 'ciliumegressgatewaypolicies',
+    ip: (o: Managed) => o.spec.egressGateway.egressIP as string,
+  },
 ])('on $cni', ({ cni, group, version, plural, ip }) => {
   let netpin: Netpin;
   const managed = async (): Promise<Managed[]> =>
-    ((await c.custom.listClusterCustomObject({ group, version, plural, labelSelector: 'app.kubernetes.io/managed-by=netpin' })) as { items: Managed[] }).items;
+    (
+      (await c.custom.listClusterCustomObject({
+        group,
+        version,
+        plural,
+        labelSelector: 'app.kubernetes.io/managed-by=netpin',
+      })) as { items: Managed[] }
+    ).items;
   const byAddress = async (address: string) => (await managed()).find((o) => ip(o) === address);
   const egressOf = async (prefix: string) => {
     const pods = await waitFor(`3 ${prefix} pods`, async () => {
@@ -84,48 +121,95 @@ describe.each([
   });
 
   it('gives a Deployment of 3 one address per family, and keeps a resource per address selecting exactly its pods', async () => {
-    await c.apps.createNamespacedDeployment({ namespace: NS, body: deployment(`api-${cni}`, 3, { 'netpin.io/egress-pool': 'out' }) });
+    await c.apps.createNamespacedDeployment({
+      namespace: NS,
+      body: deployment(`api-${cni}`, 3, { 'netpin.io/egress-pool': 'out' }),
+    });
     const pods = await egressOf(`api-${cni}-`);
     const label = pods[0]!.metadata!.labels!['netpin.io/egress']!;
     // A valid label value for both families (the API server accepted the pods).
     expect(label).toMatch(/^203\.0\.113\.\d+_2001-db8--\w+$/);
     for (const p of pods) {
       expect(p.metadata!.labels!['netpin.io/egress']).toBe(label);
-      expect(p.metadata!.annotations!['netpin.io/egress-allocated']).toBe(pods[0]!.metadata!.annotations!['netpin.io/egress-allocated']);
+      expect(p.metadata!.annotations!['netpin.io/egress-allocated']).toBe(
+        pods[0]!.metadata!.annotations!['netpin.io/egress-allocated'],
+      );
     }
     const [v4, v6] = pods[0]!.metadata!.annotations!['netpin.io/egress-allocated']!.split(',') as [string, string];
-    const resources = await waitFor(`the ${plural} of ${v4} and ${v6}`, async () => {
-      const r = [await byAddress(v4), await byAddress(v6)];
-      return r.every(Boolean) ? (r as Managed[]) : undefined;
-    }, 30_000, 500);
+    const resources = await waitFor(
+      `the ${plural} of ${v4} and ${v6}`,
+      async () => {
+        const r = [await byAddress(v4), await byAddress(v6)];
+        return r.every(Boolean) ? (r as Managed[]) : undefined;
+      },
+      30_000,
+      500,
+    );
     for (const r of resources) {
       // The selector, applied as the CNI applies it, selects exactly the Deployment's 3 pods.
-      const selector = cni === 'antrea' ? r.spec.appliedTo.podSelector.matchLabels : r.spec.selectors[0].podSelector.matchLabels;
-      const namespace = cni === 'antrea' ? r.spec.appliedTo.namespaceSelector.matchLabels['kubernetes.io/metadata.name'] : selector['io.kubernetes.pod.namespace'];
+      const selector =
+        cni === 'antrea' ? r.spec.appliedTo.podSelector.matchLabels : r.spec.selectors[0].podSelector.matchLabels;
+      const namespace =
+        cni === 'antrea'
+          ? r.spec.appliedTo.namespaceSelector.matchLabels['kubernetes.io/metadata.name']
+          : selector['io.kubernetes.pod.namespace'];
       expect(namespace).toBe(NS);
-      const podLabels = Object.entries(selector).filter(([k]) => k !== 'io.kubernetes.pod.namespace').map(([k, v]) => `${k}=${v}`).join(',');
-      const selected = (await c.core.listNamespacedPod({ namespace: NS, labelSelector: podLabels })).items.filter((p) => !p.metadata?.deletionTimestamp);
+      const podLabels = Object.entries(selector)
+        .filter(([k]) => k !== 'io.kubernetes.pod.namespace')
+        .map(([k, v]) => `${k}=${v}`)
+        .join(',');
+      const selected = (await c.core.listNamespacedPod({ namespace: NS, labelSelector: podLabels })).items.filter(
+        (p) => !p.metadata?.deletionTimestamp,
+      );
       expect(selected.map((p) => p.metadata!.name).sort()).toEqual(pods.map((p) => p.metadata!.name).sort());
     }
     if (cni === 'antrea') {
       expect(resources[0]!.spec.externalIPPool).toBe('netpin-out');
-      const pool = (await c.custom.getClusterCustomObject({ group, version, plural: 'externalippools', name: 'netpin-out' })) as Managed;
-      expect(pool.spec).toEqual({ ipRanges: [{ start: '203.0.113.1', end: '203.0.113.14' }, { start: '2001:db8::1', end: '2001:db8::f' }], nodeSelector: GATEWAY });
+      const pool = (await c.custom.getClusterCustomObject({
+        group,
+        version,
+        plural: 'externalippools',
+        name: 'netpin-out',
+      })) as Managed;
+      expect(pool.spec).toEqual({
+        ipRanges: [
+          { start: '203.0.113.1', end: '203.0.113.14' },
+          { start: '2001:db8::1', end: '2001:db8::f' },
+        ],
+        nodeSelector: GATEWAY,
+      });
     } else {
-      expect(resources[0]!.spec).toMatchObject({ destinationCIDRs: ['0.0.0.0/0'], excludedCIDRs: ['10.0.0.0/8'], egressGateway: { nodeSelector: GATEWAY } });
+      expect(resources[0]!.spec).toMatchObject({
+        destinationCIDRs: ['0.0.0.0/0'],
+        excludedCIDRs: ['10.0.0.0/8'],
+        egressGateway: { nodeSelector: GATEWAY },
+      });
       expect(resources[1]!.spec).toMatchObject({ destinationCIDRs: ['::/0'], excludedCIDRs: ['fd00::/8'] });
     }
   });
 
   it('gives a second workload another address', async () => {
-    await c.apps.createNamespacedDeployment({ namespace: NS, body: deployment(`web-${cni}`, 3, { 'netpin.io/egress-pool': 'out' }) });
+    await c.apps.createNamespacedDeployment({
+      namespace: NS,
+      body: deployment(`web-${cni}`, 3, { 'netpin.io/egress-pool': 'out' }),
+    });
     const [api, web] = [await egressOf(`api-${cni}-`), await egressOf(`web-${cni}-`)];
-    expect(web[0]!.metadata!.annotations!['netpin.io/egress-allocated']).not.toBe(api[0]!.metadata!.annotations!['netpin.io/egress-allocated']);
+    expect(web[0]!.metadata!.annotations!['netpin.io/egress-allocated']).not.toBe(
+      api[0]!.metadata!.annotations!['netpin.io/egress-allocated'],
+    );
   });
 
   it('refuses an egress-ip another workload holds, naming it', async () => {
     const [held] = (await egressOf(`api-${cni}-`))[0]!.metadata!.annotations!['netpin.io/egress-allocated']!.split(',');
-    const err = await c.core.createNamespacedPod({ namespace: NS, body: { metadata: { name: `thief-${cni}`, annotations: { 'netpin.io/egress-ip': held! } }, spec } }).then(() => undefined, (e: unknown) => e);
+    const err = await c.core
+      .createNamespacedPod({
+        namespace: NS,
+        body: { metadata: { name: `thief-${cni}`, annotations: { 'netpin.io/egress-ip': held! } }, spec },
+      })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect(apiMessage(err)).toContain(`${held} is held by the egress of Deployment ${NS}/api-${cni}`);
   });
 
@@ -136,21 +220,37 @@ describe.each([
     if (cni === 'antrea') edited.spec.appliedTo.podSelector = { matchLabels: { anything: 'else' } };
     else edited.spec.egressGateway.interface = 'eth1';
     await c.custom.replaceClusterCustomObject({ group, version, plural, name: before.metadata.name, body: edited });
-    await waitFor('the resource put back', async () => {
-      const now = await byAddress(v4!);
-      return now && JSON.stringify(now.spec) === JSON.stringify(before.spec) ? true : undefined;
-    }, 30_000, 500);
+    await waitFor(
+      'the resource put back',
+      async () => {
+        const now = await byAddress(v4!);
+        return now && JSON.stringify(now.spec) === JSON.stringify(before.spec) ? true : undefined;
+      },
+      30_000,
+      500,
+    );
   });
 
   it('deletes the resources once the Deployment is scaled to 0 and deleted, after the grace period', async () => {
-    const addresses = (await egressOf(`api-${cni}-`))[0]!.metadata!.annotations!['netpin.io/egress-allocated']!.split(',');
-    await c.apps.patchNamespacedDeploymentScale({ name: `api-${cni}`, namespace: NS, body: [{ op: 'replace', path: '/spec/replicas', value: 0 }] });
+    const addresses = (await egressOf(`api-${cni}-`))[0]!.metadata!.annotations!['netpin.io/egress-allocated']!.split(
+      ',',
+    );
+    await c.apps.patchNamespacedDeploymentScale({
+      name: `api-${cni}`,
+      namespace: NS,
+      body: [{ op: 'replace', path: '/spec/replicas', value: 0 }],
+    });
     await c.apps.deleteNamespacedDeployment({ name: `api-${cni}`, namespace: NS });
-    await waitFor('the claims and resources gone', async () => {
-      const claims = (await listClaims(c, 'out')).map((x) => x.ip);
-      const left = await Promise.all(addresses.map(byAddress));
-      return addresses.every((a) => !claims.includes(a)) && left.every((r) => r === undefined) ? true : undefined;
-    }, 60_000, 500);
+    await waitFor(
+      'the claims and resources gone',
+      async () => {
+        const claims = (await listClaims(c, 'out')).map((x) => x.ip);
+        const left = await Promise.all(addresses.map(byAddress));
+        return addresses.every((a) => !claims.includes(a)) && left.every((r) => r === undefined) ? true : undefined;
+      },
+      60_000,
+      500,
+    );
     // The other workload keeps its own.
     const web = (await egressOf(`web-${cni}-`))[0]!.metadata!.annotations!['netpin.io/egress-allocated']!.split(',');
     for (const a of web) expect(await byAddress(a)).toBeDefined();
@@ -159,7 +259,15 @@ describe.each([
 
   if (cni === 'cilium') {
     it('refuses an egress pool that names no gateway nodes, naming spec.egress.nodeSelector', async () => {
-      const err = await c.apps.createNamespacedDeployment({ namespace: NS, body: deployment('lost', 1, { 'netpin.io/egress-pool': 'no-gateway' }) }).then(() => undefined, (e: unknown) => e);
+      const err = await c.apps
+        .createNamespacedDeployment({
+          namespace: NS,
+          body: deployment('lost', 1, { 'netpin.io/egress-pool': 'no-gateway' }),
+        })
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
       expect(apiMessage(err)).toContain('set spec.egress.nodeSelector on IPPool no-gateway');
     });
   }

@@ -6,7 +6,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_LIMITS, REPORTING_CONTROLLER } from '../../src/cluster/events.js';
 import { startControlPlane, type ControlPlane } from './support/controlplane.js';
 import {
-  apiMessage, applyCrds, clients, createNamespace, createPool, podsWithPrefix, registerWebhooks, waitFor, type Clients,
+  apiMessage,
+  applyCrds,
+  clients,
+  createNamespace,
+  createPool,
+  podsWithPrefix,
+  registerWebhooks,
+  waitFor,
+  type Clients,
 } from './support/cluster.js';
 import { startNetpin, type Netpin } from './support/netpin.js';
 
@@ -40,12 +48,26 @@ async function netpinEvents(reason: string, kind: string, name: string): Promise
   return list.items.filter((e) => ours(e) && e.regarding.kind === kind && e.regarding.name === name);
 }
 
-function eventOn(reason: string, kind: string, name: string, matching: (e: Event) => boolean = () => true): Promise<Event> {
-  return waitFor(`a ${reason} event on ${kind} ${name}`, async () => (await netpinEvents(reason, kind, name)).find(matching), 60_000, 250);
+function eventOn(
+  reason: string,
+  kind: string,
+  name: string,
+  matching: (e: Event) => boolean = () => true,
+): Promise<Event> {
+  return waitFor(
+    `a ${reason} event on ${kind} ${name}`,
+    async () => (await netpinEvents(reason, kind, name)).find(matching),
+    60_000,
+    250,
+  );
 }
 
 /** What `kubectl describe` lists for an object: core/v1 Events selected by its kind, name and uid. */
-async function describeEvents(kind: string, name: string, uid: string): Promise<Array<{ reason?: string; reportingComponent?: string }>> {
+async function describeEvents(
+  kind: string,
+  name: string,
+  uid: string,
+): Promise<Array<{ reason?: string; reportingComponent?: string }>> {
   const fieldSelector = `involvedObject.kind=${kind},involvedObject.name=${name},involvedObject.uid=${uid}`;
   return (await c.core.listNamespacedEvent({ namespace: NS, fieldSelector })).items;
 }
@@ -70,7 +92,7 @@ afterAll(async () => {
 });
 
 describe('a refusal', () => {
-  it('of a Deployment\'s pod is a Warning on its ReplicaSet, where kubectl describe shows it', async () => {
+  it("of a Deployment's pod is a Warning on its ReplicaSet, where kubectl describe shows it", async () => {
     // Two replicas from a pool of one address: the second pod is refused, and its ReplicaSet retries.
     const labels = { app: 'full' };
     const template = { metadata: { labels, annotations: { 'netpin.io/pool': 'single' } }, spec };
@@ -80,8 +102,14 @@ describe('a refusal', () => {
     const set: V1ReplicaSet = await waitFor('its ReplicaSet', async () => (await replicaSets())[0]);
     rs = { name: set.metadata!.name!, uid: set.metadata!.uid! };
     const event = await eventOn('Refused', 'ReplicaSet', rs.name);
-    expect(event).toMatchObject({ type: 'Warning', action: 'Admit', regarding: { apiVersion: 'apps/v1', namespace: NS, uid: rs.uid } });
-    expect(event.note).toMatch(/^Refused a new pod: netpin\.io\/pool \(CNI Calico\): IPPool single has no free IPv4 address/);
+    expect(event).toMatchObject({
+      type: 'Warning',
+      action: 'Admit',
+      regarding: { apiVersion: 'apps/v1', namespace: NS, uid: rs.uid },
+    });
+    expect(event.note).toMatch(
+      /^Refused a new pod: netpin\.io\/pool \(CNI Calico\): IPPool single has no free IPv4 address/,
+    );
     expect(event.eventTime).toMatch(/\.\d{6}Z$/);
     expect(event.reportingInstance).not.toBe('');
     expect(netpinShown(await describeEvents('ReplicaSet', rs.name, rs.uid), 'Refused')).toBe(true);
@@ -103,15 +131,28 @@ describe('a refusal', () => {
     );
     const started = Date.now();
     const STORM = 40;
-    const ownerReferences = [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: rs.name, uid: rs.uid, controller: true }];
+    const ownerReferences = [
+      { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: rs.name, uid: rs.uid, controller: true },
+    ];
     const metadata = { generateName: `${rs.name}-`, ownerReferences, annotations: { 'netpin.io/pool': 'single' } };
-    const refused = await Promise.all(Array.from({ length: STORM }, () =>
-      c.core.createNamespacedPod({ namespace: NS, body: { metadata, spec } }).then(() => 'admitted', (e: unknown) => apiMessage(e))));
+    const refused = await Promise.all(
+      Array.from({ length: STORM }, () =>
+        c.core.createNamespacedPod({ namespace: NS, body: { metadata, spec } }).then(
+          () => 'admitted',
+          (e: unknown) => apiMessage(e),
+        ),
+      ),
+    );
     expect(refused.every((m) => m.includes('IPPool single has no free IPv4 address'))).toBe(true);
-    const counted = await waitFor('the series to count the storm', async () => {
-      const events = await netpinEvents('Refused', 'ReplicaSet', rs.name);
-      return events.length === 1 && (events[0]!.series?.count ?? 1) >= before + STORM ? events[0] : undefined;
-    }, 60_000, 250);
+    const counted = await waitFor(
+      'the series to count the storm',
+      async () => {
+        const events = await netpinEvents('Refused', 'ReplicaSet', rs.name);
+        return events.length === 1 && (events[0]!.series?.count ?? 1) >= before + STORM ? events[0] : undefined;
+      },
+      60_000,
+      250,
+    );
     const elapsed = Date.now() - started;
     watching.abort();
     expect(counted.metadata.name).toBe(event!.metadata.name);
@@ -119,7 +160,9 @@ describe('a refusal', () => {
     expect(writes).toBeGreaterThanOrEqual(1);
     expect(writes).toBeLessThanOrEqual(Math.ceil(elapsed / DEFAULT_LIMITS.seriesWriteMs) + 1);
     const seconds = (elapsed / 1000).toFixed(1);
-    console.log(`netpin: ${counted.series!.count - before} refusals in a storm, ${writes} Event writes in ${seconds} s`);
+    console.log(
+      `netpin: ${counted.series!.count - before} refusals in a storm, ${writes} Event writes in ${seconds} s`,
+    );
   });
 
   it('of a bare pod is told on the pod by name; a dry run tells nothing', async () => {
@@ -148,7 +191,10 @@ describe('an allocation', () => {
     const [first] = (await podsWithPrefix(c, NS, 'full-')).filter(pinned);
     expect(first).toBeDefined();
     const named = await eventOn('Allocated', 'Pod', first!.metadata!.name!);
-    expect(named).toMatchObject({ note: 'Allocated 10.95.0.1 from IPPool single', regarding: { uid: first!.metadata!.uid } });
+    expect(named).toMatchObject({
+      note: 'Allocated 10.95.0.1 from IPPool single',
+      regarding: { uid: first!.metadata!.uid },
+    });
   });
 });
 
@@ -156,13 +202,20 @@ describe('a StatefulSet', () => {
   it('has its reservations told on it, at creation and when it scales up', async () => {
     const labels = { app: 'db' };
     const template = { metadata: { labels, annotations: { 'netpin.io/pool': 'roomy' } }, spec };
-    const body = { metadata: { name: 'db' }, spec: { serviceName: 'db', replicas: 2, selector: { matchLabels: labels }, template } };
+    const body = {
+      metadata: { name: 'db' },
+      spec: { serviceName: 'db', replicas: 2, selector: { matchLabels: labels }, template },
+    };
     const sts = await c.apps.createNamespacedStatefulSet({ namespace: NS, body });
     const uid = sts.metadata!.uid!;
     const created = await eventOn('Reserved', 'StatefulSet', 'db');
     expect(created).toMatchObject({ type: 'Normal', action: 'Reserve', regarding: { apiVersion: 'apps/v1', uid } });
     expect(created.note).toMatch(/^Reserved db-0=10\.96\.0\.\d+ db-1=10\.96\.0\.\d+ from IPPool roomy$/);
-    await c.apps.patchNamespacedStatefulSet({ name: 'db', namespace: NS, body: [{ op: 'replace', path: '/spec/replicas', value: 3 }] });
+    await c.apps.patchNamespacedStatefulSet({
+      name: 'db',
+      namespace: NS,
+      body: [{ op: 'replace', path: '/spec/replicas', value: 3 }],
+    });
     const scaled = await eventOn('Reserved', 'StatefulSet', 'db', (e) => e.note.includes('db-2='));
     expect(scaled.regarding.uid).toBe(uid);
     expect(netpinShown(await describeEvents('StatefulSet', 'db', uid), 'Reserved')).toBe(true);
@@ -183,10 +236,15 @@ describe('a release', () => {
 
     await c.apps.deleteNamespacedStatefulSet({ name: 'db', namespace: NS });
     // One event per sweep: its pods may go in more than one.
-    const notes = await waitFor('every ordinal of db released', async () => {
-      const text = (await netpinEvents('Released', 'StatefulSet', 'db')).map((e) => e.note).join(' ');
-      return [0, 1, 2].every((k) => text.includes(`(ordinal ${k})`)) ? text : undefined;
-    }, 60_000, 250);
+    const notes = await waitFor(
+      'every ordinal of db released',
+      async () => {
+        const text = (await netpinEvents('Released', 'StatefulSet', 'db')).map((e) => e.note).join(' ');
+        return [0, 1, 2].every((k) => text.includes(`(ordinal ${k})`)) ? text : undefined;
+      },
+      60_000,
+      250,
+    );
     expect(notes).toMatch(/^Released 10\.96\.0\.\d+ from IPPool roomy \(ordinal \d\)/);
   });
 });

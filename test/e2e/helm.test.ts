@@ -12,7 +12,16 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { binaries, startControlPlane, type ControlPlane } from './support/controlplane.js';
-import { CHART_DIR, Helm, KUBE_VERSION, KubeRest, only, parseManifests, restPath, type Manifest } from './support/helm.js';
+import {
+  CHART_DIR,
+  Helm,
+  KUBE_VERSION,
+  KubeRest,
+  only,
+  parseManifests,
+  restPath,
+  type Manifest,
+} from './support/helm.js';
 
 const CNIS = ['calico', 'kube-ovn', 'antrea', 'cilium'] as const;
 const MODES = ['self-signed', 'cert-manager', 'secret'] as const;
@@ -21,20 +30,41 @@ const GENERATE = fileURLToPath(new URL('../../certs/generate.sh', import.meta.ur
 
 // group/resource:verb for every permission the chart grants (derived from src/ipam/kube-ledger.ts and src/cluster/*.ts).
 const CLUSTER_RULES = [
-  'netpin.io/ipclaims:get', 'netpin.io/ipclaims:list', 'netpin.io/ipclaims:watch', 'netpin.io/ipclaims:create', 'netpin.io/ipclaims:patch', 'netpin.io/ipclaims:delete',
-  'netpin.io/ippools:list', 'netpin.io/ippools:watch',
+  'netpin.io/ipclaims:get',
+  'netpin.io/ipclaims:list',
+  'netpin.io/ipclaims:watch',
+  'netpin.io/ipclaims:create',
+  'netpin.io/ipclaims:patch',
+  'netpin.io/ipclaims:delete',
+  'netpin.io/ippools:list',
+  'netpin.io/ippools:watch',
   'netpin.io/ippools/status:patch',
-  '/namespaces:list', '/namespaces:watch',
-  '/pods:list', '/pods:watch',
-  'apps/statefulsets:get', 'apps/statefulsets:list', 'apps/statefulsets:watch',
+  '/namespaces:list',
+  '/namespaces:watch',
+  '/pods:list',
+  '/pods:watch',
+  'apps/statefulsets:get',
+  'apps/statefulsets:list',
+  'apps/statefulsets:watch',
   'apps/deployments:get',
-  'events.k8s.io/events:create', 'events.k8s.io/events:patch',
+  'events.k8s.io/events:create',
+  'events.k8s.io/events:patch',
 ].sort();
-const LEASE_RULES = ['coordination.k8s.io/leases:get', 'coordination.k8s.io/leases:create', 'coordination.k8s.io/leases:update'].sort();
+const LEASE_RULES = [
+  'coordination.k8s.io/leases:get',
+  'coordination.k8s.io/leases:create',
+  'coordination.k8s.io/leases:update',
+].sort();
 
 function flattenRules(role: Manifest): string[] {
   const out: string[] = [];
-  for (const r of role.rules as Array<{ apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[]; nonResourceURLs?: string[] }>) {
+  for (const r of role.rules as Array<{
+    apiGroups: string[];
+    resources: string[];
+    verbs: string[];
+    resourceNames?: string[];
+    nonResourceURLs?: string[];
+  }>) {
     expect(r.resourceNames).toBeUndefined();
     expect(r.nonResourceURLs).toBeUndefined();
     for (const g of r.apiGroups) for (const res of r.resources) for (const v of r.verbs) out.push(`${g}/${res}:${v}`);
@@ -45,12 +75,24 @@ function flattenRules(role: Manifest): string[] {
 interface Webhook {
   name: string;
   clientConfig: { caBundle?: string; service: { name: string; namespace: string; path: string; port: number } };
-  rules: Array<{ apiGroups: string[]; apiVersions: string[]; operations: string[]; resources: string[]; scope: string }>;
+  rules: Array<{
+    apiGroups: string[];
+    apiVersions: string[];
+    operations: string[];
+    resources: string[];
+    scope: string;
+  }>;
   namespaceSelector?: { matchExpressions: Array<{ key: string; operator: string; values: string[] }> };
   [field: string]: unknown;
 }
 
-function webhooks(objs: Manifest[]): { mutate: Webhook; validate: Webhook; ippools: Webhook; all: Webhook[]; configs: Manifest[] } {
+function webhooks(objs: Manifest[]): {
+  mutate: Webhook;
+  validate: Webhook;
+  ippools: Webhook;
+  all: Webhook[];
+  configs: Manifest[];
+} {
   const m = only(objs, 'MutatingWebhookConfiguration');
   const v = only(objs, 'ValidatingWebhookConfiguration');
   const byName = (list: Webhook[], name: string) => {
@@ -71,15 +113,40 @@ function webhooks(objs: Manifest[]): { mutate: Webhook; validate: Webhook; ippoo
 
 const WORKLOAD_RULES = [
   { apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['pods'], scope: 'Namespaced' },
-  { apiGroups: ['apps'], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['deployments', 'statefulsets'], scope: 'Namespaced' },
-  { apiGroups: ['apps'], apiVersions: ['v1'], operations: ['UPDATE'], resources: ['deployments/scale', 'statefulsets/scale'], scope: 'Namespaced' },
+  {
+    apiGroups: ['apps'],
+    apiVersions: ['v1'],
+    operations: ['CREATE', 'UPDATE'],
+    resources: ['deployments', 'statefulsets'],
+    scope: 'Namespaced',
+  },
+  {
+    apiGroups: ['apps'],
+    apiVersions: ['v1'],
+    operations: ['UPDATE'],
+    resources: ['deployments/scale', 'statefulsets/scale'],
+    scope: 'Namespaced',
+  },
 ];
 
 function expectArgs(deploy: Manifest, cni: string, grace = '30', level = 'info'): void {
   const c = deploy.spec.template.spec.containers[0];
   expect(c.args).toEqual([
-    'serve', '--cni', cni, '--ledger', 'kube', '--listen', '0.0.0.0:8443', '--cert-dir', '/etc/netpin/tls',
-    '--lease-namespace', '$(POD_NAMESPACE)', '--claim-grace', grace, '--log-level', level,
+    'serve',
+    '--cni',
+    cni,
+    '--ledger',
+    'kube',
+    '--listen',
+    '0.0.0.0:8443',
+    '--cert-dir',
+    '/etc/netpin/tls',
+    '--lease-namespace',
+    '$(POD_NAMESPACE)',
+    '--claim-grace',
+    grace,
+    '--log-level',
+    level,
   ]);
 }
 
@@ -108,7 +175,8 @@ describe('helm chart, rendered offline', () => {
     'certificates.mode': mode,
     ...(mode === 'secret' ? { 'certificates.secret.name': 'my-netpin-tls' } : {}),
   });
-  const extra = (mode: string) => (mode === 'secret' ? ['--set-file', `certificates.secret.caBundle=${join(work, 'certs', 'ca.crt')}`] : []);
+  const extra = (mode: string) =>
+    mode === 'secret' ? ['--set-file', `certificates.secret.caBundle=${join(work, 'certs', 'ca.crt')}`] : [];
 
   it('passes helm lint with a CNI set, and fails without one', async () => {
     const r = await helm.run(['lint', CHART_DIR, '--set', 'cni=calico']);
@@ -116,157 +184,188 @@ describe('helm chart, rendered offline', () => {
     expect((await helm.run(['lint', CHART_DIR])).code).not.toBe(0);
   });
 
-  describe.each(MODES.flatMap((mode) => CNIS.map((cni) => [mode, cni] as const)))('certificates.mode=%s, cni=%s', (mode, cni) => {
-    let objs: Manifest[];
-    beforeAll(async () => {
-      objs = await helm.template(sets(mode, cni), extra(mode));
-    });
-
-    it('renders webhooks scoped to opted-in namespaces, with the configured policy', () => {
-      const w = webhooks(objs);
-      for (const hook of w.all) {
-        expect(hook.sideEffects).toBe('NoneOnDryRun');
-        expect(hook.failurePolicy).toBe('Fail');
-        expect(hook.timeoutSeconds).toBe(10);
-        expect(hook.admissionReviewVersions).toEqual(['v1']);
-        expect(hook.matchPolicy).toBe('Equivalent');
-        expect(hook.clientConfig.service).toMatchObject({ name: 'netpin', namespace: NS, port: 443 });
-      }
-      expect(w.mutate.clientConfig.service.path).toBe('/mutate');
-      expect(w.validate.clientConfig.service.path).toBe('/validate');
-      expect(w.ippools.clientConfig.service.path).toBe('/validate');
-      expect(w.mutate.rules).toEqual(WORKLOAD_RULES);
-      expect(w.validate.rules).toEqual(WORKLOAD_RULES);
-      expect(w.ippools.rules).toEqual([
-        { apiGroups: ['netpin.io'], apiVersions: ['v1alpha1'], operations: ['CREATE', 'UPDATE', 'DELETE'], resources: ['ippools'], scope: 'Cluster' },
-      ]);
-      for (const hook of [w.mutate, w.validate]) {
-        expect(hook.namespaceSelector).toEqual({
-          matchExpressions: [
-            { key: 'netpin.io/enabled', operator: 'In', values: ['true'] },
-            { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', NS] },
-          ],
-        });
-      }
-      expect(w.ippools.namespaceSelector).toBeUndefined();
-      expect(w.ippools.objectSelector).toBeUndefined();
-    });
-
-    it('wires the CA: caBundle for self-signed and secret, cert-manager injection otherwise', () => {
-      const w = webhooks(objs);
-      const injected = w.configs.map((c) => c.metadata.annotations?.['cert-manager.io/inject-ca-from']);
-      const bundles = w.all.map((h) => h.clientConfig.caBundle);
-      const secretName = only(objs, 'Deployment').spec.template.spec.volumes.find((v: { name: string }) => v.name === 'tls').secret.secretName;
-      if (mode === 'cert-manager') {
-        expect(injected).toEqual([`${NS}/netpin`, `${NS}/netpin`]);
-        expect(bundles).toEqual([undefined, undefined, undefined]);
-        const serving = only(objs, 'Certificate', 'netpin');
-        expect(serving.spec.secretName).toBe(secretName);
-        expect(serving.spec.dnsNames).toEqual(['netpin', `netpin.${NS}`, `netpin.${NS}.svc`, `netpin.${NS}.svc.cluster.local`]);
-        expect(serving.spec.issuerRef).toMatchObject({ kind: 'Issuer', name: 'netpin-ca' });
-        expect(only(objs, 'Certificate', 'netpin-ca').spec).toMatchObject({ isCA: true, secretName: 'netpin-ca', issuerRef: { name: 'netpin-selfsigned' } });
-        expect(only(objs, 'Issuer', 'netpin-selfsigned').spec).toEqual({ selfSigned: {} });
-        expect(only(objs, 'Issuer', 'netpin-ca').spec).toEqual({ ca: { secretName: 'netpin-ca' } });
-        expect(objs.filter((o) => o.kind === 'Secret')).toEqual([]);
-        return;
-      }
-      expect(injected).toEqual([undefined, undefined]);
-      expect(objs.filter((o) => o.kind === 'Certificate' || o.kind === 'Issuer')).toEqual([]);
-      expect(new Set(bundles).size).toBe(1);
-      const bundle = Buffer.from(bundles[0]!, 'base64').toString('utf8');
-      if (mode === 'secret') {
-        expect(secretName).toBe('my-netpin-tls');
-        expect(bundle).toBe(caPem.trim());
-        expect(objs.filter((o) => o.kind === 'Secret')).toEqual([]);
-        return;
-      }
-      const secret = only(objs, 'Secret');
-      expect(secret.metadata.name).toBe(secretName);
-      expect(secret.type).toBe('kubernetes.io/tls');
-      expect(secret.data['ca.crt']).toBe(bundles[0]);
-      const ca = new X509Certificate(bundle);
-      const cert = new X509Certificate(Buffer.from(secret.data['tls.crt'], 'base64'));
-      expect(cert.verify(ca.publicKey)).toBe(true);
-      for (const name of ['netpin', `netpin.${NS}`, `netpin.${NS}.svc`, `netpin.${NS}.svc.cluster.local`]) {
-        expect(cert.subjectAltName).toContain(`DNS:${name}`);
-      }
-    });
-
-    it('runs two hardened replicas with the expected arguments, probes and mounts', () => {
-      const deploy = only(objs, 'Deployment');
-      const pod = deploy.spec.template.spec;
-      const c = pod.containers[0];
-      expect(deploy.spec.replicas).toBe(2);
-      expectArgs(deploy, cni);
-      expect(c.env).toEqual([{ name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } }]);
-      expect(c.ports).toEqual([{ name: 'https', containerPort: 8443, protocol: 'TCP' }]);
-      expect(c.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'https', scheme: 'HTTPS' });
-      expect(c.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'https', scheme: 'HTTPS' });
-      expect(c.resources.requests).toBeDefined();
-      expect(c.securityContext).toMatchObject({
-        runAsNonRoot: true,
-        readOnlyRootFilesystem: true,
-        allowPrivilegeEscalation: false,
-        capabilities: { drop: ['ALL'] },
-        seccompProfile: { type: 'RuntimeDefault' },
+  describe.each(MODES.flatMap((mode) => CNIS.map((cni) => [mode, cni] as const)))(
+    'certificates.mode=%s, cni=%s',
+    (mode, cni) => {
+      let objs: Manifest[];
+      beforeAll(async () => {
+        objs = await helm.template(sets(mode, cni), extra(mode));
       });
-      expect([65532, 1000]).toContain(c.securityContext.runAsUser);
-      expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
-      expect(pod.priorityClassName).toBe('system-cluster-critical');
-      expect(c.volumeMounts).toEqual([
-        { name: 'tls', mountPath: '/etc/netpin/tls', readOnly: true },
-        { name: 'tmp', mountPath: '/tmp' },
-      ]);
-      expect(pod.volumes.find((v: { name: string }) => v.name === 'tmp')).toEqual({ name: 'tmp', emptyDir: {} });
-      const anti = pod.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm;
-      expect(anti.topologyKey).toBe('kubernetes.io/hostname');
-      expect(anti.labelSelector.matchLabels).toEqual(deploy.spec.selector.matchLabels);
-      expect(checksumOf(objs)).toMatch(/^[0-9a-f]{64}$/);
 
-      const pdb = only(objs, 'PodDisruptionBudget');
-      expect(pdb.spec).toEqual({ minAvailable: 1, selector: { matchLabels: deploy.spec.selector.matchLabels } });
-      const svc = only(objs, 'Service');
-      expect(svc.spec.ports).toEqual([{ name: 'https', port: 443, targetPort: 'https', protocol: 'TCP' }]);
-      expect(svc.spec.selector).toEqual(deploy.spec.selector.matchLabels);
-    });
+      it('renders webhooks scoped to opted-in namespaces, with the configured policy', () => {
+        const w = webhooks(objs);
+        for (const hook of w.all) {
+          expect(hook.sideEffects).toBe('NoneOnDryRun');
+          expect(hook.failurePolicy).toBe('Fail');
+          expect(hook.timeoutSeconds).toBe(10);
+          expect(hook.admissionReviewVersions).toEqual(['v1']);
+          expect(hook.matchPolicy).toBe('Equivalent');
+          expect(hook.clientConfig.service).toMatchObject({ name: 'netpin', namespace: NS, port: 443 });
+        }
+        expect(w.mutate.clientConfig.service.path).toBe('/mutate');
+        expect(w.validate.clientConfig.service.path).toBe('/validate');
+        expect(w.ippools.clientConfig.service.path).toBe('/validate');
+        expect(w.mutate.rules).toEqual(WORKLOAD_RULES);
+        expect(w.validate.rules).toEqual(WORKLOAD_RULES);
+        expect(w.ippools.rules).toEqual([
+          {
+            apiGroups: ['netpin.io'],
+            apiVersions: ['v1alpha1'],
+            operations: ['CREATE', 'UPDATE', 'DELETE'],
+            resources: ['ippools'],
+            scope: 'Cluster',
+          },
+        ]);
+        for (const hook of [w.mutate, w.validate]) {
+          expect(hook.namespaceSelector).toEqual({
+            matchExpressions: [
+              { key: 'netpin.io/enabled', operator: 'In', values: ['true'] },
+              { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', NS] },
+            ],
+          });
+        }
+        expect(w.ippools.namespaceSelector).toBeUndefined();
+        expect(w.ippools.objectSelector).toBeUndefined();
+      });
 
-    it('grants exactly the API calls netpin makes', () => {
-      const sa = only(objs, 'ServiceAccount');
-      expect(only(objs, 'Deployment').spec.template.spec.serviceAccountName).toBe(sa.metadata.name);
-      // Calico's IPPools are read only where the cluster runs Calico.
-      // Each CNI's own resources, only where the cluster runs that CNI.
-      const verbs = (res: string) => ['list', 'create', 'update', 'delete'].map((v) => `${res}:${v}`);
-      const own: Record<string, string[]> = {
-        calico: ['crd.projectcalico.org/ippools:list'],
-        antrea: [...verbs('crd.antrea.io/egresses'), ...verbs('crd.antrea.io/externalippools')],
-        cilium: verbs('cilium.io/ciliumegressgatewaypolicies'),
-      };
-      expect(flattenRules(only(objs, 'ClusterRole'))).toEqual([...CLUSTER_RULES, ...(own[cni] ?? [])].sort());
-      const role = only(objs, 'Role');
-      expect(role.metadata.namespace).toBe(NS);
-      expect(flattenRules(role)).toEqual(LEASE_RULES);
-      for (const kind of ['ClusterRoleBinding', 'RoleBinding']) {
-        const b = only(objs, kind);
-        expect(b.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: kind.replace('Binding', ''), name: 'netpin' });
-        expect(b.subjects).toEqual([{ kind: 'ServiceAccount', name: sa.metadata.name, namespace: NS }]);
-      }
-      const rbac = JSON.stringify(objs.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role'));
-      expect(rbac).not.toContain('*');
-    });
-  });
+      it('wires the CA: caBundle for self-signed and secret, cert-manager injection otherwise', () => {
+        const w = webhooks(objs);
+        const injected = w.configs.map((c) => c.metadata.annotations?.['cert-manager.io/inject-ca-from']);
+        const bundles = w.all.map((h) => h.clientConfig.caBundle);
+        const secretName = only(objs, 'Deployment').spec.template.spec.volumes.find(
+          (v: { name: string }) => v.name === 'tls',
+        ).secret.secretName;
+        if (mode === 'cert-manager') {
+          expect(injected).toEqual([`${NS}/netpin`, `${NS}/netpin`]);
+          expect(bundles).toEqual([undefined, undefined, undefined]);
+          const serving = only(objs, 'Certificate', 'netpin');
+          expect(serving.spec.secretName).toBe(secretName);
+          expect(serving.spec.dnsNames).toEqual([
+            'netpin',
+            `netpin.${NS}`,
+            `netpin.${NS}.svc`,
+            `netpin.${NS}.svc.cluster.local`,
+          ]);
+          expect(serving.spec.issuerRef).toMatchObject({ kind: 'Issuer', name: 'netpin-ca' });
+          expect(only(objs, 'Certificate', 'netpin-ca').spec).toMatchObject({
+            isCA: true,
+            secretName: 'netpin-ca',
+            issuerRef: { name: 'netpin-selfsigned' },
+          });
+          expect(only(objs, 'Issuer', 'netpin-selfsigned').spec).toEqual({ selfSigned: {} });
+          expect(only(objs, 'Issuer', 'netpin-ca').spec).toEqual({ ca: { secretName: 'netpin-ca' } });
+          expect(objs.filter((o) => o.kind === 'Secret')).toEqual([]);
+          return;
+        }
+        expect(injected).toEqual([undefined, undefined]);
+        expect(objs.filter((o) => o.kind === 'Certificate' || o.kind === 'Issuer')).toEqual([]);
+        expect(new Set(bundles).size).toBe(1);
+        const bundle = Buffer.from(bundles[0]!, 'base64').toString('utf8');
+        if (mode === 'secret') {
+          expect(secretName).toBe('my-netpin-tls');
+          expect(bundle).toBe(caPem.trim());
+          expect(objs.filter((o) => o.kind === 'Secret')).toEqual([]);
+          return;
+        }
+        const secret = only(objs, 'Secret');
+        expect(secret.metadata.name).toBe(secretName);
+        expect(secret.type).toBe('kubernetes.io/tls');
+        expect(secret.data['ca.crt']).toBe(bundles[0]);
+        const ca = new X509Certificate(bundle);
+        const cert = new X509Certificate(Buffer.from(secret.data['tls.crt'], 'base64'));
+        expect(cert.verify(ca.publicKey)).toBe(true);
+        for (const name of ['netpin', `netpin.${NS}`, `netpin.${NS}.svc`, `netpin.${NS}.svc.cluster.local`]) {
+          expect(cert.subjectAltName).toContain(`DNS:${name}`);
+        }
+      });
+
+      it('runs two hardened replicas with the expected arguments, probes and mounts', () => {
+        const deploy = only(objs, 'Deployment');
+        const pod = deploy.spec.template.spec;
+        const c = pod.containers[0];
+        expect(deploy.spec.replicas).toBe(2);
+        expectArgs(deploy, cni);
+        expect(c.env).toEqual([
+          { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+        ]);
+        expect(c.ports).toEqual([{ name: 'https', containerPort: 8443, protocol: 'TCP' }]);
+        expect(c.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'https', scheme: 'HTTPS' });
+        expect(c.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'https', scheme: 'HTTPS' });
+        expect(c.resources.requests).toBeDefined();
+        expect(c.securityContext).toMatchObject({
+          runAsNonRoot: true,
+          readOnlyRootFilesystem: true,
+          allowPrivilegeEscalation: false,
+          capabilities: { drop: ['ALL'] },
+          seccompProfile: { type: 'RuntimeDefault' },
+        });
+        expect([65532, 1000]).toContain(c.securityContext.runAsUser);
+        expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
+        expect(pod.priorityClassName).toBe('system-cluster-critical');
+        expect(c.volumeMounts).toEqual([
+          { name: 'tls', mountPath: '/etc/netpin/tls', readOnly: true },
+          { name: 'tmp', mountPath: '/tmp' },
+        ]);
+        expect(pod.volumes.find((v: { name: string }) => v.name === 'tmp')).toEqual({ name: 'tmp', emptyDir: {} });
+        const anti = pod.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm;
+        expect(anti.topologyKey).toBe('kubernetes.io/hostname');
+        expect(anti.labelSelector.matchLabels).toEqual(deploy.spec.selector.matchLabels);
+        expect(checksumOf(objs)).toMatch(/^[0-9a-f]{64}$/);
+
+        const pdb = only(objs, 'PodDisruptionBudget');
+        expect(pdb.spec).toEqual({ minAvailable: 1, selector: { matchLabels: deploy.spec.selector.matchLabels } });
+        const svc = only(objs, 'Service');
+        expect(svc.spec.ports).toEqual([{ name: 'https', port: 443, targetPort: 'https', protocol: 'TCP' }]);
+        expect(svc.spec.selector).toEqual(deploy.spec.selector.matchLabels);
+      });
+
+      it('grants exactly the API calls netpin makes', () => {
+        const sa = only(objs, 'ServiceAccount');
+        expect(only(objs, 'Deployment').spec.template.spec.serviceAccountName).toBe(sa.metadata.name);
+        // Calico's IPPools are read only where the cluster runs Calico.
+        // Each CNI's own resources, only where the cluster runs that CNI.
+        const verbs = (res: string) => ['list', 'create', 'update', 'delete'].map((v) => `${res}:${v}`);
+        const own: Record<string, string[]> = {
+          calico: ['crd.projectcalico.org/ippools:list'],
+          antrea: [...verbs('crd.antrea.io/egresses'), ...verbs('crd.antrea.io/externalippools')],
+          cilium: verbs('cilium.io/ciliumegressgatewaypolicies'),
+        };
+        expect(flattenRules(only(objs, 'ClusterRole'))).toEqual([...CLUSTER_RULES, ...(own[cni] ?? [])].sort());
+        const role = only(objs, 'Role');
+        expect(role.metadata.namespace).toBe(NS);
+        expect(flattenRules(role)).toEqual(LEASE_RULES);
+        for (const kind of ['ClusterRoleBinding', 'RoleBinding']) {
+          const b = only(objs, kind);
+          expect(b.roleRef).toEqual({
+            apiGroup: 'rbac.authorization.k8s.io',
+            kind: kind.replace('Binding', ''),
+            name: 'netpin',
+          });
+          expect(b.subjects).toEqual([{ kind: 'ServiceAccount', name: sa.metadata.name, namespace: NS }]);
+        }
+        const rbac = JSON.stringify(objs.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role'));
+        expect(rbac).not.toContain('*');
+      });
+    },
+  );
 
   it('takes the opt-in label, failurePolicy, timeout and extra exclusions from values', async () => {
-    const objs = await helm.template({
-      cni: 'cilium',
-      'webhook.optInLabel.key': 'example.com/ipam',
-      'webhook.optInLabel.value': 'yes',
-      'webhook.failurePolicy': 'Ignore',
-      'webhook.timeoutSeconds': 5,
-      'webhook.excludeNamespaces[0]': 'monitoring',
-      claimGraceSeconds: 90,
-      logLevel: 'debug',
-      priorityClassName: '',
-    }, [], 'edge', 'ipam');
+    const objs = await helm.template(
+      {
+        cni: 'cilium',
+        'webhook.optInLabel.key': 'example.com/ipam',
+        'webhook.optInLabel.value': 'yes',
+        'webhook.failurePolicy': 'Ignore',
+        'webhook.timeoutSeconds': 5,
+        'webhook.excludeNamespaces[0]': 'monitoring',
+        claimGraceSeconds: 90,
+        logLevel: 'debug',
+        priorityClassName: '',
+      },
+      [],
+      'edge',
+      'ipam',
+    );
     const w = webhooks(objs);
     for (const hook of w.all) {
       expect(hook.failurePolicy).toBe('Ignore');
@@ -300,12 +399,22 @@ describe('helm chart, rendered offline', () => {
 
   it('renders declared IPPools as netpin.io/v1alpha1 objects', async () => {
     const pools = [
-      { name: 'web', spec: { cidr: '10.20.0.0/24', exclude: ['10.20.0.1'], namespaceSelector: { matchLabels: { team: 'web' } }, cni: { calico: { pool: 'web-pool' } } } },
+      {
+        name: 'web',
+        spec: {
+          cidr: '10.20.0.0/24',
+          exclude: ['10.20.0.1'],
+          namespaceSelector: { matchLabels: { team: 'web' } },
+          cni: { calico: { pool: 'web-pool' } },
+        },
+      },
       { name: 'db', labels: { tier: 'data' }, spec: { ranges: ['10.30.0.10-10.30.0.19'] } },
     ];
     const objs = await helm.template({ cni: 'calico' }, ['--set-json', `ippools=${JSON.stringify(pools)}`]);
     const rendered = objs.filter((o) => o.kind === 'IPPool');
-    expect(rendered.map((p) => [p.apiVersion, p.metadata.name, p.spec])).toEqual(pools.map((p) => ['netpin.io/v1alpha1', p.name, p.spec]));
+    expect(rendered.map((p) => [p.apiVersion, p.metadata.name, p.spec])).toEqual(
+      pools.map((p) => ['netpin.io/v1alpha1', p.name, p.spec]),
+    );
     expect(rendered[1]!.metadata.labels).toMatchObject({ tier: 'data', 'app.kubernetes.io/instance': 'netpin' });
     expect(rendered.every((p) => p.metadata.annotations?.['helm.sh/resource-policy'] === 'keep')).toBe(true);
     expect(rendered.every((p) => p.metadata.namespace === undefined)).toBe(true);
@@ -314,21 +423,42 @@ describe('helm chart, rendered offline', () => {
 
   it('accepts a caBundle given as base64 as well as PEM', async () => {
     const b64 = Buffer.from(caPem.trim()).toString('base64');
-    const objs = await helm.template({ cni: 'calico', 'certificates.mode': 'secret', 'certificates.secret.name': 'x', 'certificates.secret.caBundle': b64 });
+    const objs = await helm.template({
+      cni: 'calico',
+      'certificates.mode': 'secret',
+      'certificates.secret.name': 'x',
+      'certificates.secret.caBundle': b64,
+    });
     expect(webhooks(objs).all.map((h) => h.clientConfig.caBundle)).toEqual([b64, b64, b64]);
   });
 
   it.each<[string, Record<string, string | number>, RegExp]>([
     ['an unknown CNI', { cni: 'flannel' }, /cni.*must be one of|value must be one of/],
     ['no CNI', {}, /cni/],
-    ['secret mode without a caBundle', { cni: 'calico', 'certificates.mode': 'secret', 'certificates.secret.name': 'x' }, /caBundle/],
-    ['secret mode without a Secret name', { cni: 'calico', 'certificates.mode': 'secret', 'certificates.secret.caBundle': 'Zm9v' }, /secret\/name/],
+    [
+      'secret mode without a caBundle',
+      { cni: 'calico', 'certificates.mode': 'secret', 'certificates.secret.name': 'x' },
+      /caBundle/,
+    ],
+    [
+      'secret mode without a Secret name',
+      { cni: 'calico', 'certificates.mode': 'secret', 'certificates.secret.caBundle': 'Zm9v' },
+      /secret\/name/,
+    ],
     ['an unknown certificate mode', { cni: 'calico', 'certificates.mode': 'acme' }, /mode/],
     ['an unknown failurePolicy', { cni: 'calico', 'webhook.failurePolicy': 'Retry' }, /failurePolicy/],
     ['a timeout over 30 s', { cni: 'calico', 'webhook.timeoutSeconds': 31 }, /timeoutSeconds/],
   ])('refuses %s (values.schema.json)', async (_, values, message) => {
-    const r = await helm.run(['template', 'netpin', CHART_DIR, '-n', NS, '--kube-version', KUBE_VERSION,
-      ...Object.entries(values).flatMap(([k, v]) => ['--set', `${k}=${v}`])]);
+    const r = await helm.run([
+      'template',
+      'netpin',
+      CHART_DIR,
+      '-n',
+      NS,
+      '--kube-version',
+      KUBE_VERSION,
+      ...Object.entries(values).flatMap(([k, v]) => ['--set', `${k}=${v}`]),
+    ]);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(message);
   });
@@ -381,7 +511,15 @@ describe('helm install, upgrade and uninstall on a real API server', () => {
 
   it('installs with self-signed certificates, and the server accepts every object', async () => {
     // No --wait: there is no scheduler or kubelet, so the pods stay Pending.
-    const out = await helm.ok(['install', ...release, '--create-namespace', '--set', 'cni=calico', '--set', 'replicaCount=2']);
+    const out = await helm.ok([
+      'install',
+      ...release,
+      '--create-namespace',
+      '--set',
+      'cni=calico',
+      '--set',
+      'replicaCount=2',
+    ]);
     installed = true;
     expect(out).toContain('STATUS: deployed');
     expect(out).toContain(`kubectl label namespace <ns> netpin.io/enabled=true`);
@@ -389,8 +527,17 @@ describe('helm install, upgrade and uninstall on a real API server', () => {
 
     const manifest = parseManifests(await helm.ok(['get', 'manifest', 'netpin', '-n', NS]));
     expect(manifest.map((o) => o.kind).sort()).toEqual([
-      'ClusterRole', 'ClusterRoleBinding', 'Deployment', 'MutatingWebhookConfiguration', 'PodDisruptionBudget',
-      'Role', 'RoleBinding', 'Secret', 'Service', 'ServiceAccount', 'ValidatingWebhookConfiguration',
+      'ClusterRole',
+      'ClusterRoleBinding',
+      'Deployment',
+      'MutatingWebhookConfiguration',
+      'PodDisruptionBudget',
+      'Role',
+      'RoleBinding',
+      'Secret',
+      'Service',
+      'ServiceAccount',
+      'ValidatingWebhookConfiguration',
     ]);
     for (const o of manifest) {
       const r = await kube.get(restPath(o));
@@ -405,7 +552,8 @@ describe('helm install, upgrade and uninstall on a real API server', () => {
     const deadline = Date.now() + 60_000;
     let pods: Array<{ status: { phase: string } }> = [];
     while (Date.now() < deadline) {
-      pods = (await kube.get(`/api/v1/namespaces/${NS}/pods?labelSelector=app.kubernetes.io%2Finstance%3Dnetpin`)).json.items;
+      pods = (await kube.get(`/api/v1/namespaces/${NS}/pods?labelSelector=app.kubernetes.io%2Finstance%3Dnetpin`)).json
+        .items;
       if (pods.length === 2) break;
       await new Promise((r) => setTimeout(r, 500));
     }
@@ -413,10 +561,19 @@ describe('helm install, upgrade and uninstall on a real API server', () => {
   });
 
   it('leaves namespaces that did not opt in alone, and sends opted-in ones to the webhook', async () => {
-    const pod = (ns: string) => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'probe', namespace: ns }, spec: { containers: [{ name: 'c', image: 'busybox' }] } });
+    const pod = (ns: string) => ({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'probe', namespace: ns },
+      spec: { containers: [{ name: 'c', image: 'busybox' }] },
+    });
     expect((await kube.request('POST', '/api/v1/namespaces/default/pods', pod('default'))).status).toBe(201);
 
-    const ns = { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'opted-in', labels: { 'netpin.io/enabled': 'true' } } };
+    const ns = {
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name: 'opted-in', labels: { 'netpin.io/enabled': 'true' } },
+    };
     expect((await kube.request('POST', '/api/v1/namespaces', ns)).status).toBe(201);
     // No netpin pod is ready, so with failurePolicy Fail the API server refuses rather than skips.
     const r = await kube.request('POST', '/api/v1/namespaces/opted-in/pods', pod('opted-in'));
@@ -425,10 +582,20 @@ describe('helm install, upgrade and uninstall on a real API server', () => {
   });
 
   it('keeps the CA and the certificate on helm upgrade', async () => {
-    const out = await helm.ok(['upgrade', ...release, '--reuse-values', '--set', 'logLevel=debug', '--set', 'claimGraceSeconds=45']);
+    const out = await helm.ok([
+      'upgrade',
+      ...release,
+      '--reuse-values',
+      '--set',
+      'logLevel=debug',
+      '--set',
+      'claimGraceSeconds=45',
+    ]);
     expect(out).toContain('STATUS: deployed');
     const deploy = await kube.get(`/apis/apps/v1/namespaces/${NS}/deployments/netpin`);
-    expect(deploy.json.spec.template.spec.containers[0].args).toEqual(expect.arrayContaining(['--log-level', 'debug', '--claim-grace', '45']));
+    expect(deploy.json.spec.template.spec.containers[0].args).toEqual(
+      expect.arrayContaining(['--log-level', 'debug', '--claim-grace', '45']),
+    );
     expect(deploy.json.metadata.generation).toBe(2);
 
     const after = await caState();

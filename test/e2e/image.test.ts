@@ -61,7 +61,8 @@ function instructions(text: string): { op: string; args: string }[] {
 /** ENTRYPOINT and CMD in exec form; the shell form would need a shell, which distroless has not. */
 function execForm(op: string, args: string): string[] {
   const parsed: unknown = JSON.parse(args);
-  if (!Array.isArray(parsed) || !parsed.every((a) => typeof a === 'string')) throw new Error(`${op} ${args}: not the exec form`);
+  if (!Array.isArray(parsed) || !parsed.every((a) => typeof a === 'string'))
+    throw new Error(`${op} ${args}: not the exec form`);
   return parsed as string[];
 }
 
@@ -164,7 +165,11 @@ async function manifest(layout: string): Promise<{ config: Descriptor; layers: D
   for (;;) {
     const ms = doc.manifests ?? [];
     if (ms.length !== 1) throw new Error(`expected one image in the archive, found ${ms.length}`);
-    const next = JSON.parse(await fsp.readFile(blob(layout, ms[0]!), 'utf8')) as { manifests?: Descriptor[]; config?: Descriptor; layers?: Descriptor[] };
+    const next = JSON.parse(await fsp.readFile(blob(layout, ms[0]!), 'utf8')) as {
+      manifests?: Descriptor[];
+      config?: Descriptor;
+      layers?: Descriptor[];
+    };
     if (next.config && next.layers) return { config: next.config, layers: next.layers };
     doc = next;
   }
@@ -178,12 +183,22 @@ async function tar(args: string[]): Promise<void> {
 function inImage(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   // Only the image config's Env: NODE_OPTIONS or NODE_EXTRA_CA_CERTS of this process (vitest's,
   // or a proxy CA's) would point Node at files the image does not have.
-  const env = Object.fromEntries((config.config.Env ?? []).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
+  const env = Object.fromEntries(
+    (config.config.Env ?? []).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]),
+  );
   // Found on this process's PATH: the child's PATH is the image's, which lacks /usr/sbin.
-  const chroot = (process.env.PATH ?? '/usr/sbin:/usr/bin').split(':').map((d) => path.join(d, 'chroot')).find((p) => fs.existsSync(p)) ?? 'chroot';
+  const chroot =
+    (process.env.PATH ?? '/usr/sbin:/usr/bin')
+      .split(':')
+      .map((d) => path.join(d, 'chroot'))
+      .find((p) => fs.existsSync(p)) ?? 'chroot';
   return new Promise((resolve) => {
     execFile(chroot, [`--userspec=${USER}`, rootfs, ...args], { env, timeout: 30_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1) : 0;
+      const code = err
+        ? typeof (err as { code?: unknown }).code === 'number'
+          ? (err as { code: number }).code
+          : -1
+        : 0;
       resolve({ code, stdout, stderr: code === -1 ? `${stderr}${String(err)}` : stderr });
     });
   });
@@ -203,7 +218,8 @@ beforeAll(async () => {
   const m = await manifest(layout);
   config = JSON.parse(await fsp.readFile(blob(layout, m.config), 'utf8')) as ImageConfig;
   // GNU tar detects the layer's compression; as root it keeps owners and modes, which the checks read.
-  for (const layer of m.layers) await tar(['-xf', blob(layout, layer), '-C', rootfs, '--numeric-owner', '--same-owner', '--same-permissions']);
+  for (const layer of m.layers)
+    await tar(['-xf', blob(layout, layer), '-C', rootfs, '--numeric-owner', '--same-owner', '--same-permissions']);
 }, 15 * 60_000);
 
 afterAll(async () => {
@@ -228,7 +244,8 @@ describe('the image agrees with the Dockerfile', () => {
     const inRoot = (p: string) => path.join(rootfs, p);
     for (const c of stage.copies) {
       const targets = c.intoDir ? c.sources.map((s) => path.posix.join(c.dest, path.posix.basename(s))) : [c.dest];
-      for (const t of targets) expect(fs.existsSync(inRoot(t)), `${t} (COPY ${c.sources.join(' ')} ${c.dest})`).toBe(true);
+      for (const t of targets)
+        expect(fs.existsSync(inRoot(t)), `${t} (COPY ${c.sources.join(' ')} ${c.dest})`).toBe(true);
     }
     // What the COPY lines stand for: package.json as in the repository ("type": "module" is
     // needed at run time), every production dependency, and the compiled CLI the entrypoint runs.
@@ -236,16 +253,25 @@ describe('the image agrees with the Dockerfile', () => {
     expect(pkgDest, 'the Dockerfile copies package.json').toBeDefined();
     const pkgInImage = path.posix.join(pkgDest!.dest, pkgDest!.intoDir ? 'package.json' : '');
     expect(await fsp.readFile(inRoot(pkgInImage), 'utf8')).toBe(await fsp.readFile(repoPath('package.json'), 'utf8'));
-    const deps = Object.keys((JSON.parse(await fsp.readFile(repoPath('package.json'), 'utf8')) as { dependencies: Record<string, string> }).dependencies);
+    const deps = Object.keys(
+      (JSON.parse(await fsp.readFile(repoPath('package.json'), 'utf8')) as { dependencies: Record<string, string> })
+        .dependencies,
+    );
     expect(deps).toContain('fastify');
     const modules = stage.copies.find((c) => path.posix.basename(c.dest) === 'node_modules');
     expect(modules, 'the Dockerfile copies node_modules').toBeDefined();
-    for (const d of deps) expect(fs.existsSync(inRoot(path.posix.join(modules!.dest, d, 'package.json'))), `${d} in ${modules!.dest}`).toBe(true);
+    for (const d of deps)
+      expect(fs.existsSync(inRoot(path.posix.join(modules!.dest, d, 'package.json'))), `${d} in ${modules!.dest}`).toBe(
+        true,
+      );
     // Dev dependencies stay out (the deps stage runs npm ci --omit=dev).
     expect(fs.existsSync(inRoot(path.posix.join(modules!.dest, 'vitest')))).toBe(false);
     const [bin, script] = stage.entrypoint!;
     expect(fs.statSync(inRoot(bin!)).mode & 0o111, `${bin} is executable`).not.toBe(0);
-    expect(fs.statSync(inRoot(path.posix.resolve(stage.workdir, script!))).isFile(), `${script} under ${stage.workdir}`).toBe(true);
+    expect(
+      fs.statSync(inRoot(path.posix.resolve(stage.workdir, script!))).isFile(),
+      `${script} under ${stage.workdir}`,
+    ).toBe(true);
   });
 
   it("runs the Node major of the Dockerfile's base image", async () => {
@@ -277,12 +303,17 @@ describe('the image agrees with the Dockerfile', () => {
         if (rel === '/tmp') continue;
         const st = await fsp.lstat(p);
         // A symlink's own mode means nothing; its target is checked where it lies.
-        if (!st.isSymbolicLink() && ((st.uid === uid && st.mode & 0o200) || (st.gid === gid && st.mode & 0o020) || st.mode & 0o002)) writable.push(rel);
+        if (
+          !st.isSymbolicLink() &&
+          ((st.uid === uid && st.mode & 0o200) || (st.gid === gid && st.mode & 0o020) || st.mode & 0o002)
+        )
+          writable.push(rel);
         if (st.isDirectory()) await walk(p);
       }
     };
     const root = await fsp.lstat(rootfs);
-    if ((root.uid === uid && root.mode & 0o200) || (root.gid === gid && root.mode & 0o020) || root.mode & 0o002) writable.push('/');
+    if ((root.uid === uid && root.mode & 0o200) || (root.gid === gid && root.mode & 0o020) || root.mode & 0o002)
+      writable.push('/');
     await walk(rootfs);
     expect(writable).toEqual([]);
   });

@@ -4,7 +4,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { V1Pod } from '@kubernetes/client-node';
 import { startControlPlane, type ControlPlane } from './support/controlplane.js';
 import {
-  apiMessage, applyCrds, calicoIps, clients, createNamespace, createPool, listClaims, podsWithPrefix, registerWebhooks, waitFor, type Clients,
+  apiMessage,
+  applyCrds,
+  calicoIps,
+  clients,
+  createNamespace,
+  createPool,
+  listClaims,
+  podsWithPrefix,
+  registerWebhooks,
+  waitFor,
+  type Clients,
 } from './support/cluster.js';
 import { decodePatch, postReview, startNetpin, type Netpin } from './support/netpin.js';
 import { pino } from 'pino';
@@ -106,14 +116,27 @@ describe('StatefulSet', () => {
 
     // `kubectl scale` goes through the scale subresource: the new ordinals are reserved there, in order,
     // although the controller creates their pods in parallel.
-    await c.apps.replaceNamespacedStatefulSetScale({ name: 'web', namespace: NS, body: { metadata: { name: 'web', namespace: NS }, spec: { replicas: 8 } } });
+    await c.apps.replaceNamespacedStatefulSetScale({
+      name: 'web',
+      namespace: NS,
+      body: { metadata: { name: 'web', namespace: NS }, spec: { replicas: 8 } },
+    });
     const scaled = await statefulSetPods('web', 8);
     expect(scaled.map((p) => calicoIps(p)[0])).toEqual([...ips, '10.50.0.6', '10.50.0.7', '10.50.0.8']);
-    await c.apps.replaceNamespacedStatefulSetScale({ name: 'web', namespace: NS, body: { metadata: { name: 'web', namespace: NS }, spec: { replicas: 5 } } });
+    await c.apps.replaceNamespacedStatefulSetScale({
+      name: 'web',
+      namespace: NS,
+      body: { metadata: { name: 'web', namespace: NS }, spec: { replicas: 5 } },
+    });
     await statefulSetPods('web', 5);
 
     await c.apps.deleteNamespacedStatefulSet({ name: 'web', namespace: NS });
-    await waitFor('the StatefulSet claims to be released', async () => (await listClaims(c, 'web')).length === 0, 60_000, 500);
+    await waitFor(
+      'the StatefulSet claims to be released',
+      async () => (await listClaims(c, 'web')).length === 0,
+      60_000,
+      500,
+    );
   });
 });
 
@@ -122,12 +145,24 @@ describe('the Kubernetes ledger', () => {
     const ledger = new KubeLedger(loadKubeConfig(cp.kubeconfigPath), pino({ level: 'silent' }));
     await ledger.start();
     try {
-      const pool = await waitFor('IPPool order in the ledger', async () => ledger.index.allPools().find((p) => p.name === 'order'));
+      const pool = await waitFor('IPPool order in the ledger', async () =>
+        ledger.index.allPools().find((p) => p.name === 'order'),
+      );
       const owner = (name: string) => ({ kind: 'Pod' as const, namespace: NS, name });
-      await expectOrderingRule(ledger, pool, owner('order-fixed'), [0, 1, 2, 3, 4].map((k) => owner(`order-${k}`)));
+      await expectOrderingRule(
+        ledger,
+        pool,
+        owner('order-fixed'),
+        [0, 1, 2, 3, 4].map((k) => owner(`order-${k}`)),
+      );
       // Stored as the index says: the API server holds each address for the owner that started first.
       const stored = (await listClaims(c, 'order')).map((x) => [x.ip, x.owner.name]).sort();
-      expect(stored).toEqual([...ledger.index.allClaims()].filter((x) => x.pool === 'order').map((x) => [x.ip.toString(), (x.owner as { name: string }).name]).sort());
+      expect(stored).toEqual(
+        [...ledger.index.allClaims()]
+          .filter((x) => x.pool === 'order')
+          .map((x) => [x.ip.toString(), (x.owner as { name: string }).name])
+          .sort(),
+      );
       expect(stored).toHaveLength(6);
     } finally {
       await ledger.stop();
@@ -141,7 +176,11 @@ describe('Deployment', () => {
       namespace: NS,
       body: {
         metadata: { name: 'api' },
-        spec: { replicas: 10, selector: { matchLabels: { app: 'api' } }, template: podTemplate({ 'netpin.io/pool': 'web' }, 'api') },
+        spec: {
+          replicas: 10,
+          selector: { matchLabels: { app: 'api' } },
+          template: podTemplate({ 'netpin.io/pool': 'web' }, 'api'),
+        },
       },
     });
     const pods = await waitFor('10 api pods', async () => {
@@ -161,33 +200,72 @@ describe('Deployment', () => {
       namespace: NS,
       body: {
         metadata: { name: 'tiny' },
-        spec: { replicas: 10, selector: { matchLabels: { app: 'tiny' } }, template: podTemplate({ 'netpin.io/pool': 'small' }, 'tiny') },
+        spec: {
+          replicas: 10,
+          selector: { matchLabels: { app: 'tiny' } },
+          template: podTemplate({ 'netpin.io/pool': 'small' }, 'tiny'),
+        },
       },
     });
-    const event = await waitFor('a FailedCreate event with netpin\'s message', async () => {
-      const events = await c.core.listNamespacedEvent({ namespace: NS });
-      return events.items.find((e) => e.reason === 'FailedCreate' && e.involvedObject.name?.startsWith('tiny-') && e.message?.includes('netpin.io/pool'));
-    }, 90_000, 500);
+    const event = await waitFor(
+      "a FailedCreate event with netpin's message",
+      async () => {
+        const events = await c.core.listNamespacedEvent({ namespace: NS });
+        return events.items.find(
+          (e) =>
+            e.reason === 'FailedCreate' &&
+            e.involvedObject.name?.startsWith('tiny-') &&
+            e.message?.includes('netpin.io/pool'),
+        );
+      },
+      90_000,
+      500,
+    );
     expect(event.message).toContain('IPPool small has no free IPv4 address (8 of 8 held)');
     expect(event.message).toContain('Fix:');
     const pods = await podsWithPrefix(c, NS, 'tiny-');
     expect(pods).toHaveLength(8);
     expect(new Set(pods.map((p) => calicoIps(p)[0])).size).toBe(8);
     // The reconciler keeps `kubectl get ippools` current.
-    const status = await waitFor('IPPool small status', async () => {
-      const pool = (await c.custom.getClusterCustomObject({ group: 'netpin.io', version: 'v1alpha1', plural: 'ippools', name: 'small' })) as { status?: { capacity: number; allocated: number } };
-      return pool.status?.allocated === 8 ? pool.status : undefined;
-    }, 30_000, 500);
+    const status = await waitFor(
+      'IPPool small status',
+      async () => {
+        const pool = (await c.custom.getClusterCustomObject({
+          group: 'netpin.io',
+          version: 'v1alpha1',
+          plural: 'ippools',
+          name: 'small',
+        })) as { status?: { capacity: number; allocated: number } };
+        return pool.status?.allocated === 8 ? pool.status : undefined;
+      },
+      30_000,
+      500,
+    );
     expect(status.capacity).toBe(8);
   });
 });
 
 describe('bare pods', () => {
   it('refuses an address another pod holds, naming the holder', async () => {
-    await c.core.createNamespacedPod({ namespace: NS, body: { metadata: { name: 'first', annotations: { 'netpin.io/ip': '10.50.0.200' } }, spec: podTemplate({}, 'x').spec } });
+    await c.core.createNamespacedPod({
+      namespace: NS,
+      body: {
+        metadata: { name: 'first', annotations: { 'netpin.io/ip': '10.50.0.200' } },
+        spec: podTemplate({}, 'x').spec,
+      },
+    });
     const err = await c.core
-      .createNamespacedPod({ namespace: NS, body: { metadata: { name: 'second', annotations: { 'netpin.io/ip': '10.50.0.200' } }, spec: podTemplate({}, 'x').spec } })
-      .then(() => undefined, (e: unknown) => e);
+      .createNamespacedPod({
+        namespace: NS,
+        body: {
+          metadata: { name: 'second', annotations: { 'netpin.io/ip': '10.50.0.200' } },
+          spec: podTemplate({}, 'x').spec,
+        },
+      })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect(err).toBeDefined();
     const message = apiMessage(err);
     expect(message).toContain('denied the request');
@@ -196,7 +274,13 @@ describe('bare pods', () => {
   });
 
   it('leaves a namespace without the label alone', async () => {
-    const pod = await c.core.createNamespacedPod({ namespace: 'plain', body: { metadata: { name: 'untouched', annotations: { 'netpin.io/ip': '10.50.0.201' } }, spec: podTemplate({}, 'x').spec } });
+    const pod = await c.core.createNamespacedPod({
+      namespace: 'plain',
+      body: {
+        metadata: { name: 'untouched', annotations: { 'netpin.io/ip': '10.50.0.201' } },
+        spec: podTemplate({}, 'x').spec,
+      },
+    });
     expect(pod.metadata?.annotations?.['cni.projectcalico.org/ipAddrs']).toBeUndefined();
     expect((await listClaims(c)).some((x) => x.ip === '10.50.0.201')).toBe(false);
   });
@@ -218,16 +302,33 @@ describe('bare pods', () => {
 
 describe('IPPool validation', () => {
   it('refuses an overlapping pool', async () => {
-    const err = await createPool(c, 'clash', { cidr: '10.50.0.128/25' }).then(() => undefined, (e: unknown) => e);
+    const err = await createPool(c, 'clash', { cidr: '10.50.0.128/25' }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(apiMessage(err)).toContain('IPPool clash overlaps IPPool web at 10.50.0.129-10.50.0.254');
   });
 
   it('refuses to drop a held address', async () => {
-    const pool = (await c.custom.getClusterCustomObject({ group: 'netpin.io', version: 'v1alpha1', plural: 'ippools', name: 'small' })) as { spec: Record<string, unknown> };
+    const pool = (await c.custom.getClusterCustomObject({
+      group: 'netpin.io',
+      version: 'v1alpha1',
+      plural: 'ippools',
+      name: 'small',
+    })) as { spec: Record<string, unknown> };
     pool.spec.ranges = ['10.60.0.1-10.60.0.4'];
     const err = await c.custom
-      .replaceClusterCustomObject({ group: 'netpin.io', version: 'v1alpha1', plural: 'ippools', name: 'small', body: pool })
-      .then(() => undefined, (e: unknown) => e);
+      .replaceClusterCustomObject({
+        group: 'netpin.io',
+        version: 'v1alpha1',
+        plural: 'ippools',
+        name: 'small',
+        body: pool,
+      })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect(apiMessage(err)).toContain('the change would drop 4 held addresses');
   });
 });
@@ -247,7 +348,12 @@ describe('concurrency and restarts', () => {
           namespace: NS,
           name: `race-${i}`,
           operation: 'CREATE',
-          object: { apiVersion: 'v1', kind: 'Pod', metadata: { name: `race-${i}`, namespace: NS, annotations: { 'netpin.io/pool': 'race' } }, spec: podTemplate({}, 'race').spec },
+          object: {
+            apiVersion: 'v1',
+            kind: 'Pod',
+            metadata: { name: `race-${i}`, namespace: NS, annotations: { 'netpin.io/pool': 'race' } },
+            spec: podTemplate({}, 'race').spec,
+          },
         },
       }));
       const answers = await Promise.all(reviews.map((r, i) => postReview(replicas[i % 2]!, '/mutate', r)));
@@ -260,7 +366,9 @@ describe('concurrency and restarts', () => {
       expect(new Set(ips).size).toBe(200);
 
       // Now the pods themselves, through the API server (and the webhook registered there).
-      await Promise.all(reviews.map((r) => c.core.createNamespacedPod({ namespace: NS, body: r.request.object as V1Pod })));
+      await Promise.all(
+        reviews.map((r) => c.core.createNamespacedPod({ namespace: NS, body: r.request.object as V1Pod })),
+      );
       const pods = await podsWithPrefix(c, NS, 'race-');
       expect(pods).toHaveLength(200);
       const podIps = pods.map((p) => calicoIps(p)[0]!);
@@ -279,7 +387,13 @@ describe('concurrency and restarts', () => {
     await netpin.kill();
     netpin = await startNetpin({ kubeconfig: cp.kubeconfigPath, port, certDir, claimGraceSeconds: GRACE_SECONDS });
     // Pods keep their claims: the restarted replica does not release or reuse them.
-    const pod = await c.core.createNamespacedPod({ namespace: NS, body: { metadata: { name: 'after-restart', annotations: { 'netpin.io/pool': 'race' } }, spec: podTemplate({}, 'x').spec } });
+    const pod = await c.core.createNamespacedPod({
+      namespace: NS,
+      body: {
+        metadata: { name: 'after-restart', annotations: { 'netpin.io/pool': 'race' } },
+        spec: podTemplate({}, 'x').spec,
+      },
+    });
     const ip = calicoIps(pod)[0]!;
     expect(held.has(ip)).toBe(false);
     const now = new Set((await listClaims(c)).map((x) => x.ip));
@@ -295,13 +409,22 @@ describe('concurrency and restarts', () => {
         kind: { group: '', version: 'v1', kind: 'Pod' },
         namespace: NS,
         operation: 'CREATE',
-        object: { metadata: { generateName: 'ghost-', namespace: NS, annotations: { 'netpin.io/pool': 'race' } }, spec: podTemplate({}, 'x').spec },
+        object: {
+          metadata: { generateName: 'ghost-', namespace: NS, annotations: { 'netpin.io/pool': 'race' } },
+          spec: podTemplate({}, 'x').spec,
+        },
       },
     });
-    const ip = decodePatch(answer.json.response).find((o) => o.path === '/metadata/annotations/netpin.io~1allocated')!.value as string;
+    const ip = decodePatch(answer.json.response).find((o) => o.path === '/metadata/annotations/netpin.io~1allocated')!
+      .value as string;
     expect((await listClaims(c, 'race')).some((x) => x.ip === ip)).toBe(true);
     const started = Date.now();
-    await waitFor('the ghost claim to be released', async () => !(await listClaims(c, 'race')).some((x) => x.ip === ip), 60_000, 500);
+    await waitFor(
+      'the ghost claim to be released',
+      async () => !(await listClaims(c, 'race')).some((x) => x.ip === ip),
+      60_000,
+      500,
+    );
     expect(Date.now() - started).toBeLessThan(60_000);
     // The pods that do exist keep theirs.
     expect((await listClaims(c, 'race')).length).toBe(201);

@@ -34,7 +34,8 @@ interface Rule {
   annotations: { summary: string; description: string };
 }
 
-const rulesOf = (objs: Manifest[]): Rule[] => only(objs, 'PrometheusRule').spec.groups.flatMap((g: { rules: Rule[] }) => g.rules);
+const rulesOf = (objs: Manifest[]): Rule[] =>
+  only(objs, 'PrometheusRule').spec.groups.flatMap((g: { rules: Rule[] }) => g.rules);
 const dashboardMap = (objs: Manifest[]): Manifest => {
   const maps = objs.filter((o) => o.kind === 'ConfigMap' && o.metadata.name.endsWith('-dashboard'));
   expect(maps).toHaveLength(1);
@@ -69,7 +70,10 @@ async function exportedNames(): Promise<Set<string>> {
   metrics!.reconciler.released(claim);
   metrics!.reconciler.overdue([claim], 0);
   const text = (await app.inject({ url: '/metrics' })).body;
-  const names = text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => /^[a-zA-Z_:][a-zA-Z0-9_:]*/.exec(l)![0]);
+  const names = text
+    .split('\n')
+    .filter((l) => l && !l.startsWith('#'))
+    .map((l) => /^[a-zA-Z_:][a-zA-Z0-9_:]*/.exec(l)![0]);
   return new Set(names);
 }
 
@@ -94,7 +98,7 @@ describe('helm chart monitoring, rendered offline', () => {
   });
 
   describe('the ServiceMonitor', () => {
-    it('scrapes the webhook Service\'s HTTPS port, checked against the CA of the self-signed Secret', async () => {
+    it("scrapes the webhook Service's HTTPS port, checked against the CA of the self-signed Secret", async () => {
       const objs = await helm.template({ ...SCRAPED, 'monitoring.serviceMonitor.labels.release': 'kps' });
       const sm = only(objs, 'ServiceMonitor');
       const service = only(objs, 'Service');
@@ -106,7 +110,10 @@ describe('helm chart monitoring, rendered offline', () => {
       const endpoint = sm.spec.endpoints[0];
       expect(service.spec.ports.map((p: { name: string }) => p.name)).toContain(endpoint.port);
       expect(endpoint).toMatchObject({ path: '/metrics', scheme: 'https', interval: '30s', scrapeTimeout: '10s' });
-      expect(endpoint.tlsConfig).toEqual({ serverName: `netpin.${NS}.svc`, ca: { secret: { name: 'netpin-tls', key: 'ca.crt' } } });
+      expect(endpoint.tlsConfig).toEqual({
+        serverName: `netpin.${NS}.svc`,
+        ca: { secret: { name: 'netpin-tls', key: 'ca.crt' } },
+      });
 
       // That CA signed the certificate the pods serve /metrics with, for the name Prometheus asks for.
       const secret = only(objs, 'Secret', 'netpin-tls');
@@ -127,7 +134,11 @@ describe('helm chart monitoring, rendered offline', () => {
       await promisify(execFile)('bash', [GENERATE, certs]);
       const pem = await readFile(join(certs, 'ca.crt'), 'utf8');
       for (const caBundle of [pem, Buffer.from(pem).toString('base64')]) {
-        const secret = { 'certificates.mode': 'secret', 'certificates.secret.name': 'my-tls', 'certificates.secret.caBundle': caBundle };
+        const secret = {
+          'certificates.mode': 'secret',
+          'certificates.secret.name': 'my-tls',
+          'certificates.secret.caBundle': caBundle,
+        };
         const objs = await helm.template({ ...SCRAPED, ...secret });
         const tls = only(objs, 'ServiceMonitor').spec.endpoints[0].tlsConfig;
         expect(tls.ca).toEqual({ configMap: { name: 'netpin-metrics-ca', key: 'ca.crt' } });
@@ -142,30 +153,34 @@ describe('helm chart monitoring, rendered offline', () => {
     });
   });
 
-  it('renders the dashboard as a ConfigMap for Grafana\'s sidecar, its label and namespace configurable', async () => {
+  it("renders the dashboard as a ConfigMap for Grafana's sidecar, its label and namespace configurable", async () => {
     const map = dashboardMap(await helm.template(ALL_ON));
     expect(map.metadata).toMatchObject({ namespace: NS, labels: { grafana_dashboard: '1' } });
     const dashboard = JSON.parse(map.data['netpin.json']);
     expect(dashboard).toMatchObject({ uid: 'netpin', title: 'netpin' });
     expect(dashboard.panels.filter((p: { type: string }) => p.type !== 'row').length).toBeGreaterThanOrEqual(8);
 
-    const moved = dashboardMap(await helm.template({
-      ...ALL_ON,
-      'monitoring.dashboard.namespace': 'grafana',
-      'monitoring.dashboard.labels.grafana_dashboard': 1,
-      'monitoring.dashboard.annotations.grafana_folder': 'netpin',
-    }));
+    const moved = dashboardMap(
+      await helm.template({
+        ...ALL_ON,
+        'monitoring.dashboard.namespace': 'grafana',
+        'monitoring.dashboard.labels.grafana_dashboard': 1,
+        'monitoring.dashboard.annotations.grafana_folder': 'netpin',
+      }),
+    );
     expect(moved.metadata).toMatchObject({ namespace: 'grafana', labels: { grafana_dashboard: '1' } });
     expect(moved.metadata.annotations).toEqual({ grafana_folder: 'netpin' });
   });
 
   it('renders alerts on full pools, webhook errors and overdue claims, each with a summary and a description', async () => {
-    const rules = rulesOf(await helm.template({
-      ...ALL_ON,
-      'monitoring.prometheusRule.poolUsagePercent': 80,
-      'monitoring.prometheusRule.claimOverdueSeconds': 600,
-      'monitoring.prometheusRule.alertLabels.team': 'network',
-    }));
+    const rules = rulesOf(
+      await helm.template({
+        ...ALL_ON,
+        'monitoring.prometheusRule.poolUsagePercent': 80,
+        'monitoring.prometheusRule.claimOverdueSeconds': 600,
+        'monitoring.prometheusRule.alertLabels.team': 'network',
+      }),
+    );
     expect(rules.map((r) => r.alert)).toEqual(['NetpinPoolNearlyFull', 'NetpinWebhookErrors', 'NetpinClaimsOverdue']);
     for (const r of rules) {
       expect(r.for).toMatch(/^\d+m$/);
@@ -193,7 +208,10 @@ describe('helm chart monitoring, rendered offline', () => {
     expect(expressions.filter((e) => metricNames(e).length === 0)).toEqual([]);
     expect(named.filter((n) => !exported.has(n))).toEqual([]);
     for (const family of ['netpin_pool_', 'netpin_admission', 'netpin_claim']) {
-      expect(named.some((n) => n.startsWith(family)), family).toBe(true);
+      expect(
+        named.some((n) => n.startsWith(family)),
+        family,
+      ).toBe(true);
     }
     // The exported names were read from samples, histogram suffixes included.
     expect(exported).toContain('netpin_admission_duration_seconds_bucket');

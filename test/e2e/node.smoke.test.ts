@@ -111,10 +111,15 @@ describe('test node', () => {
   });
 
   it('runs a pod whose bandwidth annotations become tbf qdiscs on its veth and ifb', async () => {
-    const created = await kube(client, 'POST', `/api/v1/namespaces/${ns}/pods`, appPod('bw', {
-      'kubernetes.io/egress-bandwidth': '10M',
-      'kubernetes.io/ingress-bandwidth': '20M',
-    }));
+    const created = await kube(
+      client,
+      'POST',
+      `/api/v1/namespaces/${ns}/pods`,
+      appPod('bw', {
+        'kubernetes.io/egress-bandwidth': '10M',
+        'kubernetes.io/ingress-bandwidth': '20M',
+      }),
+    );
     expect(created.status, JSON.stringify(created.json)).toBe(201);
     const createdAt = Date.now();
     const pod = await until('pod bw Running and Ready', 90_000, async () => {
@@ -144,9 +149,14 @@ describe('test node', () => {
   });
 
   it('fails the sandbox of a pod with a malformed bandwidth value', async () => {
-    const created = await kube(client, 'POST', `/api/v1/namespaces/${ns}/pods`, appPod('bad', {
-      'kubernetes.io/egress-bandwidth': '10Mbps',
-    }));
+    const created = await kube(
+      client,
+      'POST',
+      `/api/v1/namespaces/${ns}/pods`,
+      appPod('bad', {
+        'kubernetes.io/egress-bandwidth': '10Mbps',
+      }),
+    );
     expect(created.status, JSON.stringify(created.json)).toBe(201);
     const event = await until('FailedCreatePodSandBox for pod bad', 60_000, async () => {
       const r = await kube(client, 'GET', `/api/v1/namespaces/${ns}/events?fieldSelector=involvedObject.name%3Dbad`);
@@ -174,7 +184,10 @@ describe('test node', () => {
     for (const root of fs.readdirSync('/sys/fs/cgroup')) {
       const dir = path.join('/sys/fs/cgroup', root);
       if (!fs.statSync(dir).isDirectory()) continue;
-      expect(fs.readdirSync(dir).filter((e) => e.startsWith('kubepods')), dir).toEqual([]);
+      expect(
+        fs.readdirSync(dir).filter((e) => e.startsWith('kubepods')),
+        dir,
+      ).toEqual([]);
     }
     for (const [key, value] of Object.entries(n.before.sysctls)) {
       expect(fs.readFileSync(path.join('/proc/sys', ...key.split('.')), 'utf8').trim(), key).toBe(value);

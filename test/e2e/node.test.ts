@@ -6,7 +6,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CoreV1Event, V1Pod, V1PodSpec } from '@kubernetes/client-node';
 import { startControlPlane, type ControlPlane } from './support/controlplane.js';
-import { apiMessage, calicoIps, clients, createNamespace, createPool, listClaims, podsWithPrefix, waitFor, type Clients } from './support/cluster.js';
+import {
+  apiMessage,
+  calicoIps,
+  clients,
+  createNamespace,
+  createPool,
+  listClaims,
+  podsWithPrefix,
+  waitFor,
+  type Clients,
+} from './support/cluster.js';
 import { installNetpin, removeNetpinImage, type Installed } from './support/install.js';
 import { APP_IMAGE, APP_PORT, nodeControlPlaneOptions, startNode, type Node } from './support/node.js';
 
@@ -23,24 +33,32 @@ let netpin: Installed;
 function appSpec(termDelay = '0s', grace = 30): V1PodSpec {
   return {
     terminationGracePeriodSeconds: grace,
-    containers: [{
-      name: 'app',
-      image: APP_IMAGE,
-      imagePullPolicy: 'Never',
-      env: [{ name: 'TERM_DELAY', value: termDelay }],
-      ports: [{ containerPort: APP_PORT }],
-      readinessProbe: { httpGet: { path: '/healthz', port: APP_PORT }, periodSeconds: 1 },
-    }],
+    containers: [
+      {
+        name: 'app',
+        image: APP_IMAGE,
+        imagePullPolicy: 'Never',
+        env: [{ name: 'TERM_DELAY', value: termDelay }],
+        ports: [{ containerPort: APP_PORT }],
+        readinessProbe: { httpGet: { path: '/healthz', port: APP_PORT }, periodSeconds: 1 },
+      },
+    ],
   };
 }
 
-const isReady = (p: V1Pod) => p.status?.phase === 'Running' && (p.status.conditions ?? []).some((x) => x.type === 'Ready' && x.status === 'True');
+const isReady = (p: V1Pod) =>
+  p.status?.phase === 'Running' && (p.status.conditions ?? []).some((x) => x.type === 'Ready' && x.status === 'True');
 
 async function readyPod(name: string, namespace = NS): Promise<V1Pod> {
-  return waitFor(`pod ${name} Ready`, async () => {
-    const p = await c.core.readNamespacedPod({ name, namespace });
-    return isReady(p) ? p : undefined;
-  }, 90_000, 250);
+  return waitFor(
+    `pod ${name} Ready`,
+    async () => {
+      const p = await c.core.readNamespacedPod({ name, namespace });
+      return isReady(p) ? p : undefined;
+    },
+    90_000,
+    250,
+  );
 }
 
 async function sandboxFailures(namespace: string): Promise<CoreV1Event[]> {
@@ -76,7 +94,10 @@ describe('netpin installed by helm on the node', () => {
     for (const p of pods) {
       expect(isReady(p)).toBe(true);
       expect(p.spec?.containers[0]?.image).toBe('netpin.test/netpin:e2e');
-      expect(p.spec?.containers[0]?.securityContext).toMatchObject({ readOnlyRootFilesystem: true, runAsNonRoot: true });
+      expect(p.spec?.containers[0]?.securityContext).toMatchObject({
+        readOnlyRootFilesystem: true,
+        runAsNonRoot: true,
+      });
     }
   });
 });
@@ -85,33 +106,75 @@ describe('rates', () => {
   it('become the qdiscs of a running pod: 10 Mbit/s out, 20 Mbit/s in', async () => {
     await c.core.createNamespacedPod({
       namespace: NS,
-      body: { metadata: { name: 'limited', annotations: { 'netpin.io/egress-rate': '10M', 'netpin.io/ingress-rate': '20M' } }, spec: appSpec() },
+      body: {
+        metadata: { name: 'limited', annotations: { 'netpin.io/egress-rate': '10M', 'netpin.io/ingress-rate': '20M' } },
+        spec: appSpec(),
+      },
     });
     const pod = await readyPod('limited');
-    expect(pod.metadata?.annotations).toMatchObject({ 'kubernetes.io/egress-bandwidth': '10M', 'kubernetes.io/ingress-bandwidth': '20M' });
+    expect(pod.metadata?.annotations).toMatchObject({
+      'kubernetes.io/egress-bandwidth': '10M',
+      'kubernetes.io/ingress-bandwidth': '20M',
+    });
     expect(await node.podShaping(pod.metadata!.uid!)).toMatchObject({ egress: '10Mbit', ingress: '20Mbit' });
   });
 
   it('are needed: a hand-written 10Mbps fails the sandbox where netpin does not look, and is refused where it does', async () => {
-    await c.core.createNamespacedPod({ namespace: PLAIN, body: { metadata: { name: 'bad-rate', annotations: { 'kubernetes.io/egress-bandwidth': '10Mbps' } }, spec: appSpec() } });
-    const failure = await waitFor('FailedCreatePodSandBox for bad-rate', async () => (await sandboxFailures(PLAIN)).find((e) => e.involvedObject.name === 'bad-rate'), 60_000, 500);
+    await c.core.createNamespacedPod({
+      namespace: PLAIN,
+      body: {
+        metadata: { name: 'bad-rate', annotations: { 'kubernetes.io/egress-bandwidth': '10Mbps' } },
+        spec: appSpec(),
+      },
+    });
+    const failure = await waitFor(
+      'FailedCreatePodSandBox for bad-rate',
+      async () => (await sandboxFailures(PLAIN)).find((e) => e.involvedObject.name === 'bad-rate'),
+      60_000,
+      500,
+    );
     process.stderr.write(`node: containerd on a 10Mbps egress-bandwidth: ${failure.message}\n`);
     expect(failure.message).toContain('reading pod bandwidth annotations');
-    const err = await c.core.createNamespacedPod({ namespace: NS, body: { metadata: { name: 'bad-rate', annotations: { 'kubernetes.io/egress-bandwidth': '10Mbps' } }, spec: appSpec() } }).then(() => undefined, (e: unknown) => e);
-    expect(apiMessage(err)).toContain('kubernetes.io/egress-bandwidth (CNI Calico): "10Mbps" is not a Kubernetes quantity, so containerd would refuse the pod sandbox');
+    const err = await c.core
+      .createNamespacedPod({
+        namespace: NS,
+        body: {
+          metadata: { name: 'bad-rate', annotations: { 'kubernetes.io/egress-bandwidth': '10Mbps' } },
+          spec: appSpec(),
+        },
+      })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(apiMessage(err)).toContain(
+      'kubernetes.io/egress-bandwidth (CNI Calico): "10Mbps" is not a Kubernetes quantity, so containerd would refuse the pod sandbox',
+    );
   });
 });
 
 describe('a StatefulSet of 3, OrderedReady, with a readiness probe', () => {
-  const ips = () => podsWithPrefix(c, NS, 'db-').then((pods) => pods.sort((a, b) => ordinal(a) - ordinal(b)).map((p) => calicoIps(p)[0]));
+  const ips = () =>
+    podsWithPrefix(c, NS, 'db-').then((pods) =>
+      pods.sort((a, b) => ordinal(a) - ordinal(b)).map((p) => calicoIps(p)[0]),
+    );
   const ordinal = (p: V1Pod) => Number(p.metadata!.name!.split('-').pop());
-  const allReady = (n: number, revision?: string) => waitFor(`${n} db pods Ready${revision ? ` at ${revision}` : ''}`, async () => {
-    const pods = await podsWithPrefix(c, NS, 'db-');
-    const ok = pods.length === n && pods.every(isReady) && (!revision || pods.every((p) => p.metadata?.labels?.['controller-revision-hash'] === revision));
-    return ok ? pods : undefined;
-  }, 180_000, 500);
+  const allReady = (n: number, revision?: string) =>
+    waitFor(
+      `${n} db pods Ready${revision ? ` at ${revision}` : ''}`,
+      async () => {
+        const pods = await podsWithPrefix(c, NS, 'db-');
+        const ok =
+          pods.length === n &&
+          pods.every(isReady) &&
+          (!revision || pods.every((p) => p.metadata?.labels?.['controller-revision-hash'] === revision));
+        return ok ? pods : undefined;
+      },
+      180_000,
+      500,
+    );
 
-  it('keeps each ordinal\'s address through deletion, a rolling update and scaling 3 → 1 → 3', async () => {
+  it("keeps each ordinal's address through deletion, a rolling update and scaling 3 → 1 → 3", async () => {
     await createPool(c, 'db', { cidr: '10.61.0.0/24' });
     await c.apps.createNamespacedStatefulSet({
       namespace: NS,
@@ -121,7 +184,10 @@ describe('a StatefulSet of 3, OrderedReady, with a readiness probe', () => {
           replicas: 3,
           serviceName: 'db',
           selector: { matchLabels: { app: 'db' } },
-          template: { metadata: { labels: { app: 'db' }, annotations: { 'netpin.io/pool': 'db' } }, spec: appSpec('0s', 5) },
+          template: {
+            metadata: { labels: { app: 'db' }, annotations: { 'netpin.io/pool': 'db' } },
+            spec: appSpec('0s', 5),
+          },
         },
       },
     });
@@ -131,21 +197,38 @@ describe('a StatefulSet of 3, OrderedReady, with a readiness probe', () => {
 
     const old = await c.core.readNamespacedPod({ name: 'db-1', namespace: NS });
     await c.core.deleteNamespacedPod({ name: 'db-1', namespace: NS });
-    const again = await waitFor('db-1 back and Ready', async () => {
-      const p = await c.core.readNamespacedPod({ name: 'db-1', namespace: NS }).catch(() => undefined);
-      return p && p.metadata?.uid !== old.metadata?.uid && isReady(p) ? p : undefined;
-    }, 120_000, 250);
+    const again = await waitFor(
+      'db-1 back and Ready',
+      async () => {
+        const p = await c.core.readNamespacedPod({ name: 'db-1', namespace: NS }).catch(() => undefined);
+        return p && p.metadata?.uid !== old.metadata?.uid && isReady(p) ? p : undefined;
+      },
+      120_000,
+      250,
+    );
     expect(calicoIps(again)).toEqual(['10.61.0.2']);
 
-    await c.apps.patchNamespacedStatefulSet({ name: 'db', namespace: NS, body: [{ op: 'add', path: '/spec/template/metadata/labels/rev', value: '2' }] });
+    await c.apps.patchNamespacedStatefulSet({
+      name: 'db',
+      namespace: NS,
+      body: [{ op: 'add', path: '/spec/template/metadata/labels/rev', value: '2' }],
+    });
     const revision = await waitFor('the new revision', async () => {
       const sts = await c.apps.readNamespacedStatefulSet({ name: 'db', namespace: NS });
-      return sts.status?.updateRevision !== sts.status?.currentRevision || sts.metadata?.generation === sts.status?.observedGeneration ? sts.status?.updateRevision : undefined;
+      return sts.status?.updateRevision !== sts.status?.currentRevision ||
+        sts.metadata?.generation === sts.status?.observedGeneration
+        ? sts.status?.updateRevision
+        : undefined;
     });
     await allReady(3, revision);
     expect(await ips()).toEqual(first);
 
-    const scale = (replicas: number) => c.apps.replaceNamespacedStatefulSetScale({ name: 'db', namespace: NS, body: { metadata: { name: 'db', namespace: NS }, spec: { replicas } } });
+    const scale = (replicas: number) =>
+      c.apps.replaceNamespacedStatefulSetScale({
+        name: 'db',
+        namespace: NS,
+        body: { metadata: { name: 'db', namespace: NS }, spec: { replicas } },
+      });
     await scale(1);
     await allReady(1);
     await scale(3);
@@ -154,7 +237,15 @@ describe('a StatefulSet of 3, OrderedReady, with a readiness probe', () => {
   });
 
   it('refuses at apply an address an ordinal holds, naming it', async () => {
-    const err = await c.core.createNamespacedPod({ namespace: NS, body: { metadata: { name: 'thief', annotations: { 'netpin.io/ip': '10.61.0.2' } }, spec: appSpec() } }).then(() => undefined, (e: unknown) => e);
+    const err = await c.core
+      .createNamespacedPod({
+        namespace: NS,
+        body: { metadata: { name: 'thief', annotations: { 'netpin.io/ip': '10.61.0.2' } }, spec: appSpec() },
+      })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect(apiMessage(err)).toContain('10.61.0.2 is held by StatefulSet shop/db (ordinal 1)');
   });
 });
@@ -168,40 +259,66 @@ describe('a Deployment of 5 rolled out with RollingUpdate', () => {
       namespace: NS,
       body: {
         metadata: { name: 'roll' },
-        spec: { replicas: 5, selector: { matchLabels: { app: 'roll' } }, template: { metadata: { labels: { app: 'roll' }, annotations: { 'netpin.io/pool': 'roll' } }, spec: appSpec('6s', 30) } },
+        spec: {
+          replicas: 5,
+          selector: { matchLabels: { app: 'roll' } },
+          template: {
+            metadata: { labels: { app: 'roll' }, annotations: { 'netpin.io/pool': 'roll' } },
+            spec: appSpec('6s', 30),
+          },
+        },
       },
     });
-    const before = await waitFor('5 roll pods Ready', async () => {
-      const p = await pods();
-      return p.length === 5 && p.every(isReady) ? p : undefined;
-    }, 120_000, 500);
+    const before = await waitFor(
+      '5 roll pods Ready',
+      async () => {
+        const p = await pods();
+        return p.length === 5 && p.every(isReady) ? p : undefined;
+      },
+      120_000,
+      500,
+    );
     const oldIps = new Set(before.map((p) => calicoIps(p)[0]!));
 
-    await c.apps.patchNamespacedDeployment({ name: 'roll', namespace: NS, body: [{ op: 'add', path: '/spec/template/metadata/labels/rev', value: '2' }] });
+    await c.apps.patchNamespacedDeployment({
+      name: 'roll',
+      namespace: NS,
+      body: [{ op: 'add', path: '/spec/template/metadata/labels/rev', value: '2' }],
+    });
     const overlaps: string[] = [];
     let sawTerminating = false;
-    await waitFor('the rollout to finish', async () => {
-      const now = await pods();
-      const terminating = now.filter((p) => p.metadata?.deletionTimestamp);
-      sawTerminating ||= terminating.length > 0;
-      const held = new Map(terminating.map((p) => [calicoIps(p)[0], p.metadata!.name!]));
-      for (const p of now.filter((x) => !x.metadata?.deletionTimestamp)) {
-        const other = held.get(calicoIps(p)[0]);
-        if (other) overlaps.push(`${p.metadata!.name} got ${calicoIps(p)[0]} while ${other} was terminating`);
-      }
-      const fresh = now.filter((p) => p.metadata?.labels?.rev === '2');
-      return now.length === 5 && fresh.length === 5 && fresh.every(isReady) ? true : undefined;
-    }, 240_000, 200);
+    await waitFor(
+      'the rollout to finish',
+      async () => {
+        const now = await pods();
+        const terminating = now.filter((p) => p.metadata?.deletionTimestamp);
+        sawTerminating ||= terminating.length > 0;
+        const held = new Map(terminating.map((p) => [calicoIps(p)[0], p.metadata!.name!]));
+        for (const p of now.filter((x) => !x.metadata?.deletionTimestamp)) {
+          const other = held.get(calicoIps(p)[0]);
+          if (other) overlaps.push(`${p.metadata!.name} got ${calicoIps(p)[0]} while ${other} was terminating`);
+        }
+        const fresh = now.filter((p) => p.metadata?.labels?.rev === '2');
+        return now.length === 5 && fresh.length === 5 && fresh.every(isReady) ? true : undefined;
+      },
+      240_000,
+      200,
+    );
     expect(sawTerminating).toBe(true);
     expect(overlaps).toEqual([]);
 
     const live = new Set((await pods()).map((p) => calicoIps(p)[0]!));
     expect([...live].filter((ip) => oldIps.has(ip))).toEqual([]);
     // Once the old pods are gone, their addresses are released: the claims are the live pods'.
-    await waitFor('the old addresses released', async () => {
-      const claimed = (await listClaims(c, 'roll')).map((x) => x.ip).sort();
-      return JSON.stringify(claimed) === JSON.stringify([...live].sort()) ? true : undefined;
-    }, 60_000, 500);
+    await waitFor(
+      'the old addresses released',
+      async () => {
+        const claimed = (await listClaims(c, 'roll')).map((x) => x.ip).sort();
+        return JSON.stringify(claimed) === JSON.stringify([...live].sort()) ? true : undefined;
+      },
+      60_000,
+      500,
+    );
   });
 });
 
@@ -215,19 +332,38 @@ describe('a one-replica Recreate Deployment with netpin.io/ip', () => {
           replicas: 1,
           strategy: { type: 'Recreate' },
           selector: { matchLabels: { app: 'solo' } },
-          template: { metadata: { labels: { app: 'solo' }, annotations: { 'netpin.io/ip': '10.62.0.200' } }, spec: appSpec('2s', 30) },
+          template: {
+            metadata: { labels: { app: 'solo' }, annotations: { 'netpin.io/ip': '10.62.0.200' } },
+            spec: appSpec('2s', 30),
+          },
         },
       },
     });
-    const first = await waitFor('solo Ready', async () => (await podsWithPrefix(c, NS, 'solo-')).find(isReady), 120_000, 250);
+    const first = await waitFor(
+      'solo Ready',
+      async () => (await podsWithPrefix(c, NS, 'solo-')).find(isReady),
+      120_000,
+      250,
+    );
     const started = Date.now();
-    await c.apps.patchNamespacedDeployment({ name: 'solo', namespace: NS, body: [{ op: 'add', path: '/spec/template/metadata/labels/rev', value: '2' }] });
-    const next = await waitFor('the new solo pod Ready', async () => {
-      const p = (await podsWithPrefix(c, NS, 'solo-', true)).filter((x) => x.metadata?.uid !== first.metadata?.uid);
-      return p.length === 1 && isReady(p[0]!) ? p[0] : undefined;
-    }, 180_000, 250);
+    await c.apps.patchNamespacedDeployment({
+      name: 'solo',
+      namespace: NS,
+      body: [{ op: 'add', path: '/spec/template/metadata/labels/rev', value: '2' }],
+    });
+    const next = await waitFor(
+      'the new solo pod Ready',
+      async () => {
+        const p = (await podsWithPrefix(c, NS, 'solo-', true)).filter((x) => x.metadata?.uid !== first.metadata?.uid);
+        return p.length === 1 && isReady(p[0]!) ? p[0] : undefined;
+      },
+      180_000,
+      250,
+    );
     expect(calicoIps(next)).toEqual(['10.62.0.200']);
-    process.stderr.write(`node: 10.62.0.200 passed from the old pod to the new, Ready, in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+    process.stderr.write(
+      `node: 10.62.0.200 passed from the old pod to the new, Ready, in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
+    );
   });
 });
 
@@ -235,16 +371,29 @@ describe('while netpin loses a replica', () => {
   it('admits every pod of a burst', async () => {
     const replicas = (await c.core.listNamespacedPod({ namespace: netpin.namespace })).items;
     const creations = Array.from({ length: 20 }, (_, i) =>
-      c.core.createNamespacedPod({ namespace: NS, body: { metadata: { name: `burst-${i}`, annotations: { 'netpin.io/pool': 'web' } }, spec: appSpec() } }));
+      c.core.createNamespacedPod({
+        namespace: NS,
+        body: { metadata: { name: `burst-${i}`, annotations: { 'netpin.io/pool': 'web' } }, spec: appSpec() },
+      }),
+    );
     await new Promise((r) => setTimeout(r, 100));
     await c.core.deleteNamespacedPod({ name: replicas[0]!.metadata!.name!, namespace: netpin.namespace });
     const results = await Promise.allSettled(creations);
-    expect(results.filter((r) => r.status === 'rejected').map((r) => apiMessage((r as PromiseRejectedResult).reason))).toEqual([]);
+    expect(
+      results.filter((r) => r.status === 'rejected').map((r) => apiMessage((r as PromiseRejectedResult).reason)),
+    ).toEqual([]);
     // And once more, after the Deployment replaced it.
-    await waitFor('two netpin replicas Ready again', async () => {
-      const p = (await c.core.listNamespacedPod({ namespace: netpin.namespace })).items.filter((x) => !x.metadata?.deletionTimestamp);
-      return p.length === 2 && p.every(isReady) ? true : undefined;
-    }, 120_000, 500);
+    await waitFor(
+      'two netpin replicas Ready again',
+      async () => {
+        const p = (await c.core.listNamespacedPod({ namespace: netpin.namespace })).items.filter(
+          (x) => !x.metadata?.deletionTimestamp,
+        );
+        return p.length === 2 && p.every(isReady) ? true : undefined;
+      },
+      120_000,
+      500,
+    );
     const ips = (await podsWithPrefix(c, NS, 'burst-')).map((p) => calicoIps(p)[0]);
     expect(new Set(ips).size).toBe(20);
   });

@@ -5,7 +5,18 @@ import { request } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { V1Pod } from '@kubernetes/client-node';
 import { startControlPlane, type ControlPlane } from './support/controlplane.js';
-import { applyCrds, calicoIps, clients, createNamespace, createPool, listClaims, podsWithPrefix, registerWebhooks, waitFor, type Clients } from './support/cluster.js';
+import {
+  applyCrds,
+  calicoIps,
+  clients,
+  createNamespace,
+  createPool,
+  listClaims,
+  podsWithPrefix,
+  registerWebhooks,
+  waitFor,
+  type Clients,
+} from './support/cluster.js';
 import { postReview, startNetpin, type Netpin } from './support/netpin.js';
 import type { WireJson } from '../support/json.js';
 
@@ -40,7 +51,12 @@ async function allocate(name: string): Promise<{ ms: number; status: number; res
       namespace: NS,
       name,
       operation: 'CREATE',
-      object: { apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: NS, annotations: { 'netpin.io/pool': POOL } }, spec },
+      object: {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name, namespace: NS, annotations: { 'netpin.io/pool': POOL } },
+        spec,
+      },
     },
   };
   const started = performance.now();
@@ -50,7 +66,9 @@ async function allocate(name: string): Promise<{ ms: number; status: number; res
 
 function bounded<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no ${what} in ${ms} ms`)), ms)));
+  const late = new Promise<never>(
+    (_, reject) => (timer = setTimeout(() => reject(new Error(`no ${what} in ${ms} ms`)), ms)),
+  );
   return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
@@ -59,7 +77,10 @@ function probe(path: '/healthz' | '/readyz'): Promise<{ status: number; body: Wi
   return new Promise((resolve, reject) => {
     const req = request(`${netpin.url}${path}`, { ca: netpin.caPem, timeout: 2_000, agent: false }, (res) => {
       let data = '';
-      res.setEncoding('utf8').on('data', (d: string) => (data += d)).on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(data) }));
+      res
+        .setEncoding('utf8')
+        .on('data', (d: string) => (data += d))
+        .on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(data) }));
     });
     req.on('timeout', () => req.destroy(new Error(`${path} did not answer in 2 s`)));
     req.on('error', reject);
@@ -70,10 +91,15 @@ function probe(path: '/healthz' | '/readyz'): Promise<{ status: number; body: Wi
 /** Waits until /readyz says `ready`, and returns how long that took and what it said. */
 async function readiness(ready: boolean): Promise<{ ms: number; body: WireJson }> {
   const started = performance.now();
-  const body = await waitFor(`/readyz to say ${ready ? 'ready' : 'not ready'}`, async () => {
-    const r = await probe('/readyz');
-    return (r.status === 200) === ready ? r.body : undefined;
-  }, READINESS_WITHIN_MS, 100);
+  const body = await waitFor(
+    `/readyz to say ${ready ? 'ready' : 'not ready'}`,
+    async () => {
+      const r = await probe('/readyz');
+      return (r.status === 200) === ready ? r.body : undefined;
+    },
+    READINESS_WITHIN_MS,
+    100,
+  );
   return { ms: performance.now() - started, body };
 }
 
@@ -97,18 +123,26 @@ async function admissionsDuringOutage(prefix: string, waves: number): Promise<Ar
 /** Pods created through the API server, and so through the webhooks registered there. */
 async function createPods(prefix: string, n: number): Promise<void> {
   for (let i = 0; i < n; i++) {
-    await c.core.createNamespacedPod({ namespace: NS, body: { metadata: { name: `${prefix}-${i}`, annotations: { 'netpin.io/pool': POOL } }, spec } as V1Pod });
+    await c.core.createNamespacedPod({
+      namespace: NS,
+      body: { metadata: { name: `${prefix}-${i}`, annotations: { 'netpin.io/pool': POOL } }, spec } as V1Pod,
+    });
   }
 }
 
 /** No claim lost or doubled: the pool's claims are exactly the pods' addresses, each once. */
 async function claimsMatchPods(): Promise<void> {
-  const settled = await waitFor('the claims to equal the pods', async () => {
-    const pods = await podsWithPrefix(c, NS, '');
-    const podIps = pods.map((p) => calicoIps(p)[0]!).sort();
-    const claimIps = (await listClaims(c, POOL)).map((x) => x.ip).sort();
-    return JSON.stringify(podIps) === JSON.stringify(claimIps) ? { podIps, pods } : undefined;
-  }, (GRACE_SECONDS + 15) * 1000, 500);
+  const settled = await waitFor(
+    'the claims to equal the pods',
+    async () => {
+      const pods = await podsWithPrefix(c, NS, '');
+      const podIps = pods.map((p) => calicoIps(p)[0]!).sort();
+      const claimIps = (await listClaims(c, POOL)).map((x) => x.ip).sort();
+      return JSON.stringify(podIps) === JSON.stringify(claimIps) ? { podIps, pods } : undefined;
+    },
+    (GRACE_SECONDS + 15) * 1000,
+    500,
+  );
   expect(new Set(settled.podIps).size).toBe(settled.pods.length);
   for (const p of settled.pods) expect(calicoIps(p)).toHaveLength(1);
 }
@@ -151,11 +185,15 @@ describe('kube-apiserver frozen (SIGSTOP)', () => {
 
     for (const a of answers) {
       expect(a.ms).toBeLessThan(ANSWER_WITHIN_MS);
-      expect(a.message).toMatch(/^netpin could not decide: claiming 10\.120\.0\.\d+ in IPPool outage: the API server did not answer within 1\.5 s$/);
+      expect(a.message).toMatch(
+        /^netpin could not decide: claiming 10\.120\.0\.\d+ in IPPool outage: the API server did not answer within 1\.5 s$/,
+      );
     }
     expect(unready.body.problems).toEqual(['API server: no answer to /readyz within 1 s']);
     const slowest = Math.max(...answers.map((a) => a.ms));
-    console.log(`netpin, API server frozen: ${(lasted / 1000).toFixed(1)} s, ${answers.length} admissions answered in band, slowest ${slowest.toFixed(0)} ms; not ready after ${(unready.ms / 1000).toFixed(1)} s, ready ${(ready.ms / 1000).toFixed(1)} s after SIGCONT`);
+    console.log(
+      `netpin, API server frozen: ${(lasted / 1000).toFixed(1)} s, ${answers.length} admissions answered in band, slowest ${slowest.toFixed(0)} ms; not ready after ${(unready.ms / 1000).toFixed(1)} s, ready ${(ready.ms / 1000).toFixed(1)} s after SIGCONT`,
+    );
 
     await createPods('after-freeze', 3);
     await claimsMatchPods();
@@ -179,11 +217,19 @@ describe('kube-apiserver stopped, then started again', () => {
 
     for (const a of answers) {
       expect(a.ms).toBeLessThan(ANSWER_WITHIN_MS);
-      expect(a.message).toMatch(/^netpin could not decide: claiming 10\.120\.0\.\d+ in IPPool outage: fetch failed: connect ECONNREFUSED 127\.0\.0\.1:\d+$/);
+      expect(a.message).toMatch(
+        /^netpin could not decide: claiming 10\.120\.0\.\d+ in IPPool outage: fetch failed: connect ECONNREFUSED 127\.0\.0\.1:\d+$/,
+      );
     }
     // Shutting down, kube-apiserver answers /readyz with 500 for a moment; then it refuses connections.
-    expect(unready.body.problems).toEqual([expect.stringMatching(/^API server: (unreachable \(connect ECONNREFUSED 127\.0\.0\.1:\d+\)|\/readyz answers not ready)$/)]);
-    console.log(`netpin, API server stopped: ${(lasted / 1000).toFixed(1)} s, ${answers.length} admissions answered in band, slowest ${Math.max(...answers.map((a) => a.ms)).toFixed(0)} ms; not ready after ${(unready.ms / 1000).toFixed(1)} s, ready ${(ready.ms / 1000).toFixed(1)} s after it was ready again`);
+    expect(unready.body.problems).toEqual([
+      expect.stringMatching(
+        /^API server: (unreachable \(connect ECONNREFUSED 127\.0\.0\.1:\d+\)|\/readyz answers not ready)$/,
+      ),
+    ]);
+    console.log(
+      `netpin, API server stopped: ${(lasted / 1000).toFixed(1)} s, ${answers.length} admissions answered in band, slowest ${Math.max(...answers.map((a) => a.ms)).toFixed(0)} ms; not ready after ${(unready.ms / 1000).toFixed(1)} s, ready ${(ready.ms / 1000).toFixed(1)} s after it was ready again`,
+    );
 
     await createPods('after-restart', 3);
     await claimsMatchPods();

@@ -3,7 +3,15 @@
 // Scenario 4 (the API server goes away) is test/e2e/outage.test.ts; scenario 6 is test/property/.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  certificateRotation, leaderFailover, LIGHT, replicasKilled, setUp, statefulSetChurn, tearDown, type Env, type Report,
+  certificateRotation,
+  leaderFailover,
+  LIGHT,
+  replicasKilled,
+  setUp,
+  statefulSetChurn,
+  tearDown,
+  type Env,
+  type Report,
 } from './reliability/scenarios.js';
 
 let env: Env | undefined;
@@ -28,7 +36,7 @@ describe('reliability, light', () => {
     expectNothingLost(await replicasKilled(env!, LIGHT, { memoryLimit: true }));
   }, 240_000);
 
-  it('2: a StatefulSet through deletes, 5 → 1 → 5 and rolling updates keeps every ordinal\'s address', async () => {
+  it("2: a StatefulSet through deletes, 5 → 1 → 5 and rolling updates keeps every ordinal's address", async () => {
     expectNothingLost(await statefulSetChurn(env!, LIGHT));
   }, 120_000);
 

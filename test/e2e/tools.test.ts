@@ -8,11 +8,22 @@ import { dirname, join } from 'node:path';
 import { RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  applyAntreaIPPoolCrd, applyCalicoIPPoolCrd, applyCiliumPodIPPoolCrd, applyKubeOvnSubnetCrd, createCalicoPool,
+  applyAntreaIPPoolCrd,
+  applyCalicoIPPoolCrd,
+  applyCiliumPodIPPoolCrd,
+  applyKubeOvnSubnetCrd,
+  createCalicoPool,
 } from './support/cni-crds.js';
 import { issueClientKubeconfig, repoPath, startControlPlane, type ControlPlane } from './support/controlplane.js';
 import {
-  applyCrds, clients, createNamespace, createPool, podsWithPrefix, registerWebhooks, waitFor, type Clients,
+  applyCrds,
+  clients,
+  createNamespace,
+  createPool,
+  podsWithPrefix,
+  registerWebhooks,
+  waitFor,
+  type Clients,
 } from './support/cluster.js';
 import { startNetpin, type Netpin } from './support/netpin.js';
 import { nodeBinaries } from './support/node.js';
@@ -47,7 +58,8 @@ function run(command: string, args: string[], env: NodeJS.ProcessEnv = {}): Prom
 }
 
 /** The built binary, with the admin kubeconfig in KUBECONFIG as an operator's shell has it. */
-const netpinCli = (args: string[], kubeconfig = cp.kubeconfigPath) => run(process.execPath, [MAIN, ...args], { KUBECONFIG: kubeconfig });
+const netpinCli = (args: string[], kubeconfig = cp.kubeconfigPath) =>
+  run(process.execPath, [MAIN, ...args], { KUBECONFIG: kubeconfig });
 const lines = (text: string) => text.trimEnd().split('\n');
 /** A table's rows as cells: columns are two or more spaces apart. */
 const cells = (text: string) => lines(text).map((line) => line.split(/ {2,}/));
@@ -56,11 +68,20 @@ type Spec = Record<string, unknown>;
 const object = (group: string, version: string, plural: string, kind: string) => ({
   create: (name: string, body: Spec) =>
     c.custom.createClusterCustomObject({
-      group, version, plural, body: { apiVersion: `${group}/${version}`, kind, metadata: { name }, ...body },
+      group,
+      version,
+      plural,
+      body: { apiVersion: `${group}/${version}`, kind, metadata: { name }, ...body },
     }),
   delete: (name: string) => c.custom.deleteClusterCustomObject({ group, version, plural, name }),
   patchSpec: (name: string, spec: Spec) =>
-    c.custom.patchClusterCustomObject({ group, version, plural, name, body: [{ op: 'replace', path: '/spec', value: spec }] }),
+    c.custom.patchClusterCustomObject({
+      group,
+      version,
+      plural,
+      name,
+      body: [{ op: 'replace', path: '/spec', value: spec }],
+    }),
 });
 const calicoPools = object('crd.projectcalico.org', 'v1', 'ippools', 'IPPool');
 const subnets = object('kubeovn.io', 'v1', 'subnets', 'Subnet');
@@ -69,7 +90,8 @@ const ciliumPools = object('cilium.io', 'v2alpha1', 'ciliumpodippools', 'CiliumP
 
 async function putConfigMap(name: string, data: Record<string, string>): Promise<void> {
   const body = { metadata: { name, namespace: 'kube-system' }, data };
-  await c.core.replaceNamespacedConfigMap({ name, namespace: 'kube-system', body })
+  await c.core
+    .replaceNamespacedConfigMap({ name, namespace: 'kube-system', body })
     .catch(() => c.core.createNamespacedConfigMap({ namespace: 'kube-system', body }));
 }
 
@@ -81,7 +103,12 @@ async function showAddress(namespace: string, name: string, ip: string): Promise
 }
 
 async function poolStatus(name: string): Promise<{ capacity?: number; allocated?: number }> {
-  const pool = await c.custom.getClusterCustomObject({ group: 'netpin.io', version: 'v1alpha1', plural: 'ippools', name });
+  const pool = await c.custom.getClusterCustomObject({
+    group: 'netpin.io',
+    version: 'v1alpha1',
+    plural: 'ippools',
+    name,
+  });
   return (pool as { status?: object }).status ?? {};
 }
 
@@ -105,9 +132,16 @@ beforeAll(async () => {
     antrea: { pool: `${pool}-pool` },
     cilium: { pool: `${pool}-pool` },
   });
-  await createPool(c, 'web', { cidr: '10.50.0.0/24', namespaceSelector: { matchLabels: { team: 'web' } }, cni: names('web') });
+  await createPool(c, 'web', {
+    cidr: '10.50.0.0/24',
+    namespaceSelector: { matchLabels: { team: 'web' } },
+    cni: names('web'),
+  });
   await createPool(c, 'open', { ranges: ['10.60.0.1-10.60.0.8'], cni: names('open') });
-  await createPool(c, 'out', { ranges: ['10.90.0.1-10.90.0.4'], egress: { nodeSelector: { matchLabels: { egress: 'true' } } } });
+  await createPool(c, 'out', {
+    ranges: ['10.90.0.1-10.90.0.4'],
+    egress: { nodeSelector: { matchLabels: { egress: 'true' } } },
+  });
   netpin = await startNetpin({ kubeconfig: cp.kubeconfigPath });
   await registerWebhooks(c, netpin, cp.binDir);
 });
@@ -125,7 +159,10 @@ describe('netpin status', () => {
       body: {
         metadata: { name: 'db' },
         spec: {
-          replicas: 2, podManagementPolicy: 'Parallel', serviceName: 'db', selector: { matchLabels: { app: 'db' } },
+          replicas: 2,
+          podManagementPolicy: 'Parallel',
+          serviceName: 'db',
+          selector: { matchLabels: { app: 'db' } },
           template: { metadata: { labels: { app: 'db' }, annotations: { 'netpin.io/pool': 'web' } }, spec },
         },
       },
@@ -133,10 +170,15 @@ describe('netpin status', () => {
     await waitFor('2 pods of StatefulSet db', async () => (await podsWithPrefix(c, NS, 'db-')).length === 2);
     await showAddress(NS, 'db-0', '10.50.0.1');
     // Scaled down: ordinal 1 keeps its address, with no pod.
-    await c.apps.patchNamespacedStatefulSet({ namespace: NS, name: 'db', body: [{ op: 'replace', path: '/spec/replicas', value: 1 }] });
+    await c.apps.patchNamespacedStatefulSet({
+      namespace: NS,
+      name: 'db',
+      body: [{ op: 'replace', path: '/spec/replicas', value: 1 }],
+    });
     await waitFor('db-1 gone', async () => (await podsWithPrefix(c, NS, 'db-', true)).length === 1);
     await c.core.createNamespacedPod({
-      namespace: NS, body: { metadata: { name: 'solo', annotations: { 'netpin.io/ip': '10.50.0.20' } }, spec },
+      namespace: NS,
+      body: { metadata: { name: 'solo', annotations: { 'netpin.io/ip': '10.50.0.20' } }, spec },
     });
     // A namespace that never opted in, with a pod using a pool address: held all the same.
     await c.core.createNamespacedPod({ namespace: 'plain', body: { metadata: { name: 'rogue' }, spec } });
@@ -201,12 +243,22 @@ describe('netpin status', () => {
 
   it('keeps `kubectl get ippools.netpin.io` current within seconds of a claim', async () => {
     const kubectl = join(await nodeBinaries(), 'kubectl');
-    await waitFor('the reconciler to count 4 held addresses in IPPool web', async () => (await poolStatus('web')).allocated === 4, 30_000);
+    await waitFor(
+      'the reconciler to count 4 held addresses in IPPool web',
+      async () => (await poolStatus('web')).allocated === 4,
+      30_000,
+    );
     const claimed = Date.now();
     await c.core.createNamespacedPod({
-      namespace: NS, body: { metadata: { name: 'fresh', annotations: { 'netpin.io/pool': 'web' } }, spec },
+      namespace: NS,
+      body: { metadata: { name: 'fresh', annotations: { 'netpin.io/pool': 'web' } }, spec },
     });
-    await waitFor('IPPool web status to count the new claim', async () => (await poolStatus('web')).allocated === 5, 30_000, 50);
+    await waitFor(
+      'IPPool web status to count the new claim',
+      async () => (await poolStatus('web')).allocated === 5,
+      30_000,
+      50,
+    );
     const seconds = (Date.now() - claimed) / 1000;
     console.log(`netpin: IPPool status counted a new claim ${seconds.toFixed(2)} s after it was made`);
     expect(seconds).toBeLessThan(3);
@@ -219,7 +271,8 @@ describe('netpin status', () => {
 });
 
 describe('netpin doctor', () => {
-  const doctor = (cni?: string, kubeconfig?: string) => netpinCli(['doctor', ...(cni ? ['--cni', cni] : [])], kubeconfig);
+  const doctor = (cni?: string, kubeconfig?: string) =>
+    netpinCli(['doctor', ...(cni ? ['--cni', cni] : [])], kubeconfig);
 
   describe('on Calico', () => {
     it('fails a pod that uses a pool address netpin did not give it, naming the fix', async () => {
@@ -227,9 +280,13 @@ describe('netpin doctor', () => {
       expect(r.code).toBe(1);
       expect(lines(r.stdout)).toEqual([
         'netpin doctor: CNI Calico, from --cni',
-        expect.stringMatching(/^ok {4}IPPool open: 10\.60\.0\.1-10\.60\.0\.8 lies in Calico IPPools \(crd\.projectcalico\.org\/v1\)/),
+        expect.stringMatching(
+          /^ok {4}IPPool open: 10\.60\.0\.1-10\.60\.0\.8 lies in Calico IPPools \(crd\.projectcalico\.org\/v1\)/,
+        ),
         expect.stringMatching(/^ok {4}IPPool web: 10\.50\.0\.1-10\.50\.0\.254 lies in Calico IPPools/),
-        expect.stringMatching(/^WARN {2}IPPool out: an egress pool, and Calico \(open source\) has no per-pod egress IP/),
+        expect.stringMatching(
+          /^WARN {2}IPPool out: an egress pool, and Calico \(open source\) has no per-pod egress IP/,
+        ),
         // db-0 shows the address netpin gave its ordinal, which is no finding.
         'FAIL  pod plain/rogue uses 10.50.0.30 (status.podIPs) of netpin IPPool web, and netpin holds no IPClaim on it: ' +
           'a pod netpin pins to it would find it taken. Fix: make the Calico IPPool over 10.50.0.1-10.50.0.254 never assign by itself ' +
@@ -239,7 +296,9 @@ describe('netpin doctor', () => {
       await c.core.deleteNamespacedPod({ namespace: 'plain', name: 'rogue' });
       await waitFor('rogue gone', async () => (await podsWithPrefix(c, 'plain', 'rogue', true)).length === 0);
       const healthy = await doctor('calico');
-      expect(healthy.stdout).toContain('ok    no running pod uses an address of a netpin IPPool that netpin did not give it');
+      expect(healthy.stdout).toContain(
+        'ok    no running pod uses an address of a netpin IPPool that netpin did not give it',
+      );
       expect(healthy.code).toBe(0);
     });
 
@@ -252,7 +311,7 @@ describe('netpin doctor', () => {
         'FAIL  IPPool open (spec.cni.calico.pool): 10.60.0.1-10.60.0.8 lies in Calico IPPool netpin-open, ' +
           'which Calico assigns from by itself, so a pinned pod can find its address taken ("Address already assigned in block"). ' +
           'Fix: on Calico IPPool netpin-open, set assignmentMode: Manual (before Calico 3.30: nodeSelector: "!all()"); ' +
-          'or back netpin\'s range with a Calico IPPool of its own',
+          "or back netpin's range with a Calico IPPool of its own",
         'FAIL  IPPool web (spec.cni.calico.pool): 10.50.0.1-10.50.0.254 lies in Calico IPPool netpin-web, which is disabled, ' +
           'and Calico refuses ipAddrs from a disabled pool. Fix: set disabled: false on Calico IPPool netpin-web ' +
           'and set assignmentMode: Manual (before Calico 3.30: nodeSelector: "!all()")',
@@ -265,7 +324,9 @@ describe('netpin doctor', () => {
 
   describe('on Kube-OVN', () => {
     it('passes Subnets that hold the pools, and fails one that is missing or too small', async () => {
-      await subnets.create('web-subnet', { spec: { protocol: 'IPv4', cidrBlock: '10.50.0.0/24', gateway: '10.50.0.254' } });
+      await subnets.create('web-subnet', {
+        spec: { protocol: 'IPv4', cidrBlock: '10.50.0.0/24', gateway: '10.50.0.254' },
+      });
       await subnets.create('open-subnet', { spec: { protocol: 'Dual', cidrBlock: '10.60.0.0/24,fd00:60::/64' } });
       const healthy = await doctor('kube-ovn');
       expect(lines(healthy.stdout)).toEqual([
@@ -293,13 +354,16 @@ describe('netpin doctor', () => {
   });
 
   describe('on Antrea', () => {
-    const AGENT = 'featureGates:\n  AntreaIPAM: true\nenableBridgingMode: true\ntrafficEncapMode: "noEncap"\nnoSNAT: true\n';
+    const AGENT =
+      'featureGates:\n  AntreaIPAM: true\nenableBridgingMode: true\ntrafficEncapMode: "noEncap"\nnoSNAT: true\n';
     const CONTROLLER = 'featureGates:\n  AntreaIPAM: true\n';
     const subnetInfo = (gateway: string) => ({ gateway, prefixLength: 24 });
 
     it('passes the feature gate, bridging mode and Antrea IPPools, and fails each one off or missing', async () => {
       await putConfigMap('antrea-config', { 'antrea-agent.conf': AGENT, 'antrea-controller.conf': CONTROLLER });
-      await antreaPools.create('web-pool', { spec: { ipRanges: [{ cidr: '10.50.0.0/24' }], subnetInfo: subnetInfo('10.50.0.254') } });
+      await antreaPools.create('web-pool', {
+        spec: { ipRanges: [{ cidr: '10.50.0.0/24' }], subnetInfo: subnetInfo('10.50.0.254') },
+      });
       await antreaPools.create('open-pool', {
         spec: { ipRanges: [{ start: '10.60.0.1', end: '10.60.0.8' }], subnetInfo: subnetInfo('10.60.0.254') },
       });
@@ -327,7 +391,7 @@ describe('netpin doctor', () => {
       expect(r.code).toBe(1);
       expect(lines(r.stdout).filter((l) => l.startsWith('FAIL'))).toEqual([
         'FAIL  antrea-agent.conf in ConfigMap kube-system/antrea-config leaves the AntreaIPAM feature gate off ' +
-          '(featureGates.AntreaIPAM), and Antrea\'s IPPools need it on in both antrea-controller and antrea-agent. ' +
+          "(featureGates.AntreaIPAM), and Antrea's IPPools need it on in both antrea-controller and antrea-agent. " +
           'Fix: set featureGates: {AntreaIPAM: true} in antrea-agent.conf (Helm: --set featureGates.AntreaIPAM=true) ' +
           'and restart antrea-agent',
         'FAIL  antrea-agent.conf in ConfigMap kube-system/antrea-config leaves enableBridgingMode off, ' +
@@ -342,7 +406,9 @@ describe('netpin doctor', () => {
 
     it('warns, without failing, when it may not read antrea-config', async () => {
       await putConfigMap('antrea-config', { 'antrea-agent.conf': AGENT, 'antrea-controller.conf': CONTROLLER });
-      await antreaPools.create('open-pool', { spec: { ipRanges: [{ cidr: '10.60.0.0/28' }], subnetInfo: subnetInfo('10.60.0.14') } });
+      await antreaPools.create('open-pool', {
+        spec: { ipRanges: [{ cidr: '10.60.0.0/28' }], subnetInfo: subnetInfo('10.60.0.14') },
+      });
       // Everything doctor reads but ConfigMaps.
       const rbac = c.kc.makeApiClient(RbacAuthorizationV1Api);
       await rbac.createClusterRole({
@@ -363,7 +429,7 @@ describe('netpin doctor', () => {
         },
       });
       const viewer = await issueClientKubeconfig(cp, 'viewer', { cn: 'viewer' });
-      const r = await waitFor('the viewer\'s role to apply', async () => {
+      const r = await waitFor("the viewer's role to apply", async () => {
         const out = await doctor('antrea', viewer);
         return out.stdout.includes('IPPool web: Antrea IPPool') ? out : undefined;
       });
@@ -382,7 +448,7 @@ describe('netpin doctor', () => {
   });
 
   describe('on Cilium', () => {
-    it('asks for --cni until netpin\'s Deployment says it', async () => {
+    it("asks for --cni until netpin's Deployment says it", async () => {
       const without = await doctor();
       expect(without.code).toBe(2);
       expect(without.stderr).toBe(
@@ -398,19 +464,30 @@ describe('netpin doctor', () => {
             template: {
               metadata: { labels: { app: 'netpin' } },
               spec: {
-                containers: [{ name: 'netpin', image: 'registry.example/netpin:1', args: ['serve', '--cni', 'cilium', '--ledger=kube'] }],
+                containers: [
+                  {
+                    name: 'netpin',
+                    image: 'registry.example/netpin:1',
+                    args: ['serve', '--cni', 'cilium', '--ledger=kube'],
+                  },
+                ],
               },
             },
           },
         },
       });
       const found = await doctor();
-      expect(lines(found.stdout)[0]).toBe('netpin doctor: CNI Cilium, from the --cni of Deployment netpin-system/netpin');
+      expect(lines(found.stdout)[0]).toBe(
+        'netpin doctor: CNI Cilium, from the --cni of Deployment netpin-system/netpin',
+      );
     });
 
     it('passes multi-pool IPAM, the egress gateway and the CiliumPodIPPools, and fails each one off or missing', async () => {
       await putConfigMap('cilium-config', { ipam: 'multi-pool', 'enable-egress-gateway': 'true' });
-      for (const [name, cidr] of [['web-pool', '10.50.0.0/24'], ['open-pool', '10.60.0.0/28']] as const) {
+      for (const [name, cidr] of [
+        ['web-pool', '10.50.0.0/24'],
+        ['open-pool', '10.60.0.0/28'],
+      ] as const) {
         await ciliumPools.create(name, { spec: { ipv4: { cidrs: [cidr], maskSize: 28 } } });
       }
       const healthy = await doctor();
@@ -433,9 +510,9 @@ describe('netpin doctor', () => {
         'FAIL  ConfigMap kube-system/cilium-config sets ipam: cluster-pool, ' +
           'and Cilium reads ipam.cilium.io/ip-pool only with ipam: multi-pool. ' +
           'Fix: install Cilium with ipam.mode=multi-pool (ipam: multi-pool in cilium-config); ' +
-          'Cilium\'s documentation warns against changing the IPAM mode of a running cluster outside a documented migration',
+          "Cilium's documentation warns against changing the IPAM mode of a running cluster outside a documented migration",
         'WARN  ConfigMap kube-system/cilium-config sets enable-ipv4-egress-gateway: "true", a name Cilium reads only before 1.19 ' +
-          '(1.18 renamed it enable-egress-gateway). Fix: set egressGateway.enabled=true in Cilium\'s Helm values ' +
+          "(1.18 renamed it enable-egress-gateway). Fix: set egressGateway.enabled=true in Cilium's Helm values " +
           '(enable-egress-gateway: "true" in cilium-config) and restart cilium-agent and cilium-operator',
         'ok    IPPool open: CiliumPodIPPool open-pool (cilium.io/v2alpha1) exists',
         'FAIL  IPPool web names CiliumPodIPPool web-pool (spec.cni.cilium.pool), which does not exist, ' +

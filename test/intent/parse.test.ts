@@ -29,7 +29,9 @@ const problem = (a: Record<string, string>) => {
 describe('parseIntent', () => {
   it('reads nothing from no annotations, and ignores keys outside netpin.io/ and netpin.io/allocated', () => {
     expect(parseIntent(undefined)).toEqual({ intent: {}, problems: [] });
-    expect(parsed({ 'app.kubernetes.io/name': 'x', [ALLOCATED_KEY]: '10.0.0.1', 'kubernetes.io/egress-bandwidth': 'junk' })).toEqual({});
+    expect(
+      parsed({ 'app.kubernetes.io/name': 'x', [ALLOCATED_KEY]: '10.0.0.1', 'kubernetes.io/egress-bandwidth': 'junk' }),
+    ).toEqual({});
   });
 
   it('reads every key', () => {
@@ -60,7 +62,9 @@ describe('parseIntent', () => {
   });
 
   it('defaults the egress mode to snat', () => {
-    expect(parsed({ 'netpin.io/egress-ip': '203.0.113.10,2001:db8::10' })).toEqual({ egress: { ip: '203.0.113.10,2001:db8::10', mode: 'snat' } });
+    expect(parsed({ 'netpin.io/egress-ip': '203.0.113.10,2001:db8::10' })).toEqual({
+      egress: { ip: '203.0.113.10,2001:db8::10', mode: 'snat' },
+    });
   });
 
   describe('netpin.io/ips', () => {
@@ -90,26 +94,64 @@ describe('parseIntent', () => {
     });
 
     it('refuses netpin.io/ip and netpin.io/ips together', () => {
-      expect(problem({ 'netpin.io/ip': '10.0.0.1', 'netpin.io/ips': '10.0.0.2' })).toMatchObject({ key: 'netpin.io/ips', message: 'netpin.io/ip and netpin.io/ips are both set' });
+      expect(problem({ 'netpin.io/ip': '10.0.0.1', 'netpin.io/ips': '10.0.0.2' })).toMatchObject({
+        key: 'netpin.io/ips',
+        message: 'netpin.io/ip and netpin.io/ips are both set',
+      });
     });
   });
 
   it.each<[string, Record<string, string>, string, string]>([
-    ['an address that is not one', { 'netpin.io/ip': '10.0.0.256' }, 'netpin.io/ip', '"10.0.0.256" is not an IP address'],
+    [
+      'an address that is not one',
+      { 'netpin.io/ip': '10.0.0.256' },
+      'netpin.io/ip',
+      '"10.0.0.256" is not an IP address',
+    ],
     ['two IPv4 addresses', { 'netpin.io/ip': '10.0.0.1,10.0.0.2' }, 'netpin.io/ip', 'has two IPv4 addresses'],
     ['three addresses', { 'netpin.io/ip': '10.0.0.1,fd00::1,10.0.0.2' }, 'netpin.io/ip', 'has 3 addresses'],
     ['a pool name with capitals', { 'netpin.io/pool': 'Web' }, 'netpin.io/pool', '"Web" is not an IPPool name'],
     ['an empty pool name', { 'netpin.io/pool': 'web,' }, 'netpin.io/pool', '"" is not an IPPool name'],
     ['three pools', { 'netpin.io/pool': 'a,b,c' }, 'netpin.io/pool', '3 pools are named'],
     ['a pool named twice', { 'netpin.io/pool': 'a, a' }, 'netpin.io/pool', 'pool "a" is named twice'],
-    ['an unknown egress mode', { 'netpin.io/egress-ip': '203.0.113.10', 'netpin.io/egress-mode': 'nat' }, 'netpin.io/egress-mode', '"nat" is not an egress mode'],
-    ['an egress mode alone', { 'netpin.io/egress-mode': 'snat' }, 'netpin.io/egress-mode', 'is set without netpin.io/egress-ip'],
+    [
+      'an unknown egress mode',
+      { 'netpin.io/egress-ip': '203.0.113.10', 'netpin.io/egress-mode': 'nat' },
+      'netpin.io/egress-mode',
+      '"nat" is not an egress mode',
+    ],
+    [
+      'an egress mode alone',
+      { 'netpin.io/egress-mode': 'snat' },
+      'netpin.io/egress-mode',
+      'is set without netpin.io/egress-ip',
+    ],
     ['a bad egress IP', { 'netpin.io/egress-ip': 'gateway' }, 'netpin.io/egress-ip', '"gateway" is not an IP address'],
-    ['a rate with a unit', { 'netpin.io/egress-rate': '10Mbps' }, 'netpin.io/egress-rate', '"10Mbps" is not a Kubernetes quantity'],
-    ['a rate below 1k', { 'netpin.io/ingress-rate': '500' }, 'netpin.io/ingress-rate', '"500" (500 bit/s) is outside 1k..1P bits per second'],
+    [
+      'a rate with a unit',
+      { 'netpin.io/egress-rate': '10Mbps' },
+      'netpin.io/egress-rate',
+      '"10Mbps" is not a Kubernetes quantity',
+    ],
+    [
+      'a rate below 1k',
+      { 'netpin.io/ingress-rate': '500' },
+      'netpin.io/ingress-rate',
+      '"500" (500 bit/s) is outside 1k..1P bits per second',
+    ],
     ['a rate above 1P', { 'netpin.io/ingress-rate': '2P' }, 'netpin.io/ingress-rate', 'is outside 1k..1P'],
-    ['a fractional rate', { 'netpin.io/egress-rate': '1500500m' }, 'netpin.io/egress-rate', 'is not a whole number of bits per second'],
-    ['a latency with another unit', { 'netpin.io/latency': '1s' }, 'netpin.io/latency', '"1s" is not a duration in milliseconds'],
+    [
+      'a fractional rate',
+      { 'netpin.io/egress-rate': '1500500m' },
+      'netpin.io/egress-rate',
+      'is not a whole number of bits per second',
+    ],
+    [
+      'a latency with another unit',
+      { 'netpin.io/latency': '1s' },
+      'netpin.io/latency',
+      '"1s" is not a duration in milliseconds',
+    ],
     ['a negative jitter', { 'netpin.io/jitter': '-1' }, 'netpin.io/jitter', 'is not a duration in milliseconds'],
     ['a loss above 100', { 'netpin.io/loss': '101%' }, 'netpin.io/loss', 'is not a percentage from 0 to 100'],
     ['a zero limit', { 'netpin.io/limit': '0' }, 'netpin.io/limit', 'is not a whole number of packets'],
@@ -171,7 +213,9 @@ describe('parseDual and parseRate', () => {
   it('puts each address under its family', () => {
     const d = parseDual('fd00::1, 10.0.0.1');
     expect(typeof d !== 'string' && [d.ipv4?.toString(), d.ipv6?.toString()]).toEqual(['10.0.0.1', 'fd00::1']);
-    expect(parseDual('fd00::1,fd00::2')).toBe('"fd00::1,fd00::2" has two IPv6 addresses; at most one per family is allowed');
+    expect(parseDual('fd00::1,fd00::2')).toBe(
+      '"fd00::1,fd00::2" has two IPv6 addresses; at most one per family is allowed',
+    );
   });
 
   it('accepts the bounds containerd accepts', () => {
@@ -186,6 +230,8 @@ describe('needsAddress', () => {
   it('is true for ip, ips and pool only', () => {
     expect(needsAddress(parseIntent({ 'netpin.io/pool': 'web' }).intent)).toBe(true);
     expect(needsAddress(parseIntent({ 'netpin.io/ips': '10.0.0.1' }).intent)).toBe(true);
-    expect(needsAddress(parseIntent({ 'netpin.io/egress-ip': '10.0.0.1', 'netpin.io/egress-rate': '1M' }).intent)).toBe(false);
+    expect(needsAddress(parseIntent({ 'netpin.io/egress-ip': '10.0.0.1', 'netpin.io/egress-rate': '1M' }).intent)).toBe(
+      false,
+    );
   });
 });

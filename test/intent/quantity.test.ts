@@ -31,9 +31,12 @@ describe('parseQuantity', () => {
     expect(value(text)).toBe(fraction);
   });
 
-  it.each(['', '10Mbps', '10 M', 'M', '1.2.3', '1KI', '1ki', '0x10', '1e', '1e999', 'ten', '10MB', '--1'])('refuses %j', (text) => {
-    expect(parseQuantity(text)).toBeUndefined();
-  });
+  it.each(['', '10Mbps', '10 M', 'M', '1.2.3', '1KI', '1ki', '0x10', '1e', '1e999', 'ten', '10MB', '--1'])(
+    'refuses %j',
+    (text) => {
+      expect(parseQuantity(text)).toBeUndefined();
+    },
+  );
 });
 
 describe('isWhole and wholeValue', () => {

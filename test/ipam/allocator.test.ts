@@ -14,16 +14,28 @@ const ordinal = (k: number): Owner => ({ kind: 'StatefulSet', namespace: 'shop',
 function setup() {
   const ledger = new MemoryLedger(parsePools(POOLS).pools);
   const allocator = new Allocator(ledger);
-  const allocate = (annotations: Record<string, string>, owner: Owner, more: { entry?: number; dryRun?: boolean; labels?: Record<string, string> } = {}) => {
+  const allocate = (
+    annotations: Record<string, string>,
+    owner: Owner,
+    more: { entry?: number; dryRun?: boolean; labels?: Record<string, string> } = {},
+  ) => {
     const { intent, problems } = parseIntent(annotations);
     expect(problems).toEqual([]);
-    return allocator.allocate({ intent, namespace: owner.namespace, namespaceLabels: more.labels ?? SHOP, owner, entry: more.entry, dryRun: more.dryRun ?? false });
+    return allocator.allocate({
+      intent,
+      namespace: owner.namespace,
+      namespaceLabels: more.labels ?? SHOP,
+      owner,
+      entry: more.entry,
+      dryRun: more.dryRun ?? false,
+    });
   };
   const held = () => [...ledger.index.allClaims()].map((c) => c.ip.toString()).sort();
   return { ledger, allocator, allocate, held };
 }
 
-const addresses = (r: AllocationResult) => (r.ok ? formatDual(r.allocation.addresses) : `denied: ${r.problems.map((p) => `${p.key}: ${p.message}`).join('; ')}`);
+const addresses = (r: AllocationResult) =>
+  r.ok ? formatDual(r.allocation.addresses) : `denied: ${r.problems.map((p) => `${p.key}: ${p.message}`).join('; ')}`;
 const problemsOf = (r: AllocationResult) => {
   if (r.ok) throw new Error(`expected a refusal, got ${formatDual(r.allocation.addresses)}`);
   return r.problems;
@@ -60,7 +72,8 @@ describe('Allocator', () => {
     });
 
     it('gives back the first family when the second is exhausted', async () => {
-      const ledger = new MemoryLedger(parsePools(`
+      const ledger = new MemoryLedger(
+        parsePools(`
 kind: IPPool
 metadata: { name: v4 }
 spec: { cidr: 10.0.0.0/24 }
@@ -68,7 +81,8 @@ spec: { cidr: 10.0.0.0/24 }
 kind: IPPool
 metadata: { name: v6 }
 spec: { ranges: ["fd00::1"] }
-`).pools);
+`).pools,
+      );
       const allocator = new Allocator(ledger);
       const intent = parseIntent({ 'netpin.io/pool': 'v4,v6' }).intent;
       const req = (name: string) => ({ intent, namespace: 'x', namespaceLabels: {}, owner: pod(name), dryRun: false });
@@ -86,7 +100,9 @@ spec: { ranges: ["fd00::1"] }
         return claimNext(p, f, o);
       });
       const intent = parseIntent({ 'netpin.io/pool': 'web,web-v6' }).intent;
-      await expect(allocator.allocate({ intent, namespace: 'shop', namespaceLabels: SHOP, owner: pod('a'), dryRun: false })).rejects.toThrow('API server unavailable');
+      await expect(
+        allocator.allocate({ intent, namespace: 'shop', namespaceLabels: SHOP, owner: pod('a'), dryRun: false }),
+      ).rejects.toThrow('API server unavailable');
       expect([...ledger.index.allClaims()]).toEqual([]);
     });
   });
@@ -132,7 +148,10 @@ spec: { ranges: ["fd00::1"] }
       expect(addresses(await allocate(ips, ordinal(2), { entry: 2 }))).toBe('10.20.0.7');
       expect(addresses(await allocate(ips, ordinal(0), { entry: 0 }))).toBe('10.20.0.5');
       const [p] = problemsOf(await allocate(ips, ordinal(3), { entry: 3 }));
-      expect(p).toMatchObject({ key: 'netpin.io/ips', message: 'has 3 entries, but StatefulSet shop/web (ordinal 3) needs entry 4' });
+      expect(p).toMatchObject({
+        key: 'netpin.io/ips',
+        message: 'has 3 entries, but StatefulSet shop/web (ordinal 3) needs entry 4',
+      });
     });
   });
 
@@ -155,7 +174,9 @@ spec: { ranges: ["fd00::1"] }
     it('reports what would be claimed and claims nothing', async () => {
       const { allocate, held, ledger } = setup();
       await allocate({ 'netpin.io/pool': 'web' }, pod('a'));
-      expect(addresses(await allocate({ 'netpin.io/pool': 'web,web-v6' }, pod('b'), { dryRun: true }))).toBe('10.20.0.3,fd00:20::1');
+      expect(addresses(await allocate({ 'netpin.io/pool': 'web,web-v6' }, pod('b'), { dryRun: true }))).toBe(
+        '10.20.0.3,fd00:20::1',
+      );
       expect(addresses(await allocate({ 'netpin.io/ip': '10.20.0.9' }, pod('b'), { dryRun: true }))).toBe('10.20.0.9');
       expect(held()).toEqual(['10.20.0.2']);
       expect(ledger.index.usage('web')[0]!.allocated).toBe(1n);
@@ -168,8 +189,12 @@ spec: { ranges: ["fd00::1"] }
       const { allocate } = setup();
       await allocate({ 'netpin.io/pool': 'tiny' }, pod('a'));
       await allocate({ 'netpin.io/pool': 'tiny' }, pod('b'));
-      expect(problemsOf(await allocate({ 'netpin.io/pool': 'tiny' }, pod('c'), { dryRun: true }))[0]!.message).toBe('IPPool tiny has no free IPv4 address (2 of 2 held)');
-      expect(problemsOf(await allocate({ 'netpin.io/ip': '10.40.0.1' }, pod('c'), { dryRun: true }))[0]!.message).toContain('is held by pod shop/a');
+      expect(problemsOf(await allocate({ 'netpin.io/pool': 'tiny' }, pod('c'), { dryRun: true }))[0]!.message).toBe(
+        'IPPool tiny has no free IPv4 address (2 of 2 held)',
+      );
+      expect(
+        problemsOf(await allocate({ 'netpin.io/ip': '10.40.0.1' }, pod('c'), { dryRun: true }))[0]!.message,
+      ).toContain('is held by pod shop/a');
     });
   });
 
@@ -199,27 +224,50 @@ spec: { ranges: ["fd00::1"] }
         { 'netpin.io/pool': 'db' },
         { key: 'netpin.io/pool', message: 'IPPool db does not select namespace shop (spec.namespaceSelector)' },
       ],
-      ['two pools of one family', { 'netpin.io/pool': 'web,tiny' }, { key: 'netpin.io/pool', message: 'IPPools web and tiny both serve IPv4' }],
+      [
+        'two pools of one family',
+        { 'netpin.io/pool': 'web,tiny' },
+        { key: 'netpin.io/pool', message: 'IPPools web and tiny both serve IPv4' },
+      ],
       [
         'an address outside every pool',
         { 'netpin.io/ip': '192.168.1.1' },
-        { key: 'netpin.io/ip', message: '192.168.1.1 lies outside every IPPool', fix: 'choose an address in a pool namespace shop may use: web (10.20.0.2-10.20.0.254); web-v6 (fd00:20::1-fd00:20::ff); tiny (10.40.0.1-10.40.0.2)' },
+        {
+          key: 'netpin.io/ip',
+          message: '192.168.1.1 lies outside every IPPool',
+          fix: 'choose an address in a pool namespace shop may use: web (10.20.0.2-10.20.0.254); web-v6 (fd00:20::1-fd00:20::ff); tiny (10.40.0.1-10.40.0.2)',
+        },
       ],
-      ['an excluded address', { 'netpin.io/ip': '10.20.0.1' }, { key: 'netpin.io/ip', message: '10.20.0.1 lies outside every IPPool' }],
+      [
+        'an excluded address',
+        { 'netpin.io/ip': '10.20.0.1' },
+        { key: 'netpin.io/ip', message: '10.20.0.1 lies outside every IPPool' },
+      ],
       [
         'an address in a pool the namespace may not use',
         { 'netpin.io/ips': '10.20.0.9,10.30.0.10' },
-        { key: 'netpin.io/ips', message: '10.30.0.10 lies in IPPool db, which does not select namespace shop (spec.namespaceSelector)' },
+        {
+          key: 'netpin.io/ips',
+          message: '10.30.0.10 lies in IPPool db, which does not select namespace shop (spec.namespaceSelector)',
+        },
       ],
       [
         'an address outside the pool named with it',
         { 'netpin.io/ip': '10.40.0.1', 'netpin.io/pool': 'web' },
-        { key: 'netpin.io/ip', message: '10.40.0.1 lies outside IPPool web (10.20.0.2-10.20.0.254)', fix: 'choose an address inside IPPool web, or name the pool that holds it' },
+        {
+          key: 'netpin.io/ip',
+          message: '10.40.0.1 lies outside IPPool web (10.20.0.2-10.20.0.254)',
+          fix: 'choose an address inside IPPool web, or name the pool that holds it',
+        },
       ],
       [
         'two families against a single-stack pool',
         { 'netpin.io/ip': '10.20.0.9,fd00:20::9', 'netpin.io/pool': 'web' },
-        { key: 'netpin.io/ip', message: 'asks for an IPv6 address, but IPPool web has no IPv6 range', fix: 'name an IPv6 pool too (netpin.io/pool: web,<IPv6 pool>), or drop the IPv6 address' },
+        {
+          key: 'netpin.io/ip',
+          message: 'asks for an IPv6 address, but IPPool web has no IPv6 range',
+          fix: 'name an IPv6 pool too (netpin.io/pool: web,<IPv6 pool>), or drop the IPv6 address',
+        },
       ],
     ])('refuses %s', (_, annotations, expected) => {
       const [p, ...more] = check(annotations);
@@ -263,7 +311,7 @@ describe('a pod admitted again under its name', () => {
     expect(held()).toEqual([addresses(again)]);
   });
 
-  it('renews nothing on a dry run, nor a StatefulSet ordinal\'s reservation', async () => {
+  it("renews nothing on a dry run, nor a StatefulSet ordinal's reservation", async () => {
     const { ledger, allocate } = setup();
     await allocate({ 'netpin.io/pool': 'web' }, pod('a'));
     await allocate({ 'netpin.io/pool': 'web' }, ordinal(0));
@@ -273,4 +321,3 @@ describe('a pod admitted again under its name', () => {
     expect(renew).not.toHaveBeenCalled();
   });
 });
-

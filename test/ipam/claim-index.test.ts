@@ -16,7 +16,9 @@ describe('addresses pods use without a claim', () => {
     expect((await ledger.claimNext(small, 'ipv4', a)).ip.toString()).toBe('10.0.0.2');
     const err = await ledger.claim(small, v4('10.0.0.1'), a).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConflictError);
-    expect((err as ConflictError).message).toBe('10.0.0.1 is held by pod legacy/old, which uses it without a netpin claim (it predates netpin or its namespace opting in)');
+    expect((err as ConflictError).message).toBe(
+      '10.0.0.1 is held by pod legacy/old, which uses it without a netpin claim (it predates netpin or its namespace opting in)',
+    );
     expect(ledger.index.usage('small')).toEqual([{ family: 'ipv4', capacity: 3n, allocated: 2n }]);
   });
 
@@ -58,7 +60,14 @@ describe('a stored claim written again', () => {
   it('moves its grace period and version on in the index, as the watch reports it', () => {
     const index = new ClaimIndex();
     index.setPool(small);
-    const stored = { pool: 'small', ip: v4('10.0.0.2'), owner: { kind: 'Pod' as const, namespace: 'shop', name: 'a' }, createdAt: 1, ref: 'uid-1', version: '10' };
+    const stored = {
+      pool: 'small',
+      ip: v4('10.0.0.2'),
+      owner: { kind: 'Pod' as const, namespace: 'shop', name: 'a' },
+      createdAt: 1,
+      ref: 'uid-1',
+      version: '10',
+    };
     index.add(stored);
     expect(index.put({ ...stored, createdAt: 5_000, version: '11' })).toBe(true);
     const held = index.claimsOf(stored.owner)[0]!;

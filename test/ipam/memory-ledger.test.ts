@@ -45,7 +45,12 @@ describe('MemoryLedger', () => {
     const ledger = new MemoryLedger([small, six]);
     expect((await ledger.claimNext(six, 'ipv6', a)).ip.toString()).toBe('fd00::1');
     expect((await ledger.claimNext(small, 'ipv4', a)).ip.toString()).toBe('10.0.0.1');
-    expect(ledger.index.claimsOf(a).map((c) => c.ip.toString()).sort()).toEqual(['10.0.0.1', 'fd00::1']);
+    expect(
+      ledger.index
+        .claimsOf(a)
+        .map((c) => c.ip.toString())
+        .sort(),
+    ).toEqual(['10.0.0.1', 'fd00::1']);
     await expect(ledger.claimNext(small, 'ipv6', b)).rejects.toThrow('IPPool small has no free IPv6 address');
   });
 

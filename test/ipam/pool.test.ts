@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { formatRange, toBigInt } from '../../src/net/address.js';
-import { compilePool, describePool, poolAdmitsNamespace, poolContains, poolOverlap, PoolSpecError, type IPPoolSpec } from '../../src/ipam/pool.js';
+import {
+  compilePool,
+  describePool,
+  poolAdmitsNamespace,
+  poolContains,
+  poolOverlap,
+  PoolSpecError,
+  type IPPoolSpec,
+} from '../../src/ipam/pool.js';
 import { pool, v4, v6 } from '../cni/fixtures.js';
 
 const compile = (spec: IPPoolSpec, name = 'p') => compilePool({ metadata: { name }, spec });
@@ -18,11 +26,9 @@ describe('compilePool', () => {
   });
 
   it('merges overlapping and adjacent ranges, in address order, per family', () => {
-    expect(ranges({ ranges: ['10.0.0.20-10.0.0.30', 'fd00::/126', '10.0.0.5-10.0.0.19', '10.0.0.25', '10.0.1.0/30'] })).toEqual([
-      '10.0.0.5-10.0.0.30',
-      '10.0.1.1-10.0.1.2',
-      'fd00::1-fd00::3',
-    ]);
+    expect(
+      ranges({ ranges: ['10.0.0.20-10.0.0.30', 'fd00::/126', '10.0.0.5-10.0.0.19', '10.0.0.25', '10.0.1.0/30'] }),
+    ).toEqual(['10.0.0.5-10.0.0.30', '10.0.1.1-10.0.1.2', 'fd00::1-fd00::3']);
     const dual = compile({ cidr: '10.0.0.0/30', ranges: ['fd00::1-fd00::2'] });
     expect(dual.families).toEqual(['ipv4', 'ipv6']);
     expect(dual.capacity).toEqual({ ipv4: 2n, ipv6: 2n });
@@ -31,7 +37,10 @@ describe('compilePool', () => {
   it('keeps exclusions of a CIDR literal: an excluded network is not dropped twice', () => {
     // exclude takes its CIDRs whole (the network address is an address like any other there).
     expect(ranges({ cidr: '10.0.0.0/28', exclude: ['10.0.0.0/29'] })).toEqual(['10.0.0.8-10.0.0.14']);
-    expect(ranges({ cidr: '10.0.0.0/28', exclude: ['10.0.0.3', '10.0.0.4', '10.0.0.14'] })).toEqual(['10.0.0.1-10.0.0.2', '10.0.0.5-10.0.0.13']);
+    expect(ranges({ cidr: '10.0.0.0/28', exclude: ['10.0.0.3', '10.0.0.4', '10.0.0.14'] })).toEqual([
+      '10.0.0.1-10.0.0.2',
+      '10.0.0.5-10.0.0.13',
+    ]);
   });
 
   it('keeps a family it was given even when exclusions empty it', () => {
@@ -42,7 +51,11 @@ describe('compilePool', () => {
   });
 
   it('keeps the selector and the CNI names', () => {
-    const p = compile({ cidr: '10.0.0.0/24', namespaceSelector: { matchLabels: { team: 'web' } }, cni: { calico: { pool: 'c' } } });
+    const p = compile({
+      cidr: '10.0.0.0/24',
+      namespaceSelector: { matchLabels: { team: 'web' } },
+      cni: { calico: { pool: 'c' } },
+    });
     expect(p.namespaceSelector).toEqual({ matchLabels: { team: 'web' } });
     expect(p.cni).toEqual({ calico: { pool: 'c' } });
     expect(compile({ cidr: '10.0.0.0/24' }).cni).toEqual({});
@@ -53,9 +66,21 @@ describe('compilePool', () => {
     ['a cidr that is not a string', { cidr: 10 }, 'IPPool p: spec.cidr must be a string'],
     ['ranges that are not a list', { ranges: '10.0.0.1' }, 'IPPool p: spec.ranges must be a list of strings'],
     ['a malformed CIDR', { cidr: '10.0.0.0/40' }, 'IPPool p: spec.cidr/ranges: "10.0.0.0/40" is not a CIDR'],
-    ['host bits', { cidr: '10.0.0.1/24' }, 'IPPool p: spec.cidr/ranges: "10.0.0.1/24" has host bits set; the network is 10.0.0.0/24'],
-    ['a bad exclusion', { cidr: '10.0.0.0/24', exclude: ['10.0.0.x'] }, 'IPPool p: spec.exclude: "10.0.0.x" is not an address, a range or a CIDR'],
-    ['exclusions that are not a list', { cidr: '10.0.0.0/24', exclude: '10.0.0.1' }, 'IPPool p: spec.exclude must be a list of strings'],
+    [
+      'host bits',
+      { cidr: '10.0.0.1/24' },
+      'IPPool p: spec.cidr/ranges: "10.0.0.1/24" has host bits set; the network is 10.0.0.0/24',
+    ],
+    [
+      'a bad exclusion',
+      { cidr: '10.0.0.0/24', exclude: ['10.0.0.x'] },
+      'IPPool p: spec.exclude: "10.0.0.x" is not an address, a range or a CIDR',
+    ],
+    [
+      'exclusions that are not a list',
+      { cidr: '10.0.0.0/24', exclude: '10.0.0.1' },
+      'IPPool p: spec.exclude must be a list of strings',
+    ],
   ])('refuses %s', (_, spec, message) => {
     expect(() => compile(spec as IPPoolSpec)).toThrow(new PoolSpecError(message));
   });
@@ -94,7 +119,11 @@ describe('poolAdmitsNamespace', () => {
 describe('poolOverlap', () => {
   it('finds a shared range in either family, and nothing for disjoint pools', () => {
     const a = compile({ ranges: ['10.0.0.10-10.0.0.20', 'fd00::10-fd00::20'] }, 'a');
-    expect(poolOverlap(a, compile({ ranges: ['10.0.0.15-10.0.0.30'] }, 'b'))).toEqual({ family: 'ipv4', first: toBigInt(v4('10.0.0.15')), last: toBigInt(v4('10.0.0.20')) });
+    expect(poolOverlap(a, compile({ ranges: ['10.0.0.15-10.0.0.30'] }, 'b'))).toEqual({
+      family: 'ipv4',
+      first: toBigInt(v4('10.0.0.15')),
+      last: toBigInt(v4('10.0.0.20')),
+    });
     const six = poolOverlap(a, compile({ ranges: ['fd00::20-fd00::30'] }, 'c'));
     expect(six && formatRange(six)).toBe('fd00::20');
     expect(poolOverlap(a, compile({ ranges: ['10.0.0.21-10.0.0.30', 'fd00::21'] }, 'd'))).toBeUndefined();

@@ -19,7 +19,11 @@ describe('matchesSelector', () => {
     ['DoesNotExist', { matchExpressions: [{ key: 'zone', operator: 'DoesNotExist' }] }, true],
     ['DoesNotExist on a present key', { matchExpressions: [{ key: 'team', operator: 'DoesNotExist' }] }, false],
     ['an unknown operator', { matchExpressions: [{ key: 'team', operator: 'Gt' as 'In', values: ['1'] }] }, false],
-    ['labels and expressions together (AND)', { matchLabels: { team: 'web' }, matchExpressions: [{ key: 'tier', operator: 'In', values: ['back'] }] }, false],
+    [
+      'labels and expressions together (AND)',
+      { matchLabels: { team: 'web' }, matchExpressions: [{ key: 'tier', operator: 'In', values: ['back'] }] },
+      false,
+    ],
   ])('%s: %s', (_, selector, matches) => {
     expect(matchesSelector(selector, labels)).toBe(matches);
   });

@@ -3,10 +3,13 @@ import { familyOf, formatRange, fromBigInt, parseAddress, parseRange, toBigInt }
 import { v4, v6 } from '../cni/fixtures.js';
 
 describe('addresses as integers', () => {
-  it.each(['0.0.0.0', '10.20.0.7', '255.255.255.255', '::', 'fd00:20::7', 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff'])('round-trips %s', (text) => {
-    const addr = text.includes(':') ? v6(text) : v4(text);
-    expect(fromBigInt(toBigInt(addr), familyOf(addr)).toString()).toBe(text);
-  });
+  it.each(['0.0.0.0', '10.20.0.7', '255.255.255.255', '::', 'fd00:20::7', 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff'])(
+    'round-trips %s',
+    (text) => {
+      const addr = text.includes(':') ? v6(text) : v4(text);
+      expect(fromBigInt(toBigInt(addr), familyOf(addr)).toString()).toBe(text);
+    },
+  );
 
   it('orders addresses numerically', () => {
     expect(toBigInt(v4('10.0.0.255')) + 1n).toBe(toBigInt(v4('10.0.1.0')));

@@ -35,7 +35,8 @@ describe('parseIntent, property-based', () => {
         // A key that draws no problem is understood.
         const faulted = new Set(problems.map((p) => p.key));
         for (const [key, field] of Object.entries(FIELD)) {
-          if (a[key] !== undefined && !faulted.has(key)) expect(intent[field], `${key}: ${JSON.stringify(a[key])}`).toBeDefined();
+          if (a[key] !== undefined && !faulted.has(key))
+            expect(intent[field], `${key}: ${JSON.stringify(a[key])}`).toBeDefined();
         }
       }),
       { numRuns: runs(1500) },

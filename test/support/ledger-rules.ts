@@ -10,7 +10,12 @@ import { toBigInt } from '../../src/net/address.js';
  * the order they were started, and a fixed address started first is skipped by the ones after it.
  * `pool` must have at least `owners.length + 1` free IPv4 addresses, in one run from its first free.
  */
-export async function expectOrderingRule(ledger: Ledger, pool: Pool, fixedOwner: Owner, owners: Owner[]): Promise<void> {
+export async function expectOrderingRule(
+  ledger: Ledger,
+  pool: Pool,
+  fixedOwner: Owner,
+  owners: Owner[],
+): Promise<void> {
   const first = ledger.index.firstFree(pool.name, 'ipv4');
   expect(first, `IPPool ${pool.name} has a free IPv4 address`).toBeDefined();
   const fixed = ledger.claim(pool, first!, fixedOwner);

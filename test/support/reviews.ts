@@ -5,7 +5,13 @@ import { expect } from 'vitest';
 import fastJsonPatch, { type Operation as PatchOperation } from 'fast-json-patch';
 import type { FastifyInstance } from 'fastify';
 import type { AdmissionDeps } from '../../src/admission/context.js';
-import type { AdmissionRequest, AdmissionResponse, AdmissionReview, KubeObject, Operation } from '../../src/admission/review.js';
+import type {
+  AdmissionRequest,
+  AdmissionResponse,
+  AdmissionReview,
+  KubeObject,
+  Operation,
+} from '../../src/admission/review.js';
 import type { CniName } from '../../src/cni/dialect.js';
 import { dialectFor } from '../../src/cni/index.js';
 import { StaticClusterView } from '../../src/cluster/view.js';
@@ -123,7 +129,12 @@ export async function harness(options: HarnessOptions = {}): Promise<Harness> {
     cluster,
     releaseOnDelete: options.releaseOnDelete ?? true,
   };
-  const app = await buildApp({ deps, certificates: options.certificates, readiness: options.readiness, replayCacheSize: options.replayCacheSize });
+  const app = await buildApp({
+    deps,
+    certificates: options.certificates,
+    readiness: options.readiness,
+    replayCacheSize: options.replayCacheSize,
+  });
   return {
     app,
     ledger,
@@ -175,7 +186,17 @@ export function pod(f: PodFields = {}): KubeObject {
       namespace: f.namespace ?? 'shop',
       ...(f.labels && { labels: f.labels }),
       ...(f.annotations && { annotations: f.annotations }),
-      ...(f.owner && { ownerReferences: [{ apiVersion: 'apps/v1', kind: f.owner.kind, name: f.owner.name, uid: `uid-${f.owner.name}`, controller: true }] }),
+      ...(f.owner && {
+        ownerReferences: [
+          {
+            apiVersion: 'apps/v1',
+            kind: f.owner.kind,
+            name: f.owner.name,
+            uid: `uid-${f.owner.name}`,
+            controller: true,
+          },
+        ],
+      }),
     },
     spec: { containers: [{ name: 'app', image: 'registry.example/app:1.0' }] },
   };
@@ -185,16 +206,36 @@ type Extra = { uid?: string; dryRun?: boolean };
 
 export function podCreate(f: PodFields & Extra = {}): AdmissionReview {
   const object = pod(f);
-  return review({ kind: POD_KIND, operation: 'CREATE', namespace: object.metadata!.namespace, name: f.name, object, ...extra(f) });
+  return review({
+    kind: POD_KIND,
+    operation: 'CREATE',
+    namespace: object.metadata!.namespace,
+    name: f.name,
+    object,
+    ...extra(f),
+  });
 }
 
 /** A pod UPDATE: `stored` as it is, `changed` as the client wants it (kubectl annotate, label, apply). */
 export function podUpdate(stored: KubeObject, changed: KubeObject, e: Extra = {}): AdmissionReview {
-  return review({ kind: POD_KIND, operation: 'UPDATE', namespace: stored.metadata?.namespace, name: stored.metadata?.name, object: changed, oldObject: stored, ...extra(e) });
+  return review({
+    kind: POD_KIND,
+    operation: 'UPDATE',
+    namespace: stored.metadata?.namespace,
+    name: stored.metadata?.name,
+    object: changed,
+    oldObject: stored,
+    ...extra(e),
+  });
 }
 
 /** A scale subresource UPDATE, as `kubectl scale` and the HorizontalPodAutoscaler send it. */
-export function scaleUpdate(resource: 'deployments' | 'statefulsets', name: string, replicas: number, namespace = 'shop'): AdmissionReview {
+export function scaleUpdate(
+  resource: 'deployments' | 'statefulsets',
+  name: string,
+  replicas: number,
+  namespace = 'shop',
+): AdmissionReview {
   const scale = { apiVersion: 'autoscaling/v1', kind: 'Scale', metadata: { name, namespace }, spec: { replicas } };
   return review({
     kind: { group: 'autoscaling', version: 'v1', kind: 'Scale' },
@@ -210,7 +251,15 @@ export function scaleUpdate(resource: 'deployments' | 'statefulsets', name: stri
 
 /** The DELETE the API server sends for a pod: oldObject is the pod as stored, object is null. */
 export function podDelete(stored: KubeObject, e: Extra = {}): AdmissionReview {
-  return review({ kind: POD_KIND, operation: 'DELETE', namespace: stored.metadata?.namespace, name: stored.metadata?.name, object: null, oldObject: stored, ...extra(e) });
+  return review({
+    kind: POD_KIND,
+    operation: 'DELETE',
+    namespace: stored.metadata?.namespace,
+    name: stored.metadata?.name,
+    object: null,
+    oldObject: stored,
+    ...extra(e),
+  });
 }
 
 export interface WorkloadFields {
@@ -237,26 +286,59 @@ function workload(kind: 'Deployment' | 'StatefulSet', f: WorkloadFields = {}): K
       ...(f.strategy && { strategy: f.strategy }),
       ...(f.ordinalsStart !== undefined && { ordinals: { start: f.ordinalsStart } }),
       selector: { matchLabels: { app: name } },
-      template: { metadata: { labels: { app: name }, ...(f.annotations && { annotations: f.annotations }) }, spec: { containers: [{ name: 'app', image: 'app' }] } },
+      template: {
+        metadata: { labels: { app: name }, ...(f.annotations && { annotations: f.annotations }) },
+        spec: { containers: [{ name: 'app', image: 'app' }] },
+      },
     },
   };
 }
 
-export function workloadReview(kind: 'Deployment' | 'StatefulSet', operation: Operation, f: WorkloadFields & Extra = {}): AdmissionReview {
+export function workloadReview(
+  kind: 'Deployment' | 'StatefulSet',
+  operation: Operation,
+  f: WorkloadFields & Extra = {},
+): AdmissionReview {
   const object = workload(kind, f);
   const meta = object.metadata!;
   const gvk = { group: 'apps', version: 'v1', kind };
-  if (operation === 'DELETE') return review({ kind: gvk, operation, namespace: meta.namespace, name: meta.name, object: null, oldObject: object, ...extra(f) });
-  return review({ kind: gvk, operation, namespace: meta.namespace, name: meta.name, object, ...(operation === 'UPDATE' && { oldObject: object }), ...extra(f) });
+  if (operation === 'DELETE')
+    return review({
+      kind: gvk,
+      operation,
+      namespace: meta.namespace,
+      name: meta.name,
+      object: null,
+      oldObject: object,
+      ...extra(f),
+    });
+  return review({
+    kind: gvk,
+    operation,
+    namespace: meta.namespace,
+    name: meta.name,
+    object,
+    ...(operation === 'UPDATE' && { oldObject: object }),
+    ...extra(f),
+  });
 }
 
-export const statefulSet = (operation: Operation, f: WorkloadFields & Extra = {}) => workloadReview('StatefulSet', operation, f);
-export const deployment = (operation: Operation, f: WorkloadFields & Extra = {}) => workloadReview('Deployment', operation, f);
+export const statefulSet = (operation: Operation, f: WorkloadFields & Extra = {}) =>
+  workloadReview('StatefulSet', operation, f);
+export const deployment = (operation: Operation, f: WorkloadFields & Extra = {}) =>
+  workloadReview('Deployment', operation, f);
 
 /** An IPPool review: `spec` is the new object's, `oldSpec` the stored one's (UPDATE, DELETE). */
 export function ippoolReview(operation: Operation, name: string, spec?: object, oldSpec?: object): AdmissionReview {
-  const obj = (s: object | undefined) => (s === undefined ? null : { apiVersion: 'netpin.io/v1alpha1', kind: 'IPPool', metadata: { name }, spec: s });
-  return review({ kind: { group: 'netpin.io', version: 'v1alpha1', kind: 'IPPool' }, operation, name, object: obj(spec), oldObject: obj(oldSpec) });
+  const obj = (s: object | undefined) =>
+    s === undefined ? null : { apiVersion: 'netpin.io/v1alpha1', kind: 'IPPool', metadata: { name }, spec: s };
+  return review({
+    kind: { group: 'netpin.io', version: 'v1alpha1', kind: 'IPPool' },
+    operation,
+    name,
+    object: obj(spec),
+    oldObject: obj(oldSpec),
+  });
 }
 
 function extra(e: Extra): Partial<AdmissionRequest> {

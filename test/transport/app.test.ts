@@ -22,29 +22,104 @@ describe('the webhook over HTTP', () => {
     const cases: Array<[string, string | object, RegExp]> = [
       ['a body that is not JSON', '{"apiVersion": "admission.k8s.io/v1", ', /JSON/i],
       ['a JSON string', '"review"', /^malformed AdmissionReview: body is not a JSON object$/],
-      ['the wrong apiVersion', { ...ok(), apiVersion: 'admission.k8s.io/v1beta1' }, /^malformed AdmissionReview: apiVersion must be admission.k8s.io\/v1/],
-      ['the wrong kind', { ...ok(), kind: 'AdmissionResponse' }, /^malformed AdmissionReview: kind must be AdmissionReview/],
+      [
+        'the wrong apiVersion',
+        { ...ok(), apiVersion: 'admission.k8s.io/v1beta1' },
+        /^malformed AdmissionReview: apiVersion must be admission.k8s.io\/v1/,
+      ],
+      [
+        'the wrong kind',
+        { ...ok(), kind: 'AdmissionResponse' },
+        /^malformed AdmissionReview: kind must be AdmissionReview/,
+      ],
       ['no request', { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview' }, /request is missing/],
-      ['no request.uid', (() => { const b = ok(); delete b.request.uid; return b; })(), /request.uid is missing/],
-      ['a bad operation', (() => { const b = ok(); b.request.operation = 'APPLY'; return b; })(), /request.operation must be one of/],
-      ['no object on CREATE', (() => { const b = ok(); delete b.request.object; return b; })(), /request.object is missing for CREATE/],
-      ['annotations that are not a string map', (() => { const b = ok(); b.request.object.metadata.annotations = { 'netpin.io/pool': { name: 'web' } }; return b; })(), /annotations must map strings to strings/],
+      [
+        'no request.uid',
+        (() => {
+          const b = ok();
+          delete b.request.uid;
+          return b;
+        })(),
+        /request.uid is missing/,
+      ],
+      [
+        'a bad operation',
+        (() => {
+          const b = ok();
+          b.request.operation = 'APPLY';
+          return b;
+        })(),
+        /request.operation must be one of/,
+      ],
+      [
+        'no object on CREATE',
+        (() => {
+          const b = ok();
+          delete b.request.object;
+          return b;
+        })(),
+        /request.object is missing for CREATE/,
+      ],
+      [
+        'annotations that are not a string map',
+        (() => {
+          const b = ok();
+          b.request.object.metadata.annotations = { 'netpin.io/pool': { name: 'web' } };
+          return b;
+        })(),
+        /annotations must map strings to strings/,
+      ],
       [
         'template annotations that are not a string map',
-        (() => { const b: WireJson = JSON.parse(JSON.stringify(deployment('CREATE', { annotations: { 'netpin.io/ip': '10.20.0.7' } }))); b.request.object.spec.template.metadata.annotations['netpin.io/ip'] = 7; return b; })(),
+        (() => {
+          const b: WireJson = JSON.parse(
+            JSON.stringify(deployment('CREATE', { annotations: { 'netpin.io/ip': '10.20.0.7' } })),
+          );
+          b.request.object.spec.template.metadata.annotations['netpin.io/ip'] = 7;
+          return b;
+        })(),
         /spec.template.metadata.annotations must map strings to strings/,
       ],
       ['an empty body', '', /body/i],
       // Found by test/property: these were in-band 500s ("name?.startsWith is not a function").
-      ['a metadata.name that is not a string', (() => { const b = ok(); b.request.object.metadata.name = 7; return b; })(), /request.object.metadata.name is not a string/],
-      ['labels that are not a string map', (() => { const b = ok(); b.request.object.metadata.labels = { app: null }; return b; })(), /request.object.metadata.labels must map strings to strings/],
-      ['ownerReferences that are not a list', (() => { const b = ok(); b.request.object.metadata.ownerReferences = { kind: 'StatefulSet' }; return b; })(), /ownerReferences must be a list of references with a kind and a name/],
+      [
+        'a metadata.name that is not a string',
+        (() => {
+          const b = ok();
+          b.request.object.metadata.name = 7;
+          return b;
+        })(),
+        /request.object.metadata.name is not a string/,
+      ],
+      [
+        'labels that are not a string map',
+        (() => {
+          const b = ok();
+          b.request.object.metadata.labels = { app: null };
+          return b;
+        })(),
+        /request.object.metadata.labels must map strings to strings/,
+      ],
+      [
+        'ownerReferences that are not a list',
+        (() => {
+          const b = ok();
+          b.request.object.metadata.ownerReferences = { kind: 'StatefulSet' };
+          return b;
+        })(),
+        /ownerReferences must be a list of references with a kind and a name/,
+      ],
     ];
 
     it.each(cases)('%s', async (_, payload, message) => {
       const h = await harness();
       for (const url of ['/mutate', '/validate']) {
-        const res = await h.app.inject({ method: 'POST', url, payload, headers: { 'content-type': 'application/json' } });
+        const res = await h.app.inject({
+          method: 'POST',
+          url,
+          payload,
+          headers: { 'content-type': 'application/json' },
+        });
         expect(res.statusCode).toBe(400);
         expect(res.headers['content-type']).toMatch(/^application\/json/);
         expect(Object.keys(res.json())).toEqual(['message']);
@@ -58,7 +133,12 @@ describe('the webhook over HTTP', () => {
     const h = await harness();
     const big = ok();
     big.request.object.metadata.annotations['example.com/blob'] = 'x'.repeat(BODY_LIMIT);
-    const res = await h.app.inject({ method: 'POST', url: '/mutate', payload: JSON.stringify(big), headers: { 'content-type': 'application/json' } });
+    const res = await h.app.inject({
+      method: 'POST',
+      url: '/mutate',
+      payload: JSON.stringify(big),
+      headers: { 'content-type': 'application/json' },
+    });
     expect(res.statusCode).toBe(413);
     expect(res.json().message).toMatch(/too large/i);
 
@@ -74,7 +154,12 @@ describe('the webhook over HTTP', () => {
 
   it('refuses a body that is not JSON by content type with a 4xx', async () => {
     const h = await harness();
-    const res = await h.app.inject({ method: 'POST', url: '/mutate', payload: 'apiVersion: v1', headers: { 'content-type': 'application/yaml' } });
+    const res = await h.app.inject({
+      method: 'POST',
+      url: '/mutate',
+      payload: 'apiVersion: v1',
+      headers: { 'content-type': 'application/yaml' },
+    });
     expect(res.statusCode).toBe(415);
     expect(res.json().message).toBeTypeOf('string');
   });
@@ -107,7 +192,9 @@ describe('the webhook over HTTP', () => {
     ]) {
       expect(lines).toContain(line);
     }
-    expect(res.body).toMatch(/^netpin_admission_duration_seconds_bucket\{le="0.001",endpoint="mutate",kind="Pod"\} \d+$/m);
+    expect(res.body).toMatch(
+      /^netpin_admission_duration_seconds_bucket\{le="0.001",endpoint="mutate",kind="Pod"\} \d+$/m,
+    );
     expect(res.body).toContain('# TYPE netpin_admissions_total counter');
   });
 

@@ -38,7 +38,15 @@ describe('generateCerts', () => {
 
 describe('defaultHosts', () => {
   it('names loopback and the in-cluster service', () => {
-    expect(defaultHosts('hook', 'ns')).toEqual(['localhost', '127.0.0.1', '::1', 'hook', 'hook.ns', 'hook.ns.svc', 'hook.ns.svc.cluster.local']);
+    expect(defaultHosts('hook', 'ns')).toEqual([
+      'localhost',
+      '127.0.0.1',
+      '::1',
+      'hook',
+      'hook.ns',
+      'hook.ns.svc',
+      'hook.ns.svc.cluster.local',
+    ]);
   });
 });
 

@@ -51,7 +51,9 @@ describe('admission metrics', () => {
     await t.mutate(body);
     const lines = await t.scrape();
     expect(lines).toContain('netpin_admission_denials_total{endpoint="mutate",kind="Pod",reason="netpin.io/pool"} 1');
-    expect(lines).toContain('netpin_admissions_total{endpoint="mutate",kind="Pod",operation="CREATE",result="replayed"} 1');
+    expect(lines).toContain(
+      'netpin_admissions_total{endpoint="mutate",kind="Pod",operation="CREATE",result="replayed"} 1',
+    );
   });
 
   it('count a kind no webhook sends as other, so that callers cannot add series', async () => {
@@ -61,7 +63,9 @@ describe('admission metrics', () => {
       await t.mutate(review({ ...pod, uid: kind, kind: { group: 'example.com', version: 'v1', kind } }));
     }
     const lines = await t.scrape();
-    expect(lines).toContain('netpin_admissions_total{endpoint="mutate",kind="other",operation="CREATE",result="allowed"} 2');
+    expect(lines).toContain(
+      'netpin_admissions_total{endpoint="mutate",kind="other",operation="CREATE",result="allowed"} 2',
+    );
     expect(lines).toContain('netpin_admission_duration_seconds_count{endpoint="mutate",kind="other"} 2');
     expect(lines.join('\n')).not.toMatch(/Widget|Gadget/);
   });
@@ -77,7 +81,9 @@ describe('admission metrics', () => {
     expect(counts).toEqual([...counts].sort((x, y) => x - y));
     expect(counts.at(-1)).toBe(3);
     expect(lines).toContain('netpin_admission_duration_seconds_count{endpoint="mutate",kind="Pod"} 3');
-    const sumLine = lines.find((l) => l.startsWith('netpin_admission_duration_seconds_sum{endpoint="mutate",kind="Pod"} '));
+    const sumLine = lines.find((l) =>
+      l.startsWith('netpin_admission_duration_seconds_sum{endpoint="mutate",kind="Pod"} '),
+    );
     const sum = Number(sumLine!.split(' ')[1]);
     expect(sum).toBeGreaterThan(0);
     expect(sum).toBeLessThan(10);
@@ -89,23 +95,39 @@ describe('admission metrics', () => {
     const none = ['netpin_webhook_errors_total{type="in_band"} 0', 'netpin_webhook_errors_total{type="http"} 0'];
     expect(await t.scrape()).toEqual(expect.arrayContaining(none));
     vi.spyOn(t.h.ledger, 'claimNext').mockRejectedValueOnce(new Error('etcd timeout'));
-    expect((await t.mutate(podCreate({ name: 'a', annotations: { 'netpin.io/pool': 'web' } }))).response.status?.code).toBe(500);
+    expect(
+      (await t.mutate(podCreate({ name: 'a', annotations: { 'netpin.io/pool': 'web' } }))).response.status?.code,
+    ).toBe(500);
     vi.spyOn(Admission.prototype, 'review').mockRejectedValueOnce(new Error('a bug'));
     expect((await t.mutate(podCreate({ name: 'b' }))).status).toBe(500);
     const lines = await t.scrape();
     expect(lines).toContain('netpin_webhook_errors_total{type="in_band"} 1');
     expect(lines).toContain('netpin_webhook_errors_total{type="http"} 1');
-    expect(lines).toContain('netpin_admissions_total{endpoint="mutate",kind="Pod",operation="CREATE",result="error"} 1');
+    expect(lines).toContain(
+      'netpin_admissions_total{endpoint="mutate",kind="Pod",operation="CREATE",result="error"} 1',
+    );
   });
 
-  it('keep one series per combination, outside prom-client\'s per-observation label hashing', async () => {
+  it("keep one series per combination, outside prom-client's per-observation label hashing", async () => {
     const t = await instrumented();
-    for (let i = 0; i < 20; i++) await t.mutate(podCreate({ name: `p${i}`, annotations: { 'netpin.io/pool': i % 2 ? 'web' : 'nope' } }));
+    for (let i = 0; i < 20; i++)
+      await t.mutate(podCreate({ name: `p${i}`, annotations: { 'netpin.io/pool': i % 2 ? 'web' : 'nope' } }));
     const metric = (name: string) => t.metrics.registry.getSingleMetric(name) as unknown as OutcomeMetric<Tally>;
-    for (const name of ['netpin_admissions_total', 'netpin_admission_duration_seconds', 'netpin_admission_denials_total']) {
+    for (const name of [
+      'netpin_admissions_total',
+      'netpin_admission_duration_seconds',
+      'netpin_admission_denials_total',
+    ]) {
       expect(metric(name)).toBeInstanceOf(OutcomeMetric);
     }
-    const patched: Outcome = { endpoint: 'mutate', kind: 'Pod', operation: 'CREATE', result: 'patched', reason: undefined, seconds: 0 };
+    const patched: Outcome = {
+      endpoint: 'mutate',
+      kind: 'Pod',
+      operation: 'CREATE',
+      result: 'patched',
+      reason: undefined,
+      seconds: 0,
+    };
     expect(metric('netpin_admissions_total').of(patched).value).toBe(10);
     expect((await metric('netpin_admissions_total').get()).values).toHaveLength(2);
   });
@@ -113,8 +135,14 @@ describe('admission metrics', () => {
 
 describe('OutcomeMetric', () => {
   const label = (name: 'endpoint' | 'result') => ({ name, of: (o: Outcome) => o[name] });
-  const outcome = (endpoint: Outcome['endpoint'], result: Outcome['result']): Outcome =>
-    ({ endpoint, kind: 'Pod', operation: 'CREATE', result, reason: undefined, seconds: 0.001 });
+  const outcome = (endpoint: Outcome['endpoint'], result: Outcome['result']): Outcome => ({
+    endpoint,
+    kind: 'Pod',
+    operation: 'CREATE',
+    result,
+    reason: undefined,
+    seconds: 0.001,
+  });
 
   it('makes one series per combination of label values, and finds it again', async () => {
     const make = vi.fn((labels: Record<string, string>) => new Tally(labels));
@@ -186,7 +214,9 @@ describe('ledger and reconciler metrics', () => {
     await t.mutate(podCreate({ name: 'a', annotations: { 'netpin.io/pool': 'web' } }));
     await t.mutate(podCreate({ name: 'b', annotations: { 'netpin.io/pool': 'db' }, namespace: 'payments' }));
     const [a, b] = [...t.h.ledger.index.allClaims()] as [Claim, Claim];
-    expect(await t.scrape()).toEqual(expect.arrayContaining(['netpin_claims_overdue 0', 'netpin_claims_overdue_seconds 0']));
+    expect(await t.scrape()).toEqual(
+      expect.arrayContaining(['netpin_claims_overdue 0', 'netpin_claims_overdue_seconds 0']),
+    );
 
     a.createdAt = Date.now() - 90_000;
     b.createdAt = Date.now() - 40_000;
@@ -205,6 +235,8 @@ describe('ledger and reconciler metrics', () => {
     expect(lines).toContain('netpin_claims_overdue 1');
     // Renewed by an admission: within its grace period again.
     b.createdAt = Date.now();
-    expect(await t.scrape()).toEqual(expect.arrayContaining(['netpin_claims_overdue 0', 'netpin_claims_overdue_seconds 0']));
+    expect(await t.scrape()).toEqual(
+      expect.arrayContaining(['netpin_claims_overdue 0', 'netpin_claims_overdue_seconds 0']),
+    );
   });
 });

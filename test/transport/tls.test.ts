@@ -55,14 +55,24 @@ describe('HTTPS with certificate reload', () => {
   /** One request through `agent`: status, body, the peer certificate, and whether the socket was reused. */
   const request = (agent: https.Agent, method: 'GET' | 'POST', path: string, body?: unknown) =>
     new Promise<{ status: number; body: string; peer: Peer; reused: boolean }>((resolve, reject) => {
-      const req = https.request({ host: '127.0.0.1', port, method, path, agent, headers: body === undefined ? {} : { 'content-type': 'application/json' } }, (res) => {
-        // Read now: a keep-alive socket goes back to the agent's pool at 'end'.
-        const peer = peerOf(res.socket as tls.TLSSocket);
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (text += c));
-        res.on('end', () => resolve({ status: res.statusCode!, body: text, peer, reused: req.reusedSocket }));
-      });
+      const req = https.request(
+        {
+          host: '127.0.0.1',
+          port,
+          method,
+          path,
+          agent,
+          headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        },
+        (res) => {
+          // Read now: a keep-alive socket goes back to the agent's pool at 'end'.
+          const peer = peerOf(res.socket as tls.TLSSocket);
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (text += c));
+          res.on('end', () => resolve({ status: res.statusCode!, body: text, peer, reused: req.reusedSocket }));
+        },
+      );
       req.on('error', reject);
       req.end(body === undefined ? undefined : JSON.stringify(body));
     });
@@ -89,17 +99,32 @@ describe('HTTPS with certificate reload', () => {
     const res = await request(agent, 'POST', '/mutate', body);
     expect(res.status).toBe(200);
     expect(res.peer).toEqual(expected(first));
-    expect(patchOf(JSON.parse(res.body).response)).toContainEqual({ op: 'add', path: '/metadata/annotations/netpin.io~1allocated', value: '10.20.0.2' });
+    expect(patchOf(JSON.parse(res.body).response)).toContainEqual({
+      op: 'add',
+      path: '/metadata/annotations/netpin.io~1allocated',
+      value: '10.20.0.2',
+    });
     agent.destroy();
 
-    const socket = tls.connect({ host: '127.0.0.1', port, ca: [first.caPem], servername: 'localhost', maxVersion: 'TLSv1.2' });
+    const socket = tls.connect({
+      host: '127.0.0.1',
+      port,
+      ca: [first.caPem],
+      servername: 'localhost',
+      maxVersion: 'TLSv1.2',
+    });
     await new Promise((resolve, reject) => socket.on('secureConnect', resolve).on('error', reject));
     expect(socket.getProtocol()).toBe('TLSv1.2');
     socket.end();
   });
 
   it('refuses a TLS 1.1 client', async () => {
-    const tls11 = { minVersion: 'TLSv1.1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0', rejectUnauthorized: false } as const;
+    const tls11 = {
+      minVersion: 'TLSv1.1',
+      maxVersion: 'TLSv1.1',
+      ciphers: 'DEFAULT@SECLEVEL=0',
+      rejectUnauthorized: false,
+    } as const;
     const attempt = (p: number) =>
       new Promise<string>((resolve) => {
         const s = tls.connect({ host: '127.0.0.1', port: p, ...tls11 }, () => {
@@ -110,7 +135,10 @@ describe('HTTPS with certificate reload', () => {
       });
 
     // The same client does speak TLS 1.1 to a server that allows it, so the refusal is netpin's.
-    const lenient = tls.createServer({ cert: first.certPem, key: first.keyPem, minVersion: 'TLSv1', ciphers: 'DEFAULT@SECLEVEL=0' }, (s) => s.end());
+    const lenient = tls.createServer(
+      { cert: first.certPem, key: first.keyPem, minVersion: 'TLSv1', ciphers: 'DEFAULT@SECLEVEL=0' },
+      (s) => s.end(),
+    );
     await new Promise<void>((resolve) => lenient.listen(0, '127.0.0.1', resolve));
     try {
       expect(await attempt((lenient.address() as { port: number }).port)).toBe('connected with TLSv1.1');
@@ -153,7 +181,10 @@ describe('HTTPS with certificate reload', () => {
     const agent = new https.Agent({ ca: [second.caPem], servername: 'localhost' });
     const ready = await request(agent, 'GET', '/readyz');
     expect(ready.status).toBe(503);
-    expect(JSON.parse(ready.body)).toMatchObject({ status: 'not ready', problems: [expect.stringMatching(/^certificate: /)] });
+    expect(JSON.parse(ready.body)).toMatchObject({
+      status: 'not ready',
+      problems: [expect.stringMatching(/^certificate: /)],
+    });
     agent.destroy();
 
     // Garbage is refused the same way.

@@ -30,7 +30,11 @@ export interface MemoryCgroup {
 export function createMemoryCgroup(limitBytes: number): MemoryCgroup | string {
   let own: string | undefined;
   try {
-    own = fs.readFileSync('/proc/self/cgroup', 'utf8').split('\n').map((l) => l.split(':')).find((f) => f[1] === 'memory')?.[2];
+    own = fs
+      .readFileSync('/proc/self/cgroup', 'utf8')
+      .split('\n')
+      .map((l) => l.split(':'))
+      .find((f) => f[1] === 'memory')?.[2];
   } catch (e) {
     return `no /proc/self/cgroup: ${String(e)}`;
   }
@@ -57,7 +61,8 @@ export function createMemoryCgroup(limitBytes: number): MemoryCgroup | string {
     failcnt: () => Number(read('memory.failcnt')),
     oomKills: () => Number(/^oom_kill (\d+)$/m.exec(read('memory.oom_control'))?.[1] ?? 0),
     async nodeView() {
-      const script = 'console.log(JSON.stringify({ heapSizeLimitBytes: require("v8").getHeapStatistics().heap_size_limit, constrainedMemoryBytes: process.constrainedMemory() }))';
+      const script =
+        'console.log(JSON.stringify({ heapSizeLimitBytes: require("v8").getHeapStatistics().heap_size_limit, constrainedMemoryBytes: process.constrainedMemory() }))';
       const { stdout } = await execFileP('sh', ['-c', join, process.execPath, '-e', script]);
       return JSON.parse(stdout) as { heapSizeLimitBytes: number; constrainedMemoryBytes: number };
     },

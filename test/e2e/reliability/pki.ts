@@ -35,15 +35,38 @@ async function openssl(cwd: string, args: string[]): Promise<void> {
 
 export async function createPki(dir: string): Promise<Pki> {
   await fs.mkdir(dir, { recursive: true });
-  await openssl(dir, ['req', '-x509', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-sha256', '-subj', '/CN=netpin-reliability-ca',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
-  await fs.writeFile(path.join(dir, 'serving.ext'), [
-    'basicConstraints=critical,CA:FALSE',
-    'keyUsage=critical,digitalSignature',
-    'extendedKeyUsage=serverAuth',
-    'subjectAltName=DNS:localhost,IP:127.0.0.1',
-  ].join('\n') + '\n');
+  await openssl(dir, [
+    'req',
+    '-x509',
+    '-new',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.crt',
+    '-days',
+    '2',
+    '-sha256',
+    '-subj',
+    '/CN=netpin-reliability-ca',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+  ]);
+  await fs.writeFile(
+    path.join(dir, 'serving.ext'),
+    [
+      'basicConstraints=critical,CA:FALSE',
+      'keyUsage=critical,digitalSignature',
+      'extendedKeyUsage=serverAuth',
+      'subjectAltName=DNS:localhost,IP:127.0.0.1',
+    ].join('\n') + '\n',
+  );
   const caPem = await fs.readFile(path.join(dir, 'ca.crt'), 'utf8');
   let n = 0;
   return {
@@ -54,11 +77,44 @@ export async function createPki(dir: string): Promise<Pki> {
       const serial = randomBytes(12);
       serial[0] = serial[0]! & 0x7f; // positive, and no leading zero byte for DER to strip
       serial[0] = serial[0]! | 0x10;
-      await openssl(dir, ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-        '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', '/CN=netpin']);
-      await openssl(dir, ['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key',
-        '-set_serial', `0x${serial.toString('hex')}`, '-days', '2', '-sha256', '-extfile', 'serving.ext', '-out', `${name}.crt`]);
-      const [cert, key] = await Promise.all([fs.readFile(path.join(dir, `${name}.crt`), 'utf8'), fs.readFile(path.join(dir, `${name}.key`), 'utf8')]);
+      await openssl(dir, [
+        'req',
+        '-new',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-keyout',
+        `${name}.key`,
+        '-out',
+        `${name}.csr`,
+        '-subj',
+        '/CN=netpin',
+      ]);
+      await openssl(dir, [
+        'x509',
+        '-req',
+        '-in',
+        `${name}.csr`,
+        '-CA',
+        'ca.crt',
+        '-CAkey',
+        'ca.key',
+        '-set_serial',
+        `0x${serial.toString('hex')}`,
+        '-days',
+        '2',
+        '-sha256',
+        '-extfile',
+        'serving.ext',
+        '-out',
+        `${name}.crt`,
+      ]);
+      const [cert, key] = await Promise.all([
+        fs.readFile(path.join(dir, `${name}.crt`), 'utf8'),
+        fs.readFile(path.join(dir, `${name}.key`), 'utf8'),
+      ]);
       return { cert, key, serial: serial.toString('hex').toUpperCase() };
     },
   };

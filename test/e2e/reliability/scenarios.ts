@@ -17,7 +17,17 @@ import * as path from 'node:path';
 import { Watch, type V1Pod } from '@kubernetes/client-node';
 import { startControlPlane, sleep, type ControlPlane } from '../support/controlplane.js';
 import {
-  apiMessage, applyCrds, calicoIps, clients, createNamespace, createPool, listClaims, registerWebhooks, waitFor, type ClaimView, type Clients,
+  apiMessage,
+  applyCrds,
+  calicoIps,
+  clients,
+  createNamespace,
+  createPool,
+  listClaims,
+  registerWebhooks,
+  waitFor,
+  type ClaimView,
+  type Clients,
 } from '../support/cluster.js';
 import { decodePatch, startNetpin, type Netpin } from '../support/netpin.js';
 import { createMemoryCgroup, rss, type MemoryCgroup } from './memory.js';
@@ -38,8 +48,22 @@ export interface Size {
   rotations: number;
 }
 
-export const LIGHT: Size = { name: 'light', pods: 200, churnRounds: 3, failovers: 1, rotationSeconds: 16, rotations: 2 };
-export const FULL: Size = { name: 'full', pods: 2000, churnRounds: 50, failovers: 3, rotationSeconds: 60, rotations: 6 };
+export const LIGHT: Size = {
+  name: 'light',
+  pods: 200,
+  churnRounds: 3,
+  failovers: 1,
+  rotationSeconds: 16,
+  rotations: 2,
+};
+export const FULL: Size = {
+  name: 'full',
+  pods: 2000,
+  churnRounds: 50,
+  failovers: 3,
+  rotationSeconds: 60,
+  rotations: 6,
+};
 
 /** What one scenario held and lost; `lost` empty is the target. */
 export interface Report {
@@ -118,7 +142,11 @@ interface ReplicaOptions {
 class Replicas {
   readonly list: Netpin[] = [];
   private readonly dirs: string[] = [];
-  constructor(private readonly env: Env, private readonly tag: string, private readonly o: ReplicaOptions) {}
+  constructor(
+    private readonly env: Env,
+    private readonly tag: string,
+    private readonly o: ReplicaOptions,
+  ) {}
 
   /** Starts the replicas; `leader` first, alone, until it holds the reconciler's Lease. */
   async start(leader?: number): Promise<void> {
@@ -133,8 +161,15 @@ class Replicas {
     if (leader !== undefined) {
       const first = await this.launch(leader, 0, this.dirs[leader]!);
       const identity = `${os.hostname()}-${first.child.pid}`;
-      await waitFor(`replica ${leader + 1} to hold the Lease`, async () => (await readLease(this.env.c)).holder === identity, (LEASE.durationSeconds + 2 * LEASE.renewSeconds) * 1000, 200);
-      const rest = await Promise.all(this.dirs.map((certDir, i) => (i === leader ? first : this.launch(i, 0, certDir))));
+      await waitFor(
+        `replica ${leader + 1} to hold the Lease`,
+        async () => (await readLease(this.env.c)).holder === identity,
+        (LEASE.durationSeconds + 2 * LEASE.renewSeconds) * 1000,
+        200,
+      );
+      const rest = await Promise.all(
+        this.dirs.map((certDir, i) => (i === leader ? first : this.launch(i, 0, certDir))),
+      );
       this.list.push(...rest);
     } else {
       this.list.push(...(await Promise.all(this.dirs.map((certDir, i) => this.launch(i, 0, certDir)))));
@@ -143,7 +178,14 @@ class Replicas {
   }
 
   private launch(i: number, port: number, certDir: string): Promise<Netpin> {
-    return startNetpin({ kubeconfig: this.env.cp.kubeconfigPath, port, certDir, claimGraceSeconds: this.o.grace ?? GRACE_SECONDS, leaseNamespace: LEASE.namespace, launcher: this.o.launcher?.(i) });
+    return startNetpin({
+      kubeconfig: this.env.cp.kubeconfigPath,
+      port,
+      certDir,
+      claimGraceSeconds: this.o.grace ?? GRACE_SECONDS,
+      leaseNamespace: LEASE.namespace,
+      launcher: this.o.launcher?.(i),
+    });
   }
 
   identity(i: number): string {
@@ -165,11 +207,20 @@ class Replicas {
 
   /** Waits until every replica's watch has the IPPool: a dry-run review is allowed on each. */
   async poolReady(namespace: string, pool: string): Promise<void> {
-    await Promise.all(this.list.map((n, i) => waitFor(`replica ${i + 1} to know IPPool ${pool}`, async () => {
-      const body = podReview(namespace, pool, 'probe', `probe-${i}-${Date.now()}`);
-      (body.request as { dryRun?: boolean }).dryRun = true;
-      return (await allocate(n, body)).ip !== undefined;
-    }, 30_000, 100)));
+    await Promise.all(
+      this.list.map((n, i) =>
+        waitFor(
+          `replica ${i + 1} to know IPPool ${pool}`,
+          async () => {
+            const body = podReview(namespace, pool, 'probe', `probe-${i}-${Date.now()}`);
+            (body.request as { dryRun?: boolean }).dryRun = true;
+            return (await allocate(n, body)).ip !== undefined;
+          },
+          30_000,
+          100,
+        ),
+      ),
+    );
   }
 
   async stop(): Promise<void> {
@@ -181,14 +232,20 @@ class Replicas {
 // ---------------------------------------------------------------------------------------------
 // helpers
 
-async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
+async function forEachLimited<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T, index: number) => Promise<void>,
+): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      await fn(items[i]!, i);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        await fn(items[i]!, i);
+      }
+    }),
+  );
 }
 
 function podReview(namespace: string, pool: string, name: string | undefined, uid: string) {
@@ -205,7 +262,11 @@ function podReview(namespace: string, pool: string, name: string | undefined, ui
       object: {
         apiVersion: 'v1',
         kind: 'Pod',
-        metadata: { ...(name ? { name } : { generateName: 'ghost-' }), namespace, annotations: { 'netpin.io/pool': pool } },
+        metadata: {
+          ...(name ? { name } : { generateName: 'ghost-' }),
+          namespace,
+          annotations: { 'netpin.io/pool': pool },
+        },
         spec,
       },
     },
@@ -238,7 +299,8 @@ async function createPodRetrying(c: Clients, namespace: string, body: V1Pod, att
     try {
       return { pod: await c.core.createNamespacedPod({ namespace, body }), attempts: i, errors };
     } catch (e) {
-      if ((e as { code?: number }).code === 409 && i > 1) return { pod: await c.core.readNamespacedPod({ namespace, name: body.metadata!.name! }), attempts: i, errors };
+      if ((e as { code?: number }).code === 409 && i > 1)
+        return { pod: await c.core.readNamespacedPod({ namespace, name: body.metadata!.name! }), attempts: i, errors };
       errors.push(apiMessage(e).slice(0, 300));
       await sleep(250 * i);
     }
@@ -269,7 +331,9 @@ function checkLedger(pods: V1Pod[], claims: ClaimView[], opts: { requireBound: b
     const ips = calicoIps(p);
     const allocated = p.metadata?.annotations?.['netpin.io/allocated'];
     if (ips.length !== 1 || allocated !== ips[0]) {
-      lost.push(`pod ${name} carries ${JSON.stringify(ips)} (netpin.io/allocated ${allocated ?? 'absent'}), not one address`);
+      lost.push(
+        `pod ${name} carries ${JSON.stringify(ips)} (netpin.io/allocated ${allocated ?? 'absent'}), not one address`,
+      );
       continue;
     }
     const prior = byIp.get(ips[0]!);
@@ -284,7 +348,8 @@ function checkLedger(pods: V1Pod[], claims: ClaimView[], opts: { requireBound: b
   for (const [ip, name] of byIp) {
     const x = claimed.get(ip);
     if (!x) lost.push(`pod ${name} uses ${ip}, which no claim holds`);
-    else if (opts.requireBound && x.owner.kind === 'Pod' && x.owner.name !== name) lost.push(`the claim on ${ip} names pod ${x.owner.name || '(none)'}, but pod ${name} uses it`);
+    else if (opts.requireBound && x.owner.kind === 'Pod' && x.owner.name !== name)
+      lost.push(`the claim on ${ip} names pod ${x.owner.name || '(none)'}, but pod ${name} uses it`);
   }
   for (const [ip, x] of claimed) {
     if (!byIp.has(ip)) lost.push(`claim ${x.name} (${x.owner.kind} ${x.owner.name ?? ''}) has no pod`);
@@ -293,7 +358,12 @@ function checkLedger(pods: V1Pod[], claims: ClaimView[], opts: { requireBound: b
 }
 
 /** Waits for the ledger to settle (bounded), then returns the last check. */
-async function settledLedger(c: Clients, namespace: string, pool: string, withinMs: number): Promise<LedgerCheck & { waitedMs: number }> {
+async function settledLedger(
+  c: Clients,
+  namespace: string,
+  pool: string,
+  withinMs: number,
+): Promise<LedgerCheck & { waitedMs: number }> {
   const started = performance.now();
   let last: LedgerCheck = { pods: 0, claims: 0, lost: ['never checked'] };
   while (performance.now() - started < withinMs) {
@@ -305,7 +375,8 @@ async function settledLedger(c: Clients, namespace: string, pool: string, within
 }
 
 const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
-const mib = (b: number | undefined) => (b === undefined || !Number.isFinite(b) ? '–' : `${(b / 2 ** 20).toFixed(0)} MiB`);
+const mib = (b: number | undefined) =>
+  b === undefined || !Number.isFinite(b) ? '–' : `${(b / 2 ** 20).toFixed(0)} MiB`;
 
 function report(id: string, title: string, size: Size): Report {
   return { id, title, size: size.name, seconds: 0, held: [], lost: [], figures: {}, notes: [] };
@@ -346,7 +417,10 @@ export async function replicasKilled(env: Env, size: Size, o: ReplicasOptions = 
   // The replica measured for scenario 7: never killed, and the leader, which also reconciles, so
   // that its peak covers the whole run and the most work.
   const MEASURED = 2;
-  const replicas = new Replicas(env, 'replicas', { count: 3, launcher: (i) => (i === MEASURED ? cgroup?.launcher : undefined) });
+  const replicas = new Replicas(env, 'replicas', {
+    count: 3,
+    launcher: (i) => (i === MEASURED ? cgroup?.launcher : undefined),
+  });
   try {
     await replicas.start(MEASURED);
     // IPPools are admitted by netpin too: created once a replica answers.
@@ -354,7 +428,9 @@ export async function replicasKilled(env: Env, size: Size, o: ReplicasOptions = 
     await replicas.poolReady(NS, POOL);
     await sleep(2_000);
     const idle = rss(replicas.list[MEASURED]!.child.pid);
-    log(`1: 3 replicas up; replica ${MEASURED + 1} idle RSS ${mib(idle?.now)}${cgroup ? ` in a ${mib(CHART_MEMORY_LIMIT)} memory cgroup` : ''}`);
+    log(
+      `1: 3 replicas up; replica ${MEASURED + 1} idle RSS ${mib(idle?.now)}${cgroup ? ` in a ${mib(CHART_MEMORY_LIMIT)} memory cgroup` : ''}`,
+    );
 
     // Each bare pod is first reviewed straight on one replica, then created through the API server,
     // where another replica may admit it: it must get the same address (same name, same owner), or,
@@ -365,15 +441,23 @@ export async function replicasKilled(env: Env, size: Size, o: ReplicasOptions = 
     // Then the pods: Deployments created all at once (their pods come from the ReplicaSet controller), bare
     // pods by a client 16 at a time, and claims whose pod never comes, posted straight to each replica.
     const t0 = performance.now();
-    await forEachLimited(Array.from({ length: deployments }, (_, i) => i), 8, async (_, d) => {
-      await c.apps.createNamespacedDeployment({
-        namespace: NS,
-        body: {
-          metadata: { name: `dep-${d}` },
-          spec: { replicas: PER_DEPLOYMENT, selector: { matchLabels: { app: `dep-${d}` } }, template: { metadata: { labels: { app: `dep-${d}` }, annotations: { 'netpin.io/pool': POOL } }, spec } },
-        },
-      });
-    });
+    await forEachLimited(
+      Array.from({ length: deployments }, (_, i) => i),
+      8,
+      async (_, d) => {
+        await c.apps.createNamespacedDeployment({
+          namespace: NS,
+          body: {
+            metadata: { name: `dep-${d}` },
+            spec: {
+              replicas: PER_DEPLOYMENT,
+              selector: { matchLabels: { app: `dep-${d}` } },
+              template: { metadata: { labels: { app: `dep-${d}` }, annotations: { 'netpin.io/pool': POOL } }, spec },
+            },
+          },
+        });
+      },
+    );
     const outcomes: CreateOutcome[] = [];
     let killed = false;
     const killAt = Math.floor(bare * 0.4);
@@ -381,13 +465,17 @@ export async function replicasKilled(env: Env, size: Size, o: ReplicasOptions = 
     const KILLED = 0;
     // A released ghost's address may go to a later pod: a ghost is held while a claim has its address and its uid.
     const ghostClaims: { ip: string; uid: string }[] = [];
-    const ghostWork = forEachLimited(Array.from({ length: ghosts }, (_, i) => i), 2, async (i) => {
-      await sleep((i * 20_000 * size.pods) / 2000 / ghosts);
-      const target = replicas.list[(i + 1) % 3]!;
-      const uid = `ghost-${i}-${Date.now()}`;
-      const a = await allocate(target, podReview(NS, POOL, undefined, uid));
-      if (a.ip) ghostClaims.push({ ip: a.ip, uid });
-    });
+    const ghostWork = forEachLimited(
+      Array.from({ length: ghosts }, (_, i) => i),
+      2,
+      async (i) => {
+        await sleep((i * 20_000 * size.pods) / 2000 / ghosts);
+        const target = replicas.list[(i + 1) % 3]!;
+        const uid = `ghost-${i}-${Date.now()}`;
+        const a = await allocate(target, podReview(NS, POOL, undefined, uid));
+        if (a.ip) ghostClaims.push({ ip: a.ip, uid });
+      },
+    );
     await forEachLimited(names, 16, async (name, i) => {
       if (i === killAt && !killed) {
         killed = true;
@@ -404,22 +492,31 @@ export async function replicasKilled(env: Env, size: Size, o: ReplicasOptions = 
       const a = await allocate(replicas.list[i % 3]!, podReview(NS, POOL, name, `direct-${name}`));
       if (a.ip) direct.set(name, a.ip);
       else directFailed++;
-      outcomes[i] = await createPodRetrying(c, NS, { metadata: { name, annotations: { 'netpin.io/pool': POOL } }, spec } as V1Pod);
+      outcomes[i] = await createPodRetrying(c, NS, {
+        metadata: { name, annotations: { 'netpin.io/pool': POOL } },
+        spec,
+      } as V1Pod);
     });
     await killDone;
     await ghostWork;
     const expected = bare + deployments * PER_DEPLOYMENT;
     log(`1: bare pods done (${outcomes.filter((x) => x.pod).length} created); waiting for the Deployments' pods`);
     let seen = 0;
-    const allThere = await waitFor(`${expected} pods`, async () => {
-      const pods = await listPods(c, NS);
-      seen = pods.length;
-      return pods.length >= expected ? pods : undefined;
-    }, 60_000 + size.pods * 150, 1_000).catch(() => undefined);
+    const allThere = await waitFor(
+      `${expected} pods`,
+      async () => {
+        const pods = await listPods(c, NS);
+        seen = pods.length;
+        return pods.length >= expected ? pods : undefined;
+      },
+      60_000 + size.pods * 150,
+      1_000,
+    ).catch(() => undefined);
     if (!allThere) log(`1: only ${seen} of ${expected} pods after ${(60 + size.pods * 0.15).toFixed(0)} s`);
     const admitted = performance.now() - t0;
     log(`1: ${allThere?.length ?? 'not all'} of ${expected} pods exist after ${s(admitted)}`);
-    if (!allThere) r.lost.push(`only ${seen} of ${expected} pods came to exist within ${(60 + size.pods * 0.15).toFixed(0)} s`);
+    if (!allThere)
+      r.lost.push(`only ${seen} of ${expected} pods came to exist within ${(60 + size.pods * 0.15).toFixed(0)} s`);
 
     // Claims of pods that were never created (ghosts, and admissions cut off by the kill) go after the grace period.
     const settled = await settledLedger(c, NS, POOL, GRACE_SECONDS * 1000 + WEBHOOK_TIMEOUT_MS + 4 * SWEEP_MS + 30_000);
@@ -435,9 +532,15 @@ export async function replicasKilled(env: Env, size: Size, o: ReplicasOptions = 
     }
     const claims = await listClaims(c, POOL);
     const ghostsLeft = ghostClaims.filter((g) => claims.some((x) => x.ip === g.ip && x.owner.uid === g.uid));
-    if (ghostsLeft.length) r.lost.push(`${ghostsLeft.length} claims of pods never created were not released: ${ghostsLeft.map((g) => g.ip).join(', ')}`);
+    if (ghostsLeft.length)
+      r.lost.push(
+        `${ghostsLeft.length} claims of pods never created were not released: ${ghostsLeft.map((g) => g.ip).join(', ')}`,
+      );
     const failedBare = outcomes.filter((x) => !x.pod).length;
-    if (failedBare) r.lost.push(`${failedBare} bare pods could not be created in 8 attempts: ${outcomes.find((x) => !x.pod)?.errors.at(-1)}`);
+    if (failedBare)
+      r.lost.push(
+        `${failedBare} bare pods could not be created in 8 attempts: ${outcomes.find((x) => !x.pod)?.errors.at(-1)}`,
+      );
     const retried = outcomes.filter((x) => x.pod && x.attempts > 1);
     const stats = env.service.stats();
 
@@ -468,11 +571,20 @@ export async function replicasKilled(env: Env, size: Size, o: ReplicasOptions = 
       r.figures['memory cgroup OOM kills'] = cgroup.oomKills();
       r.figures['Node heap_size_limit in the cgroup'] = mib(view.heapSizeLimitBytes);
       r.figures['process.constrainedMemory() in the cgroup'] = mib(view.constrainedMemoryBytes);
-      const alive = replicas.list[MEASURED]!.child.exitCode === null && replicas.list[MEASURED]!.child.signalCode === null;
-      if (!alive) r.lost.push(`replica ${MEASURED + 1} under the memory limit died: ${replicas.list[MEASURED]!.output().slice(-500)}`);
-      if (cgroup.oomKills() > 0) r.lost.push(`the kernel OOM-killed ${cgroup.oomKills()} process(es) in the memory cgroup`);
-      if (cgroup.peakBytes() >= cgroup.limitBytes) r.lost.push(`the cgroup reached its limit (${mib(cgroup.peakBytes())})`);
-      else r.held.push(`Replica ${MEASURED + 1} stayed within the chart's ${mib(cgroup.limitBytes)}: peak RSS ${mib(peak?.peak)}, cgroup peak ${mib(cgroup.peakBytes())}, idle RSS ${mib(idle?.now)}; Node sized its heap to ${mib(view.heapSizeLimitBytes)} from the limit.`);
+      const alive =
+        replicas.list[MEASURED]!.child.exitCode === null && replicas.list[MEASURED]!.child.signalCode === null;
+      if (!alive)
+        r.lost.push(
+          `replica ${MEASURED + 1} under the memory limit died: ${replicas.list[MEASURED]!.output().slice(-500)}`,
+        );
+      if (cgroup.oomKills() > 0)
+        r.lost.push(`the kernel OOM-killed ${cgroup.oomKills()} process(es) in the memory cgroup`);
+      if (cgroup.peakBytes() >= cgroup.limitBytes)
+        r.lost.push(`the cgroup reached its limit (${mib(cgroup.peakBytes())})`);
+      else
+        r.held.push(
+          `Replica ${MEASURED + 1} stayed within the chart's ${mib(cgroup.limitBytes)}: peak RSS ${mib(peak?.peak)}, cgroup peak ${mib(cgroup.peakBytes())}, idle RSS ${mib(idle?.now)}; Node sized its heap to ${mib(view.heapSizeLimitBytes)} from the limit.`,
+        );
     }
     r.held.push(
       `${pods.length} pods (${bare} bare, ${deployments} Deployments of ${PER_DEPLOYMENT}) admitted across 3 replicas, one SIGKILLed at ${r.figures['replica killed at']} and restarted.`,
@@ -516,7 +628,10 @@ function kubeletStandIn(c: Clients, namespace: string, everyMs = 250): { stop():
             ...(ip ? { podIP: ip, podIPs: [{ ip }] } : {}),
             startTime: now,
           };
-          await c.core.replaceNamespacedPodStatus({ name: p.metadata!.name!, namespace, body: p }).then(() => marked++, () => undefined);
+          await c.core.replaceNamespacedPodStatus({ name: p.metadata!.name!, namespace, body: p }).then(
+            () => marked++,
+            () => undefined,
+          );
         }
       } catch {
         // the next round lists again
@@ -571,16 +686,23 @@ export async function statefulSetChurn(env: Env, size: Size): Promise<Report> {
     const check = async (what: string, n: number, revision?: () => Promise<string | undefined>) => {
       let pods: V1Pod[];
       try {
-        pods = await waitFor(`${n} pods of ${STS} (${what})`, async () => {
-          const all = (await listPods(c, NS)).filter((p) => p.metadata!.name!.startsWith(`${STS}-`));
-          if (all.length !== n || !all.every((p) => ordinalOf(p) < n)) return undefined;
-          if (!all.every((p) => p.status?.conditions?.some((x) => x.type === 'Ready' && x.status === 'True'))) return undefined;
-          if (revision) {
-            const want = await revision();
-            if (!want || !all.every((p) => p.metadata?.labels?.['controller-revision-hash'] === want)) return undefined;
-          }
-          return all;
-        }, 120_000, 200);
+        pods = await waitFor(
+          `${n} pods of ${STS} (${what})`,
+          async () => {
+            const all = (await listPods(c, NS)).filter((p) => p.metadata!.name!.startsWith(`${STS}-`));
+            if (all.length !== n || !all.every((p) => ordinalOf(p) < n)) return undefined;
+            if (!all.every((p) => p.status?.conditions?.some((x) => x.type === 'Ready' && x.status === 'True')))
+              return undefined;
+            if (revision) {
+              const want = await revision();
+              if (!want || !all.every((p) => p.metadata?.labels?.['controller-revision-hash'] === want))
+                return undefined;
+            }
+            return all;
+          },
+          120_000,
+          200,
+        );
       } catch (e) {
         r.lost.push(`${what}: ${(e as Error).message}`);
         return;
@@ -591,23 +713,36 @@ export async function statefulSetChurn(env: Env, size: Size): Promise<Report> {
         const ip = calicoIps(p)[0];
         if (!ip) r.lost.push(`${what}: ${p.metadata!.name} has no address`);
         else if (!expected.has(k)) expected.set(k, ip);
-        else if (expected.get(k) !== ip) r.lost.push(`${what}: ${p.metadata!.name} got ${ip}, ordinal ${k} had ${expected.get(k)}`);
+        else if (expected.get(k) !== ip)
+          r.lost.push(`${what}: ${p.metadata!.name} got ${ip}, ordinal ${k} had ${expected.get(k)}`);
       }
       // Scale-down keeps reservations: the StatefulSet's claims stay those of ordinals 0..4, always.
       const claims = await listClaims(c, POOL);
       const got = claims.map((x) => `${x.owner.kind}/${x.owner.name}/${x.owner.ordinal}=${x.ip}`).sort();
       const want = [...expected].map(([k, ip]) => `StatefulSet/${STS}/${k}=${ip}`).sort();
-      if (expected.size === REPLICAS && JSON.stringify(got) !== JSON.stringify(want)) r.lost.push(`${what}: claims ${got.join(', ')} instead of ${want.join(', ')}`);
+      if (expected.size === REPLICAS && JSON.stringify(got) !== JSON.stringify(want))
+        r.lost.push(`${what}: claims ${got.join(', ')} instead of ${want.join(', ')}`);
     };
 
     await check('created', REPLICAS);
-    if (new Set(expected.values()).size !== REPLICAS) r.lost.push(`ordinals share addresses: ${[...expected.values()].join(', ')}`);
+    if (new Set(expected.values()).size !== REPLICAS)
+      r.lost.push(`ordinals share addresses: ${[...expected.values()].join(', ')}`);
     const updateRevision = async () => {
       const sts = await c.apps.readNamespacedStatefulSet({ name: STS, namespace: NS });
       const st = sts.status;
-      return st && (st.observedGeneration ?? 0) >= (sts.metadata?.generation ?? 0) && st.updatedReplicas === REPLICAS && st.currentRevision === st.updateRevision ? st.updateRevision : undefined;
+      return st &&
+        (st.observedGeneration ?? 0) >= (sts.metadata?.generation ?? 0) &&
+        st.updatedReplicas === REPLICAS &&
+        st.currentRevision === st.updateRevision
+        ? st.updateRevision
+        : undefined;
     };
-    const scale = (n: number) => c.apps.replaceNamespacedStatefulSetScale({ name: STS, namespace: NS, body: { metadata: { name: STS, namespace: NS }, spec: { replicas: n } } });
+    const scale = (n: number) =>
+      c.apps.replaceNamespacedStatefulSetScale({
+        name: STS,
+        namespace: NS,
+        body: { metadata: { name: STS, namespace: NS }, spec: { replicas: n } },
+      });
 
     for (let round = 1; round <= size.churnRounds; round++) {
       const t = performance.now();
@@ -615,10 +750,15 @@ export async function statefulSetChurn(env: Env, size: Size): Promise<Report> {
       const victims = [round % REPLICAS, (round + 2) % REPLICAS];
       const before = new Map((await listPods(c, NS)).map((p) => [p.metadata!.name!, p.metadata!.uid]));
       await Promise.all(victims.map((k) => c.core.deleteNamespacedPod({ name: `${STS}-${k}`, namespace: NS })));
-      await waitFor(`round ${round}: deleted pods re-created`, async () => {
-        const now = new Map((await listPods(c, NS)).map((p) => [p.metadata!.name!, p.metadata!.uid]));
-        return victims.every((k) => now.has(`${STS}-${k}`) && now.get(`${STS}-${k}`) !== before.get(`${STS}-${k}`));
-      }, 60_000, 100).catch((e: Error) => r.lost.push(e.message));
+      await waitFor(
+        `round ${round}: deleted pods re-created`,
+        async () => {
+          const now = new Map((await listPods(c, NS)).map((p) => [p.metadata!.name!, p.metadata!.uid]));
+          return victims.every((k) => now.has(`${STS}-${k}`) && now.get(`${STS}-${k}`) !== before.get(`${STS}-${k}`));
+        },
+        60_000,
+        100,
+      ).catch((e: Error) => r.lost.push(e.message));
       await check(`round ${round}, after deleting ${victims.map((k) => `${STS}-${k}`).join(' and ')}`, REPLICAS);
       // Scale 5 → 1 → 5 through the scale subresource, as kubectl scale and the HPA do.
       await scale(1);
@@ -626,10 +766,15 @@ export async function statefulSetChurn(env: Env, size: Size): Promise<Report> {
       await scale(REPLICAS);
       await check(`round ${round}, scaled back to ${REPLICAS}`, REPLICAS);
       // A rolling update: the controller replaces the pods one by one, from the highest ordinal.
-      await c.apps.patchNamespacedStatefulSet({ name: STS, namespace: NS, body: [{ op: 'add', path: '/spec/template/metadata/annotations/example.com~1round', value: String(round) }] });
+      await c.apps.patchNamespacedStatefulSet({
+        name: STS,
+        namespace: NS,
+        body: [{ op: 'add', path: '/spec/template/metadata/annotations/example.com~1round', value: String(round) }],
+      });
       await check(`round ${round}, rolled out`, REPLICAS, updateRevision);
       roundSeconds.push((performance.now() - t) / 1000);
-      if (round % 10 === 0 || round === size.churnRounds) log(`2: round ${round}/${size.churnRounds}, ${r.lost.length} lost`);
+      if (round % 10 === 0 || round === size.churnRounds)
+        log(`2: round ${round}/${size.churnRounds}, ${r.lost.length} lost`);
       if (r.lost.length > 20) {
         r.notes.push(`Stopped after round ${round}: more than 20 violations.`);
         break;
@@ -642,13 +787,18 @@ export async function statefulSetChurn(env: Env, size: Size): Promise<Report> {
       'pod status writes by the kubelet stand-in': kubelet.marked(),
       'seconds per round, median': Number((roundSeconds[Math.floor(roundSeconds.length / 2)] ?? NaN).toFixed(1)),
       'seconds per round, slowest': Number((roundSeconds.at(-1) ?? NaN).toFixed(1)),
-      addresses: [...expected].sort(([a], [b]) => a - b).map(([k, ip]) => `${k}:${ip}`).join(' '),
+      addresses: [...expected]
+        .sort(([a], [b]) => a - b)
+        .map(([k, ip]) => `${k}:${ip}`)
+        .join(' '),
     };
     r.held.push(
       `${roundSeconds.length} rounds of deleting two pods, scaling ${REPLICAS} → 1 → ${REPLICAS} through the scale subresource, and a rolling update; ${checks} checks of every ordinal present.`,
       `Every ordinal kept its address in every round, and the StatefulSet's claims stayed its ${REPLICAS} ordinals' addresses throughout.`,
     );
-    r.notes.push('No kubelet runs: a stand-in writes each pod\'s status (Running, Ready, podIPs from netpin\'s Calico annotation), so the StatefulSet controller\'s rolling update proceeds as on a node. podManagementPolicy: Parallel.');
+    r.notes.push(
+      "No kubelet runs: a stand-in writes each pod's status (Running, Ready, podIPs from netpin's Calico annotation), so the StatefulSet controller's rolling update proceeds as on a node. podManagementPolicy: Parallel.",
+    );
   } finally {
     await kubelet.stop();
     await c.apps.deleteNamespacedStatefulSet({ name: STS, namespace: NS }).catch(() => undefined);
@@ -667,7 +817,13 @@ interface LeaseView {
 }
 
 async function readLease(c: Clients): Promise<LeaseView> {
-  const l = (await c.custom.getNamespacedCustomObject({ group: 'coordination.k8s.io', version: 'v1', plural: 'leases', namespace: LEASE.namespace, name: LEASE.name })) as { spec?: { holderIdentity?: string; renewTime?: string } };
+  const l = (await c.custom.getNamespacedCustomObject({
+    group: 'coordination.k8s.io',
+    version: 'v1',
+    plural: 'leases',
+    namespace: LEASE.namespace,
+    name: LEASE.name,
+  })) as { spec?: { holderIdentity?: string; renewTime?: string } };
   return { holder: l.spec?.holderIdentity, renewedAt: l.spec?.renewTime ? new Date(l.spec.renewTime).getTime() : 0 };
 }
 
@@ -694,38 +850,71 @@ export async function leaderFailover(env: Env, size: Size): Promise<Report> {
     // Live pods: a Deployment's and bare ones, through the API server.
     await c.apps.createNamespacedDeployment({
       namespace: NS,
-      body: { metadata: { name: 'live' }, spec: { replicas: 10, selector: { matchLabels: { app: 'live' } }, template: { metadata: { labels: { app: 'live' }, annotations: { 'netpin.io/pool': POOL } }, spec } } },
+      body: {
+        metadata: { name: 'live' },
+        spec: {
+          replicas: 10,
+          selector: { matchLabels: { app: 'live' } },
+          template: { metadata: { labels: { app: 'live' }, annotations: { 'netpin.io/pool': POOL } }, spec },
+        },
+      },
     });
     for (let i = 0; i < 10; i++) {
-      const out = await createPodRetrying(c, NS, { metadata: { name: `live-bare-${i}`, annotations: { 'netpin.io/pool': POOL } }, spec } as V1Pod);
+      const out = await createPodRetrying(c, NS, {
+        metadata: { name: `live-bare-${i}`, annotations: { 'netpin.io/pool': POOL } },
+        spec,
+      } as V1Pod);
       if (!out.pod) r.lost.push(`live-bare-${i} could not be created: ${out.errors.at(-1)}`);
     }
-    const live = await waitFor('20 live pods', async () => {
-      const pods = await listPods(c, NS);
-      return pods.length === 20 ? pods : undefined;
-    }, 60_000, 500);
+    const live = await waitFor(
+      '20 live pods',
+      async () => {
+        const pods = await listPods(c, NS);
+        return pods.length === 20 ? pods : undefined;
+      },
+      60_000,
+      500,
+    );
     const liveIps = new Set(live.map((p) => calicoIps(p)[0]!));
     // Every IPClaim deleted from now on, to show that none was a live pod's.
     // A watch the API server ends is started again (bounded), from the last version seen, so that no deletion is missed.
-    let resourceVersion = (await c.custom.listClusterCustomObject({ group: 'netpin.io', version: 'v1alpha1', plural: 'ipclaims' }) as { metadata?: { resourceVersion?: string } }).metadata?.resourceVersion;
+    let resourceVersion = (
+      (await c.custom.listClusterCustomObject({ group: 'netpin.io', version: 'v1alpha1', plural: 'ipclaims' })) as {
+        metadata?: { resourceVersion?: string };
+      }
+    ).metadata?.resourceVersion;
     const watch = async (restarts: number): Promise<void> => {
-      abortWatch = await new Watch(c.kc).watch('/apis/netpin.io/v1alpha1/ipclaims', { resourceVersion }, (type: string, obj: { metadata?: { resourceVersion?: string }; spec?: { ip: string; owner: { name?: string } } }) => {
-        resourceVersion = obj.metadata?.resourceVersion ?? resourceVersion;
-        if (type === 'DELETED' && obj.spec) deleted.push({ at: performance.now(), ip: obj.spec.ip, owner: obj.spec.owner.name ?? '' });
-      }, () => {
-        if (watching && restarts < 20) setTimeout(() => void watch(restarts + 1).catch(() => undefined), 200);
-        else if (watching) r.lost.push('the IPClaim watch ended 20 times: deletions may have been missed');
-      });
+      abortWatch = await new Watch(c.kc).watch(
+        '/apis/netpin.io/v1alpha1/ipclaims',
+        { resourceVersion },
+        (
+          type: string,
+          obj: { metadata?: { resourceVersion?: string }; spec?: { ip: string; owner: { name?: string } } },
+        ) => {
+          resourceVersion = obj.metadata?.resourceVersion ?? resourceVersion;
+          if (type === 'DELETED' && obj.spec)
+            deleted.push({ at: performance.now(), ip: obj.spec.ip, owner: obj.spec.owner.name ?? '' });
+        },
+        () => {
+          if (watching && restarts < 20) setTimeout(() => void watch(restarts + 1).catch(() => undefined), 200);
+          else if (watching) r.lost.push('the IPClaim watch ended 20 times: deletions may have been missed');
+        },
+      );
     };
     await watch(0);
 
     for (let f = 1; f <= size.failovers; f++) {
       const identities = () => replicas.list.map((_, i) => replicas.identity(i));
-      const leader = await waitFor('a leader among the replicas', async () => {
-        const l = await readLease(c);
-        const i = identities().indexOf(l.holder ?? '');
-        return i >= 0 ? i : undefined;
-      }, 60_000, 250);
+      const leader = await waitFor(
+        'a leader among the replicas',
+        async () => {
+          const l = await readLease(c);
+          const i = identities().indexOf(l.holder ?? '');
+          return i >= 0 ? i : undefined;
+        },
+        60_000,
+        250,
+      );
       // A claim whose pod never comes, made on a replica that survives, just before the leader dies.
       const survivor = replicas.list[(leader + 1) % 3]!;
       const ghostUid = `ghost-${f}-${Date.now()}`;
@@ -738,10 +927,15 @@ export async function leaderFailover(env: Env, size: Size): Promise<Report> {
       // Read after the kill: the dead leader's last renewal, from which its Lease runs for its duration.
       const lastRenewal = (await readLease(c)).renewedAt;
       const wallAtKill = Date.now() - (performance.now() - tKill);
-      const next = await waitFor(`failover ${f}: another replica to take the Lease`, async () => {
-        const l = await readLease(c);
-        return l.holder && l.holder !== killedIdentity && identities().includes(l.holder) ? l : undefined;
-      }, (LEASE.durationSeconds + 2 * LEASE.renewSeconds) * 1000, 100).catch((e: Error) => {
+      const next = await waitFor(
+        `failover ${f}: another replica to take the Lease`,
+        async () => {
+          const l = await readLease(c);
+          return l.holder && l.holder !== killedIdentity && identities().includes(l.holder) ? l : undefined;
+        },
+        (LEASE.durationSeconds + 2 * LEASE.renewSeconds) * 1000,
+        100,
+      ).catch((e: Error) => {
         r.lost.push(e.message);
         return undefined;
       });
@@ -750,22 +944,37 @@ export async function leaderFailover(env: Env, size: Size): Promise<Report> {
       takeovers.push(takeover / 1000);
       sinceRenewals.push(sinceRenewal / 1000);
       // The margin: the new holder's read and write, and this loop's 100 ms polling.
-      if (next && sinceRenewal > LEASE.durationSeconds * 1000 + 1_000) r.lost.push(`failover ${f}: the Lease was taken ${s(sinceRenewal)} after the dead leader's last renewal (${s(takeover)} after the kill), past its ${LEASE.durationSeconds} s duration`);
-      log(`3: failover ${f}: leader replica ${leader + 1} killed, replica ${identities().indexOf(next?.holder ?? '') + 1} took the Lease after ${s(takeover)}`);
+      if (next && sinceRenewal > LEASE.durationSeconds * 1000 + 1_000)
+        r.lost.push(
+          `failover ${f}: the Lease was taken ${s(sinceRenewal)} after the dead leader's last renewal (${s(takeover)} after the kill), past its ${LEASE.durationSeconds} s duration`,
+        );
+      log(
+        `3: failover ${f}: leader replica ${leader + 1} killed, replica ${identities().indexOf(next?.holder ?? '') + 1} took the Lease after ${s(takeover)}`,
+      );
       // The dead replica comes back (as its Deployment would bring it), and must not take the Lease back by force.
       await sleep(1_000);
       await replicas.restart(leader);
       if (ghost.ip) {
         const ip = ghost.ip;
         // Read from the API server, by the claim's owner (the review's uid): a later leak may get the same address.
-        const released = await waitFor(`failover ${f}: the leaked claim on ${ip} released`, async () =>
-          ((await listClaims(c, POOL)).some((x) => x.ip === ip && x.owner.uid === ghostUid) ? undefined : performance.now()), 90_000, 250).catch((e: Error) => {
+        const released = await waitFor(
+          `failover ${f}: the leaked claim on ${ip} released`,
+          async () =>
+            (await listClaims(c, POOL)).some((x) => x.ip === ip && x.owner.uid === ghostUid)
+              ? undefined
+              : performance.now(),
+          90_000,
+          250,
+        ).catch((e: Error) => {
           r.lost.push(e.message);
           return undefined;
         });
         if (released !== undefined) {
           releases.push((released - leakedAt) / 1000);
-          if (released - leakedAt > 60_000) r.lost.push(`failover ${f}: the leaked claim was released ${s(released - leakedAt)} after it was made, past 60 s`);
+          if (released - leakedAt > 60_000)
+            r.lost.push(
+              `failover ${f}: the leaked claim was released ${s(released - leakedAt)} after it was made, past 60 s`,
+            );
         }
       }
     }
@@ -778,11 +987,13 @@ export async function leaderFailover(env: Env, size: Size): Promise<Report> {
       failovers: size.failovers,
       'Lease duration': `${LEASE.durationSeconds} s (renewed every ${LEASE.renewSeconds} s)`,
       'seconds from the kill to another replica holding the Lease': takeovers.map((x) => x.toFixed(1)).join(', '),
-      'seconds from the dead leader\'s last renewal to another replica holding the Lease': sinceRenewals.map((x) => x.toFixed(1)).join(', '),
+      "seconds from the dead leader's last renewal to another replica holding the Lease": sinceRenewals
+        .map((x) => x.toFixed(1))
+        .join(', '),
       'seconds from the leak to its release (grace 30 s)': releases.map((x) => x.toFixed(1)).join(', '),
       'live pods': live.length,
       'IPClaim deletions seen': deleted.length,
-      'live pods\' claims deleted': liveDeleted.length,
+      "live pods' claims deleted": liveDeleted.length,
     };
     r.held.push(
       `${size.failovers} leader(s) SIGKILLed; another replica took the Lease ${takeovers.map((x) => `${x.toFixed(1)} s`).join(', ')} after the kill, ${sinceRenewals.map((x) => `${x.toFixed(1)} s`).join(', ')} after the dead leader's last renewal (duration ${LEASE.durationSeconds} s).`,
@@ -830,7 +1041,10 @@ export async function certificateRotation(env: Env, size: Size): Promise<Report>
     // the certificate a handshake gets now), and pods through the API server and the Service.
     const keepAlive = async (i: number) => {
       for (let n = 0; !stop && n < 100_000; n++) {
-        const a = await allocate({ port: replicas.list[i]!.port, caPem: ctx.ca }, podReview(NS, POOL, `ka-${i}-${n}`, `ka-${i}-${n}-${Date.now()}`));
+        const a = await allocate(
+          { port: replicas.list[i]!.port, caPem: ctx.ca },
+          podReview(NS, POOL, `ka-${i}-${n}`, `ka-${i}-${n}-${Date.now()}`),
+        );
         direct++;
         if (!a.ip) failures.push(`keep-alive review to replica ${i + 1}: ${a.error}`);
         await sleep(20);
@@ -838,7 +1052,11 @@ export async function certificateRotation(env: Env, size: Size): Promise<Report>
     };
     const newConnection = async (i: number) => {
       for (let n = 0; !stop && n < 100_000; n++) {
-        const a = await allocate({ port: replicas.list[i]!.port, caPem: ctx.ca }, podReview(NS, POOL, `fresh-${i}-${n}`, `fresh-${i}-${n}-${Date.now()}`), true);
+        const a = await allocate(
+          { port: replicas.list[i]!.port, caPem: ctx.ca },
+          podReview(NS, POOL, `fresh-${i}-${n}`, `fresh-${i}-${n}-${Date.now()}`),
+          true,
+        );
         fresh++;
         if (!a.ip) failures.push(`new-connection review to replica ${i + 1}: ${a.error}`);
         await sleep(50);
@@ -847,7 +1065,10 @@ export async function certificateRotation(env: Env, size: Size): Promise<Report>
     const throughApi = async () => {
       for (let n = 0; !stop && n < 100_000; n++) {
         try {
-          await c.core.createNamespacedPod({ namespace: NS, body: { metadata: { name: `api-${n}`, annotations: { 'netpin.io/pool': POOL } }, spec } as V1Pod });
+          await c.core.createNamespacedPod({
+            namespace: NS,
+            body: { metadata: { name: `api-${n}`, annotations: { 'netpin.io/pool': POOL } }, spec } as V1Pod,
+          });
           viaApi++;
         } catch (e) {
           failures.push(`pod api-${n} through the API server: ${apiMessage(e).slice(0, 300)}`);
@@ -865,13 +1086,24 @@ export async function certificateRotation(env: Env, size: Size): Promise<Report>
         await Promise.all([writeSecretVolume(dirs[0]!, next, pki.caPem), writePlainFiles(dirs[1]!, next, pki.caPem)]);
         for (const i of [0, 1]) {
           // netpin polls its files every 5 s; a new handshake must get the new certificate by then, with margin.
-          const seen = await waitFor(`replica ${i + 1} to serve certificate ${next.serial}`, async () => ((await servedSerial(replicas.list[i]!.port, pki.caPem)) === next.serial ? performance.now() : undefined), 15_000, 100).catch((e: Error) => {
+          const seen = await waitFor(
+            `replica ${i + 1} to serve certificate ${next.serial}`,
+            async () =>
+              (await servedSerial(replicas.list[i]!.port, pki.caPem)) === next.serial ? performance.now() : undefined,
+            15_000,
+            100,
+          ).catch((e: Error) => {
             r.lost.push(`rotation ${k}: ${e.message}`);
             return undefined;
           });
           if (seen !== undefined) served.push({ replica: i + 1, serial: next.serial, seconds: (seen - t) / 1000 });
         }
-        log(`5: rotation ${k}: both replicas serve ${next.serial} (${served.slice(-2).map((x) => `${x.seconds.toFixed(1)} s`).join(', ')})`);
+        log(
+          `5: rotation ${k}: both replicas serve ${next.serial} (${served
+            .slice(-2)
+            .map((x) => `${x.seconds.toFixed(1)} s`)
+            .join(', ')})`,
+        );
       }
       await sleep(Math.max(0, until - performance.now()));
     } finally {
@@ -897,7 +1129,9 @@ export async function certificateRotation(env: Env, size: Size): Promise<Report>
       `${direct + fresh + viaApi} admissions (${direct} on keep-alive connections, ${fresh} on new ones, ${viaApi} pods through the API server) across ${served.length / 2} certificate replacements, ${failures.length} failed.`,
       `Each replacement was served to new handshakes within ${slowest.toFixed(1)} s (netpin polls every 5 s), by the same processes: no restart; checked by the served certificate's serial.`,
     );
-    r.notes.push('Replica 1 reads a Secret volume as kubelet writes it (files behind a ..data symlink swapped at once); replica 2 reads plain files rewritten in place, certificate first, key second. The new certificates come from the CA the webhooks trust, as a renewal by cert-manager or of the chart\'s self-signed Secret would.');
+    r.notes.push(
+      "Replica 1 reads a Secret volume as kubelet writes it (files behind a ..data symlink swapped at once); replica 2 reads plain files rewritten in place, certificate first, key second. The new certificates come from the CA the webhooks trust, as a renewal by cert-manager or of the chart's self-signed Secret would.",
+    );
   } finally {
     await replicas.stop();
     await c.core.deleteNamespace({ name: NS }).catch(() => undefined);
@@ -911,7 +1145,12 @@ const agents = new Map<string, import('node:https').Agent>();
  * One review, answered or failed within the webhook timeout (a review is never waited for longer
  * than the API server would). `fresh`: on a new TLS connection, else on a kept-alive one.
  */
-async function review(port: number, ca: string, body: unknown, fresh = false): Promise<{ status: number; json: WireJson }> {
+async function review(
+  port: number,
+  ca: string,
+  body: unknown,
+  fresh = false,
+): Promise<{ status: number; json: WireJson }> {
   const https = await import('node:https');
   let agent: import('node:https').Agent | false = false;
   if (!fresh) {
@@ -920,19 +1159,38 @@ async function review(port: number, ca: string, body: unknown, fresh = false): P
   }
   const payload = JSON.stringify(body);
   return new Promise((resolve, reject) => {
-    const req = https.request({
-      host: '127.0.0.1', port, path: '/mutate', method: 'POST', ca, agent, timeout: WEBHOOK_TIMEOUT_MS,
-      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), ...(fresh ? { connection: 'close' } : {}) },
-    }, (res) => {
-      let data = '';
-      res.setEncoding('utf8').on('data', (d: string) => (data += d)).on('end', () => {
-        try {
-          resolve({ status: res.statusCode ?? 0, json: JSON.parse(data) });
-        } catch {
-          resolve({ status: res.statusCode ?? 0, json: { response: { status: { message: `not JSON: ${data.slice(0, 200)}` } } } });
-        }
-      });
-    });
+    const req = https.request(
+      {
+        host: '127.0.0.1',
+        port,
+        path: '/mutate',
+        method: 'POST',
+        ca,
+        agent,
+        timeout: WEBHOOK_TIMEOUT_MS,
+        headers: {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(payload),
+          ...(fresh ? { connection: 'close' } : {}),
+        },
+      },
+      (res) => {
+        let data = '';
+        res
+          .setEncoding('utf8')
+          .on('data', (d: string) => (data += d))
+          .on('end', () => {
+            try {
+              resolve({ status: res.statusCode ?? 0, json: JSON.parse(data) });
+            } catch {
+              resolve({
+                status: res.statusCode ?? 0,
+                json: { response: { status: { message: `not JSON: ${data.slice(0, 200)}` } } },
+              });
+            }
+          });
+      },
+    );
     req.on('timeout', () => req.destroy(new Error('no answer within the webhook timeout')));
     req.on('error', reject);
     req.end(payload);
@@ -940,6 +1198,12 @@ async function review(port: number, ca: string, body: unknown, fresh = false): P
 }
 
 /** The address a replica's answer to a pod review gives, or why there is none; never throws. */
-async function allocate(n: Pick<Netpin, 'port' | 'caPem'>, body: unknown, fresh = false): Promise<{ ip?: string; error?: string }> {
-  return review(n.port, n.caPem, body, fresh).then(allocatedBy, (e: unknown) => ({ error: e instanceof Error ? e.message : String(e) }));
+async function allocate(
+  n: Pick<Netpin, 'port' | 'caPem'>,
+  body: unknown,
+  fresh = false,
+): Promise<{ ip?: string; error?: string }> {
+  return review(n.port, n.caPem, body, fresh).then(allocatedBy, (e: unknown) => ({
+    error: e instanceof Error ? e.message : String(e),
+  }));
 }

@@ -41,7 +41,12 @@ export function clients(kubeconfigPath: string): Clients {
   };
 }
 
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000, everyMs = 200): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs = 60_000,
+  everyMs = 200,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -79,17 +84,28 @@ export async function applyCrdFile(c: Clients, file: string): Promise<void> {
 export async function postRaw(c: Clients, apiPath: string, body: unknown): Promise<void> {
   const https = await import('node:https');
   const server = new URL(c.kc.getCurrentCluster()!.server);
-  const options: import('node:https').RequestOptions = { method: 'POST', headers: { 'content-type': 'application/json' } };
+  const options: import('node:https').RequestOptions = {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+  };
   await c.kc.applyToHTTPSOptions(options);
   const payload = JSON.stringify(body);
   await new Promise<void>((resolve, reject) => {
-    const req = https.request(new URL(apiPath, server), { ...options, headers: { ...options.headers, 'content-length': Buffer.byteLength(payload) } }, (res) => {
-      let data = '';
-      res.setEncoding('utf8').on('data', (d: string) => (data += d)).on('end', () => {
-        if ((res.statusCode ?? 0) >= 300) reject(new Error(`POST ${apiPath}: HTTP ${res.statusCode}: ${data.slice(0, 500)}`));
-        else resolve();
-      });
-    });
+    const req = https.request(
+      new URL(apiPath, server),
+      { ...options, headers: { ...options.headers, 'content-length': Buffer.byteLength(payload) } },
+      (res) => {
+        let data = '';
+        res
+          .setEncoding('utf8')
+          .on('data', (d: string) => (data += d))
+          .on('end', () => {
+            if ((res.statusCode ?? 0) >= 300)
+              reject(new Error(`POST ${apiPath}: HTTP ${res.statusCode}: ${data.slice(0, 500)}`));
+            else resolve();
+          });
+      },
+    );
     req.on('error', reject);
     req.end(payload);
   });
@@ -110,13 +126,16 @@ export async function registerWebhooks(c: Clients, target: WebhookTarget, binDir
   try {
     const objs = await new Helm(binDir, home).template({ cni: 'calico' });
     const caBundle = Buffer.from(target.caPem).toString('base64');
-    for (const config of objs.filter((o) => o.kind === 'MutatingWebhookConfiguration' || o.kind === 'ValidatingWebhookConfiguration')) {
+    for (const config of objs.filter(
+      (o) => o.kind === 'MutatingWebhookConfiguration' || o.kind === 'ValidatingWebhookConfiguration',
+    )) {
       const webhooks = (config.webhooks as Array<{ clientConfig: { service: { path: string } } }>).map((w) => ({
         ...w,
         clientConfig: { url: `${target.url}${w.clientConfig.service.path}`, caBundle },
       }));
       const body = { metadata: { name: 'netpin' }, webhooks } as never;
-      if (config.kind === 'MutatingWebhookConfiguration') await c.admission.createMutatingWebhookConfiguration({ body });
+      if (config.kind === 'MutatingWebhookConfiguration')
+        await c.admission.createMutatingWebhookConfiguration({ body });
       else await c.admission.createValidatingWebhookConfiguration({ body });
     }
   } finally {
@@ -129,7 +148,12 @@ export async function createNamespace(c: Clients, name: string, labels: Record<s
 }
 
 export async function createPool(c: Clients, name: string, spec: Record<string, unknown>): Promise<void> {
-  await c.custom.createClusterCustomObject({ group: 'netpin.io', version: 'v1alpha1', plural: 'ippools', body: { apiVersion: 'netpin.io/v1alpha1', kind: 'IPPool', metadata: { name }, spec } });
+  await c.custom.createClusterCustomObject({
+    group: 'netpin.io',
+    version: 'v1alpha1',
+    plural: 'ippools',
+    body: { apiVersion: 'netpin.io/v1alpha1', kind: 'IPPool', metadata: { name }, spec },
+  });
 }
 
 export interface ClaimView {
@@ -140,8 +164,14 @@ export interface ClaimView {
 }
 
 export async function listClaims(c: Clients, pool?: string): Promise<ClaimView[]> {
-  const list = (await c.custom.listClusterCustomObject({ group: 'netpin.io', version: 'v1alpha1', plural: 'ipclaims' })) as { items: Array<{ metadata: { name: string }; spec: Omit<ClaimView, 'name'> }> };
-  return list.items.map((i) => ({ name: i.metadata.name, ...i.spec })).filter((x) => pool === undefined || x.pool === pool);
+  const list = (await c.custom.listClusterCustomObject({
+    group: 'netpin.io',
+    version: 'v1alpha1',
+    plural: 'ipclaims',
+  })) as { items: Array<{ metadata: { name: string }; spec: Omit<ClaimView, 'name'> }> };
+  return list.items
+    .map((i) => ({ name: i.metadata.name, ...i.spec }))
+    .filter((x) => pool === undefined || x.pool === pool);
 }
 
 /** The address Calico would give the pod: netpin's ipAddrs annotation. */
@@ -151,9 +181,16 @@ export function calicoIps(pod: V1Pod): string[] {
 }
 
 /** The pods whose name starts with `prefix`; terminating ones only when asked for. */
-export async function podsWithPrefix(c: Clients, namespace: string, prefix: string, withTerminating = false): Promise<V1Pod[]> {
+export async function podsWithPrefix(
+  c: Clients,
+  namespace: string,
+  prefix: string,
+  withTerminating = false,
+): Promise<V1Pod[]> {
   const list = await c.core.listNamespacedPod({ namespace });
-  return list.items.filter((p) => p.metadata?.name?.startsWith(prefix) && (withTerminating || !p.metadata.deletionTimestamp));
+  return list.items.filter(
+    (p) => p.metadata?.name?.startsWith(prefix) && (withTerminating || !p.metadata.deletionTimestamp),
+  );
 }
 
 /** The denial text of a failed API call, as kubectl would print it. */

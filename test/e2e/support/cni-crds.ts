@@ -16,7 +16,11 @@ const CILIUM_MODULE = 'github.com/cilium/cilium@v1.20.2';
 
 /** Downloads a module (cached by Go after the first time) and returns its directory. */
 async function moduleDir(module: string): Promise<string> {
-  const { stdout } = await execFileP('go', ['mod', 'download', '-json', module], { env: { ...process.env, GOFLAGS: '-mod=mod' }, maxBuffer: 1 << 20, timeout: 600_000 });
+  const { stdout } = await execFileP('go', ['mod', 'download', '-json', module], {
+    env: { ...process.env, GOFLAGS: '-mod=mod' },
+    maxBuffer: 1 << 20,
+    timeout: 600_000,
+  });
   const dir = (JSON.parse(stdout) as { Dir?: string; Error?: string }).Dir;
   if (!dir) throw new Error(`go mod download ${module} gave no directory: ${stdout}`);
   return dir;
@@ -24,17 +28,26 @@ async function moduleDir(module: string): Promise<string> {
 
 /** Calico's IPPool (crd.projectcalico.org/v1). */
 export async function applyCalicoIPPoolCrd(c: Clients): Promise<void> {
-  await applyCrdFile(c, join(await moduleDir(CALICO_MODULE), 'libcalico-go/config/crd/crd.projectcalico.org_ippools.yaml'));
+  await applyCrdFile(
+    c,
+    join(await moduleDir(CALICO_MODULE), 'libcalico-go/config/crd/crd.projectcalico.org_ippools.yaml'),
+  );
 }
 
 /** Cilium's CiliumEgressGatewayPolicy (cilium.io/v2). */
 export async function applyCiliumEgressCrd(c: Clients): Promise<void> {
-  await applyCrdFile(c, join(await moduleDir(CILIUM_MODULE), 'pkg/k8s/apis/cilium.io/client/crds/v2/ciliumegressgatewaypolicies.yaml'));
+  await applyCrdFile(
+    c,
+    join(await moduleDir(CILIUM_MODULE), 'pkg/k8s/apis/cilium.io/client/crds/v2/ciliumegressgatewaypolicies.yaml'),
+  );
 }
 
 /** Cilium's CiliumPodIPPool (cilium.io/v2alpha1), the pools of multi-pool IPAM. */
 export async function applyCiliumPodIPPoolCrd(c: Clients): Promise<void> {
-  await applyCrdFile(c, join(await moduleDir(CILIUM_MODULE), 'pkg/k8s/apis/cilium.io/client/crds/v2alpha1/ciliumpodippools.yaml'));
+  await applyCrdFile(
+    c,
+    join(await moduleDir(CILIUM_MODULE), 'pkg/k8s/apis/cilium.io/client/crds/v2alpha1/ciliumpodippools.yaml'),
+  );
 }
 
 /** Antrea's IPPool (crd.antrea.io/v1beta1), written here as its Egress CRDs are. */
@@ -49,7 +62,8 @@ export async function applyKubeOvnSubnetCrd(c: Clients): Promise<void> {
 
 /** Antrea's Egress and ExternalIPPool (crd.antrea.io/v1beta1). */
 export async function applyAntreaEgressCrds(c: Clients): Promise<void> {
-  for (const file of ['externalippools.yaml', 'egresses.yaml']) await applyCrdFile(c, repoPath('test/e2e/crds/antrea', file));
+  for (const file of ['externalippools.yaml', 'egresses.yaml'])
+    await applyCrdFile(c, repoPath('test/e2e/crds/antrea', file));
 }
 
 export async function createCalicoPool(c: Clients, name: string, spec: Record<string, unknown>): Promise<void> {

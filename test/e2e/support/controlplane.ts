@@ -126,7 +126,10 @@ export function runBuildScript(script: string, required: string[]): Promise<stri
         reject(new Error(`${script} failed (exit ${code ?? signal})`));
         return;
       }
-      const lines = out.split('\n').map((l) => l.trim()).filter((l) => l.length > 0);
+      const lines = out
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l.length > 0);
       const binDir = lines[lines.length - 1];
       const missing = required.filter((f) => !binDir || !fs.existsSync(path.join(binDir, f)));
       if (!binDir || missing.length > 0) {
@@ -171,7 +174,13 @@ function childEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-export function startProc(name: string, bin: string, args: string[], dir: string, extraEnv: NodeJS.ProcessEnv = {}): Proc {
+export function startProc(
+  name: string,
+  bin: string,
+  args: string[],
+  dir: string,
+  extraEnv: NodeJS.ProcessEnv = {},
+): Proc {
   const logPath = path.join(dir, `${name}.log`);
   const fd = fs.openSync(logPath, 'a');
   fs.writeSync(fd, `$ ${bin} ${args.join(' ')}\n`);
@@ -221,7 +230,10 @@ export async function stopProc(p: Proc, graceMs = 5_000): Promise<void> {
 function logTail(p: Proc): string {
   try {
     // Drop klog's --v=1 flag dump ("FLAG: --x=y"), which would crowd out the actual error.
-    const lines = fs.readFileSync(p.logPath, 'utf8').split('\n').filter((l) => !/\] FLAG: --/.test(l));
+    const lines = fs
+      .readFileSync(p.logPath, 'utf8')
+      .split('\n')
+      .filter((l) => !/\] FLAG: --/.test(l));
     return lines.slice(-LOG_TAIL_LINES - 1).join('\n');
   } catch (err) {
     return `(no log: ${String(err)})`;
@@ -230,7 +242,9 @@ function logTail(p: Proc): string {
 
 function startError(p: Proc, what: string): Error {
   const state = p.exitInfo ?? 'still running';
-  const kept = process.env.NETPIN_CONTROLPLANE_KEEP ? '' : ' (removed on failure; set NETPIN_CONTROLPLANE_KEEP=1 to keep)';
+  const kept = process.env.NETPIN_CONTROLPLANE_KEEP
+    ? ''
+    : ' (removed on failure; set NETPIN_CONTROLPLANE_KEEP=1 to keep)';
   return new Error(`${p.name}: ${what} (${state}); log ${p.logPath}${kept}, last lines:\n${logTail(p)}`);
 }
 
@@ -287,8 +301,7 @@ function httpStatus(url: string, tls?: TlsClient): Promise<{ status: number; bod
       res.on('data', (c: string) => (body += c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
     };
-    const req =
-      u.protocol === 'https:' ? https.request(u, { ...opts, ...tls }, onRes) : http.request(u, opts, onRes);
+    const req = u.protocol === 'https:' ? https.request(u, { ...opts, ...tls }, onRes) : http.request(u, opts, onRes);
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.on('error', reject);
     req.end();
@@ -308,18 +321,67 @@ async function openssl(dir: string, args: string[]): Promise<void> {
 }
 
 async function issueCert(dir: string, name: string, subj: string, ext: string[]): Promise<void> {
-  await openssl(dir, ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subj]);
+  await openssl(dir, [
+    'req',
+    '-new',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    `${name}.key`,
+    '-out',
+    `${name}.csr`,
+    '-subj',
+    subj,
+  ]);
   await fsp.writeFile(path.join(dir, `${name}.ext`), ext.join('\n') + '\n');
-  await openssl(dir, ['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key',
-    '-set_serial', `0x${randomBytes(12).toString('hex')}`, '-days', '30', '-sha256',
-    '-extfile', `${name}.ext`, '-out', `${name}.crt`]);
+  await openssl(dir, [
+    'x509',
+    '-req',
+    '-in',
+    `${name}.csr`,
+    '-CA',
+    'ca.crt',
+    '-CAkey',
+    'ca.key',
+    '-set_serial',
+    `0x${randomBytes(12).toString('hex')}`,
+    '-days',
+    '30',
+    '-sha256',
+    '-extfile',
+    `${name}.ext`,
+    '-out',
+    `${name}.crt`,
+  ]);
 }
 
 async function makePki(dir: string, kubeletClient = false, extraIPs: string[] = []): Promise<void> {
-  await openssl(dir, ['req', '-x509', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '30', '-sha256', '-subj', '/CN=netpin-test-ca',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  await openssl(dir, [
+    'req',
+    '-x509',
+    '-new',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.crt',
+    '-days',
+    '30',
+    '-sha256',
+    '-subj',
+    '/CN=netpin-test-ca',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+  ]);
   await Promise.all([
     issueCert(dir, 'apiserver', '/CN=kube-apiserver', [
       'basicConstraints=critical,CA:FALSE',
@@ -333,11 +395,13 @@ async function makePki(dir: string, kubeletClient = false, extraIPs: string[] = 
       'extendedKeyUsage=clientAuth',
     ]),
     ...(kubeletClient
-      ? [issueCert(dir, 'apiserver-kubelet-client', '/O=system:masters/CN=kube-apiserver-kubelet-client', [
-          'basicConstraints=critical,CA:FALSE',
-          'keyUsage=critical,digitalSignature',
-          'extendedKeyUsage=clientAuth',
-        ])]
+      ? [
+          issueCert(dir, 'apiserver-kubelet-client', '/O=system:masters/CN=kube-apiserver-kubelet-client', [
+            'basicConstraints=critical,CA:FALSE',
+            'keyUsage=critical,digitalSignature',
+            'extendedKeyUsage=clientAuth',
+          ]),
+        ]
       : []),
     (async () => {
       await openssl(dir, ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', 'sa.key']);
@@ -389,9 +453,9 @@ export async function issueClientKubeconfig(
     'keyUsage=critical,digitalSignature',
     'extendedKeyUsage=clientAuth',
   ]);
-  const [cert, key] = await Promise.all(
+  const [cert, key] = (await Promise.all(
     [`${name}.crt`, `${name}.key`].map((f) => fsp.readFile(path.join(cp.dir, f), 'utf8')),
-  ) as [string, string];
+  )) as [string, string];
   const kubeconfigPath = path.join(cp.dir, `${name}.kubeconfig`);
   await fsp.writeFile(kubeconfigPath, kubeconfig(cp.url, cp.caPem, cert, key), { mode: 0o600 });
   return kubeconfigPath;
@@ -418,8 +482,7 @@ function startedControllers(logPath: string, requested: readonly string[]): Set<
 
 export async function startControlPlane(opts: StartOptions = {}): Promise<ControlPlane> {
   const binDir = await binaries();
-  const timeoutMs =
-    opts.startTimeoutMs ?? (Number(process.env.NETPIN_CONTROLPLANE_START_TIMEOUT_MS) || 120_000);
+  const timeoutMs = opts.startTimeoutMs ?? (Number(process.env.NETPIN_CONTROLPLANE_START_TIMEOUT_MS) || 120_000);
   const controllers = opts.controllers ?? [...DEFAULT_CONTROLLERS];
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'netpin-cp-'));
   const procs: Proc[] = [];
@@ -437,25 +500,30 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
 
   try {
     await makePki(dir, opts.kubeletClientCert ?? false, opts.apiserverIPs);
-    const [caPem, adminCert, adminKey] = await Promise.all(
+    const [caPem, adminCert, adminKey] = (await Promise.all(
       ['ca.crt', 'admin.crt', 'admin.key'].map((f) => fsp.readFile(path.join(dir, f), 'utf8')),
-    ) as [string, string, string];
+    )) as [string, string, string];
     const tls: TlsClient = { ca: caPem, cert: adminCert, key: adminKey };
 
     const [etcdPort, etcdPeerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
 
     // etcd
     const etcdUrl = `http://127.0.0.1:${etcdPort}`;
-    const etcd = startProc('etcd', path.join(binDir, 'etcd'), [
-      `--data-dir=${path.join(dir, 'etcd-data')}`,
-      `--listen-client-urls=${etcdUrl}`,
-      `--advertise-client-urls=${etcdUrl}`,
-      `--listen-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
-      `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
-      `--initial-cluster=default=http://127.0.0.1:${etcdPeerPort}`,
-      '--log-level=warn',
-      '--unsafe-no-fsync=true',
-    ], dir);
+    const etcd = startProc(
+      'etcd',
+      path.join(binDir, 'etcd'),
+      [
+        `--data-dir=${path.join(dir, 'etcd-data')}`,
+        `--listen-client-urls=${etcdUrl}`,
+        `--advertise-client-urls=${etcdUrl}`,
+        `--listen-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
+        `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
+        `--initial-cluster=default=http://127.0.0.1:${etcdPeerPort}`,
+        '--log-level=warn',
+        '--unsafe-no-fsync=true',
+      ],
+      dir,
+    );
     procs.push(etcd);
     await waitFor(etcd, `${etcdUrl}/health`, timeoutMs, async () => {
       const r = await httpStatus(`${etcdUrl}/health`);
@@ -492,37 +560,61 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
     ];
     let apiserver = startProc('kube-apiserver', path.join(binDir, 'kube-apiserver'), apiserverArgs, dir);
     procs.push(apiserver);
-    await waitFor(apiserver, `${url}/readyz`, timeoutMs, async () => (await httpStatus(`${url}/readyz`, tls)).status === 200);
+    await waitFor(
+      apiserver,
+      `${url}/readyz`,
+      timeoutMs,
+      async () => (await httpStatus(`${url}/readyz`, tls)).status === 200,
+    );
 
     const kubeconfigPath = path.join(dir, 'admin.kubeconfig');
     await fsp.writeFile(kubeconfigPath, kubeconfig(url, caPem, adminCert, adminKey), { mode: 0o600 });
 
     // kube-controller-manager
-    const kcm = startProc('kube-controller-manager', path.join(binDir, 'kube-controller-manager'), [
-      `--kubeconfig=${kubeconfigPath}`,
-      `--controllers=${controllers.join(',')}`,
-      ...(opts.serviceAccounts ? [`--root-ca-file=${path.join(dir, 'ca.crt')}`] : []),
-      '--leader-elect=false',
-      '--secure-port=0',
-      '--v=1', // for the "Controller starting..." lines used as readiness signal
-      ...(opts.controllerManagerArgs ?? []),
-    ], dir);
+    const kcm = startProc(
+      'kube-controller-manager',
+      path.join(binDir, 'kube-controller-manager'),
+      [
+        `--kubeconfig=${kubeconfigPath}`,
+        `--controllers=${controllers.join(',')}`,
+        ...(opts.serviceAccounts ? [`--root-ca-file=${path.join(dir, 'ca.crt')}`] : []),
+        '--leader-elect=false',
+        '--secure-port=0',
+        '--v=1', // for the "Controller starting..." lines used as readiness signal
+        ...(opts.controllerManagerArgs ?? []),
+      ],
+      dir,
+    );
     procs.push(kcm);
     // Each enabled controller logs "Controller starting..." once. Aliases ("deployment")
     // resolve to canonical names, so count distinct names; with "*" or "-x", one is enough.
     const explicit = new Set(controllers.filter((c) => c !== '*' && !c.startsWith('-')));
     const expected = controllers.some((c) => c === '*' || c.startsWith('-')) ? 1 : Math.max(1, explicit.size);
-    await waitFor(kcm, `${expected} controller(s) to start`, timeoutMs, async () =>
-      startedControllers(kcm.logPath, controllers).size >= expected);
+    await waitFor(
+      kcm,
+      `${expected} controller(s) to start`,
+      timeoutMs,
+      async () => startedControllers(kcm.logPath, controllers).size >= expected,
+    );
 
     const startApiserver = async (): Promise<void> => {
       const next = startProc('kube-apiserver', path.join(binDir, 'kube-apiserver'), apiserverArgs, dir);
       procs[procs.indexOf(apiserver)] = next;
       apiserver = next;
-      await waitFor(apiserver, `${url}/readyz`, timeoutMs, async () => (await httpStatus(`${url}/readyz`, tls)).status === 200);
+      await waitFor(
+        apiserver,
+        `${url}/readyz`,
+        timeoutMs,
+        async () => (await httpStatus(`${url}/readyz`, tls)).status === 200,
+      );
     };
     return {
-      url, kubeconfigPath, caPem, dir, binDir, stop,
+      url,
+      kubeconfigPath,
+      caPem,
+      dir,
+      binDir,
+      stop,
       signalApiserver: (signal) => void apiserver.child.kill(signal),
       stopApiserver: () => stopProc(apiserver),
       startApiserver,

@@ -35,7 +35,8 @@ export class Helm {
 
   run(args: string[]): Promise<HelmResult> {
     const env: NodeJS.ProcessEnv = { ...process.env };
-    for (const k of ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy', 'KUBECONFIG', 'HELM_NAMESPACE']) delete env[k];
+    for (const k of ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy', 'KUBECONFIG', 'HELM_NAMESPACE'])
+      delete env[k];
     env.NO_PROXY = env.no_proxy = '127.0.0.1,localhost';
     env.HELM_CACHE_HOME = path.join(this.homeDir, 'cache');
     env.HELM_CONFIG_HOME = path.join(this.homeDir, 'config');
@@ -44,7 +45,11 @@ export class Helm {
     env.KUBECONFIG = this.kubeconfigPath ?? path.join(this.homeDir, 'no-kubeconfig');
     return new Promise((resolve) => {
       execFile(path.join(this.binDir, 'helm'), args, { env, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
+        const code = err
+          ? typeof (err as { code?: unknown }).code === 'number'
+            ? (err as { code: number }).code
+            : 1
+          : 0;
         resolve({ code, stdout, stderr });
       });
     });
@@ -57,13 +62,32 @@ export class Helm {
   }
 
   /** `helm template` with --set pairs; returns the parsed objects. */
-  async template(sets: Record<string, string | number | boolean>, extra: string[] = [], release = 'netpin', namespace = 'netpin-system'): Promise<Manifest[]> {
-    return parseManifests(await this.ok(['template', release, CHART_DIR, '-n', namespace, '--kube-version', KUBE_VERSION, ...setArgs(sets), ...extra]));
+  async template(
+    sets: Record<string, string | number | boolean>,
+    extra: string[] = [],
+    release = 'netpin',
+    namespace = 'netpin-system',
+  ): Promise<Manifest[]> {
+    return parseManifests(
+      await this.ok([
+        'template',
+        release,
+        CHART_DIR,
+        '-n',
+        namespace,
+        '--kube-version',
+        KUBE_VERSION,
+        ...setArgs(sets),
+        ...extra,
+      ]),
+    );
   }
 }
 
 export function setArgs(sets: Record<string, string | number | boolean>): string[] {
-  return Object.entries(sets).flatMap(([k, v]) => (typeof v === 'string' ? ['--set-string', `${k}=${v}`] : ['--set', `${k}=${v}`]));
+  return Object.entries(sets).flatMap(([k, v]) =>
+    typeof v === 'string' ? ['--set-string', `${k}=${v}`] : ['--set', `${k}=${v}`],
+  );
 }
 
 export function parseManifests(text: string): Manifest[] {
@@ -99,7 +123,11 @@ export class KubeRest {
     const user = kc.users[0].user;
     const b64 = (s: string) => Buffer.from(s, 'base64').toString('utf8');
     this.server = new URL(cluster.server);
-    this.agent = new https.Agent({ ca: b64(cluster['certificate-authority-data']), cert: b64(user['client-certificate-data']), key: b64(user['client-key-data']) });
+    this.agent = new https.Agent({
+      ca: b64(cluster['certificate-authority-data']),
+      cert: b64(user['client-certificate-data']),
+      key: b64(user['client-key-data']),
+    });
   }
 
   request(method: string, urlPath: string, body?: unknown): Promise<{ status: number; json: WireJson }> {
@@ -107,7 +135,11 @@ export class KubeRest {
     return new Promise((resolve, reject) => {
       const req = https.request(
         new URL(urlPath, this.server),
-        { method, agent: this.agent, headers: { accept: 'application/json', ...(payload ? { 'content-type': 'application/json' } : {}) } },
+        {
+          method,
+          agent: this.agent,
+          headers: { accept: 'application/json', ...(payload ? { 'content-type': 'application/json' } : {}) },
+        },
         (res) => {
           let data = '';
           res.setEncoding('utf8');

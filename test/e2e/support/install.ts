@@ -22,7 +22,10 @@ export function netpinImage(): Promise<string> {
     const dir = mkdtempSync(join(tmpdir(), 'netpin-image-'));
     const archive = join(dir, 'netpin.tar');
     try {
-      await execFileP('bash', [IMAGE_SCRIPT, '--tag', `${IMAGE.repository}:${IMAGE.tag}`, '--out', archive], { maxBuffer: 64 << 20, timeout: 600_000 });
+      await execFileP('bash', [IMAGE_SCRIPT, '--tag', `${IMAGE.repository}:${IMAGE.tag}`, '--out', archive], {
+        maxBuffer: 64 << 20,
+        timeout: 600_000,
+      });
     } catch (err) {
       rmSync(dir, { recursive: true, force: true });
       throw err;
@@ -48,7 +51,11 @@ export interface Installed {
 }
 
 /** Imports the image into the node and installs the chart, waiting until netpin's pods are Ready. */
-export async function installNetpin(cp: ControlPlane, node: Node, values: Record<string, string | number | boolean>): Promise<Installed> {
+export async function installNetpin(
+  cp: ControlPlane,
+  node: Node,
+  values: Record<string, string | number | boolean>,
+): Promise<Installed> {
   await node.ctr(['images', 'import', await netpinImage()]);
   const home = mkdtempSync(join(tmpdir(), 'netpin-helm-'));
   const helm = new Helm(cp.binDir, home, cp.kubeconfigPath);
@@ -59,9 +66,23 @@ export async function installNetpin(cp: ControlPlane, node: Node, values: Record
   ];
   try {
     await helm.ok([
-      'install', 'netpin', CHART_DIR, '-n', namespace, '--create-namespace', '--wait', '--timeout', '180s',
-      ...setArgs({ 'image.repository': IMAGE.repository, 'image.tag': IMAGE.tag, 'image.pullPolicy': 'Never', ...values }),
-      '--set-json', `extraEnv=${JSON.stringify(env)}`,
+      'install',
+      'netpin',
+      CHART_DIR,
+      '-n',
+      namespace,
+      '--create-namespace',
+      '--wait',
+      '--timeout',
+      '180s',
+      ...setArgs({
+        'image.repository': IMAGE.repository,
+        'image.tag': IMAGE.tag,
+        'image.pullPolicy': 'Never',
+        ...values,
+      }),
+      '--set-json',
+      `extraEnv=${JSON.stringify(env)}`,
     ]);
   } catch (err) {
     rmSync(home, { recursive: true, force: true });

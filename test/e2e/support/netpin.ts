@@ -39,19 +39,31 @@ export interface NetpinOptions {
 export async function startNetpin(opts: NetpinOptions): Promise<Netpin> {
   const certDir = opts.certDir ?? mkdtempSync(join(tmpdir(), 'netpin-certs-'));
   const args = [
-    MAIN, 'serve',
-    '--cni', opts.cni ?? 'calico',
-    '--ledger', 'kube',
-    '--kubeconfig', opts.kubeconfig,
-    '--listen', `127.0.0.1:${opts.port ?? 0}`,
-    '--cert-dir', certDir,
-    '--claim-grace', String(opts.claimGraceSeconds ?? 30),
-    '--lease-namespace', opts.leaseNamespace ?? 'default',
-    '--log-level', process.env.NETPIN_TEST_LOG_LEVEL ?? 'warn',
+    MAIN,
+    'serve',
+    '--cni',
+    opts.cni ?? 'calico',
+    '--ledger',
+    'kube',
+    '--kubeconfig',
+    opts.kubeconfig,
+    '--listen',
+    `127.0.0.1:${opts.port ?? 0}`,
+    '--cert-dir',
+    certDir,
+    '--claim-grace',
+    String(opts.claimGraceSeconds ?? 30),
+    '--lease-namespace',
+    opts.leaseNamespace ?? 'default',
+    '--log-level',
+    process.env.NETPIN_TEST_LOG_LEVEL ?? 'warn',
     ...(opts.extraArgs ?? []),
   ];
   const [bin, ...pre] = [...(opts.launcher ?? []), process.execPath];
-  const child = spawn(bin!, [...pre, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env, NO_PROXY: '127.0.0.1,localhost' } });
+  const child = spawn(bin!, [...pre, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...opts.env, NO_PROXY: '127.0.0.1,localhost' },
+  });
   let out = '';
   child.stdout!.setEncoding('utf8').on('data', (c: string) => (out += c));
   child.stderr!.setEncoding('utf8').on('data', (c: string) => (out += c));
@@ -95,19 +107,30 @@ export async function startNetpin(opts: NetpinOptions): Promise<Netpin> {
 }
 
 /** POSTs an AdmissionReview over HTTPS, trusting only netpin's CA. */
-export async function postReview(netpin: Pick<Netpin, 'url' | 'caPem'>, path: '/mutate' | '/validate', body: unknown): Promise<{ status: number; json: WireJson }> {
+export async function postReview(
+  netpin: Pick<Netpin, 'url' | 'caPem'>,
+  path: '/mutate' | '/validate',
+  body: unknown,
+): Promise<{ status: number; json: WireJson }> {
   const https = await import('node:https');
   const payload = JSON.stringify(body);
   return new Promise((resolve, reject) => {
-    const req = https.request(`${netpin.url}${path}`, {
-      method: 'POST',
-      ca: netpin.caPem,
-      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
-      agent: reviewAgent(https, netpin.caPem),
-    }, (res) => {
-      let data = '';
-      res.setEncoding('utf8').on('data', (c: string) => (data += c)).on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(data) }));
-    });
+    const req = https.request(
+      `${netpin.url}${path}`,
+      {
+        method: 'POST',
+        ca: netpin.caPem,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+        agent: reviewAgent(https, netpin.caPem),
+      },
+      (res) => {
+        let data = '';
+        res
+          .setEncoding('utf8')
+          .on('data', (c: string) => (data += c))
+          .on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(data) }));
+      },
+    );
     req.on('error', reject);
     req.end(payload);
   });

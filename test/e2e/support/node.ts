@@ -173,7 +173,13 @@ export function nodeControlPlaneOptions(base: StartOptions = {}): StartOptions {
   const controllers = [...(base.controllers ?? DEFAULT_CONTROLLERS)];
   // Pods that talk to the API server (netpin) need a service account token and the cluster's CA;
   // the API server reaches a webhook Service through its endpoints (--enable-aggregator-routing).
-  for (const c of ['node-lifecycle-controller', 'serviceaccount-controller', 'root-ca-certificate-publisher-controller', 'endpoints-controller', 'endpointslice-controller']) {
+  for (const c of [
+    'node-lifecycle-controller',
+    'serviceaccount-controller',
+    'root-ca-certificate-publisher-controller',
+    'endpoints-controller',
+    'endpointslice-controller',
+  ]) {
     if (!controllers.includes(c)) controllers.push(c);
   }
   return {
@@ -196,7 +202,14 @@ let binariesPromise: Promise<string> | undefined;
 
 /** Runs test/node/build.sh (stderr inherited) and returns the bin dir it prints last. */
 export function nodeBinaries(): Promise<string> {
-  binariesPromise ??= runBuildScript(BUILD_SCRIPT, ['kubelet', 'containerd', 'runc', 'bridge', 'images/pause.tar', 'images/app.tar']).catch((err: unknown) => {
+  binariesPromise ??= runBuildScript(BUILD_SCRIPT, [
+    'kubelet',
+    'containerd',
+    'runc',
+    'bridge',
+    'images/pause.tar',
+    'images/app.tar',
+  ]).catch((err: unknown) => {
     binariesPromise = undefined; // allow a retry
     throw err;
   });
@@ -267,7 +280,9 @@ async function mountPoints(): Promise<string[]> {
   const points = text
     .split('\n')
     .filter((l) => l.length > 0)
-    .map((l) => (l.split(' ')[4] ?? '').replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))));
+    .map((l) =>
+      (l.split(' ')[4] ?? '').replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))),
+    );
   return [...new Set(points)].sort((a, b) => b.length - a.length);
 }
 
@@ -366,7 +381,10 @@ async function processGone(pid: number): Promise<boolean> {
 
 function isOurVeth(l: Link, before: Set<string>): boolean {
   // The bridge plugin names host veths veth<8 hex> (plugins/pkg/ip link_linux.go RandomVethName).
-  return l.linkinfo?.info_kind === 'veth' && (l.master === BRIDGE || (!before.has(l.ifname) && /^veth[0-9a-f]{8}$/.test(l.ifname)));
+  return (
+    l.linkinfo?.info_kind === 'veth' &&
+    (l.master === BRIDGE || (!before.has(l.ifname) && /^veth[0-9a-f]{8}$/.test(l.ifname)))
+  );
 }
 
 function isOurIfb(l: Link, before: Set<string>): boolean {
@@ -457,7 +475,8 @@ async function undoHost(snap: HostSnapshot, timeoutMs = 30_000): Promise<string[
   await step('delete links', async () => {
     const before = new Set(snap.links);
     for (const l of await links()) {
-      if (isOurVeth(l, before) || isOurIfb(l, before)) await run('ip', ['link', 'delete', l.ifname]).catch(() => undefined);
+      if (isOurVeth(l, before) || isOurIfb(l, before))
+        await run('ip', ['link', 'delete', l.ifname]).catch(() => undefined);
     }
     if (!before.has(BRIDGE) && (await links()).some((l) => l.ifname === BRIDGE)) {
       await run('ip', ['link', 'delete', BRIDGE]);
@@ -634,7 +653,7 @@ function containerdConfig(dir: string, binDir: string, socket: string): string {
     "[plugins.'io.containerd.cri.v1.runtime']",
     '  # This VM lacks CAP_SYS_RESOURCE: runc could not lower oom_score_adj below our own.',
     '  restrict_oom_score_adj = true',
-    '  # Keep the pods\' netns mounts in our state dir, not /run/netns.',
+    "  # Keep the pods' netns mounts in our state dir, not /run/netns.",
     '  netns_mounts_under_state_dir = true',
     `  cdi_spec_dirs = [${q(path.join(dir, 'cdi'))}]`,
     "  [plugins.'io.containerd.cri.v1.runtime'.containerd]",
@@ -805,14 +824,26 @@ export async function startNode(cp: ControlPlane, opts: NodeOptions = {}): Promi
         if (!process.env.NETPIN_NODE_KEEP) await fsp.rm(dir, { recursive: true, force: true, maxRetries: 3 });
       }
       if (left.length > 0 || errors.length > 0) {
-        throw new Error(`node stop left host changes behind:\n${[...errors, ...left.map((l) => `left: ${l}`)].join('\n')}`);
+        throw new Error(
+          `node stop left host changes behind:\n${[...errors, ...left.map((l) => `left: ${l}`)].join('\n')}`,
+        );
       }
     })();
     return stopping;
   };
 
   try {
-    for (const d of ['containerd', 'cni/net.d', 'cni/ipam', 'kubelet', 'kubelet-pki', 'pod-logs', 'volume-plugins', 'runc', 'cdi']) {
+    for (const d of [
+      'containerd',
+      'cni/net.d',
+      'cni/ipam',
+      'kubelet',
+      'kubelet-pki',
+      'pod-logs',
+      'volume-plugins',
+      'runc',
+      'cdi',
+    ]) {
       await fsp.mkdir(path.join(dir, d), { recursive: true });
     }
     await fsp.writeFile(path.join(dir, 'cni', 'net.d', '10-netpin.conflist'), cniConflist(dir));
@@ -825,9 +856,17 @@ export async function startNode(cp: ControlPlane, opts: NodeOptions = {}): Promi
     await fsp.writeFile(containerdToml, containerdConfig(dir, binDir, socket));
 
     // containerd finds containerd-shim-runc-v2 on its PATH.
-    const containerd = await daemon(startProc('containerd', path.join(binDir, 'containerd'), ['--config', containerdToml, '--log-level', 'info'], dir, {
-      PATH: `${binDir}:${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`,
-    }));
+    const containerd = await daemon(
+      startProc(
+        'containerd',
+        path.join(binDir, 'containerd'),
+        ['--config', containerdToml, '--log-level', 'info'],
+        dir,
+        {
+          PATH: `${binDir}:${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`,
+        },
+      ),
+    );
     await waitFor(containerd, 'containerd to serve', timeoutMs, async () => {
       if (!(await exists(socket))) return false;
       await ctr(['version']);
@@ -841,7 +880,8 @@ export async function startNode(cp: ControlPlane, opts: NodeOptions = {}): Promi
     }
     const listed = await ctr(['images', 'ls', '-q']);
     for (const ref of Object.values(images)) {
-      if (!listed.split('\n').includes(ref)) throw new Error(`image ${ref} missing after import; ctr images ls:\n${listed}`);
+      if (!listed.split('\n').includes(ref))
+        throw new Error(`image ${ref} missing after import; ctr images ls:\n${listed}`);
     }
     const imagesImported = Date.now() - t0;
 
@@ -856,23 +896,32 @@ export async function startNode(cp: ControlPlane, opts: NodeOptions = {}): Promi
     const [kubeletPort, healthzPort] = [await freePort(), await freePort()];
     const kubeletYaml = path.join(dir, 'kubelet.yaml');
     await fsp.writeFile(kubeletYaml, kubeletConfig(dir, socket, kubeletPort, healthzPort, caFile));
-    const kubelet = await daemon(startProc('kubelet', path.join(binDir, 'kubelet'), [
-      `--config=${kubeletYaml}`,
-      `--kubeconfig=${path.join(dir, 'kubelet.kubeconfig')}`,
-      `--root-dir=${path.join(dir, 'kubelet')}`,
-      `--cert-dir=${path.join(dir, 'kubelet-pki')}`,
-      `--hostname-override=${name}`,
-      '--v=1',
-      ...(opts.kubeletArgs ?? []),
-    ], dir));
+    const kubelet = await daemon(
+      startProc(
+        'kubelet',
+        path.join(binDir, 'kubelet'),
+        [
+          `--config=${kubeletYaml}`,
+          `--kubeconfig=${path.join(dir, 'kubelet.kubeconfig')}`,
+          `--root-dir=${path.join(dir, 'kubelet')}`,
+          `--cert-dir=${path.join(dir, 'kubelet-pki')}`,
+          `--hostname-override=${name}`,
+          '--v=1',
+          ...(opts.kubeletArgs ?? []),
+        ],
+        dir,
+      ),
+    );
     const kubeletStarted = Date.now() - t0;
 
-    const scheduler = await daemon(startProc('kube-scheduler', path.join(binDir, 'kube-scheduler'), [
-      `--kubeconfig=${cp.kubeconfigPath}`,
-      '--leader-elect=false',
-      '--secure-port=0',
-      ...(opts.schedulerArgs ?? []),
-    ], dir));
+    const scheduler = await daemon(
+      startProc(
+        'kube-scheduler',
+        path.join(binDir, 'kube-scheduler'),
+        [`--kubeconfig=${cp.kubeconfigPath}`, '--leader-elect=false', '--secure-port=0', ...(opts.schedulerArgs ?? [])],
+        dir,
+      ),
+    );
 
     await waitFor(kubelet, `Node ${name} Ready`, timeoutMs, async () => {
       if (scheduler.exitInfo !== undefined) throw new Error('kube-scheduler exited');
@@ -951,19 +1000,28 @@ function forwardToApiServer(api: URL): Promise<net.Server> {
 
 /** Cordons the node and force-deletes its pods, then waits until kubelet has torn their networks down. */
 async function drain(api: Api, node: string, timeoutMs: number): Promise<void> {
-  const cordon = await api('PATCH', `/api/v1/nodes/${node}`, { spec: { unschedulable: true } }, 'application/strategic-merge-patch+json');
+  const cordon = await api(
+    'PATCH',
+    `/api/v1/nodes/${node}`,
+    { spec: { unschedulable: true } },
+    'application/strategic-merge-patch+json',
+  );
   if (cordon.status !== 200) throw new Error(`cordoning: ${cordon.status} ${JSON.stringify(cordon.json)}`);
   const list = await api('GET', `/api/v1/pods?fieldSelector=spec.nodeName%3D${encodeURIComponent(node)}`);
   if (list.status !== 200) throw new Error(`listing pods: ${list.status} ${JSON.stringify(list.json)}`);
   for (const p of list.json.items ?? []) {
-    const del = await api('DELETE', `/api/v1/namespaces/${p.metadata.namespace}/pods/${p.metadata.name}`, { gracePeriodSeconds: 0 });
-    if (del.status !== 200 && del.status !== 404) throw new Error(`deleting pod ${p.metadata.name}: ${del.status} ${JSON.stringify(del.json)}`);
+    const del = await api('DELETE', `/api/v1/namespaces/${p.metadata.namespace}/pods/${p.metadata.name}`, {
+      gracePeriodSeconds: 0,
+    });
+    if (del.status !== 200 && del.status !== 404)
+      throw new Error(`deleting pod ${p.metadata.name}: ${del.status} ${JSON.stringify(del.json)}`);
   }
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const veths = (await links()).filter((l) => l.master === BRIDGE && l.linkinfo?.info_kind === 'veth');
     if (veths.length === 0) return;
-    if (Date.now() > deadline) throw new Error(`pod veths still attached after ${timeoutMs} ms: ${veths.map((l) => l.ifname).join(' ')}`);
+    if (Date.now() > deadline)
+      throw new Error(`pod veths still attached after ${timeoutMs} ms: ${veths.map((l) => l.ifname).join(' ')}`);
     await sleep(250);
   }
 }
@@ -971,12 +1029,16 @@ async function drain(api: Api, node: string, timeoutMs: number): Promise<void> {
 /** The host end of the pod's eth0: the link whose ifindex is eth0's peer index in the pod's netns. */
 async function podHostVeth(podUid: string): Promise<string> {
   const memory = (await cgroupRoots()).find((r) => path.basename(r) === 'memory') ?? '/sys/fs/cgroup/memory';
-  const trees = (await Promise.all((await kubepodsCgroups()).filter((c) => c.startsWith(memory)).map(cgroupTree))).flat();
+  const trees = (
+    await Promise.all((await kubepodsCgroups()).filter((c) => c.startsWith(memory)).map(cgroupTree))
+  ).flat();
   const podDirs = trees.filter((d) => path.basename(d) === `pod${podUid}`);
   const pids = await cgroupPids((await Promise.all(podDirs.map(cgroupTree))).flat());
   const pid = pids[0];
   if (pid === undefined) throw new Error(`no process of pod ${podUid} in ${memory}/kubepods`);
-  const inPod = JSON.parse(await run('nsenter', ['-t', String(pid), '-n', 'ip', '-j', 'link', 'show', 'dev', 'eth0'])) as Link[];
+  const inPod = JSON.parse(
+    await run('nsenter', ['-t', String(pid), '-n', 'ip', '-j', 'link', 'show', 'dev', 'eth0']),
+  ) as Link[];
   const peer = inPod[0]?.link_index;
   if (peer === undefined) throw new Error(`pod ${podUid}: eth0 has no peer index`);
   const host = (await links()).find((l) => l.ifindex === peer);

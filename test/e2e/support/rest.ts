@@ -29,7 +29,12 @@ export function clientFromKubeconfig(kubeconfigPath: string): Client {
   };
 }
 
-export async function kube(c: Client, method: string, path: string, body?: unknown): Promise<{ status: number; json: WireJson }> {
+export async function kube(
+  c: Client,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; json: WireJson }> {
   const payload = body === undefined ? undefined : JSON.stringify(body);
   return new Promise((resolve, reject) => {
     const req = https.request(
@@ -51,7 +56,9 @@ export async function kube(c: Client, method: string, path: string, body?: unkno
           try {
             resolve({ status: res.statusCode ?? 0, json: data ? JSON.parse(data) : undefined });
           } catch (err) {
-            reject(new Error(`${method} ${path}: ${res.statusCode} non-JSON body: ${data.slice(0, 500)}`, { cause: err }));
+            reject(
+              new Error(`${method} ${path}: ${res.statusCode} non-JSON body: ${data.slice(0, 500)}`, { cause: err }),
+            );
           }
         });
       },
@@ -76,4 +83,3 @@ export async function kubeText(c: Client, path: string): Promise<{ status: numbe
     req.end();
   });
 }
-
