@@ -138,7 +138,7 @@ async function giveEgress(
  * Who shares a pod's egress address: the pods of its Deployment (or bare ReplicaSet), or of its
  * StatefulSet; in eip mode each ordinal has its own; a bare pod has its own.
  */
-export function egressOwner(pod: KubeObject, namespace: string, mode: EgressMode, uid: string): EgressOwner {
+function egressOwner(pod: KubeObject, namespace: string, mode: EgressMode, uid: string): EgressOwner {
   const sts = statefulSetOf(pod);
   if (sts)
     return {
@@ -541,7 +541,7 @@ function podShape(pod: KubeObject): WorkloadShape {
 }
 
 /** The StatefulSet that controls this pod and its ordinal, from the owner reference and the `<sts>-<k>` name. */
-export function statefulSetOf(pod: KubeObject): { name: string; ordinal: number } | undefined {
+function statefulSetOf(pod: KubeObject): { name: string; ordinal: number } | undefined {
   const ref = pod.metadata?.ownerReferences?.find((r) => r.controller && r.kind === 'StatefulSet');
   const name = pod.metadata?.name;
   if (!ref || !name?.startsWith(`${ref.name}-`)) return undefined;

@@ -17,7 +17,7 @@ import type { AdmissionRequest } from './review.js';
  * allocations exhaust the heap long before any pool. Ten thousand pinned pods in one StatefulSet is
  * already far past what a cluster runs.
  */
-export const MAX_RESERVED_ORDINALS = 10_000;
+const MAX_RESERVED_ORDINALS = 10_000;
 
 interface Workload extends WorkloadInfo {
   kind: WorkloadKind;

@@ -30,9 +30,9 @@ export const SERVE_USAGE = `usage: netpin serve --cni <${CNI_NAMES.join('|')}> [
 export const PREVIEW_USAGE = `usage: netpin preview -f <manifest.yaml|-> --cni <${CNI_NAMES.join('|')}>
                       (--pools <file.yaml> | --kubeconfig <file>) [--namespaces <file.yaml>] [-n <namespace>]`;
 
-export const STATUS_USAGE = 'usage: netpin status [--kubeconfig <file>] [--pool <name>]';
+const STATUS_USAGE = 'usage: netpin status [--kubeconfig <file>] [--pool <name>]';
 
-export const DOCTOR_USAGE = `usage: netpin doctor [--kubeconfig <file>] [--cni <${CNI_NAMES.join('|')}>]`;
+const DOCTOR_USAGE = `usage: netpin doctor [--kubeconfig <file>] [--cni <${CNI_NAMES.join('|')}>]`;
 
 /** Every command's usage, as `netpin` without a command prints it. */
 export const USAGE = [SERVE_USAGE, PREVIEW_USAGE, STATUS_USAGE, DOCTOR_USAGE].join('\n');

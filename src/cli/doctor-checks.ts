@@ -7,7 +7,7 @@ import { describeOwner, type Claim, type Owner } from '../ipam/claim.js';
 import { describeRanges, poolContains, type Pool } from '../ipam/pool.js';
 import { formatRange, parseAddress, parseRange, type AddressRange } from '../net/address.js';
 
-export type Outcome = 'ok' | 'WARN' | 'FAIL';
+type Outcome = 'ok' | 'WARN' | 'FAIL';
 
 export interface Check {
   outcome: Outcome;

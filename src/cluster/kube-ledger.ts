@@ -31,7 +31,7 @@ export interface IPClaimObject extends KubernetesObject {
 
 const CLAIMS = 'ipclaims';
 /** When an admission last handed the claim out (renew): the reconciler's grace period counts from the later of this and the creation. */
-export const ADMITTED_AT = 'netpin.io/admitted-at';
+const ADMITTED_AT = 'netpin.io/admitted-at';
 const POOLS = 'ippools';
 // Each lost race moves first-fit one address on; past this many, something else is wrong.
 const MAX_RACES = 64;

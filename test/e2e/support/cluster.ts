@@ -81,7 +81,7 @@ export async function applyCrdFile(c: Clients, file: string): Promise<void> {
 }
 
 /** POSTs an object as JSON, bypassing client-node's serializer; throws with the API server's message. */
-export async function postRaw(c: Clients, apiPath: string, body: unknown): Promise<void> {
+async function postRaw(c: Clients, apiPath: string, body: unknown): Promise<void> {
   const https = await import('node:https');
   const server = new URL(c.kc.getCurrentCluster()!.server);
   const options: import('node:https').RequestOptions = {
