@@ -57,6 +57,40 @@ export function holds(pod: PodRecord, claim: Claim, ownersClaims: readonly Claim
   return !ownersClaims.some((x) => x !== claim && familyOf(x.ip) === family && pod.addresses.includes(x.ip.toString()));
 }
 
+/** The pods of one namespace, found by what `holds` looks at: their name, and every address they show. */
+interface NamespacePods {
+  byName: Map<string, PodRecord>;
+  byAddress: Map<string, PodRecord>;
+  byEgress: Map<string, PodRecord>;
+}
+
+function indexPods(pods: Iterable<PodRecord>): Map<string, NamespacePods> {
+  const index = new Map<string, NamespacePods>();
+  for (const pod of pods) {
+    let ns = index.get(pod.namespace);
+    if (!ns) index.set(pod.namespace, (ns = { byName: new Map(), byAddress: new Map(), byEgress: new Map() }));
+    ns.byName.set(pod.name, pod);
+    for (const a of pod.addresses) ns.byAddress.set(a, pod);
+    for (const a of pod.egress) ns.byEgress.set(a, pod);
+  }
+  return index;
+}
+
+/**
+ * The pods that could hold a claim: any other pod fails every test of `holds`. Looked up, not
+ * scanned, so that a sweep costs the claims, not claims × pods.
+ */
+function candidates(ns: NamespacePods | undefined, claim: Claim): PodRecord[] {
+  if (!ns) return [];
+  const o = claim.owner;
+  const ip = claim.ip.toString();
+  const found =
+    o.kind === 'Egress'
+      ? [ns.byEgress.get(ip)]
+      : [ns.byAddress.get(ip), ns.byName.get(o.kind === 'StatefulSet' ? `${o.name}-${o.ordinal}` : o.name)];
+  return found.filter((p): p is PodRecord => p !== undefined);
+}
+
 /** The claims past their grace period that no pod holds and no StatefulSet keeps, as the cluster view sees them. */
 export function staleClaims(
   claims: Iterable<Claim>,
@@ -65,12 +99,7 @@ export function staleClaims(
   now: number,
   graceMs: number,
 ): Claim[] {
-  const byNamespace = new Map<string, PodRecord[]>();
-  for (const pod of pods) {
-    let list = byNamespace.get(pod.namespace);
-    if (!list) byNamespace.set(pod.namespace, (list = []));
-    list.push(pod);
-  }
+  const byNamespace = indexPods(pods);
   const all = [...claims];
   const byOwner = new Map<string, Claim[]>();
   for (const c of all) {
@@ -85,7 +114,8 @@ export function staleClaims(
     const o = claim.owner;
     // A StatefulSet keeps its reservations on scale-down; they go with the StatefulSet and its last pod.
     if (o.kind === 'StatefulSet' && statefulSetExists(o.namespace, o.name)) continue;
-    if ((byNamespace.get(o.namespace) ?? []).some((p) => holds(p, claim, byOwner.get(ownerKey(o))))) continue;
+    if (candidates(byNamespace.get(o.namespace), claim).some((p) => holds(p, claim, byOwner.get(ownerKey(o)))))
+      continue;
     stale.push(claim);
   }
   return stale;

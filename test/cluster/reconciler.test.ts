@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { V1Pod } from '@kubernetes/client-node';
 import { podAddresses, type PodRecord } from '../../src/cluster/pod-tracker.js';
@@ -122,5 +123,49 @@ describe('a pod claim held by name', () => {
     expect(holds(pod('bare'), first, [first, second])).toBe(true);
     expect(holds(pod('bare', ['192.168.0.4']), first, [first])).toBe(true);
     expect(staleClaims([first, second], [pod('bare')], none, NOW, GRACE)).toEqual([]);
+  });
+});
+
+describe('a sweep', () => {
+  it('finds the same stale claims as asking every pod of the namespace', () => {
+    const ip = fc.integer({ min: 1, max: 12 }).map((n) => `10.0.0.${n}`);
+    const name = fc.constantFrom('a', 'b', 'db-0', 'db-1', '');
+    const ns = fc.constantFrom('shop', 'other');
+    const owner = fc.oneof(
+      fc.record({ kind: fc.constant('Pod' as const), namespace: ns, name, uid: fc.constant('u') }),
+      fc.record({
+        kind: fc.constant('StatefulSet' as const),
+        namespace: ns,
+        name: fc.constant('db'),
+        ordinal: fc.integer({ min: 0, max: 1 }),
+      }),
+      fc.record({ kind: fc.constant('Egress' as const), namespace: ns, workload: fc.constant('Pod' as const), name }),
+    );
+    const claim = fc
+      .record({ ip, owner, old: fc.boolean() })
+      .map((c): Claim => ({ pool: 'web', ip: v4(c.ip), owner: c.owner, createdAt: c.old ? old : NOW }));
+    const podRecord = fc.record({
+      namespace: ns,
+      name: name.filter(Boolean),
+      addresses: fc.array(ip, { maxLength: 2 }),
+      egress: fc.array(ip, { maxLength: 1 }),
+    });
+    fc.assert(
+      fc.property(
+        fc.array(claim, { maxLength: 12 }),
+        fc.uniqueArray(podRecord, { maxLength: 6, selector: (p) => `${p.namespace}/${p.name}` }),
+        (claims, records) => {
+          const pods = records.map((r) => ({ ...r, uid: `uid-${r.name}` }));
+          const ownersClaims = (c: Claim) => claims.filter((x) => JSON.stringify(x.owner) === JSON.stringify(c.owner));
+          const naive = claims.filter(
+            (c) =>
+              NOW - c.createdAt >= GRACE &&
+              !pods.some((p) => p.namespace === c.owner.namespace && holds(p, c, ownersClaims(c))),
+          );
+          expect(staleClaims(claims, pods, () => false, NOW, GRACE)).toEqual(naive);
+        },
+      ),
+      { numRuns: 500 },
+    );
   });
 });
