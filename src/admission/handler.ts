@@ -62,6 +62,7 @@ export class Admission {
     let verdict = this.replays.get(key);
     let result: Outcome['result'] = 'replayed';
     if (!verdict) {
+      const additions = this.deps.allocator.ledger.index.additions;
       verdict = await this.decide(endpoint, req);
       result = verdict.patch
         ? 'patched'
@@ -70,8 +71,12 @@ export class Admission {
           : verdict.status?.code === 500
             ? 'error'
             : 'denied';
-      // A dry run claims nothing, so it is not worth replaying; an error may clear on retry.
-      if (!req.dryRun && result !== 'error') this.replays.set(key, verdict);
+      // Kept when something was claimed meanwhile (by this request, or by another: kept then too, which is
+      // safe), and refusals, so that a resent one is not told twice. An allowed answer that claimed nothing
+      // is the same answer when decided again, and cheaper than a cache entry. A dry run claims nothing,
+      // and an error may clear on retry.
+      const claimed = this.deps.allocator.ledger.index.additions !== additions;
+      if ((claimed || result === 'denied') && !req.dryRun) this.replays.set(key, verdict);
     }
     this.options.onOutcome?.({
       endpoint,

@@ -31,6 +31,8 @@ export class ClaimIndex {
   // whatever the claims say; a claim on one of them still wins the lookup, as it names the owner.
   private readonly observedByIp = new Map<string, Set<string>>();
   private readonly observedByPod = new Map<string, Address[]>();
+  /** Counts claims added, ever: whether anything was claimed while a request was decided. */
+  additions = 0;
 
   setPool(pool: Pool): void {
     const free = {
@@ -135,6 +137,7 @@ export class ClaimIndex {
     const key = claim.ip.toString();
     if (this.byIp.get(key)) return false;
     this.byIp.set(key, claim);
+    this.additions++;
     const ok = ownerKey(claim.owner);
     let set = this.byOwner.get(ok);
     if (!set) this.byOwner.set(ok, (set = new Set()));

@@ -40,6 +40,19 @@ describe('Admission', () => {
     ]);
   });
 
+  it('replays what claimed an address and what it refused, and decides again what claimed nothing', async () => {
+    const outcomes: Outcome['result'][] = [];
+    const admission = new Admission((await harness()).deps, { onOutcome: (o) => outcomes.push(o.result) });
+    const rated = podCreate({ name: 'r', uid: 'u-rate', annotations: { 'netpin.io/egress-rate': '10M' } });
+    const pinned = podCreate({ name: 'p', uid: 'u-pin', annotations: { 'netpin.io/pool': 'web' } });
+    const refused = podCreate({ name: 'x', uid: 'u-bad', annotations: { 'netpin.io/pool': 'nope' } });
+    for (const body of [rated, rated, pinned, pinned, refused, refused]) await admission.review('mutate', body);
+    expect(outcomes).toEqual(['patched', 'patched', 'patched', 'replayed', 'denied', 'replayed']);
+    // The same answer either way.
+    const again = await admission.review('mutate', rated);
+    expect(again.response).toEqual((await admission.review('mutate', rated)).response);
+  });
+
   it('allows what it does not handle: subresources, other kinds, pod UPDATEs', async () => {
     const h = await harness();
     const pod = podCreate({ name: 'a', annotations: { 'netpin.io/pool': 'web' } }).request!;
