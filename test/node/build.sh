@@ -18,11 +18,9 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=../build-lib.sh
+source "$here/../build-lib.sh"
 
-# Versions are read from the tools modules, so bumping a go.mod changes the cache key.
-modver() { # <module dir, from here> <module path>
-	awk -v m="$2" '$1 == m && $2 ~ /^v/ { print $2; exit } $1 == "require" && $2 == m { print $3; exit }' "$here/$1/go.mod"
-}
 mkimage="$here/../../tools/mkimage"
 K8S_VERSION="$(modver kube k8s.io/kubernetes)"
 CONTAINERD_VERSION="$(modver containerd github.com/containerd/containerd/v2)"
@@ -33,57 +31,20 @@ for v in K8S_VERSION CONTAINERD_VERSION RUNC_VERSION CNI_VERSION GGCR_VERSION; d
 	[[ -n "${!v}" ]] || { echo "build.sh: cannot read $v from go.mod" >&2; exit 1; }
 done
 # The node must run the control plane's Kubernetes version (kubelet skew aside, one build cache).
-cp_k8s="$(awk '$1 == "k8s.io/kubernetes" && $2 ~ /^v/ { print $2; exit }' "$here/../controlplane/kube/go.mod")"
+cp_k8s="$(modver ../controlplane/kube k8s.io/kubernetes)"
 if [[ -n "$cp_k8s" && "$cp_k8s" != "$K8S_VERSION" ]]; then
 	echo "build.sh: test/node/kube is at $K8S_VERSION but test/controlplane/kube at $cp_k8s; keep them equal" >&2
 	exit 1
 fi
-k8s_major="${K8S_VERSION#v}"; k8s_major="${k8s_major%%.*}"
-k8s_minor="${K8S_VERSION#v*.}"; k8s_minor="${k8s_minor%%.*}"
 
 root="${NETPIN_NODE_DIR:-$HOME/.cache/netpin/node/${K8S_VERSION}-containerd-${CONTAINERD_VERSION}-runc-${RUNC_VERSION}-cni-${CNI_VERSION}}"
-bin="$root/bin"
-mkdir -p "$bin"
+cache_dir "$root"
 
-# Serialise concurrent invocations (e.g. parallel test workers).
-exec 9>"$root/.build.lock"
-flock 9
-
-export GOFLAGS="${GOFLAGS:+$GOFLAGS }-mod=mod"
-par="${NETPIN_BUILD_PARALLELISM:-2}"
-
-# Without these, kubelet reports v0.0.0-master+$Format:%H$ and kubectl refuses to parse it.
-k8s_ldflags=""
-for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-	k8s_ldflags+=" -X $pkg.gitVersion=$K8S_VERSION"
-	k8s_ldflags+=" -X $pkg.gitMajor=$k8s_major"
-	k8s_ldflags+=" -X $pkg.gitMinor=$k8s_minor"
-	k8s_ldflags+=" -X $pkg.gitTreeState=clean"
-done
+kube_flags="$(k8s_ldflags "$K8S_VERSION")"
 # containerd's Makefile sets the same variable (version/version.go defaults to "X+unknown").
 containerd_ldflags="-X github.com/containerd/containerd/v2/version.Version=$CONTAINERD_VERSION"
 containerd_ldflags+=" -X github.com/containerd/containerd/v2/version.Package=github.com/containerd/containerd/v2"
 cni_ldflags="-X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=$CNI_VERSION"
-
-have() { [[ -f "$1" && ! -L "$1" && -x "$1" ]]; }
-
-build() { # <name> <module dir> <package> <ldflags> [CGO_ENABLED] [build tags]
-	local name="$1" dir="$2" pkg="$3" ldflags="$4" cgo="${5:-0}" tags="${6:-}" out="$bin/$1"
-	if have "$out"; then
-		echo "$name: cached $out"
-		return
-	fi
-	rm -f "$out"
-	local tmp="$out.tmp.$$" start=$SECONDS
-	(cd "$here/$dir" && CGO_ENABLED="$cgo" nice -n 10 go build -trimpath -p "$par" ${tags:+-tags "$tags"} \
-		-ldflags "-s -w $ldflags" -o "$tmp" "$pkg") || {
-		rm -f "$tmp"
-		echo "build.sh: building $name failed" >&2
-		exit 1
-	}
-	mv -f "$tmp" "$out"
-	echo "$name: built $out ($((SECONDS - start))s)"
-}
 
 # runc links libseccomp through cgo (pkg-config libseccomp): without the seccomp tag every
 # sandbox fails ("config provided but seccomp not supported"), since containerd always
@@ -102,12 +63,10 @@ ensure_libseccomp_dev() {
 	[[ -f /usr/include/seccomp.h ]] || { echo "build.sh: libseccomp-dev did not provide seccomp.h" >&2; exit 1; }
 }
 
-rm -f "$bin"/*.tmp.* # leftovers of interrupted builds
-
 build_one() { # <name>
 	case "$1" in
 	kubelet | kube-scheduler | kubectl)
-		build "$1" kube "k8s.io/kubernetes/cmd/$1" "$k8s_ldflags" ;;
+		build "$1" kube "k8s.io/kubernetes/cmd/$1" "$kube_flags" ;;
 	containerd | ctr | containerd-shim-runc-v2)
 		build "$1" containerd "github.com/containerd/containerd/v2/cmd/$1" "$containerd_ldflags" ;;
 	runc)
@@ -121,26 +80,12 @@ build_one() { # <name>
 # Cheapest first, so that a broken toolchain shows up before the long Kubernetes builds.
 names=(loopback bridge host-local bandwidth runc containerd-shim-runc-v2 ctr containerd kubectl kube-scheduler kubelet)
 
-target="$bin"
 assets="${NETPIN_NODE_ASSETS:-}"
-if [[ -n "$assets" ]]; then
-	# A separate dir of symlinks, so the version-keyed cache never holds foreign binaries.
-	[[ -d "$assets" ]] || { echo "build.sh: NETPIN_NODE_ASSETS=$assets is not a directory" >&2; exit 1; }
-	assets="$(cd "$assets" && pwd)"
-	target="$root/assets-$(printf '%s' "$assets" | sha256sum | cut -c1-12)/bin"
-	mkdir -p "$target"
-	for name in "${names[@]}"; do
-		if [[ -x "$assets/$name" ]]; then
-			ln -sfn "$assets/$name" "$target/$name"
-			echo "$name: using $assets/$name (NETPIN_NODE_ASSETS)"
-		else
-			build_one "$name"
-			ln -sfn "$bin/$name" "$target/$name"
-		fi
-	done
-else
-	for name in "${names[@]}"; do build_one "$name"; done
+if [[ -n "$assets" && ! -d "$assets" ]]; then
+	echo "build.sh: NETPIN_NODE_ASSETS=$assets is not a directory" >&2
+	exit 1
 fi
+build_or_link "$root" "$assets" NETPIN_NODE_ASSETS "${names[@]}"
 
 # Images: keyed by the content of their sources and of tools/mkimage, so editing either rebuilds them.
 img_key="$(cd "$here/.." && find node/images ../tools/mkimage -type f \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' \) -print0 |
