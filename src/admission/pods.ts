@@ -56,7 +56,7 @@ export async function mutatePod(req: AdmissionRequest, deps: AdmissionDeps): Pro
   const shape = podShape(pod);
   // Everything that would refuse the pod is found before anything is claimed: a refused pod
   // must not hold an address, or a controller retrying it drains the pool.
-  const { checked, problems } = await preflight(annotations, shape, namespace, deps);
+  const { checked, problems } = await preflight(annotations, shape, namespace, deps, true);
   if (problems.length || !checked) return denied(renderProblems(problems, deps.dialect));
   const { intent, plan } = checked;
 
@@ -216,13 +216,16 @@ function recordAllocation(req: AdmissionRequest, pod: KubeObject, deps: Admissio
 /**
  * What a pod, or a workload's pod template, with these annotations would be refused for at
  * CREATE, found without claiming: containerd's bandwidth values, the intent (syntax, the CNI,
- * pools and namespace), and CNI annotations written by hand.
+ * pools and namespace), and CNI annotations written by hand. `rendersAfter`: the caller renders
+ * and checks hand-written annotations itself once it has claimed, so the dry render here is needed
+ * only when there is a claim to spare.
  */
 export async function preflight(
   annotations: Record<string, string> | undefined,
   shape: WorkloadShape,
   namespace: string,
   deps: AdmissionDeps,
+  rendersAfter = false,
 ) {
   const a = annotations ?? {};
   const problems = bandwidthProblems(a);
@@ -239,7 +242,8 @@ export async function preflight(
     !deps.dialect.pinsAddresses(checked.intent, shape)
   )
     problems.push(STRAY_ALLOCATED);
-  if (checked.problems.length === 0) {
+  const claims = deps.dialect.pinsAddresses(checked.intent, shape) || checked.intent.egress !== undefined;
+  if (checked.problems.length === 0 && (claims || !rendersAfter)) {
     const expected = deps.dialect.render(
       checked.intent,
       shape,

@@ -62,15 +62,18 @@ export function wholeValue(f: Fraction): bigint {
   return f.num / f.den;
 }
 
+// Largest first; computed once, since formatting runs for every pod with a rate.
+const DECIMAL_SUFFIXES: ReadonlyArray<readonly [string, bigint]> = [
+  ['P', 10n ** 15n],
+  ['T', 10n ** 12n],
+  ['G', 10n ** 9n],
+  ['M', 10n ** 6n],
+  ['k', 1000n],
+];
+
 /** Writes bits/s with the largest decimal suffix that divides it: 10000000 is "10M". */
 export function formatQuantity(n: bigint): string {
-  for (const [suffix, mul] of [
-    ['P', 10n ** 15n],
-    ['T', 10n ** 12n],
-    ['G', 10n ** 9n],
-    ['M', 10n ** 6n],
-    ['k', 1000n],
-  ] as const) {
+  for (const [suffix, mul] of DECIMAL_SUFFIXES) {
     if (n >= mul && n % mul === 0n) return `${n / mul}${suffix}`;
   }
   return n.toString();
