@@ -1,21 +1,49 @@
 // Part 1: admission throughput and latency of `netpin serve --ledger memory` against a bare
-// fastify handler with the same stack, at 1, 16 and 64 keep-alive connections.
+// fastify handler with the same stack, at 1, 16 and 64 keep-alive connections and two review
+// sizes; and the servers' memory, each in a memory cgroup with the chart's limit.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Agent, request } from 'undici';
 import { ensureCerts } from '../src/transport/certs.js';
 import { runLoad, summarize, type Latency, type LoadResult } from './load.js';
 import { summarizeProfileDir, type ProfileSummary } from './profile.js';
-import { cpuSeconds, peakRss, startChild, type Child } from './proc.js';
-import { POOL, POOLS_YAML, reviewBody } from './review.js';
+import {
+  chartMemoryCgroups,
+  cpuSeconds,
+  httpsText,
+  memoryCgroup,
+  metricSum,
+  mib,
+  peakRss,
+  residentBytes,
+  startChild,
+  type Child,
+  type MemoryLimit,
+} from './proc.js';
+import { deploymentPod, POOL, POOLS_YAML, replicaSetPod, reviewBody } from './review.js';
 
 export type ServerCase = 'bare' | 'rate' | 'alloc';
 
 export const CASES: Record<ServerCase, { title: string; annotations: Record<string, string> }> = {
-  bare: { title: 'bare fastify (ceiling)', annotations: { 'netpin.io/egress-rate': '10M' } },
-  rate: { title: 'netpin, rate only', annotations: { 'netpin.io/egress-rate': '10M' } },
+  bare: {
+    title: 'bare fastify (ceiling)',
+    annotations: { 'netpin.io/egress-rate': '10M', 'netpin.io/ingress-rate': '10M' },
+  },
+  rate: {
+    title: 'netpin, rate only',
+    annotations: { 'netpin.io/egress-rate': '10M', 'netpin.io/ingress-rate': '10M' },
+  },
   alloc: { title: 'netpin, allocating', annotations: { 'netpin.io/pool': POOL } },
+};
+
+export type ReviewSize = 'small' | 'large';
+
+export const SIZES: Record<
+  ReviewSize,
+  { title: string; pod: (annotations: Record<string, string>) => Record<string, unknown> }
+> = {
+  small: { title: 'one container', pod: replicaSetPod },
+  large: { title: 'init container, sidecar, env, probes', pod: deploymentPod },
 };
 
 export interface AdmissionOptions {
@@ -23,7 +51,7 @@ export interface AdmissionOptions {
   connections: number[];
   warmupMs: number;
   durationMs: number;
-  /** Each round runs every server once; odd rounds in reverse order, so that drift hits all alike. */
+  /** Each round runs every server once per size; odd rounds in reverse order, so that drift hits all alike. */
   rounds: number;
   /** Length of the profiled runs; 0 for none. */
   profileMs: number;
@@ -31,6 +59,7 @@ export interface AdmissionOptions {
 }
 
 export interface AdmissionRow {
+  size: ReviewSize;
   case: ServerCase;
   connections: number;
   rps: number;
@@ -42,7 +71,9 @@ export interface AdmissionRow {
   /** Server CPU time per request, and the share of one core the server used: below ~95 %, the load generator was the limit. */
   cpuUsPerRequest: number;
   serverCpuPercent: number;
-  /** Against the bare handler at the same connection count, in the same run. */
+  /** Server CPU seconds over the measured windows of every round, for ratios pooled over connection counts. */
+  cpuSeconds: number;
+  /** Against the bare handler at the same size and connection count, in the same run. */
   rpsRatio: number;
   p50Ratio: number;
   p99Ratio: number;
@@ -51,9 +82,18 @@ export interface AdmissionRow {
 }
 
 export interface AdmissionReport {
-  bodyBytes: Record<ServerCase, number>;
+  /** Bytes of the rate-only review of each size (the allocating one differs by its annotation). */
+  bodyBytes: Record<ReviewSize, number>;
   rows: AdmissionRow[];
-  profiles: Array<{ case: ServerCase; connections: number; seconds: number; summary: ProfileSummary }>;
+  /** The cgroup every server ran in, and the resident memory of each server idle (started, no request yet). */
+  memory: { limit: MemoryLimit; idleSeconds: number; idleRssBytes: Partial<Record<ServerCase, number>> };
+  profiles: Array<{
+    size: ReviewSize;
+    case: ServerCase;
+    connections: number;
+    seconds: number;
+    summary: ProfileSummary;
+  }>;
 }
 
 type Run = LoadResult & { peakRss?: number; cpuSeconds: number };
@@ -63,17 +103,46 @@ interface Server {
   origin: string;
 }
 
-async function startServer(o: AdmissionOptions, c: ServerCase, certDir: string, poolsFile: string, profileDir?: string): Promise<Server> {
+// Long enough for start-up work (module loading, the first GCs) to settle, as in a pod that waits for traffic.
+const IDLE_MS = 3_000;
+
+async function startServer(
+  o: AdmissionOptions,
+  c: ServerCase,
+  certDir: string,
+  poolsFile: string,
+  launcher?: string[],
+  profileDir?: string,
+): Promise<Server> {
   const nodeFlags = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
   if (c === 'bare') {
-    const { proc, match } = await startChild('bare-server', [...nodeFlags, join(o.root, 'dist/bench/bare-server.js'), '--cert-dir', certDir], /bare serving (https:\/\/\S+)/);
+    const args = [...nodeFlags, join(o.root, 'dist/bench/bare-server.js'), '--cert-dir', certDir];
+    const { proc, match } = await startChild('bare-server', args, /bare serving (https:\/\/\S+)/, { launcher });
     return { proc, origin: match[1]! };
   }
   // The real binary, as an operator runs it.
-  const { proc, match } = await startChild('netpin', [
-    ...nodeFlags, join(o.root, 'dist/src/cli/main.js'), 'serve', '--cni', 'calico', '--ledger', 'memory', '--pools', poolsFile,
-    '--listen', '127.0.0.1:0', '--cert-dir', certDir, '--log-level', 'warn',
-  ], /netpin serving (https:\/\/\S+)/);
+  const { proc, match } = await startChild(
+    'netpin',
+    [
+      ...nodeFlags,
+      join(o.root, 'dist/src/cli/main.js'),
+      'serve',
+      '--cni',
+      'calico',
+      '--ledger',
+      'memory',
+      '--pools',
+      poolsFile,
+      '--listen',
+      '127.0.0.1:0',
+      '--cert-dir',
+      certDir,
+      '--log-level',
+      'warn',
+    ],
+    /netpin serving (https:\/\/\S+)/,
+    { launcher },
+  );
   return { proc, origin: match[1]! };
 }
 
@@ -89,16 +158,10 @@ function checkSample(c: ServerCase, sample: string): void {
 
 /** netpin's own count of held addresses: every allocating request must have claimed one. */
 async function allocatedByNetpin(origin: string, ca: string): Promise<number> {
-  const agent = new Agent({ connect: { ca } });
-  try {
-    const { body } = await request(`${origin}/metrics`, { dispatcher: agent });
-    const text = await body.text();
-    const m = new RegExp(`^netpin_pool_allocated_addresses\\{pool="${POOL}",family="ipv4"\\} (\\d+)$`, 'm').exec(text);
-    if (!m) throw new Error(`no allocated gauge for pool ${POOL} in /metrics`);
-    return Number(m[1]);
-  } finally {
-    await agent.close();
-  }
+  const { text } = await httpsText(origin, '/metrics', ca);
+  const held = metricSum(text, 'netpin_pool_allocated_addresses', { pool: POOL, family: 'ipv4' });
+  if (held === undefined) throw new Error(`no allocated gauge for pool ${POOL} in /metrics`);
+  return held;
 }
 
 export async function benchAdmission(o: AdmissionOptions): Promise<AdmissionReport> {
@@ -109,80 +172,143 @@ export async function benchAdmission(o: AdmissionOptions): Promise<AdmissionRepo
     const ca = readFileSync(paths.ca, 'utf8');
     const poolsFile = join(tmp, 'pools.yaml');
     writeFileSync(poolsFile, POOLS_YAML);
-    const bodies = Object.fromEntries((Object.keys(CASES) as ServerCase[]).map((c) => [c, reviewBody(CASES[c].annotations)])) as Record<ServerCase, (seq: number) => string>;
+    const sizes = Object.keys(SIZES) as ReviewSize[];
+    const cases = Object.keys(CASES) as ServerCase[];
+    const bodies = new Map(
+      sizes.flatMap((size) => cases.map((c) => [`${size}/${c}`, reviewBody(SIZES[size].pod(CASES[c].annotations))])),
+    );
+    const body = (size: ReviewSize, c: ServerCase) => bodies.get(`${size}/${c}`)!;
+    // Every server in a memory cgroup of its own with the chart's limit, so that Node sizes its heap as in the
+    // container: this costs nothing measurable per run, and then every figure is taken as netpin is deployed.
+    const limit = await chartMemoryCgroups(o.root);
+    if (limit.notApplied) o.log(`admission: servers run without the chart's memory limit: ${limit.notApplied}`);
 
-    const runOne = async (c: ServerCase, connections: number, warmupMs: number, durationMs: number, profileDir?: string): Promise<Run> => {
-      const server = await startServer(o, c, certDir, poolsFile, profileDir);
+    const withServer = async <T>(
+      c: ServerCase,
+      fn: (server: Server) => Promise<T>,
+      profileDir?: string,
+    ): Promise<T> => {
+      const cgroup = memoryCgroup(limit);
       try {
-        // The server's CPU time over the measured window (timers in this process: a few ms late at worst).
-        const pid = server.proc.child.pid;
-        let cpuFrom = 0;
-        let cpuTo = 0;
-        const t1 = setTimeout(() => (cpuFrom = cpuSeconds(pid) ?? 0), warmupMs);
-        const t2 = setTimeout(() => (cpuTo = cpuSeconds(pid) ?? 0), warmupMs + durationMs);
-        const r = await runLoad({ origin: server.origin, path: '/mutate', ca, connections, warmupMs, durationMs, body: bodies[c] });
-        clearTimeout(t1);
-        clearTimeout(t2);
-        checkSample(c, r.sample);
-        if (r.errors > 0) throw new Error(`${c} at ${connections} connections: ${r.errors} failed requests\n${server.proc.output()}`);
-        if (c === 'alloc') {
-          const held = await allocatedByNetpin(server.origin, ca);
-          if (held !== r.sent) throw new Error(`alloc: netpin holds ${held} addresses after ${r.sent} allocating requests`);
+        const server = await startServer(o, c, certDir, poolsFile, cgroup?.launcher, profileDir);
+        try {
+          return await fn(server);
+        } finally {
+          await server.proc.stop();
         }
-        return { ...r, peakRss: peakRss(pid), cpuSeconds: cpuTo - cpuFrom };
       } finally {
-        await server.proc.stop();
+        await cgroup?.remove();
       }
     };
 
+    type RunOne = (
+      size: ReviewSize,
+      c: ServerCase,
+      connections: number,
+      warmupMs: number,
+      durationMs: number,
+      profileDir?: string,
+    ) => Promise<Run>;
+    const runOne: RunOne = (size, c, connections, warmupMs, durationMs, profileDir) =>
+      withServer(
+        c,
+        async (server) => {
+          // The server's CPU time over the measured window (timers in this process: a few ms late at worst).
+          const pid = server.proc.child.pid;
+          let cpuFrom = 0;
+          let cpuTo = 0;
+          const t1 = setTimeout(() => (cpuFrom = cpuSeconds(pid) ?? 0), warmupMs);
+          const t2 = setTimeout(() => (cpuTo = cpuSeconds(pid) ?? 0), warmupMs + durationMs);
+          const r = await runLoad({
+            origin: server.origin,
+            path: '/mutate',
+            ca,
+            connections,
+            warmupMs,
+            durationMs,
+            body: body(size, c),
+          });
+          clearTimeout(t1);
+          clearTimeout(t2);
+          checkSample(c, r.sample);
+          if (r.errors > 0)
+            throw new Error(`${c} at ${connections} connections: ${r.errors} failed requests\n${server.proc.output()}`);
+          if (c === 'alloc') {
+            const held = await allocatedByNetpin(server.origin, ca);
+            if (held !== r.sent)
+              throw new Error(`alloc: netpin holds ${held} addresses after ${r.sent} allocating requests`);
+          }
+          return { ...r, peakRss: peakRss(pid), cpuSeconds: cpuTo - cpuFrom };
+        },
+        profileDir,
+      );
+
+    // Idle: started, then left alone; the rate-only and allocating servers are the same process until a request comes.
+    const idleRssBytes: AdmissionReport['memory']['idleRssBytes'] = {};
+    for (const c of ['bare', 'rate'] as const) {
+      idleRssBytes[c] = await withServer(c, async (server) => {
+        await new Promise((r) => setTimeout(r, IDLE_MS));
+        return residentBytes(server.proc.child.pid);
+      });
+    }
+    o.log(`admission idle RSS: bare ${mib(idleRssBytes.bare)}, netpin ${mib(idleRssBytes.rate)}`);
+
+    const combos = sizes.flatMap((size) => cases.map((c) => ({ size, c })));
     const raw = new Map<string, Run[]>();
     for (const connections of o.connections) {
       for (let round = 0; round < o.rounds; round++) {
-        const order: ServerCase[] = round % 2 === 0 ? ['bare', 'rate', 'alloc'] : ['alloc', 'rate', 'bare'];
-        for (const c of order) {
-          const r = await runOne(c, connections, o.warmupMs, o.durationMs);
-          o.log(`admission ${c.padEnd(5)} c=${String(connections).padStart(2)} round ${round + 1}: ${r.rps.toFixed(0)} req/s, p50 ${r.latencyMs.p50.toFixed(3)} ms, p99 ${r.latencyMs.p99.toFixed(3)} ms, server CPU ${((100 * r.cpuSeconds) / r.seconds).toFixed(0)} %`);
-          const key = `${c}/${connections}`;
+        for (const { size, c } of round % 2 === 0 ? combos : [...combos].reverse()) {
+          const r = await runOne(size, c, connections, o.warmupMs, o.durationMs);
+          o.log(
+            `admission ${size} ${c.padEnd(5)} c=${String(connections).padStart(2)} round ${round + 1}: ${r.rps.toFixed(0)} req/s, ` +
+              `p50 ${r.latencyMs.p50.toFixed(3)} ms, p99 ${r.latencyMs.p99.toFixed(3)} ms, ` +
+              `server CPU ${((100 * r.cpuSeconds) / r.seconds).toFixed(0)} %, peak RSS ${mib(r.peakRss)}`,
+          );
+          const key = `${size}/${c}/${connections}`;
           raw.set(key, [...(raw.get(key) ?? []), r]);
         }
       }
     }
 
     const rows: AdmissionRow[] = [];
-    for (const connections of o.connections) {
-      const merged = (c: ServerCase) => {
-        const runs = raw.get(`${c}/${connections}`)!;
-        const all = new Float64Array(runs.reduce((n, r) => n + r.samples.length, 0));
-        let at = 0;
-        for (const r of runs) {
-          all.set(r.samples, at);
-          at += r.samples.length;
-        }
-        const requests = runs.reduce((n, r) => n + r.requests, 0);
-        const seconds = runs.reduce((n, r) => n + r.seconds, 0);
-        const cpu = runs.reduce((n, r) => n + r.cpuSeconds, 0);
-        return {
-          rps: requests / seconds,
-          cpuUsPerRequest: (1e6 * cpu) / requests,
-          serverCpuPercent: (100 * cpu) / seconds,
-          latencyMs: summarize(all),
-          requests,
-          errors: runs.reduce((n, r) => n + r.errors, 0),
-          peakRssBytes: runs.map((r) => r.peakRss ?? 0).reduce((a, b) => Math.max(a, b), 0) || undefined,
-          rounds: runs.map((r) => ({ rps: r.rps, p50: r.latencyMs.p50, p99: r.latencyMs.p99 })),
+    for (const size of sizes) {
+      for (const connections of o.connections) {
+        const merged = (c: ServerCase) => {
+          const runs = raw.get(`${size}/${c}/${connections}`)!;
+          const all = new Float64Array(runs.reduce((n, r) => n + r.samples.length, 0));
+          let at = 0;
+          for (const r of runs) {
+            all.set(r.samples, at);
+            at += r.samples.length;
+          }
+          const requests = runs.reduce((n, r) => n + r.requests, 0);
+          const seconds = runs.reduce((n, r) => n + r.seconds, 0);
+          const cpu = runs.reduce((n, r) => n + r.cpuSeconds, 0);
+          return {
+            rps: requests / seconds,
+            cpuUsPerRequest: (1e6 * cpu) / requests,
+            serverCpuPercent: (100 * cpu) / seconds,
+            cpuSeconds: cpu,
+            latencyMs: summarize(all),
+            requests,
+            errors: runs.reduce((n, r) => n + r.errors, 0),
+            peakRssBytes: runs.map((r) => r.peakRss ?? 0).reduce((a, b) => Math.max(a, b), 0) || undefined,
+            rounds: runs.map((r) => ({ rps: r.rps, p50: r.latencyMs.p50, p99: r.latencyMs.p99 })),
+          };
         };
-      };
-      const bare = merged('bare');
-      for (const c of ['bare', 'rate', 'alloc'] as ServerCase[]) {
-        const m = c === 'bare' ? bare : merged(c);
-        rows.push({
-          case: c,
-          connections,
-          ...m,
-          rpsRatio: m.rps / bare.rps,
-          p50Ratio: m.latencyMs.p50 / bare.latencyMs.p50,
-          p99Ratio: m.latencyMs.p99 / bare.latencyMs.p99,
-        });
+        const bare = merged('bare');
+        for (const c of cases) {
+          const m = c === 'bare' ? bare : merged(c);
+          rows.push({
+            size,
+            case: c,
+            connections,
+            ...m,
+            rpsRatio: m.rps / bare.rps,
+            p50Ratio: m.latencyMs.p50 / bare.latencyMs.p50,
+            p99Ratio: m.latencyMs.p99 / bare.latencyMs.p99,
+          });
+        }
       }
     }
 
@@ -190,17 +316,28 @@ export async function benchAdmission(o: AdmissionOptions): Promise<AdmissionRepo
     const profiles: AdmissionReport['profiles'] = [];
     if (o.profileMs > 0) {
       const connections = 16;
-      for (const c of ['bare', 'rate', 'alloc'] as ServerCase[]) {
-        const dir = join(tmp, `profile-${c}`);
+      for (const { size, c } of combos) {
+        const dir = join(tmp, `profile-${size}-${c}`);
         mkdirSync(dir);
-        await runOne(c, connections, 1000, o.profileMs, dir);
-        profiles.push({ case: c, connections, seconds: o.profileMs / 1000, summary: summarizeProfileDir(dir, o.root) });
-        o.log(`admission profile ${c}: ${profiles.at(-1)!.summary.topFunctions.slice(0, 3).map((f) => `${f.name} ${f.percent}%`).join(', ')}`);
+        await runOne(size, c, connections, 1000, o.profileMs, dir);
+        profiles.push({
+          size,
+          case: c,
+          connections,
+          seconds: o.profileMs / 1000,
+          summary: summarizeProfileDir(dir, o.root),
+        });
+        const top = profiles
+          .at(-1)!
+          .summary.topFunctions.slice(0, 3)
+          .map((f) => `${f.name} ${f.percent}%`);
+        o.log(`admission profile ${size} ${c}: ${top.join(', ')}`);
       }
     }
 
-    const bodyBytes = Object.fromEntries((Object.keys(CASES) as ServerCase[]).map((c) => [c, Buffer.byteLength(bodies[c](0))])) as Record<ServerCase, number>;
-    return { bodyBytes, rows, profiles };
+    const bodyBytes = Object.fromEntries(sizes.map((size) => [size, Buffer.byteLength(body(size, 'rate')(0))]));
+    const memory = { limit, idleSeconds: IDLE_MS / 1000, idleRssBytes };
+    return { bodyBytes: bodyBytes as Record<ReviewSize, number>, rows, memory, profiles };
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }

@@ -24,14 +24,30 @@ const certificates = new CertificateSource(paths.cert, paths.key);
 // netpin's own server options, read from an app that buildApp makes (never listening), so that the
 // ceiling follows every change there: body limit, JSON poisoning checks, timeouts, router options.
 const reference = await buildApp({
-  deps: { dialect: dialectFor('calico'), allocator: new Allocator(new MemoryLedger()), cluster: new StaticClusterView(), releaseOnDelete: true },
+  deps: {
+    dialect: dialectFor('calico'),
+    allocator: new Allocator(new MemoryLedger()),
+    cluster: new StaticClusterView(),
+    releaseOnDelete: true,
+  },
 });
 const same = { ...reference.initialConfig } as Record<string, unknown>;
 await reference.close();
 // Plain HTTP in the reference (the certificate is below); logging is set below; the router keys
 // are repeated in routerOptions, and given twice fastify warns of their deprecation.
-for (const key of ['https', 'http2', 'disableRequestLogging', 'requestIdLogLabel', 'caseSensitive', 'allowUnsafeRegex',
-  'ignoreTrailingSlash', 'ignoreDuplicateSlashes', 'maxParamLength', 'useSemicolonDelimiter']) delete same[key];
+for (const key of [
+  'https',
+  'http2',
+  'disableRequestLogging',
+  'requestIdLogLabel',
+  'caseSensitive',
+  'allowUnsafeRegex',
+  'ignoreTrailingSlash',
+  'ignoreDuplicateSlashes',
+  'maxParamLength',
+  'useSemicolonDelimiter',
+])
+  delete same[key];
 
 // Plus what initialConfig does not hold, as buildApp sets it (src/transport/app.ts).
 const app = Fastify({

@@ -17,7 +17,11 @@ export interface ChaosResult {
 }
 
 function table(head: string[], rows: Array<Array<string | number>>): string {
-  return [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+  return [
+    `| ${head.join(' | ')} |`,
+    `|${head.map(() => '---').join('|')}|`,
+    ...rows.map((r) => `| ${r.join(' | ')} |`),
+  ].join('\n');
 }
 
 const esc = (x: string | number) => String(x).replace(/\|/g, '\\|').replace(/\n/g, ' ');
@@ -38,7 +42,7 @@ export function toMarkdown(r: ChaosResult): string {
     'npm run chaos                          # every scenario at full size, then writes this file (13 to 16 minutes on two cores)',
     'npm run chaos -- --parts 1,3           # some scenarios only (1 2 3 4 5 6; 7 is measured in 1)',
     'npm run chaos -- --size light          # the sizes the test command runs',
-    'npm run chaos -- --property-scale 23   # property cases: 23 × the test command\'s 4 420',
+    "npm run chaos -- --property-scale 23   # property cases: 23 × the test command's 4 420",
     'npx vitest run --project e2e test/e2e/reliability.test.ts   # the light scenarios alone, as in npm test',
     '```',
     '',
@@ -48,9 +52,9 @@ export function toMarkdown(r: ChaosResult): string {
     'with `NETPIN_PROPERTY_SCALE`. It writes `bench/results/chaos-<time>.json` (git-ignored) and this file, and',
     'exits non-zero when anything was lost or a part failed. Every loop ends by count or by time.',
     '',
-    'The webhooks are registered once, at a loopback stand-in for the chart\'s Service: a TCP proxy that gives',
+    "The webhooks are registered once, at a loopback stand-in for the chart's Service: a TCP proxy that gives",
     'each new connection to the next replica in turn, as kube-proxy spreads connections over endpoints. A killed',
-    'replica leaves the rotation one second after its death (the endpoints controller\'s lag), so connections made',
+    "replica leaves the rotation one second after its death (the endpoints controller's lag), so connections made",
     'to it in that second fail as they would in a cluster. Pods are created through the API server, so every',
     'replica admits some; reviews are also posted straight to a replica where a scenario needs one replica to',
     'answer. No kubelet runs: pods stay Pending, except in scenario 2, where a stand-in writes their status.',
@@ -60,9 +64,19 @@ export function toMarkdown(r: ChaosResult): string {
     '',
     '## Summary',
     '',
-    table(['scenario', 'size', 'seconds', 'lost'], r.reports.map((x) => [`${x.id}. ${x.title}`, x.size, x.seconds, x.lost.length === 0 ? 'nothing' : `**${x.lost.length}**`])),
+    table(
+      ['scenario', 'size', 'seconds', 'lost'],
+      r.reports.map((x) => [
+        `${x.id}. ${x.title}`,
+        x.size,
+        x.seconds,
+        x.lost.length === 0 ? 'nothing' : `**${x.lost.length}**`,
+      ]),
+    ),
     '',
-    lostTotal === 0 && r.errors.length === 0 ? 'Nothing was lost in any scenario.' : `**${lostTotal} violations and ${r.errors.length} failed parts: see below.**`,
+    lostTotal === 0 && r.errors.length === 0
+      ? 'Nothing was lost in any scenario.'
+      : `**${lostTotal} violations and ${r.errors.length} failed parts: see below.**`,
     '',
   ];
   if (r.errors.length) out.push('**Errors**:', '', ...r.errors.map((x) => `- ${esc(x.split('\n')[0] ?? x)}`), '');
@@ -71,14 +85,28 @@ export function toMarkdown(r: ChaosResult): string {
     out.push('What held:', '', ...x.held.map((h) => `- ${h}`), '');
     out.push(x.lost.length ? 'What was lost:' : 'What was lost: nothing.', '');
     if (x.lost.length) out.push(...x.lost.map((l) => `- ${esc(l)}`), '');
-    out.push(table(['figure', 'value'], Object.entries(x.figures).map(([k, v]) => [esc(k), esc(v)])), '');
+    out.push(
+      table(
+        ['figure', 'value'],
+        Object.entries(x.figures).map(([k, v]) => [esc(k), esc(v)]),
+      ),
+      '',
+    );
     if (x.notes.length) out.push(...x.notes.map((n) => `${n}`), '');
   }
-  out.push('## Node\'s heap under a memory limit', '',
-    'Whether Node 24 sizes its heap from the container\'s memory limit: `v8.getHeapStatistics().heap_size_limit` and',
+  out.push(
+    "## Node's heap under a memory limit",
+    '',
+    "Whether Node 24 sizes its heap from the container's memory limit: `v8.getHeapStatistics().heap_size_limit` and",
     '`process.constrainedMemory()` of `node_modules/node/bin/node` started inside a cgroup v1 memory cgroup made for the',
-    'purpose (nested in the one this run is in, removed after):', '',
-    table(['memory limit', 'heap_size_limit', 'constrainedMemory()'], r.heap.map((h) => [h.limit, `${h.heapSizeLimitMiB} MiB`, `${h.constrainedMemoryMiB} MiB`])), '');
+    'purpose (nested in the one this run is in, removed after):',
+    '',
+    table(
+      ['memory limit', 'heap_size_limit', 'constrainedMemory()'],
+      r.heap.map((h) => [h.limit, `${h.heapSizeLimitMiB} MiB`, `${h.constrainedMemoryMiB} MiB`]),
+    ),
+    '',
+  );
   if (r.heapNote) out.push(r.heapNote, '');
   return out.join('\n');
 }

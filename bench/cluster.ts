@@ -9,14 +9,14 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { VersionApi, Watch, type V1Pod, type V1PodTemplateSpec } from '@kubernetes/client-node';
+import type { ClaimWrite } from '../src/cluster/kube-ledger.js';
 import * as k from '../test/e2e/support/cluster.js';
 import * as cps from '../test/e2e/support/controlplane.js';
 import * as np from '../test/e2e/support/netpin.js';
-import { summarizeProfileDir, type ProfileSummary } from './profile.js';
-import { childPids, cpuSeconds, machineBusySeconds, peakRss } from './proc.js';
+import { profilePreloadEnv, summarizeProfileDir, type FrameMatch, type ProfileSummary } from './profile.js';
+import { childPids, cpuSeconds, httpsText, inParallel, machineBusySeconds, metricSum, peakRss } from './proc.js';
 import { deploymentPod } from './review.js';
 
 /**
@@ -66,6 +66,11 @@ export interface ClusterRound {
   teardownSeconds: number;
   /** netpin's VmHWM at the end of the round: one process serves every round, so this is the peak so far. */
   netpinPeakRssBytes?: number;
+  /**
+   * IPClaim writes netpin made (netpin_claim_writes_total, any outcome) from the first create until the
+   * round's claims were released: creates in admission, patches naming the pod, deletes by the reconciler.
+   */
+  claimWrites?: Record<ClaimWrite, number>;
 }
 
 export interface ClusterSummary {
@@ -77,6 +82,10 @@ export interface ClusterSummary {
   /** netpin over baseline. */
   ratio: number;
   webhookRatio: number;
+  /** netpin over webhook only: what netpin's work costs beyond being an admission webhook at all. */
+  overWebhook: number;
+  /** Mean IPClaim writes per pod over the netpin rounds, by kind of write. */
+  claimWritesPerPod?: Record<ClaimWrite, number>;
   /** Mean CPU milliseconds per pod of each process, by mode. */
   cpuMsPerPod: Record<Mode, Record<string, number>>;
   duplicateIps: number;
@@ -90,7 +99,10 @@ export interface ClusterReport {
   rounds: ClusterRound[];
   summary: ClusterSummary[];
   profile?: {
-    /** netpin during one more Deployments round, outside the figures: from the first create until every pod exists. */
+    /**
+     * netpin during one more Deployments round, outside the figures: from the first create until every pod
+     * exists. `focused` holds the share of its busy time in KubeLedger's write calls (CLAIM_WRITE_FRAMES).
+     */
     netpin: ProfileSummary & { cpuUsPerPod: number };
     /** kube-apiserver over one more Deployments round in each of these modes (absent without `go` on the PATH). */
     apiserver?: Record<'webhook' | 'netpin', ApiserverProfile>;
@@ -121,26 +133,44 @@ const APISERVER_CATEGORIES: Array<[string, string]> = [
 /** The API server's own CPU profile (its /debug/pprof endpoint, on by default) over the next `seconds`. */
 function apiserverPprof(cp: cps.ControlPlane, seconds: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const tls = { ca: cp.caPem, cert: readFileSync(join(cp.dir, 'admin.crt')), key: readFileSync(join(cp.dir, 'admin.key')) };
-    https.get(`${cp.url}/debug/pprof/profile?seconds=${seconds}`, { ...tls, timeout: (seconds + 30) * 1000 }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => (res.statusCode === 200 ? resolve(Buffer.concat(chunks)) : reject(new Error(`pprof: HTTP ${res.statusCode}`))));
-    }).on('error', reject);
+    const tls = {
+      ca: cp.caPem,
+      cert: readFileSync(join(cp.dir, 'admin.crt')),
+      key: readFileSync(join(cp.dir, 'admin.key')),
+    };
+    https
+      .get(`${cp.url}/debug/pprof/profile?seconds=${seconds}`, { ...tls, timeout: (seconds + 30) * 1000 }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          res.statusCode === 200 ? resolve(Buffer.concat(chunks)) : reject(new Error(`pprof: HTTP ${res.statusCode}`)),
+        );
+      })
+      .on('error', reject);
   });
 }
 
 /** Per category, the CPU of the samples whose stack matches (go tool pprof -focus); undefined without go. */
 async function summarizeGoProfile(file: string, pods: number): Promise<ApiserverProfile | undefined> {
   const focused = async (re: string): Promise<number> => {
-    const { stdout } = await execFileP('go', ['tool', 'pprof', '-top', '-nodecount=100000', '-nodefraction=0', '-edgefraction=0', `-focus=${re}`, file]);
+    const { stdout } = await execFileP('go', [
+      'tool',
+      'pprof',
+      '-top',
+      '-nodecount=100000',
+      '-nodefraction=0',
+      '-edgefraction=0',
+      `-focus=${re}`,
+      file,
+    ]);
     // "Showing nodes accounting for 1.23s, 45.6% of 2.70s total": with every node shown, the focused total.
     const m = /Showing nodes accounting for ([\d.]+)(m?s)/.exec(stdout);
     return m ? Number(m[1]) / (m[2] === 'ms' ? 1000 : 1) : 0;
   };
   try {
     const msPerPod: ApiserverProfile['msPerPod'] = [];
-    for (const [what, re] of APISERVER_CATEGORIES) msPerPod.push({ what, ms: round2((1000 * (await focused(re))) / pods) });
+    for (const [what, re] of APISERVER_CATEGORIES)
+      msPerPod.push({ what, ms: round2((1000 * (await focused(re))) / pods) });
     return { seconds: APISERVER_PROFILE_SECONDS, msPerPod };
   } catch {
     return undefined; // no go on the PATH: the summary is left out, the figures stand
@@ -148,6 +178,31 @@ async function summarizeGoProfile(file: string, pods: number): Promise<Apiserver
 }
 
 const execFileP = promisify(execFile);
+
+const WRITES: readonly ClaimWrite[] = ['create', 'patch', 'delete'];
+
+/**
+ * KubeLedger's calls that write an IPClaim, up to the request going out: the sampling profiler sees no
+ * caller under the response's processing (undici and client-node frames on a fresh stack), so the share
+ * of the samples with one of these on the stack is a lower bound of what the writes cost netpin.
+ */
+const CLAIM_WRITE_FRAMES: FrameMatch[] = [
+  {
+    label: 'IPClaim writes (KubeLedger claim, bind, renew, release; until the request is sent)',
+    file: 'dist/src/cluster/kube-ledger.js',
+    functions: ['claim', 'bind', 'renew', 'release', 'patchClaim'],
+  },
+];
+
+function byOp(value: (op: ClaimWrite) => number): Record<ClaimWrite, number> {
+  return Object.fromEntries(WRITES.map((op) => [op, value(op)])) as Record<ClaimWrite, number>;
+}
+
+/** netpin's IPClaim writes so far, by kind, whatever their outcome. */
+async function claimWrites(netpin: np.Netpin): Promise<Record<ClaimWrite, number>> {
+  const { text } = await httpsText(netpin.url, '/metrics', netpin.caPem);
+  return byOp((op) => metricSum(text, 'netpin_claim_writes_total', { op }) ?? 0);
+}
 
 interface RoundHooks {
   start?: () => Promise<void>;
@@ -212,13 +267,6 @@ class PodCounter {
   }
 }
 
-async function inParallel<T>(items: T[], width: number, fn: (item: T) => Promise<unknown>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: width }, async () => {
-    while (next < items.length) await fn(items[next++]!);
-  }));
-}
-
 /** The pod of the admission benchmark (a few KB, as real pods are), drawing from `pool`. */
 function podTemplate(tag: string, app: string, pool: string | undefined): V1PodTemplateSpec {
   const spec = deploymentPod({}).spec as V1PodTemplateSpec['spec'];
@@ -229,9 +277,10 @@ function podTemplate(tag: string, app: string, pool: string | undefined): V1PodT
 }
 
 export async function benchCluster(o: ClusterOptions): Promise<ClusterReport> {
-
   const cp = await cps.startControlPlane({
-    controllerManagerArgs: o.controllerQps ? [`--kube-api-qps=${o.controllerQps.qps}`, `--kube-api-burst=${o.controllerQps.burst}`] : [],
+    controllerManagerArgs: o.controllerQps
+      ? [`--kube-api-qps=${o.controllerQps.qps}`, `--kube-api-burst=${o.controllerQps.burst}`]
+      : [],
   });
   let netpin: np.Netpin | undefined;
   try {
@@ -260,7 +309,12 @@ export async function benchCluster(o: ClusterOptions): Promise<ClusterReport> {
      * are counted and checked, before their namespaces go (and then the claims are not waited for:
      * only the last rounds of a run have hooks).
      */
-    const runRound = async (scenario: Scenario, mode: Mode, round: number, hooks: RoundHooks = {}): Promise<ClusterRound> => {
+    const runRound = async (
+      scenario: Scenario,
+      mode: Mode,
+      round: number,
+      hooks: RoundHooks = {},
+    ): Promise<ClusterRound> => {
       const tag = `r${seq++}`;
       const labels = { [ROUND_LABEL]: tag, ...(mode !== 'baseline' ? { 'netpin.io/enabled': 'true' } : {}) };
       const intent = (pool: string) => (mode === 'netpin' ? pool : undefined);
@@ -271,25 +325,43 @@ export async function benchCluster(o: ClusterOptions): Promise<ClusterReport> {
       const counter = new PodCounter(c, tag, expected, mode === 'netpin');
       await counter.start();
 
+      // Counted only where the round waits for its claims to be released: those are all the writes its pods cause.
+      const writesBefore = mode === 'netpin' && !hooks.beforeTeardown ? await claimWrites(netpin!) : undefined;
       const pidsNow = procs();
       const cpuBefore = Object.fromEntries(Object.entries(pidsNow).map(([name, pid]) => [name, cpuSeconds(pid) ?? 0]));
       await hooks.start?.();
       const busyBefore = machineBusySeconds();
       const t0 = performance.now();
       if (scenario === 'deployments') {
-        const work = Array.from({ length: o.deployments }, (_, d) => ({ ns: namespaces[d % namespaces.length]!, pool: poolNames[d % poolNames.length]!, name: `app-${d}` }));
-        await inParallel(work, 10, ({ ns, pool, name }) => c.apps.createNamespacedDeployment({
-          namespace: ns,
-          body: { metadata: { name }, spec: { replicas: o.replicas, selector: { matchLabels: { app: name, [ROUND_LABEL]: tag } }, template: podTemplate(tag, name, intent(pool)) } },
+        const work = Array.from({ length: o.deployments }, (_, d) => ({
+          ns: namespaces[d % namespaces.length]!,
+          pool: poolNames[d % poolNames.length]!,
+          name: `app-${d}`,
         }));
+        await inParallel(work, 10, ({ ns, pool, name }) =>
+          c.apps.createNamespacedDeployment({
+            namespace: ns,
+            body: {
+              metadata: { name },
+              spec: {
+                replicas: o.replicas,
+                selector: { matchLabels: { app: name, [ROUND_LABEL]: tag } },
+                template: podTemplate(tag, name, intent(pool)),
+              },
+            },
+          }),
+        );
       } else {
         await c.apps.createNamespacedStatefulSet({
           namespace: namespaces[0]!,
           body: {
             metadata: { name: 'db' },
             spec: {
-              replicas: o.statefulSetReplicas, podManagementPolicy: 'Parallel', serviceName: 'db',
-              selector: { matchLabels: { app: 'db', [ROUND_LABEL]: tag } }, template: podTemplate(tag, 'db', intent('bench-sts')),
+              replicas: o.statefulSetReplicas,
+              podManagementPolicy: 'Parallel',
+              serviceName: 'db',
+              selector: { matchLabels: { app: 'db', [ROUND_LABEL]: tag } },
+              template: podTemplate(tag, 'db', intent('bench-sts')),
             },
           },
         });
@@ -298,13 +370,25 @@ export async function benchCluster(o: ClusterOptions): Promise<ClusterReport> {
       let timer: NodeJS.Timeout | undefined;
       const t1 = await Promise.race([
         counter.complete,
-        new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${scenario}/${mode}: ${counter.names.size} of ${expected} pods after ${ROUND_TIMEOUT_MS / 1000} s`)), ROUND_TIMEOUT_MS))),
+        new Promise<never>(
+          (_, reject) =>
+            (timer = setTimeout(
+              () =>
+                reject(
+                  new Error(
+                    `${scenario}/${mode}: ${counter.names.size} of ${expected} pods after ${ROUND_TIMEOUT_MS / 1000} s`,
+                  ),
+                ),
+              ROUND_TIMEOUT_MS,
+            )),
+        ),
       ]).finally(() => {
         clearTimeout(timer);
         counter.stop();
       });
       const cpu: Record<string, number> = {};
-      for (const [name, pid] of Object.entries(pidsNow)) cpu[name] = round2((cpuSeconds(pid) ?? 0) - (cpuBefore[name] ?? 0));
+      for (const [name, pid] of Object.entries(pidsNow))
+        cpu[name] = round2((cpuSeconds(pid) ?? 0) - (cpuBefore[name] ?? 0));
       cpu.machine = round2(machineBusySeconds() - busyBefore);
       const netpinPeakRssBytes = mode === 'netpin' ? peakRss(netpin?.child.pid) : undefined;
 
@@ -327,35 +411,77 @@ export async function benchCluster(o: ClusterOptions): Promise<ClusterReport> {
       await hooks.beforeTeardown?.();
       const t2 = performance.now();
       for (const ns of namespaces) await c.core.deleteNamespace({ name: ns });
-      await k.waitFor(`namespaces of round ${tag} gone`, async () => (await c.core.listNamespace({ labelSelector: `${ROUND_LABEL}=${tag}` })).items.length === 0, 300_000, 1000);
+      await k.waitFor(
+        `namespaces of round ${tag} gone`,
+        async () => (await c.core.listNamespace({ labelSelector: `${ROUND_LABEL}=${tag}` })).items.length === 0,
+        300_000,
+        1000,
+      );
       // netpin's reconciler releases the claims once their pods are gone and the grace has passed.
-      if (!hooks.beforeTeardown) await k.waitFor(`claims of round ${tag} released`, async () => (await k.listClaims(c)).length === 0, 120_000, 1000);
+      if (!hooks.beforeTeardown)
+        await k.waitFor(
+          `claims of round ${tag} released`,
+          async () => (await k.listClaims(c)).length === 0,
+          120_000,
+          1000,
+        );
+      const teardownSeconds = round2((performance.now() - t2) / 1000);
+      let writes: ClusterRound['claimWrites'];
+      if (writesBefore) {
+        const after = await claimWrites(netpin!);
+        writes = byOp((op) => after[op] - writesBefore[op]);
+      }
       const r: ClusterRound = {
-        scenario, mode, round, pods: pods.length, seconds: round2((t1 - t0) / 1000), createSeconds: round2((created - t0) / 1000),
-        podsWithoutIp, duplicateIps, unclaimedIps, claims, cpu,
-        teardownSeconds: round2((performance.now() - t2) / 1000), netpinPeakRssBytes,
+        scenario,
+        mode,
+        round,
+        pods: pods.length,
+        seconds: round2((t1 - t0) / 1000),
+        createSeconds: round2((created - t0) / 1000),
+        podsWithoutIp,
+        duplicateIps,
+        unclaimedIps,
+        claims,
+        cpu,
+        teardownSeconds,
+        netpinPeakRssBytes,
+        ...(writes ? { claimWrites: writes } : {}),
       };
-      o.log(`cluster ${scenario} ${mode.padEnd(8)} round ${round + 1}: ${r.pods} pods in ${r.seconds} s (created in ${r.createSeconds} s); duplicates ${r.duplicateIps}, unclaimed ${r.unclaimedIps}, without IP ${r.podsWithoutIp}; cpu ${JSON.stringify(cpu)}; teardown ${r.teardownSeconds} s`);
+      o.log(
+        `cluster ${scenario} ${mode.padEnd(8)} round ${round + 1}: ${r.pods} pods in ${r.seconds} s ` +
+          `(created in ${r.createSeconds} s); duplicates ${r.duplicateIps}, unclaimed ${r.unclaimedIps}, without IP ${r.podsWithoutIp}; ` +
+          `cpu ${JSON.stringify(cpu)}; teardown ${r.teardownSeconds} s${writes ? `; claim writes ${JSON.stringify(writes)}` : ''}`,
+      );
       return r;
     };
 
     for (const scenario of ['deployments', 'statefulset'] as Scenario[]) {
       // Reversed every other round: a drift in the machine's speed falls on every mode alike.
       for (let round = 0; round < o.rounds; round++) {
-        for (const mode of round % 2 === 0 ? MODES : [...MODES].reverse()) rounds.push(await runRound(scenario, mode, round));
+        for (const mode of round % 2 === 0 ? MODES : [...MODES].reverse())
+          rounds.push(await runRound(scenario, mode, round));
       }
     }
 
     const summary = (['deployments', 'statefulset'] as Scenario[]).map((scenario): ClusterSummary => {
       const of = (mode: Mode) => rounds.filter((r) => r.scenario === scenario && r.mode === mode);
       const mean = (rs: ClusterRound[]) => rs.reduce((n, r) => n + r.seconds, 0) / rs.length;
-      const cpuMsPerPod = Object.fromEntries(MODES.map((mode) => {
-        const rs = of(mode);
-        const pods = rs.reduce((n, r) => n + r.pods, 0);
-        const names = Object.keys(rs[0]?.cpu ?? {});
-        return [mode, Object.fromEntries(names.map((name) => [name, round2((1000 * rs.reduce((n, r) => n + (r.cpu[name] ?? 0), 0)) / pods)]))];
-      })) as Record<Mode, Record<string, number>>;
+      const cpuMsPerPod = Object.fromEntries(
+        MODES.map((mode) => {
+          const rs = of(mode);
+          const pods = rs.reduce((n, r) => n + r.pods, 0);
+          const names = Object.keys(rs[0]?.cpu ?? {});
+          return [
+            mode,
+            Object.fromEntries(
+              names.map((name) => [name, round2((1000 * rs.reduce((n, r) => n + (r.cpu[name] ?? 0), 0)) / pods)]),
+            ),
+          ];
+        }),
+      ) as Record<Mode, Record<string, number>>;
       const sum = (f: (r: ClusterRound) => number) => of('netpin').reduce((n, r) => n + f(r), 0);
+      const written = of('netpin').filter((r) => r.claimWrites);
+      const writtenPods = written.reduce((n, r) => n + r.pods, 0);
       return {
         scenario,
         pods: of('netpin')[0]?.pods ?? 0,
@@ -364,6 +490,14 @@ export async function benchCluster(o: ClusterOptions): Promise<ClusterReport> {
         netpinSeconds: round2(mean(of('netpin'))),
         ratio: mean(of('netpin')) / mean(of('baseline')),
         webhookRatio: mean(of('webhook')) / mean(of('baseline')),
+        overWebhook: mean(of('netpin')) / mean(of('webhook')),
+        ...(writtenPods
+          ? {
+              claimWritesPerPod: byOp((op) =>
+                round2(written.reduce((n, r) => n + r.claimWrites![op], 0) / writtenPods),
+              ),
+            }
+          : {}),
         cpuMsPerPod,
         duplicateIps: sum((r) => r.duplicateIps),
         unclaimedIps: sum((r) => r.unclaimedIps),
@@ -399,17 +533,14 @@ export async function benchCluster(o: ClusterOptions): Promise<ClusterReport> {
       const { port, certDir } = netpin;
       await netpin.stop();
       const file = join(dir, 'netpin.cpuprofile');
-      const saved = { NODE_OPTIONS: process.env.NODE_OPTIONS, NETPIN_BENCH_PROFILE: process.env.NETPIN_BENCH_PROFILE };
-      process.env.NODE_OPTIONS = `${saved.NODE_OPTIONS ?? ''} --import=${pathToFileURL(join(o.root, 'dist/bench/profile-preload.js')).href}`.trim();
-      process.env.NETPIN_BENCH_PROFILE = file;
-      try {
-        netpin = await np.startNetpin({ kubeconfig: cp.kubeconfigPath, claimGraceSeconds: CLAIM_GRACE_SECONDS, port, certDir });
-      } finally {
-        for (const [key, value] of Object.entries(saved)) {
-          if (value === undefined) delete process.env[key];
-          else process.env[key] = value;
-        }
-      }
+      const env = profilePreloadEnv(o.root, file);
+      netpin = await np.startNetpin({
+        kubeconfig: cp.kubeconfigPath,
+        claimGraceSeconds: CLAIM_GRACE_SECONDS,
+        port,
+        certDir,
+        env,
+      });
       const child = netpin.child;
       const withNetpin = profileApiserver('netpin');
       const r = await runRound('deployments', 'netpin', 0, {
@@ -429,13 +560,24 @@ export async function benchCluster(o: ClusterOptions): Promise<ClusterReport> {
       });
       await withNetpin.summarize(r.pods);
       profile = {
-        netpin: { ...summarizeProfileDir(dir, o.root), cpuUsPerPod: (1e6 * (r.cpu.netpin ?? 0)) / r.pods },
-        ...(apiserver.webhook && apiserver.netpin ? { apiserver: { webhook: apiserver.webhook, netpin: apiserver.netpin } } : {}),
+        netpin: {
+          ...summarizeProfileDir(dir, o.root, 15, CLAIM_WRITE_FRAMES),
+          cpuUsPerPod: (1e6 * (r.cpu.netpin ?? 0)) / r.pods,
+        },
+        ...(apiserver.webhook && apiserver.netpin
+          ? { apiserver: { webhook: apiserver.webhook, netpin: apiserver.netpin } }
+          : {}),
       };
       rmSync(dir, { recursive: true, force: true });
     }
 
-    return { kubernetes: version, controllerQps: o.controllerQps ?? 'default', rounds, summary, ...(profile ? { profile } : {}) };
+    return {
+      kubernetes: version,
+      controllerQps: o.controllerQps ?? 'default',
+      rounds,
+      summary,
+      ...(profile ? { profile } : {}),
+    };
   } finally {
     await netpin?.stop();
     await cp.stop();

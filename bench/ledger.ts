@@ -83,7 +83,13 @@ class NetpinSubject {
 
   /** One allocation the way admission makes it, then its release: the fill stays where it is. */
   async pair(): Promise<void> {
-    const r = await this.allocator.allocate({ intent: this.intent, namespace: NAMESPACE, namespaceLabels: {}, owner: this.owner(), dryRun: false });
+    const r = await this.allocator.allocate({
+      intent: this.intent,
+      namespace: NAMESPACE,
+      namespaceLabels: {},
+      owner: this.owner(),
+      dryRun: false,
+    });
     if (!r.ok) throw new Error(`allocation failed: ${JSON.stringify(r.problems)}`);
     for (const c of r.claims) await this.ledger.release(c);
   }
@@ -150,13 +156,20 @@ const gc = (): void => {
   g();
 };
 
-async function makeSubject(impl: Impl, pattern: Pattern, held: number, pool: Pool): Promise<NetpinSubject | NaiveSubject> {
+async function makeSubject(
+  impl: Impl,
+  pattern: Pattern,
+  held: number,
+  pool: Pool,
+): Promise<NetpinSubject | NaiveSubject> {
   const range = pool.ranges.ipv4[0]!;
-  const subject = impl === 'netpin' ? new NetpinSubject(pool) : new NaiveSubject(Number(range.first), Number(range.last));
+  const subject =
+    impl === 'netpin' ? new NetpinSubject(pool) : new NaiveSubject(Number(range.first), Number(range.last));
   if (pattern === 'dense') await subject.fillDense(held);
   else {
     const offsets = randomOffsets(held, Number(pool.capacity.ipv4));
-    if (subject instanceof NetpinSubject) await subject.fillAt(offsets.map((o) => fromBigInt(range.first + BigInt(o), 'ipv4')));
+    if (subject instanceof NetpinSubject)
+      await subject.fillAt(offsets.map((o) => fromBigInt(range.first + BigInt(o), 'ipv4')));
     else await subject.fillAt(offsets);
   }
   return subject;
@@ -213,7 +226,8 @@ async function child(): Promise<LedgerReport> {
   const memory: LedgerMemory[] = [];
   const held = Math.round(capacity * FILLS[2]);
   for (const impl of ['netpin', 'naive'] as Impl[]) {
-    for (const pattern of PATTERNS) memory.push({ impl, pattern, claims: held, bytesPerClaim: await heapPerClaim(impl, pattern, held, pool) });
+    for (const pattern of PATTERNS)
+      memory.push({ impl, pattern, claims: held, bytesPerClaim: await heapPerClaim(impl, pattern, held, pool) });
   }
   return { pool: CIDR, capacity, cases, memory };
 }
@@ -221,7 +235,10 @@ async function child(): Promise<LedgerReport> {
 /** Runs the ledger benchmark in a child with --expose-gc and returns its report. */
 export async function benchLedger(): Promise<LedgerReport> {
   const self = fileURLToPath(import.meta.url);
-  const { stdout } = await promisify(execFile)(process.execPath, ['--expose-gc', self, '--child'], { maxBuffer: 16 * 1024 * 1024, timeout: 300_000 });
+  const { stdout } = await promisify(execFile)(process.execPath, ['--expose-gc', self, '--child'], {
+    maxBuffer: 16 * 1024 * 1024,
+    timeout: 300_000,
+  });
   return JSON.parse(stdout) as LedgerReport;
 }
 

@@ -16,7 +16,7 @@ export interface LoadOptions {
   connections: number;
   warmupMs: number;
   durationMs: number;
-  /** Bound on the requests recorded; the loop stops sending when it is reached. */
+  /** Bound on the requests recorded; the loop stops sending when it is reached, and the window ends with its last answer. */
   maxRequests?: number;
   /** The request body; `seq` is unique within one run, for a fresh request uid. */
   body: (seq: number) => string;
@@ -59,13 +59,18 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   let errors = 0;
   let seq = 0;
   let sample: string | undefined;
+  let lastEnd = 0n;
 
-  const clients = Array.from({ length: o.connections }, () => new Client(o.origin, {
-    connect: { ca: o.ca },
-    pipelining: 1,
-    // Longer than any pause in the run, so that no connection is re-established mid-measurement.
-    keepAliveTimeout: 60_000,
-  }));
+  const clients = Array.from(
+    { length: o.connections },
+    () =>
+      new Client(o.origin, {
+        connect: { ca: o.ca },
+        pipelining: 1,
+        // Longer than any pause in the run, so that no connection is re-established mid-measurement.
+        keepAliveTimeout: 60_000,
+      }),
+  );
 
   const t0 = process.hrtime.bigint();
   const measureFrom = t0 + BigInt(o.warmupMs) * 1_000_000n;
@@ -79,7 +84,12 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
       sent++;
       let ok: boolean;
       try {
-        const res = await client.request({ path: o.path, method: 'POST', headers: { 'content-type': 'application/json' }, body });
+        const res = await client.request({
+          path: o.path,
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body,
+        });
         const text = Buffer.from(await res.body.arrayBuffer());
         ok = res.statusCode === 200;
         sample ??= text.toString('utf8');
@@ -95,7 +105,10 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
         continue;
       }
       if (start >= measureFrom && recorded < max) latencies[recorded++] = Number(end - start) / NS_PER_MS;
-      if (end >= measureFrom && end < measureTo) completedInWindow++;
+      if (end >= measureFrom && end < measureTo) {
+        completedInWindow++;
+        if (end > lastEnd) lastEnd = end;
+      }
     }
   };
 
@@ -104,7 +117,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   } finally {
     await Promise.all(clients.map((c) => c.close()));
   }
-  const seconds = o.durationMs / 1000;
+  const seconds = recorded >= max ? Number(lastEnd - measureFrom) / 1e9 : o.durationMs / 1000;
   return {
     connections: o.connections,
     requests: completedInWindow,

@@ -4,6 +4,10 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Agent, request } from 'undici';
+import { parse } from 'yaml';
+import { parseQuantity } from '../src/intent/quantity.js';
+import { createMemoryCgroup, rss, type MemoryCgroup } from '../test/e2e/reliability/memory.js';
 
 /** The repository root: the nearest directory above this file with package.json (this file runs from dist/bench/). */
 export function repoRoot(): string {
@@ -27,15 +31,17 @@ export interface Child {
 
 /**
  * Starts `node <args>` (the same Node as the runner) and resolves once stdout matches `ready`,
- * with the match. Stops waiting, and the child, after `timeoutMs`.
+ * with the match. Stops waiting, and the child, after `timeoutMs`. A `launcher` (a memory
+ * cgroup's) runs first and execs node, so that the pid is node's.
  */
 export async function startChild(
   name: string,
   nodeArgs: string[],
   ready: RegExp,
-  opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
+  opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; launcher?: string[] } = {},
 ): Promise<{ proc: Child; match: RegExpExecArray }> {
-  const child = spawn(process.execPath, nodeArgs, {
+  const [bin, ...pre] = [...(opts.launcher ?? []), process.execPath];
+  const child = spawn(bin!, [...pre, ...nodeArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...opts.env, NO_PROXY: '127.0.0.1,localhost' },
   });
@@ -79,13 +85,99 @@ export async function startChild(
 
 /** Peak resident set size of a live process in bytes (VmHWM), read from /proc. */
 export function peakRss(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
+  return rss(pid)?.peak;
+}
+
+/** Resident set size of a live process now (VmRSS), in bytes. */
+export function residentBytes(pid: number | undefined): number | undefined {
+  return rss(pid)?.now;
+}
+
+interface ChartValues {
+  resources?: { limits?: { memory?: string } };
+}
+
+/** The memory limit the chart gives netpin's container by default (values.yaml resources.limits.memory), in bytes. */
+function chartMemoryLimit(root: string): number {
+  const values = parse(readFileSync(join(root, 'charts/netpin/values.yaml'), 'utf8')) as ChartValues;
+  const q = parseQuantity(String(values.resources?.limits?.memory ?? ''));
+  if (!q) throw new Error('charts/netpin/values.yaml has no resources.limits.memory');
+  return Number(q.num / q.den);
+}
+
+/** Children run under the chart's memory limit, each in a memory cgroup of its own; or why they cannot be. */
+export interface MemoryLimit {
+  limitBytes: number;
+  /** Node's heap limit inside such a cgroup (v8 heap_size_limit): Node sizes its heap from the cgroup's limit. */
+  heapLimitBytes?: number;
+  /** Set when no cgroup could be made (not root, no cgroup v1 memory controller): the children ran unconfined. */
+  notApplied?: string;
+}
+
+/** Whether memory cgroups with the chart's limit can be made here, and the heap Node gives itself in one. */
+export async function chartMemoryCgroups(root: string): Promise<MemoryLimit> {
+  const limitBytes = chartMemoryLimit(root);
+  const probe = createMemoryCgroup(limitBytes);
+  if (typeof probe === 'string') return { limitBytes, notApplied: probe };
   try {
-    const m = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) * 1024 : undefined;
-  } catch {
-    return undefined;
+    return { limitBytes, heapLimitBytes: (await probe.nodeView()).heapSizeLimitBytes };
+  } finally {
+    await probe.remove();
   }
+}
+
+/** A fresh cgroup for one child under `limit`; none when the limit could not be applied. Removed by the caller once the child is gone. */
+export function memoryCgroup(limit: MemoryLimit): MemoryCgroup | undefined {
+  if (limit.notApplied) return undefined;
+  const cg = createMemoryCgroup(limit.limitBytes);
+  if (typeof cg === 'string') throw new Error(cg);
+  return cg;
+}
+
+/** Kills every process in a memory cgroup (the one child the bench started in it), and removes the cgroup. */
+export async function killCgroup(cg: MemoryCgroup): Promise<void> {
+  const pids = readFileSync(join(cg.dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean);
+  for (const pid of pids) process.kill(Number(pid), 'SIGKILL');
+  await cg.remove();
+}
+
+export function mib(bytes: number | undefined): string {
+  return bytes === undefined ? '–' : `${(bytes / 2 ** 20).toFixed(0)} MiB`;
+}
+
+/** Calls `fn` on every item, `width` calls at a time. */
+export async function inParallel<T>(
+  items: readonly T[],
+  width: number,
+  fn: (item: T) => Promise<unknown>,
+): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < items.length) await fn(items[next++]!);
+    }),
+  );
+}
+
+/** GET of `path` on an HTTPS server whose certificate `ca` signs, as text. */
+export async function httpsText(origin: string, path: string, ca: string): Promise<{ status: number; text: string }> {
+  const agent = new Agent({ connect: { ca } });
+  try {
+    const { statusCode, body } = await request(`${origin}${path}`, { dispatcher: agent });
+    return { status: statusCode, text: await body.text() };
+  } finally {
+    await agent.close();
+  }
+}
+
+/** The sum of a metric's samples, in a Prometheus exposition, whose labels include `labels`; undefined when none. */
+export function metricSum(exposition: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  let sum: number | undefined;
+  for (const m of exposition.matchAll(new RegExp(`^${name}(?:\\{([^}]*)\\})? (\\S+)$`, 'gm'))) {
+    const have = new Map([...(m[1] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
+    if (Object.entries(labels).every(([k, v]) => have.get(k) === v)) sum = (sum ?? 0) + Number(m[2]);
+  }
+  return sum;
 }
 
 // Linux reports CPU times in clock ticks of 1/100 s (USER_HZ) on every platform Node runs on.

@@ -43,7 +43,8 @@ export function claimName(pool: string, ip: Address): string {
   return `${pool}.${text.replace(/[.:]/g, '-')}`;
 }
 
-function toObject(claim: Claim): IPClaimObject {
+/** The IPClaim object that records a claim. */
+export function toObject(claim: Claim): IPClaimObject {
   const o = claim.owner;
   return {
     apiVersion: `${GROUP}/${VERSION}`,
