@@ -37,7 +37,7 @@ const POOLS = 'ippools';
 const MAX_RACES = 64;
 
 /** `<pool>.<address>`: creating the object is the claim, since names are unique. */
-export function claimName(pool: string, ip: Address): string {
+function claimName(pool: string, ip: Address): string {
   // Normalized (no "::") so that the name is one fixed spelling and no label starts with '-'.
   const text = familyOf(ip) === 'ipv4' ? ip.toString() : (ip as import('ipaddr.js').IPv6).toNormalizedString();
   return `${pool}.${text.replace(/[.:]/g, '-')}`;
