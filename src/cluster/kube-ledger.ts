@@ -93,6 +93,47 @@ export function toClaim(obj: IPClaimObject): Claim | undefined {
   return { pool: s.pool, ip, owner, createdAt, ref: obj.metadata?.uid, version: obj.metadata?.resourceVersion };
 }
 
+/** A page of IPClaims as the API server sends it: the token for the next page is `metadata.continue`. */
+type ClaimsPage = KubernetesListObject<KubernetesObject> & { metadata?: { continue?: string } };
+
+/** What is kept of an IPClaim: what toClaim reads, and the name and resourceVersion the watch cache needs. */
+function leanClaim(obj: KubernetesObject): KubernetesObject {
+  const o = obj as IPClaimObject;
+  const m = o.metadata ?? {};
+  const admitted = m.annotations?.[ADMITTED_AT];
+  const metadata = {
+    name: m.name,
+    uid: m.uid,
+    resourceVersion: m.resourceVersion,
+    creationTimestamp: m.creationTimestamp,
+  };
+  return {
+    apiVersion: o.apiVersion,
+    kind: o.kind,
+    metadata: admitted ? { ...metadata, annotations: { [ADMITTED_AT]: admitted } } : metadata,
+    spec: o.spec,
+  } as IPClaimObject;
+}
+
+/** A Watch that hands on each object reduced by `lean`, so that a ListWatch caches only that. */
+class LeanWatch extends Watch {
+  constructor(
+    kc: KubeConfig,
+    private readonly lean: (obj: KubernetesObject) => KubernetesObject,
+  ) {
+    super(kc);
+  }
+
+  override watch(...[path, params, callback, done]: Parameters<Watch['watch']>): ReturnType<Watch['watch']> {
+    return super.watch(
+      path,
+      params,
+      (phase, obj, raw) => callback(phase, phase === 'BOOKMARK' ? obj : this.lean(obj), raw),
+      done,
+    );
+  }
+}
+
 /** The ledger's writes: a create is a claim, a patch names the pod or renews, a delete releases. */
 export type ClaimWrite = 'create' | 'patch' | 'delete';
 /**
@@ -123,6 +164,8 @@ export class KubeLedger implements Ledger {
   constructor(
     private readonly kc: KubeConfig,
     private readonly log?: Logger,
+    /** IPClaims per list call when (re)listing. */
+    private readonly claimsPage = 5_000,
   ) {
     this.api = kc.makeApiClient(CustomObjectsApi);
   }
@@ -149,7 +192,31 @@ export class KubeLedger implements Ledger {
     pools.on('update', setPool);
     pools.on('delete', (obj) => this.index.removePool(obj.metadata?.name ?? ''));
 
-    const claims = new ListWatch<KubernetesObject>(`/apis/${GROUP}/${VERSION}/${CLAIMS}`, watch, list(CLAIMS), false);
+    // The claims' cache keeps lean objects, listed a page at a time: at tens of thousands of claims, full
+    // objects (managedFields and all) would be most of the process's memory.
+    const listClaims = async () => {
+      const items: KubernetesObject[] = [];
+      let page: ClaimsPage;
+      let next: string | undefined;
+      do {
+        page = (await this.api.listClusterCustomObject({
+          group: GROUP,
+          version: VERSION,
+          plural: CLAIMS,
+          limit: this.claimsPage,
+          _continue: next,
+        })) as ClaimsPage;
+        for (const obj of page.items) items.push(leanClaim(obj));
+        next = page.metadata?.continue;
+      } while (next);
+      return { ...page, items };
+    };
+    const claims = new ListWatch<KubernetesObject>(
+      `/apis/${GROUP}/${VERSION}/${CLAIMS}`,
+      new LeanWatch(this.kc, leanClaim),
+      listClaims,
+      false,
+    );
     const addClaim = (obj: KubernetesObject) => {
       const c = toClaim(obj as IPClaimObject);
       if (c && !this.index.add(c)) this.index.confirm(c);

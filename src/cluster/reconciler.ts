@@ -91,34 +91,49 @@ function candidates(ns: NamespacePods | undefined, claim: Claim): PodRecord[] {
   return found.filter((p): p is PodRecord => p !== undefined);
 }
 
-/** The claims past their grace period that no pod holds and no StatefulSet keeps, as the cluster view sees them. */
+/**
+ * The claims past their grace period that no pod holds and no StatefulSet keeps, as the cluster view sees them.
+ * `ownersClaims` finds the other claims of a claim's owner (the ledger's index has them at hand); without
+ * it they are gathered from `claims`.
+ */
 export function staleClaims(
   claims: Iterable<Claim>,
   pods: Iterable<PodRecord>,
   statefulSetExists: (namespace: string, name: string) => boolean,
   now: number,
   graceMs: number,
+  ownersClaims?: (claim: Claim) => readonly Claim[],
 ): Claim[] {
   const byNamespace = indexPods(pods);
   const all = [...claims];
-  const byOwner = new Map<string, Claim[]>();
-  for (const c of all) {
-    const key = ownerKey(c.owner);
-    let list = byOwner.get(key);
-    if (!list) byOwner.set(key, (list = []));
-    list.push(c);
-  }
+  const owners = ownersClaims ?? groupByOwner(all);
   const stale: Claim[] = [];
   for (const claim of all) {
     if (now - claim.createdAt < graceMs) continue;
     const o = claim.owner;
     // A StatefulSet keeps its reservations on scale-down; they go with the StatefulSet and its last pod.
     if (o.kind === 'StatefulSet' && statefulSetExists(o.namespace, o.name)) continue;
-    if (candidates(byNamespace.get(o.namespace), claim).some((p) => holds(p, claim, byOwner.get(ownerKey(o)))))
-      continue;
+    const could = candidates(byNamespace.get(o.namespace), claim);
+    if (could.length > 0 && could.some((p) => holds(p, claim, owners(claim)))) continue;
     stale.push(claim);
   }
   return stale;
+}
+
+function groupByOwner(claims: readonly Claim[]): (claim: Claim) => readonly Claim[] {
+  let byOwner: Map<string, Claim[]> | undefined;
+  return (claim) => {
+    if (!byOwner) {
+      byOwner = new Map();
+      for (const c of claims) {
+        const key = ownerKey(c.owner);
+        let list = byOwner.get(key);
+        if (!list) byOwner.set(key, (list = []));
+        list.push(c);
+      }
+    }
+    return byOwner.get(ownerKey(claim.owner)) ?? [];
+  };
 }
 
 /**
@@ -216,6 +231,7 @@ export class Reconciler {
       (ns, name) => view.statefulSets.get(name, ns) !== undefined,
       now,
       this.opts.graceMs,
+      (claim) => this.ledger.index.claimsOf(claim.owner),
     );
     this.metrics?.overdue(candidates, this.opts.graceMs);
     const released: Claim[] = [];

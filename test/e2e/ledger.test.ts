@@ -170,6 +170,24 @@ describe('the Kubernetes ledger', () => {
   });
 });
 
+describe('the Kubernetes ledger, started again', () => {
+  it('lists every claim a page at a time, and keeps of each what the index needs', async () => {
+    const stored = (await listClaims(c)).map((x) => `${x.ip} ${x.owner.kind}/${x.owner.name ?? ''}`).sort();
+    expect(stored.length).toBeGreaterThan(4);
+    // Two claims a page: the list goes on with the API server's continue token until the last page.
+    const ledger = new KubeLedger(loadKubeConfig(cp.kubeconfigPath), pino({ level: 'silent' }), 2);
+    await ledger.start();
+    try {
+      const indexed = [...ledger.index.allClaims()]
+        .map((x) => `${x.ip.toString()} ${x.owner.kind}/${'name' in x.owner ? x.owner.name : ''}`)
+        .sort();
+      expect(indexed).toEqual(stored);
+    } finally {
+      await ledger.stop();
+    }
+  });
+});
+
 describe('Deployment', () => {
   it('gives 10 replicas 10 distinct addresses', async () => {
     await c.apps.createNamespacedDeployment({
