@@ -16,6 +16,9 @@ import { podRecord, type PodRecord } from './pod-tracker.js';
  */
 const STATUS_INTERVAL_MS = 1_000;
 
+/** How many claims a sweep looks at between giving way to admissions. */
+const SWEEP_SLICE = 2_000;
+
 /** How many claims one round names its pod in; the rest wait for the next rounds, seconds apart. */
 const BIND_PER_ROUND = 200;
 
@@ -64,7 +67,10 @@ interface NamespacePods {
   byEgress: Map<string, PodRecord>;
 }
 
-function indexPods(pods: Iterable<PodRecord>): Map<string, NamespacePods> {
+/** Pods by namespace, as `staleClaims` looks them up; built once for a sweep done in slices. */
+type PodIndex = Map<string, NamespacePods>;
+
+function indexPods(pods: Iterable<PodRecord>): PodIndex {
   const index = new Map<string, NamespacePods>();
   for (const pod of pods) {
     let ns = index.get(pod.namespace);
@@ -98,13 +104,13 @@ function candidates(ns: NamespacePods | undefined, claim: Claim): PodRecord[] {
  */
 export function staleClaims(
   claims: Iterable<Claim>,
-  pods: Iterable<PodRecord>,
+  pods: Iterable<PodRecord> | PodIndex,
   statefulSetExists: (namespace: string, name: string) => boolean,
   now: number,
   graceMs: number,
   ownersClaims?: (claim: Claim) => readonly Claim[],
 ): Claim[] {
-  const byNamespace = indexPods(pods);
+  const byNamespace = pods instanceof Map ? pods : indexPods(pods);
   const all = [...claims];
   const owners = ownersClaims ?? groupByOwner(all);
   const stale: Claim[] = [];
@@ -225,14 +231,25 @@ export class Reconciler {
    */
   async sweep(now = Date.now()): Promise<Claim[]> {
     const view = this.view;
-    const candidates = staleClaims(
-      this.ledger.index.allClaims(),
-      view.pods.values(),
-      (ns, name) => view.statefulSets.get(name, ns) !== undefined,
-      now,
-      this.opts.graceMs,
-      (claim) => this.ledger.index.claimsOf(claim.owner),
-    );
+    const pods = indexPods(view.pods.values());
+    const all = [...this.ledger.index.allClaims()];
+    const candidates: Claim[] = [];
+    // In slices, giving way in between: at tens of thousands of claims one pass would hold up this
+    // replica's admissions. What changes meanwhile is checked again before each release.
+    for (let i = 0; i < all.length; i += SWEEP_SLICE) {
+      if (i > 0) await new Promise((r) => setImmediate(r));
+      const slice = all.slice(i, i + SWEEP_SLICE);
+      candidates.push(
+        ...staleClaims(
+          slice,
+          pods,
+          (ns, name) => view.statefulSets.get(name, ns) !== undefined,
+          now,
+          this.opts.graceMs,
+          (claim) => this.ledger.index.claimsOf(claim.owner),
+        ),
+      );
+    }
     this.metrics?.overdue(candidates, this.opts.graceMs);
     const released: Claim[] = [];
     const fresh = new Map<string, PodRecord[]>();
