@@ -16,10 +16,9 @@ import {
   mib,
   peakRss,
   residentBytes,
-  startChild,
-  type Child,
   type MemoryLimit,
 } from './proc.js';
+import { startChild, type Child } from '../test/support/process.js';
 import { deploymentPod, POOL, POOLS_YAML, replicaSetPod, reviewBody } from './review.js';
 
 export type ServerCase = 'bare' | 'rate' | 'alloc';

@@ -11,7 +11,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs, stripVTControlCharacters } from 'node:util';
-import { createMemoryCgroup } from '../test/e2e/reliability/memory.js';
+import { createMemoryCgroup } from '../test/support/memory.js';
 import {
   CHART_MEMORY_LIMIT,
   certificateRotation,
@@ -26,7 +26,8 @@ import {
   type Report,
 } from '../test/e2e/reliability/scenarios.js';
 import { toMarkdown, type ChaosResult } from './chaos-report.js';
-import { repoRoot, runEnvironment } from './proc.js';
+import { repoPath } from '../test/support/controlplane.js';
+import { runEnvironment } from './proc.js';
 
 const PARTS = ['1', '2', '3', '4', '5', '6'] as const;
 const { values } = parseArgs({
@@ -42,7 +43,7 @@ for (const p of parts)
   if (!(PARTS as readonly string[]).includes(p)) throw new Error(`unknown part ${p}; choose from ${PARTS.join(', ')}`);
 if (values.size !== 'full' && values.size !== 'light') throw new Error('--size is full or light');
 const size = values.size === 'full' ? FULL : LIGHT;
-const root = repoRoot();
+const root = repoPath();
 const log = (line: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
 
 const started = performance.now();

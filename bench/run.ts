@@ -18,7 +18,8 @@ import { parseArgs } from 'node:util';
 import { benchAdmission } from './admission.js';
 import { benchCluster } from './cluster.js';
 import { benchLedger } from './ledger.js';
-import { gitIn, repoRoot, runEnvironment } from './proc.js';
+import { repoPath } from '../test/support/controlplane.js';
+import { gitIn, runEnvironment } from './proc.js';
 import { evaluateTargets, toMarkdown, type BenchResult } from './report.js';
 import { benchScale } from './scale.js';
 
@@ -51,7 +52,7 @@ const parts = values.parts.split(',').map((p) => p.trim());
 for (const p of parts)
   if (!(PARTS as readonly string[]).includes(p)) throw new Error(`unknown part ${p}; choose from ${PARTS.join(', ')}`);
 const profile = !values['no-profile'];
-const root = repoRoot();
+const root = repoPath();
 const log = (line: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
 
 const git = (...args: string[]) => gitIn(root, ...args);

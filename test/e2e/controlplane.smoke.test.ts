@@ -1,8 +1,8 @@
 // Smoke test of the test control plane: a real kube-apiserver + kube-controller-manager
 // turn a Deployment into Pods (which stay Pending: there is no scheduler/kubelet).
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { binaries, startControlPlane, type ControlPlane } from './support/controlplane.js';
-import { clientFromKubeconfig, kube, type Client } from './support/rest.js';
+import { binaries, startControlPlane, type ControlPlane } from '../support/controlplane.js';
+import { clientFromKubeconfig, kube, type Client } from '../support/rest.js';
 import type { WireJson } from '../support/json.js';
 
 describe('test control plane', () => {

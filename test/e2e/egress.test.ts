@@ -4,8 +4,8 @@
 // CNI here: what is proven is what netpin keeps in the API server, and what the CRDs accept.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { V1Deployment } from '@kubernetes/client-node';
-import { applyAntreaEgressCrds, applyCiliumEgressCrd } from './support/cni-crds.js';
-import { startControlPlane, type ControlPlane } from './support/controlplane.js';
+import { applyAntreaEgressCrds, applyCiliumEgressCrd } from '../support/cni-crds.js';
+import { startControlPlane, type ControlPlane } from '../support/controlplane.js';
 import {
   apiMessage,
   applyCrds,
@@ -17,8 +17,8 @@ import {
   registerWebhooks,
   waitFor,
   type Clients,
-} from './support/cluster.js';
-import { startNetpin, type Netpin } from './support/netpin.js';
+} from '../support/cluster.js';
+import { startNetpin, type Netpin } from '../support/netpin.js';
 import type { WireJson } from '../support/json.js';
 
 const NS = 'shop';

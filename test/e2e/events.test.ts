@@ -4,7 +4,7 @@
 import { Watch, type V1Pod, type V1ReplicaSet } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_LIMITS, REPORTING_CONTROLLER } from '../../src/cluster/events.js';
-import { startControlPlane, type ControlPlane } from './support/controlplane.js';
+import { startControlPlane, type ControlPlane } from '../support/controlplane.js';
 import {
   apiMessage,
   applyCrds,
@@ -15,8 +15,8 @@ import {
   registerWebhooks,
   waitFor,
   type Clients,
-} from './support/cluster.js';
-import { startNetpin, type Netpin } from './support/netpin.js';
+} from '../support/cluster.js';
+import { startNetpin, type Netpin } from '../support/netpin.js';
 
 const NS = 'told';
 const EVENTS = { group: 'events.k8s.io', version: 'v1', namespace: NS, plural: 'events' } as const;

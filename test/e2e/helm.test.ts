@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { binaries, startControlPlane, type ControlPlane } from './support/controlplane.js';
+import { binaries, startControlPlane, type ControlPlane } from '../support/controlplane.js';
 import {
   CHART_DIR,
   Helm,
@@ -21,7 +21,7 @@ import {
   parseManifests,
   restPath,
   type Manifest,
-} from './support/helm.js';
+} from '../support/helm.js';
 
 const CNIS = ['calico', 'kube-ovn', 'antrea', 'cilium'] as const;
 const MODES = ['self-signed', 'cert-manager', 'secret'] as const;

@@ -2,7 +2,7 @@
 // The controllers create the pods; nothing schedules or runs them, so they stay Pending.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { V1Pod } from '@kubernetes/client-node';
-import { startControlPlane, type ControlPlane } from './support/controlplane.js';
+import { startControlPlane, type ControlPlane } from '../support/controlplane.js';
 import {
   apiMessage,
   applyCrds,
@@ -15,8 +15,8 @@ import {
   registerWebhooks,
   waitFor,
   type Clients,
-} from './support/cluster.js';
-import { decodePatch, postReview, startNetpin, type Netpin } from './support/netpin.js';
+} from '../support/cluster.js';
+import { decodePatch, postReview, startNetpin, type Netpin } from '../support/netpin.js';
 import { pino } from 'pino';
 import { KubeLedger } from '../../src/cluster/kube-ledger.js';
 import { loadKubeConfig } from '../../src/cluster/kube.js';

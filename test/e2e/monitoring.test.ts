@@ -13,8 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/transport/app.js';
 import type { Metrics } from '../../src/transport/metrics.js';
 import { harness, ippoolReview, podCreate, post } from '../support/reviews.js';
-import { binaries } from './support/controlplane.js';
-import { Helm, only, type Manifest } from './support/helm.js';
+import { binaries } from '../support/controlplane.js';
+import { Helm, only, type Manifest } from '../support/helm.js';
 
 const NS = 'netpin-system';
 const GENERATE = fileURLToPath(new URL('../../certs/generate.sh', import.meta.url));

@@ -4,7 +4,7 @@
 import { request } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { V1Pod } from '@kubernetes/client-node';
-import { startControlPlane, type ControlPlane } from './support/controlplane.js';
+import { startControlPlane, type ControlPlane } from '../support/controlplane.js';
 import {
   applyCrds,
   calicoIps,
@@ -16,8 +16,8 @@ import {
   registerWebhooks,
   waitFor,
   type Clients,
-} from './support/cluster.js';
-import { postReview, startNetpin, type Netpin } from './support/netpin.js';
+} from '../support/cluster.js';
+import { postReview, startNetpin, type Netpin } from '../support/netpin.js';
 import type { WireJson } from '../support/json.js';
 
 const NS = 'shop';

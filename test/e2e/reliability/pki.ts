@@ -1,14 +1,11 @@
 // Serving certificates for netpin's replicas from one CA the tests keep (openssl), so that a
 // certificate can be replaced by another the webhooks' caBundle still trusts, as cert-manager or a
 // renewed Secret does; and the certificate a replica serves, read off a fresh TLS handshake.
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import * as tls from 'node:tls';
-import { promisify } from 'node:util';
-
-const execFileP = promisify(execFile);
+import { createCa, issueCert } from '../../support/pki.js';
 
 export interface ServingCert {
   cert: string;
@@ -24,49 +21,8 @@ export interface Pki {
   issue(): Promise<ServingCert>;
 }
 
-async function openssl(cwd: string, args: string[]): Promise<void> {
-  try {
-    await execFileP('openssl', args, { cwd });
-  } catch (err) {
-    const e = err as { stderr?: string; message: string };
-    throw new Error(`openssl ${args.join(' ')} failed: ${e.stderr ?? e.message}`, { cause: err });
-  }
-}
-
 export async function createPki(dir: string): Promise<Pki> {
-  await fs.mkdir(dir, { recursive: true });
-  await openssl(dir, [
-    'req',
-    '-x509',
-    '-new',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.crt',
-    '-days',
-    '2',
-    '-sha256',
-    '-subj',
-    '/CN=netpin-reliability-ca',
-    '-addext',
-    'basicConstraints=critical,CA:TRUE',
-    '-addext',
-    'keyUsage=critical,keyCertSign,cRLSign',
-  ]);
-  await fs.writeFile(
-    path.join(dir, 'serving.ext'),
-    [
-      'basicConstraints=critical,CA:FALSE',
-      'keyUsage=critical,digitalSignature',
-      'extendedKeyUsage=serverAuth',
-      'subjectAltName=DNS:localhost,IP:127.0.0.1',
-    ].join('\n') + '\n',
-  );
+  await createCa(dir, 'netpin-reliability-ca', 2);
   const caPem = await fs.readFile(path.join(dir, 'ca.crt'), 'utf8');
   let n = 0;
   return {
@@ -74,48 +30,23 @@ export async function createPki(dir: string): Promise<Pki> {
     caPem,
     async issue() {
       const name = `serving-${++n}`;
-      const serial = randomBytes(12);
-      serial[0] = serial[0]! & 0x7f; // positive, and no leading zero byte for DER to strip
-      serial[0] = serial[0]! | 0x10;
-      await openssl(dir, [
-        'req',
-        '-new',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-keyout',
-        `${name}.key`,
-        '-out',
-        `${name}.csr`,
-        '-subj',
+      const serial = await issueCert(
+        dir,
+        name,
         '/CN=netpin',
-      ]);
-      await openssl(dir, [
-        'x509',
-        '-req',
-        '-in',
-        `${name}.csr`,
-        '-CA',
-        'ca.crt',
-        '-CAkey',
-        'ca.key',
-        '-set_serial',
-        `0x${serial.toString('hex')}`,
-        '-days',
-        '2',
-        '-sha256',
-        '-extfile',
-        'serving.ext',
-        '-out',
-        `${name}.crt`,
-      ]);
+        [
+          'basicConstraints=critical,CA:FALSE',
+          'keyUsage=critical,digitalSignature',
+          'extendedKeyUsage=serverAuth',
+          'subjectAltName=DNS:localhost,IP:127.0.0.1',
+        ],
+        2,
+      );
       const [cert, key] = await Promise.all([
         fs.readFile(path.join(dir, `${name}.crt`), 'utf8'),
         fs.readFile(path.join(dir, `${name}.key`), 'utf8'),
       ]);
-      return { cert, key, serial: serial.toString('hex').toUpperCase() };
+      return { cert, key, serial };
     },
   };
 }

@@ -7,7 +7,7 @@ import * as https from 'node:https';
 import * as path from 'node:path';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { repoPath } from './controlplane.js';
-import type { WireJson } from '../../support/json.js';
+import type { WireJson } from './json.js';
 
 export const CHART_DIR = repoPath('charts/netpin');
 export const KUBE_VERSION = '1.36.3';

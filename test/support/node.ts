@@ -32,7 +32,7 @@ import {
   type Proc,
   type StartOptions,
 } from './controlplane.js';
-import type { WireJson } from '../../support/json.js';
+import type { WireJson } from './json.js';
 
 const execFileP = promisify(execFile);
 

@@ -5,7 +5,7 @@
 // There is no scheduler and no kubelet: Pods are created by the controllers but
 // stay Pending.
 
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as http from 'node:http';
@@ -13,11 +13,8 @@ import * as https from 'node:https';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-
-const execFileP = promisify(execFile);
+import { createCa, issueCert, openssl } from './pki.js';
 
 export interface ControlPlane {
   /** https://127.0.0.1:PORT of kube-apiserver */
@@ -311,96 +308,37 @@ function httpStatus(url: string, tls?: TlsClient): Promise<{ status: number; bod
 // ---------------------------------------------------------------------------
 // certificates (openssl CLI)
 
-async function openssl(dir: string, args: string[]): Promise<void> {
-  try {
-    await execFileP('openssl', args, { cwd: dir });
-  } catch (err) {
-    const e = err as { stderr?: string; message: string };
-    throw new Error(`openssl ${args.join(' ')} failed: ${e.stderr ?? e.message}`, { cause: err });
-  }
-}
-
-async function issueCert(dir: string, name: string, subj: string, ext: string[]): Promise<void> {
-  await openssl(dir, [
-    'req',
-    '-new',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    `${name}.key`,
-    '-out',
-    `${name}.csr`,
-    '-subj',
-    subj,
-  ]);
-  await fsp.writeFile(path.join(dir, `${name}.ext`), ext.join('\n') + '\n');
-  await openssl(dir, [
-    'x509',
-    '-req',
-    '-in',
-    `${name}.csr`,
-    '-CA',
-    'ca.crt',
-    '-CAkey',
-    'ca.key',
-    '-set_serial',
-    `0x${randomBytes(12).toString('hex')}`,
-    '-days',
-    '30',
-    '-sha256',
-    '-extfile',
-    `${name}.ext`,
-    '-out',
-    `${name}.crt`,
-  ]);
-}
-
 async function makePki(dir: string, kubeletClient = false, extraIPs: string[] = []): Promise<void> {
-  await openssl(dir, [
-    'req',
-    '-x509',
-    '-new',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.crt',
-    '-days',
-    '30',
-    '-sha256',
-    '-subj',
-    '/CN=netpin-test-ca',
-    '-addext',
-    'basicConstraints=critical,CA:TRUE',
-    '-addext',
-    'keyUsage=critical,keyCertSign,cRLSign',
-  ]);
+  await createCa(dir, 'netpin-test-ca', 30);
   await Promise.all([
-    issueCert(dir, 'apiserver', '/CN=kube-apiserver', [
-      'basicConstraints=critical,CA:FALSE',
-      'keyUsage=critical,digitalSignature',
-      'extendedKeyUsage=serverAuth',
-      `subjectAltName=DNS:localhost,IP:127.0.0.1${extraIPs.map((ip) => `,IP:${ip}`).join('')}`,
-    ]),
-    issueCert(dir, 'admin', '/O=system:masters/CN=admin', [
-      'basicConstraints=critical,CA:FALSE',
-      'keyUsage=critical,digitalSignature',
-      'extendedKeyUsage=clientAuth',
-    ]),
+    issueCert(
+      dir,
+      'apiserver',
+      '/CN=kube-apiserver',
+      [
+        'basicConstraints=critical,CA:FALSE',
+        'keyUsage=critical,digitalSignature',
+        'extendedKeyUsage=serverAuth',
+        `subjectAltName=DNS:localhost,IP:127.0.0.1${extraIPs.map((ip) => `,IP:${ip}`).join('')}`,
+      ],
+      30,
+    ),
+    issueCert(
+      dir,
+      'admin',
+      '/O=system:masters/CN=admin',
+      ['basicConstraints=critical,CA:FALSE', 'keyUsage=critical,digitalSignature', 'extendedKeyUsage=clientAuth'],
+      30,
+    ),
     ...(kubeletClient
       ? [
-          issueCert(dir, 'apiserver-kubelet-client', '/O=system:masters/CN=kube-apiserver-kubelet-client', [
-            'basicConstraints=critical,CA:FALSE',
-            'keyUsage=critical,digitalSignature',
-            'extendedKeyUsage=clientAuth',
-          ]),
+          issueCert(
+            dir,
+            'apiserver-kubelet-client',
+            '/O=system:masters/CN=kube-apiserver-kubelet-client',
+            ['basicConstraints=critical,CA:FALSE', 'keyUsage=critical,digitalSignature', 'extendedKeyUsage=clientAuth'],
+            30,
+          ),
         ]
       : []),
     (async () => {
@@ -448,11 +386,13 @@ export async function issueClientKubeconfig(
   if (!/^[a-z0-9][a-z0-9.-]*$/.test(name)) throw new Error(`issueClientKubeconfig: bad file name ${name}`);
   const rdn = (v: string): string => v.replace(/[/\\=+,]/g, (c) => `\\${c}`);
   const subj = [...(subject.o ?? []).map((o) => `/O=${rdn(o)}`), `/CN=${rdn(subject.cn)}`].join('');
-  await issueCert(cp.dir, name, subj, [
-    'basicConstraints=critical,CA:FALSE',
-    'keyUsage=critical,digitalSignature',
-    'extendedKeyUsage=clientAuth',
-  ]);
+  await issueCert(
+    cp.dir,
+    name,
+    subj,
+    ['basicConstraints=critical,CA:FALSE', 'keyUsage=critical,digitalSignature', 'extendedKeyUsage=clientAuth'],
+    30,
+  );
   const [cert, key] = (await Promise.all(
     [`${name}.crt`, `${name}.key`].map((f) => fsp.readFile(path.join(cp.dir, f), 'utf8')),
   )) as [string, string];

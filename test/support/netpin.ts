@@ -1,10 +1,11 @@
 // Runs the real `netpin serve` binary (dist/, built by `npm test`) as a child process.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoPath } from './controlplane.js';
-import type { WireJson } from '../../support/json.js';
+import type { WireJson } from './json.js';
+import { startChild } from './process.js';
 
 // From the repository root, so that the compiled copy under dist/ (npm run chaos) finds it too.
 const MAIN = repoPath('dist/src/cli/main.js');
@@ -59,50 +60,21 @@ export async function startNetpin(opts: NetpinOptions): Promise<Netpin> {
     process.env.NETPIN_TEST_LOG_LEVEL ?? 'warn',
     ...(opts.extraArgs ?? []),
   ];
-  const [bin, ...pre] = [...(opts.launcher ?? []), process.execPath];
-  const child = spawn(bin!, [...pre, ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...opts.env, NO_PROXY: '127.0.0.1,localhost' },
+  const { proc, match } = await startChild('netpin', args, /netpin serving (https:\/\/\S+)/, {
+    timeoutMs: 60_000,
+    env: opts.env,
+    launcher: opts.launcher,
   });
-  let out = '';
-  child.stdout!.setEncoding('utf8').on('data', (c: string) => (out += c));
-  child.stderr!.setEncoding('utf8').on('data', (c: string) => (out += c));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`netpin did not start in 60 s:\n${out}`)), 60_000);
-    const onData = () => {
-      const m = /netpin serving (https:\/\/\S+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]!);
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`netpin exited with ${code} before serving:\n${out}`));
-    });
-  });
-  const port = Number(new URL(url).port);
+  const url = match[1]!;
   return {
     url,
-    port,
+    port: Number(new URL(url).port),
     certDir,
     caPem: readFileSync(join(certDir, 'ca.crt'), 'utf8'),
-    child,
-    output: () => out,
-    async kill() {
-      child.kill('SIGKILL');
-      await exited;
-    },
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(t);
-    },
+    child: proc.child,
+    output: proc.output,
+    kill: proc.kill,
+    stop: () => proc.stop(),
   };
 }
 

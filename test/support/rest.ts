@@ -2,7 +2,7 @@
 // client-node: it speaks to the API server as the admin kubeconfig says.
 import * as fs from 'node:fs';
 import * as https from 'node:https';
-import type { WireJson } from '../../support/json.js';
+import type { WireJson } from './json.js';
 
 export interface Client {
   server: URL;
