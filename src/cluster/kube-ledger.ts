@@ -115,6 +115,9 @@ function leanClaim(obj: KubernetesObject): KubernetesObject {
   } as IPClaimObject;
 }
 
+// Only objects are reduced: an ERROR event carries a Status (410 Gone tells ListWatch to list again).
+const LEANED = new Set(['ADDED', 'MODIFIED', 'DELETED']);
+
 /** A Watch that hands on each object reduced by `lean`, so that a ListWatch caches only that. */
 class LeanWatch extends Watch {
   constructor(
@@ -128,7 +131,7 @@ class LeanWatch extends Watch {
     return super.watch(
       path,
       params,
-      (phase, obj, raw) => callback(phase, phase === 'BOOKMARK' ? obj : this.lean(obj), raw),
+      (phase, obj, raw) => callback(phase, LEANED.has(phase) ? this.lean(obj) : obj, raw),
       done,
     );
   }

@@ -16,7 +16,7 @@ import {
   waitFor,
   type Clients,
 } from '../support/cluster.js';
-import { decodePatch, postReview, startNetpin, type Netpin } from '../support/netpin.js';
+import { decodePatch, heldAddresses, postReview, startNetpin, type Netpin } from '../support/netpin.js';
 import { pino } from 'pino';
 import { KubeLedger } from '../../src/cluster/kube-ledger.js';
 import { loadKubeConfig } from '../../src/cluster/kube.js';
@@ -182,6 +182,17 @@ describe('the Kubernetes ledger, started again', () => {
         .map((x) => `${x.ip.toString()} ${x.owner.kind}/${'name' in x.owner ? x.owner.name : ''}`)
         .sort();
       expect(indexed).toEqual(stored);
+      // And then the watch: a claim another replica makes shows up here, owner and all.
+      const other = new KubeLedger(loadKubeConfig(cp.kubeconfigPath), pino({ level: 'silent' }));
+      await other.start();
+      try {
+        const pool = other.index.allPools().find((p) => p.name === 'order')!;
+        const made = await other.claimNext(pool, 'ipv4', { kind: 'Pod', namespace: NS, name: 'elsewhere' });
+        const seen = await waitFor('the claim in the first ledger', async () => ledger.index.holderOf(made.ip));
+        expect(seen.owner).toEqual({ kind: 'Pod', namespace: NS, name: 'elsewhere' });
+      } finally {
+        await other.stop();
+      }
     } finally {
       await ledger.stop();
     }
@@ -382,6 +393,13 @@ describe('concurrency and restarts', () => {
         return op!.value as string;
       });
       expect(new Set(ips).size).toBe(200);
+      // The API server calls the first replica only: once its watch has brought it the second one's claims,
+      // each pod must find its own. (Before, a pod may get another address and its first claim go back,
+      // which test/e2e/reliability covers.)
+      await waitFor(
+        'the first replica to see all 200 claims',
+        async () => (await heldAddresses(netpin, 'race')) === 200,
+      );
 
       // Now the pods themselves, through the API server (and the webhook registered there).
       await Promise.all(

@@ -108,6 +108,26 @@ export async function postReview(
   });
 }
 
+/** How many addresses of a pool a replica counts as held (its netpin_pool_allocated_addresses), as its index sees them. */
+export async function heldAddresses(netpin: Pick<Netpin, 'url' | 'caPem'>, pool: string): Promise<number> {
+  const https = await import('node:https');
+  const text = await new Promise<string>((resolve, reject) => {
+    https
+      .get(`${netpin.url}/metrics`, { ca: netpin.caPem, agent: reviewAgent(https, netpin.caPem) }, (res) => {
+        let data = '';
+        res
+          .setEncoding('utf8')
+          .on('data', (c: string) => (data += c))
+          .on('end', () => resolve(data));
+      })
+      .on('error', reject);
+  });
+  const line = text
+    .split('\n')
+    .find((l) => l.startsWith(`netpin_pool_allocated_addresses{pool="${pool}",family="ipv4"} `));
+  return line ? Number(line.split(' ')[1]) : 0;
+}
+
 const agents = new Map<string, import('node:https').Agent>();
 function reviewAgent(https: typeof import('node:https'), ca: string): import('node:https').Agent {
   let a = agents.get(ca);
