@@ -8,7 +8,7 @@ import {
   type V1Pod,
 } from '@kubernetes/client-node';
 import { describeApiError, GROUP, VERSION } from '../cluster/kube.js';
-import { toClaim, type IPClaimObject } from '../cluster/kube-ledger.js';
+import { CLAIMS_PAGE, listClaims, toClaim, type IPClaimObject } from '../cluster/kube-ledger.js';
 import type { Claim } from '../ipam/claim.js';
 import { compilePool, PoolSpecError, type IPPoolObject, type Pool } from '../ipam/pool.js';
 
@@ -73,11 +73,10 @@ export async function readPools(custom: CustomObjectsApi): Promise<PoolList> {
   return out;
 }
 
+/** Every IPClaim, a page at a time as the ledger lists them. */
 export async function readClaims(custom: CustomObjectsApi): Promise<Claim[]> {
-  const list = await reading('IPClaims', () =>
-    custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'ipclaims' }),
-  );
-  return (list as { items: IPClaimObject[] }).items.flatMap((obj) => toClaim(obj) ?? []);
+  const list = await reading('IPClaims', () => listClaims(custom, CLAIMS_PAGE));
+  return (list.items as IPClaimObject[]).flatMap((obj) => toClaim(obj) ?? []);
 }
 
 const PAGE = 500;

@@ -93,8 +93,37 @@ export function toClaim(obj: IPClaimObject): Claim | undefined {
   return { pool: s.pool, ip, owner, createdAt, ref: obj.metadata?.uid, version: obj.metadata?.resourceVersion };
 }
 
+/** IPClaims per list call, by default: a few MB of JSON at a time, not the whole ledger. */
+export const CLAIMS_PAGE = 5_000;
+
 /** A page of IPClaims as the API server sends it: the token for the next page is `metadata.continue`. */
 type ClaimsPage = KubernetesListObject<KubernetesObject> & { metadata?: { continue?: string } };
+
+/**
+ * Every IPClaim, listed `limit` at a time and each reduced by `keep` as its page comes in; the list
+ * carries the last page's resourceVersion, to watch from.
+ */
+export async function listClaims(
+  api: CustomObjectsApi,
+  limit: number,
+  keep: (obj: KubernetesObject) => KubernetesObject = (obj) => obj,
+): Promise<KubernetesListObject<KubernetesObject>> {
+  const items: KubernetesObject[] = [];
+  let page: ClaimsPage;
+  let next: string | undefined;
+  do {
+    page = (await api.listClusterCustomObject({
+      group: GROUP,
+      version: VERSION,
+      plural: CLAIMS,
+      limit,
+      _continue: next,
+    })) as ClaimsPage;
+    for (const obj of page.items) items.push(keep(obj));
+    next = page.metadata?.continue;
+  } while (next);
+  return { ...page, items };
+}
 
 /** What is kept of an IPClaim: what toClaim reads, and the name and resourceVersion the watch cache needs. */
 function leanClaim(obj: KubernetesObject): KubernetesObject {
@@ -168,7 +197,7 @@ export class KubeLedger implements Ledger {
     private readonly kc: KubeConfig,
     private readonly log?: Logger,
     /** IPClaims per list call when (re)listing. */
-    private readonly claimsPage = 5_000,
+    private readonly claimsPage = CLAIMS_PAGE,
   ) {
     this.api = kc.makeApiClient(CustomObjectsApi);
   }
@@ -197,27 +226,10 @@ export class KubeLedger implements Ledger {
 
     // The claims' cache keeps lean objects, listed a page at a time: at tens of thousands of claims, full
     // objects (managedFields and all) would be most of the process's memory.
-    const listClaims = async () => {
-      const items: KubernetesObject[] = [];
-      let page: ClaimsPage;
-      let next: string | undefined;
-      do {
-        page = (await this.api.listClusterCustomObject({
-          group: GROUP,
-          version: VERSION,
-          plural: CLAIMS,
-          limit: this.claimsPage,
-          _continue: next,
-        })) as ClaimsPage;
-        for (const obj of page.items) items.push(leanClaim(obj));
-        next = page.metadata?.continue;
-      } while (next);
-      return { ...page, items };
-    };
     const claims = new ListWatch<KubernetesObject>(
       `/apis/${GROUP}/${VERSION}/${CLAIMS}`,
       new LeanWatch(this.kc, leanClaim),
-      listClaims,
+      () => listClaims(this.api, this.claimsPage, leanClaim),
       false,
     );
     const addClaim = (obj: KubernetesObject) => {
