@@ -28,20 +28,46 @@ export function patched(original: KubeObject, mutated: KubeObject, warnings: str
   return withWarnings(v, warnings);
 }
 
+type Json = unknown;
+type JsonObject = Record<string, Json>;
+
+function isObject(v: Json): v is JsonObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** A key as a JSON Pointer segment (RFC 6901): "~" then "/" escaped. */
+function pointer(key: string): string {
+  return key.includes('~') || key.includes('/') ? key.replace(/~/g, '~0').replace(/\//g, '~1') : key;
+}
+
 /**
- * netpin changes metadata only, and shares every other field with the original: then only metadata
- * is compared, since diffing a pod's spec would cost more than the rest of its admission.
+ * The operations fast-json-patch's compare gives, in its order (existing keys last to first, then
+ * added keys), without walking what the two objects share: netpin copies only what it changes
+ * (metadata, annotations, labels) and shares every other subtree of the pod, whose walk cost more
+ * than the rest of its admission. Arrays that differ go to compare itself.
  */
-function patchOps(original: KubeObject, mutated: KubeObject): fastJsonPatch.Operation[] {
-  const sameBesideMetadata =
-    original.metadata !== undefined &&
-    mutated.metadata !== undefined &&
-    Object.keys(original).length === Object.keys(mutated).length &&
-    Object.keys(mutated).every((k) => k === 'metadata' || mutated[k] === original[k]);
-  if (!sameBesideMetadata) return fastJsonPatch.compare(original, mutated);
-  return fastJsonPatch
-    .compare(original.metadata!, mutated.metadata!)
-    .map((op) => ({ ...op, path: `/metadata${op.path}` }));
+function patchOps(original: Json, mutated: Json, path = '', ops: fastJsonPatch.Operation[] = []) {
+  if (original === mutated) return ops;
+  if (isObject(original) && isObject(mutated)) {
+    const keys = Object.keys(original);
+    for (let i = keys.length - 1; i >= 0; i--) {
+      const key = keys[i]!;
+      const [before, after] = [original[key], mutated[key]];
+      if (before === after) continue;
+      const at = `${path}/${pointer(key)}`;
+      if (after !== undefined && Object.hasOwn(mutated, key)) patchOps(before, after, at, ops);
+      else ops.push({ op: 'remove', path: at });
+    }
+    for (const key of Object.keys(mutated)) {
+      if (!Object.hasOwn(original, key) && mutated[key] !== undefined)
+        ops.push({ op: 'add', path: `${path}/${pointer(key)}`, value: mutated[key] });
+    }
+  } else if (Array.isArray(original) && Array.isArray(mutated)) {
+    for (const op of fastJsonPatch.compare(original, mutated)) ops.push({ ...op, path: `${path}${op.path}` });
+  } else {
+    ops.push({ op: 'replace', path, value: mutated });
+  }
+  return ops;
 }
 
 export function complete(uid: string, verdict: Verdict): AdmissionResponse {
