@@ -4,6 +4,12 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Admission } from '../src/admission/handler.js';
+import { dialectFor } from '../src/cni/index.js';
+import { StaticClusterView } from '../src/cluster/view.js';
+import { parsePools } from '../src/config/pools-file.js';
+import { Allocator } from '../src/ipam/allocator.js';
+import { MemoryLedger } from '../src/ipam/memory-ledger.js';
 import { ensureCerts } from '../src/transport/certs.js';
 import { runLoad, summarize, type Latency, type LoadResult } from './load.js';
 import { summarizeProfileDir, type ProfileSummary } from './profile.js';
@@ -16,6 +22,7 @@ import {
   mib,
   peakRss,
   residentBytes,
+  splitCores,
   type MemoryLimit,
 } from './proc.js';
 import { startChild, type Child } from '../test/support/process.js';
@@ -80,10 +87,23 @@ export interface AdmissionRow {
   rounds: Array<{ rps: number; p50: number; p99: number }>;
 }
 
+/** netpin's own work per review, in the runner's process: no HTTP, no TLS, no other process. */
+export interface InProcessRow {
+  size: ReviewSize;
+  case: Exclude<ServerCase, 'bare'>;
+  /** `Admission.review` of an already parsed review, median over the repeats. */
+  reviewUs: number;
+  /** `JSON.parse` of the same body, the largest part of what every server does per request. */
+  parseUs: number;
+}
+
 export interface AdmissionReport {
   /** Bytes of the rate-only review of each size (the allocating one differs by its annotation). */
   bodyBytes: Record<ReviewSize, number>;
   rows: AdmissionRow[];
+  inProcess: InProcessRow[];
+  /** The cores the load generator and the servers ran on. */
+  cores: { runner?: number; server?: number; notApplied?: string };
   /** The cgroup every server ran in, and the resident memory of each server idle (started, no request yet). */
   memory: { limit: MemoryLimit; idleSeconds: number; idleRssBytes: Partial<Record<ServerCase, number>> };
   profiles: Array<{
@@ -145,6 +165,52 @@ async function startServer(
   return { proc, origin: match[1]! };
 }
 
+const IN_PROCESS_REVIEWS = 20_000;
+const IN_PROCESS_REPEATS = 5;
+
+/**
+ * What netpin's admission costs on its own: `Admission.review` (the same code `netpin serve` runs, on a
+ * memory ledger) over reviews parsed beforehand, each with a fresh uid, against parsing those bodies.
+ * Stable where the HTTPS figures drift, it bounds the ratio netpin can reach against the bare handler,
+ * whose per-request work is what is left.
+ */
+async function inProcess(size: ReviewSize, c: InProcessRow['case']): Promise<InProcessRow> {
+  const pools = parsePools(POOLS_YAML);
+  const cluster = new StaticClusterView();
+  for (const [name, labels] of pools.namespaces) cluster.setNamespace(name, labels);
+  const admission = new Admission({
+    dialect: dialectFor('calico'),
+    allocator: new Allocator(new MemoryLedger(pools.pools)),
+    cluster,
+    releaseOnDelete: true,
+  });
+  const body = reviewBody(SIZES[size].pod(CASES[c].annotations));
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+  let seq = 0;
+  const reviewUs: number[] = [];
+  const parseUs: number[] = [];
+  // The first repeat warms the JIT and is not counted.
+  for (let r = 0; r <= IN_PROCESS_REPEATS; r++) {
+    const texts = Array.from({ length: IN_PROCESS_REVIEWS }, () => body(seq++));
+    // Parsed one at a time, so that each review dies young as it does in a server.
+    let parsed = 0;
+    let reviewed = 0;
+    for (const text of texts) {
+      const t0 = performance.now();
+      const review = JSON.parse(text) as unknown;
+      const t1 = performance.now();
+      await admission.review('mutate', review);
+      parsed += t1 - t0;
+      reviewed += performance.now() - t1;
+    }
+    if (r > 0) {
+      parseUs.push((1000 * parsed) / IN_PROCESS_REVIEWS);
+      reviewUs.push((1000 * reviewed) / IN_PROCESS_REVIEWS);
+    }
+  }
+  return { size, case: c, reviewUs: median(reviewUs), parseUs: median(parseUs) };
+}
+
 /** Throws unless the first answer is what this case must answer: the load would otherwise measure errors. */
 function checkSample(c: ServerCase, sample: string): void {
   const res = (JSON.parse(sample) as { response?: { allowed?: boolean; patch?: string } }).response;
@@ -165,6 +231,7 @@ async function allocatedByNetpin(origin: string, ca: string): Promise<number> {
 
 export async function benchAdmission(o: AdmissionOptions): Promise<AdmissionReport> {
   const tmp = mkdtempSync(join(tmpdir(), 'netpin-bench-admission-'));
+  const split = splitCores();
   try {
     const certDir = join(tmp, 'certs');
     const { paths } = await ensureCerts(certDir, ['localhost', '127.0.0.1']);
@@ -181,6 +248,7 @@ export async function benchAdmission(o: AdmissionOptions): Promise<AdmissionRepo
     // container: this costs nothing measurable per run, and then every figure is taken as netpin is deployed.
     const limit = await chartMemoryCgroups(o.root);
     if (limit.notApplied) o.log(`admission: servers run without the chart's memory limit: ${limit.notApplied}`);
+    if (split.notApplied) o.log(`admission: servers and load generator share the cores: ${split.notApplied}`);
 
     const withServer = async <T>(
       c: ServerCase,
@@ -189,7 +257,8 @@ export async function benchAdmission(o: AdmissionOptions): Promise<AdmissionRepo
     ): Promise<T> => {
       const cgroup = memoryCgroup(limit);
       try {
-        const server = await startServer(o, c, certDir, poolsFile, cgroup?.launcher, profileDir);
+        const launcher = [...split.serverLauncher, ...(cgroup?.launcher ?? [])];
+        const server = await startServer(o, c, certDir, poolsFile, launcher, profileDir);
         try {
           return await fn(server);
         } finally {
@@ -241,6 +310,17 @@ export async function benchAdmission(o: AdmissionOptions): Promise<AdmissionRepo
         },
         profileDir,
       );
+
+    const inProcessRows: InProcessRow[] = [];
+    for (const size of sizes) {
+      for (const c of ['rate', 'alloc'] as const) {
+        inProcessRows.push(await inProcess(size, c));
+        const x = inProcessRows.at(-1)!;
+        o.log(
+          `admission in-process ${size} ${c}: review ${x.reviewUs.toFixed(1)} µs, JSON.parse ${x.parseUs.toFixed(1)} µs`,
+        );
+      }
+    }
 
     // Idle: started, then left alone; the rate-only and allocating servers are the same process until a request comes.
     const idleRssBytes: AdmissionReport['memory']['idleRssBytes'] = {};
@@ -318,7 +398,7 @@ export async function benchAdmission(o: AdmissionOptions): Promise<AdmissionRepo
       for (const { size, c } of combos) {
         const dir = join(tmp, `profile-${size}-${c}`);
         mkdirSync(dir);
-        await runOne(size, c, connections, 1000, o.profileMs, dir);
+        await runOne(size, c, connections, o.warmupMs, o.profileMs, dir);
         profiles.push({
           size,
           case: c,
@@ -336,8 +416,17 @@ export async function benchAdmission(o: AdmissionOptions): Promise<AdmissionRepo
 
     const bodyBytes = Object.fromEntries(sizes.map((size) => [size, Buffer.byteLength(body(size, 'rate')(0))]));
     const memory = { limit, idleSeconds: IDLE_MS / 1000, idleRssBytes };
-    return { bodyBytes: bodyBytes as Record<ReviewSize, number>, rows, memory, profiles };
+    const cores = { runner: split.runnerCore, server: split.serverCore, notApplied: split.notApplied };
+    return {
+      bodyBytes: bodyBytes as Record<ReviewSize, number>,
+      rows,
+      inProcess: inProcessRows,
+      cores,
+      memory,
+      profiles,
+    };
   } finally {
+    split.undo();
     rmSync(tmp, { recursive: true, force: true });
   }
 }

@@ -58,6 +58,42 @@ export function memoryCgroup(limit: MemoryLimit): MemoryCgroup | undefined {
   return cg;
 }
 
+/** The runner (the load generator) on one core and the servers on another, or why not. */
+export interface CoreSplit {
+  runnerCore?: number;
+  serverCore?: number;
+  /** Prefix for a server's command line: taskset onto its core. */
+  serverLauncher: string[];
+  /** Set when the cores could not be split (one core, no taskset): all shared every core. */
+  notApplied?: string;
+  /** Gives the runner every core again. */
+  undo(): void;
+}
+
+/**
+ * Puts the runner's threads on core 0 and gives its servers core 1. Sharing both cores, the load
+ * generator and the server took CPU from each other by turns, and a server's CPU per request moved
+ * by half from run to run; apart, each server has one whole core, as a pod with a one-CPU limit.
+ */
+export function splitCores(): CoreSplit {
+  const n = cpus().length;
+  const none = (why: string): CoreSplit => ({ serverLauncher: [], notApplied: why, undo: () => {} });
+  if (n < 2) return none(`${n} core`);
+  const pin = (cores: string) =>
+    execFileSync('taskset', ['-a', '-p', '-c', cores, String(process.pid)], { stdio: 'ignore' });
+  try {
+    pin('0');
+  } catch (e) {
+    return none(`taskset failed: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  return {
+    runnerCore: 0,
+    serverCore: 1,
+    serverLauncher: ['taskset', '-c', '1'],
+    undo: () => pin(`0-${n - 1}`),
+  };
+}
+
 /** Kills every process in a memory cgroup (the one child the bench started in it), and removes the cgroup. */
 export async function killCgroup(cg: MemoryCgroup): Promise<void> {
   const pids = readFileSync(join(cg.dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean);

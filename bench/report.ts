@@ -209,7 +209,10 @@ export function toMarkdown(r: BenchResult): string {
       '',
       'POST /mutate, a Pod review of each size, a fresh uid per request. Ratios against the bare handler at the same size and ' +
         'connection count in this run. Latency from the request write to the last response byte, in the load generator; server CPU ' +
-        "from /proc; peak RSS is the server's VmHWM.",
+        "from /proc; peak RSS is the server's VmHWM. " +
+        (a.cores.notApplied
+          ? `The load generator and the servers shared every core (${a.cores.notApplied}).`
+          : `The load generator ran on core ${a.cores.runner}, every server on core ${a.cores.server}.`),
       '',
     );
     const head = [
@@ -255,6 +258,31 @@ export function toMarkdown(r: BenchResult): string {
         '',
       );
     }
+    const bareCpuUs = (size: ReviewSize) => {
+      const rs = a.rows.filter((r) => r.size === size && r.case === 'bare' && r.connections !== 1);
+      return (1e6 * rs.reduce((n, r) => n + r.cpuSeconds, 0)) / rs.reduce((n, r) => n + r.requests, 0);
+    };
+    out.push(
+      "### netpin's own work, in-process",
+      '',
+      '`Admission.review` (what `netpin serve` runs for each request, on a memory ledger) over reviews of each size with a ' +
+        'fresh uid, in the runner, no HTTP or TLS; beside it `JSON.parse` of the same body, which every server does. ' +
+        "Bound: the throughput ratio netpin would reach if its own work were all it added to the bare handler's CPU per " +
+        'request (16 and 64 connections): bare ÷ (bare + review).',
+      '',
+      table(
+        ['size', 'case', 'review µs', 'JSON.parse µs', 'bare CPU µs/req', 'bound vs bare'],
+        a.inProcess.map((x) => [
+          x.size,
+          CASES[x.case].title,
+          f(x.reviewUs, 1),
+          f(x.parseUs, 1),
+          f(bareCpuUs(x.size), 0),
+          f(bareCpuUs(x.size) / (bareCpuUs(x.size) + x.reviewUs)),
+        ]),
+      ),
+      '',
+    );
     const m = a.memory;
     out.push(
       '### Memory',
@@ -325,7 +353,9 @@ export function toMarkdown(r: BenchResult): string {
       '',
       `Kubernetes ${c.kubernetes} (etcd, kube-apiserver, kube-controller-manager on this machine), kube-controller-manager client QPS/burst ` +
         `${c.controllerQps === 'default' ? 'at its defaults (20/30)' : `${c.controllerQps.qps}/${c.controllerQps.burst}`}. ` +
-        'Seconds from the first create until every pod exists (with its IP under netpin), mean over the rounds.',
+        'Seconds from the first create until every pod exists (with its IP under netpin), mean over the rounds. ' +
+        '"memory ledger": the pods of netpin mode admitted by a netpin with `--ledger memory` (the same pools from a file): ' +
+        'all of admission and the same patches, without the ledger in the API server (no IPClaim write, no reconciler).',
       '',
       table(
         [
@@ -333,8 +363,11 @@ export function toMarkdown(r: BenchResult): string {
           'pods',
           'baseline s',
           'webhook only s',
+          'memory ledger s',
           'netpin s',
           'netpin × webhook only',
+          'memory ledger × webhook only',
+          'netpin × memory ledger',
           'netpin × baseline',
           'webhook only × baseline',
           'duplicate IPs',
@@ -346,8 +379,11 @@ export function toMarkdown(r: BenchResult): string {
           s.pods,
           f(s.baselineSeconds),
           f(s.webhookSeconds),
+          f(s.memorySeconds),
           f(s.netpinSeconds),
           f(s.overWebhook),
+          f(s.memoryOverWebhook),
+          f(s.overMemory),
           f(s.ratio),
           f(s.webhookRatio),
           s.duplicateIps,

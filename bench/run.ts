@@ -2,7 +2,7 @@
 // the same as bench/results/latest.json and .md. Every request goes to 127.0.0.1, and every loop
 // ends by count or time. Flags (after `npm run bench --`):
 //   --parts admission,ledger,cluster,scale   which parts (default: all)
-//   --duration 4 --warmup 1.5          seconds per admission run, measured and warm-up
+//   --duration 4 --warmup 5            seconds per admission run, measured and warm-up
 //   --rounds 3                         admission rounds, every server once per size per round
 //   --cluster-rounds 2                 control-plane rounds of each mode per scenario
 //   --kcm-qps 1000 | default           kube-controller-manager --kube-api-qps (burst twice that)
@@ -30,7 +30,7 @@ const { values } = parseArgs({
     parts: { type: 'string', default: PARTS.join(',') },
     // Two review sizes double the admission runs: 4 s measured (6 before) keeps the part near six minutes.
     duration: { type: 'string', default: '4' },
-    warmup: { type: 'string', default: '1.5' },
+    warmup: { type: 'string', default: '5' },
     rounds: { type: 'string', default: '3' },
     'cluster-rounds': { type: 'string', default: '2' },
     'kcm-qps': { type: 'string', default: '1000' },
