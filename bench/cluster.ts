@@ -22,10 +22,15 @@ import { deploymentPod } from './review.js';
 /**
  * baseline: namespaces not selected by netpin's webhooks. webhook: selected, but the pods carry no
  * netpin.io/ intent, so the API server calls both webhooks and netpin only answers "allowed": the
- * cost of being an admission webhook at all. netpin: selected, each pod draws an address from a pool.
+ * cost of being an admission webhook at all. memory: the pods of netpin mode, admitted by a netpin
+ * with the memory ledger (`--ledger memory`, the same pools from a file): every step of admission
+ * and the same patches, but no IPClaim write and no reconciler. netpin: selected, each pod draws an
+ * address from a pool, claimed in the API server.
  */
-export type Mode = 'baseline' | 'webhook' | 'netpin';
-export const MODES: readonly Mode[] = ['baseline', 'webhook', 'netpin'];
+export type Mode = 'baseline' | 'webhook' | 'memory' | 'netpin';
+export const MODES: readonly Mode[] = ['baseline', 'webhook', 'memory', 'netpin'];
+/** The modes whose pods carry netpin.io/pool and must get an address. */
+const PINNED: ReadonlySet<Mode> = new Set(['memory', 'netpin']);
 export type Scenario = 'deployments' | 'statefulset';
 
 export interface ClusterOptions {
@@ -78,12 +83,17 @@ export interface ClusterSummary {
   pods: number;
   baselineSeconds: number;
   webhookSeconds: number;
+  memorySeconds: number;
   netpinSeconds: number;
   /** netpin over baseline. */
   ratio: number;
   webhookRatio: number;
   /** netpin over webhook only: what netpin's work costs beyond being an admission webhook at all. */
   overWebhook: number;
+  /** The memory ledger over webhook only: netpin's admission without its ledger in the API server. */
+  memoryOverWebhook: number;
+  /** netpin over the memory ledger: what keeping the ledger in the API server costs (IPClaim writes, reconciler). */
+  overMemory: number;
   /** Mean IPClaim writes per pod over the netpin rounds, by kind of write. */
   claimWritesPerPod?: Record<ClaimWrite, number>;
   /** Mean CPU milliseconds per pod of each process, by mode. */
@@ -283,14 +293,41 @@ export async function benchCluster(o: ClusterOptions): Promise<ClusterReport> {
       : [],
   });
   let netpin: np.Netpin | undefined;
+  const workDir = mkdtempSync(join(tmpdir(), 'netpin-bench-cluster-'));
   try {
     const c = k.clients(cp.kubeconfigPath);
     await k.applyCrds(c);
     const poolNames = Array.from({ length: o.pools }, (_, i) => `bench-${i}`);
-    for (const [i, name] of poolNames.entries()) await k.createPool(c, name, { cidr: `10.100.${i}.0/24` });
-    await k.createPool(c, 'bench-sts', { cidr: '10.101.0.0/23' });
+    const pools = [
+      ...poolNames.map((name, i) => ({ name, cidr: `10.100.${i}.0/24` })),
+      { name: 'bench-sts', cidr: '10.101.0.0/23' },
+    ];
+    for (const { name, cidr } of pools) await k.createPool(c, name, { cidr });
+    // The same pools for the memory ledger, which reads them from a file.
+    const poolsFile = join(workDir, 'pools.yaml');
+    writeFileSync(
+      poolsFile,
+      pools
+        .map(
+          ({ name, cidr }) =>
+            `apiVersion: netpin.io/v1alpha1\nkind: IPPool\nmetadata: {name: ${name}}\nspec: {cidr: ${cidr}}\n`,
+        )
+        .join('---\n'),
+    );
     netpin = await np.startNetpin({ kubeconfig: cp.kubeconfigPath, claimGraceSeconds: CLAIM_GRACE_SECONDS });
     await k.registerWebhooks(c, netpin, cp.binDir);
+    /** Another netpin in place of the one serving: the same port and certificate, so that the registered webhooks reach it. */
+    const replaceNetpin = async (extra: Partial<np.NetpinOptions>) => {
+      const { port, certDir } = netpin!;
+      await netpin!.stop();
+      netpin = await np.startNetpin({
+        kubeconfig: cp.kubeconfigPath,
+        claimGraceSeconds: CLAIM_GRACE_SECONDS,
+        port,
+        certDir,
+        ...extra,
+      });
+    };
     const version = (await c.kc.makeApiClient(VersionApi).getCode()).gitVersion;
     const procs = () => {
       const pids = childPids();
@@ -317,12 +354,14 @@ export async function benchCluster(o: ClusterOptions): Promise<ClusterReport> {
     ): Promise<ClusterRound> => {
       const tag = `r${seq++}`;
       const labels = { [ROUND_LABEL]: tag, ...(mode !== 'baseline' ? { 'netpin.io/enabled': 'true' } : {}) };
-      const intent = (pool: string) => (mode === 'netpin' ? pool : undefined);
+      const intent = (pool: string) => (PINNED.has(mode) ? pool : undefined);
+      // A fresh memory ledger for each such round: its claims are never released.
+      if (mode === 'memory') await replaceNetpin({ extraArgs: ['--ledger', 'memory', '--pools', poolsFile] });
       const expected = scenario === 'deployments' ? o.deployments * o.replicas : o.statefulSetReplicas;
       // Namespaces first and outside the clock: what is timed is the workload, not namespace creation.
       const namespaces = scenario === 'deployments' ? poolNames.map((_, i) => `${tag}-d${i}`) : [`${tag}-sts`];
       for (const ns of namespaces) await k.createNamespace(c, ns, labels);
-      const counter = new PodCounter(c, tag, expected, mode === 'netpin');
+      const counter = new PodCounter(c, tag, expected, PINNED.has(mode));
       await counter.start();
 
       // Counted only where the round waits for its claims to be released: those are all the writes its pods cause.
@@ -398,13 +437,17 @@ export async function benchCluster(o: ClusterOptions): Promise<ClusterReport> {
       let unclaimedIps = 0;
       let claims = 0;
       let podsWithoutIp = counter.withoutIp;
-      if (mode === 'netpin') {
+      if (PINNED.has(mode)) {
         const podIps = pods.flatMap((p) => k.calicoIps(p));
         podsWithoutIp = Math.max(podsWithoutIp, pods.filter((p) => k.calicoIps(p).length !== 1).length);
+        duplicateIps = podIps.length - new Set(podIps).size;
+      }
+      if (mode === 'netpin') {
+        const podIps = pods.flatMap((p) => k.calicoIps(p));
         const held = await k.listClaims(c);
         claims = held.length;
         const claimIps = new Set(held.map((x) => x.ip));
-        duplicateIps = podIps.length - new Set(podIps).size + (held.length - claimIps.size);
+        duplicateIps += held.length - claimIps.size;
         unclaimedIps = podIps.filter((ip) => !claimIps.has(ip)).length;
       }
 
@@ -426,6 +469,7 @@ export async function benchCluster(o: ClusterOptions): Promise<ClusterReport> {
           1000,
         );
       const teardownSeconds = round2((performance.now() - t2) / 1000);
+      if (mode === 'memory') await replaceNetpin({});
       let writes: ClusterRound['claimWrites'];
       if (writesBefore) {
         const after = await claimWrites(netpin!);
@@ -487,10 +531,13 @@ export async function benchCluster(o: ClusterOptions): Promise<ClusterReport> {
         pods: of('netpin')[0]?.pods ?? 0,
         baselineSeconds: round2(mean(of('baseline'))),
         webhookSeconds: round2(mean(of('webhook'))),
+        memorySeconds: round2(mean(of('memory'))),
         netpinSeconds: round2(mean(of('netpin'))),
         ratio: mean(of('netpin')) / mean(of('baseline')),
         webhookRatio: mean(of('webhook')) / mean(of('baseline')),
         overWebhook: mean(of('netpin')) / mean(of('webhook')),
+        memoryOverWebhook: mean(of('memory')) / mean(of('webhook')),
+        overMemory: mean(of('netpin')) / mean(of('memory')),
         ...(writtenPods
           ? {
               claimWritesPerPod: byOp((op) =>
@@ -529,18 +576,8 @@ export async function benchCluster(o: ClusterOptions): Promise<ClusterReport> {
       const w = await runRound('deployments', 'webhook', 0, { start: webhook.start, beforeTeardown: webhook.collect });
       await webhook.summarize(w.pods);
 
-      // The same port and certificate, so that the registered webhooks reach the profiled process.
-      const { port, certDir } = netpin;
-      await netpin.stop();
       const file = join(dir, 'netpin.cpuprofile');
-      const env = profilePreloadEnv(o.root, file);
-      netpin = await np.startNetpin({
-        kubeconfig: cp.kubeconfigPath,
-        claimGraceSeconds: CLAIM_GRACE_SECONDS,
-        port,
-        certDir,
-        env,
-      });
+      await replaceNetpin({ env: profilePreloadEnv(o.root, file) });
       const child = netpin.child;
       const withNetpin = profileApiserver('netpin');
       const r = await runRound('deployments', 'netpin', 0, {
@@ -581,6 +618,7 @@ export async function benchCluster(o: ClusterOptions): Promise<ClusterReport> {
   } finally {
     await netpin?.stop();
     await cp.stop();
+    rmSync(workDir, { recursive: true, force: true });
   }
 }
 
