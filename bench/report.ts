@@ -493,7 +493,8 @@ export function toMarkdown(r: BenchResult): string {
         `${loaded?.pods ?? '–'} of them held by pinned pods (${sc.namespaces} namespaces), the rest reservations of ${sc.statefulSets} ` +
         `StatefulSets with no replicas; created through the API in ${f(sc.fill.seconds, 1)} s (${sc.fill.objects} objects, ` +
         `${sc.fill.concurrency} at a time, ${rate}/s). A fresh netpin for each ledger, ${where}; allocating reviews posted straight to ` +
-        'it, each one an IPClaim create.',
+        "it, each one an IPClaim create. Then as many IPClaim creates posted straight to the API server at the reviews' " +
+        'concurrency, with netpin watching: the latency each review waits on, the floor under its own.',
       '',
       table(
         [
@@ -509,6 +510,9 @@ export function toMarkdown(r: BenchResult): string {
           'p50 ms',
           'p99 ms',
           'p99 × empty',
+          'API server create p50 ms',
+          'API server create p99 ms',
+          'API server p99 × empty',
         ],
         sc.phases.map((x) => [
           x.ledger,
@@ -523,6 +527,9 @@ export function toMarkdown(r: BenchResult): string {
           f(x.latencyMs.p50),
           f(x.latencyMs.p99),
           f(x.latencyMs.p99 / (empty?.latencyMs.p99 ?? NaN)),
+          f(x.apiserverCreateMs.p50),
+          f(x.apiserverCreateMs.p99),
+          f(x.apiserverCreateMs.p99 / (empty?.apiserverCreateMs?.p99 ?? NaN)),
         ]),
       ),
       '',

@@ -20,7 +20,7 @@ import * as k from '../test/support/cluster.js';
 import * as cps from '../test/support/controlplane.js';
 import * as np from '../test/support/netpin.js';
 import { clientFromKubeconfig, kube, type Client } from '../test/support/rest.js';
-import { runLoad, type Latency } from './load.js';
+import { runLoad, summarize, type Latency } from './load.js';
 import {
   chartMemoryCgroups,
   httpsText,
@@ -64,6 +64,8 @@ export interface ScalePhase {
   requests: number;
   rps: number;
   latencyMs: Latency;
+  /** IPClaim creates posted straight to the API server after the reviews, as many and as concurrent: what each review waits on. */
+  apiserverCreateMs: Latency;
   /** Each reconciler round seen in the profiled window, every claim past its grace period and none to release. */
   sweeps: StackRun[];
 }
@@ -251,6 +253,39 @@ async function fillLedger(
   return made;
 }
 
+// A pool no IPPool names, far from the scale pools: the API server's own creates, apart from netpin's.
+const PROBE_POOL = 'scale-probe';
+const PROBE_BASE = toBigInt(parseAddress('10.250.0.0')!);
+
+/**
+ * The API server's latency for what an allocating review waits on, one IPClaim create, posted straight to
+ * it at the reviews' concurrency while netpin watches: the floor under the reviews' latency at this size
+ * of ledger. The probe claims are deleted afterwards.
+ */
+async function apiserverCreates(rest: Client, count: number, concurrency: number): Promise<Latency> {
+  const latencies = new Float64Array(count);
+  let next = 0;
+  const loop = async () => {
+    for (let j = next++; j < count; j = next++) {
+      const ip = fromBigInt(PROBE_BASE + BigInt(j + 1), 'ipv4');
+      const owner: Owner = { kind: 'StatefulSet', namespace: PROBE_POOL, name: PROBE_POOL, ordinal: j };
+      const t = performance.now();
+      const r = await kube(rest, 'POST', CLAIMS_PATH, toObject({ pool: PROBE_POOL, ip, owner, createdAt: Date.now() }));
+      latencies[j] = performance.now() - t;
+      if (r.status !== 201)
+        throw new Error(`probe IPClaim create: HTTP ${r.status}: ${JSON.stringify(r.json).slice(0, 300)}`);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, loop));
+  const gone = await kube(
+    rest,
+    'DELETE',
+    `${CLAIMS_PATH}?labelSelector=${encodeURIComponent(`netpin.io/pool=${PROBE_POOL}`)}`,
+  );
+  if (gone.status !== 200) throw new Error(`deleting the probe IPClaims: HTTP ${gone.status}`);
+  return summarize(latencies);
+}
+
 /** Runs one netpin against the ledger as it stands, and measures it. `claimsOldAt`: when every claim is past the grace period. */
 async function measure(
   o: ScaleOptions,
@@ -330,22 +365,26 @@ async function measure(
     const created = metricSum(metrics, 'netpin_claim_writes_total', { op: 'create', outcome: 'ok' });
     if (created !== r.sent)
       throw new Error(`scale ${ledger}: netpin created ${created} IPClaims for ${r.sent} allocating reviews`);
+    const rssAfterLoadBytes = residentBytes(pid);
+    const apiserverCreateMs = await apiserverCreates(rest, o.requests, o.connections);
     const phase: ScalePhase = {
       ledger,
       claims: ledger === 'empty' ? 0 : layout.claims,
       pods: ledger === 'empty' ? 0 : layout.pods,
       readySeconds,
       rssReadyBytes,
-      rssAfterLoadBytes: residentBytes(pid),
+      rssAfterLoadBytes,
       peakRssBytes: peakRss(pid),
       requests: r.requests,
       rps: r.rps,
       latencyMs: r.latencyMs,
+      apiserverCreateMs,
       sweeps,
     };
     o.log(
       `scale ${ledger}: ${r.requests} reviews at ${r.rps.toFixed(0)} req/s, ` +
         `p50 ${r.latencyMs.p50.toFixed(2)} ms, p99 ${r.latencyMs.p99.toFixed(2)} ms; ` +
+        `API server's own creates p50 ${apiserverCreateMs.p50.toFixed(2)} ms, p99 ${apiserverCreateMs.p99.toFixed(2)} ms; ` +
         `RSS ${mib(phase.rssAfterLoadBytes)}, peak ${mib(phase.peakRssBytes)}`,
     );
     return phase;
