@@ -37,7 +37,7 @@ function isObject(v: Json): v is JsonObject {
 
 /** A key as a JSON Pointer segment (RFC 6901): "~" then "/" escaped. */
 function pointer(key: string): string {
-  return key.includes('~') || key.includes('/') ? key.replace(/~/g, '~0').replace(/\//g, '~1') : key;
+  return key.replaceAll('~', '~0').replaceAll('/', '~1');
 }
 
 /**
