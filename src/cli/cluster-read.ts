@@ -8,7 +8,7 @@ import {
   type V1Pod,
 } from '@kubernetes/client-node';
 import { describeApiError, GROUP, VERSION } from '../cluster/kube.js';
-import { CLAIMS_PAGE, listClaims, toClaim, type IPClaimObject } from '../cluster/kube-ledger.js';
+import { CLAIMS_PAGE, listClaims, toClaim } from '../cluster/kube-ledger.js';
 import type { Claim } from '../ipam/claim.js';
 import { compilePool, PoolSpecError, type IPPoolObject, type Pool } from '../ipam/pool.js';
 
@@ -75,8 +75,8 @@ export async function readPools(custom: CustomObjectsApi): Promise<PoolList> {
 
 /** Every IPClaim, a page at a time as the ledger lists them. */
 export async function readClaims(custom: CustomObjectsApi): Promise<Claim[]> {
-  const list = await reading('IPClaims', () => listClaims(custom, CLAIMS_PAGE));
-  return (list.items as IPClaimObject[]).flatMap((obj) => toClaim(obj) ?? []);
+  const objects = await reading('IPClaims', () => listClaims(custom, CLAIMS_PAGE));
+  return objects.flatMap((obj) => toClaim(obj) ?? []);
 }
 
 const PAGE = 500;

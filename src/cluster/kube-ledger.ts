@@ -8,6 +8,7 @@ import {
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { describeApiError, GROUP, keepWatching, statusOf, VERSION, WITHIN_ADMISSION, type Watched } from './kube.js';
+import { pages, Reflector, type Page, type Seen } from './reflector.js';
 import { familyOf, parseAddress, type Address, type Family } from '../net/address.js';
 import { ClaimIndex } from '../ipam/claim-index.js';
 import { ConflictError, ExhaustedError, ownerKey, type Claim, type EgressOwner, type Owner } from '../ipam/claim.js';
@@ -97,73 +98,33 @@ export function toClaim(obj: IPClaimObject): Claim | undefined {
 export const CLAIMS_PAGE = 5_000;
 
 /** A page of IPClaims as the API server sends it: the token for the next page is `metadata.continue`. */
-type ClaimsPage = KubernetesListObject<KubernetesObject> & { metadata?: { continue?: string } };
+interface ClaimsList {
+  items: IPClaimObject[];
+  metadata?: { continue?: string; resourceVersion?: string };
+}
 
-/**
- * Every IPClaim, listed `limit` at a time and each reduced by `keep` as its page comes in; the list
- * carries the last page's resourceVersion, to watch from.
- */
-export async function listClaims(
+/** One page of `limit` IPClaims, from the continue token `next`. */
+async function listClaimPage(
   api: CustomObjectsApi,
   limit: number,
-  keep: (obj: KubernetesObject) => KubernetesObject = (obj) => obj,
-): Promise<KubernetesListObject<KubernetesObject>> {
-  const items: KubernetesObject[] = [];
-  let page: ClaimsPage;
-  let next: string | undefined;
-  do {
-    page = (await api.listClusterCustomObject({
-      group: GROUP,
-      version: VERSION,
-      plural: CLAIMS,
-      limit,
-      _continue: next,
-    })) as ClaimsPage;
-    for (const obj of page.items) items.push(keep(obj));
-    next = page.metadata?.continue;
-  } while (next);
-  return { ...page, items };
+  next: string | undefined,
+): Promise<Page<IPClaimObject>> {
+  const list = (await api.listClusterCustomObject({
+    group: GROUP,
+    version: VERSION,
+    plural: CLAIMS,
+    limit,
+    _continue: next,
+  })) as ClaimsList;
+  return { items: list.items, continue: list.metadata?.continue, resourceVersion: list.metadata?.resourceVersion };
 }
 
-/** What is kept of an IPClaim: what toClaim reads, and the name and resourceVersion the watch cache needs. */
-function leanClaim(obj: KubernetesObject): KubernetesObject {
-  const o = obj as IPClaimObject;
-  const m = o.metadata ?? {};
-  const admitted = m.annotations?.[ADMITTED_AT];
-  const metadata = {
-    name: m.name,
-    uid: m.uid,
-    resourceVersion: m.resourceVersion,
-    creationTimestamp: m.creationTimestamp,
-  };
-  return {
-    apiVersion: o.apiVersion,
-    kind: o.kind,
-    metadata: admitted ? { ...metadata, annotations: { [ADMITTED_AT]: admitted } } : metadata,
-    spec: o.spec,
-  } as IPClaimObject;
-}
-
-// Only objects are reduced: an ERROR event carries a Status (410 Gone tells ListWatch to list again).
-const LEANED = new Set(['ADDED', 'MODIFIED', 'DELETED']);
-
-/** A Watch that hands on each object reduced by `lean`, so that a ListWatch caches only that. */
-class LeanWatch extends Watch {
-  constructor(
-    kc: KubeConfig,
-    private readonly lean: (obj: KubernetesObject) => KubernetesObject,
-  ) {
-    super(kc);
-  }
-
-  override watch(...[path, params, callback, done]: Parameters<Watch['watch']>): ReturnType<Watch['watch']> {
-    return super.watch(
-      path,
-      params,
-      (phase, obj, raw) => callback(phase, LEANED.has(phase) ? this.lean(obj) : obj, raw),
-      done,
-    );
-  }
+/** Every IPClaim, listed `limit` at a time. */
+export async function listClaims(api: CustomObjectsApi, limit: number): Promise<IPClaimObject[]> {
+  const items: IPClaimObject[] = [];
+  for await (const page of pages((next) => listClaimPage(api, limit, next)))
+    for (const obj of page.items) items.push(obj);
+  return items;
 }
 
 /** The ledger's writes: a create is a claim, a patch names the pod or renews, a delete releases. */
@@ -189,6 +150,9 @@ export class KubeLedger implements Ledger {
   readonly index = new ClaimIndex();
   private readonly api: CustomObjectsApi;
   private readonly watches: Watched[] = [];
+  private claims: Reflector<IPClaimObject> | undefined;
+  /** While a list of the claims is under way: the stored claims held when it began. */
+  private stored: Set<Claim> | undefined;
   synced = false;
   /** Set once the app and its metrics exist, after the ledger (kube-backend.ts). */
   metrics?: LedgerMetrics;
@@ -224,35 +188,61 @@ export class KubeLedger implements Ledger {
     pools.on('update', setPool);
     pools.on('delete', (obj) => this.index.removePool(obj.metadata?.name ?? ''));
 
-    // The claims' cache keeps lean objects, listed a page at a time: at tens of thousands of claims, full
-    // objects (managedFields and all) would be most of the process's memory.
-    const claims = new ListWatch<KubernetesObject>(
-      `/apis/${GROUP}/${VERSION}/${CLAIMS}`,
-      new LeanWatch(this.kc, leanClaim),
-      () => listClaims(this.api, this.claimsPage, leanClaim),
-      false,
+    // The index is the only copy of the claims: no cache of objects, each is reduced to its Claim as it comes in.
+    this.claims = new Reflector<IPClaimObject>(
+      this.kc,
+      {
+        what: CLAIMS,
+        path: `/apis/${GROUP}/${VERSION}/${CLAIMS}`,
+        list: (next) => listClaimPage(this.api, this.claimsPage, next),
+        key: (obj) => obj.metadata?.uid ?? '',
+        listing: () => {
+          this.stored = new Set();
+          for (const c of this.index.allClaims()) if (c.ref !== undefined) this.stored.add(c);
+        },
+        seen: (obj, how) => this.seen(obj, how),
+        deleted: (obj) => {
+          const c = toClaim(obj);
+          if (c) this.index.remove(c);
+        },
+        listed: (uids) => this.forgetUnlisted(uids),
+      },
+      this.log,
     );
-    const addClaim = (obj: KubernetesObject) => {
-      const c = toClaim(obj as IPClaimObject);
-      if (c && !this.index.add(c)) this.index.confirm(c);
-    };
-    claims.on('add', addClaim);
-    claims.on('update', (obj) => {
-      const c = toClaim(obj as IPClaimObject);
-      if (c) this.index.put(c);
-    });
-    claims.on('delete', (obj) => {
-      const c = toClaim(obj as IPClaimObject);
-      if (c) this.index.remove(c);
-    });
-    this.watches.push(keepWatching(pools, 'ippools', this.log), keepWatching(claims, 'ipclaims', this.log));
+    this.watches.push(keepWatching(pools, 'ippools', this.log));
     // Until both lists are in, an empty index would hand out held addresses: not ready before.
-    await Promise.all(this.watches.map((w) => w.synced));
+    await Promise.all([...this.watches.map((w) => w.synced), this.claims.start()]);
     this.synced = true;
   }
 
   async stop(): Promise<void> {
     for (const w of this.watches) await w.stop();
+    await this.claims?.stop();
+  }
+
+  /**
+   * An IPClaim listed or from the watch, as ListWatch told them apart: a new object is added (or, when this
+   * process is creating it, confirmed), a changed one put, and one listed again unchanged left alone. A
+   * listed object that is not the stored one held here replaced it: one address, one IPClaim name, so the
+   * held one was deleted while nothing watched.
+   */
+  private seen(obj: IPClaimObject, how: Seen): void {
+    const c = toClaim(obj);
+    if (!c) return;
+    const held = how === 'LISTED' ? this.index.holderOf(c.ip) : undefined;
+    if (held?.ref !== undefined && held.ref !== c.ref) this.index.remove(held);
+    const again = held !== undefined && held.ref === c.ref;
+    if (how === 'MODIFIED' || (again && held.version !== c.version)) this.index.put(c);
+    else if (!again && !this.index.add(c)) this.index.confirm(c);
+  }
+
+  /**
+   * After a list: a stored claim held when it began and not in it was deleted while nothing watched. Claims
+   * still being created (no uid yet) and those created since it began are not in it either, and stay.
+   */
+  private forgetUnlisted(uids: ReadonlySet<string>): void {
+    for (const c of this.stored ?? []) if (!uids.has(c.ref!)) this.index.remove(c);
+    this.stored = undefined;
   }
 
   private setPool: ((obj: KubernetesObject) => void) | undefined;

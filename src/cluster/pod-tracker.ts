@@ -1,8 +1,8 @@
-import { CoreV1Api, Watch, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { ALLOCATED_KEY, EGRESS_ALLOCATED_KEY } from '../intent/keys.js';
 import { parseAddress } from '../net/address.js';
-import { describeApiError } from './kube.js';
+import { Reflector } from './reflector.js';
 
 /** What netpin keeps of a pod: who it is, and every address it uses or asked for. */
 export interface PodRecord {
@@ -65,6 +65,10 @@ export function podRecord(pod: V1Pod, addressKeys: readonly string[]): PodRecord
 
 const PAGE = 500;
 
+function podKey(pod: V1Pod): string {
+  return `${pod.metadata?.namespace ?? ''}/${pod.metadata?.name ?? ''}`;
+}
+
 /**
  * Every pod of the cluster, reduced to a PodRecord: a list, then a watch from its
  * resourceVersion, listed again when the watch falls too far behind (410 Gone). Full pod
@@ -72,37 +76,49 @@ const PAGE = 500;
  */
 export class PodTracker {
   private readonly pods = new Map<string, PodRecord>();
-  private readonly core: CoreV1Api;
-  private readonly watch: Watch;
-  private resourceVersion = '';
-  private stopped = false;
-  private abort: AbortController | undefined;
-  private loop: Promise<void> | undefined;
+  private readonly reflector: Reflector<V1Pod>;
 
   constructor(
     kc: KubeConfig,
     private readonly addressKeys: readonly string[],
     /** Told of every change, with the record after it (undefined: the pod is gone). */
     private readonly onChange: (key: string, record: PodRecord | undefined) => void,
-    private readonly log?: Logger,
-    private readonly retryMs = 1_000,
+    log?: Logger,
+    retryMs = 1_000,
   ) {
-    this.core = kc.makeApiClient(CoreV1Api);
-    this.watch = new Watch(kc);
+    const core = kc.makeApiClient(CoreV1Api);
+    this.reflector = new Reflector<V1Pod>(
+      kc,
+      {
+        what: 'pods',
+        path: '/api/v1/pods',
+        list: async (next) => {
+          const page = await core.listPodForAllNamespaces({ limit: PAGE, _continue: next });
+          return {
+            items: page.items,
+            continue: page.metadata?._continue,
+            resourceVersion: page.metadata?.resourceVersion,
+          };
+        },
+        key: podKey,
+        seen: (pod) => this.apply(pod),
+        deleted: (pod) => this.forget(podKey(pod)),
+        listed: (keys) => {
+          for (const key of [...this.pods.keys()].filter((k) => !keys.has(k))) this.forget(key);
+        },
+      },
+      log,
+      retryMs,
+    );
   }
 
   /** Resolves once the first list is in. */
   start(): Promise<void> {
-    let synced!: () => void;
-    const first = new Promise<void>((r) => (synced = r));
-    this.loop = this.run(synced);
-    return first;
+    return this.reflector.start();
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
-    this.abort?.abort();
-    await this.loop;
+  stop(): Promise<void> {
+    return this.reflector.stop();
   }
 
   get(namespace: string, name: string): PodRecord | undefined {
@@ -113,64 +129,8 @@ export class PodTracker {
     return this.pods.values();
   }
 
-  private async run(synced: () => void): Promise<void> {
-    while (!this.stopped) {
-      try {
-        if (this.resourceVersion === '') {
-          await this.relist();
-          synced();
-        }
-        await this.watchOnce();
-      } catch (e) {
-        if (this.stopped) break;
-        // List again rather than trust a resourceVersion the server may have compacted away.
-        this.resourceVersion = '';
-        this.log?.warn({ watch: 'pods', err: describeApiError(e) }, 'pod watch failed; listing again');
-        await new Promise((r) => setTimeout(r, this.retryMs));
-      }
-    }
-  }
-
-  private async relist(): Promise<void> {
-    const seen = new Set<string>();
-    let next: string | undefined;
-    let version = '';
-    do {
-      const page = await this.core.listPodForAllNamespaces({ limit: PAGE, _continue: next });
-      for (const pod of page.items) seen.add(this.apply(pod));
-      next = page.metadata?._continue || undefined;
-      version = page.metadata?.resourceVersion ?? version;
-    } while (next);
-    for (const key of [...this.pods.keys()].filter((k) => !seen.has(k))) this.forget(key);
-    this.resourceVersion = version;
-  }
-
-  private watchOnce(): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const params = { resourceVersion: this.resourceVersion, allowWatchBookmarks: true, timeoutSeconds: 300 };
-      this.watch
-        .watch(
-          '/api/v1/pods',
-          params,
-          (type: string, obj: V1Pod & { code?: number }) => {
-            if (type === 'ERROR') {
-              // 410 Gone, or any other: the loop lists again.
-              this.abort?.abort();
-              reject(new Error(`pod watch: ${JSON.stringify(obj)}`));
-              return;
-            }
-            if (type === 'ADDED' || type === 'MODIFIED') this.apply(obj);
-            else if (type === 'DELETED') this.forget(`${obj.metadata?.namespace}/${obj.metadata?.name}`);
-            this.resourceVersion = obj.metadata?.resourceVersion ?? this.resourceVersion;
-          },
-          (err: unknown) => (err && !this.stopped ? reject(err) : resolve()),
-        )
-        .then((abort) => (this.abort = abort), reject);
-    });
-  }
-
-  private apply(pod: V1Pod): string {
-    const key = `${pod.metadata?.namespace ?? ''}/${pod.metadata?.name ?? ''}`;
+  private apply(pod: V1Pod): void {
+    const key = podKey(pod);
     const record = podRecord(pod, this.addressKeys);
     const before = this.pods.get(key);
     this.pods.set(key, record);
@@ -181,7 +141,6 @@ export class PodTracker {
       before.egress.join() !== record.egress.join()
     )
       this.onChange(key, record);
-    return key;
   }
 
   private forget(key: string): void {

@@ -21,6 +21,9 @@ import { pino } from 'pino';
 import { KubeLedger } from '../../src/cluster/kube-ledger.js';
 import { loadKubeConfig } from '../../src/cluster/kube.js';
 import { expectOrderingRule } from '../support/ledger-rules.js';
+import { startRelay } from '../support/relay.js';
+import type { Claim, Owner } from '../../src/ipam/claim.js';
+import { parseAddress } from '../../src/net/address.js';
 
 const NS = 'shop';
 // The default grace: a claim waits this long for its pod before the reconciler may release it.
@@ -195,6 +198,61 @@ describe('the Kubernetes ledger, started again', () => {
       }
     } finally {
       await ledger.stop();
+    }
+  });
+});
+
+describe('the Kubernetes ledger, cut off from the API server a while', () => {
+  it('lists again once back: forgets a claim deleted meanwhile, takes in those made, changed or made again, keeps one it is still creating', async () => {
+    await createPool(c, 'cut', { cidr: '10.90.0.0/28' });
+    const relay = await startRelay(cp);
+    const warnings: Array<{ watch?: string }> = [];
+    const log = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(JSON.parse(line)) });
+    // Two claims a page: the list that tells what was missed comes in several.
+    const ledger = new KubeLedger(loadKubeConfig(relay.kubeconfigPath), log, 2);
+    const other = new KubeLedger(loadKubeConfig(cp.kubeconfigPath), pino({ level: 'silent' }));
+    await Promise.all([ledger.start(), other.start()]);
+    try {
+      const pool = await waitFor('IPPool cut in the ledger', async () => ledger.index.pool('cut'));
+      const owner = (name: string): Owner => ({ kind: 'Pod', namespace: NS, name });
+      const kept = await ledger.claimNext(pool, 'ipv4', owner('kept'));
+      const gone = await ledger.claimNext(pool, 'ipv4', owner('gone'));
+      const changed = await ledger.claimNext(pool, 'ipv4', owner('changed'));
+      const regiven = await ledger.claimNext(pool, 'ipv4', owner('regiven'));
+      const keptSince = kept.createdAt;
+
+      relay.cut();
+      // While its watch is down, another replica releases one claim, binds another, and makes one.
+      await other.release(gone);
+      // The same address, so the same IPClaim name, released and claimed by another owner: a new object.
+      await other.release(regiven);
+      await other.claim(pool, regiven.ip, owner('new-owner'));
+      await other.bind(changed, { name: 'changed-pod', uid: 'changed-uid' });
+      const made = await other.claim(pool, parseAddress('10.90.0.13')!, owner('made'));
+      // And this one has a create under way: in its index, not yet in the API server, so no uid.
+      const creating: Claim = { pool: 'cut', ip: parseAddress('10.90.0.14')!, owner: owner('creating'), createdAt: 1 };
+      expect(ledger.index.add(creating)).toBe(true);
+      relay.mend();
+
+      // No watch told it of the delete: only the list after the watch failed can.
+      await waitFor('the released claim to be forgotten', async () => !ledger.index.holderOf(gone.ip));
+      expect(warnings.some((w) => w.watch === 'ipclaims')).toBe(true);
+      expect(ledger.index.holderOf(made.ip)?.owner).toEqual(owner('made'));
+      expect(ledger.index.holderOf(regiven.ip)?.owner).toEqual(owner('new-owner'));
+      expect(ledger.index.holderOf(changed.ip)?.owner).toEqual({
+        kind: 'Pod',
+        namespace: NS,
+        name: 'changed-pod',
+        uid: 'changed-uid',
+      });
+      // Listed again unchanged: the very claim, as it was (an update would have reset its grace period).
+      expect(ledger.index.holderOf(kept.ip)).toBe(kept);
+      expect(kept.createdAt).toBe(keptSince);
+      expect(ledger.index.holderOf(creating.ip)).toBe(creating);
+    } finally {
+      await ledger.stop();
+      await other.stop();
+      await relay.close();
     }
   });
 });

@@ -74,3 +74,37 @@ describe('a stored claim written again', () => {
     expect([held.createdAt, held.version]).toEqual([5_000, '11']);
   });
 });
+
+describe("an owner's claims", () => {
+  it('are listed in the order they were added, as the owner gains and loses them', () => {
+    const index = new ClaimIndex();
+    index.setPool(small);
+    const claim = (ip: string, owner: Owner = a) => ({ pool: 'small', ip: v4(ip), owner, createdAt: 1 });
+    const [first, second, third] = [claim('10.0.0.1'), claim('10.0.0.2'), claim('10.0.0.3')];
+    const ips = () => index.claimsOf(a).map((c) => c.ip.toString());
+    expect(index.claimsOf(a)).toEqual([]);
+    index.add(first);
+    expect(index.claimsOf(a)).toEqual([first]);
+    index.add(second);
+    index.add(third);
+    expect(ips()).toEqual(['10.0.0.1', '10.0.0.2', '10.0.0.3']);
+    index.remove(second);
+    expect(ips()).toEqual(['10.0.0.1', '10.0.0.3']);
+    index.remove(first);
+    expect(ips()).toEqual(['10.0.0.3']);
+    index.add(second);
+    expect(ips()).toEqual(['10.0.0.3', '10.0.0.2']);
+    // Another owner's claim, or one no longer held, takes nothing from this owner.
+    expect(index.remove(claim('10.0.0.3', { kind: 'Pod', namespace: 'shop', name: 'b' }))).toBe(false);
+    expect(index.remove(first)).toBe(false);
+    expect(ips()).toEqual(['10.0.0.3', '10.0.0.2']);
+    index.remove(third);
+    index.remove(second);
+    expect(index.claimsOf(a)).toEqual([]);
+    expect(index.firstFree('small', 'ipv4')?.toString()).toBe('10.0.0.1');
+    // A claim list handed out is the caller's: changing it changes nothing here.
+    index.add(first);
+    index.claimsOf(a).pop();
+    expect(index.claimsOf(a)).toEqual([first]);
+  });
+});

@@ -1,0 +1,145 @@
+import { Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { describeApiError } from './kube.js';
+
+/** One page of a list: its objects, the token for the next page, and the resourceVersion of the list. */
+export interface Page<T> {
+  items: T[];
+  continue?: string;
+  resourceVersion?: string;
+}
+
+/** Lists the page after `next` (the first page: undefined). */
+export type PagedList<T> = (next: string | undefined) => Promise<Page<T>>;
+
+/** How an object came to be seen: in a list, or from the watch. */
+export type Seen = 'LISTED' | 'ADDED' | 'MODIFIED';
+
+/** What a Reflector reads, and whom it tells. */
+interface Reflection<T> {
+  /** Names the watch in logs. */
+  what: string;
+  /** The watch's path, e.g. /api/v1/pods. */
+  path: string;
+  list: PagedList<T>;
+  /** How `listed` names an object. */
+  key(obj: T): string;
+  /** A list begins: what is known now and is not in it is gone by the time it ends. */
+  listing?(): void;
+  seen(obj: T, how: Seen): void;
+  deleted(obj: T): void;
+  /** A list is complete, and these are the keys of its objects: whatever else was known before it is gone. */
+  listed(keys: ReadonlySet<string>): void;
+}
+
+/** Every page of a list, following the continue tokens. */
+export async function* pages<T>(list: PagedList<T>): AsyncGenerator<Page<T>> {
+  let next: string | undefined;
+  do {
+    const page = await list(next);
+    yield page;
+    next = page.continue || undefined;
+  } while (next);
+}
+
+/**
+ * A list, a page at a time, then a watch from its resourceVersion; listed again after any watch
+ * error (410 Gone among them), a retry later. It keeps no copy of the objects: the owner keeps what
+ * it needs of each, and learns after every list which keys are still there.
+ */
+export class Reflector<T extends KubernetesObject> {
+  private readonly watch: Watch;
+  private resourceVersion = '';
+  private stopped = false;
+  private abort: AbortController | undefined;
+  private loop: Promise<void> | undefined;
+
+  constructor(
+    kc: KubeConfig,
+    private readonly of: Reflection<T>,
+    private readonly log?: Logger,
+    private readonly retryMs = 1_000,
+  ) {
+    this.watch = new Watch(kc);
+  }
+
+  /** Resolves once the first list is in. */
+  start(): Promise<void> {
+    let synced!: () => void;
+    const first = new Promise<void>((r) => (synced = r));
+    this.loop = this.run(synced);
+    return first;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.abort?.abort();
+    await this.loop;
+  }
+
+  private async run(synced: () => void): Promise<void> {
+    while (!this.stopped) {
+      try {
+        if (this.resourceVersion === '') {
+          await this.relist();
+          synced();
+        }
+        await this.watchOnce();
+      } catch (e) {
+        if (this.stopped) break;
+        // List again rather than trust a resourceVersion the server may have compacted away.
+        this.resourceVersion = '';
+        this.log?.warn({ watch: this.of.what, err: describeApiError(e) }, 'watch failed; listing again');
+        await new Promise((r) => setTimeout(r, this.retryMs));
+      }
+    }
+  }
+
+  private async relist(): Promise<void> {
+    this.of.listing?.();
+    const keys = new Set<string>();
+    let version = '';
+    for await (const page of pages(this.of.list)) {
+      for (const obj of page.items) {
+        this.of.seen(obj, 'LISTED');
+        keys.add(this.of.key(obj));
+      }
+      version = page.resourceVersion ?? version;
+    }
+    this.of.listed(keys);
+    this.resourceVersion = version;
+  }
+
+  private watchOnce(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const params = { resourceVersion: this.resourceVersion, allowWatchBookmarks: true, timeoutSeconds: 300 };
+      this.watch
+        .watch(
+          this.of.path,
+          params,
+          (type: string, obj: T) => {
+            if (type === 'ERROR') {
+              // 410 Gone, or any other: the loop lists again.
+              this.abort?.abort();
+              reject(new Error(`${this.of.what} watch: ${JSON.stringify(obj)}`));
+              return;
+            }
+            if (type === 'ADDED' || type === 'MODIFIED') this.of.seen(obj, type);
+            else if (type === 'DELETED') this.of.deleted(obj);
+            this.resourceVersion = obj.metadata?.resourceVersion ?? this.resourceVersion;
+          },
+          (err: unknown) => (err && !this.stopped && !isSilence(err) ? reject(err) : resolve()),
+        )
+        .then((abort) => (this.abort = abort), reject);
+    });
+  }
+}
+
+/**
+ * Watch gives a connection up after 30 s without a byte (its requestTimeoutMs), which a quiet
+ * resource reaches between the server's bookmarks. Nothing was missed: watch again from the same
+ * resourceVersion, as ListWatch does, rather than list everything again.
+ */
+function isSilence(err: unknown): boolean {
+  return (err as { name?: unknown }).name === 'TimeoutError';
+}
