@@ -42,7 +42,9 @@ export function parseAddress(text: string): Address | undefined {
   if (trimmed.includes('.') && !trimmed.includes(':') && !ipaddr.IPv4.isValidFourPartDecimal(trimmed)) return undefined;
   const addr = ipaddr.parse(trimmed) as Address;
   if (addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress()) return undefined;
-  return addr;
+  // Rebuilt from its bytes, an IPv4 address's octets array has no spare room: 120 bytes instead of 224, and
+  // the ledger keeps one per claim (tens of thousands).
+  return addr.kind() === 'ipv4' ? (ipaddr.fromByteArray(addr.toByteArray()) as IPv4) : addr;
 }
 
 /** An inclusive range of one family. */
