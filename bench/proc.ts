@@ -62,35 +62,41 @@ export function memoryCgroup(limit: MemoryLimit): MemoryCgroup | undefined {
 export interface CoreSplit {
   runnerCore?: number;
   serverCore?: number;
-  /** Prefix for a server's command line: taskset onto its core. */
-  serverLauncher: string[];
   /** Set when the cores could not be split (one core, no taskset): all shared every core. */
   notApplied?: string;
-  /** Gives the runner every core again. */
-  undo(): void;
+  /** Puts the runner on its core; returns the prefix of a server's command line that puts it on the other. */
+  apart(): string[];
+  /** Gives the runner every core again; a server started now may run on any (no prefix). */
+  together(): string[];
 }
 
 /**
- * Puts the runner's threads on core 0 and gives its servers core 1. Sharing both cores, the load
- * generator and the server took CPU from each other by turns, and a server's CPU per request moved
- * by half from run to run; apart, each server has one whole core, as a pod with a one-CPU limit.
+ * The runner's threads on core 0 and the servers on core 1, when asked. Sharing both cores under load,
+ * the load generator and the server took CPU from each other by turns, and a server's CPU per request
+ * moved by half from run to run; apart, each server has one whole core, as a pod with a one-CPU limit.
  */
 export function splitCores(): CoreSplit {
   const n = cpus().length;
-  const none = (why: string): CoreSplit => ({ serverLauncher: [], notApplied: why, undo: () => {} });
+  const none = (why: string): CoreSplit => ({ notApplied: why, apart: () => [], together: () => [] });
   if (n < 2) return none(`${n} core`);
   const pin = (cores: string) =>
     execFileSync('taskset', ['-a', '-p', '-c', cores, String(process.pid)], { stdio: 'ignore' });
   try {
-    pin('0');
+    pin(`0-${n - 1}`);
   } catch (e) {
     return none(`taskset failed: ${e instanceof Error ? e.message : String(e)}`);
   }
   return {
     runnerCore: 0,
     serverCore: 1,
-    serverLauncher: ['taskset', '-c', '1'],
-    undo: () => pin(`0-${n - 1}`),
+    apart: () => {
+      pin('0');
+      return ['taskset', '-c', '1'];
+    },
+    together: () => {
+      pin(`0-${n - 1}`);
+      return [];
+    },
   };
 }
 

@@ -212,7 +212,8 @@ export function toMarkdown(r: BenchResult): string {
         "from /proc; peak RSS is the server's VmHWM. " +
         (a.cores.notApplied
           ? `The load generator and the servers shared every core (${a.cores.notApplied}).`
-          : `The load generator ran on core ${a.cores.runner}, every server on core ${a.cores.server}.`),
+          : `At 16 and 64 connections the load generator ran on core ${a.cores.runner}, every server on core ` +
+            `${a.cores.server}; at one connection, where they take turns, both on every core.`),
       '',
     );
     const head = [
