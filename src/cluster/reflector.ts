@@ -63,7 +63,7 @@ export class Reflector<T extends KubernetesObject> {
     this.watch = new Watch(kc);
   }
 
-  /** Resolves once the first list is in. */
+  /** Resolves once the first list is in, or once stopped before it came. */
   start(): Promise<void> {
     let synced!: () => void;
     const first = new Promise<void>((r) => (synced = r));
@@ -93,6 +93,8 @@ export class Reflector<T extends KubernetesObject> {
         await new Promise((r) => setTimeout(r, this.retryMs));
       }
     }
+    // Stopped before any list came in: whoever waits on start() must not wait for ever.
+    synced();
   }
 
   private async relist(): Promise<void> {
