@@ -8,6 +8,8 @@ import {
   type V1Pod,
 } from '@kubernetes/client-node';
 import { describeApiError, GROUP, VERSION } from '../cluster/kube.js';
+import { podPages } from '../cluster/pod-tracker.js';
+import { pages } from '../cluster/reflector.js';
 import { CLAIMS_PAGE, listClaims, toClaim } from '../cluster/kube-ledger.js';
 import type { Claim } from '../ipam/claim.js';
 import { compilePool, PoolSpecError, type IPPoolObject, type Pool } from '../ipam/pool.js';
@@ -79,16 +81,11 @@ export async function readClaims(custom: CustomObjectsApi): Promise<Claim[]> {
   return objects.flatMap((obj) => toClaim(obj) ?? []);
 }
 
-const PAGE = 500;
-
-/** Every pod of the cluster, a page at a time. */
+/** Every pod of the cluster, a page at a time as the pod tracker lists them. */
 export async function readPods(core: CoreV1Api): Promise<V1Pod[]> {
-  const pods: V1Pod[] = [];
-  let next: string | undefined;
-  do {
-    const page = await reading('pods', () => core.listPodForAllNamespaces({ limit: PAGE, _continue: next }));
-    pods.push(...page.items);
-    next = page.metadata?._continue || undefined;
-  } while (next);
-  return pods;
+  return reading('pods', async () => {
+    const pods: V1Pod[] = [];
+    for await (const page of pages(podPages(core))) pods.push(...page.items);
+    return pods;
+  });
 }

@@ -2,7 +2,7 @@ import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node'
 import type { Logger } from 'pino';
 import { ALLOCATED_KEY, EGRESS_ALLOCATED_KEY } from '../intent/keys.js';
 import { parseAddress } from '../net/address.js';
-import { Reflector } from './reflector.js';
+import { Reflector, type PagedList } from './reflector.js';
 
 /** What netpin keeps of a pod: who it is, and every address it uses or asked for. */
 export interface PodRecord {
@@ -65,6 +65,14 @@ export function podRecord(pod: V1Pod, addressKeys: readonly string[]): PodRecord
 
 const PAGE = 500;
 
+/** The pods of the cluster, 500 a page: for the tracker's lists, and for the operator commands that read them once. */
+export function podPages(core: CoreV1Api): PagedList<V1Pod> {
+  return async (next) => {
+    const page = await core.listPodForAllNamespaces({ limit: PAGE, _continue: next });
+    return { items: page.items, continue: page.metadata?._continue, resourceVersion: page.metadata?.resourceVersion };
+  };
+}
+
 function podKey(pod: V1Pod): string {
   return `${pod.metadata?.namespace ?? ''}/${pod.metadata?.name ?? ''}`;
 }
@@ -92,14 +100,7 @@ export class PodTracker {
       {
         what: 'pods',
         path: '/api/v1/pods',
-        list: async (next) => {
-          const page = await core.listPodForAllNamespaces({ limit: PAGE, _continue: next });
-          return {
-            items: page.items,
-            continue: page.metadata?._continue,
-            resourceVersion: page.metadata?.resourceVersion,
-          };
-        },
+        list: podPages(core),
         key: podKey,
         seen: (pod) => this.apply(pod),
         deleted: (pod) => this.forget(podKey(pod)),
