@@ -14,6 +14,7 @@ import type { Owner } from '../../src/ipam/claim.js';
 import { compilePool } from '../../src/ipam/pool.js';
 import { buildApp } from '../../src/transport/app.js';
 import { v4 } from '../cni/fixtures.js';
+import { kubeConfigAt } from '../support/cluster.js';
 import { podCreate, post } from '../support/reviews.js';
 
 const small = compilePool({ metadata: { name: 'small' }, spec: { ranges: ['10.0.0.1-10.0.0.3'] } });
@@ -46,12 +47,7 @@ async function apiServer(): Promise<FakeApiServer> {
   });
   await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
   const { port } = server.address() as AddressInfo;
-  fake.kc.loadFromOptions({
-    clusters: [{ name: 'fake', server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
-    users: [{ name: 'fake' }],
-    contexts: [{ name: 'fake', cluster: 'fake', user: 'fake' }],
-    currentContext: 'fake',
-  });
+  fake.kc = kubeConfigAt(`http://127.0.0.1:${port}`);
   return fake;
 }
 

@@ -1,10 +1,11 @@
 // The Reflector's life when the API server cannot be reached: it keeps trying, and stopping it ends
 // the wait of whoever waits for its first list. (Its lists and watches against a real API server are
 // in test/e2e/reflector.test.ts.)
-import { CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { Reflector } from '../../src/cluster/reflector.js';
+import { kubeConfigAt } from '../support/cluster.js';
 
 /** A kubeconfig for a port nothing listens on: every call is refused. */
 async function unreachable(): Promise<KubeConfig> {
@@ -12,14 +13,7 @@ async function unreachable(): Promise<KubeConfig> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as { port: number };
   await new Promise((r) => server.close(r));
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'gone', server: `https://127.0.0.1:${port}`, skipTLSVerify: true }],
-    users: [{ name: 'nobody' }],
-    contexts: [{ name: 'gone', cluster: 'gone', user: 'nobody' }],
-    currentContext: 'gone',
-  });
-  return kc;
+  return kubeConfigAt(`https://127.0.0.1:${port}`);
 }
 
 describe('Reflector', () => {

@@ -16,6 +16,18 @@ import { parse } from 'yaml';
 import { repoPath } from './controlplane.js';
 import { Helm } from './helm.js';
 
+/** A kubeconfig for an API server at `server` with no credentials, for tests of what clients do when it misbehaves or is gone. */
+export function kubeConfigAt(server: string): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'test', server, skipTLSVerify: true }],
+    users: [{ name: 'test' }],
+    contexts: [{ name: 'test', cluster: 'test', user: 'test' }],
+    currentContext: 'test',
+  });
+  return kc;
+}
+
 // From the repository root, so that the compiled copy under dist/ (npm run chaos) finds it too.
 const CRD_DIR = repoPath('charts/netpin/crds') + '/';
 
