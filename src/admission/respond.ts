@@ -52,7 +52,8 @@ function patchOps(original: Json, mutated: Json, path = '', ops: fastJsonPatch.O
     const keys = Object.keys(original);
     for (let i = keys.length - 1; i >= 0; i--) {
       const key = keys[i]!;
-      const [before, after] = [original[key], mutated[key]];
+      const before = original[key];
+      const after = mutated[key];
       if (before === after) continue;
       const at = `${path}/${pointer(key)}`;
       if (after !== undefined && Object.hasOwn(mutated, key)) patchOps(before, after, at, ops);

@@ -119,8 +119,7 @@ export function staleClaims(
     const o = claim.owner;
     // A StatefulSet keeps its reservations on scale-down; they go with the StatefulSet and its last pod.
     if (o.kind === 'StatefulSet' && statefulSetExists(o.namespace, o.name)) continue;
-    const could = candidates(byNamespace.get(o.namespace), claim);
-    if (could.length > 0 && could.some((p) => holds(p, claim, owners(claim)))) continue;
+    if (candidates(byNamespace.get(o.namespace), claim).some((p) => holds(p, claim, owners(claim)))) continue;
     stale.push(claim);
   }
   return stale;

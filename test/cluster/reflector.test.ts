@@ -1,24 +1,16 @@
 // The Reflector's life when the API server cannot be reached: it keeps trying, and stopping it ends
 // the wait of whoever waits for its first list. (Its lists and watches against a real API server are
 // in test/e2e/reflector.test.ts.)
-import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
-import { createServer } from 'node:net';
+import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { Reflector } from '../../src/cluster/reflector.js';
 import { kubeConfigAt } from '../support/cluster.js';
-
-/** A kubeconfig for a port nothing listens on: every call is refused. */
-async function unreachable(): Promise<KubeConfig> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as { port: number };
-  await new Promise((r) => server.close(r));
-  return kubeConfigAt(`https://127.0.0.1:${port}`);
-}
+import { freePort } from '../support/controlplane.js';
 
 describe('Reflector', () => {
   it('keeps listing while the API server is unreachable, and its start() resolves once stopped', async () => {
-    const kc = await unreachable();
+    // A port nothing listens on: every call is refused.
+    const kc = kubeConfigAt(`https://127.0.0.1:${await freePort()}`);
     const core = kc.makeApiClient(CoreV1Api);
     let lists = 0;
     const reflector = new Reflector<V1Pod>(

@@ -12,16 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { binaries, startControlPlane, type ControlPlane } from '../support/controlplane.js';
-import {
-  CHART_DIR,
-  Helm,
-  KUBE_VERSION,
-  KubeRest,
-  only,
-  parseManifests,
-  restPath,
-  type Manifest,
-} from '../support/helm.js';
+import { CHART_DIR, Helm, KUBE_VERSION, only, parseManifests, restPath, type Manifest } from '../support/helm.js';
+import { clientFromKubeconfig, kube, type Client } from '../support/rest.js';
 
 const CNIS = ['calico', 'kube-ovn', 'antrea', 'cilium'] as const;
 const MODES = ['self-signed', 'cert-manager', 'secret'] as const;
@@ -473,7 +465,7 @@ describe('helm chart, rendered offline', () => {
 describe('helm install, upgrade and uninstall on a real API server', () => {
   let cp: ControlPlane;
   let helm: Helm;
-  let kube: KubeRest;
+  let rest: Client;
   let work: string;
   let installed = false;
   const release = ['netpin', CHART_DIR, '-n', NS];
@@ -483,21 +475,21 @@ describe('helm install, upgrade and uninstall on a real API server', () => {
     cp = await startControlPlane();
     work = await mkdtemp(join(tmpdir(), 'netpin-helm-'));
     helm = new Helm(cp.binDir, join(work, 'helm'), cp.kubeconfigPath);
-    kube = new KubeRest(cp.kubeconfigPath);
+    rest = clientFromKubeconfig(cp.kubeconfigPath);
   });
 
   afterAll(async () => {
     // A Fail webhook with no ready pods must not outlive the test, even on failure.
     if (installed) await helm?.run(['uninstall', 'netpin', '-n', NS, '--wait=false']).catch(() => undefined);
-    kube?.close();
+    rest?.agent.destroy();
     await cp?.stop();
     if (work) await rm(work, { recursive: true, force: true });
   });
 
   async function caState(): Promise<{ mutating: string; validating: string[]; secretCa: string; secretCert: string }> {
-    const m = await kube.get('/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/netpin');
-    const v = await kube.get('/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/netpin');
-    const s = await kube.get(`/api/v1/namespaces/${NS}/secrets/netpin-tls`);
+    const m = await kube(rest, 'GET', '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/netpin');
+    const v = await kube(rest, 'GET', '/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/netpin');
+    const s = await kube(rest, 'GET', `/api/v1/namespaces/${NS}/secrets/netpin-tls`);
     expect([m.status, v.status, s.status]).toEqual([200, 200, 200]);
     return {
       mutating: m.json.webhooks[0].clientConfig.caBundle,
@@ -540,7 +532,7 @@ describe('helm install, upgrade and uninstall on a real API server', () => {
       'ValidatingWebhookConfiguration',
     ]);
     for (const o of manifest) {
-      const r = await kube.get(restPath(o));
+      const r = await kube(rest, 'GET', restPath(o));
       expect(r.status, `${o.kind} ${o.metadata.name}`).toBe(200);
     }
 
@@ -552,8 +544,9 @@ describe('helm install, upgrade and uninstall on a real API server', () => {
     const deadline = Date.now() + 60_000;
     let pods: Array<{ status: { phase: string } }> = [];
     while (Date.now() < deadline) {
-      pods = (await kube.get(`/api/v1/namespaces/${NS}/pods?labelSelector=app.kubernetes.io%2Finstance%3Dnetpin`)).json
-        .items;
+      pods = (
+        await kube(rest, 'GET', `/api/v1/namespaces/${NS}/pods?labelSelector=app.kubernetes.io%2Finstance%3Dnetpin`)
+      ).json.items;
       if (pods.length === 2) break;
       await new Promise((r) => setTimeout(r, 500));
     }
@@ -567,16 +560,16 @@ describe('helm install, upgrade and uninstall on a real API server', () => {
       metadata: { name: 'probe', namespace: ns },
       spec: { containers: [{ name: 'c', image: 'busybox' }] },
     });
-    expect((await kube.request('POST', '/api/v1/namespaces/default/pods', pod('default'))).status).toBe(201);
+    expect((await kube(rest, 'POST', '/api/v1/namespaces/default/pods', pod('default'))).status).toBe(201);
 
     const ns = {
       apiVersion: 'v1',
       kind: 'Namespace',
       metadata: { name: 'opted-in', labels: { 'netpin.io/enabled': 'true' } },
     };
-    expect((await kube.request('POST', '/api/v1/namespaces', ns)).status).toBe(201);
+    expect((await kube(rest, 'POST', '/api/v1/namespaces', ns)).status).toBe(201);
     // No netpin pod is ready, so with failurePolicy Fail the API server refuses rather than skips.
-    const r = await kube.request('POST', '/api/v1/namespaces/opted-in/pods', pod('opted-in'));
+    const r = await kube(rest, 'POST', '/api/v1/namespaces/opted-in/pods', pod('opted-in'));
     expect(r.status).toBeGreaterThanOrEqual(500);
     expect(r.json.message).toContain('mutate.netpin.io');
   });
@@ -592,7 +585,7 @@ describe('helm install, upgrade and uninstall on a real API server', () => {
       'claimGraceSeconds=45',
     ]);
     expect(out).toContain('STATUS: deployed');
-    const deploy = await kube.get(`/apis/apps/v1/namespaces/${NS}/deployments/netpin`);
+    const deploy = await kube(rest, 'GET', `/apis/apps/v1/namespaces/${NS}/deployments/netpin`);
     expect(deploy.json.spec.template.spec.containers[0].args).toEqual(
       expect.arrayContaining(['--log-level', 'debug', '--claim-grace', '45']),
     );
@@ -607,10 +600,10 @@ describe('helm install, upgrade and uninstall on a real API server', () => {
     await helm.ok(['uninstall', 'netpin', '-n', NS]);
     installed = false;
     for (const kind of ['mutatingwebhookconfigurations', 'validatingwebhookconfigurations']) {
-      expect((await kube.get(`/apis/admissionregistration.k8s.io/v1/${kind}/netpin`)).status).toBe(404);
+      expect((await kube(rest, 'GET', `/apis/admissionregistration.k8s.io/v1/${kind}/netpin`)).status).toBe(404);
     }
-    expect((await kube.get('/apis/rbac.authorization.k8s.io/v1/clusterroles/netpin')).status).toBe(404);
-    expect((await kube.get(`/api/v1/namespaces/${NS}/secrets/netpin-tls`)).status).toBe(404);
+    expect((await kube(rest, 'GET', '/apis/rbac.authorization.k8s.io/v1/clusterroles/netpin')).status).toBe(404);
+    expect((await kube(rest, 'GET', `/api/v1/namespaces/${NS}/secrets/netpin-tls`)).status).toBe(404);
   });
 
   it('creates declared IPPools at install, ahead of the webhook, and keeps them on uninstall', async () => {
@@ -618,7 +611,7 @@ describe('helm install, upgrade and uninstall on a real API server', () => {
     // (Any later upgrade patches it through the webhook, so this release is not upgraded.)
     await helm.ok(['install', ...release, '--set', 'cni=calico', '--set-json', `ippools=${JSON.stringify([POOL])}`]);
     installed = true;
-    const pool = await kube.get('/apis/netpin.io/v1alpha1/ippools/web');
+    const pool = await kube(rest, 'GET', '/apis/netpin.io/v1alpha1/ippools/web');
     expect(pool.status).toBe(200);
     expect(pool.json.spec).toEqual(POOL.spec);
 
@@ -626,8 +619,8 @@ describe('helm install, upgrade and uninstall on a real API server', () => {
     const out = await helm.ok(['uninstall', 'netpin', '-n', NS]);
     installed = false;
     expect(out).toContain('kept due to the resource policy');
-    expect((await kube.get('/apis/netpin.io/v1alpha1/ippools/web')).status).toBe(200);
+    expect((await kube(rest, 'GET', '/apis/netpin.io/v1alpha1/ippools/web')).status).toBe(200);
     // With the webhook gone, the pool is an ordinary object again.
-    expect((await kube.request('DELETE', '/apis/netpin.io/v1alpha1/ippools/web')).status).toBe(200);
+    expect((await kube(rest, 'DELETE', '/apis/netpin.io/v1alpha1/ippools/web')).status).toBe(200);
   });
 });

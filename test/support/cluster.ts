@@ -15,6 +15,7 @@ import {
 import { parse } from 'yaml';
 import { repoPath } from './controlplane.js';
 import { Helm } from './helm.js';
+import { clientFromKubeconfig, kube, type Client } from './rest.js';
 
 /** A kubeconfig for an API server at `server` with no credentials, for tests of what clients do when it misbehaves or is gone. */
 export function kubeConfigAt(server: string): KubeConfig {
@@ -38,6 +39,8 @@ export interface Clients {
   custom: CustomObjectsApi;
   ext: ApiextensionsV1Api;
   admission: AdmissionregistrationV1Api;
+  /** Raw REST over the same kubeconfig, for what client-node's serializer would change. */
+  rest: Client;
 }
 
 export function clients(kubeconfigPath: string): Clients {
@@ -50,6 +53,7 @@ export function clients(kubeconfigPath: string): Clients {
     custom: kc.makeApiClient(CustomObjectsApi),
     ext: kc.makeApiClient(ApiextensionsV1Api),
     admission: kc.makeApiClient(AdmissionregistrationV1Api),
+    rest: clientFromKubeconfig(kubeconfigPath),
   };
 }
 
@@ -85,41 +89,13 @@ export async function applyCrds(c: Clients): Promise<void> {
 /** Applies one CRD file as written and waits until the API serves it. */
 export async function applyCrdFile(c: Clients, file: string): Promise<void> {
   const crd = parse(readFileSync(file, 'utf8')) as V1CustomResourceDefinition;
-  await postRaw(c, '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', crd);
+  // As written: client-node's serializer would drop what its model does not know.
+  const path = '/apis/apiextensions.k8s.io/v1/customresourcedefinitions';
+  const r = await kube(c.rest, 'POST', path, crd);
+  if (r.status >= 300) throw new Error(`POST ${path}: HTTP ${r.status}: ${JSON.stringify(r.json).slice(0, 500)}`);
   await waitFor(`CRD ${crd.metadata!.name} established`, async () => {
     const got = await c.ext.readCustomResourceDefinition({ name: crd.metadata!.name! });
     return got.status?.conditions?.some((x) => x.type === 'Established' && x.status === 'True');
-  });
-}
-
-/** POSTs an object as JSON, bypassing client-node's serializer; throws with the API server's message. */
-async function postRaw(c: Clients, apiPath: string, body: unknown): Promise<void> {
-  const https = await import('node:https');
-  const server = new URL(c.kc.getCurrentCluster()!.server);
-  const options: import('node:https').RequestOptions = {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-  };
-  await c.kc.applyToHTTPSOptions(options);
-  const payload = JSON.stringify(body);
-  await new Promise<void>((resolve, reject) => {
-    const req = https.request(
-      new URL(apiPath, server),
-      { ...options, headers: { ...options.headers, 'content-length': Buffer.byteLength(payload) } },
-      (res) => {
-        let data = '';
-        res
-          .setEncoding('utf8')
-          .on('data', (d: string) => (data += d))
-          .on('end', () => {
-            if ((res.statusCode ?? 0) >= 300)
-              reject(new Error(`POST ${apiPath}: HTTP ${res.statusCode}: ${data.slice(0, 500)}`));
-            else resolve();
-          });
-      },
-    );
-    req.on('error', reject);
-    req.end(payload);
   });
 }
 

@@ -1,11 +1,9 @@
 // Helpers for the chart tests: run the helm binary from the control-plane build,
-// parse rendered manifests, and read objects back over the API server's REST API.
+// parse rendered manifests, and name objects' REST paths (rest.ts is the client that reads them).
 
 import { execFile } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as https from 'node:https';
 import * as path from 'node:path';
-import { parseAllDocuments, parse as parseYaml } from 'yaml';
+import { parseAllDocuments } from 'yaml';
 import { repoPath } from './controlplane.js';
 import type { WireJson } from './json.js';
 
@@ -110,59 +108,4 @@ export function restPath(o: Pick<Manifest, 'apiVersion' | 'kind' | 'metadata'>):
   const base = o.apiVersion === 'v1' ? '/api/v1' : `/apis/${o.apiVersion}`;
   const ns = o.metadata.namespace ? `/namespaces/${o.metadata.namespace}` : '';
   return `${base}${ns}/${o.kind.toLowerCase()}s/${o.metadata.name}`;
-}
-
-/** A minimal client over the admin kubeconfig of the test control plane. */
-export class KubeRest {
-  private readonly server: URL;
-  private readonly agent: https.Agent;
-
-  constructor(kubeconfigPath: string) {
-    const kc = parseYaml(fs.readFileSync(kubeconfigPath, 'utf8'));
-    const cluster = kc.clusters[0].cluster;
-    const user = kc.users[0].user;
-    const b64 = (s: string) => Buffer.from(s, 'base64').toString('utf8');
-    this.server = new URL(cluster.server);
-    this.agent = new https.Agent({
-      ca: b64(cluster['certificate-authority-data']),
-      cert: b64(user['client-certificate-data']),
-      key: b64(user['client-key-data']),
-    });
-  }
-
-  request(method: string, urlPath: string, body?: unknown): Promise<{ status: number; json: WireJson }> {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    return new Promise((resolve, reject) => {
-      const req = https.request(
-        new URL(urlPath, this.server),
-        {
-          method,
-          agent: this.agent,
-          headers: { accept: 'application/json', ...(payload ? { 'content-type': 'application/json' } : {}) },
-        },
-        (res) => {
-          let data = '';
-          res.setEncoding('utf8');
-          res.on('data', (c: string) => (data += c));
-          res.on('end', () => {
-            try {
-              resolve({ status: res.statusCode ?? 0, json: data ? JSON.parse(data) : undefined });
-            } catch {
-              reject(new Error(`${method} ${urlPath}: ${res.statusCode} non-JSON body: ${data.slice(0, 300)}`));
-            }
-          });
-        },
-      );
-      req.on('error', reject);
-      req.end(payload);
-    });
-  }
-
-  get(urlPath: string): Promise<{ status: number; json: WireJson }> {
-    return this.request('GET', urlPath);
-  }
-
-  close(): void {
-    this.agent.destroy();
-  }
 }
