@@ -70,6 +70,13 @@ class Deadline {
 // deadline without every interface in between carrying it.
 const current = new AsyncLocalStorage<Deadline>();
 
+/** A signal that aborts after `ms` with the same words as an admission's deadline, for calls off the admission path. */
+export function abortAfter(ms: number): AbortSignal {
+  const controller = new AbortController();
+  setTimeout(() => controller.abort(new DeadlineExceeded(ms)), ms).unref();
+  return controller.signal;
+}
+
 /** Runs `fn` with a deadline for the API calls it makes through clients that honour it (see kube.ts). */
 export async function withDeadline<T>(
   ms: number,

@@ -8,7 +8,7 @@ import {
   type ObservableMiddleware,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { currentDeadlineSignal } from './deadline.js';
+import { abortAfter, currentDeadlineSignal } from './deadline.js';
 
 export const GROUP = 'netpin.io';
 export const VERSION = 'v1alpha1';
@@ -76,6 +76,29 @@ export const WITHIN_ADMISSION: ConfigurationOptions = {
   middleware: [admissionDeadline],
   middlewareMergeStrategy: 'append',
 };
+
+/** Per-call options that abort each call after `ms`: for API calls off the admission path. */
+export function withTimeout(ms: number): ConfigurationOptions {
+  const timeout: ObservableMiddleware = {
+    pre(context) {
+      context.setSignal(abortAfter(ms));
+      return new Observable(Promise.resolve(context));
+    },
+    post: (response) => new Observable(Promise.resolve(response)),
+  };
+  return { middleware: [timeout], middlewareMergeStrategy: 'append' };
+}
+
+/**
+ * How long a call off the admission path (the reconciler, egress resources, the operator commands)
+ * waits for the API server. Without one, undici waits 300 s for response headers from an API server
+ * that took the connection and froze. A healthy one answers a get, a write or a page of a list in
+ * milliseconds, and well within 10 s even loaded; 10 s is also client-go's leader-election renew
+ * deadline and the webhook's own timeout, so an operator waits no longer than the API server waits
+ * for netpin.
+ */
+export const OFF_ADMISSION_MS = 10_000;
+export const OFF_ADMISSION: ConfigurationOptions = withTimeout(OFF_ADMISSION_MS);
 
 export function statusOf(e: unknown): number | undefined {
   return e instanceof ApiException ? e.code : undefined;
