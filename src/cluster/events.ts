@@ -1,10 +1,10 @@
 import { hostname } from 'node:os';
-import { CustomObjectsApi, Observable, type ConfigurationOptions, type KubeConfig } from '@kubernetes/client-node';
+import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import type { EventNotice, EventSink, EventSubject } from './event-sink.js';
 import type { Claim, Owner } from '../ipam/claim.js';
-import { describeApiError, GROUP, statusOf, VERSION } from './kube.js';
+import { describeApiError, GROUP, statusOf, VERSION, withTimeout } from './kube.js';
 import { microTime } from './lease.js';
 
 /** reportingController of every event netpin writes: the webhook and its reconciler are one process. */
@@ -221,29 +221,13 @@ export interface EventWriter {
 
 const EVENTS = { group: 'events.k8s.io', version: 'v1', plural: 'events' } as const;
 
-/** Each call aborted after `ms`. */
-function timeoutAfter(ms: number): ConfigurationOptions {
-  return {
-    middleware: [
-      {
-        pre(context) {
-          context.setSignal(AbortSignal.timeout(ms));
-          return new Observable(Promise.resolve(context));
-        },
-        post: (response) => new Observable(Promise.resolve(response)),
-      },
-    ],
-    middlewareMergeStrategy: 'append',
-  };
-}
-
 /**
  * Through the generic object API with plain JSON, as for Leases: the typed client writes
  * MicroTime (eventTime) with milliseconds, which the API server refuses.
  */
-export function kubeEventWriter(kc: KubeConfig): EventWriter {
+export function kubeEventWriter(kc: KubeConfig, timeoutMs = WRITE_TIMEOUT_MS): EventWriter {
   const api = kc.makeApiClient(CustomObjectsApi);
-  const options = timeoutAfter(WRITE_TIMEOUT_MS);
+  const options = withTimeout(timeoutMs);
   return {
     async create(event) {
       try {

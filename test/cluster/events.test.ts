@@ -6,6 +6,7 @@ import {
   EventRecorder,
   eventName,
   eventObject,
+  kubeEventWriter,
   releaseEvents,
   SeriesCache,
   TokenBucket,
@@ -17,6 +18,7 @@ import {
 } from '../../src/cluster/events.js';
 import type { Claim } from '../../src/ipam/claim.js';
 import { v4 } from '../cni/fixtures.js';
+import { frozenApiServer } from '../support/frozen-api.js';
 
 const T0 = Date.UTC(2026, 0, 1);
 
@@ -310,5 +312,22 @@ describe('the Released events of a sweep', () => {
         note: 'Released 10.20.0.8 from IPPool web (claimed for a pod in namespace shop that was never seen)',
       },
     ]);
+  });
+});
+
+describe('the writer to the API server', () => {
+  it('gives up on a write the API server never answers, so that the queue moves on', async () => {
+    const api = await frozenApiServer();
+    try {
+      const writer = kubeEventWriter(api.kc, 100);
+      const o = new SeriesCache().observe(refusal(), T0);
+      if (!o || !('create' in o)) throw new Error('expected a create');
+      const event = eventObject(o.create, 'netpin-0');
+      const started = performance.now();
+      await expect(writer.create(event)).rejects.toThrow('the API server did not answer within 0.1 s');
+      expect(performance.now() - started).toBeLessThan(1_000);
+    } finally {
+      await api.close();
+    }
   });
 });
