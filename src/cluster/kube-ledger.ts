@@ -259,28 +259,29 @@ export class KubeLedger implements Ledger {
   async claim(pool: Pool, ip: Address, owner: Owner): Promise<Claim> {
     const mine = this.index.heldBy(ip, owner);
     if (mine) return mine;
-    const claim: Claim = { pool: pool.name, ip, owner, createdAt: Date.now() };
+    const pending: Claim = { pool: pool.name, ip, owner, createdAt: Date.now() };
     // In the index before the create, so that concurrent admissions in this process skip the address.
-    this.index.add(claim);
+    this.index.add(pending);
     try {
       const created = (await this.api.createClusterCustomObject(
-        { group: GROUP, version: VERSION, plural: CLAIMS, body: toObject(claim) },
+        { group: GROUP, version: VERSION, plural: CLAIMS, body: toObject(pending) },
         WITHIN_ADMISSION,
       )) as IPClaimObject;
-      claim.ref = created.metadata?.uid;
-      claim.version = created.metadata?.resourceVersion;
+      const stored: Claim = { ...pending, ref: created.metadata?.uid, version: created.metadata?.resourceVersion };
+      // The watch may have confirmed or renewed it already: then its entry is as new as this one, or newer.
+      this.index.replace(pending, stored);
       this.metrics?.write('create', 'ok');
-      return claim;
+      return stored;
     } catch (e) {
       this.metrics?.write('create', statusOf(e) === 409 ? 'conflict' : 'error');
       if (statusOf(e) !== 409) {
         // A create that timed out may still land: then the watch brings the claim back, and the
         // reconciler releases it after the grace period if no pod comes. Until then the address is
-        // not held here, unless the watch has already shown that the create landed.
-        if (claim.ref === undefined) this.index.remove(claim);
+        // not held here, unless the watch has already shown that the create landed (confirmed it).
+        if (this.index.holderOf(ip) === pending) this.index.remove(pending);
         throw new Error(`claiming ${ip.toString()} in IPPool ${pool.name}: ${describeApiError(e)}`, { cause: e });
       }
-      this.index.remove(claim);
+      this.index.remove(pending);
       // Another replica won; the watch may not have told us yet, so ask.
       const name = claimName(pool.name, ip);
       const stored = await this.api
@@ -335,8 +336,8 @@ export class KubeLedger implements Ledger {
       this.index.remove(claim);
       return false;
     }
-    claim.createdAt = now.getTime();
-    claim.version = stored.metadata?.resourceVersion;
+    // The watch may have brought this write, or a later one, in already: then that entry stays.
+    this.index.replace(claim, { ...claim, createdAt: now.getTime(), version: stored.metadata?.resourceVersion });
     return true;
   }
 
@@ -372,7 +373,11 @@ export class KubeLedger implements Ledger {
     }
   }
 
-  async release(claim: Claim): Promise<void> {
+  async release(claim: Claim): Promise<boolean> {
+    // A claim whose create is still under way in this process: nothing stored to delete yet, and a
+    // delete without a uid could take a later claim of the address. The create's own request gives
+    // it back if it fails; else the reconciler does, once no pod comes.
+    if (claim.ref === undefined) return false;
     try {
       await this.api.deleteClusterCustomObject(
         {
@@ -381,20 +386,23 @@ export class KubeLedger implements Ledger {
           plural: CLAIMS,
           name: claimName(claim.pool, claim.ip),
           // Delete this claim only, never a later claim of the same address by someone else, nor this one
-          // once an admission has renewed it since it was read.
-          body: claim.ref
-            ? { preconditions: { uid: claim.ref, ...(claim.version ? { resourceVersion: claim.version } : {}) } }
-            : undefined,
+          // once an admission has renewed it since it was read: the version is the one the caller judged.
+          body: {
+            preconditions: { uid: claim.ref, ...(claim.version === undefined ? {} : { resourceVersion: claim.version }) },
+          },
         },
         WITHIN_ADMISSION,
       );
       this.metrics?.write('delete', 'ok');
     } catch (e) {
-      // 404: gone already; 409: the precondition failed, so the address was claimed again since.
-      this.metrics?.write('delete', statusOf(e) === 404 ? 'gone' : statusOf(e) === 409 ? 'conflict' : 'error');
-      if (statusOf(e) !== 404 && statusOf(e) !== 409)
-        throw new Error(`releasing ${claim.ip.toString()}: ${describeApiError(e)}`, { cause: e });
+      const code = statusOf(e);
+      this.metrics?.write('delete', code === 404 ? 'gone' : code === 409 ? 'conflict' : 'error');
+      // 409: the precondition failed, so the claim was renewed or the address claimed again since; the
+      // index has that newer state, or the watch brings it.
+      if (code === 409) return false;
+      if (code !== 404) throw new Error(`releasing ${claim.ip.toString()}: ${describeApiError(e)}`, { cause: e });
     }
     this.index.remove(claim);
+    return true;
   }
 }

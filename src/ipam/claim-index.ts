@@ -3,6 +3,9 @@ import { FreeRanges } from './free-ranges.js';
 import { ConflictError, ownerKey, type Claim, type Owner } from './claim.js';
 import { poolContains, type Pool } from './pool.js';
 
+/** Vacant address keys kept before the map may be rebuilt (see byIp). */
+const VACANT_SLACK = 1_024;
+
 interface PoolState {
   pool: Pool;
   free: Record<Family, FreeRanges>;
@@ -21,10 +24,12 @@ export interface PoolUsage {
  */
 export class ClaimIndex {
   private readonly pools = new Map<string, PoolState>();
-  // A released address keeps its key, with no claim. Deleting it and setting it again, as an
-  // address is claimed over and over, makes a large V8 Map rehash on nearly every set
-  // (18 µs at 32k entries, measured); the keys are bounded by the pools' size anyway.
-  private readonly byIp = new Map<string, Claim | undefined>();
+  // A released address keeps its key, with no claim, until vacant keys outnumber claims: deleting
+  // it and setting it again, as an address is claimed over and over, makes a large V8 Map rehash on
+  // nearly every set (18 µs at 32k entries, measured). Then the map is rebuilt at once, so that
+  // claims released for good (a deleted pool, a shrunk StatefulSet) do not keep memory for ever.
+  private byIp = new Map<string, Claim | undefined>();
+  private vacant = 0;
   // Nearly every owner holds one claim: that claim itself, and a Set only from a second one on
   // (a Set per claim was about a sixth of the index's heap at 50 000 claims).
   private readonly byOwner = new Map<string, Claim | Set<Claim>>();
@@ -138,7 +143,9 @@ export class ClaimIndex {
   /** Records a claim; false when the address already has a holder. */
   add(claim: Claim): boolean {
     const key = claim.ip.toString();
-    if (this.byIp.get(key)) return false;
+    const was = this.byIp.get(key);
+    if (was) return false;
+    if (was === undefined && this.byIp.has(key)) this.vacant--;
     this.byIp.set(key, claim);
     this.additions++;
     const ok = ownerKey(claim.owner);
@@ -149,31 +156,44 @@ export class ClaimIndex {
     return true;
   }
 
-  /** Records a claim, or its new owner when the same stored object changed (a bind); false when another holds the address. */
+  /**
+   * Records a stored claim as the watch reports it: its new owner or version when the same stored object
+   * changed (a bind, a renewal), else a new claim; false when another holds the address. The held
+   * entry is replaced, never changed in place: whoever judged the old entry (a sweep) still holds the
+   * version it judged, and its release is conditional on that version.
+   */
   put(claim: Claim): boolean {
     const held = this.byIp.get(claim.ip.toString());
-    if (held && claim.ref !== undefined && held.ref === claim.ref && ownerKey(held.owner) !== ownerKey(claim.owner)) {
-      this.remove(held);
-    } else if (held && claim.ref !== undefined && held.ref === claim.ref) {
-      // The same object written again (renewed): its grace period and version move on.
-      held.createdAt = claim.createdAt;
-      held.version = claim.version;
-      return true;
-    }
+    if (held && claim.ref !== undefined && held.ref === claim.ref) return this.replace(held, claim);
     return this.add(claim);
   }
 
   /**
    * The stored object of a claim this process is still creating was seen (the watch can be quicker
-   * than the create's answer): gives the held claim its uid, so that a create that then times out
-   * leaves the address held, as it is in the API server.
+   * than the create's answer): the held claim is replaced by one with its uid, so that a create that
+   * then times out leaves the address held, as it is in the API server.
    */
   confirm(stored: Claim): void {
     const held = this.byIp.get(stored.ip.toString());
-    if (held && held.ref === undefined && stored.ref !== undefined && ownerKey(held.owner) === ownerKey(stored.owner)) {
-      held.ref = stored.ref;
-      held.version = stored.version;
+    if (held && held.ref === undefined && stored.ref !== undefined && ownerKey(held.owner) === ownerKey(stored.owner))
+      this.replace(held, { ...held, ref: stored.ref, version: stored.version });
+  }
+
+  /** Puts `next` in the place of `held`, which must be the entry for its address; false when it no longer is. */
+  replace(held: Claim, next: Claim): boolean {
+    const key = held.ip.toString();
+    if (this.byIp.get(key) !== held || next.ip.toString() !== key) return false;
+    if (ownerKey(held.owner) !== ownerKey(next.owner) || held.pool !== next.pool) {
+      this.remove(held);
+      return this.add(next);
     }
+    this.byIp.set(key, next);
+    const ok = ownerKey(held.owner);
+    const owned = this.byOwner.get(ok);
+    // In its place among the owner's claims, which keep the order they were added in.
+    if (owned instanceof Set) this.byOwner.set(ok, new Set([...owned].map((c) => (c === held ? next : c))));
+    else this.byOwner.set(ok, next);
+    return true;
   }
 
   /** Forgets a claim; only the claim object that holds the address is removed. */
@@ -184,6 +204,7 @@ export class ClaimIndex {
     // A late delete event of an earlier object must not remove its successor, nor a claim still being created.
     if (claim.ref !== undefined && held.ref !== claim.ref) return false;
     this.byIp.set(key, undefined);
+    if (++this.vacant > VACANT_SLACK && this.vacant > this.byIp.size - this.vacant) this.compact();
     const ok = ownerKey(held.owner);
     const owned = this.byOwner.get(ok);
     if (owned === held) this.byOwner.delete(ok);
@@ -193,6 +214,13 @@ export class ClaimIndex {
     if (state && poolContains(state.pool, held.ip) && !this.observedByIp.has(key))
       state.free[familyOf(held.ip)].put(toBigInt(held.ip));
     return true;
+  }
+
+  private compact(): void {
+    const live = new Map<string, Claim | undefined>();
+    for (const [key, c] of this.byIp) if (c) live.set(key, c);
+    this.byIp = live;
+    this.vacant = 0;
   }
 
   private take(ip: Address): void {

@@ -24,21 +24,22 @@ export interface EgressOwner {
   ordinal?: number;
 }
 
+/** A claim as one reader saw it: never changed in place, a newer state is a new object. */
 export interface Claim {
-  pool: string;
-  ip: Address;
-  owner: Owner;
+  readonly pool: string;
+  readonly ip: Address;
+  readonly owner: Owner;
   /** Milliseconds since the epoch; the reconciler's grace period counts from here. */
-  createdAt: number;
+  readonly createdAt: number;
   /** The uid of the stored claim object, where there is one: tells a re-claim from the claim it replaced. */
-  ref?: string;
+  readonly ref?: string;
   /**
    * The stored object's resourceVersion as last seen. A release is conditional on it, so that a claim
    * renewed since the reconciler found it stale (a pod admitted again under the same name) stays.
    */
-  version?: string;
+  readonly version?: string;
   /** Not a claim: a running pod seen using the address, which netpin's ledger did not give it. */
-  observed?: boolean;
+  readonly observed?: boolean;
 }
 
 export function ownerKey(owner: Owner): string {

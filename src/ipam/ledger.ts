@@ -19,7 +19,11 @@ export interface Ledger {
   claim(pool: Pool, ip: Address, owner: Owner): Promise<Claim>;
   /** Claims the lowest free address of a family, moving on when another writer wins a race. */
   claimNext(pool: Pool, family: Family, owner: Owner): Promise<Claim>;
-  release(claim: Claim): Promise<void>;
+  /**
+   * Releases exactly this claim, as its caller saw it: false, and nothing released, when it was renewed
+   * or claimed again since (the stored version moved on), or is still being created.
+   */
+  release(claim: Claim): Promise<boolean>;
   /** Reads the pools again from where they are kept, for a pool newer than this process's view; optional. */
   refreshPools?(): Promise<void>;
   /**

@@ -26,14 +26,13 @@ export class MemoryLedger implements Ledger {
     return this.claim(pool, ip, owner);
   }
 
-  async release(claim: Claim): Promise<void> {
-    this.index.remove(claim);
+  async release(claim: Claim): Promise<boolean> {
+    // Exactly the claim the caller judged: a renewal since replaced it, as it changes the stored version.
+    return this.index.holderOf(claim.ip) === claim && this.index.remove(claim);
   }
 
   async renew(claim: Claim): Promise<boolean> {
-    if (!this.index.claimsOf(claim.owner).includes(claim)) return false;
-    claim.createdAt = Date.now();
-    return true;
+    return this.index.replace(claim, { ...claim, createdAt: Date.now() });
   }
 
   async bind(claim: Claim, pod: { name: string; uid: string }): Promise<void> {

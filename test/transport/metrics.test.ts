@@ -213,13 +213,15 @@ describe('ledger and reconciler metrics', () => {
     const t = await instrumented();
     await t.mutate(podCreate({ name: 'a', annotations: { 'netpin.io/pool': 'web' } }));
     await t.mutate(podCreate({ name: 'b', annotations: { 'netpin.io/pool': 'db' }, namespace: 'payments' }));
-    const [a, b] = [...t.h.ledger.index.allClaims()] as [Claim, Claim];
+    const [madeA, madeB] = [...t.h.ledger.index.allClaims()] as [Claim, Claim];
     expect(await t.scrape()).toEqual(
       expect.arrayContaining(['netpin_claims_overdue 0', 'netpin_claims_overdue_seconds 0']),
     );
 
-    a.createdAt = Date.now() - 90_000;
-    b.createdAt = Date.now() - 40_000;
+    const a = { ...madeA, createdAt: Date.now() - 90_000 };
+    const b = { ...madeB, createdAt: Date.now() - 40_000 };
+    t.h.ledger.index.replace(madeA, a);
+    t.h.ledger.index.replace(madeB, b);
     t.metrics.reconciler.overdue([a, b], 30_000);
     let lines = await t.scrape();
     expect(lines).toContain('netpin_claims_overdue 2');
@@ -234,7 +236,7 @@ describe('ledger and reconciler metrics', () => {
     expect(lines).toContain('netpin_claim_releases_total{pool="web"} 1');
     expect(lines).toContain('netpin_claims_overdue 1');
     // Renewed by an admission: within its grace period again.
-    b.createdAt = Date.now();
+    expect(await t.h.ledger.renew(b)).toBe(true);
     expect(await t.scrape()).toEqual(
       expect.arrayContaining(['netpin_claims_overdue 0', 'netpin_claims_overdue_seconds 0']),
     );
