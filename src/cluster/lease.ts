@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
-import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { CustomObjectsApi, type ConfigurationOptions, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { describeApiError, statusOf } from './kube.js';
+import { describeApiError, OFF_ADMISSION_MS, statusOf, withTimeout } from './kube.js';
 
 export interface LeaseOptions {
   name: string;
@@ -55,6 +55,7 @@ export class LeaseElector {
   private readonly api: CustomObjectsApi;
   private readonly durationSeconds: number;
   private readonly renewMs: number;
+  private readonly calls: ConfigurationOptions;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private leaderUntil = 0;
@@ -70,6 +71,11 @@ export class LeaseElector {
     this.identity = opts.identity ?? `${hostname()}-${process.pid}`;
     this.durationSeconds = opts.durationSeconds ?? 15;
     this.renewMs = opts.renewMs ?? 5_000;
+    // A round is a read and a write, each cut at half the renew period, so that a hung round is over
+    // within one period and the rounds go on: without a deadline one hung call stopped them for good,
+    // and this replica never led again. Leadership ends by the clock (leaderUntil, a renew period
+    // before the lease can expire), whatever a call does.
+    this.calls = withTimeout(Math.min(OFF_ADMISSION_MS, this.renewMs / 2));
   }
 
   isLeader(now = Date.now()): boolean {
@@ -94,22 +100,22 @@ export class LeaseElector {
     this.leaderUntil = 0;
     // Hand over at once instead of making the next leader wait out the lease.
     try {
-      const lease = (await this.api.getNamespacedCustomObject({
-        ...LEASES,
-        name: this.opts.name,
-        namespace: this.opts.namespace,
-      })) as Lease;
+      const lease = (await this.api.getNamespacedCustomObject(
+        { ...LEASES, name: this.opts.name, namespace: this.opts.namespace },
+        this.calls,
+      )) as Lease;
       if (lease.spec?.holderIdentity === this.identity) {
         delete lease.spec.holderIdentity;
-        await this.api.replaceNamespacedCustomObject({
-          ...LEASES,
-          name: this.opts.name,
-          namespace: this.opts.namespace,
-          body: lease,
-        });
+        await this.api.replaceNamespacedCustomObject(
+          { ...LEASES, name: this.opts.name, namespace: this.opts.namespace, body: lease },
+          this.calls,
+        );
       }
-    } catch {
-      // The lease expires by itself.
+    } catch (e) {
+      this.log?.warn(
+        { err: describeApiError(e) },
+        'could not hand the lease over; the next leader waits for it to expire',
+      );
     }
   }
 
@@ -120,7 +126,7 @@ export class LeaseElector {
     const now = new Date();
     let lease: Lease | undefined;
     try {
-      lease = (await this.api.getNamespacedCustomObject({ ...LEASES, name, namespace })) as Lease;
+      lease = (await this.api.getNamespacedCustomObject({ ...LEASES, name, namespace }, this.calls)) as Lease;
     } catch (e) {
       if (statusOf(e) !== 404) throw e;
     }
@@ -148,8 +154,8 @@ export class LeaseElector {
       },
     };
     try {
-      if (lease) await this.api.replaceNamespacedCustomObject({ ...LEASES, name, namespace, body });
-      else await this.api.createNamespacedCustomObject({ ...LEASES, namespace, body });
+      if (lease) await this.api.replaceNamespacedCustomObject({ ...LEASES, name, namespace, body }, this.calls);
+      else await this.api.createNamespacedCustomObject({ ...LEASES, namespace, body }, this.calls);
     } catch (e) {
       // 409: another candidate wrote first.
       if (statusOf(e) === 409) {
