@@ -1,4 +1,4 @@
-import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { CustomObjectsApi, type ConfigurationOptions, type KubeConfig } from '@kubernetes/client-node';
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import {
@@ -13,7 +13,7 @@ import {
 import { familyOf, type DualAddress } from '../net/address.js';
 import { ownerKey, type Claim } from '../ipam/claim.js';
 import type { Ledger } from '../ipam/ledger.js';
-import { statusOf } from './kube.js';
+import { OFF_ADMISSION_MS, statusOf, withTimeout } from './kube.js';
 
 interface Stored {
   metadata?: { name?: string; resourceVersion?: string; labels?: Record<string, string> };
@@ -30,6 +30,8 @@ interface Stored {
  */
 export class EgressController {
   private readonly api: CustomObjectsApi;
+  // A hung call would hold the leader's sweeps, which wait for this sync.
+  private readonly calls: ConfigurationOptions;
 
   constructor(
     kc: KubeConfig,
@@ -37,8 +39,10 @@ export class EgressController {
     private readonly cni: EgressCni,
     private readonly excludedCIDRs: readonly string[],
     private readonly log?: Logger,
+    timeoutMs = OFF_ADMISSION_MS,
   ) {
     this.api = kc.makeApiClient(CustomObjectsApi);
+    this.calls = withTimeout(timeoutMs);
   }
 
   /** The resources the ledger's egress claims need. */
@@ -69,29 +73,33 @@ export class EgressController {
     for (const kind of egressKinds(this.cni)) {
       const [group, version] = kind.apiVersion.split('/') as [string, string];
       const target = { group, version, plural: kind.plural };
-      const list = (await this.api.listClusterCustomObject({ ...target, labelSelector: selector(MANAGED_BY) })) as {
-        items: Stored[];
-      };
+      const list = (await this.api.listClusterCustomObject(
+        { ...target, labelSelector: selector(MANAGED_BY) },
+        this.calls,
+      )) as { items: Stored[] };
       const existing = new Map(list.items.map((o) => [o.metadata?.name ?? '', o]));
       for (const want of desired.filter((d) => d.plural === kind.plural)) {
         const have = existing.get(want.metadata.name);
         existing.delete(want.metadata.name);
         const body = { apiVersion: want.apiVersion, kind: want.kind, metadata: want.metadata, spec: want.spec };
         if (!have) {
-          await this.api.createClusterCustomObject({ ...target, body });
+          await this.api.createClusterCustomObject({ ...target, body }, this.calls);
           this.log?.info({ kind: want.kind, name: want.metadata.name }, 'created egress resource');
         } else if (!isDeepStrictEqual(have.spec, want.spec)) {
-          await this.api.replaceClusterCustomObject({
-            ...target,
-            name: want.metadata.name,
-            body: { ...body, metadata: { ...want.metadata, resourceVersion: have.metadata?.resourceVersion } },
-          });
+          await this.api.replaceClusterCustomObject(
+            {
+              ...target,
+              name: want.metadata.name,
+              body: { ...body, metadata: { ...want.metadata, resourceVersion: have.metadata?.resourceVersion } },
+            },
+            this.calls,
+          );
           this.log?.warn({ kind: want.kind, name: want.metadata.name }, 'put back an egress resource changed by hand');
         }
       }
       for (const [name] of existing) {
         try {
-          await this.api.deleteClusterCustomObject({ ...target, name });
+          await this.api.deleteClusterCustomObject({ ...target, name }, this.calls);
           this.log?.info({ plural: kind.plural, name }, 'deleted an egress resource no claim needs');
         } catch (e) {
           if (statusOf(e) !== 404) throw e;
