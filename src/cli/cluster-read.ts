@@ -5,9 +5,10 @@ import {
   CoreV1Api,
   CustomObjectsApi,
   KubeConfig,
+  type ConfigurationOptions,
   type V1Pod,
 } from '@kubernetes/client-node';
-import { describeApiError, GROUP, VERSION } from '../cluster/kube.js';
+import { describeApiError, GROUP, makeApiClientWith, OFF_ADMISSION, VERSION } from '../cluster/kube.js';
 import { podPages } from '../cluster/pod-tracker.js';
 import { pages } from '../cluster/reflector.js';
 import { CLAIMS_PAGE, listClaims, toClaim } from '../cluster/kube-ledger.js';
@@ -33,12 +34,13 @@ export interface ClusterClients {
   admission: AdmissionregistrationV1Api;
 }
 
-export function clusterClients(kc: KubeConfig): ClusterClients {
+/** Every call gives up after OFF_ADMISSION: an operator is told the API server does not answer, not kept waiting. */
+export function clusterClients(kc: KubeConfig, options: ConfigurationOptions = OFF_ADMISSION): ClusterClients {
   return {
-    custom: kc.makeApiClient(CustomObjectsApi),
-    core: kc.makeApiClient(CoreV1Api),
-    apps: kc.makeApiClient(AppsV1Api),
-    admission: kc.makeApiClient(AdmissionregistrationV1Api),
+    custom: makeApiClientWith(kc, CustomObjectsApi, options),
+    core: makeApiClientWith(kc, CoreV1Api, options),
+    apps: makeApiClientWith(kc, AppsV1Api, options),
+    admission: makeApiClientWith(kc, AdmissionregistrationV1Api, options),
   };
 }
 

@@ -2,6 +2,9 @@ import {
   ApiException,
   KubeConfig,
   Observable,
+  type ApiConstructor,
+  type ApiType,
+  type Configuration,
   type ConfigurationOptions,
   type KubernetesObject,
   type ListWatch,
@@ -58,14 +61,21 @@ export function loadKubeConfig(path?: string): KubeConfig {
   return kc;
 }
 
-const admissionDeadline: ObservableMiddleware = {
-  pre(context) {
-    const signal = currentDeadlineSignal();
-    if (signal) context.setSignal(signal);
-    return new Observable(Promise.resolve(context));
-  },
-  post: (response) => new Observable(Promise.resolve(response)),
-};
+/**
+ * Middleware that aborts a call with `signal()`. A call may have a deadline from its client
+ * (makeApiClientWith) and one of its own: whichever passes first aborts it.
+ */
+function abortingWith(signal: () => AbortSignal | undefined): ObservableMiddleware {
+  return {
+    pre(context) {
+      const mine = signal();
+      const before = context.getSignal();
+      if (mine) context.setSignal(before ? AbortSignal.any([before, mine]) : mine);
+      return new Observable(Promise.resolve(context));
+    },
+    post: (response) => new Observable(Promise.resolve(response)),
+  };
+}
 
 /**
  * Per-call options for the API calls an admission makes: inside one, the call is aborted at the
@@ -73,20 +83,13 @@ const admissionDeadline: ObservableMiddleware = {
  * than a hang. Watches and their lists do not pass it, and they must not: a watch lasts minutes.
  */
 export const WITHIN_ADMISSION: ConfigurationOptions = {
-  middleware: [admissionDeadline],
+  middleware: [abortingWith(currentDeadlineSignal)],
   middlewareMergeStrategy: 'append',
 };
 
 /** Per-call options that abort each call after `ms`: for API calls off the admission path. */
 export function withTimeout(ms: number): ConfigurationOptions {
-  const timeout: ObservableMiddleware = {
-    pre(context) {
-      context.setSignal(abortAfter(ms));
-      return new Observable(Promise.resolve(context));
-    },
-    post: (response) => new Observable(Promise.resolve(response)),
-  };
-  return { middleware: [timeout], middlewareMergeStrategy: 'append' };
+  return { middleware: [abortingWith(() => abortAfter(ms))], middlewareMergeStrategy: 'append' };
 }
 
 /**
@@ -99,6 +102,25 @@ export function withTimeout(ms: number): ConfigurationOptions {
  */
 export const OFF_ADMISSION_MS = 10_000;
 export const OFF_ADMISSION: ConfigurationOptions = withTimeout(OFF_ADMISSION_MS);
+
+/**
+ * A client whose every call has `options`, for calls made through helpers that take none (the paged
+ * lists of pods and claims). makeApiClient builds the server, credentials and user agent into the
+ * client's configuration; the options' middleware is added to it.
+ */
+export function makeApiClientWith<T extends ApiType>(
+  kc: KubeConfig,
+  type: ApiConstructor<T>,
+  options: ConfigurationOptions,
+): T {
+  const extra = options.middleware ?? [];
+  class WithOptions {
+    constructor(config: Configuration) {
+      return new type({ ...config, middleware: [...config.middleware, ...extra] });
+    }
+  }
+  return kc.makeApiClient(WithOptions as ApiConstructor<T>);
+}
 
 export function statusOf(e: unknown): number | undefined {
   return e instanceof ApiException ? e.code : undefined;
