@@ -10,6 +10,7 @@ import {
   type EgressOwner,
   type Owner,
 } from './claim.js';
+import type { PoolUsage } from './claim-index.js';
 import type { Ledger } from './ledger.js';
 import { describePool, poolAdmitsNamespace, poolContains, type Pool } from './pool.js';
 
@@ -397,13 +398,33 @@ export class Allocator {
         'add entries to netpin.io/ips, or lower the replica count',
       );
     }
-    const pool = this.ledger.index.pool(c.holder.pool);
-    const next = pool && this.ledger.index.firstFree(pool.name, familyOf(c.holder.ip));
-    return fail(
+    return { ok: false, problems: [this.heldProblem(key, c.holder)] };
+  }
+
+  /** A fixed address another owner holds: the holder named, and a free address of its pool to choose instead. */
+  heldProblem(key: string, holder: Claim): Problem {
+    const pool = this.ledger.index.pool(holder.pool);
+    const next = pool && this.ledger.index.firstFree(pool.name, familyOf(holder.ip));
+    return {
       key,
-      `${c.message} (IPPool ${c.holder.pool})`,
-      `choose a free address${next ? ` such as ${next.toString()}` : ''}, or let netpin choose with netpin.io/pool${pool ? `: ${pool.name}` : ''}`,
+      message: `${new ConflictError(holder).message} (IPPool ${holder.pool})`,
+      fix: `choose a free address${next ? ` such as ${next.toString()}` : ''}, or let netpin choose with netpin.io/pool${pool ? `: ${pool.name}` : ''}`,
+    };
+  }
+
+  /** A pool family's size and use, from the index's counts: never a walk over the pool's addresses. */
+  usageOf(pool: Pool, family: Family): PoolUsage {
+    return (
+      this.ledger.index.usage(pool.name).find((u) => u.family === family) ?? { family, capacity: 0n, allocated: 0n }
     );
+  }
+
+  /** How to make room for a family in a pool: more addresses, fewer holders, or another pool the namespace may use. */
+  roomFix(pool: Pool, family: Family, namespaceLabels: Record<string, string>): string {
+    const others = this.allowedPools(namespaceLabels).filter(
+      (p) => p.name !== pool.name && p.families.includes(family) && roleOf(p) === roleOf(pool),
+    );
+    return `add addresses to IPPool ${pool.name} (spec.cidr or spec.ranges), delete workloads that hold them${others.length ? `, or name another pool: ${others.map((p) => p.name).join(', ')}` : ''}`;
   }
 
   private async claimFromPools(req: AllocationRequest, byFamily: FamilyPools): Promise<AllocationResult> {
@@ -447,14 +468,11 @@ export class Allocator {
     namespaceLabels: Record<string, string>,
     key: string = KEYS.pool,
   ): { ok: false; problems: Problem[] } {
-    const usage = this.ledger.index.usage(e.pool.name).find((u) => u.family === e.family);
-    const others = this.allowedPools(namespaceLabels).filter(
-      (p) => p.name !== e.pool.name && p.families.includes(e.family) && roleOf(p) === roleOf(e.pool),
-    );
+    const usage = this.usageOf(e.pool, e.family);
     return fail(
       key,
-      `${e.message} (${usage?.allocated ?? 0} of ${usage?.capacity ?? 0} held)`,
-      `add addresses to IPPool ${e.pool.name} (spec.cidr or spec.ranges), delete workloads that hold them${others.length ? `, or name another pool: ${others.map((p) => p.name).join(', ')}` : ''}`,
+      `${e.message} (${usage.allocated} of ${usage.capacity} held)`,
+      this.roomFix(e.pool, e.family, namespaceLabels),
     );
   }
 
