@@ -1,10 +1,11 @@
 import type { WorkloadShape } from '../cni/dialect.js';
 import { workloadInfo, type WorkloadInfo, type WorkloadKind } from '../cluster/view.js';
 import { hasIntentKeys, KEYS } from '../intent/keys.js';
+import { parseIntent } from '../intent/parse.js';
 import { type Intent, type Problem } from '../intent/types.js';
-import { formatDual } from '../net/address.js';
+import { addressList, familyOf, formatDual, type Family } from '../net/address.js';
 import type { AllocationRequest, Plan } from '../ipam/allocator.js';
-import { ownerKey, type Owner } from '../ipam/claim.js';
+import { ownerKey, type Claim, type Owner } from '../ipam/claim.js';
 import type { EventNotice } from '../cluster/event-sink.js';
 import { renderProblems, type AdmissionDeps } from './context.js';
 import { preflight } from './pods.js';
@@ -48,7 +49,8 @@ export async function admitWorkload(req: AdmissionRequest, deps: AdmissionDeps, 
     );
   }
   if (reserve && !req.dryRun) deps.cluster.rememberWorkload?.(w.kind, w.namespace, w.name, w);
-  return admit(w, req, deps, reserve, warnings);
+  const prior = req.operation === 'UPDATE' && req.oldObject ? workloadInfo(kind, req.oldObject.spec) : undefined;
+  return admit(w, prior, req, deps, reserve, warnings);
 }
 
 /**
@@ -67,11 +69,16 @@ export async function admitScale(req: AdmissionRequest, deps: AdmissionDeps, res
   if (!info || typeof replicas !== 'number') return allowed();
   const w: Workload = { ...info, replicas, kind, namespace, name };
   if (reserve && !req.dryRun) deps.cluster.rememberWorkload?.(kind, namespace, name, w);
-  return admit(w, req, deps, reserve, []);
+  // The Scale as stored says how many replicas there were; the template is the workload's own.
+  const stored = req.oldObject?.spec?.replicas;
+  const prior = { ...info, replicas: typeof stored === 'number' ? stored : info.replicas };
+  return admit(w, prior, req, deps, reserve, []);
 }
 
+/** `prior`: the workload as it was before an UPDATE or a scale, undefined at CREATE. */
 async function admit(
   w: Workload,
+  prior: WorkloadInfo | undefined,
   req: AdmissionRequest,
   deps: AdmissionDeps,
   reserve: boolean,
@@ -81,23 +88,23 @@ async function admit(
   // Every check a pod of this template would get at CREATE, so that the controller never loops on refusals.
   const { checked, problems } = await preflight(w.templateAnnotations, shape, w.namespace, deps);
   if (checked) problems.push(...replicaProblems(w, checked.intent));
-  if (
-    checked &&
-    w.kind === 'StatefulSet' &&
-    w.replicas > MAX_RESERVED_ORDINALS &&
-    deps.dialect.pinsAddresses(checked.intent, shape)
-  ) {
+  const pins = checked !== undefined && deps.dialect.pinsAddresses(checked.intent, shape);
+  const reserving = pins && w.kind === 'StatefulSet' && reserve && !req.dryRun;
+  if (checked && pins && w.kind === 'StatefulSet' && w.replicas > MAX_RESERVED_ORDINALS) {
     problems.push({
       key: checked.intent.ips ? KEYS.ips : checked.intent.ip ? KEYS.ip : KEYS.pool,
       message: `StatefulSet ${w.name} has ${w.replicas} replicas, and netpin reserves an address for ${MAX_RESERVED_ORDINALS} ordinals at most`,
       fix: `lower spec.replicas to ${MAX_RESERVED_ORDINALS} or fewer, or split the StatefulSet`,
     });
   }
+  // Reserving ordinals asks the ledger the same for real, and names the ordinal it cannot serve.
+  if (checked && pins && !reserving && problems.length === 0)
+    problems.push(...ledgerProblems(w, prior, checked.intent, checked.plan, deps));
   if (problems.length) return denied(renderProblems(problems, deps.dialect), warnings);
   if (!checked) return allowed(warnings);
 
   const { intent, plan } = checked;
-  if (w.kind === 'StatefulSet' && reserve && !req.dryRun && deps.dialect.pinsAddresses(intent, shape)) {
+  if (reserving) {
     const r = await reserveOrdinals(w, intent, plan, deps);
     if (r.problems) return denied(renderProblems(r.problems, deps.dialect), warnings);
     if (r.reserved) {
@@ -135,28 +142,200 @@ function replicaProblems(w: Workload, intent: Intent): Problem[] {
   // A rolling update starts new pods before the old ones stop; the old ones hold their addresses,
   // so without a spare address a new pod is refused, never becomes ready, and the rollout hangs.
   const surge = surgeOf(w.maxSurge, w.replicas);
-  const fix = 'set spec.strategy.type: Recreate, or spec.strategy.rollingUpdate.maxSurge: 0 with maxUnavailable: 1';
   if (intent.ip && surge > 0) {
     problems.push({
       key: KEYS.ip,
       message: `a rolling update (maxSurge ${w.maxSurge}) would start the new pod while the old one holds ${formatDual(intent.ip)}, so the new pod would be refused and the rollout would never finish`,
-      fix,
+      fix: SURGE_FIX,
     });
   } else if (intent.ips && intent.ips.length < w.replicas + surge) {
     problems.push({
       key: KEYS.ips,
       message: `has ${intent.ips.length} entries for ${w.replicas} replicas, and a rolling update (maxSurge ${w.maxSurge}) adds ${surge} more pods while the old ones hold their addresses, so the rollout would never finish`,
-      fix: `${fix}, or list ${w.replicas + surge} entries`,
+      fix: `${SURGE_FIX}, or list ${w.replicas + surge} entries`,
     });
   }
   return problems;
 }
+
+const SURGE_FIX = 'set spec.strategy.type: Recreate, or spec.strategy.rollingUpdate.maxSurge: 0 with maxUnavailable: 1';
 
 /** How many pods a rolling update may add above replicas: maxSurge as a count or a percentage rounded up, as the Deployment controller reads it. */
 function surgeOf(maxSurge: number | string, replicas: number): number {
   if (typeof maxSurge === 'number') return maxSurge;
   const m = /^(\d+)%$/.exec(maxSurge.trim());
   return m ? Math.ceil((replicas * Number(m[1])) / 100) : Number(maxSurge) || 0;
+}
+
+/** The most pods of the workload at once with this many replicas: they, and the surge of a rolling update. */
+function podsAtOnce(w: WorkloadInfo, replicas = w.replicas): number {
+  return replicas + (w.maxSurge === undefined ? 0 : surgeOf(w.maxSurge, replicas));
+}
+
+/** The most replicas whose pods, surge included, fit in `room` addresses (a percentage surge grows with them). */
+function replicasWithin(w: WorkloadInfo, room: number): number {
+  let lo = 0;
+  let hi = w.replicas;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (podsAtOnce(w, mid) <= room) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+/** Where an intent's pod addresses come from, as text: equal texts draw on the same pools and fixed addresses. */
+function sourceOf(intent: Intent): string {
+  return JSON.stringify([intent.pools ?? [], intent.ip && formatDual(intent.ip), intent.ips?.map(formatDual)]);
+}
+
+/**
+ * What the ledger would refuse the workload's pods for, asked without claiming anything: a fixed
+ * address another owner holds, or a pool without room for every pod at once (replicas, and the
+ * surge of a rolling update). Counts come from the index, never from walking a pool.
+ *
+ * What the workload holds already is its own to use. A StatefulSet's ordinals hold claims in their
+ * own name, counted exactly. A Deployment's pods do not: the ledger knows them by pod name, or by
+ * request uid before they have one, never by Deployment; so the replicas of the object an UPDATE
+ * replaces are taken to hold one address each, in the pools it named or among the fixed addresses
+ * it listed. And an UPDATE that keeps where the addresses come from and needs no more pods at once
+ * than before is never refused: a Deployment running at full size stays editable even when the
+ * spare address of its surge was taken since (its rollouts wait for an old pod to go, as before).
+ */
+function ledgerProblems(
+  w: Workload,
+  prior: WorkloadInfo | undefined,
+  intent: Intent,
+  plan: Plan,
+  deps: AdmissionDeps,
+): Problem[] {
+  const need = podsAtOnce(w);
+  const was: Was | undefined = prior && { ...prior, intent: parseIntent(prior.templateAnnotations).intent };
+  if (was && sourceOf(was.intent) === sourceOf(intent) && need <= podsAtOnce(was)) return [];
+  if (intent.ip || intent.ips)
+    return w.kind === 'StatefulSet' ? ordinalConflicts(w, intent, deps) : entryProblems(w, was, intent, deps);
+  return (['ipv4', 'ipv6'] as const).flatMap((f) => roomProblems(w, was, f, plan, deps));
+}
+
+/** The workload before an UPDATE or a scale, with its intent. */
+interface Was extends WorkloadInfo {
+  intent: Intent;
+}
+
+/** Ordinal k gets entry k (or the one fixed address): each must be free, or held by an ordinal that gives it up. */
+function ordinalConflicts(w: Workload, intent: Intent, deps: AdmissionDeps): Problem[] {
+  const index = deps.allocator.ledger.index;
+  // A reservation first gives back what its ordinals hold and may no longer: the StatefulSet's to hand on.
+  const ours = (c: Claim) =>
+    c.owner.kind === 'StatefulSet' &&
+    c.owner.namespace === w.namespace &&
+    c.owner.name === w.name &&
+    c.owner.ordinal >= w.ordinalsStart &&
+    c.owner.ordinal < w.ordinalsStart + w.replicas;
+  const held: Array<{ ordinal: number; holder: Claim }> = [];
+  for (let k = 0; k < w.replicas; k++) {
+    for (const a of addressList(intent.ip ?? intent.ips![k]!)) {
+      const holder = index.holderOf(a);
+      if (holder && !ours(holder)) held.push({ ordinal: w.ordinalsStart + k, holder });
+    }
+  }
+  if (held.length === 0) return [];
+  const { ordinal, holder } = held[0]!;
+  const first = deps.allocator.heldProblem(intent.ip ? KEYS.ip : KEYS.ips, holder);
+  const more = held.length > 1 ? `, and ${held.length - 1} more of its addresses are held by other owners` : '';
+  return [{ ...first, message: `${w.name}-${ordinal}: ${first.message}${more}` }];
+}
+
+/**
+ * A Deployment's pods take the first listed entry that is free: enough entries must be free for
+ * every pod at once, besides those the replaced object listed, which its pods are taken to hold.
+ */
+function entryProblems(w: Workload, was: Was | undefined, intent: Intent, deps: AdmissionDeps): Problem[] {
+  const index = deps.allocator.ledger.index;
+  const entries = intent.ip ? [intent.ip] : intent.ips!;
+  const before = was ? [...(was.intent.ip ? [was.intent.ip] : []), ...(was.intent.ips ?? [])] : [];
+  const listed = new Set(before.flatMap(addressList).map((a) => a.toString()));
+  let free = 0;
+  let ownable = 0;
+  // The message names the holder of an entry the replaced object did not list, else any holder.
+  let foreign: Claim | undefined;
+  let first: Claim | undefined;
+  for (const entry of entries) {
+    const addresses = addressList(entry);
+    const holder = addresses.map((a) => index.holderOf(a)).find((c) => c !== undefined);
+    if (!holder) {
+      free++;
+      continue;
+    }
+    first ??= holder;
+    if (addresses.every((a) => listed.has(a.toString()))) ownable++;
+    else foreign ??= holder;
+  }
+  const own = Math.min(ownable, was?.replicas ?? 0);
+  const room = free + own;
+  const need = podsAtOnce(w);
+  if (need <= room) return [];
+  const key = intent.ip ? KEYS.ip : KEYS.ips;
+  const conflict = deps.allocator.heldProblem(key, (foreign ?? first)!);
+  if (entries.length === 1) return [conflict];
+  const ownText = own ? ` and ${own} are taken to be held by its own pods` : '';
+  return [
+    {
+      key,
+      message: `${free} of its ${entries.length} entries are free${ownText}, and ${needText(w)}; ${conflict.message}`,
+      fix: `${w.replicas <= room ? `${SURGE_FIX}, or ` : ''}list ${need - room} more free entries, or lower replicas to ${replicasWithin(w, room)}`,
+    },
+  ];
+}
+
+/** One family's pool must have room for every pod at once, counting what the workload holds in it already. */
+function roomProblems(w: Workload, was: Was | undefined, family: Family, plan: Plan, deps: AdmissionDeps): Problem[] {
+  const pool = plan.byFamily[family];
+  if (!pool) return [];
+  const usage = deps.allocator.usageOf(pool, family);
+  const free = usage.capacity - usage.allocated;
+  const own = ownedIn(w, was, pool.name, family, deps);
+  const room = free + BigInt(own);
+  const need = podsAtOnce(w);
+  if (BigInt(need) <= room) return [];
+  const has = `IPPool ${pool.name} has ${free} free ${family === 'ipv4' ? 'IPv4' : 'IPv6'} addresses (${usage.allocated} of ${usage.capacity} held)${own ? ` and ${own} that ${w.kind} ${w.name} holds` : ''}`;
+  const roomFix = deps.allocator.roomFix(pool, family, deps.cluster.namespaceLabels(w.namespace));
+  if (BigInt(w.replicas) <= room) {
+    return [
+      {
+        key: KEYS.pool,
+        message: `${has}: room for the ${w.replicas} replicas of ${w.kind} ${w.name}, but not for the ${need - w.replicas} more pods a rolling update adds (maxSurge ${w.maxSurge}) while the old ones hold their addresses, so the rollout would never finish`,
+        fix: `${SURGE_FIX}, or ${roomFix}`,
+      },
+    ];
+  }
+  return [
+    {
+      key: KEYS.pool,
+      message: `${has}, and ${needText(w)}`,
+      fix: `lower replicas to ${replicasWithin(w, Number(room))}, or ${roomFix}`,
+    },
+  ];
+}
+
+/** The addresses of a pool family the workload holds already, as ledgerProblems counts them. */
+function ownedIn(w: Workload, was: Was | undefined, pool: string, family: Family, deps: AdmissionDeps): number {
+  if (w.kind === 'Deployment')
+    return was && !was.intent.ip && !was.intent.ips && was.intent.pools?.includes(pool) ? was.replicas : 0;
+  const index = deps.allocator.ledger.index;
+  let n = 0;
+  for (let k = 0; k < w.replicas; k++) {
+    const owner: Owner = { kind: 'StatefulSet', namespace: w.namespace, name: w.name, ordinal: w.ordinalsStart + k };
+    for (const c of index.claimsOf(owner)) if (c.pool === pool && familyOf(c.ip) === family) n++;
+  }
+  return n;
+}
+
+function needText(w: Workload): string {
+  const surge = podsAtOnce(w) - w.replicas;
+  return surge
+    ? `${w.kind} ${w.name} needs ${w.replicas + surge}: ${w.replicas} replicas and ${surge} more pods a rolling update adds (maxSurge ${w.maxSurge})`
+    : `${w.kind} ${w.name} has ${w.replicas} replicas`;
 }
 
 async function reserveOrdinals(w: Workload, intent: Intent, plan: Plan, deps: AdmissionDeps) {
