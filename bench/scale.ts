@@ -97,7 +97,7 @@ const CLAIMS_PATH = `/apis/${GROUP}/${VERSION}/ipclaims`;
 const SWEEP = {
   label: 'reconciler round',
   file: 'dist/src/cluster/reconciler.js',
-  functions: ['tick', 'sweep', 'staleClaims', 'bind'],
+  functions: ['round', 'sweep', 'staleClaims', 'bind'],
 };
 const POD_SHAPE = { kind: 'Pod', replicas: 1, statefulSet: false } as const;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -13,6 +13,8 @@ export interface ServeOptions {
   hosts?: string[];
   /** For --ledger kube: seconds a claim may wait for its pod before the reconciler releases it. */
   claimGraceSeconds: number;
+  /** For --ledger kube: seconds an egress address stays claimed after the last pod showing it is gone. */
+  egressGraceSeconds: number;
   /** Where the reconciler's leader-election Lease lives. */
   leaseNamespace: string;
   logLevel: string;
@@ -22,10 +24,19 @@ export interface ServeOptions {
 
 export class UsageError extends Error {}
 
+/**
+ * How long a claim waits for its pod: the webhook's 10 s timeout, which bounds how long the API server
+ * may take between netpin's answer and storing the pod (the webhooks after netpin's), and a margin.
+ * A pod that is deleted gives its claims back at once; this wait is for pods that never come.
+ */
+const DEFAULT_CLAIM_GRACE_SECONDS = 15;
+/** How long a workload keeps its egress address with no pod: a rollout, or a scale to 0 and back. */
+const DEFAULT_EGRESS_GRACE_SECONDS = 300;
+
 export const SERVE_USAGE = `usage: netpin serve --cni <${CNI_NAMES.join('|')}> [--pools <file.yaml>] [--listen <host:port>]
                     [--cert-dir <dir>] [--ledger <memory|kube>] [--kubeconfig <file>]
-                    [--tls-hosts <name,ip,...>] [--claim-grace <seconds>] [--lease-namespace <ns>]
-                    [--log-level <level>] [--egress-excluded-cidrs <cidr,...>]`;
+                    [--tls-hosts <name,ip,...>] [--claim-grace <seconds>] [--egress-grace <seconds>]
+                    [--lease-namespace <ns>] [--log-level <level>] [--egress-excluded-cidrs <cidr,...>]`;
 
 export const PREVIEW_USAGE = `usage: netpin preview -f <manifest.yaml|-> --cni <${CNI_NAMES.join('|')}>
                       (--pools <file.yaml> | --kubeconfig <file>) [--namespaces <file.yaml>] [-n <namespace>]`;
@@ -46,6 +57,7 @@ const FLAGS = [
   'kubeconfig',
   'tls-hosts',
   'claim-grace',
+  'egress-grace',
   'lease-namespace',
   'log-level',
   'egress-excluded-cidrs',
@@ -99,8 +111,11 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
   if (badCidr !== undefined)
     throw new UsageError(`--egress-excluded-cidrs takes networks such as 10.0.0.0/8, not "${badCidr}"`);
 
-  const grace = Number(values.get('claim-grace') ?? '30');
-  if (!Number.isFinite(grace) || grace < 0) throw new UsageError('--claim-grace must be a number of seconds');
+  const seconds = (flag: 'claim-grace' | 'egress-grace', byDefault: number) => {
+    const n = Number(values.get(flag) ?? byDefault);
+    if (!Number.isFinite(n) || n < 0) throw new UsageError(`--${flag} must be a number of seconds`);
+    return n;
+  };
 
   return {
     cni,
@@ -115,7 +130,8 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
       ?.split(',')
       .map((s) => s.trim())
       .filter(Boolean),
-    claimGraceSeconds: grace,
+    claimGraceSeconds: seconds('claim-grace', DEFAULT_CLAIM_GRACE_SECONDS),
+    egressGraceSeconds: seconds('egress-grace', DEFAULT_EGRESS_GRACE_SECONDS),
     leaseNamespace: values.get('lease-namespace') ?? env.POD_NAMESPACE ?? 'default',
     logLevel: values.get('log-level') ?? env.NETPIN_LOG_LEVEL ?? 'info',
     egressExcludedCidrs: excluded,

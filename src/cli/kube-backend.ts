@@ -1,3 +1,4 @@
+import type { V1StatefulSet } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { dialectFor } from '../cni/index.js';
 import { ApiServerProbe } from '../cluster/api-probe.js';
@@ -9,7 +10,7 @@ import { KubeClusterView } from '../cluster/kube-view.js';
 import type { PodRecord } from '../cluster/pod-tracker.js';
 import { parseAddress } from '../net/address.js';
 import { LeaseElector } from '../cluster/lease.js';
-import { Reconciler } from '../cluster/reconciler.js';
+import { kubeReconcilerApi, Reconciler } from '../cluster/reconciler.js';
 import { Allocator } from '../ipam/allocator.js';
 import { KubeLedger } from '../cluster/kube-ledger.js';
 import type { ServeOptions } from './args.js';
@@ -22,32 +23,43 @@ export async function kubeBackend(opts: ServeOptions, log: Logger): Promise<Back
   const ledger = new KubeLedger(kc, log);
   const events = new EventRecorder(kubeEventWriter(kc), { log });
   // Addresses pods use without a netpin claim are never handed out; an Allocated event waits for its pod.
-  const observe = (key: string, pod: PodRecord | undefined) => {
+  const pod = (key: string, record: PodRecord | undefined, before: PodRecord | undefined) => {
     ledger.index.observe(
       key,
-      (pod?.addresses ?? []).map((a) => parseAddress(a)!),
+      (record?.addresses ?? []).map((a) => parseAddress(a)!),
     );
-    if (pod) events.observed({ kind: 'Pod', namespace: pod.namespace, name: pod.name, uid: pod.uid });
+    if (record) events.observed({ kind: 'Pod', namespace: record.namespace, name: record.name, uid: record.uid });
+    else if (before) reconciler.podGone(before);
   };
-  const view = new KubeClusterView(kc, dialect.addressKeys, observe, log);
-  await view.start();
   // A Reserved event waits for its StatefulSet.
-  view.statefulSets.on('add', ({ metadata: m }) => {
+  const statefulSet = ({ metadata: m }: V1StatefulSet) =>
     events.observed({ kind: 'StatefulSet', namespace: m?.namespace ?? '', name: m?.name ?? '', uid: m?.uid ?? '' });
-  });
+  const view = new KubeClusterView(kc, dialect.addressKeys, { pod, statefulSet }, log);
   const elector = new LeaseElector(kc, { name: 'netpin-reconciler', namespace: opts.leaseNamespace }, log);
   const egress =
     dialect.name === 'antrea' || dialect.name === 'cilium'
       ? new EgressController(kc, ledger, dialect.name, opts.egressExcludedCidrs, log)
       : undefined;
+  // Told of deleted pods by the view, which starts after it; it acts only once the view is complete.
   const reconciler = new Reconciler(
-    kc,
+    kubeReconcilerApi(kc, dialect.addressKeys),
     ledger,
-    view,
+    {
+      pods: view.pods,
+      statefulSetExists: (namespace, name) => view.statefulSetExists(namespace, name),
+      complete: () => ledger.complete() && view.complete(),
+    },
     elector,
-    { graceMs: opts.claimGraceSeconds * 1000, intervalMs: 5_000, addressKeys: dialect.addressKeys, egress, events },
+    {
+      graceMs: opts.claimGraceSeconds * 1000,
+      egressGraceMs: opts.egressGraceSeconds * 1000,
+      intervalMs: 5_000,
+      egress,
+      events,
+    },
     log,
   );
+  await view.start();
   const probe = new ApiServerProbe(kc, log);
   judgeApiServerBy(() => probe.lastAnsweredAt);
   elector.start();

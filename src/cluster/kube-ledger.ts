@@ -1,14 +1,7 @@
-import {
-  CustomObjectsApi,
-  ListWatch,
-  Watch,
-  type KubeConfig,
-  type KubernetesListObject,
-  type KubernetesObject,
-} from '@kubernetes/client-node';
+import { CustomObjectsApi, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { describeApiError, GROUP, keepWatching, statusOf, VERSION, WITHIN_ADMISSION, type Watched } from './kube.js';
-import { pages, Reflector, type Page, type Seen } from './reflector.js';
+import { describeApiError, GROUP, OFF_ADMISSION, statusOf, VERSION, WITHIN_ADMISSION } from './kube.js';
+import { Informer, pages, Reflector, type Page, type Seen } from './reflector.js';
 import { familyOf, parseAddress, type Address, type Family } from '../net/address.js';
 import { ClaimIndex } from '../ipam/claim-index.js';
 import { ConflictError, ExhaustedError, ownerKey, type Claim, type EgressOwner, type Owner } from '../ipam/claim.js';
@@ -34,6 +27,8 @@ const CLAIMS = 'ipclaims';
 /** When an admission last handed the claim out (renew): the reconciler's grace period counts from the later of this and the creation. */
 const ADMITTED_AT = 'netpin.io/admitted-at';
 const POOLS = 'ippools';
+/** IPPools per list call: a cluster has tens of them. */
+const POOLS_PAGE = 500;
 // Each lost race moves first-fit one address on; past this many, something else is wrong.
 const MAX_RACES = 64;
 
@@ -149,7 +144,7 @@ export interface LedgerMetrics {
 export class KubeLedger implements Ledger {
   readonly index = new ClaimIndex();
   private readonly api: CustomObjectsApi;
-  private readonly watches: Watched[] = [];
+  private pools: Informer<KubernetesObject> | undefined;
   private claims: Reflector<IPClaimObject> | undefined;
   /** While a list of the claims is under way: the stored claims held when it began. */
   private stored: Set<Claim> | undefined;
@@ -167,13 +162,6 @@ export class KubeLedger implements Ledger {
   }
 
   async start(): Promise<void> {
-    const watch = new Watch(this.kc);
-    const list = (plural: string) => () =>
-      this.api.listClusterCustomObject({ group: GROUP, version: VERSION, plural }) as Promise<
-        KubernetesListObject<KubernetesObject>
-      >;
-
-    const pools = new ListWatch<KubernetesObject>(`/apis/${GROUP}/${VERSION}/${POOLS}`, watch, list(POOLS), false);
     const setPool = (obj: KubernetesObject) => {
       try {
         this.index.setPool(compilePool(obj as unknown as IPPoolObject));
@@ -184,9 +172,24 @@ export class KubeLedger implements Ledger {
       }
     };
     this.setPool = setPool;
-    pools.on('add', setPool);
-    pools.on('update', setPool);
-    pools.on('delete', (obj) => this.index.removePool(obj.metadata?.name ?? ''));
+    this.pools = new Informer<KubernetesObject>(
+      this.kc,
+      POOLS,
+      `/apis/${GROUP}/${VERSION}/${POOLS}`,
+      async (next) => {
+        const list = (await this.api.listClusterCustomObject(
+          { group: GROUP, version: VERSION, plural: POOLS, limit: POOLS_PAGE, _continue: next },
+          OFF_ADMISSION,
+        )) as { items: KubernetesObject[]; metadata?: { continue?: string; resourceVersion?: string } };
+        return {
+          items: list.items,
+          continue: list.metadata?.continue,
+          resourceVersion: list.metadata?.resourceVersion,
+        };
+      },
+      { changed: setPool, removed: (obj) => this.index.removePool(obj.metadata?.name ?? '') },
+      this.log,
+    );
 
     // The index is the only copy of the claims: no cache of objects, each is reduced to its Claim as it comes in.
     this.claims = new Reflector<IPClaimObject>(
@@ -209,15 +212,18 @@ export class KubeLedger implements Ledger {
       },
       this.log,
     );
-    this.watches.push(keepWatching(pools, 'ippools', this.log));
     // Until both lists are in, an empty index would hand out held addresses: not ready before.
-    await Promise.all([...this.watches.map((w) => w.synced), this.claims.start()]);
+    await Promise.all([this.pools.start(), this.claims.start()]);
     this.synced = true;
   }
 
   async stop(): Promise<void> {
-    for (const w of this.watches) await w.stop();
-    await this.claims?.stop();
+    await Promise.all([this.pools?.stop(), this.claims?.stop()]);
+  }
+
+  /** Whether pools and claims have each completed their latest list (Reflector.complete). */
+  complete(): boolean {
+    return this.pools?.complete === true && this.claims?.complete === true;
   }
 
   /**
@@ -252,7 +258,7 @@ export class KubeLedger implements Ledger {
     const list = (await this.api.listClusterCustomObject(
       { group: GROUP, version: VERSION, plural: POOLS },
       WITHIN_ADMISSION,
-    )) as KubernetesListObject<KubernetesObject>;
+    )) as { items: KubernetesObject[] };
     for (const obj of list.items) if (!this.index.pool(obj.metadata?.name ?? '')) this.setPool?.(obj);
   }
 
@@ -388,7 +394,10 @@ export class KubeLedger implements Ledger {
           // Delete this claim only, never a later claim of the same address by someone else, nor this one
           // once an admission has renewed it since it was read: the version is the one the caller judged.
           body: {
-            preconditions: { uid: claim.ref, ...(claim.version === undefined ? {} : { resourceVersion: claim.version }) },
+            preconditions: {
+              uid: claim.ref,
+              ...(claim.version === undefined ? {} : { resourceVersion: claim.version }),
+            },
           },
         },
         WITHIN_ADMISSION,

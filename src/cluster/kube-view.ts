@@ -2,17 +2,18 @@ import {
   AppsV1Api,
   CoreV1Api,
   CustomObjectsApi,
-  ListWatch,
-  Watch,
   type KubeConfig,
-  type KubernetesObject,
   type V1Namespace,
   type V1StatefulSet,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { describeApiError, keepWatching, statusOf, WITHIN_ADMISSION, type Watched } from './kube.js';
+import { describeApiError, OFF_ADMISSION, statusOf, WITHIN_ADMISSION } from './kube.js';
 import { PodTracker, type PodRecord } from './pod-tracker.js';
+import { Informer } from './reflector.js';
 import { workloadInfo, type ClusterView, type WorkloadInfo, type WorkloadSpec } from './view.js';
+
+/** Namespaces and StatefulSets per list call: a cluster has few of either. */
+const PAGE = 500;
 
 /**
  * The cluster as watches see it: namespace labels for pool selectors,
@@ -20,45 +21,73 @@ import { workloadInfo, type ClusterView, type WorkloadInfo, type WorkloadSpec } 
  * the reconciler and for addresses in use that netpin did not give.
  */
 export class KubeClusterView implements ClusterView {
-  readonly namespaces: ListWatch<V1Namespace>;
-  readonly statefulSets: ListWatch<V1StatefulSet>;
+  readonly namespaces: Informer<V1Namespace>;
+  readonly statefulSets: Informer<V1StatefulSet>;
   readonly pods: PodTracker;
   private readonly apps: AppsV1Api;
   private readonly custom: CustomObjectsApi;
-  private watches: Watched[] = [];
 
   constructor(
     kc: KubeConfig,
     addressKeys: readonly string[],
-    onPod: (key: string, record: PodRecord | undefined) => void,
-    private readonly log?: Logger,
+    on: {
+      pod: (key: string, record: PodRecord | undefined, before: PodRecord | undefined) => void;
+      /** A StatefulSet seen for the first time. */
+      statefulSet?: (sts: V1StatefulSet) => void;
+    },
+    log?: Logger,
   ) {
-    const watch = new Watch(kc);
     const core = kc.makeApiClient(CoreV1Api);
     this.apps = kc.makeApiClient(AppsV1Api);
     this.custom = kc.makeApiClient(CustomObjectsApi);
-    this.namespaces = new ListWatch('/api/v1/namespaces', watch, () => core.listNamespace(), false);
-    this.statefulSets = new ListWatch(
-      '/apis/apps/v1/statefulsets',
-      watch,
-      () => this.apps.listStatefulSetForAllNamespaces(),
-      false,
+    this.namespaces = new Informer<V1Namespace>(
+      kc,
+      'namespaces',
+      '/api/v1/namespaces',
+      async (next) => {
+        const page = await core.listNamespace({ limit: PAGE, _continue: next }, OFF_ADMISSION);
+        return {
+          items: page.items,
+          continue: page.metadata?._continue,
+          resourceVersion: page.metadata?.resourceVersion,
+        };
+      },
+      {},
+      log,
     );
-    this.pods = new PodTracker(kc, addressKeys, onPod, log);
+    this.statefulSets = new Informer<V1StatefulSet>(
+      kc,
+      'statefulsets',
+      '/apis/apps/v1/statefulsets',
+      async (next) => {
+        const page = await this.apps.listStatefulSetForAllNamespaces({ limit: PAGE, _continue: next }, OFF_ADMISSION);
+        return {
+          items: page.items,
+          continue: page.metadata?._continue,
+          resourceVersion: page.metadata?.resourceVersion,
+        };
+      },
+      { changed: (sts, before) => (before ? undefined : on.statefulSet?.(sts)) },
+      log,
+    );
+    this.pods = new PodTracker(kc, addressKeys, on.pod, log);
   }
 
   async start(): Promise<void> {
-    const all = [
-      [this.namespaces, 'namespaces'],
-      [this.statefulSets, 'statefulsets'],
-    ] as const;
-    this.watches = all.map(([w, what]) => keepWatching(w as unknown as ListWatch<KubernetesObject>, what, this.log));
-    await Promise.all([...this.watches.map((w) => w.synced), this.pods.start()]);
+    await Promise.all([this.namespaces.start(), this.statefulSets.start(), this.pods.start()]);
   }
 
   async stop(): Promise<void> {
-    for (const w of this.watches) await w.stop();
-    await this.pods.stop();
+    await Promise.all([this.namespaces.stop(), this.statefulSets.stop(), this.pods.stop()]);
+  }
+
+  /** Whether namespaces, StatefulSets and pods have each completed their latest list (Reflector.complete). */
+  complete(): boolean {
+    return this.namespaces.complete && this.statefulSets.complete && this.pods.complete;
+  }
+
+  statefulSetExists(namespace: string, name: string): boolean {
+    return this.statefulSets.get(name, namespace) !== undefined;
   }
 
   namespaceLabels(namespace: string): Record<string, string> {

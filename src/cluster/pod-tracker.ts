@@ -2,6 +2,7 @@ import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node'
 import type { Logger } from 'pino';
 import { ALLOCATED_KEY, EGRESS_ALLOCATED_KEY } from '../intent/keys.js';
 import { parseAddress } from '../net/address.js';
+import { OFF_ADMISSION } from './kube.js';
 import { Reflector, type PagedList } from './reflector.js';
 
 /** What netpin keeps of a pod: who it is, and every address it uses or asked for. */
@@ -68,7 +69,7 @@ const PAGE = 500;
 /** The pods of the cluster, 500 a page: for the tracker's lists, and for the operator commands that read them once. */
 export function podPages(core: CoreV1Api): PagedList<V1Pod> {
   return async (next) => {
-    const page = await core.listPodForAllNamespaces({ limit: PAGE, _continue: next });
+    const page = await core.listPodForAllNamespaces({ limit: PAGE, _continue: next }, OFF_ADMISSION);
     return { items: page.items, continue: page.metadata?._continue, resourceVersion: page.metadata?.resourceVersion };
   };
 }
@@ -89,8 +90,8 @@ export class PodTracker {
   constructor(
     kc: KubeConfig,
     private readonly addressKeys: readonly string[],
-    /** Told of every change, with the record after it (undefined: the pod is gone). */
-    private readonly onChange: (key: string, record: PodRecord | undefined) => void,
+    /** Told of every change, with the record after it (undefined: the pod is gone) and the one before. */
+    private readonly onChange: (key: string, record: PodRecord | undefined, before: PodRecord | undefined) => void,
     log?: Logger,
     retryMs = 1_000,
   ) {
@@ -111,6 +112,11 @@ export class PodTracker {
       log,
       retryMs,
     );
+  }
+
+  /** See Reflector.complete. */
+  get complete(): boolean {
+    return this.reflector.complete;
   }
 
   /** Resolves once the first list is in. */
@@ -141,10 +147,11 @@ export class PodTracker {
       before.addresses.join() !== record.addresses.join() ||
       before.egress.join() !== record.egress.join()
     )
-      this.onChange(key, record);
+      this.onChange(key, record, before);
   }
 
   private forget(key: string): void {
-    if (this.pods.delete(key)) this.onChange(key, undefined);
+    const before = this.pods.get(key);
+    if (before && this.pods.delete(key)) this.onChange(key, undefined, before);
   }
 }

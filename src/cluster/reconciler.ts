@@ -1,13 +1,11 @@
 import { AppsV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { familyOf } from '../net/address.js';
+import { familyOf, parseAddress } from '../net/address.js';
 import { ownerKey, type Claim } from '../ipam/claim.js';
 import type { Ledger } from '../ipam/ledger.js';
 import type { EventSink } from './event-sink.js';
 import { releaseEvents } from './events.js';
-import { describeApiError, GROUP, statusOf, VERSION } from './kube.js';
-import type { KubeClusterView } from './kube-view.js';
-import type { LeaseElector } from './lease.js';
+import { describeApiError, GROUP, statusOf, VERSION, withTimeout } from './kube.js';
 import { podRecord, type PodRecord } from './pod-tracker.js';
 
 /**
@@ -22,12 +20,23 @@ const SWEEP_SLICE = 2_000;
 /** How many claims one round names its pod in; the rest wait for the next rounds, seconds apart. */
 const BIND_PER_ROUND = 200;
 
+/** Deleted pods waiting for a prompt pass; past this, the sweep releases the rest after the grace period. */
+const MAX_GONE = 10_000;
+
+/** How long a prompt pass waits after a deletion, so that a burst of deletions makes one pass. */
+const PROMPT_DELAY_MS = 100;
+
 export interface ReconcilerOptions {
-  /** A claim younger than this is left alone: its pod may not be in the watch yet. */
+  /**
+   * A claim younger than this is left alone: the pod it was made for may not be stored yet, while the
+   * API server waits for the webhooks after netpin's.
+   */
   graceMs: number;
+  /** An egress address no pod has shown for this long is released; other pods of its workload may come back. */
+  egressGraceMs: number;
   intervalMs: number;
-  /** The CNI's address annotations, read when deciding whether a pod still uses an address. */
-  addressKeys: readonly string[];
+  /** The clock; tests play it. */
+  now?: () => number;
   /** Keeps the CNI's egress resources in line with the claims, after each sweep. */
   egress?: { sync(): Promise<void> };
   /** Where releases are told as Events (docs/events.md). */
@@ -141,40 +150,119 @@ function groupByOwner(claims: readonly Claim[]): (claim: Claim) => readonly Clai
   };
 }
 
+/** What the reconciler asks the API server, so that a test can answer at any interleaving it likes. */
+export interface ReconcilerApi {
+  /** The pods of a namespace as the API server has them now, not as a watch last told. */
+  namespacePods(namespace: string): Promise<PodRecord[]>;
+  statefulSetExists(namespace: string, name: string): Promise<boolean>;
+  writePoolStatus(pool: string, status: PoolStatus): Promise<void>;
+}
+
+/** An IPPool's `status`, as `kubectl get ippools.netpin.io` shows it. */
+export interface PoolStatus {
+  capacity: number;
+  allocated: number;
+  families: { family: string; capacity: string; allocated: number }[];
+  observedAt: string;
+}
+
 /**
- * Releases what nobody holds any more, and keeps IPPool status current. Runs on
- * the leader only. A pod's claim is kept while any pod object uses or asks for
- * its address, terminating ones included, so that an address is never handed on
- * while the old pod may still use it.
+ * How long one of the reconciler's calls may take. A release must land while this replica is still
+ * the leader: it is started only when the lease is held for at least this long yet, and the lease
+ * itself outlasts the leadership by a renewal interval (lease.ts).
+ */
+export const RECONCILER_CALL_MS = 3_000;
+
+/** The reconciler's calls through client-node, each with RECONCILER_CALL_MS to answer. */
+export function kubeReconcilerApi(kc: KubeConfig, addressKeys: readonly string[]): ReconcilerApi {
+  const core = kc.makeApiClient(CoreV1Api);
+  const apps = kc.makeApiClient(AppsV1Api);
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const deadline = withTimeout(RECONCILER_CALL_MS);
+  return {
+    async namespacePods(namespace) {
+      const list = await core.listNamespacedPod({ namespace }, deadline);
+      return list.items.map((pod) => podRecord(pod, addressKeys));
+    },
+    async statefulSetExists(namespace, name) {
+      try {
+        await apps.readNamespacedStatefulSet({ namespace, name }, deadline);
+        return true;
+      } catch (e) {
+        if (statusOf(e) === 404) return false;
+        throw e;
+      }
+    },
+    async writePoolStatus(name, status) {
+      await custom.patchClusterCustomObjectStatus(
+        {
+          group: GROUP,
+          version: VERSION,
+          plural: 'ippools',
+          name,
+          body: [{ op: 'add', path: '/status', value: status }],
+        },
+        deadline,
+      );
+    },
+  };
+}
+
+/** What the reconciler reads of the cluster: the watches' view, and whether all of it is complete. */
+export interface ReconcilerView {
+  readonly pods: { values(): Iterable<PodRecord> };
+  statefulSetExists(namespace: string, name: string): boolean;
+  /**
+   * Whether every cache the leader judges by (pods, namespaces, StatefulSets, the ledger's pools and
+   * claims) has completed its latest list: while one is listing, or listing again after its watch
+   * broke, it may lack objects, and the leader must not act on what it does not see.
+   */
+  complete(): boolean;
+}
+
+/** The lease, as the reconciler asks it: whether this replica is the leader until `at`. */
+export interface Leadership {
+  isLeader(at?: number): boolean;
+}
+
+/**
+ * Releases what nobody holds any more, and keeps IPPool status current. Runs on the leader only,
+ * and only on complete caches. A pod's claim is kept while any pod object uses or asks for its
+ * address, terminating ones included, so that an address is never handed on while the old pod may
+ * still use it. A pod the watch reports deleted gives its claims back at once, once the API server
+ * confirms nothing holds them; a claim whose pod never appeared waits out the grace period.
  */
 export class Reconciler {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private statusTimer: NodeJS.Timeout | undefined;
   private writingStatus: Promise<void> | undefined;
+  private promptTimer: NodeJS.Timeout | undefined;
   private stopped = false;
-  private readonly api: CustomObjectsApi;
-  private readonly core: CoreV1Api;
-  private readonly apps: AppsV1Api;
   private readonly lastStatus = new Map<string, string>();
+  /** Pods the watch reported deleted, by "<namespace>/<name>", with the addresses they showed. */
+  private readonly gone = new Map<string, PodRecord>();
+  /** When a pod last showed each egress address (leader's clock), by address. */
+  private readonly egressSeen = new Map<string, number>();
+  /** Since when this replica has led without a break; undefined while it does not. */
+  private leaderSince: number | undefined;
+  private readonly now: () => number;
   /** Set once the app and its metrics exist, after the reconciler (kube-backend.ts). */
   metrics?: ReconcilerMetrics;
 
   constructor(
-    kc: KubeConfig,
+    private readonly api: ReconcilerApi,
     private readonly ledger: Ledger,
-    private readonly view: KubeClusterView,
-    private readonly elector: LeaseElector,
+    private readonly view: ReconcilerView,
+    private readonly elector: Leadership,
     private readonly opts: ReconcilerOptions,
     private readonly log?: Logger,
   ) {
-    this.api = kc.makeApiClient(CustomObjectsApi);
-    this.core = kc.makeApiClient(CoreV1Api);
-    this.apps = kc.makeApiClient(AppsV1Api);
+    this.now = opts.now ?? Date.now;
   }
 
   start(): void {
-    this.timer = setInterval(() => void this.tick(), this.opts.intervalMs);
+    this.timer = setInterval(() => void this.round(), this.opts.intervalMs);
     this.timer.unref();
     this.statusTimer = setInterval(() => void this.refreshStatus(), STATUS_INTERVAL_MS);
     this.statusTimer.unref();
@@ -185,18 +273,72 @@ export class Reconciler {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     if (this.statusTimer) clearInterval(this.statusTimer);
+    if (this.promptTimer) clearTimeout(this.promptTimer);
     await Promise.all([this.running, this.writingStatus]);
   }
 
-  private async tick(): Promise<void> {
-    if (this.running || !this.elector.isLeader()) return;
+  /**
+   * A pod the watch reported deleted: its claims are released at the next prompt pass, a moment
+   * later (deletions that come together are handled together), instead of after the grace period.
+   */
+  podGone(pod: PodRecord): void {
+    if (this.stopped) return;
+    // Past this many waiting, the rest are left to the sweep: the work per pass stays bounded.
+    if (this.gone.size < MAX_GONE) this.gone.set(`${pod.namespace}/${pod.name}`, pod);
+    if (!this.promptTimer) {
+      this.promptTimer = setTimeout(() => void this.prompt(), PROMPT_DELAY_MS);
+      this.promptTimer.unref();
+    }
+  }
+
+  /** Releases the claims of the pods reported deleted since the last pass. */
+  async prompt(): Promise<void> {
+    clearTimeout(this.promptTimer);
+    this.promptTimer = undefined;
+    await this.run(() => this.releaseGone());
+  }
+
+  /** One round of leader work, as the timer runs it: deleted pods, the sweep, naming pods, egress resources. */
+  async round(): Promise<void> {
     // Releases first: naming pods is a write per claim, and after a burst it must not starve them.
-    this.running = this.sweep()
-      .then(() => this.bind())
-      .then(() => this.opts.egress?.sync())
+    await this.run(async () => {
+      await this.releaseGone();
+      await this.sweep();
+      await this.bind();
+      if (this.mayAct()) await this.opts.egress?.sync();
+    });
+  }
+
+  /** Runs one pass of leader work at a time, on the leader only; a failed call ends the pass. */
+  private async run(pass: () => Promise<unknown>): Promise<void> {
+    if (this.running || !this.leading()) {
+      // A prompt pass that finds a sweep under way waits for the next tick, which starts with it.
+      return;
+    }
+    this.running = pass()
+      .then(() => undefined)
       .catch((e) => this.log?.warn({ err: describeApiError(e) }, 'reconcile failed'))
       .finally(() => (this.running = undefined));
     await this.running;
+  }
+
+  /** Whether this replica leads now, noting since when: the egress grace period counts from no earlier. */
+  private leading(): boolean {
+    const now = this.now();
+    if (!this.elector.isLeader(now)) {
+      this.leaderSince = undefined;
+      return false;
+    }
+    this.leaderSince ??= now;
+    return true;
+  }
+
+  /**
+   * Whether the leader may act now: it leads for at least as long as a call may take, so that what it
+   * starts lands before another replica can lead, and every cache it judges by is complete.
+   */
+  private mayAct(): boolean {
+    return !this.stopped && this.elector.isLeader(this.now() + RECONCILER_CALL_MS) && this.view.complete();
   }
 
   /**
@@ -214,7 +356,7 @@ export class Reconciler {
     let bound = 0;
     for (const claim of unbound) {
       // A bounded batch per round, so that each round ends and the next sweeps again.
-      if (this.stopped || bound >= BIND_PER_ROUND) break;
+      if (!this.mayAct() || bound >= BIND_PER_ROUND) break;
       const pod = byAddress.get(`${claim.owner.namespace}/${claim.ip.toString()}`);
       if (!pod) continue;
       await this.ledger.bind(claim, pod);
@@ -224,13 +366,17 @@ export class Reconciler {
   }
 
   /**
-   * Releases stale claims; returns them. The view only proposes: before a release the
-   * namespace's pods (and the StatefulSet) are read again from the API server, so that a
-   * lagging watch can never free an address a pod still uses.
+   * Releases stale claims; returns them. The view only proposes: before a release the namespace's
+   * pods (and the StatefulSet) are read again from the API server, so that a lagging watch can never
+   * free an address a pod still uses; and the release deletes exactly the claim that was judged, so
+   * that one renewed meanwhile stays.
    */
-  async sweep(now = Date.now()): Promise<Claim[]> {
+  async sweep(): Promise<Claim[]> {
+    if (!this.mayAct()) return [];
+    const now = this.now();
     const view = this.view;
     const pods = indexPods(view.pods.values());
+    this.noteEgressSightings(pods, now);
     const all = [...this.ledger.index.allClaims()];
     const candidates: Claim[] = [];
     // In slices, giving way in between: at tens of thousands of claims one pass would hold up this
@@ -242,30 +388,62 @@ export class Reconciler {
         ...staleClaims(
           slice,
           pods,
-          (ns, name) => view.statefulSets.get(name, ns) !== undefined,
+          (ns, name) => view.statefulSetExists(ns, name),
           now,
           this.opts.graceMs,
           (claim) => this.ledger.index.claimsOf(claim.owner),
-        ),
+        ).filter((c) => c.owner.kind !== 'Egress' || now - this.egressSince(c) >= this.opts.egressGraceMs),
       );
     }
     this.metrics?.overdue(candidates, this.opts.graceMs);
+    return this.releaseIfFree(candidates);
+  }
+
+  /**
+   * The claims of the pods the watch reported deleted: a pod's, by its name or an address it showed
+   * (one not yet named holds by address). StatefulSet ordinals stay with their StatefulSet, and
+   * egress addresses wait out their grace period, since other pods share them.
+   */
+  private async releaseGone(): Promise<Claim[]> {
+    if (this.gone.size === 0 || !this.mayAct()) return [];
+    const pods = [...this.gone.values()];
+    this.gone.clear();
+    const index = this.ledger.index;
+    const candidates = new Set<Claim>();
+    for (const pod of pods) {
+      for (const c of index.claimsOf({ kind: 'Pod', namespace: pod.namespace, name: pod.name })) candidates.add(c);
+      for (const a of pod.addresses) {
+        const ip = parseAddress(a);
+        const c = ip && index.holderOf(ip);
+        if (c && !c.observed && c.owner.kind === 'Pod' && c.owner.namespace === pod.namespace && c.owner.name === '')
+          candidates.add(c);
+      }
+    }
+    return this.releaseIfFree([...candidates]);
+  }
+
+  /** Releases each claim that, by the API server's own answers, nobody holds; returns those released. */
+  private async releaseIfFree(candidates: readonly Claim[]): Promise<Claim[]> {
     const released: Claim[] = [];
     const fresh = new Map<string, PodRecord[]>();
     for (const claim of candidates) {
-      if (this.stopped) break;
+      if (!this.mayAct()) break;
+      // Renewed, bound, or released since it was judged: the index holds another entry, or none.
+      if (this.ledger.index.holderOf(claim.ip) !== claim) continue;
       const o = claim.owner;
       let pods = fresh.get(o.namespace);
-      if (!pods) fresh.set(o.namespace, (pods = await this.readPods(o.namespace)));
+      if (!pods) fresh.set(o.namespace, (pods = await this.api.namespacePods(o.namespace)));
       const holder = pods.find((p) => holds(p, claim, this.ledger.index.claimsOf(o)));
-      if (holder || (o.kind === 'StatefulSet' && (await this.statefulSetExists(o.namespace, o.name)))) {
+      if (holder || (o.kind === 'StatefulSet' && (await this.api.statefulSetExists(o.namespace, o.name)))) {
         this.log?.info(
           { ip: claim.ip.toString(), owner: claim.owner, pod: holder?.name },
           'kept a claim the watch thought free',
         );
         continue;
       }
-      await this.ledger.release(claim);
+      // The reads took time: the lease or the claim may have moved on meanwhile.
+      if (!this.mayAct() || this.ledger.index.holderOf(claim.ip) !== claim) continue;
+      if (!(await this.ledger.release(claim))) continue;
       released.push(claim);
       this.metrics?.released(claim);
       this.log?.info(
@@ -277,32 +455,38 @@ export class Reconciler {
     return released;
   }
 
-  private async readPods(namespace: string): Promise<PodRecord[]> {
-    const list = await this.core.listNamespacedPod({ namespace });
-    return list.items.map((pod) => podRecord(pod, this.opts.addressKeys));
-  }
-
-  private async statefulSetExists(namespace: string, name: string): Promise<boolean> {
-    try {
-      await this.apps.readNamespacedStatefulSet({ namespace, name });
-      return true;
-    } catch (e) {
-      if (statusOf(e) === 404) return false;
-      throw e;
+  /** Every egress address a pod shows now counts as seen now; addresses no claim holds are forgotten. */
+  private noteEgressSightings(pods: PodIndex, now: number): void {
+    for (const ns of pods.values()) for (const a of ns.byEgress.keys()) this.egressSeen.set(a, now);
+    for (const a of this.egressSeen.keys()) {
+      const ip = parseAddress(a);
+      if (!ip || this.ledger.index.holderOf(ip)?.owner.kind !== 'Egress') this.egressSeen.delete(a);
     }
   }
 
+  /**
+   * Since when an egress claim has had no pod: its last sighting, and no earlier than when it was
+   * claimed or when this replica began to lead (a new leader does not know what its predecessor saw).
+   */
+  private egressSince(claim: Claim): number {
+    return Math.max(claim.createdAt, this.egressSeen.get(claim.ip.toString()) ?? 0, this.leaderSince ?? this.now());
+  }
+
   private async refreshStatus(): Promise<void> {
-    if (this.writingStatus || !this.elector.isLeader()) return;
+    if (this.writingStatus || !this.leading() || !this.view.complete()) return;
     this.writingStatus = this.writePoolStatus()
       .catch((e) => this.log?.warn({ err: describeApiError(e) }, 'writing IPPool status failed'))
       .finally(() => (this.writingStatus = undefined));
     await this.writingStatus;
   }
 
-  private async writePoolStatus(): Promise<void> {
+  async writePoolStatus(): Promise<void> {
     const index = this.ledger.index;
-    for (const pool of index.allPools()) {
+    const pools = index.allPools();
+    const names = new Set(pools.map((p) => p.name));
+    for (const name of this.lastStatus.keys()) if (!names.has(name)) this.lastStatus.delete(name);
+    for (const pool of pools) {
+      if (!this.mayAct()) return;
       const usage = index.usage(pool.name);
       const families = usage.map((u) => ({
         family: u.family,
@@ -312,18 +496,11 @@ export class Reconciler {
       const key = JSON.stringify(families);
       if (this.lastStatus.get(pool.name) === key) continue;
       const total = usage.reduce((n, u) => n + u.capacity, 0n);
-      const status = {
+      await this.api.writePoolStatus(pool.name, {
         capacity: total > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(total),
         allocated: families.reduce((n, f) => n + f.allocated, 0),
         families,
-        observedAt: new Date().toISOString(),
-      };
-      await this.api.patchClusterCustomObjectStatus({
-        group: GROUP,
-        version: VERSION,
-        plural: 'ippools',
-        name: pool.name,
-        body: [{ op: 'add', path: '/status', value: status }],
+        observedAt: new Date(this.now()).toISOString(),
       });
       this.lastStatus.set(pool.name, key);
     }

@@ -51,6 +51,7 @@ export class Reflector<T extends KubernetesObject> {
   private readonly watch: Watch;
   private resourceVersion = '';
   private stopped = false;
+  private listed = false;
   private abort: AbortController | undefined;
   private loop: Promise<void> | undefined;
 
@@ -71,6 +72,14 @@ export class Reflector<T extends KubernetesObject> {
     return first;
   }
 
+  /**
+   * Whether what the owner was told is the whole of it: false until the first list is in, and again
+   * from a watch's failure until the list after it is in, since events were missed in between.
+   */
+  get complete(): boolean {
+    return this.listed && !this.stopped;
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     this.abort?.abort();
@@ -89,6 +98,7 @@ export class Reflector<T extends KubernetesObject> {
         if (this.stopped) break;
         // List again rather than trust a resourceVersion the server may have compacted away.
         this.resourceVersion = '';
+        this.listed = false;
         this.log?.warn({ watch: this.of.what, err: describeApiError(e) }, 'watch failed; listing again');
         await new Promise((r) => setTimeout(r, this.retryMs));
       }
@@ -110,6 +120,7 @@ export class Reflector<T extends KubernetesObject> {
     }
     this.of.listed(keys);
     this.resourceVersion = version;
+    this.listed = true;
   }
 
   private watchOnce(): Promise<void> {
@@ -120,15 +131,17 @@ export class Reflector<T extends KubernetesObject> {
           this.of.path,
           params,
           (type: string, obj: T) => {
-            if (type === 'ERROR') {
-              // 410 Gone, or any other: the loop lists again.
+            try {
+              if (type === 'ERROR') throw new Error(`${this.of.what} watch: ${JSON.stringify(obj)}`);
+              if (type === 'ADDED' || type === 'MODIFIED') this.of.seen(obj, type);
+              else if (type === 'DELETED') this.of.deleted(obj);
+              this.resourceVersion = obj.metadata?.resourceVersion ?? this.resourceVersion;
+            } catch (e) {
+              // 410 Gone or another ERROR, or an owner that failed on an event: the loop lists again. Not
+              // rethrown: client-node's Watch drops what its callback throws, and the event would be lost.
               this.abort?.abort();
-              reject(new Error(`${this.of.what} watch: ${JSON.stringify(obj)}`));
-              return;
+              reject(e);
             }
-            if (type === 'ADDED' || type === 'MODIFIED') this.of.seen(obj, type);
-            else if (type === 'DELETED') this.of.deleted(obj);
-            this.resourceVersion = obj.metadata?.resourceVersion ?? this.resourceVersion;
           },
           (err: unknown) => (err && !this.stopped && !isSilence(err) ? reject(err) : resolve()),
         )
@@ -144,4 +157,95 @@ export class Reflector<T extends KubernetesObject> {
  */
 function isSilence(err: unknown): boolean {
   return (err as { name?: unknown }).name === 'TimeoutError';
+}
+
+/** What an Informer tells of the objects it keeps. */
+interface InformerHandlers<T> {
+  /** A new object, or a new state of one (`before` is the state it replaces). */
+  changed?(obj: T, before: T | undefined): void;
+  removed?(obj: T): void;
+}
+
+/**
+ * A Reflector that keeps each object whole, by namespace and name: for kinds of which a cluster has
+ * few, read on every admission (namespaces, StatefulSets, IPPools). managedFields are dropped, as
+ * nothing reads them and they are most of an object's size.
+ */
+export class Informer<T extends KubernetesObject> {
+  private readonly objects = new Map<string, T>();
+  private readonly reflector: Reflector<T>;
+
+  constructor(
+    kc: KubeConfig,
+    what: string,
+    path: string,
+    list: PagedList<T>,
+    private readonly on: InformerHandlers<T> = {},
+    log?: Logger,
+    retryMs?: number,
+  ) {
+    this.reflector = new Reflector<T>(
+      kc,
+      {
+        what,
+        path,
+        list,
+        key: objectKey,
+        seen: (obj) => this.put(obj),
+        deleted: (obj) => this.remove(objectKey(obj)),
+        listed: (keys) => {
+          for (const key of [...this.objects.keys()]) if (!keys.has(key)) this.remove(key);
+        },
+      },
+      log,
+      retryMs,
+    );
+  }
+
+  /** Resolves once the first list is in (or once stopped before it came). */
+  start(): Promise<void> {
+    return this.reflector.start();
+  }
+
+  stop(): Promise<void> {
+    return this.reflector.stop();
+  }
+
+  /** See Reflector.complete. */
+  get complete(): boolean {
+    return this.reflector.complete;
+  }
+
+  get(name: string, namespace?: string): T | undefined {
+    return this.objects.get(`${namespace ?? ''}/${name}`);
+  }
+
+  values(): IterableIterator<T> {
+    return this.objects.values();
+  }
+
+  private put(obj: T): void {
+    if (obj.metadata?.managedFields) obj = { ...obj, metadata: { ...obj.metadata, managedFields: undefined } };
+    const key = objectKey(obj);
+    const before = this.objects.get(key);
+    // A relist brings every object again: only a new state is news.
+    if (
+      before?.metadata?.resourceVersion !== undefined &&
+      before.metadata.resourceVersion === obj.metadata?.resourceVersion
+    )
+      return;
+    this.objects.set(key, obj);
+    this.on.changed?.(obj, before);
+  }
+
+  private remove(key: string): void {
+    const obj = this.objects.get(key);
+    if (!obj) return;
+    this.objects.delete(key);
+    this.on.removed?.(obj);
+  }
+}
+
+function objectKey(obj: KubernetesObject): string {
+  return `${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
 }

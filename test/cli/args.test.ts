@@ -14,7 +14,8 @@ describe('parseServeArgs', () => {
       ledger: 'memory',
       kubeconfig: undefined,
       hosts: undefined,
-      claimGraceSeconds: 30,
+      claimGraceSeconds: 15,
+      egressGraceSeconds: 300,
       logLevel: 'info',
     });
   });

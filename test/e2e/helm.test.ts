@@ -121,7 +121,7 @@ const WORKLOAD_RULES = [
   },
 ];
 
-function expectArgs(deploy: Manifest, cni: string, grace = '30', level = 'info'): void {
+function expectArgs(deploy: Manifest, cni: string, grace = '15', level = 'info'): void {
   const c = deploy.spec.template.spec.containers[0];
   expect(c.args).toEqual([
     'serve',
@@ -137,6 +137,8 @@ function expectArgs(deploy: Manifest, cni: string, grace = '30', level = 'info')
     '$(POD_NAMESPACE)',
     '--claim-grace',
     grace,
+    '--egress-grace',
+    '300',
     '--log-level',
     level,
   ]);

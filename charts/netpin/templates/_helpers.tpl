@@ -50,12 +50,17 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns) | toJson }}
 {{- end }}
 
+{{/* --claim-grace: claimGraceSeconds, else the webhook's timeout and 5 s. */}}
+{{- define "netpin.claimGrace" -}}
+{{- .Values.claimGraceSeconds | default (add .Values.webhook.timeoutSeconds 5) | toString }}
+{{- end }}
+
 {{/*
 Process configuration that takes effect only at start. The certificate is left
 out on purpose: netpin reloads a rotated pair without a restart.
 */}}
 {{- define "netpin.restartConfig" -}}
-{{- dict "cni" .Values.cni "claimGraceSeconds" .Values.claimGraceSeconds "logLevel" .Values.logLevel "tlsSecret" (include "netpin.tlsSecretName" .) | toJson }}
+{{- dict "cni" .Values.cni "claimGraceSeconds" (include "netpin.claimGrace" .) "egressGraceSeconds" .Values.egressGraceSeconds "logLevel" .Values.logLevel "tlsSecret" (include "netpin.tlsSecretName" .) | toJson }}
 {{- end }}
 
 {{/* Webhook pieces shared by webhooks.yaml. */}}
