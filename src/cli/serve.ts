@@ -17,7 +17,7 @@ export interface Server {
 export async function serve(opts: ServeOptions, log: Logger = pino({ level: opts.logLevel })): Promise<Server> {
   const { paths, generated } = await ensureCerts(opts.certDir, opts.hosts ?? defaultHosts());
   if (generated) log.info({ ca: paths.ca }, 'generated a self-signed CA and serving certificate');
-  const certificates = new CertificateSource(paths.cert, paths.key);
+  const certificates = new CertificateSource(paths.cert, paths.key, log);
   certificates.start();
 
   const backend =

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createSecureContext, type SecureContextOptions } from 'node:tls';
+import type { Logger } from 'pino';
 
 const MIN_TLS_VERSION = 'TLSv1.2';
 
@@ -25,6 +26,7 @@ export class CertificateSource {
   constructor(
     private readonly certPath: string,
     private readonly keyPath: string,
+    private readonly log?: Logger,
   ) {
     this.current = this.read();
     check(this.current);
@@ -60,13 +62,21 @@ export class CertificateSource {
       next = this.read();
       if (digestOf(next) === this.digest) {
         this.healthy = true;
+        this.lastError = undefined;
         return false;
       }
       check(next);
     } catch (e) {
       // Between the writes of tls.crt and tls.key the pair may not match yet: keep serving the old one.
+      const reason = e instanceof Error ? e.message : String(e);
+      // Once per reason, not once per poll.
+      if (reason !== this.lastError)
+        this.log?.error(
+          { cert: this.certPath, key: this.keyPath, err: reason },
+          'serving certificate not reloaded: the old one stays in use, and the webhook is not ready until the files make a good pair',
+        );
       this.healthy = false;
-      this.lastError = e instanceof Error ? e.message : String(e);
+      this.lastError = reason;
       return false;
     }
     this.current = next;

@@ -4,7 +4,8 @@ import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Logger } from 'pino';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { generateCerts, type GeneratedCerts } from '../../src/transport/certs.js';
 import { CertificateSource } from '../../src/transport/tls.js';
 import { harness, patchOf, podCreate, type Harness } from '../support/reviews.js';
@@ -34,6 +35,7 @@ describe('HTTPS with certificate reload', () => {
   let first: GeneratedCerts;
   let second: GeneratedCerts;
   let third: GeneratedCerts;
+  const log = { error: vi.fn() };
   const certPath = () => join(dir, 'tls.crt');
   const keyPath = () => join(dir, 'tls.key');
   const install = (g: Pick<GeneratedCerts, 'certPem' | 'keyPem'>) => {
@@ -81,7 +83,7 @@ describe('HTTPS with certificate reload', () => {
     dir = mkdtempSync(join(tmpdir(), 'netpin-tls-'));
     [first, second, third] = await Promise.all([generateCerts(HOSTS), generateCerts(HOSTS), generateCerts(HOSTS)]);
     install(first);
-    source = new CertificateSource(certPath(), keyPath());
+    source = new CertificateSource(certPath(), keyPath(), log as unknown as Logger);
     h = await harness({ certificates: source });
     await h.app.listen({ host: '127.0.0.1', port: 0 });
     port = (h.app.server.address() as { port: number }).port;
@@ -172,11 +174,27 @@ describe('HTTPS with certificate reload', () => {
   it('keeps the old certificate and reports not ready when the files do not match', async () => {
     install(second);
     source.poll();
+    log.error.mockClear();
     // tls.crt rotated, tls.key not yet.
     writeFileSync(certPath(), third.certPem);
     expect(source.poll()).toBe(false);
     expect(source.healthy).toBe(false);
     expect(await handshake([second.caPem])).toEqual(expected(second));
+    const notReloaded = (err: string) => [
+      { cert: certPath(), key: keyPath(), err },
+      'serving certificate not reloaded: the old one stays in use, and the webhook is not ready until the files make a good pair',
+    ];
+    expect(log.error.mock.calls).toEqual([notReloaded(source.lastError!)]);
+    // Said once, not at every poll.
+    expect(source.poll()).toBe(false);
+    expect(log.error).toHaveBeenCalledTimes(1);
+    // The files put back, then the same mismatch again: a new failure, said again.
+    install(second);
+    expect(source.poll()).toBe(false);
+    expect(source.healthy).toBe(true);
+    writeFileSync(certPath(), third.certPem);
+    expect(source.poll()).toBe(false);
+    expect(log.error.mock.calls).toEqual([notReloaded(source.lastError!), notReloaded(source.lastError!)]);
 
     const agent = new https.Agent({ ca: [second.caPem], servername: 'localhost' });
     const ready = await request(agent, 'GET', '/readyz');
@@ -187,9 +205,12 @@ describe('HTTPS with certificate reload', () => {
     });
     agent.destroy();
 
-    // Garbage is refused the same way.
+    // Garbage is refused the same way, and said anew.
     writeFileSync(keyPath(), 'not a key');
     expect(source.poll()).toBe(false);
+    expect(log.error).toHaveBeenCalledTimes(3);
+    expect(log.error.mock.calls[2]).toEqual(notReloaded(source.lastError!));
+    expect(await handshake([second.caPem])).toEqual(expected(second));
 
     // Once the key follows, the new pair is served and readiness comes back.
     writeFileSync(keyPath(), third.keyPem);
