@@ -2,6 +2,7 @@ import { CustomObjectsApi, type KubeConfig, type KubernetesObject } from '@kuber
 import type { Logger } from 'pino';
 import { describeApiError, GROUP, OFF_ADMISSION, statusOf, VERSION, WITHIN_ADMISSION } from './kube.js';
 import { Informer, pages, Reflector, type Page, type Seen } from './reflector.js';
+import type { IPv6 } from 'ipaddr.js';
 import { familyOf, parseAddress, type Address, type Family } from '../net/address.js';
 import { ClaimIndex } from '../ipam/claim-index.js';
 import { ConflictError, ExhaustedError, ownerKey, type Claim, type EgressOwner, type Owner } from '../ipam/claim.js';
@@ -32,11 +33,19 @@ const POOLS_PAGE = 500;
 // Each lost race moves first-fit one address on; past this many, something else is wrong.
 const MAX_RACES = 64;
 
-/** `<pool>.<address>`: creating the object is the claim, since names are unique. */
-function claimName(pool: string, ip: Address): string {
-  // Normalized (no "::") so that the name is one fixed spelling and no label starts with '-'.
-  const text = familyOf(ip) === 'ipv4' ? ip.toString() : (ip as import('ipaddr.js').IPv6).toNormalizedString();
-  return `${pool}.${text.replace(/[.:]/g, '-')}`;
+/**
+ * The address itself, whatever pool holds it: creating the object is the claim, since names are unique,
+ * so two pools that overlap (created at the same moment by two replicas, before either saw the other)
+ * still cannot give one address twice. IPv4 as written (a dotted name is a valid object name), IPv6
+ * normalized (no "::"), with '-' for ':'.
+ */
+export function claimName(ip: Address): string {
+  return familyOf(ip) === 'ipv4' ? ip.toString() : (ip as IPv6).toNormalizedString().replace(/:/g, '-');
+}
+
+/** The name of a claim's stored object: its own, or the name it was stored under before (see Claim.name). */
+function nameOf(claim: Claim): string {
+  return claim.name ?? claimName(claim.ip);
 }
 
 /** The IPClaim object that records a claim. */
@@ -45,7 +54,7 @@ export function toObject(claim: Claim): IPClaimObject {
   return {
     apiVersion: `${GROUP}/${VERSION}`,
     kind: 'IPClaim',
-    metadata: { name: claimName(claim.pool, claim.ip), labels: { 'netpin.io/pool': claim.pool } },
+    metadata: { name: claimName(claim.ip), labels: { 'netpin.io/pool': claim.pool } },
     spec: {
       pool: claim.pool,
       ip: claim.ip.toString(),
@@ -86,8 +95,28 @@ export function toClaim(obj: IPClaimObject): Claim | undefined {
   const created = obj.metadata?.creationTimestamp;
   const admitted = Date.parse(obj.metadata?.annotations?.[ADMITTED_AT] ?? '');
   const createdAt = Math.max(created ? new Date(created).getTime() : Date.now(), Number.isNaN(admitted) ? 0 : admitted);
-  return { pool: s.pool, ip, owner, createdAt, ref: obj.metadata?.uid, version: obj.metadata?.resourceVersion };
+  const name = obj.metadata?.name;
+  return {
+    pool: s.pool,
+    ip,
+    owner,
+    createdAt,
+    ref: obj.metadata?.uid,
+    version: obj.metadata?.resourceVersion,
+    // Stored under another name: `<pool>.<address>`, as netpin named claims before 0.2.
+    ...(name !== undefined && name !== claimName(ip) && { name }),
+  };
 }
+
+/** The calls of client-node's CustomObjectsApi the ledger makes. */
+export type ClaimsApi = Pick<
+  CustomObjectsApi,
+  | 'createClusterCustomObject'
+  | 'getClusterCustomObject'
+  | 'patchClusterCustomObject'
+  | 'deleteClusterCustomObject'
+  | 'listClusterCustomObject'
+>;
 
 /** IPClaims per list call, by default: a few MB of JSON at a time, not the whole ledger. */
 export const CLAIMS_PAGE = 5_000;
@@ -99,11 +128,7 @@ interface ClaimsList {
 }
 
 /** One page of `limit` IPClaims, from the continue token `next`. */
-async function listClaimPage(
-  api: CustomObjectsApi,
-  limit: number,
-  next: string | undefined,
-): Promise<Page<IPClaimObject>> {
+async function listClaimPage(api: ClaimsApi, limit: number, next: string | undefined): Promise<Page<IPClaimObject>> {
   const list = (await api.listClusterCustomObject({
     group: GROUP,
     version: VERSION,
@@ -143,7 +168,7 @@ export interface LedgerMetrics {
  */
 export class KubeLedger implements Ledger {
   readonly index = new ClaimIndex();
-  private readonly api: CustomObjectsApi;
+  private readonly api: ClaimsApi;
   private pools: Informer<KubernetesObject> | undefined;
   private claims: Reflector<IPClaimObject> | undefined;
   /** While a list of the claims is under way: the stored claims held when it began. */
@@ -157,8 +182,10 @@ export class KubeLedger implements Ledger {
     private readonly log?: Logger,
     /** IPClaims per list call when (re)listing. */
     private readonly claimsPage = CLAIMS_PAGE,
+    /** The claims' API; a test may answer it itself, at the interleavings it chooses. */
+    api?: ClaimsApi,
   ) {
-    this.api = kc.makeApiClient(CustomObjectsApi);
+    this.api = api ?? kc.makeApiClient(CustomObjectsApi);
   }
 
   async start(): Promise<void> {
@@ -227,18 +254,23 @@ export class KubeLedger implements Ledger {
   }
 
   /**
-   * An IPClaim listed or from the watch, as ListWatch told them apart: a new object is added (or, when this
-   * process is creating it, confirmed), a changed one put, and one listed again unchanged left alone. A
-   * listed object that is not the stored one held here replaced it: one address, one IPClaim name, so the
-   * held one was deleted while nothing watched.
+   * An IPClaim listed or from the watch: a new object is added (or, when this process is creating it,
+   * confirmed), a changed one put, and one listed again unchanged left alone. A listed object that is not
+   * the stored one held here replaced it: one address, one IPClaim name, so the held one was deleted while
+   * nothing watched. An object under the address's own name replaces one under an old name (a claim
+   * being migrated), never the reverse.
    */
   private seen(obj: IPClaimObject, how: Seen): void {
     const c = toClaim(obj);
     if (!c) return;
-    const held = how === 'LISTED' ? this.index.holderOf(c.ip) : undefined;
-    if (held?.ref !== undefined && held.ref !== c.ref) this.index.remove(held);
-    const again = held !== undefined && held.ref === c.ref;
-    if (how === 'MODIFIED' || (again && held.version !== c.version)) this.index.put(c);
+    const held = this.index.holderOf(c.ip);
+    const stored = held && !held.observed && held.ref !== undefined ? held : undefined;
+    if (stored && stored.ref !== c.ref) {
+      if (c.name !== undefined && stored.name === undefined) return;
+      if (how === 'LISTED' || (c.name === undefined && stored.name !== undefined)) this.index.remove(stored);
+    }
+    const again = stored !== undefined && stored.ref === c.ref;
+    if (how === 'MODIFIED' || (again && stored.version !== c.version)) this.index.put(c);
     else if (!again && !this.index.add(c)) this.index.confirm(c);
   }
 
@@ -289,7 +321,7 @@ export class KubeLedger implements Ledger {
       }
       this.index.remove(pending);
       // Another replica won; the watch may not have told us yet, so ask.
-      const name = claimName(pool.name, ip);
+      const name = claimName(ip);
       const stored = await this.api
         .getClusterCustomObject({ group: GROUP, version: VERSION, plural: CLAIMS, name }, WITHIN_ADMISSION)
         .catch((err: unknown) => {
@@ -301,6 +333,52 @@ export class KubeLedger implements Ledger {
       if (ownerKey(existing.owner) === ownerKey(owner)) return existing;
       throw new ConflictError(existing);
     }
+  }
+
+  /**
+   * Moves up to `max` claims stored under an old name to the address's own name, while `mayGoOn()`:
+   * the same owner and spec under the new name first, then the old object deleted, by its uid. Returns
+   * how many moved. Created under the new name by someone else meanwhile: the old one is left, and told.
+   */
+  async migrate(max: number, mayGoOn: () => boolean): Promise<number> {
+    let moved = 0;
+    for (const c of [...this.index.allClaims()]) {
+      if (moved >= max || !mayGoOn()) break;
+      if (c.name === undefined || c.ref === undefined) continue;
+      const body = toObject(c);
+      body.metadata!.annotations = { [ADMITTED_AT]: new Date(c.createdAt).toISOString() };
+      try {
+        await this.api.createClusterCustomObject(
+          { group: GROUP, version: VERSION, plural: CLAIMS, body },
+          OFF_ADMISSION,
+        );
+      } catch (e) {
+        if (statusOf(e) !== 409) throw e;
+        const existing = toClaim(
+          (await this.api.getClusterCustomObject(
+            { group: GROUP, version: VERSION, plural: CLAIMS, name: claimName(c.ip) },
+            OFF_ADMISSION,
+          )) as IPClaimObject,
+        );
+        if (!existing || ownerKey(existing.owner) !== ownerKey(c.owner)) {
+          this.log?.error(
+            { ip: c.ip.toString(), old: c.name, owner: c.owner, other: existing?.owner },
+            'an IPClaim under an old name and one under the address itself name different owners; delete the wrong one by hand',
+          );
+          continue;
+        }
+      }
+      try {
+        await this.api.deleteClusterCustomObject(
+          { group: GROUP, version: VERSION, plural: CLAIMS, name: c.name, body: { preconditions: { uid: c.ref } } },
+          OFF_ADMISSION,
+        );
+      } catch (e) {
+        if (statusOf(e) !== 404 && statusOf(e) !== 409) throw e;
+      }
+      moved++;
+    }
+    return moved;
   }
 
   async claimNext(pool: Pool, family: Family, owner: Owner): Promise<Claim> {
@@ -364,7 +442,7 @@ export class KubeLedger implements Ledger {
           group: GROUP,
           version: VERSION,
           plural: CLAIMS,
-          name: claimName(claim.pool, claim.ip),
+          name: nameOf(claim),
           body: [{ op: 'test', path: '/metadata/uid', value: claim.ref }, change],
         },
         options,
@@ -390,7 +468,7 @@ export class KubeLedger implements Ledger {
           group: GROUP,
           version: VERSION,
           plural: CLAIMS,
-          name: claimName(claim.pool, claim.ip),
+          name: nameOf(claim),
           // Delete this claim only, never a later claim of the same address by someone else, nor this one
           // once an admission has renewed it since it was read: the version is the one the caller judged.
           body: {

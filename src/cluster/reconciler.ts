@@ -20,6 +20,9 @@ const SWEEP_SLICE = 2_000;
 /** How many claims one round names its pod in; the rest wait for the next rounds, seconds apart. */
 const BIND_PER_ROUND = 200;
 
+/** How many claims stored under an old name one round moves to the address's own name. */
+const MIGRATE_PER_ROUND = 500;
+
 /** Deleted pods waiting for a prompt pass; past this, the sweep releases the rest after the grace period. */
 const MAX_GONE = 10_000;
 
@@ -305,6 +308,7 @@ export class Reconciler {
       await this.releaseGone();
       await this.sweep();
       await this.bind();
+      await this.ledger.migrate?.(MIGRATE_PER_ROUND, () => this.mayAct());
       if (this.mayAct()) await this.opts.egress?.sync();
     });
   }

@@ -38,6 +38,11 @@ export interface Claim {
    * renewed since the reconciler found it stale (a pod admitted again under the same name) stays.
    */
   readonly version?: string;
+  /**
+   * The stored object's name, where it is not the address's own: netpin before 0.2 named claims
+   * `<pool>.<address>`; the leader moves them to the address's own name.
+   */
+  readonly name?: string;
   /** Not a claim: a running pod seen using the address, which netpin's ledger did not give it. */
   readonly observed?: boolean;
 }

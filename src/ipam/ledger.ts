@@ -38,6 +38,11 @@ export interface Ledger {
    * pod's name, which nobody can change, keeps the address held.
    */
   bind(claim: Claim, pod: { name: string; uid: string }): Promise<void>;
+  /**
+   * Moves up to `max` claims stored in an older form to the current one, while `mayGoOn()`; returns how
+   * many moved. Optional: only a ledger with stored history has anything to move.
+   */
+  migrate?(max: number, mayGoOn: () => boolean): Promise<number>;
   /** Loads state and starts watches; resolves when reads are current. */
   start(): Promise<void>;
   stop(): Promise<void>;
