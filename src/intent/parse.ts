@@ -226,14 +226,21 @@ function parseList(text: string): DualAddress[] | string {
   return entries;
 }
 
-/** A bit rate as a Kubernetes quantity within what containerd accepts; a string says what is wrong. */
+/**
+ * A bit rate as a Kubernetes quantity within what containerd accepts; a string says what is wrong.
+ * Read as containerd reads kubernetes.io/*-bandwidth (resource.ParseQuantity, untrimmed): " 10M" and
+ * "10M\n" fail the pod sandbox, so they are refused here rather than trimmed.
+ */
 export function parseRate(text: string): Rate | string {
-  const q = parseQuantity(text.trim());
-  if (!q) return `"${text}" is not a Kubernetes quantity`;
-  if (!isWhole(q)) return `"${text}" is not a whole number of bits per second`;
+  // JSON's quotes show a space or a line break where plain ones would hide it.
+  const shown = JSON.stringify(text);
+  if (text !== text.trim()) return `${shown} has white space around it, which a Kubernetes quantity may not have`;
+  const q = parseQuantity(text);
+  if (!q) return `${shown} is not a Kubernetes quantity`;
+  if (!isWhole(q)) return `${shown} is not a whole number of bits per second`;
   const bits = wholeValue(q);
   if (bits < MIN_RATE || bits > MAX_RATE) {
-    return `"${text}" (${bits} bit/s) is outside 1k..1P bits per second, the range containerd accepts`;
+    return `${shown} (${bits} bit/s) is outside 1k..1P bits per second, the range containerd accepts`;
   }
   return { text, bitsPerSecond: bits };
 }

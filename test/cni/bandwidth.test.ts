@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bandwidthAnnotations, netemProblems } from '../../src/cni/bandwidth.js';
+import { bandwidthAnnotations, bandwidthProblems, netemProblems } from '../../src/cni/bandwidth.js';
 import { rate } from './fixtures.js';
 
 describe('bandwidthAnnotations', () => {
@@ -27,6 +27,28 @@ describe('bandwidthAnnotations', () => {
       'kubernetes.io/egress-bandwidth': '1500k',
     });
     expect(bandwidthAnnotations({})).toEqual({});
+  });
+});
+
+describe('bandwidthProblems', () => {
+  it('refuses a hand-written value containerd would refuse, white space around it included, naming its key', () => {
+    const problems = bandwidthProblems({
+      'kubernetes.io/ingress-bandwidth': '10M\n',
+      'kubernetes.io/egress-bandwidth': ' 1G',
+    });
+    expect(problems.map(({ key, message }) => ({ key, message }))).toEqual([
+      {
+        key: 'kubernetes.io/ingress-bandwidth',
+        message:
+          '"10M\\n" has white space around it, which a Kubernetes quantity may not have, so containerd would refuse the pod sandbox',
+      },
+      {
+        key: 'kubernetes.io/egress-bandwidth',
+        message:
+          '" 1G" has white space around it, which a Kubernetes quantity may not have, so containerd would refuse the pod sandbox',
+      },
+    ]);
+    expect(bandwidthProblems({ 'kubernetes.io/ingress-bandwidth': '10M' })).toEqual([]);
   });
 });
 

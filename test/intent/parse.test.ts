@@ -141,6 +141,18 @@ describe('parseIntent', () => {
     ],
     ['a rate above 1P', { 'netpin.io/ingress-rate': '2P' }, 'netpin.io/ingress-rate', 'is outside 1k..1P'],
     [
+      'a rate with a space before it',
+      { 'netpin.io/ingress-rate': ' 10M' },
+      'netpin.io/ingress-rate',
+      '" 10M" has white space around it, which a Kubernetes quantity may not have',
+    ],
+    [
+      'a rate with a line break after it',
+      { 'netpin.io/egress-rate': '10M\n' },
+      'netpin.io/egress-rate',
+      '"10M\\n" has white space around it',
+    ],
+    [
       'a fractional rate',
       { 'netpin.io/egress-rate': '1500500m' },
       'netpin.io/egress-rate',
@@ -223,6 +235,14 @@ describe('parseDual and parseRate', () => {
     expect(parseRate('1P')).toEqual({ text: '1P', bitsPerSecond: 10n ** 15n });
     expect(parseRate('999')).toContain('outside 1k..1P');
     expect(parseRate('1000001G')).toContain('outside 1k..1P');
+  });
+
+  it('reads untrimmed, as containerd does: white space around the quantity fails the sandbox', () => {
+    for (const text of [' 10M', '10M ', '\t10M', '10M\n', '10M\r\n', '\u00a010M'])
+      expect(parseRate(text)).toBe(
+        `${JSON.stringify(text)} has white space around it, which a Kubernetes quantity may not have`,
+      );
+    expect(parseRate('10 M')).toBe('"10 M" is not a Kubernetes quantity');
   });
 });
 
