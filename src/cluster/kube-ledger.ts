@@ -400,7 +400,6 @@ export class KubeLedger implements Ledger {
     await this.patchClaim(
       claim,
       { op: 'replace', path: '/spec/owner', value: owner },
-      undefined,
       `binding ${claim.ip.toString()} to pod ${pod.name}`,
     );
   }
@@ -413,7 +412,6 @@ export class KubeLedger implements Ledger {
     const stored = await this.patchClaim(
       claim,
       change,
-      WITHIN_ADMISSION,
       `renewing the claim on ${claim.ip.toString()} in IPPool ${claim.pool}`,
     );
     if (!stored) {
@@ -430,12 +428,7 @@ export class KubeLedger implements Ledger {
    * change a later claim of the same address by someone else. Undefined when the claim is gone
    * (404) or was claimed again since (422).
    */
-  private async patchClaim(
-    claim: Claim,
-    change: object,
-    options: typeof WITHIN_ADMISSION | undefined,
-    doing: string,
-  ): Promise<IPClaimObject | undefined> {
+  private async patchClaim(claim: Claim, change: object, doing: string): Promise<IPClaimObject | undefined> {
     try {
       const stored = (await this.api.patchClusterCustomObject(
         {
@@ -445,7 +438,7 @@ export class KubeLedger implements Ledger {
           name: nameOf(claim),
           body: [{ op: 'test', path: '/metadata/uid', value: claim.ref }, change],
         },
-        options,
+        WITHIN_ADMISSION,
       )) as IPClaimObject;
       this.metrics?.write('patch', 'ok');
       return stored;

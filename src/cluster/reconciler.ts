@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { familyOf, parseAddress } from '../net/address.js';
 import { ownerKey, type Claim } from '../ipam/claim.js';
 import type { Ledger } from '../ipam/ledger.js';
+import { withDeadline } from './deadline.js';
 import type { EventSink } from './event-sink.js';
 import { releaseEvents } from './events.js';
 import { describeApiError, GROUP, statusOf, VERSION, withTimeout } from './kube.js';
@@ -175,6 +176,11 @@ export interface PoolStatus {
  * itself outlasts the leadership by a renewal interval (lease.ts).
  */
 export const RECONCILER_CALL_MS = 3_000;
+
+/** Runs one of the ledger's writes with RECONCILER_CALL_MS to answer, however alive the API server seems. */
+function within<T>(write: () => Promise<T>): Promise<T> {
+  return withDeadline(RECONCILER_CALL_MS, write, RECONCILER_CALL_MS);
+}
 
 /** The reconciler's calls through client-node, each with RECONCILER_CALL_MS to answer. */
 export function kubeReconcilerApi(kc: KubeConfig, addressKeys: readonly string[]): ReconcilerApi {
@@ -363,7 +369,7 @@ export class Reconciler {
       if (!this.mayAct() || bound >= BIND_PER_ROUND) break;
       const pod = byAddress.get(`${claim.owner.namespace}/${claim.ip.toString()}`);
       if (!pod) continue;
-      await this.ledger.bind(claim, pod);
+      await within(() => this.ledger.bind(claim, pod));
       bound++;
     }
     return bound;
@@ -447,7 +453,7 @@ export class Reconciler {
       }
       // The reads took time: the lease or the claim may have moved on meanwhile.
       if (!this.mayAct() || this.ledger.index.holderOf(claim.ip) !== claim) continue;
-      if (!(await this.ledger.release(claim))) continue;
+      if (!(await within(() => this.ledger.release(claim)))) continue;
       released.push(claim);
       this.metrics?.released(claim);
       this.log?.info(
