@@ -6,7 +6,7 @@ import { Admission, type Endpoint } from '../admission/handler.js';
 import type { AdmissionRequest, AdmissionResponse, AdmissionReview, KubeObject } from '../admission/review.js';
 import type { CniName, Dialect } from '../cni/dialect.js';
 import { dialectFor } from '../cni/index.js';
-import { StaticClusterView, workloadInfo } from '../cluster/view.js';
+import { StaticClusterView, workloadInfo, type WorkloadKind } from '../cluster/view.js';
 import { isNamespace, namespacesIn, parseManifest, type ManifestObject } from '../config/manifest.js';
 import { ConfigError, loadPoolsFile, readConfigFile, type PoolsFile } from '../config/pools-file.js';
 import { Allocator } from '../ipam/allocator.js';
@@ -84,9 +84,16 @@ type Resource = NonNullable<AdmissionRequest['resource']>;
 
 interface AdmittedKind {
   resource: Resource;
-  /** The pods its controller creates; a Pod is its own. */
-  pods?: (stored: KubeObject) => KubeObject[];
+  /** The first `count` pods its controller creates; a Pod is its own. */
+  pods?: (stored: KubeObject, count: number) => KubeObject[];
 }
+
+/**
+ * The most pods preview builds for one workload: spec.replicas may be up to 2^31 - 1, and that many
+ * pods exhaust the heap. The webhook's bound on the StatefulSet ordinals it reserves is the same
+ * (MAX_RESERVED_ORDINALS in admission/workloads.ts). Above it, preview builds the first pods and says so.
+ */
+const MAX_PODS_PER_WORKLOAD = 10_000;
 
 const POD: Resource = { group: '', version: 'v1', resource: 'pods' };
 
@@ -104,7 +111,11 @@ const KINDS = new Map<string, AdmittedKind>([
  * `netpin preview`: the pods a manifest would make, through the webhook's own admission on an
  * in-memory ledger. Resolves to the exit status: 1 when anything is refused, else 0.
  */
-export async function preview(argv: string[], io: PreviewIO = PROCESS_IO): Promise<number> {
+export async function preview(
+  argv: string[],
+  io: PreviewIO = PROCESS_IO,
+  maxPods = MAX_PODS_PER_WORKLOAD,
+): Promise<number> {
   const opts = parsePreviewArgs(argv);
   const source = opts.file === '-' ? 'stdin' : opts.file;
   const objects = parseManifest(opts.file === '-' ? await io.stdin() : await readConfigFile(opts.file), source);
@@ -122,7 +133,7 @@ export async function preview(argv: string[], io: PreviewIO = PROCESS_IO): Promi
   for (const more of [extraNamespaces, namespacesIn(objects, source)])
     for (const [name, labels] of more) seed.namespaces.set(name, labels);
 
-  const run = new Run(admissionFor(dialect, seed), io.stderr, opts.namespace);
+  const run = new Run(admissionFor(dialect, seed), io.stderr, opts.namespace, maxPods);
   for (const o of objects) await run.apply(o);
   await io.stdout(run.pods.map((p) => stringify(p, { lineWidth: 0 })).join('---\n'));
   return run.refused ? 1 : 0;
@@ -193,6 +204,7 @@ class Run {
     private readonly admission: Admission,
     private readonly stderr: (line: string) => void,
     private readonly defaultNamespace: string,
+    private readonly maxPods: number,
   ) {}
 
   async apply(o: ManifestObject): Promise<void> {
@@ -213,7 +225,14 @@ class Run {
       this.pods.push(stored);
       return;
     }
-    for (const pod of kind.pods(stored)) {
+    const { replicas } = workloadInfo(stored.kind as WorkloadKind, stored.spec);
+    const count = Math.min(replicas, this.maxPods);
+    if (replicas > count)
+      this.stderr(
+        `${stored.kind}/${stored.metadata!.namespace}/${stored.metadata!.name}: truncated: ` +
+          `preview builds the first ${count} of its ${replicas} replicas`,
+      );
+    for (const pod of kind.pods(stored, count)) {
       const created = await this.create(pod, POD);
       if (created) this.pods.push(created);
     }
@@ -332,19 +351,18 @@ function podFromTemplate(
  * The pods of the Deployment's ReplicaSet `<deploy>-preview`. They are sent to the webhook with
  * generateName only, as the ReplicaSet controller sends them; the API server names them afterwards.
  */
-function deploymentPods(deployment: KubeObject): KubeObject[] {
+function deploymentPods(deployment: KubeObject, count: number): KubeObject[] {
   const rs = `${deployment.metadata!.name}-${HASH}`;
-  const { replicas } = workloadInfo('Deployment', deployment.spec);
-  return Array.from({ length: replicas }, () =>
+  return Array.from({ length: count }, () =>
     podFromTemplate(deployment, { kind: 'ReplicaSet', name: rs }, { 'pod-template-hash': HASH }),
   );
 }
 
 /** The StatefulSet controller's pods: `<sts>-<ordinal>`, with the labels, hostname and subdomain it gives each. */
-function statefulSetPods(sts: KubeObject): KubeObject[] {
+function statefulSetPods(sts: KubeObject, count: number): KubeObject[] {
   const name = sts.metadata!.name!;
-  const { replicas, ordinalsStart } = workloadInfo('StatefulSet', sts.spec);
-  return Array.from({ length: replicas }, (_, k) => {
+  const { ordinalsStart } = workloadInfo('StatefulSet', sts.spec);
+  return Array.from({ length: count }, (_, k) => {
     const pod = `${name}-${ordinalsStart + k}`;
     const labels = {
       'controller-revision-hash': `${name}-${HASH}`,

@@ -26,7 +26,7 @@ interface Result {
   stderr: string[];
 }
 
-async function run(argv: string[], stdin = ''): Promise<Result> {
+async function run(argv: string[], stdin = '', maxPods?: number): Promise<Result> {
   let stdout = '';
   const stderr: string[] = [];
   const io: PreviewIO = {
@@ -34,7 +34,7 @@ async function run(argv: string[], stdin = ''): Promise<Result> {
     stdout: async (t) => void (stdout += t),
     stderr: (line) => void stderr.push(line),
   };
-  const code = await preview(argv, io);
+  const code = await preview(argv, io, maxPods);
   return { code, pods: parseAllDocuments(stdout).map((d) => d.toJS() as KubeObject), stderr };
 }
 
@@ -190,6 +190,38 @@ describe('netpin preview', () => {
       '203.0.113.1',
       '203.0.113.1',
       '203.0.113.2',
+    ]);
+  });
+
+  it('builds the first pods of a workload only, up to a bound, and says so: spec.replicas may be 2^31 - 1', async () => {
+    const workload = (kind: string, name: string) => ({
+      apiVersion: 'apps/v1',
+      kind,
+      metadata: { name, namespace: 'shop' },
+      spec: { replicas: 2_000_000_000, template: { spec: { containers: [] } } },
+    });
+    const r = await run(
+      ['-f', '-', '--cni', 'calico', '--pools', POOLS],
+      manifest(workload('Deployment', 'api'), workload('StatefulSet', 'db'), {
+        ...workload('StatefulSet', 'two'),
+        spec: { replicas: 2 },
+      }),
+      3,
+    );
+    expect(r.code).toBe(0);
+    expect(r.stderr).toEqual([
+      'Deployment/shop/api: truncated: preview builds the first 3 of its 2000000000 replicas',
+      'StatefulSet/shop/db: truncated: preview builds the first 3 of its 2000000000 replicas',
+    ]);
+    expect(names(r)).toEqual([
+      'api-preview-0',
+      'api-preview-1',
+      'api-preview-2',
+      'db-0',
+      'db-1',
+      'db-2',
+      'two-0',
+      'two-1',
     ]);
   });
 
