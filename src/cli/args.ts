@@ -1,4 +1,5 @@
 import { CNI_NAMES, type CniName } from '../cni/dialect.js';
+import { CLAIMS_PAGE } from '../cluster/kube-ledger.js';
 import { parseRange } from '../net/address.js';
 
 export interface ServeOptions {
@@ -15,6 +16,8 @@ export interface ServeOptions {
   claimGraceSeconds: number;
   /** For --ledger kube: seconds an egress address stays claimed after the last pod showing it is gone. */
   egressGraceSeconds: number;
+  /** For --ledger kube: IPClaims per list call, when the ledger lists them at start and after a broken watch. */
+  claimsPage: number;
   /** Where the reconciler's leader-election Lease lives. */
   leaseNamespace: string;
   logLevel: string;
@@ -36,7 +39,8 @@ const DEFAULT_EGRESS_GRACE_SECONDS = 300;
 export const SERVE_USAGE = `usage: netpin serve --cni <${CNI_NAMES.join('|')}> [--pools <file.yaml>] [--listen <host:port>]
                     [--cert-dir <dir>] [--ledger <memory|kube>] [--kubeconfig <file>]
                     [--tls-hosts <name,ip,...>] [--claim-grace <seconds>] [--egress-grace <seconds>]
-                    [--lease-namespace <ns>] [--log-level <level>] [--egress-excluded-cidrs <cidr,...>]`;
+                    [--lease-namespace <ns>] [--log-level <level>] [--egress-excluded-cidrs <cidr,...>]
+                    [--claims-page <count>]`;
 
 export const PREVIEW_USAGE = `usage: netpin preview -f <manifest.yaml|-> --cni <${CNI_NAMES.join('|')}>
                       (--pools <file.yaml> | --kubeconfig <file>) [--namespaces <file.yaml>] [-n <namespace>]`;
@@ -61,6 +65,7 @@ const FLAGS = [
   'lease-namespace',
   'log-level',
   'egress-excluded-cidrs',
+  'claims-page',
 ] as const;
 
 /** Reads `--flag value` and `--flag=value` pairs, each flag one of `known`; throws UsageError with a one-line reason. */
@@ -117,6 +122,10 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     return n;
   };
 
+  const claimsPage = Number(values.get('claims-page') ?? CLAIMS_PAGE);
+  if (!Number.isInteger(claimsPage) || claimsPage < 1)
+    throw new UsageError('--claims-page must be a whole number of IPClaims, 1 or more');
+
   return {
     cni,
     pools: values.get('pools'),
@@ -135,5 +144,6 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     leaseNamespace: values.get('lease-namespace') ?? env.POD_NAMESPACE ?? 'default',
     logLevel: values.get('log-level') ?? env.NETPIN_LOG_LEVEL ?? 'info',
     egressExcludedCidrs: excluded,
+    claimsPage,
   };
 }

@@ -20,7 +20,7 @@ import type { Backend } from './backend.js';
 export async function kubeBackend(opts: ServeOptions, log: Logger): Promise<Backend> {
   const kc = loadKubeConfig(opts.kubeconfig);
   const dialect = dialectFor(opts.cni);
-  const ledger = new KubeLedger(kc, log);
+  const ledger = new KubeLedger(kc, log, opts.claimsPage);
   const events = new EventRecorder(kubeEventWriter(kc), { log });
   // Addresses pods use without a netpin claim are never handed out; an Allocated event waits for its pod.
   const pod = (key: string, record: PodRecord | undefined, before: PodRecord | undefined) => {

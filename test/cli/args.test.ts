@@ -16,6 +16,7 @@ describe('parseServeArgs', () => {
       hosts: undefined,
       claimGraceSeconds: 15,
       egressGraceSeconds: 300,
+      claimsPage: 5000,
       logLevel: 'info',
     });
   });

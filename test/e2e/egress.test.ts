@@ -19,10 +19,18 @@ import {
   type Clients,
 } from '../support/cluster.js';
 import { startNetpin, type Netpin } from '../support/netpin.js';
+import { clientFromKubeconfig, kube } from '../support/rest.js';
+import { toObject } from '../../src/cluster/kube-ledger.js';
+import { parseAddress } from '../../src/net/address.js';
 import type { WireJson } from '../support/json.js';
 
 const NS = 'shop';
 const GRACE_SECONDS = 3;
+// Longer than the claim grace: an egress claim made long ago is kept this long after its last pod.
+const EGRESS_GRACE_SECONDS = 8;
+const EXTRA_ARGS = ['--egress-excluded-cidrs', '10.0.0.0/8,fd00::/8', '--egress-grace', String(EGRESS_GRACE_SECONDS)];
+// IPClaims of no pool, for a ledger whose list takes longer than a reconciler round at one claim a page.
+const FILLERS = 3_000;
 const GATEWAY = { matchLabels: { 'egress-gateway': 'yes' } };
 
 let cp: ControlPlane;
@@ -44,7 +52,7 @@ function deployment(name: string, replicas: number, annotations: Record<string, 
 }
 
 interface Managed {
-  metadata: { name: string; labels?: Record<string, string>; resourceVersion?: string };
+  metadata: { name: string; uid?: string; labels?: Record<string, string>; resourceVersion?: string };
   spec: Record<string, WireJson>;
 }
 
@@ -108,7 +116,7 @@ describe.each([
       certDir,
       claimGraceSeconds: GRACE_SECONDS,
       leaseNamespace: `lease-${cni}`,
-      extraArgs: ['--egress-excluded-cidrs', '10.0.0.0/8,fd00::/8'],
+      extraArgs: EXTRA_ARGS,
     });
     // Later runs reuse the port and certificate, so that the webhooks registered once stay right.
     if (port === 0) await registerWebhooks(c, netpin, cp.binDir);
@@ -199,6 +207,54 @@ describe.each([
     );
   });
 
+  if (cni === 'antrea') {
+    it('a new leader whose ledger is still listing deletes no managed resource', async () => {
+      const before = new Map((await managed()).map((o) => [o.metadata.name, o.metadata.uid]));
+      expect(before.size).toBeGreaterThanOrEqual(4);
+      // Claims named by address list before the egress ones (10... sorts before 2...), so the new
+      // leader's index lacks the egress claims for most of its list, one claim a page.
+      const fillers = Array.from({ length: FILLERS }, (_, i) =>
+        toObject({
+          pool: 'filler',
+          ip: parseAddress(`10.200.${i >> 8}.${i & 255}`)!,
+          owner: { kind: 'StatefulSet', namespace: 'filler', name: 'f', ordinal: i },
+          createdAt: Date.now(),
+        }),
+      );
+      const rest = clientFromKubeconfig(cp.kubeconfigPath);
+      for (let i = 0; i < fillers.length; i += 25)
+        await Promise.all(
+          fillers.slice(i, i + 25).map(async (body) => {
+            const r = await kube(rest, 'POST', '/apis/netpin.io/v1alpha1/ipclaims', body);
+            if (r.status !== 201) throw new Error(`creating a filler claim: ${r.status}`);
+          }),
+        );
+      await netpin.stop();
+      const started = Date.now();
+      netpin = await startNetpin({
+        kubeconfig: cp.kubeconfigPath,
+        cni,
+        port,
+        certDir,
+        claimGraceSeconds: GRACE_SECONDS,
+        leaseNamespace: `lease-${cni}`,
+        extraArgs: [...EXTRA_ARGS, '--claims-page', '1'],
+      });
+      // The list outlasted a reconciler round, so the leader had its chance to act on a partial view.
+      expect(Date.now() - started).toBeGreaterThan(6_000);
+      // A few rounds on the complete view, then the same objects: none deleted and created again.
+      await new Promise((r) => setTimeout(r, 11_000));
+      const after = new Map((await managed()).map((o) => [o.metadata.name, o.metadata.uid]));
+      expect(after).toEqual(before);
+      const gone = await kube(
+        rest,
+        'DELETE',
+        '/apis/netpin.io/v1alpha1/ipclaims?labelSelector=netpin.io%2Fpool%3Dfiller',
+      );
+      expect(gone.status).toBe(200);
+    });
+  }
+
   it('refuses an egress-ip another workload holds, naming it', async () => {
     const [held] = (await egressOf(`api-${cni}-`))[0]!.metadata!.annotations!['netpin.io/egress-allocated']!.split(',');
     const err = await c.core
@@ -229,6 +285,24 @@ describe.each([
       30_000,
       500,
     );
+  });
+
+  it('keeps a workload its egress address across a scale to 0 and back within the egress grace period', async () => {
+    const scale = (replicas: number) =>
+      c.apps.patchNamespacedDeploymentScale({
+        name: `web-${cni}`,
+        namespace: NS,
+        body: [{ op: 'replace', path: '/spec/replicas', value: replicas }],
+      });
+    const before = (await egressOf(`web-${cni}-`))[0]!.metadata!.annotations!['netpin.io/egress-allocated'];
+    await scale(0);
+    await waitFor('web scaled to 0', async () => (await podsWithPrefix(c, NS, `web-${cni}-`)).length === 0);
+    // Past the claim grace, which the egress claim, made long ago, is well beyond: only the time since its
+    // last pod may count.
+    await new Promise((r) => setTimeout(r, (GRACE_SECONDS + 2) * 1000));
+    await scale(3);
+    const after = (await egressOf(`web-${cni}-`))[0]!.metadata!.annotations!['netpin.io/egress-allocated'];
+    expect(after).toBe(before);
   });
 
   it('deletes the resources once the Deployment is scaled to 0 and deleted, after the grace period', async () => {
