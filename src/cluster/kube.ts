@@ -6,11 +6,8 @@ import {
   type ApiType,
   type Configuration,
   type ConfigurationOptions,
-  type KubernetesObject,
-  type ListWatch,
   type ObservableMiddleware,
 } from '@kubernetes/client-node';
-import type { Logger } from 'pino';
 import { abortAfter, currentDeadlineSignal } from './deadline.js';
 
 export const GROUP = 'netpin.io';
@@ -146,66 +143,4 @@ function safeJson(s: string): unknown {
   } catch {
     return { message: s };
   }
-}
-
-export interface Watched {
-  /** Resolves once the first list has succeeded: reads are current from then on. */
-  synced: Promise<void>;
-  stop(): Promise<void>;
-}
-
-/**
- * A ListWatch handler that logs what it throws. client-node's ListWatch calls its handlers bare: a
- * throw during a list rejects start() (and, on a list after a watch ended, a promise no one awaits),
- * and a throw during the watch rejects its async watchHandler, whose promise Watch drops: an unhandled
- * rejection, which ends the process. Either way the event is not applied.
- */
-export function guarded<T extends KubernetesObject>(
-  handler: (obj: T) => void,
-  what: string,
-  log: Logger,
-): (obj: T) => void {
-  return (obj) => {
-    try {
-      handler(obj);
-    } catch (e) {
-      const { namespace, name } = obj.metadata ?? {};
-      log.error(
-        { watch: what, object: [namespace, name].filter(Boolean).join('/'), err: describeApiError(e) },
-        'watch event not applied: its handler failed',
-      );
-    }
-  };
-}
-
-/**
- * Starts a ListWatch and keeps it going. client-node's ListWatch reports a failed
- * list or watch to its error callbacks and then stops; it also resolves start()
- * when the list failed, and rejects it when what it does not guard throws (the
- * credentials for the watch: an exec plugin that fails, a token file that cannot
- * be read; a handler). So: restart after every error and every rejection, and call
- * it synced only once a list has really come back.
- */
-export function keepWatching(lw: ListWatch<KubernetesObject>, what: string, log?: Logger, retryMs = 1_000): Watched {
-  let stopped = false;
-  const restart = (err: unknown) => {
-    if (stopped) return;
-    log?.warn({ watch: what, err: describeApiError(err) }, 'watch failed; restarting');
-    setTimeout(() => {
-      if (!stopped) void start();
-    }, retryMs).unref();
-  };
-  const start = () => lw.start().catch(restart);
-  lw.on('error', restart);
-  const synced = (async () => {
-    await start();
-    while (lw.latestResourceVersion() === '' && !stopped) await new Promise((r) => setTimeout(r, 50));
-  })();
-  return {
-    synced,
-    async stop() {
-      stopped = true;
-      await lw.stop();
-    },
-  };
 }
