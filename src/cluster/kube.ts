@@ -90,12 +90,11 @@ export function withTimeout(ms: number): ConfigurationOptions {
 }
 
 /**
- * How long a call off the admission path (the reconciler, egress resources, the operator commands)
- * waits for the API server. Without one, undici waits 300 s for response headers from an API server
- * that took the connection and froze. A healthy one answers a get, a write or a page of a list in
- * milliseconds, and well within 10 s even loaded; 10 s is also client-go's leader-election renew
- * deadline and the webhook's own timeout, so an operator waits no longer than the API server waits
- * for netpin.
+ * How long a call off the admission path (the watches' lists, egress resources, the operator
+ * commands) waits for the API server. Without one, undici waits 300 s for the response headers of an
+ * API server that took the connection and froze. A healthy one answers a get, a write or a page of a
+ * list in milliseconds, and well within 10 s even loaded: what takes longer is an outage, to be told
+ * and retried. 10 s is also what the API server gives netpin's webhook.
  */
 export const OFF_ADMISSION_MS = 10_000;
 export const OFF_ADMISSION: ConfigurationOptions = withTimeout(OFF_ADMISSION_MS);
