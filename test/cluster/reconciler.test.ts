@@ -265,6 +265,7 @@ function harness(ledger: MemoryLedger = new CarelessLedger([web, egressPool])) {
 }
 
 const owned = (name: string): Owner => ({ kind: 'Pod', namespace: 'shop', name });
+const created = (p: PodRecord, at: number): PodRecord => ({ ...p, created: at });
 
 describe('the reconciler, against a fake API at chosen interleavings', () => {
   it('releases a claim past its grace period that no pod holds, asking the API server first', async () => {
@@ -377,9 +378,9 @@ describe('the reconciler, against a fake API at chosen interleavings', () => {
     // A claim made before the pod had a name: the deleted pod showed its address.
     h.claim('10.0.0.6', { kind: 'Pod', namespace: 'shop', name: '', uid: 'req-9' }, NOW);
     h.claim('10.0.0.7', { kind: 'StatefulSet', namespace: 'shop', name: 'db', ordinal: 0 }, NOW);
-    h.reconciler.podGone(pod('web-1'));
-    h.reconciler.podGone(pod('web-x', ['10.0.0.6']));
-    h.reconciler.podGone(pod('db-0', ['10.0.0.7']));
+    h.reconciler.podGone(created(pod('web-1'), NOW));
+    h.reconciler.podGone(created(pod('web-x', ['10.0.0.6']), NOW));
+    h.reconciler.podGone(created(pod('db-0', ['10.0.0.7']), NOW));
     await h.reconciler.prompt();
     expect(h.held('10.0.0.5')).toBeUndefined();
     expect(h.held('10.0.0.6')).toBeUndefined();
@@ -391,9 +392,26 @@ describe('the reconciler, against a fake API at chosen interleavings', () => {
     const h = harness();
     h.claim('10.0.0.5', owned('web-1'), NOW);
     h.stored.push(pod('web-1'));
-    h.reconciler.podGone(pod('web-1'));
+    h.reconciler.podGone(created(pod('web-1'), NOW));
     await h.reconciler.prompt();
     expect(h.held('10.0.0.5')).toBeDefined();
+  });
+
+  it('leaves to the grace period a claim admitted again after the deleted pod was created: a new pod of that name is on its way', async () => {
+    // Found by the e2e churn test: deleted and created again under its name, the new pod renewed the
+    // claim before the leader judged it, and was not stored yet when the leader read the pods.
+    const h = harness();
+    const c = h.claim('10.0.0.5', owned('web-1'), NOW);
+    h.clock.now += 10_000;
+    h.ledger.index.replace(c, { ...c, createdAt: h.clock.now, version: '2' });
+    h.reconciler.podGone(created(pod('web-1'), NOW));
+    // Nor a pod whose creation is unknown.
+    h.claim('10.0.0.6', owned('web-2'), NOW);
+    h.reconciler.podGone(pod('web-2'));
+    await h.reconciler.prompt();
+    expect(h.held('10.0.0.5')).toBeDefined();
+    expect(h.held('10.0.0.6')).toBeDefined();
+    expect(h.calls).toEqual([]);
   });
 
   it('keeps an egress address for its grace period after the last pod showing it, counted by a new leader from its start', async () => {

@@ -4,7 +4,7 @@
 // and a deleted one is gone at once.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { V1Pod } from '@kubernetes/client-node';
-import { startControlPlane, type ControlPlane } from '../support/controlplane.js';
+import { DEFAULT_CONTROLLERS, startControlPlane, type ControlPlane } from '../support/controlplane.js';
 import {
   apiMessage,
   applyCrds,
@@ -70,7 +70,8 @@ async function livePods(prefix: string, n: number, not: ReadonlySet<string> = ne
 }
 
 beforeAll(async () => {
-  cp = await startControlPlane();
+  // The quota controller computes a ResourceQuota's status, which its admission needs.
+  cp = await startControlPlane({ controllers: [...DEFAULT_CONTROLLERS, 'resourcequota-controller'] });
   c = clients(cp.kubeconfigPath);
   await applyCrds(c);
   await createNamespace(c, NS, { 'netpin.io/enabled': 'true' });
@@ -94,6 +95,8 @@ describe('a deleted pod', () => {
         metadata: { name: 'exact' },
         spec: {
           replicas: 6,
+          // A rolling update would need addresses beyond the 6 (refused at apply): Recreate.
+          strategy: { type: 'Recreate' },
           selector: { matchLabels: { app: 'exact' } },
           template: template('exact', { 'netpin.io/pool': 'exact' }),
         },
