@@ -13,12 +13,52 @@ function contents(f: FreeRanges): number[] {
   }
 }
 
+/** The widest run of consecutive addresses in a sorted list, the lowest of equals, as largest() reports it. */
+function widestRun(sorted: number[]): { first: bigint; last: bigint } | undefined {
+  let best: [number, number] | undefined;
+  for (let i = 0; i < sorted.length;) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
+    if (!best || sorted[j]! - sorted[i]! > best[1] - best[0]) best = [sorted[i]!, sorted[j]!];
+    i = j + 1;
+  }
+  return best && { first: BigInt(best[0]), last: BigInt(best[1]) };
+}
+
 describe('FreeRanges', () => {
   it('merges overlapping, adjacent and unsorted input intervals', () => {
     const f = new FreeRanges([r(20, 22), r(1, 3), r(4, 5), r(2, 4), r(10, 10), r(21, 21)]);
     expect(contents(f)).toEqual([1, 2, 3, 4, 5, 10, 20, 21, 22]);
     expect(f.size).toBe(9n);
     expect(f.first()).toBe(1n);
+    expect(f.largest()).toEqual(r(1, 5));
+  });
+
+  it('keeps adjacent input intervals as one run', () => {
+    const f = new FreeRanges([r(1, 3), r(4, 5), r(7, 7)]);
+    expect(f.largest()).toEqual(r(1, 5));
+    expect(f.size).toBe(6n);
+  });
+
+  describe('largest', () => {
+    it('is the widest free interval, the lowest of equals', () => {
+      expect(new FreeRanges([r(1, 2), r(10, 14), r(20, 22)]).largest()).toEqual(r(10, 14));
+      expect(new FreeRanges([r(1, 2), r(10, 12), r(20, 22)]).largest()).toEqual(r(10, 12));
+      expect(new FreeRanges([r(1, 1), r(5, 5)]).largest()).toEqual(r(1, 1));
+      // The width counts, not where the interval lies: a narrow high interval is not the widest.
+      expect(new FreeRanges([r(10, 13), r(1000, 1001)]).largest()).toEqual(r(10, 13));
+    });
+
+    it('follows takes and puts, and is nothing once every address is taken', () => {
+      const f = new FreeRanges([r(1, 4), r(10, 12)]);
+      expect(f.take(2n)).toBe(true);
+      expect(f.largest()).toEqual(r(10, 12));
+      expect(f.put(2n)).toBe(true);
+      expect(f.largest()).toEqual(r(1, 4));
+      for (const a of [1n, 2n, 3n, 4n, 10n, 11n, 12n]) expect(f.take(a)).toBe(true);
+      expect(f.largest()).toBeUndefined();
+      expect(new FreeRanges().largest()).toBeUndefined();
+    });
   });
 
   it('is empty without intervals', () => {
@@ -46,6 +86,18 @@ describe('FreeRanges', () => {
       expect(f.first()).toBe(11n);
     });
 
+    it('leaves nothing free once an interval is taken from its top down', () => {
+      const f = new FreeRanges([r(5, 7)]);
+      for (const a of [7n, 6n, 5n]) expect(f.take(a)).toBe(true);
+      expect(f.size).toBe(0n);
+      expect(f.first()).toBeUndefined();
+      expect(f.largest()).toBeUndefined();
+      expect(contents(f)).toEqual([]);
+      // And it fills up again as one run.
+      for (const a of [6n, 5n, 7n]) expect(f.put(a)).toBe(true);
+      expect(f.largest()).toEqual(r(5, 7));
+    });
+
     it('removes a one-address interval', () => {
       const f = new FreeRanges([r(1, 1), r(5, 6)]);
       expect(f.take(1n)).toBe(true);
@@ -64,6 +116,26 @@ describe('FreeRanges', () => {
   });
 
   describe('put', () => {
+    it('makes one run of an address and the intervals it touches', () => {
+      // Joined below: 1-4 is now the widest.
+      const below = new FreeRanges([r(1, 3), r(10, 12)]);
+      expect(below.put(4n)).toBe(true);
+      expect(below.largest()).toEqual(r(1, 4));
+      // Joined above: 9-12 is now the widest.
+      const above = new FreeRanges([r(1, 3), r(10, 12)]);
+      expect(above.put(9n)).toBe(true);
+      expect(above.largest()).toEqual(r(9, 12));
+      // Bridging both: one run of 1-7.
+      const both = new FreeRanges([r(1, 3), r(5, 7), r(20, 25)]);
+      expect(both.put(4n)).toBe(true);
+      expect(both.largest()).toEqual(r(1, 7));
+      // Touching neither: a run of its own.
+      const alone = new FreeRanges([r(1, 3), r(10, 12)]);
+      expect(alone.put(6n)).toBe(true);
+      expect(alone.largest()).toEqual(r(1, 3));
+      expect(contents(alone)).toEqual([1, 2, 3, 6, 10, 11, 12]);
+    });
+
     it('joins the interval below, the one above, or both', () => {
       const f = new FreeRanges([r(1, 2), r(6, 7)]);
       expect(f.put(3n)).toBe(true); // joins 1-2
@@ -136,6 +208,8 @@ describe('FreeRanges', () => {
       expect(f.nth(BigInt(k))).toBe(k < sorted.length ? base + BigInt(sorted[k]!) : undefined);
       const probe = rand(universe + 10) - 5;
       expect(f.has(base + BigInt(probe))).toBe(model.has(probe));
+      const widest = widestRun(sorted);
+      expect(f.largest()).toEqual(widest && { first: base + widest.first, last: base + widest.last });
     }
     expect(contents(f).length).toBe(model.size);
   });
@@ -165,8 +239,10 @@ describe('FreeRanges', () => {
         model.add(a);
       }
       expect(f.size).toBe(BigInt(model.size));
+      if (step % 10 === 0) expect(f.largest()).toEqual(widestRun([...model].sort((x, y) => x - y)));
     }
     const sorted = [...model].sort((x, y) => x - y);
     expect(contents(f)).toEqual(sorted);
+    expect(f.largest()).toEqual(widestRun(sorted));
   });
 });

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { ConflictError, ExhaustedError, type Owner } from '../../src/ipam/claim.js';
 import { MemoryLedger } from '../../src/ipam/memory-ledger.js';
 import { compilePool } from '../../src/ipam/pool.js';
@@ -58,7 +58,7 @@ describe('MemoryLedger', () => {
     const ledger = new MemoryLedger([small]);
     const claims = [];
     for (const k of [0, 1, 2]) claims.push(await ledger.claimNext(small, 'ipv4', ordinal(k)));
-    await ledger.release(claims[1]!);
+    expect(await ledger.release(claims[1]!)).toBe(true);
     expect(ledger.index.holderOf(v4('10.0.0.2'))).toBeUndefined();
     expect(ledger.index.claimsOf(ordinal(1))).toEqual([]);
     expect(ledger.index.usage('small')[0]!.allocated).toBe(2n);
@@ -68,11 +68,68 @@ describe('MemoryLedger', () => {
   it('ignores the release of a claim whose address another owner holds now', async () => {
     const ledger = new MemoryLedger([small]);
     const stale = await ledger.claim(small, v4('10.0.0.1'), a);
-    await ledger.release(stale);
+    expect(await ledger.release(stale)).toBe(true);
     const current = await ledger.claim(small, v4('10.0.0.1'), b);
-    await ledger.release(stale);
+    expect(await ledger.release(stale)).toBe(false);
     expect(ledger.index.holderOf(v4('10.0.0.1'))).toBe(current);
     expect(ledger.index.firstFree('small', 'ipv4')?.toString()).toBe('10.0.0.2');
+  });
+
+  it('releases exactly the claim the caller judged: once renewed, the old one releases nothing', async () => {
+    const ledger = new MemoryLedger([small]);
+    const judged = await ledger.claim(small, v4('10.0.0.1'), a);
+    expect(await ledger.renew(judged)).toBe(true);
+    // The same owner, the same address, but another state: a sweep that found `judged` stale was wrong.
+    expect(await ledger.release(judged)).toBe(false);
+    const renewed = ledger.index.holderOf(v4('10.0.0.1'))!;
+    expect(renewed).not.toBe(judged);
+    expect(renewed.owner).toEqual(a);
+    expect(ledger.index.firstFree('small', 'ipv4')?.toString()).toBe('10.0.0.2');
+    expect(await ledger.release(renewed)).toBe(true);
+    expect(ledger.index.holderOf(v4('10.0.0.1'))).toBeUndefined();
+  });
+
+  it('renews a held claim with a new grace period, and fails for a released one', async () => {
+    vi.useFakeTimers({ now: 1_000 });
+    onTestFinished(() => void vi.useRealTimers());
+    const ledger = new MemoryLedger([small]);
+    const claim = await ledger.claim(small, v4('10.0.0.1'), a);
+    expect(claim.createdAt).toBe(1_000);
+    vi.setSystemTime(31_000);
+    expect(await ledger.renew(claim)).toBe(true);
+    const renewed = ledger.index.holderOf(v4('10.0.0.1'))!;
+    expect(renewed.createdAt).toBe(31_000);
+    expect(claim.createdAt).toBe(1_000);
+    expect(ledger.index.claimsOf(a)).toEqual([renewed]);
+    expect(await ledger.release(renewed)).toBe(true);
+    expect(await ledger.renew(renewed)).toBe(false);
+    expect(ledger.index.holderOf(v4('10.0.0.1'))).toBeUndefined();
+  });
+
+  it("binds a claim made before its pod had a name to the pod's name and uid", async () => {
+    const ledger = new MemoryLedger([small]);
+    const unnamed: Owner = { kind: 'Pod', namespace: 'shop', name: '', uid: 'req-1' };
+    const claim = await ledger.claim(small, v4('10.0.0.2'), unnamed);
+    await ledger.bind(claim, { name: 'web-7f9c', uid: 'pod-uid' });
+    const bound = ledger.index.holderOf(v4('10.0.0.2'))!;
+    expect(bound).toMatchObject({ pool: 'small', createdAt: claim.createdAt });
+    expect(bound.ip.toString()).toBe('10.0.0.2');
+    expect(bound.owner).toEqual({ kind: 'Pod', namespace: 'shop', name: 'web-7f9c', uid: 'pod-uid' });
+    expect(ledger.index.claimsOf(bound.owner)).toEqual([bound]);
+    expect(ledger.index.claimsOf(unnamed)).toEqual([]);
+    // The pod's name now holds the address: a pod of that name gets it back, another is refused.
+    expect(await ledger.claim(small, v4('10.0.0.2'), { kind: 'Pod', namespace: 'shop', name: 'web-7f9c' })).toBe(bound);
+    await expect(ledger.claim(small, v4('10.0.0.2'), b)).rejects.toThrow('10.0.0.2 is held by pod shop/web-7f9c');
+  });
+
+  it('binds nothing for a claim that is gone: the address stays free', async () => {
+    const ledger = new MemoryLedger([small]);
+    const claim = await ledger.claim(small, v4('10.0.0.2'), { kind: 'Pod', namespace: 'shop', name: '', uid: 'r' });
+    await ledger.release(claim);
+    await ledger.bind(claim, { name: 'late', uid: 'u' });
+    expect(ledger.index.holderOf(v4('10.0.0.2'))).toBeUndefined();
+    expect(ledger.index.claimsOf({ kind: 'Pod', namespace: 'shop', name: 'late' })).toEqual([]);
+    expect(ledger.index.usage('small')[0]!.allocated).toBe(0n);
   });
 
   it('keeps claims when a pool is redefined, and counts them against the new ranges', async () => {

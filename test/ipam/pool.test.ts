@@ -81,12 +81,53 @@ describe('compilePool', () => {
       { cidr: '10.0.0.0/24', exclude: '10.0.0.1' },
       'IPPool p: spec.exclude must be a list of strings',
     ],
+    // A pools file has no CRD schema: YAML turns an unquoted entry into a number.
+    ['a range that is not a string', { ranges: ['10.0.0.1', 5] }, 'IPPool p: spec.ranges must be a list of strings'],
+    [
+      'an exclusion that is not a string',
+      { cidr: '10.0.0.0/24', exclude: ['10.0.0.1', 7] },
+      'IPPool p: spec.exclude must be a list of strings',
+    ],
+    ['an egress that is null', { cidr: '10.0.0.0/24', egress: null }, 'IPPool p: spec.egress must be an object'],
+    ['an egress that is a string', { cidr: '10.0.0.0/24', egress: 'yes' }, 'IPPool p: spec.egress must be an object'],
+    ['an egress that is a list', { cidr: '10.0.0.0/24', egress: [] }, 'IPPool p: spec.egress must be an object'],
   ])('refuses %s', (_, spec, message) => {
     expect(() => compile(spec as IPPoolSpec)).toThrow(new PoolSpecError(message));
   });
 
   it('refuses a pool without a name', () => {
-    expect(() => compilePool({ metadata: { name: '' }, spec: { cidr: '10.0.0.0/24' } })).toThrow(PoolSpecError);
+    expect(() => compilePool({ metadata: { name: '' }, spec: { cidr: '10.0.0.0/24' } })).toThrow(
+      new PoolSpecError('IPPool has no metadata.name'),
+    );
+  });
+
+  it('makes an egress pool of one with spec.egress, and keeps its gateway nodes', () => {
+    const nodeSelector = { matchLabels: { 'netpin.io/gateway': 'true' } };
+    expect(compile({ cidr: '10.30.0.0/28', egress: { nodeSelector } }).egress).toEqual({ nodeSelector });
+    expect(compile({ cidr: '10.30.0.0/28', egress: {} }).egress).toEqual({});
+    expect(compile({ cidr: '10.30.0.0/28' })).not.toHaveProperty('egress');
+  });
+
+  it('cuts each range only by the exclusions inside it, wherever they lie among the ranges', () => {
+    // Exclusions below, between and above the ranges, and one per range.
+    expect(
+      ranges({
+        ranges: ['10.0.0.10-10.0.0.20', '10.0.0.30-10.0.0.40'],
+        exclude: ['10.0.0.1-10.0.0.3', '10.0.0.15', '10.0.0.25', '10.0.0.35', '10.0.0.50'],
+      }),
+    ).toEqual(['10.0.0.10-10.0.0.14', '10.0.0.16-10.0.0.20', '10.0.0.30-10.0.0.34', '10.0.0.36-10.0.0.40']);
+    // One exclusion across the gap between two ranges takes the end of one and the start of the other.
+    expect(
+      ranges({ ranges: ['10.0.0.10-10.0.0.20', '10.0.0.30-10.0.0.40'], exclude: ['10.0.0.18-10.0.0.32'] }),
+    ).toEqual(['10.0.0.10-10.0.0.17', '10.0.0.33-10.0.0.40']);
+  });
+
+  it('applies an exclusion to its own family only, even where the numbers coincide', () => {
+    // 10.0.0.5 and ::a00:5 are the same number, 0x0a000005, in two families.
+    const p = compile({ ranges: ['10.0.0.1-10.0.0.9', '::a00:1-::a00:9'], exclude: ['10.0.0.5', '::a00:7'] });
+    expect(p.ranges.ipv4.map(formatRange)).toEqual(['10.0.0.1-10.0.0.4', '10.0.0.6-10.0.0.9']);
+    expect(p.ranges.ipv6.map(formatRange)).toEqual(['::a00:1-::a00:6', '::a00:8-::a00:9']);
+    expect(p.capacity).toEqual({ ipv4: 8n, ipv6: 8n });
   });
 });
 
