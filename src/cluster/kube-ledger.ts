@@ -306,10 +306,11 @@ export class KubeLedger implements Ledger {
         WITHIN_ADMISSION,
       )) as IPClaimObject;
       const stored: Claim = { ...pending, ref: created.metadata?.uid, version: created.metadata?.resourceVersion };
-      // The watch may have confirmed or renewed it already: then its entry is as new as this one, or newer.
-      this.index.replace(pending, stored);
       this.metrics?.write('create', 'ok');
-      return stored;
+      if (this.index.replace(pending, stored)) return stored;
+      // The watch confirmed it first: that entry, as new as this one or newer, is the claim.
+      const held = this.index.holderOf(ip);
+      return held !== undefined && held.ref === stored.ref ? held : stored;
     } catch (e) {
       this.metrics?.write('create', statusOf(e) === 409 ? 'conflict' : 'error');
       if (statusOf(e) !== 409) {

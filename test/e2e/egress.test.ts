@@ -30,7 +30,7 @@ const GRACE_SECONDS = 3;
 const EGRESS_GRACE_SECONDS = 8;
 const EXTRA_ARGS = ['--egress-excluded-cidrs', '10.0.0.0/8,fd00::/8', '--egress-grace', String(EGRESS_GRACE_SECONDS)];
 // IPClaims of no pool, for a ledger whose list takes longer than a reconciler round at one claim a page.
-const FILLERS = 3_000;
+const FILLERS = 6_000;
 const GATEWAY = { matchLabels: { 'egress-gateway': 'yes' } };
 
 let cp: ControlPlane;
@@ -209,8 +209,11 @@ describe.each([
 
   if (cni === 'antrea') {
     it('a new leader whose ledger is still listing deletes no managed resource', async () => {
-      const before = new Map((await managed()).map((o) => [o.metadata.name, o.metadata.uid]));
-      expect(before.size).toBeGreaterThanOrEqual(4);
+      // Both workloads' resources, one per address and family, as the leader has written them.
+      const before = await waitFor('4 managed Egresses', async () => {
+        const all = await managed();
+        return all.length === 4 ? new Map(all.map((o) => [o.metadata.name, o.metadata.uid])) : undefined;
+      });
       // Claims named by address list before the egress ones (10... sorts before 2...), so the new
       // leader's index lacks the egress claims for most of its list, one claim a page.
       const fillers = Array.from({ length: FILLERS }, (_, i) =>

@@ -93,13 +93,31 @@ afterAll(async () => {
 
 describe('a refusal', () => {
   it("of a Deployment's pod is a Warning on its ReplicaSet, where kubectl describe shows it", async () => {
-    // Two replicas from a pool of one address: the second pod is refused, and its ReplicaSet retries.
-    const labels = { app: 'full' };
-    const template = { metadata: { labels, annotations: { 'netpin.io/pool': 'single' } }, spec };
-    const body = { metadata: { name: 'full' }, spec: { replicas: 2, selector: { matchLabels: labels }, template } };
-    await c.apps.createNamespacedDeployment({ namespace: NS, body });
+    // Two Deployments of one replica each on a pool of one address: both fit when applied, since no pod
+    // exists yet ('over' is paused; templates are checked against the ledger at apply). 'full' takes the
+    // address; unpaused, 'over' has its pod refused, and its ReplicaSet retries.
+    const deployment = (name: string, paused: boolean) => {
+      const labels = { app: name };
+      const template = { metadata: { labels, annotations: { 'netpin.io/pool': 'single' } }, spec };
+      return {
+        metadata: { name },
+        spec: { replicas: 1, paused, strategy: { type: 'Recreate' }, selector: { matchLabels: labels }, template },
+      };
+    };
+    await c.apps.createNamespacedDeployment({ namespace: NS, body: deployment('over', true) });
+    await c.apps.createNamespacedDeployment({ namespace: NS, body: deployment('full', false) });
+    await waitFor('the address taken by full', async () =>
+      (await podsWithPrefix(c, NS, 'full-')).some((p) => p.metadata?.annotations?.['netpin.io/allocated']),
+    );
+    await c.apps.patchNamespacedDeployment({
+      name: 'over',
+      namespace: NS,
+      body: [{ op: 'replace', path: '/spec/paused', value: false }],
+    });
     const replicaSets = async () => (await c.apps.listNamespacedReplicaSet({ namespace: NS })).items;
-    const set: V1ReplicaSet = await waitFor('its ReplicaSet', async () => (await replicaSets())[0]);
+    const set: V1ReplicaSet = await waitFor('its ReplicaSet', async () =>
+      (await replicaSets()).find((r) => r.metadata?.name?.startsWith('over-')),
+    );
     rs = { name: set.metadata!.name!, uid: set.metadata!.uid! };
     const event = await eventOn('Refused', 'ReplicaSet', rs.name);
     expect(event).toMatchObject({

@@ -283,16 +283,33 @@ describe('Deployment', () => {
   });
 
   it('stops at the pool size and tells the ReplicaSet why', async () => {
+    // Room for all 8 at apply; created paused, so that no pod exists until a bare pod has taken one
+    // address. Unpaused, the ReplicaSet finds room for 7: the template was checked against the ledger,
+    // and only a pod created after it can take what the template counted on.
     await c.apps.createNamespacedDeployment({
       namespace: NS,
       body: {
         metadata: { name: 'tiny' },
         spec: {
-          replicas: 10,
+          replicas: 8,
+          paused: true,
+          strategy: { type: 'Recreate' },
           selector: { matchLabels: { app: 'tiny' } },
           template: podTemplate({ 'netpin.io/pool': 'small' }, 'tiny'),
         },
       },
+    });
+    await c.core.createNamespacedPod({
+      namespace: NS,
+      body: {
+        metadata: { name: 'squatter', annotations: { 'netpin.io/pool': 'small' } },
+        spec: podTemplate({}, 'x').spec,
+      },
+    });
+    await c.apps.patchNamespacedDeployment({
+      name: 'tiny',
+      namespace: NS,
+      body: [{ op: 'replace', path: '/spec/paused', value: false }],
     });
     const event = await waitFor(
       "a FailedCreate event with netpin's message",
@@ -310,7 +327,7 @@ describe('Deployment', () => {
     );
     expect(event.message).toContain('IPPool small has no free IPv4 address (8 of 8 held)');
     expect(event.message).toContain('Fix:');
-    const pods = await podsWithPrefix(c, NS, 'tiny-');
+    const pods = [...(await podsWithPrefix(c, NS, 'tiny-')), ...(await podsWithPrefix(c, NS, 'squatter'))];
     expect(pods).toHaveLength(8);
     expect(new Set(pods.map((p) => calicoIps(p)[0])).size).toBe(8);
     // The reconciler keeps `kubectl get ippools` current.
