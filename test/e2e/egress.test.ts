@@ -224,6 +224,21 @@ describe.each([
           createdAt: Date.now(),
         }),
       );
+      // Their StatefulSet exists, so that they are reserved, not stale: the sweep has nothing to release
+      // and the round goes on to the egress resources at once.
+      await createNamespace(c, 'filler');
+      await c.apps.createNamespacedStatefulSet({
+        namespace: 'filler',
+        body: {
+          metadata: { name: 'f' },
+          spec: {
+            replicas: 0,
+            serviceName: 'f',
+            selector: { matchLabels: { app: 'f' } },
+            template: { metadata: { labels: { app: 'f' } }, spec },
+          },
+        },
+      });
       const rest = clientFromKubeconfig(cp.kubeconfigPath);
       for (let i = 0; i < fillers.length; i += 25)
         await Promise.all(
