@@ -5,7 +5,15 @@ import { Informer, pages, Reflector, type Page, type Seen } from './reflector.js
 import type { IPv6 } from 'ipaddr.js';
 import { familyOf, parseAddress, type Address, type Family } from '../net/address.js';
 import { ClaimIndex } from '../ipam/claim-index.js';
-import { ConflictError, ExhaustedError, ownerKey, type Claim, type EgressOwner, type Owner } from '../ipam/claim.js';
+import {
+  ConflictError,
+  ExhaustedError,
+  ownerKey,
+  renewedOwner,
+  type Claim,
+  type EgressOwner,
+  type Owner,
+} from '../ipam/claim.js';
 import type { Ledger } from '../ipam/ledger.js';
 import { compilePool, PoolSpecError, type IPPoolObject, type Pool } from '../ipam/pool.js';
 
@@ -400,7 +408,7 @@ export class KubeLedger implements Ledger {
     // The watch brings the claim back under its new owner.
     await this.patchClaim(
       claim,
-      { op: 'replace', path: '/spec/owner', value: owner },
+      [{ op: 'replace', path: '/spec/owner', value: owner }],
       `binding ${claim.ip.toString()} to pod ${pod.name}`,
     );
   }
@@ -409,10 +417,15 @@ export class KubeLedger implements Ledger {
     // Not yet stored (a create still under way in this process): that create is the write.
     if (claim.ref === undefined) return true;
     const now = new Date();
-    const change = { op: 'add', path: '/metadata/annotations', value: { [ADMITTED_AT]: now.toISOString() } };
+    const owner = renewedOwner(claim.owner);
     const stored = await this.patchClaim(
       claim,
-      change,
+      [
+        { op: 'add', path: '/metadata/annotations', value: { [ADMITTED_AT]: now.toISOString() } },
+        ...(owner === claim.owner
+          ? []
+          : [{ op: 'replace', path: '/spec/owner', value: toObject({ ...claim, owner }).spec.owner }]),
+      ],
       `renewing the claim on ${claim.ip.toString()} in IPPool ${claim.pool}`,
     );
     if (!stored) {
@@ -420,16 +433,17 @@ export class KubeLedger implements Ledger {
       return false;
     }
     // The watch may have brought this write, or a later one, in already: then that entry stays.
-    this.index.replace(claim, { ...claim, createdAt: now.getTime(), version: stored.metadata?.resourceVersion });
+    const renewed = { ...claim, owner, createdAt: now.getTime(), version: stored.metadata?.resourceVersion };
+    this.index.replace(claim, renewed);
     return true;
   }
 
   /**
-   * One change to this very claim object: the test of its uid makes the patch fail, rather than
-   * change a later claim of the same address by someone else. Undefined when the claim is gone
-   * (404) or was claimed again since (422).
+   * Changes to this very claim object: the test of its uid makes the patch fail, rather than change
+   * a later claim of the same address by someone else. Undefined when the claim is gone (404) or was
+   * claimed again since (422).
    */
-  private async patchClaim(claim: Claim, change: object, doing: string): Promise<IPClaimObject | undefined> {
+  private async patchClaim(claim: Claim, changes: object[], doing: string): Promise<IPClaimObject | undefined> {
     try {
       const stored = (await this.api.patchClusterCustomObject(
         {
@@ -437,7 +451,7 @@ export class KubeLedger implements Ledger {
           version: VERSION,
           plural: CLAIMS,
           name: nameOf(claim),
-          body: [{ op: 'test', path: '/metadata/uid', value: claim.ref }, change],
+          body: [{ op: 'test', path: '/metadata/uid', value: claim.ref }, ...changes],
         },
         WITHIN_ADMISSION,
       )) as IPClaimObject;

@@ -10,8 +10,6 @@ export interface PodRecord {
   namespace: string;
   name: string;
   uid: string;
-  /** metadata.creationTimestamp, ms since the epoch (whole seconds, the API server's clock). */
-  created?: number;
   addresses: string[];
   /** The egress addresses netpin gave it (netpin.io/egress-allocated), while it is live. */
   egress: string[];
@@ -61,7 +59,6 @@ export function podRecord(pod: V1Pod, addressKeys: readonly string[]): PodRecord
     namespace: pod.metadata?.namespace ?? '',
     name: pod.metadata?.name ?? '',
     uid: pod.metadata?.uid ?? '',
-    ...(pod.metadata?.creationTimestamp && { created: new Date(pod.metadata.creationTimestamp).getTime() }),
     addresses: podAddresses(pod, addressKeys),
     egress: podEgress(pod),
   };

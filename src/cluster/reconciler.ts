@@ -27,13 +27,6 @@ const MIGRATE_PER_ROUND = 500;
 /** Deleted pods waiting for a prompt pass; past this, the sweep releases the rest after the grace period. */
 const MAX_GONE = 10_000;
 
-/**
- * How much later than a pod's creationTimestamp its own admission may seem to have claimed: the
- * timestamp is cut to whole seconds, and netpin's replicas and the API server keep their own clocks.
- * A pod deleted sooner after its creation than this leaves its claims to the grace period.
- */
-const CREATED_SLACK_MS = 2_000;
-
 /** How long a prompt pass waits after a deletion, so that a burst of deletions makes one pass. */
 const PROMPT_DELAY_MS = 100;
 
@@ -428,17 +421,17 @@ export class Reconciler {
     const index = this.ledger.index;
     const candidates = new Set<Claim>();
     for (const pod of pods) {
-      // A claim admitted again after this pod was created is a new pod's, which may not be stored yet (a
-      // pod deleted and created again under its name): that one waits out its grace period in the sweep.
-      if (pod.created === undefined) continue;
-      const mine = (c: Claim) => c.createdAt <= pod.created! + CREATED_SLACK_MS;
+      // Bound to this very pod (by its uid, which a renewal for a new pod of the same name clears):
+      // the deleted pod's own. A claim renewed for a new pod of the name, which may not be stored yet,
+      // waits out its grace period in the sweep.
       for (const c of index.claimsOf({ kind: 'Pod', namespace: pod.namespace, name: pod.name }))
-        if (mine(c)) candidates.add(c);
+        if (c.owner.kind === 'Pod' && c.owner.uid !== undefined && c.owner.uid === pod.uid) candidates.add(c);
+      // Made before the pod had a name, for the admission that created it: no other pod renews it.
       for (const a of pod.addresses) {
         const ip = parseAddress(a);
         const c = ip && index.holderOf(ip);
         if (c && !c.observed && c.owner.kind === 'Pod' && c.owner.namespace === pod.namespace && c.owner.name === '')
-          if (mine(c)) candidates.add(c);
+          candidates.add(c);
       }
     }
     return this.releaseIfFree([...candidates]);

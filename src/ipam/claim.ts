@@ -55,6 +55,17 @@ export function ownerKey(owner: Owner): string {
     : `Pod/${owner.namespace}/${owner.name}${owner.name === '' ? `#${owner.uid ?? ''}` : ''}`;
 }
 
+/**
+ * The owner of a claim handed out again to a new admission: a named pod's claim no longer names the
+ * uid of the pod it was bound to, since the pod being admitted now may be another of the same name;
+ * so a claim that still names a pod's uid is that pod's alone, and is released when it is deleted.
+ */
+export function renewedOwner(owner: Owner): Owner {
+  return owner.kind === 'Pod' && owner.name !== '' && owner.uid !== undefined
+    ? { kind: 'Pod', namespace: owner.namespace, name: owner.name }
+    : owner;
+}
+
 export function describeOwner(owner: Owner): string {
   if (owner.kind === 'Egress') {
     return `the egress of ${owner.workload} ${owner.namespace}/${owner.name}${owner.ordinal === undefined ? '' : ` (ordinal ${owner.ordinal})`}`;

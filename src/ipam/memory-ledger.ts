@@ -1,6 +1,6 @@
 import type { Address, Family } from '../net/address.js';
 import { ClaimIndex } from './claim-index.js';
-import { ExhaustedError, type Claim, type Owner } from './claim.js';
+import { ExhaustedError, renewedOwner, type Claim, type Owner } from './claim.js';
 import type { Ledger } from './ledger.js';
 import type { Pool } from './pool.js';
 
@@ -32,7 +32,7 @@ export class MemoryLedger implements Ledger {
   }
 
   async renew(claim: Claim): Promise<boolean> {
-    return this.index.replace(claim, { ...claim, createdAt: Date.now() });
+    return this.index.replace(claim, { ...claim, owner: renewedOwner(claim.owner), createdAt: Date.now() });
   }
 
   async bind(claim: Claim, pod: { name: string; uid: string }): Promise<void> {
