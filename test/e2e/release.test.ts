@@ -23,6 +23,8 @@ import { startNetpin, type Netpin } from '../support/netpin.js';
 const NS = 'shop';
 // Far longer than any wait below: what comes back here, comes back because its pod was seen deleted.
 const LONG_GRACE_SECONDS = 120;
+// Shorter than a churned pod's life, so that the sweep finds claims past it while their pods come and go.
+const SHORT_GRACE_SECONDS = 2;
 
 let cp: ControlPlane;
 let c: Clients;
@@ -67,6 +69,15 @@ async function livePods(prefix: string, n: number, not: ReadonlySet<string> = ne
     },
     60_000,
   );
+}
+
+/** Another netpin in place of the running one, with its own grace period, behind the same webhooks. */
+async function restartNetpin(graceSeconds: number): Promise<void> {
+  await netpin?.stop();
+  netpin = await startNetpin({ kubeconfig: cp.kubeconfigPath, claimGraceSeconds: graceSeconds });
+  await c.admission.deleteMutatingWebhookConfiguration({ name: 'netpin' });
+  await c.admission.deleteValidatingWebhookConfiguration({ name: 'netpin' });
+  await registerWebhooks(c, netpin, cp.binDir);
 }
 
 beforeAll(async () => {
@@ -114,8 +125,11 @@ describe('a deleted pod', () => {
     expect(new Set(again.flatMap(calicoIps))).toEqual(new Set(first.flatMap(calicoIps)));
     await expectEveryPodItsOwnClaim(NS);
   });
+});
 
-  it('re-created at once under the same name, again and again, keeps one claim that names it: renewals race the releases', async () => {
+describe('a pod deleted and created again under its name', () => {
+  it('deleted and created again under its name, again and again, keeps one claim that names it: renewals race the sweep', async () => {
+    await restartNetpin(SHORT_GRACE_SECONDS);
     const names = ['c-0', 'c-1', 'c-2', 'c-3'];
     const create = (name: string) =>
       c.core.createNamespacedPod({
@@ -124,10 +138,12 @@ describe('a deleted pod', () => {
       });
     for (const name of names) await create(name);
     for (let round = 0; round < 12; round++) {
-      // Deleted and created again with no pause: the admission renews the claim while the leader,
-      // told of the deletion, decides whether to release it.
+      // Each pod lives a while, past the grace period or not, then is deleted and created again with no
+      // pause: the admission renews its claim while the leader's sweep, or its prompt pass after the
+      // deletion, decides whether to release it.
       await Promise.all(
         names.map(async (name) => {
+          await new Promise((r) => setTimeout(r, Math.random() * (SHORT_GRACE_SECONDS + 1) * 1000));
           await c.core.deleteNamespacedPod({ name, namespace: NS, gracePeriodSeconds: 0 });
           await waitFor(
             `${name} created again`,
@@ -157,12 +173,8 @@ describe('a deleted pod', () => {
 
 describe('a pod refused after netpin admitted it', () => {
   it("gives its claim back after the grace period, and within seconds with the default's length", async () => {
-    // Another netpin, with the default grace: the webhook's timeout and 5 s.
-    await netpin?.stop();
-    netpin = await startNetpin({ kubeconfig: cp.kubeconfigPath, claimGraceSeconds: 15 });
-    await c.admission.deleteMutatingWebhookConfiguration({ name: 'netpin' });
-    await c.admission.deleteValidatingWebhookConfiguration({ name: 'netpin' });
-    await registerWebhooks(c, netpin, cp.binDir);
+    // The default grace: the webhook's timeout and 5 s.
+    await restartNetpin(15);
 
     // ResourceQuota runs after the mutating webhooks: netpin has claimed an address when it refuses.
     await createNamespace(c, 'quota', { 'netpin.io/enabled': 'true' });
