@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { denial, harness, ippoolReview, podCreate, statefulSet } from '../support/reviews.js';
 
+/** A Calico IPPool as the API server lists it (crd.projectcalico.org/v1). */
+const calicoPool = (name: string, cidr: string, spec: object = {}) => ({
+  apiVersion: 'crd.projectcalico.org/v1',
+  kind: 'IPPool',
+  metadata: { name },
+  spec: { cidr, assignmentMode: 'Manual', ...spec },
+});
+
 describe('IPPool validation', () => {
   it('allows a well-formed pool that overlaps none', async () => {
     const h = await harness();
@@ -101,5 +109,68 @@ describe('IPPool validation', () => {
     expect((await h.mutate(ippoolReview('CREATE', 'new', { cidr: '10.20.0.0/24' }))).response).toMatchObject({
       allowed: true,
     });
+  });
+
+  it('allows a dual-stack pool when the exclusions leave one family usable', async () => {
+    const h = await harness();
+    const spec = { ranges: ['10.50.0.0/30', 'fd00:50::/120'], exclude: ['10.50.0.0/30'] };
+    expect((await h.validate(ippoolReview('CREATE', 'new', spec))).response.allowed).toBe(true);
+  });
+
+  it('names the pool from the object when the review carries no request.name', async () => {
+    const h = await harness();
+    const create = ippoolReview('CREATE', 'new', { ranges: ['10.20.0.250-10.20.1.5'] });
+    delete create.request!.name;
+    expect(denial(await h.validate(create))).toContain('IPPool new overlaps IPPool web at 10.20.0.250-10.20.0.254');
+    // A DELETE has the pool only as stored.
+    await h.mutate(podCreate({ name: 'a', annotations: { 'netpin.io/pool': 'web' } }));
+    const del = ippoolReview('DELETE', 'web', undefined, { cidr: '10.20.0.0/24' });
+    delete del.request!.name;
+    expect(denial(await h.validate(del))).toBe(
+      'IPPool web still has 1 held address: 10.20.0.2 (pod shop/a). Fix: delete the workloads that hold them first; netpin releases their addresses when they are gone',
+    );
+  });
+
+  it('refuses a pool named nowhere with the reason, not an error', async () => {
+    const h = await harness();
+    const body = ippoolReview('CREATE', 'new', { cidr: '10.50.0.0/24' });
+    delete body.request!.name;
+    delete body.request!.object!.metadata;
+    expect(denial(await h.validate(body))).toBe(
+      'IPPool has no metadata.name. Fix: write spec.cidr as a network (10.0.0.0/24), spec.ranges as addresses, networks or first-last ranges (10.0.0.10-10.0.0.20)',
+    );
+  });
+
+  it('allows operations other than CREATE, UPDATE and DELETE without looking at the pool', async () => {
+    const h = await harness();
+    const body = ippoolReview('CONNECT', 'new', { cidr: '10.20.0.0/24' });
+    expect((await h.validate(body)).response).toEqual({ uid: body.request!.uid, allowed: true });
+  });
+
+  it("passes on the CNI's warning about the pool's backing, prefixed", async () => {
+    const h = await harness({ cni: 'calico' });
+    const answer = await h.validate(ippoolReview('CREATE', 'new', { cidr: '10.50.0.0/24' }));
+    expect(answer.response.allowed).toBe(true);
+    expect(answer.response.warnings).toEqual([
+      'netpin: netpin could not read Calico\'s IPPools (netpin runs without a cluster (--ledger memory)): check that a Calico IPPool covers 10.50.0.1-10.50.0.254, is not disabled (Calico refuses ipAddrs from a disabled pool), and never assigns from it by itself: set assignmentMode: Manual (before Calico 3.30: nodeSelector: "!all()") on it.',
+    ]);
+  });
+
+  it('refuses a pool whose ranges the CNI would not honour, naming each, and allows one it backs', async () => {
+    const h = await harness({ cni: 'calico' });
+    h.deps.cluster.nativeObjects = async () => [
+      calicoPool('pinned', '10.50.0.0/24'),
+      calicoPool('auto', '10.60.0.0/24', { assignmentMode: 'Automatic' }),
+    ];
+    const spec = { ranges: ['10.60.0.10-10.60.0.20', '10.70.0.10-10.70.0.20'] };
+    expect(denial(await h.validate(ippoolReview('CREATE', 'new', spec)))).toBe(
+      'IPPool new: spec.cidr (CNI Calico): 10.60.0.10-10.60.0.20 lies in Calico IPPool auto, which Calico assigns from by itself, so a pinned pod can find its address taken ("Address already assigned in block"). ' +
+        'Fix: on Calico IPPool auto, set assignmentMode: Manual (before Calico 3.30: nodeSelector: "!all()"); or back netpin\'s range with a Calico IPPool of its own; ' +
+        'IPPool new: spec.cidr (CNI Calico): 10.70.0.10-10.70.0.20 lies in no Calico IPPool, and Calico refuses ipAddrs outside its pools ("The provided IP address is not in a configured pool"). ' +
+        'Fix: create a Calico IPPool over 10.70.0.10-10.70.0.20 and set assignmentMode: Manual (before Calico 3.30: nodeSelector: "!all()") on it',
+    );
+    expect(h.held()).toEqual({});
+    const backed = ippoolReview('CREATE', 'new', { cidr: '10.50.0.0/25' });
+    expect((await h.validate(backed)).response).toEqual({ uid: backed.request!.uid, allowed: true });
   });
 });
