@@ -404,6 +404,53 @@ describe('bare pods', () => {
   });
 });
 
+describe('claims written under the old <pool>.<address> names', () => {
+  it('hold their address, and the leader moves them to the address itself, owner and all', async () => {
+    await createPool(c, 'legacy', { cidr: '10.81.0.0/28' });
+    // A pod netpin did not pin, holding a claim an earlier version wrote: its name keeps it held.
+    await c.core.createNamespacedPod({
+      namespace: 'plain',
+      body: { metadata: { name: 'legacy' }, spec: podTemplate({}, 'x').spec },
+    });
+    const owner = { kind: 'Pod', namespace: 'plain', name: 'legacy' };
+    await c.custom.createClusterCustomObject({
+      group: 'netpin.io',
+      version: 'v1alpha1',
+      plural: 'ipclaims',
+      body: {
+        apiVersion: 'netpin.io/v1alpha1',
+        kind: 'IPClaim',
+        metadata: { name: 'legacy.10-81-0-14', labels: { 'netpin.io/pool': 'legacy' } },
+        spec: { pool: 'legacy', ip: '10.81.0.14', owner },
+      },
+    });
+    const moved = await waitFor(
+      'the claim under its new name',
+      async () => {
+        const claims = (await listClaims(c, 'legacy')).filter((x) => x.ip === '10.81.0.14');
+        return claims.length === 1 && claims[0]!.name === '10.81.0.14' ? claims[0] : undefined;
+      },
+      30_000,
+      500,
+    );
+    expect(moved.owner).toEqual(owner);
+    // Held all along, as the webhook's index saw the old object, then the new one, then the old one go.
+    const err = await c.core
+      .createNamespacedPod({
+        namespace: NS,
+        body: {
+          metadata: { name: 'wants-14', annotations: { 'netpin.io/ip': '10.81.0.14' } },
+          spec: podTemplate({}, 'x').spec,
+        },
+      })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(apiMessage(err)).toContain('10.81.0.14 is held by pod plain/legacy');
+  });
+});
+
 describe('IPPool validation', () => {
   it('refuses an overlapping pool', async () => {
     const err = await createPool(c, 'clash', { cidr: '10.50.0.128/25' }).then(
