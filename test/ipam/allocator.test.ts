@@ -3,8 +3,9 @@ import { parsePools } from '../../src/config/pools-file.js';
 import { parseIntent } from '../../src/intent/parse.js';
 import { formatDual } from '../../src/net/address.js';
 import { Allocator, type AllocationResult } from '../../src/ipam/allocator.js';
-import type { Owner } from '../../src/ipam/claim.js';
+import { ConflictError, type Owner } from '../../src/ipam/claim.js';
 import { MemoryLedger } from '../../src/ipam/memory-ledger.js';
+import { compilePool } from '../../src/ipam/pool.js';
 import { POOLS } from '../support/reviews.js';
 
 const SHOP = { team: 'web', 'kubernetes.io/metadata.name': 'shop' };
@@ -319,5 +320,313 @@ describe('a pod admitted again under its name', () => {
     await allocate({ 'netpin.io/pool': 'web' }, pod('a'), { dryRun: true });
     await allocate({ 'netpin.io/pool': 'web' }, ordinal(0));
     expect(renew).not.toHaveBeenCalled();
+  });
+});
+
+const intentOf = (annotations: Record<string, string>) => {
+  const { intent, problems } = parseIntent(annotations);
+  expect(problems).toEqual([]);
+  return intent;
+};
+
+describe('what an owner holds, and what it gives back', () => {
+  const request = (
+    annotations: Record<string, string>,
+    owner: Owner,
+    more: { entry?: number; labels?: Record<string, string> } = {},
+  ) => ({
+    intent: intentOf(annotations),
+    namespace: owner.namespace,
+    namespaceLabels: more.labels ?? SHOP,
+    owner,
+    entry: more.entry,
+    dryRun: false,
+  });
+
+  it('gives back, before claiming afresh, only what the new intent would not keep', async () => {
+    const { allocator, allocate } = setup();
+    await allocate({ 'netpin.io/pool': 'web,web-v6' }, ordinal(0));
+    const stale = (annotations: Record<string, string>, more = {}) =>
+      allocator.staleClaims(request(annotations, ordinal(0), more)).map((c) => c.ip.toString());
+    expect(stale({ 'netpin.io/pool': 'web,web-v6' })).toEqual([]);
+    expect(stale({ 'netpin.io/pool': 'web-v6,web' })).toEqual([]);
+    expect(stale({ 'netpin.io/ip': '10.20.0.2,fd00:20::1' })).toEqual([]);
+    expect(stale({ 'netpin.io/ips': '10.20.0.9,fd00:20::9;10.20.0.2,fd00:20::1' })).toEqual([]);
+    // One family fewer, another pool, another address: all it holds goes.
+    expect(stale({ 'netpin.io/pool': 'web' })).toEqual(['10.20.0.2', 'fd00:20::1']);
+    expect(stale({ 'netpin.io/pool': 'tiny,web-v6' })).toEqual(['10.20.0.2', 'fd00:20::1']);
+    expect(stale({ 'netpin.io/ip': '10.20.0.2' })).toEqual(['10.20.0.2', 'fd00:20::1']);
+    expect(stale({ 'netpin.io/ips': '10.20.0.9,fd00:20::9;10.20.0.2,fd00:20::1' }, { entry: 0 })).toEqual([
+      '10.20.0.2',
+      'fd00:20::1',
+    ]);
+    // A request that would be refused gives nothing back.
+    expect(stale({ 'netpin.io/pool': 'nope' })).toEqual([]);
+    expect(stale({ 'netpin.io/ips': '10.20.0.9' }, { entry: 3 })).toEqual([]);
+    // Nor does an owner that holds nothing.
+    expect(allocator.staleClaims(request({ 'netpin.io/pool': 'web' }, ordinal(1)))).toEqual([]);
+  });
+
+  it('takes the plan made for the request instead of making it again', async () => {
+    const { allocator, allocate, held } = setup();
+    await allocate({ 'netpin.io/pool': 'web' }, pod('a'));
+    // The request would move the pod to tiny, but the plan it comes with refuses it.
+    const req = request({ 'netpin.io/pool': 'tiny' }, pod('a'));
+    const plan = allocator.plan(intentOf({ 'netpin.io/pool': 'nope' }), 'shop', SHOP);
+    expect(allocator.staleClaims({ ...req, plan })).toEqual([]);
+    const r = await allocator.allocate({ ...req, plan });
+    expect(problemsOf(r)[0]!.message).toBe('IPPool nope does not exist');
+    expect(held()).toEqual(['10.20.0.2']);
+  });
+
+  it('claims afresh when one of two claims it takes back is gone by the time it is renewed', async () => {
+    // Only what it is given is checked: the renewed claim is kept besides, a bug reported with issue 19.
+    const { ledger, allocate } = setup();
+    await allocate({ 'netpin.io/pool': 'web,web-v6' }, pod('a'));
+    const renew = ledger.renew.bind(ledger);
+    vi.spyOn(ledger, 'renew').mockImplementation(async (c) => {
+      if (c.ip.kind() === 'ipv4') return renew(c);
+      await ledger.release(c);
+      return false;
+    });
+    const again = await allocate({ 'netpin.io/pool': 'web,web-v6' }, pod('a'));
+    // Every address it is given is held for it: the one whose claim was gone is claimed again.
+    expect(again.ok && again.fresh.map((c) => c.ip.kind())).toEqual(['ipv4', 'ipv6']);
+    const given = again.ok ? again.claims : [];
+    for (const c of given) expect(ledger.index.holderOf(c.ip)?.owner).toEqual(pod('a'));
+  });
+
+  it('tells an ordinal beyond netpin.io/ips how to fix it', async () => {
+    const { allocate } = setup();
+    expect(problemsOf(await allocate({ 'netpin.io/ips': '10.20.0.5' }, ordinal(1), { entry: 1 }))).toEqual([
+      {
+        key: 'netpin.io/ips',
+        message: 'has 1 entries, but StatefulSet shop/web (ordinal 1) needs entry 2',
+        fix: 'list one entry per replica, in ordinal order (entry 1 for the first ordinal), or scale down',
+      },
+    ]);
+  });
+
+  it('tells how to name pools when two serve one family', () => {
+    const { allocator } = setup();
+    expect(allocator.plan(intentOf({ 'netpin.io/pool': 'web,tiny' }), 'shop', SHOP).problems).toEqual([
+      {
+        key: 'netpin.io/pool',
+        message: 'IPPools web and tiny both serve IPv4',
+        fix: 'name one pool, or one pool per family',
+      },
+    ]);
+  });
+
+  it('claims nothing in a dry run from pools, and says so', async () => {
+    const { allocate, held } = setup();
+    const r = await allocate({ 'netpin.io/pool': 'web' }, pod('a'), { dryRun: true });
+    expect(r.ok && [r.claims.map((c) => c.ip.toString()), r.fresh]).toEqual([['10.20.0.2'], []]);
+    expect(held()).toEqual([]);
+  });
+
+  it('moves an owner that holds one family to the two its intent now names', async () => {
+    const { allocate, held } = setup();
+    await allocate({ 'netpin.io/pool': 'web' }, pod('a'));
+    expect(addresses(await allocate({ 'netpin.io/pool': 'web,web-v6' }, pod('a')))).toBe('10.20.0.2,fd00:20::1');
+    expect(held()).toEqual(['10.20.0.2', 'fd00:20::1']);
+    expect(addresses(await allocate({ 'netpin.io/ip': '10.20.0.2' }, pod('a')))).toBe('10.20.0.2');
+    expect(held()).toEqual(['10.20.0.2']);
+  });
+
+  it('names netpin.io/ip before the entry of netpin.io/ips a StatefulSet ordinal would get', async () => {
+    const { allocate } = setup();
+    const r = await allocate({ 'netpin.io/ip': '10.20.0.7' }, ordinal(1), { entry: 1 });
+    expect(addresses(r)).toBe('10.20.0.7');
+  });
+});
+
+describe('fixed addresses, further', () => {
+  it('lists the pools of the addresses given, each once', async () => {
+    const { allocator, allocate } = setup();
+    const plan = allocator.plan(
+      intentOf({ 'netpin.io/ips': '10.20.0.9,fd00:20::9;10.20.0.10,fd00:20::a' }),
+      'shop',
+      SHOP,
+    );
+    expect([plan.problems, plan.pools.map((p) => p.name), plan.unknown]).toEqual([[], ['web', 'web-v6'], false]);
+    const named = allocator.plan(intentOf({ 'netpin.io/ip': '10.20.0.9', 'netpin.io/pool': 'web' }), 'shop', SHOP);
+    expect([named.problems, named.pools.map((p) => p.name)]).toEqual([[], ['web']]);
+    const r = await allocate({ 'netpin.io/ip': '10.20.0.9,fd00:20::9' }, pod('a'));
+    expect(r.ok && r.allocation.pools.map((p) => p.name)).toEqual(['web', 'web-v6']);
+    expect(r.ok && r.fresh.map((c) => `${c.ip.toString()} ${c.pool}`)).toEqual(['10.20.0.9 web', 'fd00:20::9 web-v6']);
+  });
+
+  it('names a dual-stack pool once among the pools an allocation came from', async () => {
+    const ledger = new MemoryLedger(
+      parsePools(`
+kind: IPPool
+metadata: { name: dual }
+spec: { ranges: ["10.0.0.1-10.0.0.9", "fd00::1-fd00::9"] }
+`).pools,
+    );
+    const allocator = new Allocator(ledger);
+    const req = (annotations: Record<string, string>, dryRun = false) => ({
+      intent: intentOf(annotations),
+      namespace: 'x',
+      namespaceLabels: {},
+      owner: pod('a'),
+      dryRun,
+    });
+    for (const dryRun of [true, false]) {
+      const r = await allocator.allocate(req({ 'netpin.io/ip': '10.0.0.5,fd00::5' }, dryRun));
+      expect(addresses(r)).toBe('10.0.0.5,fd00::5');
+      expect(r.ok && r.allocation.pools.map((p) => p.name)).toEqual(['dual']);
+      expect(r.ok && r.claims.map((c) => c.pool)).toEqual(['dual', 'dual']);
+    }
+    const fromPool = await allocator.allocate({ ...req({ 'netpin.io/pool': 'dual' }), owner: pod('b') });
+    expect(addresses(fromPool)).toBe('10.0.0.1,fd00::1');
+    expect(fromPool.ok && fromPool.allocation.pools.map((p) => p.name)).toEqual(['dual']);
+  });
+
+  it('tells a dry run which pool a fixed address would be claimed from', async () => {
+    const { allocate, held } = setup();
+    const r = await allocate({ 'netpin.io/ips': '10.20.0.9,fd00:20::9' }, pod('a'), { dryRun: true });
+    expect(r.ok && r.claims.map((c) => `${c.ip.toString()} ${c.pool} ${c.owner.name}`)).toEqual([
+      '10.20.0.9 web a',
+      'fd00:20::9 web-v6 a',
+    ]);
+    expect(r.ok && r.fresh).toEqual([]);
+    const named = await allocate({ 'netpin.io/ip': '10.20.0.9', 'netpin.io/pool': 'web' }, pod('a'), { dryRun: true });
+    expect(named.ok && named.claims.map((c) => c.pool)).toEqual(['web']);
+    expect(held()).toEqual([]);
+  });
+
+  it('takes the next entry of netpin.io/ips when another writer wins the race for one', async () => {
+    const { ledger, allocate, held } = setup();
+    const claim = ledger.claim.bind(ledger);
+    vi.spyOn(ledger, 'claim').mockImplementation(async (p, ip, o) => {
+      if (ip.toString() === '10.20.0.5') throw new ConflictError(await claim(p, ip, pod('rival')));
+      return claim(p, ip, o);
+    });
+    const r = await allocate({ 'netpin.io/ips': '10.20.0.5;10.20.0.6' }, pod('a'));
+    expect(addresses(r)).toBe('10.20.0.6');
+    expect(held()).toEqual(['10.20.0.5', '10.20.0.6']);
+    // And names the winner when the race was for the only one.
+    const lost = await allocate({ 'netpin.io/ip': '10.20.0.5' }, pod('b'));
+    expect(problemsOf(lost)[0]!.message).toBe('10.20.0.5 is held by pod shop/rival (IPPool web)');
+  });
+
+  it('passes on errors other than a conflict', async () => {
+    const { ledger, allocate, held } = setup();
+    vi.spyOn(ledger, 'claim').mockRejectedValue(new Error('API server unavailable'));
+    await expect(allocate({ 'netpin.io/ips': '10.20.0.5;10.20.0.6' }, pod('a'))).rejects.toThrow(
+      'API server unavailable',
+    );
+    expect(held()).toEqual([]);
+  });
+
+  it('is its own when the owner holds part of it already', async () => {
+    const { allocate, held } = setup();
+    await allocate({ 'netpin.io/ip': '10.20.0.9' }, pod('a'));
+    expect(addresses(await allocate({ 'netpin.io/ip': '10.20.0.9,fd00:20::9' }, pod('a')))).toBe(
+      '10.20.0.9,fd00:20::9',
+    );
+    expect(held()).toEqual(['10.20.0.9', 'fd00:20::9']);
+  });
+});
+
+describe('the words of a refusal', () => {
+  it('name the holder of a fixed address, and a free address of its pool when there is one', async () => {
+    const { allocator, allocate, ledger } = setup();
+    await allocate({ 'netpin.io/pool': 'tiny' }, pod('a'));
+    const holder = ledger.index.claimsOf(pod('a'))[0]!;
+    expect(allocator.heldProblem('netpin.io/ip', holder)).toEqual({
+      key: 'netpin.io/ip',
+      message: '10.40.0.1 is held by pod shop/a (IPPool tiny)',
+      fix: 'choose a free address such as 10.40.0.2, or let netpin choose with netpin.io/pool: tiny',
+    });
+    await allocate({ 'netpin.io/pool': 'tiny' }, pod('b'));
+    expect(allocator.heldProblem('netpin.io/ips', holder)).toEqual({
+      key: 'netpin.io/ips',
+      message: '10.40.0.1 is held by pod shop/a (IPPool tiny)',
+      fix: 'choose a free address, or let netpin choose with netpin.io/pool: tiny',
+    });
+    // A holder from a pool this process does not know (deleted, or not yet seen).
+    expect(allocator.heldProblem('netpin.io/ip', { ...holder, pool: 'gone' })).toEqual({
+      key: 'netpin.io/ip',
+      message: '10.40.0.1 is held by pod shop/a (IPPool gone)',
+      fix: 'choose a free address, or let netpin choose with netpin.io/pool',
+    });
+  });
+
+  it('count a pool family’s use, and nothing for a family or pool there is none of', async () => {
+    const { allocator, allocate, ledger } = setup();
+    await allocate({ 'netpin.io/pool': 'web,web-v6' }, pod('a'));
+    const web = ledger.index.pool('web')!;
+    const v6 = ledger.index.pool('web-v6')!;
+    expect(allocator.usageOf(web, 'ipv4')).toEqual({ family: 'ipv4', capacity: 253n, allocated: 1n });
+    expect(allocator.usageOf(v6, 'ipv6')).toEqual({ family: 'ipv6', capacity: 255n, allocated: 1n });
+    expect(allocator.usageOf(web, 'ipv6')).toEqual({ family: 'ipv6', capacity: 0n, allocated: 0n });
+    expect(allocator.usageOf({ ...web, name: 'gone' }, 'ipv4')).toEqual({
+      family: 'ipv4',
+      capacity: 0n,
+      allocated: 0n,
+    });
+  });
+
+  it('name, as room, only other pools of the same family and kind the namespace may use', () => {
+    const { allocator, ledger } = setup();
+    const pool = (name: string) => ledger.index.pool(name)!;
+    const base = (name: string) =>
+      `add addresses to IPPool ${name} (spec.cidr or spec.ranges), delete workloads that hold them`;
+    expect(allocator.roomFix(pool('web'), 'ipv4', SHOP)).toBe(`${base('web')}, or name another pool: tiny`);
+    expect(allocator.roomFix(pool('tiny'), 'ipv4', SHOP)).toBe(`${base('tiny')}, or name another pool: web`);
+    expect(allocator.roomFix(pool('web-v6'), 'ipv6', SHOP)).toBe(base('web-v6'));
+    expect(allocator.roomFix(pool('tiny'), 'ipv4', { team: 'db' })).toBe(`${base('tiny')}, or name another pool: db`);
+    expect(allocator.roomFix(pool('tiny'), 'ipv4', {})).toBe(base('tiny'));
+    expect(allocator.roomFix(pool('out'), 'ipv4', SHOP)).toBe(base('out'));
+  });
+});
+
+describe('an owner changing its fixed addresses', () => {
+  it('moves when one address of the pair changes', async () => {
+    const { allocate, held } = setup();
+    await allocate({ 'netpin.io/ip': '10.20.0.9,fd00:20::9' }, pod('a'));
+    const r = await allocate({ 'netpin.io/ip': '10.20.0.9,fd00:20::5' }, pod('a'));
+    expect(addresses(r)).toBe('10.20.0.9,fd00:20::5');
+    expect(held()).toEqual(['10.20.0.9', 'fd00:20::5']);
+  });
+
+  it('may, in a dry run, add to what it holds already', async () => {
+    const { allocate, held } = setup();
+    await allocate({ 'netpin.io/ip': '10.20.0.9' }, pod('a'));
+    const r = await allocate({ 'netpin.io/ip': '10.20.0.9,fd00:20::9' }, pod('a'), { dryRun: true });
+    expect(addresses(r)).toBe('10.20.0.9,fd00:20::9');
+    expect(held()).toEqual(['10.20.0.9']);
+  });
+});
+
+describe('pools that overlap for a moment', () => {
+  // Two IPPools created at the same moment may both be admitted; the index then holds both.
+  it('check a fixed address against the pool named with it, not another that holds it too', () => {
+    const ledger = new MemoryLedger([
+      compilePool({
+        metadata: { name: 'db' },
+        spec: { cidr: '10.0.0.0/24', namespaceSelector: { matchLabels: { team: 'db' } } },
+      }),
+      compilePool({ metadata: { name: 'shared' }, spec: { cidr: '10.0.0.0/24' } }),
+    ]);
+    const allocator = new Allocator(ledger);
+    const plan = allocator.plan(intentOf({ 'netpin.io/ip': '10.0.0.5', 'netpin.io/pool': 'shared' }), 'shop', SHOP);
+    expect([plan.problems, plan.pools.map((p) => p.name)]).toEqual([[], ['shared']]);
+  });
+});
+
+describe('a fixed address in a pool the namespace may not use', () => {
+  it('is refused, naming the pools it may use', () => {
+    const { allocator } = setup();
+    expect(allocator.plan(intentOf({ 'netpin.io/ip': '10.30.0.10' }), 'shop', SHOP).problems).toEqual([
+      {
+        key: 'netpin.io/ip',
+        message: '10.30.0.10 lies in IPPool db, which does not select namespace shop (spec.namespaceSelector)',
+        fix: 'choose an address in a pool namespace shop may use: web (10.20.0.2-10.20.0.254); web-v6 (fd00:20::1-fd00:20::ff); tiny (10.40.0.1-10.40.0.2)',
+      },
+    ]);
   });
 });
