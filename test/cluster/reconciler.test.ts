@@ -1096,6 +1096,14 @@ describe("the reconciler's calls to the API server", () => {
   });
 });
 
+describe('stale claims of a pod that claimed twice under its name', () => {
+  it('are those whose address it does not show, whichever of them it shows', () => {
+    const first: Claim = { pool: 'web', ip: v4('10.0.0.8'), owner: owned('bare'), createdAt: old };
+    const second: Claim = { pool: 'web', ip: v4('10.0.0.9'), owner: owned('bare'), createdAt: old };
+    expect(staleClaims([first, second], [pod('bare', ['10.0.0.8'])], () => false, NOW, GRACE)).toEqual([second]);
+  });
+});
+
 describe('stale claims, and StatefulSets', () => {
   it("keep no pod's claim for a StatefulSet that happens to share its name", () => {
     expect(staleClaims([named], [], (_, name) => name === 'fixed', NOW, GRACE)).toEqual([named]);
@@ -1130,6 +1138,11 @@ describe('the reconciler, further', () => {
     await h.reconciler.stop();
     expect(vi.getTimerCount()).toBe(0);
     h.reconciler.podGone(pod('web-4'));
+    expect(vi.getTimerCount()).toBe(0);
+    const quiet = harness();
+    quiet.reconciler.start();
+    await quiet.reconciler.stop();
+    quiet.reconciler.podGone(pod('web-5'));
     expect(vi.getTimerCount()).toBe(0);
   });
 
@@ -1189,5 +1202,36 @@ describe('the reconciler, further', () => {
     h.reconciler.podGone(pod('web-1', ['10.0.0.99', '10.0.0.5']));
     await h.reconciler.prompt();
     expect(h.held('10.0.0.5')).toBeUndefined();
+  });
+});
+
+describe('egress sightings', () => {
+  it('are forgotten once no egress claim holds the address: a later claim of it counts from its own creation', async () => {
+    const h = harness(undefined, { egressGraceMs: 100_000 });
+    await h.reconciler.round();
+    const first = h.claim(
+      '192.168.9.5',
+      { kind: 'Egress', namespace: 'shop', workload: 'Deployment', name: 'old' },
+      NOW,
+      egressPool,
+    );
+    h.clock.now = NOW + 40_000;
+    h.watched.push({ ...pod('old-1'), egress: ['192.168.9.5'] });
+    await h.reconciler.round();
+    // The workload is deleted, its claim released with it, and its pod goes.
+    h.ledger.index.remove(first);
+    h.watched.length = 0;
+    h.clock.now = NOW + 40_100;
+    await h.reconciler.round();
+    // Another workload claims the address; its creation time (whole seconds, the API server's clock)
+    // is before the old pod's last sighting.
+    const owner: Owner = { kind: 'Egress', namespace: 'shop', workload: 'Deployment', name: 'new' };
+    h.claim('192.168.9.5', owner, NOW + 39_500, egressPool);
+    h.clock.now = NOW + 139_499;
+    await h.reconciler.round();
+    expect(h.held('192.168.9.5')).toBeDefined();
+    h.clock.now = NOW + 139_500;
+    await h.reconciler.round();
+    expect(h.held('192.168.9.5')).toBeUndefined();
   });
 });
