@@ -84,6 +84,10 @@ async function admit(
   reserve: boolean,
   warnings: string[],
 ): Promise<Verdict> {
+  // Counts the API server will refuse (replicas: 0.5, a negative ordinals.start, ...) are its to refuse,
+  // in its own words, after the webhooks: netpin counts pods and addresses only in whole numbers.
+  if (!countable(w)) return allowed(warnings);
+  if (prior && !countable(prior)) prior = undefined;
   const shape: WorkloadShape = { kind: w.kind, replicas: w.replicas, statefulSet: w.kind === 'StatefulSet' };
   // Every check a pod of this template would get at CREATE, so that the controller never loops on refusals.
   const { checked, problems } = await preflight(w.templateAnnotations, shape, w.namespace, deps);
@@ -113,6 +117,14 @@ async function admit(
     }
   }
   return allowed(warnings);
+}
+
+/** Whether every count of the workload is a whole number of pods, as the API server stores it. */
+function countable(w: WorkloadInfo): boolean {
+  const whole = (n: number) => Number.isSafeInteger(n) && n >= 0;
+  const surge = w.maxSurge;
+  const surgeOk = surge === undefined || (typeof surge === 'number' ? whole(surge) : /^\d+%$/.test(surge));
+  return whole(w.replicas) && whole(w.ordinalsStart) && surgeOk;
 }
 
 /** Fixed addresses against the replicas, and the pods a rolling update adds on top of them. */

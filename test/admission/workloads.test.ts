@@ -289,3 +289,304 @@ spec: { cidr: "fd00:99::/48" }
     );
   });
 });
+
+const POOL = { 'netpin.io/pool': 'web' };
+const FIXED = (ip: string) => ({ 'netpin.io/ip': ip });
+const IPS = (list: string) => ({ 'netpin.io/ips': list });
+
+describe('what a workload review is read as', () => {
+  it('allows operations other than CREATE, UPDATE and DELETE without looking', async () => {
+    const h = await harness();
+    const body = deployment('CONNECT', { annotations: { 'netpin.io/pool': 'nope' } });
+    expect((await h.mutate(body)).response).toEqual({ uid: body.request!.uid, allowed: true });
+  });
+
+  it("checks a template in the request's namespace when its object names none, and in default when neither does", async () => {
+    const h = await harness();
+    const body = deployment('CREATE', { replicas: 2, strategy: RECREATE, annotations: POOL });
+    delete body.request!.object!.metadata!.namespace;
+    expect((await h.validate(body)).response.allowed).toBe(true);
+    delete body.request!.namespace;
+    expect(denial(await h.validate(body))).toContain('IPPool web does not select namespace default');
+  });
+
+  it('names the workload from its object, or a Scale from its own, when the review carries no request.name', async () => {
+    const h = await harness();
+    const body = deployment('CREATE', { replicas: 3, strategy: RECREATE, annotations: TINY });
+    delete body.request!.name;
+    expect(denial(await h.mutate(body))).toContain('and Deployment web has 3 replicas');
+    expect(
+      (await h.mutate(deployment('CREATE', { strategy: RECREATE, annotations: FIXED('10.20.0.7') }))).response.allowed,
+    ).toBe(true);
+    const scaled = scaleUpdate('deployments', 'web', 2);
+    delete scaled.request!.name;
+    expect(denial(await h.mutate(scaled))).toContain(
+      'netpin.io/ip (CNI Calico): one fixed address cannot serve 2 replicas',
+    );
+  });
+
+  it('learns of a workload from real mutating reviews only: a dry run leaves nothing behind', async () => {
+    const h = await harness();
+    const fixed = { name: 'api', strategy: RECREATE, annotations: FIXED('10.20.0.7') };
+    expect((await h.mutate(deployment('CREATE', { ...fixed, dryRun: true }))).response.allowed).toBe(true);
+    // Unknown: scaling it is not netpin's to judge.
+    expect((await h.mutate(scaleUpdate('deployments', 'api', 3))).response.allowed).toBe(true);
+    expect((await h.mutate(deployment('CREATE', fixed))).response.allowed).toBe(true);
+    expect(denial(await h.mutate(scaleUpdate('deployments', 'api', 3)))).toContain(
+      'one fixed address cannot serve 3 replicas',
+    );
+  });
+
+  it('follows `kubectl scale` in what it knows of a Deployment, for a Scale that comes without its stored copy', async () => {
+    const h = await harness();
+    /** A scale to `replicas` whose review has no oldObject: the replicas before are those netpin knows. */
+    const bare = (replicas: number, dryRun = false) => {
+      const body = scaleUpdate('deployments', 'web', replicas);
+      delete body.request!.oldObject;
+      body.request!.dryRun = dryRun;
+      return body;
+    };
+    expect(
+      (await h.mutate(deployment('CREATE', { replicas: 1, strategy: RECREATE, annotations: TINY }))).response.allowed,
+    ).toBe(true);
+    await deploymentPod(h, 'aaaaa', TINY);
+    // Its one pod holds one of tiny's two addresses, and counts as its own.
+    expect((await h.mutate(bare(2))).response.allowed).toBe(true);
+    await deploymentPod(h, 'bbbbb', TINY);
+    // Now at 2, with both addresses: the same scale again needs nothing more.
+    expect((await h.mutate(bare(2))).response.allowed).toBe(true);
+    // A dry run, and /validate, change nothing netpin knows.
+    expect((await h.mutate(bare(1, true))).response.allowed).toBe(true);
+    expect((await h.mutate(bare(2))).response.allowed).toBe(true);
+  });
+
+  it('works with a cluster view that keeps no workloads of its own, as the API server view does', async () => {
+    const h = await harness();
+    Object.assign(h.cluster, { rememberWorkload: undefined });
+    const answer = await h.mutate(statefulSet('CREATE', { replicas: 2, annotations: POOL }));
+    expect(answer.response.warnings).toEqual(['netpin: reserved web-0=10.20.0.2 web-1=10.20.0.3']);
+    expect((await h.mutate(scaleUpdate('statefulsets', 'web', 3))).response.allowed).toBe(true);
+    expect((await h.mutate(statefulSet('DELETE'))).response.allowed).toBe(true);
+    expect(h.held()).toEqual({});
+  });
+
+  it("gives the CNI a Deployment's shape: Antrea pins a Deployment's fixed addresses, never a StatefulSet's", async () => {
+    const h = await harness({ cni: 'antrea' });
+    const ips = IPS('10.20.0.7;10.20.0.8');
+    expect(
+      (await h.mutate(deployment('CREATE', { replicas: 2, strategy: RECREATE, annotations: ips }))).response.allowed,
+    ).toBe(true);
+    expect(denial(await h.mutate(statefulSet('CREATE', { replicas: 2, annotations: ips })))).toContain(
+      'netpin.io/ips (CNI Antrea): ',
+    );
+  });
+
+  it('leaves the room of a pool to the CNI where netpin pins nothing', async () => {
+    const h = await harness({ cni: 'cilium' });
+    const body = deployment('CREATE', { replicas: 1000, strategy: RECREATE, annotations: POOL });
+    for (const answer of await both(h, body)) expect(answer.response.allowed).toBe(true);
+    // And it reserves nothing, however many ordinals.
+    const big = statefulSet('CREATE', { replicas: 20_000, annotations: POOL });
+    for (const answer of await both(h, big)) expect(answer.response.allowed).toBe(true);
+    expect((await h.mutate(statefulSet('CREATE', { name: 'plain', replicas: 20_000 }))).response.allowed).toBe(true);
+    expect(h.held()).toEqual({});
+  });
+
+  it('reserves for up to 10 000 ordinals', async () => {
+    const h = await harness({
+      pools: `${POOLS}---
+apiVersion: netpin.io/v1alpha1
+kind: IPPool
+metadata: { name: vast }
+spec: { cidr: "fd00:99::/48" }
+`,
+    });
+    const vast = { 'netpin.io/pool': 'vast' };
+    expect((await h.validate(statefulSet('CREATE', { replicas: 10_000, annotations: vast }))).response.allowed).toBe(
+      true,
+    );
+    expect(denial(await h.validate(statefulSet('CREATE', { replicas: 10_001, annotations: vast })))).toContain(
+      'StatefulSet web has 10001 replicas, and netpin reserves an address for 10000 ordinals at most',
+    );
+  });
+});
+
+describe('fixed addresses of a template, against the replicas and the ledger', () => {
+  it('counts a percentage surge of the replicas, rounded up', async () => {
+    const h = await harness();
+    const half = { type: 'RollingUpdate', rollingUpdate: { maxSurge: '50%' } };
+    const five = IPS('10.20.0.7;10.20.0.8;10.20.0.9;10.20.0.10;10.20.0.11');
+    expect(denial(await h.validate(deployment('CREATE', { replicas: 4, strategy: half, annotations: five })))).toBe(
+      'netpin.io/ips (CNI Calico): has 5 entries for 4 replicas, and a rolling update (maxSurge 50%) adds 2 more pods while the old ones hold their addresses, so the rollout would never finish. ' +
+        'Fix: set spec.strategy.type: Recreate, or spec.strategy.rollingUpdate.maxSurge: 0 with maxUnavailable: 1, or list 6 entries',
+    );
+    const six = IPS('10.20.0.7;10.20.0.8;10.20.0.9;10.20.0.10;10.20.0.11;10.20.0.12');
+    expect(
+      (await h.validate(deployment('CREATE', { replicas: 4, strategy: half, annotations: six }))).response.allowed,
+    ).toBe(true);
+  });
+
+  it('refuses an UPDATE that moves netpin.io/ip to an address another owner holds', async () => {
+    const h = await harness();
+    await h.mutate(podCreate({ name: 'cart', annotations: FIXED('10.20.0.8') }));
+    const from = { replicas: 1, strategy: RECREATE, annotations: FIXED('10.20.0.7') };
+    expect((await h.validate(update('Deployment', from, from))).response.allowed).toBe(true);
+    expect(denial(await h.validate(update('Deployment', from, { ...from, annotations: FIXED('10.20.0.8') })))).toBe(
+      'netpin.io/ip (CNI Calico): 10.20.0.8 is held by pod shop/cart (IPPool web). Fix: choose a free address such as 10.20.0.2, or let netpin choose with netpin.io/pool: web',
+    );
+  });
+
+  it('counts an entry as free only when every family of it is', async () => {
+    const h = await harness();
+    await h.mutate(podCreate({ name: 'cart', annotations: FIXED('fd00:20::8') }));
+    const ips = IPS('10.20.0.7,fd00:20::7;10.20.0.8,fd00:20::8;10.20.0.9,fd00:20::9');
+    expect(denial(await h.validate(deployment('CREATE', { replicas: 3, strategy: RECREATE, annotations: ips })))).toBe(
+      'netpin.io/ips (CNI Calico): 2 of its 3 entries are free, and Deployment web has 3 replicas; fd00:20::8 is held by pod shop/cart (IPPool web-v6). Fix: list 1 more free entries, or lower replicas to 2',
+    );
+  });
+
+  it("counts the address of the replaced object's netpin.io/ip as its own pod's when the UPDATE lists entries", async () => {
+    const h = await harness();
+    const from = { replicas: 1, strategy: RECREATE, annotations: FIXED('10.20.0.7') };
+    expect((await h.mutate(deployment('CREATE', from))).response.allowed).toBe(true);
+    await deploymentPod(h, 'aaaaa', FIXED('10.20.0.7'));
+    const to = { replicas: 2, strategy: RECREATE, annotations: IPS('10.20.0.7;10.20.0.8') };
+    for (const answer of await both(h, update('Deployment', from, to))) expect(answer.response.allowed).toBe(true);
+  });
+
+  it('takes no more entries to be its own than the replaced object had replicas', async () => {
+    const h = await harness();
+    const ips = IPS('10.20.0.7;10.20.0.8');
+    // Two pods hold both entries, one of them left over from when it ran two (it is still terminating).
+    for (const suffix of ['aaaaa', 'bbbbb']) await deploymentPod(h, suffix, ips);
+    const from = { replicas: 1, strategy: RECREATE, annotations: ips };
+    expect(denial(await h.validate(update('Deployment', from, { ...from, replicas: 2 })))).toBe(
+      'netpin.io/ips (CNI Calico): 0 of its 2 entries are free and 1 are taken to be held by its own pods, and Deployment web has 2 replicas; 10.20.0.7 is held by pod shop/web-6d8f9-aaaaa (IPPool web). Fix: list 1 more free entries, or lower replicas to 1',
+    );
+  });
+
+  it('says when the surge is what the free entries lack', async () => {
+    const h = await harness();
+    await h.mutate(podCreate({ name: 'cart', annotations: FIXED('10.20.0.9') }));
+    const ips = IPS('10.20.0.7;10.20.0.8;10.20.0.9');
+    expect(denial(await h.validate(deployment('CREATE', { replicas: 2, annotations: ips })))).toBe(
+      'netpin.io/ips (CNI Calico): 2 of its 3 entries are free, and Deployment web needs 3: 2 replicas and 1 more pods a rolling update adds (maxSurge 25%); 10.20.0.9 is held by pod shop/cart (IPPool web). ' +
+        'Fix: set spec.strategy.type: Recreate, or spec.strategy.rollingUpdate.maxSurge: 0 with maxUnavailable: 1, or list 1 more free entries, or lower replicas to 1',
+    );
+  });
+});
+
+describe("a StatefulSet's ordinals against the ledger", () => {
+  it('refuses an entry another StatefulSet holds, and counts the other held ones', async () => {
+    const h = await harness();
+    expect(
+      (await h.mutate(statefulSet('CREATE', { name: 'db', annotations: FIXED('10.20.0.7') }))).response.allowed,
+    ).toBe(true);
+    await h.mutate(podCreate({ name: 'cart', annotations: FIXED('10.20.0.9') }));
+    const ips = IPS('10.20.0.7;10.20.0.8;10.20.0.9');
+    for (const answer of await both(h, statefulSet('CREATE', { replicas: 3, annotations: ips }))) {
+      expect(denial(answer)).toMatch(
+        /^netpin\.io\/ips \(CNI Calico\): web-0: 10\.20\.0\.7 is held by StatefulSet shop\/db \(ordinal 0\) \(IPPool web\)/,
+      );
+    }
+    expect(denial(await h.validate(statefulSet('CREATE', { replicas: 3, annotations: ips })))).toBe(
+      'netpin.io/ips (CNI Calico): web-0: 10.20.0.7 is held by StatefulSet shop/db (ordinal 0) (IPPool web), and 1 more of its addresses are held by other owners. ' +
+        'Fix: choose a free address such as 10.20.0.2, or let netpin choose with netpin.io/pool: web',
+    );
+    expect(Object.keys(h.held())).toEqual(['10.20.0.7', '10.20.0.9']);
+  });
+
+  it('refuses an entry a StatefulSet of the same name holds in another namespace', async () => {
+    const h = await harness();
+    const there = statefulSet('CREATE', { namespace: 'payments', annotations: FIXED('10.40.0.1') });
+    expect((await h.mutate(there)).response.allowed).toBe(true);
+    expect(denial(await h.validate(statefulSet('CREATE', { annotations: FIXED('10.40.0.1') })))).toContain(
+      'web-0: 10.40.0.1 is held by StatefulSet payments/web (ordinal 0)',
+    );
+  });
+
+  it('refuses an entry its own ordinal outside the new range holds: a scaled-down ordinal keeps its address', async () => {
+    const h = await harness();
+    const three = { replicas: 3, annotations: IPS('10.20.0.7;10.20.0.8;10.20.0.9') };
+    expect((await h.mutate(statefulSet('CREATE', three))).response.allowed).toBe(true);
+    const down = update('StatefulSet', three, { replicas: 2, annotations: IPS('10.20.0.7;10.20.0.9') });
+    expect(denial(await h.validate(down))).toContain(
+      'netpin.io/ips (CNI Calico): web-1: 10.20.0.9 is held by StatefulSet shop/web (ordinal 2)',
+    );
+    // Below spec.ordinals.start, too.
+    const shifted = update('StatefulSet', three, {
+      replicas: 2,
+      ordinalsStart: 1,
+      annotations: IPS('10.20.0.8;10.20.0.7'),
+    });
+    expect(denial(await h.validate(shifted))).toContain('web-2: 10.20.0.7 is held by StatefulSet shop/web (ordinal 0)');
+    expect(h.held()).toEqual({
+      '10.20.0.7': 'StatefulSet/shop/web/0',
+      '10.20.0.8': 'StatefulSet/shop/web/1',
+      '10.20.0.9': 'StatefulSet/shop/web/2',
+    });
+  });
+
+  it('counts as its own only what it holds in the pool it moves to', async () => {
+    const h = await harness();
+    expect((await h.mutate(statefulSet('CREATE', { replicas: 2, annotations: POOL }))).response.allowed).toBe(true);
+    await h.mutate(podCreate({ name: 'other', annotations: TINY }));
+    const moved = update('StatefulSet', { replicas: 2, annotations: POOL }, { replicas: 2, annotations: TINY });
+    expect(denial(await h.validate(moved))).toBe(
+      `netpin.io/pool (CNI Calico): IPPool tiny has 1 free IPv4 addresses (1 of 2 held), and StatefulSet web has 2 replicas. Fix: lower replicas to 1, or ${TINY_FIX}`,
+    );
+  });
+});
+
+describe('the room of a pool', () => {
+  it('says how many pods a rolling Deployment needs when not even its replicas fit', async () => {
+    const h = await harness();
+    expect(denial(await h.validate(deployment('CREATE', { replicas: 3, annotations: TINY })))).toBe(
+      `netpin.io/pool (CNI Calico): IPPool tiny has 2 free IPv4 addresses (0 of 2 held), and Deployment web needs 4: 3 replicas and 1 more pods a rolling update adds (maxSurge 25%). Fix: lower replicas to 1, or ${TINY_FIX}`,
+    );
+  });
+
+  it('counts an IPv6 pool in IPv6 addresses', async () => {
+    const h = await harness({
+      pools: `${POOLS}---
+apiVersion: netpin.io/v1alpha1
+kind: IPPool
+metadata: { name: tiny6 }
+spec: { ranges: ["fd00:40::1-fd00:40::3"] }
+`,
+    });
+    expect(
+      denial(
+        await h.validate(
+          deployment('CREATE', { replicas: 4, strategy: RECREATE, annotations: { 'netpin.io/pool': 'tiny6' } }),
+        ),
+      ),
+    ).toBe(
+      'netpin.io/pool (CNI Calico): IPPool tiny6 has 3 free IPv6 addresses (0 of 3 held), and Deployment web has 4 replicas. ' +
+        'Fix: lower replicas to 3, or add addresses to IPPool tiny6 (spec.cidr or spec.ranges), delete workloads that hold them, or name another pool: web-v6',
+    );
+  });
+});
+
+describe('counts the API server will refuse', () => {
+  // Found by the property suite at full size (npm run chaos): replicas 5e-324 made a BigInt of a
+  // fraction, and the review got HTTP 500 instead of an answer.
+  const pool = { 'netpin.io/pool': 'web' };
+  const surge = (maxSurge: number | string) => ({
+    replicas: 2,
+    strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge } },
+    annotations: pool,
+  });
+  it.each([
+    ['a Deployment of 5e-324 replicas', deployment('CREATE', { replicas: 5e-324, annotations: pool })],
+    ['a StatefulSet of 5e-324 replicas', statefulSet('CREATE', { replicas: 5e-324, annotations: pool })],
+    ['a StatefulSet of -1 replicas', statefulSet('CREATE', { replicas: -1, annotations: pool })],
+    ['a Deployment with maxSurge 0.5', deployment('CREATE', surge(0.5))],
+    ['a Deployment with maxSurge "0.5"', deployment('CREATE', surge('0.5'))],
+  ])('are left to it: %s is allowed in band, claiming nothing', async (_, review) => {
+    const h = await harness();
+    for (const endpoint of ['mutate', 'validate'] as const)
+      expect((await h[endpoint](review)).response.allowed).toBe(true);
+    expect(h.held()).toEqual({});
+  });
+});
