@@ -227,4 +227,10 @@ describe('a StatefulSet reservation', () => {
       },
     ]);
   });
+
+  it('names every pool the reservation drew on', async () => {
+    const { h, sink } = await setup();
+    await h.mutate(statefulSet('CREATE', { name: 'db', replicas: 1, annotations: { 'netpin.io/pool': 'web,web-v6' } }));
+    expect(sink.created.map((e) => e.note)).toEqual(['Reserved db-0=10.20.0.2,fd00:20::1 from IPPool web, web-v6']);
+  });
 });

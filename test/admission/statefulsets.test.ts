@@ -3,6 +3,7 @@ import type { CniName } from '../../src/cni/dialect.js';
 import {
   admittedAnnotations,
   denial,
+  deployment,
   harness,
   patched,
   podCreate,
@@ -257,5 +258,47 @@ spec:
     expect(admittedAnnotations(body, answer)).toEqual({ ...POOL, 'ipam.antrea.io/ippools': 'web-pool' });
     expect(answer.response.warnings?.some((w) => w.includes('Antrea, not netpin, pins'))).toBe(true);
     expect(h.held()).toEqual({});
+  });
+
+  it('shows at most six reservations in its warning: the first three and the last two', async () => {
+    const h = await harness();
+    expect(
+      (await h.mutate(statefulSet('CREATE', { name: 'db', replicas: 6, annotations: POOL }))).response.warnings,
+    ).toEqual([
+      'netpin: reserved db-0=10.20.0.2 db-1=10.20.0.3 db-2=10.20.0.4 db-3=10.20.0.5 db-4=10.20.0.6 db-5=10.20.0.7',
+    ]);
+    expect((await h.mutate(statefulSet('CREATE', { replicas: 7, annotations: POOL }))).response.warnings).toEqual([
+      'netpin: reserved web-0=10.20.0.8 web-1=10.20.0.9 web-2=10.20.0.10 … web-5=10.20.0.13 web-6=10.20.0.14',
+    ]);
+    expect(Object.keys(ordinals(h))).toHaveLength(7);
+  });
+
+  it('gives back what a reservation claimed when the ledger fails for one ordinal, and answers with the error', async () => {
+    const h = await harness();
+    const allocator = h.deps.allocator;
+    const allocate = allocator.allocate.bind(allocator);
+    let calls = 0;
+    allocator.allocate = (r) => (++calls === 2 ? Promise.reject(new Error('the API server failed')) : allocate(r));
+    const answer = await h.mutate(statefulSet('CREATE', { replicas: 3, annotations: POOL }));
+    expect(answer.status).toBe(200);
+    expect(answer.response).toMatchObject({
+      allowed: false,
+      status: { code: 500, message: 'netpin could not decide: the API server failed' },
+    });
+    expect(h.held()).toEqual({});
+  });
+
+  it('releases on DELETE only the ordinals of that StatefulSet, whatever its name', async () => {
+    const h = await harness();
+    // A name that starts with a digit, and a Deployment of the same name.
+    await h.mutate(statefulSet('CREATE', { name: '0db', replicas: 2, annotations: POOL }));
+    await h.mutate(statefulSet('CREATE', { replicas: 1, annotations: POOL }));
+    expect((await h.mutate(deployment('DELETE', { name: 'web' }))).response.allowed).toBe(true);
+    expect(Object.keys(h.held())).toHaveLength(3);
+    const del = statefulSet('DELETE', { name: '0db' });
+    // The API server names the object; a review that does not is read from the object as stored.
+    delete del.request!.name;
+    expect((await h.mutate(del)).response.allowed).toBe(true);
+    expect(h.held()).toEqual({ '10.20.0.4': 'StatefulSet/shop/web/0' });
   });
 });

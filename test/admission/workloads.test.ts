@@ -362,10 +362,14 @@ describe('what a workload review is read as', () => {
 
   it('works with a cluster view that keeps no workloads of its own, as the API server view does', async () => {
     const h = await harness();
-    Object.assign(h.cluster, { rememberWorkload: undefined });
+    // It knows the StatefulSet from its own watch, not from the reviews.
+    const watched = { replicas: 2, ordinalsStart: 0, templateAnnotations: POOL };
+    Object.assign(h.cluster, { rememberWorkload: undefined, statefulSet: () => watched });
     const answer = await h.mutate(statefulSet('CREATE', { replicas: 2, annotations: POOL }));
     expect(answer.response.warnings).toEqual(['netpin: reserved web-0=10.20.0.2 web-1=10.20.0.3']);
-    expect((await h.mutate(scaleUpdate('statefulsets', 'web', 3))).response.allowed).toBe(true);
+    expect((await h.mutate(scaleUpdate('statefulsets', 'web', 3))).response.warnings).toEqual([
+      'netpin: reserved web-0=10.20.0.2 web-1=10.20.0.3 web-2=10.20.0.4',
+    ]);
     expect((await h.mutate(statefulSet('DELETE'))).response.allowed).toBe(true);
     expect(h.held()).toEqual({});
   });
@@ -454,6 +458,16 @@ describe('fixed addresses of a template, against the replicas and the ledger', (
     for (const answer of await both(h, update('Deployment', from, to))) expect(answer.response.allowed).toBe(true);
   });
 
+  it('never takes an entry to be its own when another owner holds one of its families', async () => {
+    const h = await harness();
+    const from = { replicas: 1, strategy: RECREATE, annotations: IPS('10.20.0.7') };
+    await deploymentPod(h, 'aaaaa', IPS('10.20.0.7'));
+    await h.mutate(podCreate({ name: 'cart', annotations: FIXED('fd00:20::7') }));
+    // Its own pod holds 10.20.0.7, but a new pod could never get fd00:20::7.
+    const dual = update('Deployment', from, { ...from, annotations: IPS('10.20.0.7,fd00:20::7') });
+    expect(denial(await h.validate(dual))).toMatch(/^netpin\.io\/ips \(CNI Calico\): .* is held by pod shop\//);
+  });
+
   it('takes no more entries to be its own than the replaced object had replicas', async () => {
     const h = await harness();
     const ips = IPS('10.20.0.7;10.20.0.8');
@@ -525,6 +539,20 @@ describe("a StatefulSet's ordinals against the ledger", () => {
       '10.20.0.8': 'StatefulSet/shop/web/1',
       '10.20.0.9': 'StatefulSet/shop/web/2',
     });
+  });
+
+  it('counts as its own only the ordinals it runs, not one past them that still holds an address', async () => {
+    // The ledger of a cluster: a StatefulSet DELETE leaves the release to the reconciler.
+    const h = await harness({ releaseOnDelete: false });
+    const before = { replicas: 1, ordinalsStart: 1, annotations: TINY };
+    expect((await h.mutate(statefulSet('CREATE', before))).response.allowed).toBe(true);
+    await h.mutate(podCreate({ name: 'other', annotations: TINY }));
+    await h.mutate(statefulSet('DELETE', before));
+    // Created again from ordinal 0 before ordinal 1's address was released: web-0 has no room.
+    for (const answer of await both(h, statefulSet('CREATE', { replicas: 1, annotations: TINY }))) {
+      expect(denial(answer)).toContain('IPPool tiny has');
+    }
+    expect(h.held()).toEqual({ '10.40.0.1': 'StatefulSet/shop/web/1', '10.40.0.2': 'Pod/shop/other' });
   });
 
   it('counts as its own only what it holds in the pool it moves to', async () => {
