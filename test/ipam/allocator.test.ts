@@ -407,6 +407,19 @@ describe('what an owner holds, and what it gives back', () => {
     ]);
   });
 
+  it('says only what is wrong with the pools named, not what follows from it for the addresses given', () => {
+    const { allocator } = setup();
+    expect(
+      allocator.plan(intentOf({ 'netpin.io/pool': 'nope', 'netpin.io/ip': '10.20.0.9' }), 'shop', SHOP).problems,
+    ).toEqual([
+      {
+        key: 'netpin.io/pool',
+        message: 'IPPool nope does not exist',
+        fix: 'name a pool namespace shop may use: web (10.20.0.2-10.20.0.254); web-v6 (fd00:20::1-fd00:20::ff); tiny (10.40.0.1-10.40.0.2)',
+      },
+    ]);
+  });
+
   it('tells how to name pools when two serve one family', () => {
     const { allocator } = setup();
     expect(allocator.plan(intentOf({ 'netpin.io/pool': 'web,tiny' }), 'shop', SHOP).problems).toEqual([
