@@ -1,4 +1,5 @@
 import { ApiException, KubeConfig, type CustomObjectsApi } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   claimName,
@@ -13,6 +14,7 @@ import {
 import { ConflictError, ExhaustedError, type Claim, type Owner } from '../../src/ipam/claim.js';
 import { compilePool, type IPPoolObject } from '../../src/ipam/pool.js';
 import { v4, v6 } from '../cni/fixtures.js';
+import { statusOf } from '../../src/cluster/kube.js';
 import { WatchStandIn } from './watch-stand-in.js';
 
 /** A promise the test resolves when it chooses: an API call held open while something else happens. */
@@ -22,7 +24,7 @@ function gate() {
   return { promise, open };
 }
 
-type Op = 'create' | 'get' | 'patch' | 'delete' | 'list';
+type Op = 'create' | 'get' | 'patch' | 'delete' | 'list' | 'listPools';
 
 /**
  * IPClaims as the API server keeps them, for deterministic unit tests of the ledger's writes: names are
@@ -37,6 +39,10 @@ class ClaimStore {
   readonly calls: string[] = [];
   /** Each list call: the resource, and the limit and continue token it asked with. */
   readonly lists: { plural: string; limit?: number; next?: string }[] = [];
+  /** Lists answer as some servers and proxies do: one page, without metadata (no continue, no version). */
+  bareLists = false;
+  /** The creationTimestamp of objects created from now on; by default the time of their creation. */
+  creationTime: Date | undefined;
   private version = 1;
   private uids = 0;
   private readonly holds = new Map<Op, Promise<void>>();
@@ -97,7 +103,7 @@ class ClaimStore {
   }
 
   /** Stores an object as another writer would, with a uid and a resourceVersion; returns it as stored. */
-  put(body: IPClaimObject, creationTimestamp = new Date()): IPClaimObject {
+  put(body: IPClaimObject, creationTimestamp = this.creationTime ?? new Date()): IPClaimObject {
     const obj = structuredClone(body);
     obj.metadata = { ...obj.metadata, uid: `uid-${++this.uids}`, creationTimestamp };
     this.objects.set(obj.metadata.name!, obj);
@@ -128,6 +134,10 @@ class ClaimStore {
       this.calls.push(`patch ${name}`);
       await this.before('patch');
       const obj = this.objects.get(name) ?? this.fail(404, `ipclaims "${name}" not found`);
+      // A JSON patch of anything but operations is refused whole, as the API server refuses it.
+      const ops = ['test', 'add', 'replace', 'remove'];
+      if (body.some((op) => typeof op !== 'object' || !ops.includes(op.op) || !op.path?.startsWith('/')))
+        this.fail(400, 'invalid JSON patch');
       for (const op of body) {
         if (op.op === 'test' && op.path === '/metadata/uid' && obj.metadata!.uid !== op.value)
           this.fail(422, 'test failed');
@@ -170,7 +180,8 @@ class ClaimStore {
       // As the objects were when the list was asked for, whatever changes while it is held open.
       const all: unknown[] = structuredClone(plural === 'ippools' ? this.pools : [...this.objects.values()]);
       const resourceVersion = String(this.version);
-      if (plural === 'ipclaims') await this.before('list');
+      await this.before(plural === 'ipclaims' ? 'list' : 'listPools');
+      if (this.bareLists) return { items: all };
       const from = Number(_continue ?? 0);
       const to = limit === undefined ? all.length : from + limit;
       return {
@@ -457,6 +468,8 @@ describe('a claim', () => {
     const err = (await ledger.claim(web, v4('10.0.0.5'), pod('a')).catch((e: unknown) => e)) as Error;
     expect(err).not.toBeInstanceOf(ConflictError);
     expect(err.message).toBe('claiming 10.0.0.5 in IPPool web: HTTP 500: create failed');
+    // The API server's answer stays with the error, for whoever handles it.
+    expect(statusOf(err.cause)).toBe(500);
     expect(ledger.index.holderOf(v4('10.0.0.5'))).toBeUndefined();
     expect(ledger.index.firstFree('web', 'ipv4')?.toString()).toBe('10.0.0.1');
     expect(writes).toEqual(['create error']);
@@ -499,6 +512,7 @@ describe('a claim', () => {
     const malformed = (await ledger.claim(web, v4('10.0.0.6'), pod('a')).catch((e: unknown) => e)) as Error;
     expect(malformed).not.toBeInstanceOf(ConflictError);
     expect(malformed.message).toBe('IPClaim 10.0.0.6 is malformed');
+    expect(statusOf(malformed.cause)).toBe(409);
     expect(ledger.index.holderOf(v4('10.0.0.6'))).toBeUndefined();
   });
 });
@@ -588,7 +602,9 @@ describe('a renewal', () => {
     const claim = await ledger.claim(web, v4('10.0.0.5'), pod('a'));
     ledger.metrics = metrics;
     store.failNext('patch', 500);
-    await expect(ledger.renew(claim)).rejects.toThrow('renewing the claim on 10.0.0.5 in IPPool web: HTTP 500');
+    const err = (await ledger.renew(claim).catch((e: unknown) => e)) as Error;
+    expect(err.message).toBe('renewing the claim on 10.0.0.5 in IPPool web: HTTP 500: patch failed');
+    expect(statusOf(err.cause)).toBe(500);
     expect(ledger.index.holderOf(v4('10.0.0.5'))).toBe(claim);
     expect(writes).toEqual(['patch error']);
   });
@@ -651,7 +667,9 @@ describe('a release, further', () => {
     expect(await ledger.release(a)).toBe(true);
     expect(ledger.index.holderOf(v4('10.0.0.5'))).toBeUndefined();
     store.failNext('delete', 500);
-    await expect(ledger.release(b)).rejects.toThrow('releasing 10.0.0.6: HTTP 500');
+    const err = (await ledger.release(b).catch((e: unknown) => e)) as Error;
+    expect(err.message).toBe('releasing 10.0.0.6: HTTP 500: delete failed');
+    expect(statusOf(err.cause)).toBe(500);
     expect(ledger.index.holderOf(v4('10.0.0.6'))).toBe(b);
     expect(store.objects.has('10.0.0.6')).toBe(true);
     expect(await ledger.release(b)).toBe(true);
@@ -721,7 +739,10 @@ describe('moving claims stored under old names', () => {
 
   it('leaves the old object when the new name holds a malformed one, and goes on with the next', async () => {
     const store = new ClaimStore();
-    const ledger = ledgerOn(store);
+    // With a log, which tells the conflict (what it says is not checked here).
+    const quiet = { error: () => undefined, warn: () => undefined, info: () => undefined } as unknown as Logger;
+    const ledger = new KubeLedger(new KubeConfig(), quiet, undefined, store.api);
+    ledger.index.setPool(web);
     legacyIn(store, ledger, '10.0.0.5', pod('a'));
     legacyIn(store, ledger, '10.0.0.6', pod('b'));
     const bad = storedBy(store, '10.0.0.5', pod('a'));
@@ -1108,5 +1129,89 @@ describe('a renewal', () => {
     expect(await ledger.renew(bound)).toBe(true);
     expect(store.objects.get('10.0.0.5')!.spec.owner).toEqual({ kind: 'Pod', namespace: 'shop', name: 'web-1' });
     expect(ledger.index.holderOf(v4('10.0.0.5'))!.owner).toEqual(pod('web-1'));
+  });
+});
+
+describe('IPClaim objects, as they may come', () => {
+  it('without metadata (not stored yet) read as a claim with no uid, counted from now', () => {
+    const obj = toObject({ pool: 'web', ip: v4('10.0.0.5'), owner: pod('a'), createdAt: 0 });
+    const before = Date.now();
+    const claim = toClaim({ ...obj, metadata: undefined })!;
+    expect(claim).toMatchObject({ pool: 'web', owner: pod('a'), ref: undefined, version: undefined });
+    expect(claim.createdAt).toBeGreaterThanOrEqual(before);
+    expect(claim).not.toHaveProperty('name');
+  });
+
+  it('in a list answer without metadata: one page, taken whole', async () => {
+    const store = new ClaimStore();
+    store.bareLists = true;
+    storedBy(store, '10.0.0.5', pod('a'));
+    store.pools.push(poolObject('web', { cidr: '10.0.0.0/24' }));
+    expect((await listClaims(store.api as unknown as CustomObjectsApi, 2)).map((o) => o.metadata?.name)).toEqual([
+      '10.0.0.5',
+    ]);
+    const { ledger } = await watchedLedger(store);
+    expect(ledger.index.holderOf(v4('10.0.0.5'))?.owner).toEqual(pod('a'));
+    expect(ledger.index.pool('web')).toBeDefined();
+  });
+});
+
+describe('the ledger started on its watches, further', () => {
+  it('is not complete while the pools are still listing, though the claims are in', async () => {
+    const store = new ClaimStore();
+    storedBy(store, '10.0.0.5', pod('a'));
+    store.pools.push(poolObject('web', { cidr: '10.0.0.0/24' }));
+    const watch = await new WatchStandIn().start();
+    const ledger = new KubeLedger(watch.kc, undefined, undefined, store.api);
+    started.push(() => Promise.all([ledger.stop(), watch.stop()]).then(() => undefined));
+    const pools = store.hold('listPools');
+    const starting = ledger.start();
+    await expect.poll(() => ledger.index.holderOf(v4('10.0.0.5'))).toBeDefined();
+    await watch.watching('ipclaims');
+    expect(ledger.complete()).toBe(false);
+    pools.open();
+    await starting;
+    expect(ledger.complete()).toBe(true);
+  });
+
+  it('keeps the time of its admission for a claim being created that a list shows before the create is answered', async () => {
+    const store = new ClaimStore();
+    const { ledger, relist } = await watchedLedger(store);
+    ledger.index.setPool(web);
+    // The API server's clock, in whole seconds, is behind this replica's.
+    store.creationTime = new Date(Date.now() - 60_000);
+    const answer = store.holdAnswer('create');
+    const before = Date.now();
+    const claiming = ledger.claim(web, v4('10.0.0.5'), pod('a'));
+    await expect.poll(() => store.objects.has('10.0.0.5')).toBe(true);
+    await relist();
+    const uid = store.objects.get('10.0.0.5')!.metadata!.uid;
+    expect(ledger.index.holderOf(v4('10.0.0.5'))?.ref).toBe(uid);
+    answer.open();
+    const claim = await claiming;
+    expect(claim.ref).toBe(uid);
+    expect(claim.createdAt).toBeGreaterThanOrEqual(before);
+    expect(ledger.index.holderOf(v4('10.0.0.5'))).toBe(claim);
+  });
+
+  it('takes, listing again, an object under an old name that replaced another under an old name while nothing watched', async () => {
+    const store = new ClaimStore();
+    const legacy = (ip: string, owner: Owner, pool = 'web') => {
+      const obj = toObject({ pool, ip: v4(ip), owner, createdAt: 0 });
+      obj.metadata!.name = `${pool}.${ip.replace(/\./g, '-')}`;
+      return store.put(obj);
+    };
+    const first = legacy('10.0.0.5', pod('a'));
+    const { ledger, relist, send, settle } = await watchedLedger(store);
+    expect(ledger.index.holderOf(v4('10.0.0.5'))?.ref).toBe(first.metadata?.uid);
+    // An old replica, mid-upgrade, gives the address again once it was released.
+    store.objects.delete(first.metadata!.name!);
+    const second = legacy('10.0.0.5', pod('b'));
+    await relist();
+    expect(ledger.index.holderOf(v4('10.0.0.5'))).toMatchObject({ owner: pod('b'), ref: second.metadata?.uid });
+    // One under the old name of an overlapping pool comes later: the one held stays.
+    send('ADDED', legacy('10.0.0.5', pod('c'), 'web2'));
+    await settle();
+    expect(ledger.index.holderOf(v4('10.0.0.5'))?.ref).toBe(second.metadata?.uid);
   });
 });
