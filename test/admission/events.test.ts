@@ -186,6 +186,15 @@ describe('an allocation', () => {
     ]);
   });
 
+  it('names each address of a dual-stack pod and its pool', async () => {
+    const { h, sink } = await setup();
+    const create = podCreate({ name: 'dual', annotations: { 'netpin.io/pool': 'web,web-v6' } });
+    expect((await h.validate(await admitted(h, create, 'dual', 'u1'))).response.allowed).toBe(true);
+    expect(sink.created.map((e) => e.note)).toEqual([
+      'Allocated 10.20.0.2 from IPPool web, fd00:20::1 from IPPool web-v6',
+    ]);
+  });
+
   it('is not told for a pod netpin gives no address, nor in a dry run', async () => {
     const { h, sink } = await setup();
     await h.validate(

@@ -7,6 +7,7 @@ import {
   denial,
   deployment,
   harness,
+  ippoolReview,
   patched,
   podCreate,
   podUpdate,
@@ -186,6 +187,121 @@ describe('a running pod keeps what netpin gave it', () => {
       }),
     );
     expect((await h.validate(podUpdate(plain, recorded))).response.allowed).toBe(true);
+  });
+});
+
+describe('the words of a refused change to a running pod', () => {
+  const RECREATE_FIX =
+    'Fix: delete the pod and create it again with the new value; for a Deployment or StatefulSet, change its pod template and let it roll out';
+
+  it.each<[string, (m: { annotations: Record<string, string>; labels: Record<string, string> }) => void, string]>([
+    [
+      'netpin.io/allocated',
+      (m) => (m.annotations['netpin.io/allocated'] = '10.20.0.8'),
+      "netpin.io/allocated (CNI Calico): cannot change on a running pod: it records the addresses netpin's ledger holds for this pod",
+    ],
+    [
+      'netpin.io/ip',
+      (m) => (m.annotations['netpin.io/ip'] = '10.20.0.8'),
+      'netpin.io/ip (CNI Calico): cannot change on a running pod: Calico reads it only when the pod is created',
+    ],
+    [
+      'the CNI address',
+      (m) => (m.annotations['cni.projectcalico.org/ipAddrs'] = '["10.20.0.8"]'),
+      'cni.projectcalico.org/ipAddrs (CNI Calico): cannot change on a running pod: Calico reads it only when the pod is created',
+    ],
+    [
+      'a bandwidth annotation netpin wrote',
+      (m) => (m.annotations['kubernetes.io/egress-bandwidth'] = '20M'),
+      'kubernetes.io/egress-bandwidth (CNI Calico): cannot change on a running pod: netpin wrote it from the netpin.io/ annotations',
+    ],
+    [
+      'the pinned label',
+      (m) => delete m.labels['netpin.io/pinned'],
+      'netpin.io/pinned (CNI Calico): is a label netpin set on this pod and cannot change on a running pod. Fix: restore netpin.io/pinned=true, or delete the pod',
+    ],
+    [
+      'an egress label netpin did not set',
+      (m) => (m.labels['netpin.io/egress'] = '203.0.113.1'),
+      'netpin.io/egress (CNI Calico): is a label netpin set on this pod and cannot change on a running pod. Fix: restore netpin.io/egress=(absent), or delete the pod',
+    ],
+  ])('names what changing %s would break', async (_, change, words) => {
+    const h = await harness();
+    const pod = await created(h, { 'netpin.io/ip': '10.20.0.7', 'netpin.io/egress-rate': '10M' });
+    for (const endpoint of ['mutate', 'validate'] as const) {
+      const message = denial(await h[endpoint](podUpdate(pod, edit(pod, change))));
+      expect(message.startsWith(words)).toBe(true);
+      if (!words.includes('Fix: ')) expect(message).toBe(`${words}. ${RECREATE_FIX}`);
+    }
+  });
+
+  it('allows removing a hand-written bandwidth annotation', async () => {
+    const h = await harness();
+    const plain = await created(h, { 'kubernetes.io/egress-bandwidth': '10M' }, 'plain');
+    const removed = edit(plain, (m) => delete m.annotations['kubernetes.io/egress-bandwidth']);
+    for (const endpoint of ['mutate', 'validate'] as const)
+      expect((await h[endpoint](podUpdate(plain, removed))).response.allowed).toBe(true);
+  });
+
+  it('refuses a live rate change together with a change that is not live', async () => {
+    const h = await harness({ cni: 'kube-ovn' });
+    const pod = await created(h, { 'netpin.io/pool': 'web', 'netpin.io/egress-rate': '10M' });
+    const both = edit(pod, (m) => {
+      m.annotations['netpin.io/egress-rate'] = '20M';
+      m.annotations['netpin.io/ip'] = '10.20.0.9';
+    });
+    expect(denial(await h.mutate(podUpdate(pod, both)))).toBe(
+      `netpin.io/ip (CNI Kube-OVN): cannot change on a running pod: Kube-OVN reads it only when the pod is created. ${RECREATE_FIX}`,
+    );
+  });
+
+  it("passes on the CNI's warnings for a live change, prefixed", async () => {
+    const h = await harness({ cni: 'cilium' });
+    const pod = await created(h, { 'netpin.io/pool': 'web', 'netpin.io/egress-rate': '10M' });
+    const answer = await h.mutate(
+      podUpdate(
+        pod,
+        edit(pod, (m) => (m.annotations['netpin.io/egress-rate'] = '20M')),
+      ),
+    );
+    expect(answer.response.warnings).toEqual([
+      'netpin: Cilium enforces kubernetes.io/*-bandwidth only with the bandwidth manager (bandwidthManager.enabled=true), and never on traffic between pods of the same node.',
+      'netpin: Cilium does not keep a pod IP across restarts, StatefulSet pods included: pool addresses come in node-local blocks.',
+    ]);
+  });
+
+  it('applies a live rate to a Cilium pod whose IPPool was deleted since, keeping its pool annotation', async () => {
+    const h = await harness({ cni: 'cilium' });
+    const pod = await created(h, { 'netpin.io/pool': 'web', 'netpin.io/egress-rate': '10M' });
+    // Cilium's pods hold no claim in netpin's ledger, so nothing keeps the pool from going.
+    expect(
+      (await h.validate(ippoolReview('DELETE', 'web', undefined, { cidr: '10.20.0.0/24' }))).response.allowed,
+    ).toBe(true);
+    h.ledger.index.removePool('web');
+    const { mutated, validated, result } = await update(
+      h,
+      pod,
+      edit(pod, (m) => (m.annotations['netpin.io/egress-rate'] = '20M')),
+    );
+    expect(mutated.response.allowed).toBe(true);
+    expect(result!.metadata!.annotations).toMatchObject({
+      'kubernetes.io/egress-bandwidth': '20M',
+      'ipam.cilium.io/ip-pool': 'web-pool',
+    });
+    expect(validated?.response.allowed).toBe(true);
+  });
+
+  it('refuses a netpin.io/allocated that is not an address on a running pod, with a live change beside it', async () => {
+    const h = await harness({ cni: 'cilium' });
+    const pod = await created(h, { 'netpin.io/pool': 'web', 'netpin.io/egress-rate': '10M' });
+    const garbled = edit(pod, (m) => {
+      m.annotations['netpin.io/egress-rate'] = '20M';
+      m.annotations['netpin.io/allocated'] = 'garbage';
+    });
+    for (const endpoint of ['mutate', 'validate'] as const)
+      expect(denial(await h[endpoint](podUpdate(pod, garbled)))).toContain(
+        "netpin.io/allocated (CNI Cilium): cannot change on a running pod: it records the addresses netpin's ledger holds for this pod",
+      );
   });
 });
 

@@ -953,3 +953,264 @@ describe('the validate endpoint', () => {
     expect((await h.validate(podDelete(body.request!.object!))).response.allowed).toBe(true);
   });
 });
+
+describe('who shares an egress address', () => {
+  const EGRESS = { 'netpin.io/egress-pool': 'out' };
+  /** The egress owner of each claim, by address. */
+  const egressHolders = (h: Harness) =>
+    Object.fromEntries(Object.entries(h.held()).filter(([ip]) => ip.startsWith('203.0.113.')));
+
+  it("gives a StatefulSet's pods one egress address in snat mode, and one per ordinal in eip mode", async () => {
+    const h = await harness({ cni: 'kube-ovn' });
+    for (const name of ['web-0', 'web-1']) {
+      const body = podCreate({ name, owner: STS_POD, annotations: EGRESS });
+      expect(admittedAnnotations(body, await h.mutate(body))['ovn.kubernetes.io/snat']).toBe('203.0.113.1');
+    }
+    const eip = { ...EGRESS, 'netpin.io/egress-mode': 'eip' };
+    const db = { kind: 'StatefulSet', name: 'db' };
+    for (const name of ['db-0', 'db-1']) await h.mutate(podCreate({ name, owner: db, annotations: eip }));
+    expect(egressHolders(h)).toEqual({
+      '203.0.113.1': 'Egress/StatefulSet/shop/web',
+      '203.0.113.2': 'Egress/StatefulSet/shop/db/0',
+      '203.0.113.3': 'Egress/StatefulSet/shop/db/1',
+    });
+  });
+
+  it('gives the pods of a ReplicaSet no Deployment made their own, and any other pod its own', async () => {
+    const h = await harness({ cni: 'antrea' });
+    const cache = { kind: 'ReplicaSet', name: 'cache' };
+    // A pod-template-hash label that is not the end of the ReplicaSet's name names no Deployment.
+    for (const name of ['cache-a', 'cache-b'])
+      await h.mutate(podCreate({ name, owner: cache, labels: { 'pod-template-hash': '5d8f' }, annotations: EGRESS }));
+    // A Job's pod, and a pod whose ReplicaSet is not its controller.
+    await h.mutate(podCreate({ name: 'job-x', owner: { kind: 'Job', name: 'job' }, annotations: EGRESS }));
+    const adopted = podCreate({ name: 'loose', annotations: EGRESS });
+    adopted.request!.object!.metadata!.ownerReferences = [
+      { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'cache', uid: 'uid-cache', controller: false },
+    ];
+    await h.mutate(adopted);
+    // A bare pod without a name yet: its own, by the request's uid.
+    const unnamed = podCreate({ generateName: 'tmp-', annotations: EGRESS });
+    await h.mutate(unnamed);
+    expect(egressHolders(h)).toEqual({
+      '203.0.113.1': 'Egress/ReplicaSet/shop/cache',
+      '203.0.113.2': 'Egress/Pod/shop/job-x',
+      '203.0.113.3': 'Egress/Pod/shop/loose',
+      '203.0.113.4': `Egress/Pod/shop/uid-${unnamed.request!.uid}`,
+    });
+  });
+
+  it('claims no egress address in a dry run', async () => {
+    const h = await harness({ cni: 'cilium' });
+    const dry = podCreate({ name: 'a', annotations: EGRESS, dryRun: true });
+    expect(admittedAnnotations(dry, await h.mutate(dry))).toMatchObject({
+      'netpin.io/egress-allocated': '203.0.113.1',
+    });
+    expect(h.held()).toEqual({});
+  });
+
+  it('releases the egress address of a bare pod on DELETE with the memory ledger', async () => {
+    const h = await harness({ cni: 'kube-ovn' });
+    const body = podCreate({ name: 'a', annotations: { 'netpin.io/pool': 'web', ...EGRESS } });
+    const stored = patched(body, (await h.mutate(body)).response);
+    expect(h.held()).toEqual({ '10.20.0.2': 'Pod/shop/a', '203.0.113.1': 'Egress/Pod/shop/a' });
+    expect((await h.mutate(podDelete(stored))).response.allowed).toBe(true);
+    expect(h.held()).toEqual({});
+  });
+});
+
+describe('what a pod is given', () => {
+  it('labels a pod netpin pins as pinned, keeping its own labels', async () => {
+    const h = await harness();
+    const body = podCreate({ name: 'a', labels: { app: 'shop' }, annotations: { 'netpin.io/pool': 'web' } });
+    expect(patched(body, (await h.mutate(body)).response).metadata?.labels).toEqual({
+      app: 'shop',
+      'netpin.io/pinned': 'true',
+    });
+  });
+
+  it('takes a pod whose generated name ends in digits for no StatefulSet ordinal', async () => {
+    const h = await harness();
+    const body = podCreate({ name: 'api-7d9f8-24567', owner: RS_POD, annotations: { 'netpin.io/pool': 'web' } });
+    expect((await h.mutate(body)).response.allowed).toBe(true);
+    expect(h.held()).toEqual({ '10.20.0.2': 'Pod/shop/api-7d9f8-24567' });
+  });
+
+  it("gives back a pod's claims when another pod took the address the check predicted, and refuses it", async () => {
+    const egresses: Array<Record<string, string>> = [
+      { 'netpin.io/egress-pool': 'out' },
+      { 'netpin.io/egress-ip': '198.51.100.7' },
+    ];
+    for (const egress of egresses) {
+      const h = await harness({ cni: 'kube-ovn' });
+      // Another replica's pod claims 10.20.0.2 between this pod's check and its claim.
+      const allocator = h.deps.allocator;
+      const allocate = allocator.allocate.bind(allocator);
+      let raced = false;
+      allocator.allocate = async (r) => {
+        const result = await allocate(r);
+        if (r.dryRun && !raced) {
+          raced = true;
+          await h.mutate(podCreate({ name: 'quick', annotations: { 'netpin.io/pool': 'web' } }));
+        }
+        return result;
+      };
+      const body = podCreate({
+        name: 'a',
+        annotations: { 'netpin.io/pool': 'web', ...egress, 'ovn.kubernetes.io/ip_address': '10.20.0.2' },
+      });
+      expect(denial(await h.mutate(body))).toBe(
+        'ovn.kubernetes.io/ip_address (CNI Kube-OVN): is set by hand to "10.20.0.2", but the netpin intent needs "10.20.0.3". ' +
+          'Fix: remove ovn.kubernetes.io/ip_address and let netpin write it, or remove the netpin.io/ annotations',
+      );
+      expect(h.held()).toEqual({ '10.20.0.2': 'Pod/shop/quick' });
+    }
+  });
+
+  it('reports a hand-written placement key even when the pool has no room for the pod', async () => {
+    const h = await harness({ cni: 'kube-ovn' });
+    for (const name of ['a', 'b']) await h.mutate(podCreate({ name, annotations: { 'netpin.io/pool': 'tiny' } }));
+    const body = podCreate({
+      name: 'c',
+      annotations: { 'netpin.io/pool': 'tiny', 'ovn.kubernetes.io/ip_address': '10.40.0.1' },
+    });
+    expect(denial(await h.mutate(body))).toContain(
+      "ovn.kubernetes.io/ip_address (CNI Kube-OVN): is written by hand, so netpin's ledger does not know the address",
+    );
+  });
+
+  it('refuses a hand-written placement key before it claims an egress address', async () => {
+    const h = await harness({ cni: 'kube-ovn' });
+    const body = podCreate({
+      name: 'a',
+      annotations: { 'netpin.io/egress-pool': 'out', 'ovn.kubernetes.io/ip_address': '10.20.0.9' },
+    });
+    expect(denial(await h.mutate(body))).toBe(
+      "ovn.kubernetes.io/ip_address (CNI Kube-OVN): is written by hand, so netpin's ledger does not know the address and no IPPool namespaceSelector applies. " +
+        'Fix: write netpin.io/ip, netpin.io/ips or netpin.io/pool instead, and netpin writes this annotation',
+    );
+    expect(h.held()).toEqual({});
+  });
+
+  it('names only the intent at fault when the intent does not hold, not what it would have rendered', async () => {
+    const h = await harness({ cni: 'kube-ovn' });
+    const body = podCreate({
+      name: 'a',
+      annotations: { 'netpin.io/pool': 'nope', 'ovn.kubernetes.io/ip_address': '10.20.0.9' },
+    });
+    expect(denial(await h.mutate(body))).toBe(
+      'netpin.io/pool (CNI Kube-OVN): IPPool nope does not exist. ' +
+        'Fix: name a pool namespace shop may use: web (10.20.0.2-10.20.0.254); web-v6 (fd00:20::1-fd00:20::ff); tiny (10.40.0.1-10.40.0.2)',
+    );
+    // A hand-written netpin.io/allocated beside an intent that does not hold is not reported on its own.
+    const rate = podCreate({
+      name: 'b',
+      annotations: { 'netpin.io/egress-rate': '1500k', 'netpin.io/allocated': '10.20.0.9' },
+    });
+    for (const answer of [await h.mutate(rate), await h.validate(rate)])
+      expect(denial(answer)).toBe(
+        'netpin.io/egress-rate (CNI Kube-OVN): Kube-OVN takes rates in whole Mbps only and 1500k is not one; netpin does not round a limit. Fix: Write 1M or 2M in netpin.io/egress-rate',
+      );
+  });
+
+  it("refuses netpin's records on a workload template without an intent", async () => {
+    const h = await harness();
+    const copied = deployment('CREATE', { annotations: { 'netpin.io/allocated': '10.20.0.9' } });
+    expect(denial(await h.mutate(copied))).toBe(
+      "netpin.io/allocated (CNI Calico): is set, but the pod has no netpin.io/ intent: it is netpin's record of what it gave. Fix: do not write netpin.io/allocated by hand: netpin writes it",
+    );
+  });
+});
+
+describe('what the validate endpoint checks against what netpin recorded', () => {
+  /** A pod as the mutating webhook left it, then changed by `edit`, in a fresh review. */
+  async function validateAfter(
+    cni: CniName,
+    annotations: Record<string, string>,
+    edit: (a: Record<string, string>) => void,
+  ) {
+    const h = await harness({ cni });
+    const body = podCreate({ name: 'a', annotations });
+    const pod = patched(body, (await h.mutate(body)).response);
+    edit(pod.metadata!.annotations!);
+    return h.validate(podCreate({ name: 'a', annotations: pod.metadata!.annotations }));
+  }
+
+  it.each<[string, Record<string, string>]>([
+    ['a pod it pinned', { 'netpin.io/pool': 'web', 'netpin.io/egress-pool': 'out' }],
+    ['a pod with only an egress address', { 'netpin.io/egress-pool': 'out' }],
+    ['a pod with a fixed egress address', { 'netpin.io/egress-ip': '203.0.113.9' }],
+  ])('refuses an egress annotation changed by hand on %s', async (_, annotations) => {
+    const snat = annotations['netpin.io/egress-ip'] ?? '203.0.113.1';
+    const message = denial(
+      await validateAfter('kube-ovn', annotations, (a) => (a['ovn.kubernetes.io/snat'] = '203.0.113.5')),
+    );
+    expect(message).toBe(
+      `ovn.kubernetes.io/snat (CNI Kube-OVN): is set by hand to "203.0.113.5", but the netpin intent needs "${snat}". ` +
+        'Fix: remove ovn.kubernetes.io/snat and let netpin write it, or remove the netpin.io/ annotations',
+    );
+  });
+
+  it('refuses a netpin.io/egress-allocated that is not an address', async () => {
+    const message = denial(
+      await validateAfter(
+        'kube-ovn',
+        { 'netpin.io/egress-pool': 'out' },
+        (a) => (a['netpin.io/egress-allocated'] = 'garbage'),
+      ),
+    );
+    expect(message).toContain('"garbage" is not an IP address');
+    expect(message).not.toContain('ovn.kubernetes.io/snat');
+  });
+
+  it('refuses a netpin.io/allocated outside every pool', async () => {
+    const message = denial(
+      await validateAfter('kube-ovn', { 'netpin.io/pool': 'web' }, (a) => (a['netpin.io/allocated'] = '10.99.0.1')),
+    );
+    expect(message).toContain(
+      'ovn.kubernetes.io/ip_address (CNI Kube-OVN): is set by hand to "10.20.0.2", but the netpin intent needs "10.99.0.1"',
+    );
+  });
+
+  it('says how to fix a netpin.io/allocated that is not an address, and an annotation another webhook removed', async () => {
+    expect(
+      denial(await validateAfter('calico', { 'netpin.io/pool': 'web' }, (a) => (a['netpin.io/allocated'] = 'ten'))),
+    ).toContain(
+      'netpin.io/allocated (CNI Calico): "ten" is not an IP address. Fix: do not write netpin.io/allocated by hand: netpin writes it',
+    );
+    expect(
+      denial(
+        await validateAfter('calico', { 'netpin.io/pool': 'web' }, (a) => delete a['cni.projectcalico.org/ipAddrs']),
+      ),
+    ).toBe(
+      'cni.projectcalico.org/ipAddrs (CNI Calico): is missing although the netpin intent needs it: another webhook removed it. ' +
+        'Fix: find the webhook that strips annotations, or remove the netpin.io/ annotations',
+    );
+  });
+
+  it('refuses an egress pool without netpin.io/egress-allocated: the mutating webhook did not run', async () => {
+    const h = await harness({ cni: 'cilium' });
+    expect(denial(await h.validate(podCreate({ name: 'a', annotations: { 'netpin.io/egress-pool': 'out' } })))).toBe(
+      'netpin.io/egress-allocated (CNI Cilium): netpin has not given this pod its egress address: its mutating webhook did not run. ' +
+        'Fix: check that the MutatingWebhookConfiguration of netpin selects this namespace, then create the pod again',
+    );
+  });
+
+  it('names only the intent at fault when it does not hold', async () => {
+    const h = await harness({ cni: 'kube-ovn' });
+    expect(denial(await h.validate(podCreate({ name: 'a', annotations: { 'netpin.io/pool': 'nope' } })))).toBe(
+      'netpin.io/pool (CNI Kube-OVN): IPPool nope does not exist. ' +
+        'Fix: name a pool namespace shop may use: web (10.20.0.2-10.20.0.254); web-v6 (fd00:20::1-fd00:20::ff); tiny (10.40.0.1-10.40.0.2)',
+    );
+  });
+
+  it("says how to fix netpin's records written by hand on a pod without an intent", async () => {
+    const h = await harness();
+    const body = podCreate({ name: 'copied', annotations: { 'netpin.io/egress-allocated': '203.0.113.1' } });
+    for (const endpoint of ['mutate', 'validate'] as const)
+      expect(denial(await h[endpoint](body))).toBe(
+        "netpin.io/egress-allocated (CNI Calico): is set, but the pod has no netpin.io/ intent: it is netpin's record of what it gave. " +
+          'Fix: do not write netpin.io/egress-allocated by hand: netpin writes it',
+      );
+  });
+});
