@@ -243,6 +243,21 @@ describe('the words of a refused change to a running pod', () => {
       expect((await h[endpoint](podUpdate(plain, removed))).response.allowed).toBe(true);
   });
 
+  it('does not hold a pod to netpin.io/ annotations that never parsed (it was created before netpin looked)', async () => {
+    const h = await harness();
+    const before = podCreate({
+      name: 'old',
+      annotations: {
+        'netpin.io/egress-rate': '10M',
+        'netpin.io/pol': 'web',
+        'kubernetes.io/egress-bandwidth': '10M',
+      },
+    }).request!.object!;
+    const after = edit(before, (m) => (m.annotations['kubernetes.io/egress-bandwidth'] = '20M'));
+    for (const endpoint of ['mutate', 'validate'] as const)
+      expect((await h[endpoint](podUpdate(before, after))).response.allowed).toBe(true);
+  });
+
   it('refuses a live rate change together with a change that is not live', async () => {
     const h = await harness({ cni: 'kube-ovn' });
     const pod = await created(h, { 'netpin.io/pool': 'web', 'netpin.io/egress-rate': '10M' });

@@ -11,6 +11,7 @@ import {
   patchOf,
   podCreate,
   podDelete,
+  POOLS,
   statefulSet,
   type Harness,
 } from '../support/reviews.js';
@@ -1212,5 +1213,87 @@ describe('what the validate endpoint checks against what netpin recorded', () =>
         "netpin.io/egress-allocated (CNI Calico): is set, but the pod has no netpin.io/ intent: it is netpin's record of what it gave. " +
           'Fix: do not write netpin.io/egress-allocated by hand: netpin writes it',
       );
+  });
+});
+
+describe('what a pod DELETE releases', () => {
+  it("releases only the deleted pod's claims: not those of a namesake in another namespace, nor a workload's of its name", async () => {
+    const h = await harness({ cni: 'kube-ovn' });
+    const EGRESS = { 'netpin.io/egress-pool': 'out' };
+    await h.mutate(podCreate({ name: 'a', namespace: 'payments', annotations: { 'netpin.io/pool': 'db' } }));
+    await h.mutate(statefulSet('CREATE', { name: 'cache', annotations: { 'netpin.io/pool': 'web' } }));
+    await h.mutate(
+      podCreate({
+        name: 'api-7d9f8-x1',
+        owner: RS_POD,
+        labels: { 'pod-template-hash': '7d9f8' },
+        annotations: EGRESS,
+      }),
+    );
+    const kept = h.held();
+    expect(kept).toEqual({
+      '10.20.0.2': 'StatefulSet/shop/cache/0',
+      '10.30.0.10': 'Pod/payments/a',
+      '203.0.113.1': 'Egress/Deployment/shop/api',
+    });
+    for (const name of ['a', 'cache', 'api']) {
+      const body = podCreate({ name, annotations: { 'netpin.io/pool': 'web', ...EGRESS } });
+      const stored = patched(body, (await h.mutate(body)).response);
+      expect((await h.mutate(podDelete(stored))).response.allowed).toBe(true);
+      expect(h.held()).toEqual(kept);
+    }
+  });
+});
+
+describe('checks made before anything is claimed', () => {
+  it('refuses a hand-written placement key before it tries an exhausted egress pool', async () => {
+    const h = await harness({
+      cni: 'kube-ovn',
+      pools: `${POOLS}---
+apiVersion: netpin.io/v1alpha1
+kind: IPPool
+metadata: { name: one-out }
+spec:
+  ranges: ["198.51.100.7"]
+  egress: { nodeSelector: { matchLabels: { egress: gateway } } }
+`,
+    });
+    await h.mutate(podCreate({ name: 'a', annotations: { 'netpin.io/egress-pool': 'one-out' } }));
+    const body = podCreate({
+      name: 'b',
+      annotations: { 'netpin.io/egress-pool': 'one-out', 'ovn.kubernetes.io/ip_address': '10.20.0.9' },
+    });
+    expect(denial(await h.mutate(body))).toBe(
+      "ovn.kubernetes.io/ip_address (CNI Kube-OVN): is written by hand, so netpin's ledger does not know the address and no IPPool namespaceSelector applies. " +
+        'Fix: write netpin.io/ip, netpin.io/ips or netpin.io/pool instead, and netpin writes this annotation',
+    );
+  });
+
+  it('judges a hand-written key by what the pools render when the pool has no room to predict an address', async () => {
+    const h = await harness({
+      cni: 'antrea',
+      pools: `${POOLS}---
+apiVersion: netpin.io/v1alpha1
+kind: IPPool
+metadata: { name: pair }
+spec:
+  ranges: ["10.50.0.1-10.50.0.2"]
+  cni: { antrea: { pool: pair-pool } }
+`,
+    });
+    const PAIR = { 'netpin.io/pool': 'pair' };
+    for (const name of ['a', 'b']) await h.mutate(podCreate({ name, annotations: PAIR }));
+    const body = podCreate({ name: 'c', annotations: { ...PAIR, 'ipam.antrea.io/pod-ips': '10.50.0.1' } });
+    expect(denial(await h.mutate(body))).toContain(
+      "ipam.antrea.io/pod-ips (CNI Antrea): is written by hand, so netpin's ledger does not know the address",
+    );
+  });
+
+  it("checks a pod in the request's namespace when its object names none", async () => {
+    const h = await harness();
+    const body = podCreate({ name: 'a', annotations: { 'netpin.io/pool': 'web' } });
+    delete body.request!.object!.metadata!.namespace;
+    expect((await h.mutate(body)).response.allowed).toBe(true);
+    expect(h.held()).toEqual({ '10.20.0.2': 'Pod/shop/a' });
   });
 });

@@ -618,3 +618,42 @@ describe('counts the API server will refuse', () => {
     expect(h.held()).toEqual({});
   });
 });
+
+describe('more counts the API server will refuse, left to it', () => {
+  it('reserves nothing for a StatefulSet whose spec.ordinals.start is negative', async () => {
+    const h = await harness();
+    const body = statefulSet('CREATE', { ordinalsStart: -1, annotations: POOL });
+    for (const answer of await both(h, body)) expect(answer.response).toMatchObject({ allowed: true });
+    expect((await h.mutate(body)).response.warnings).toBeUndefined();
+    expect(h.held()).toEqual({});
+  });
+
+  it.each(['x25%', '25%x'])('does not judge a Deployment by a maxSurge of %s', async (maxSurge) => {
+    const h = await harness();
+    const strategy = { type: 'RollingUpdate', rollingUpdate: { maxSurge } };
+    const body = deployment('CREATE', { replicas: 2, strategy, annotations: FIXED('10.20.0.7') });
+    for (const answer of await both(h, body)) expect(answer.response.allowed).toBe(true);
+  });
+});
+
+describe('a dual-stack pool', () => {
+  it("counts a StatefulSet's own addresses in it, family by family", async () => {
+    const h = await harness({
+      pools: `${POOLS}---
+apiVersion: netpin.io/v1alpha1
+kind: IPPool
+metadata: { name: dual }
+spec: { ranges: ["10.60.0.1-10.60.0.3", "fd00:60::1-fd00:60::9"] }
+`,
+    });
+    const dual = { 'netpin.io/pool': 'dual' };
+    expect((await h.mutate(statefulSet('CREATE', { replicas: 2, annotations: dual }))).response.warnings).toEqual([
+      'netpin: reserved web-0=10.60.0.1,fd00:60::1 web-1=10.60.0.2,fd00:60::2',
+    ]);
+    expect(denial(await h.validate(scale('statefulsets', 2, 4)))).toBe(
+      'netpin.io/pool (CNI Calico): IPPool dual has 1 free IPv4 addresses (2 of 3 held) and 2 that StatefulSet web holds, and StatefulSet web has 4 replicas. ' +
+        'Fix: lower replicas to 3, or add addresses to IPPool dual (spec.cidr or spec.ranges), delete workloads that hold them, or name another pool: web, tiny',
+    );
+    expect((await h.validate(scale('statefulsets', 2, 3))).response.allowed).toBe(true);
+  });
+});
