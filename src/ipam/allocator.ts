@@ -97,7 +97,9 @@ export class Allocator {
       // A pod's claims are renewed first: the reconciler may have found no pod of this name a moment
       // ago, and its release must not free them under this one. One that is gone is claimed afresh.
       if (fits(held, wanted, byFamily) && (req.dryRun || (await this.renewPodClaims(held)))) return this.ok(held, []);
-      if (!req.dryRun) for (const c of held) await this.ledger.release(c);
+      // What it holds now, not what was read before the renewals: a renewed claim is a new state, and a
+      // release of the old one would leave it held beside the fresh claims.
+      if (!req.dryRun) for (const c of this.ledger.index.claimsOf(req.owner)) await this.ledger.release(c);
     }
 
     if (wanted) return this.claimListed(req, wanted, byFamily);

@@ -643,3 +643,44 @@ describe('a fixed address in a pool the namespace may not use', () => {
     ]);
   });
 });
+
+describe('a pod admitted again, one of whose claims is gone', () => {
+  // Found by mutation testing: the allocator gave back the claims as it had read them before renewing,
+  // a release refuses a renewed claim's old state, and the renewed claim stayed held beside the fresh ones.
+  it('gives back the one renewed and claims afresh, holding nothing it is not given', async () => {
+    const ledger = new MemoryLedger(
+      parsePools(`
+kind: IPPool
+metadata: { name: v4 }
+spec: { ranges: ["10.0.0.1"] }
+---
+kind: IPPool
+metadata: { name: v6 }
+spec: { ranges: ["fd00::1"] }
+`).pools,
+    );
+    const allocator = new Allocator(ledger);
+    const owner: Owner = { kind: 'Pod', namespace: 'shop', name: 'a' };
+    const req = {
+      intent: parseIntent({ 'netpin.io/pool': 'v4,v6' }).intent,
+      namespace: 'shop',
+      namespaceLabels: {},
+      owner,
+      dryRun: false,
+    };
+    expect((await allocator.allocate(req)).ok).toBe(true);
+    // The reconciler released the IPv6 claim (no pod of that name, a moment ago); the IPv4 one renews.
+    const renew = ledger.renew.bind(ledger);
+    vi.spyOn(ledger, 'renew').mockImplementation(async (c) => {
+      if (c.ip.kind() === 'ipv4') return renew(c);
+      await ledger.release(c);
+      return false;
+    });
+    const again = await allocator.allocate(req);
+    expect(again.ok ? 'ok' : again.problems[0]!.message).toBe('ok');
+    const given = again.ok ? again.allocation.addresses : {};
+    expect([...ledger.index.allClaims()].map((c) => c.ip.toString()).sort()).toEqual(
+      [given.ipv4?.toString(), given.ipv6?.toString()].sort(),
+    );
+  });
+});
