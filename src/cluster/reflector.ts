@@ -145,7 +145,11 @@ export class Reflector<T extends KubernetesObject> {
           },
           (err: unknown) => (err && !this.stopped && !isSilence(err) ? reject(err) : resolve()),
         )
-        .then((abort) => (this.abort = abort), reject);
+        .then((abort) => {
+          this.abort = abort;
+          // Stopped while the request waited for its answer: nothing could abort it before now.
+          if (this.stopped) abort.abort();
+        }, reject);
     });
   }
 }
