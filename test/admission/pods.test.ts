@@ -1217,6 +1217,14 @@ describe('what the validate endpoint checks against what netpin recorded', () =>
 });
 
 describe('what a pod DELETE releases', () => {
+  it('allows the DELETE of a pod without annotations, releasing nothing', async () => {
+    const h = await harness();
+    await admit(h, { 'netpin.io/pool': 'web' }, 'a');
+    const plain = podCreate({ name: 'plain' }).request!.object!;
+    expect((await h.mutate(podDelete(plain))).response.allowed).toBe(true);
+    expect(h.held()).toEqual({ '10.20.0.2': 'Pod/shop/a' });
+  });
+
   it("releases only the deleted pod's claims: not those of a namesake in another namespace, nor a workload's of its name", async () => {
     const h = await harness({ cni: 'kube-ovn' });
     const EGRESS = { 'netpin.io/egress-pool': 'out' };
