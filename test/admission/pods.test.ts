@@ -11,6 +11,7 @@ import {
   patchOf,
   podCreate,
   podDelete,
+  podUpdate,
   POOLS,
   statefulSet,
   type Harness,
@@ -1303,5 +1304,21 @@ spec:
     delete body.request!.object!.metadata!.namespace;
     expect((await h.mutate(body)).response.allowed).toBe(true);
     expect(h.held()).toEqual({ '10.20.0.2': 'Pod/shop/a' });
+  });
+});
+
+describe('a pod object without metadata', () => {
+  // The API server never sends one, but a review that passes decoding gets a decision, not an error
+  // (test/property finds these only by chance).
+  it('is allowed at CREATE on both webhooks, and as the new object of an UPDATE', async () => {
+    const h = await harness();
+    const body = podCreate({ name: 'bare' });
+    delete body.request!.object!.metadata;
+    for (const endpoint of ['mutate', 'validate'] as const)
+      expect((await h[endpoint](body)).response).toEqual({ uid: body.request!.uid, allowed: true });
+    const stored = podCreate({ name: 'bare' }).request!.object!;
+    const update = podUpdate(stored, { ...stored, metadata: undefined });
+    for (const endpoint of ['mutate', 'validate'] as const)
+      expect((await h[endpoint](update)).response).toEqual({ uid: update.request!.uid, allowed: true });
   });
 });
