@@ -1321,4 +1321,16 @@ describe('a pod object without metadata', () => {
     for (const endpoint of ['mutate', 'validate'] as const)
       expect((await h[endpoint](update)).response).toEqual({ uid: update.request!.uid, allowed: true });
   });
+
+  it('is allowed as the stored object of an UPDATE or a DELETE, and so is an UPDATE without one', async () => {
+    const h = await harness();
+    const pod = podCreate({ name: 'bare' }).request!.object!;
+    const bare = { ...pod, metadata: undefined };
+    const reviews = [podUpdate(bare, pod), podDelete(bare), podUpdate(pod, pod)];
+    reviews[1]!.request!.name = 'bare';
+    delete reviews[2]!.request!.oldObject;
+    for (const body of reviews)
+      for (const endpoint of ['mutate', 'validate'] as const)
+        expect((await h[endpoint](body)).response).toEqual({ uid: body.request!.uid, allowed: true });
+  });
 });
