@@ -90,6 +90,14 @@ spec:
     ]);
   });
 
+  it('gives pods of two-digit ordinals their reservation too', async () => {
+    const h = await harness();
+    const answer = await h.mutate(statefulSet('CREATE', { replicas: 2, ordinalsStart: 10, annotations: POOL }));
+    expect(answer.response.warnings).toEqual(['netpin: reserved web-10=10.20.0.2 web-11=10.20.0.3']);
+    expect([await createPod(h, 11), await createPod(h, 10)]).toEqual(['10.20.0.3', '10.20.0.2']);
+    expect(Object.keys(h.held())).toHaveLength(2);
+  });
+
   it('gives ordinal k entry k of netpin.io/ips, from spec.ordinals.start', async () => {
     const h = await harness();
     const ips = { 'netpin.io/ips': '10.20.0.30;10.20.0.20;10.20.0.10' };
