@@ -370,15 +370,19 @@ async function reserveOrdinals(w: Workload, intent: Intent, plan: Plan, deps: Ad
   // Ordinal k gets the k-th free address because the allocations start in ordinal order with no
   // await in between (the Ledger's ordering rule). A release would be such an await, so what the
   // intent no longer allows is given back first.
-  await Promise.all(
-    requests.flatMap((r) => deps.allocator.staleClaims(r)).map((c) => deps.allocator.ledger.release(c)),
-  );
+  const stale = requests.flatMap((r) => deps.allocator.staleClaims(r));
+  const released = await Promise.all(stale.map((c) => deps.allocator.ledger.release(c)));
   const results = await Promise.allSettled(requests.map((r) => deps.allocator.allocate(r)));
   const done = results.flatMap((r) => (r.status === 'fulfilled' && r.value.ok ? [r.value] : []));
   const failed = results.findIndex((r) => r.status === 'rejected' || !r.value.ok);
   if (failed >= 0) {
     // Claims this request made would only wait for the reconciler; give them back now.
     for (const r of done) for (const c of r.fresh) await deps.allocator.ledger.release(c);
+    // The update is refused, so the running ordinals keep their addresses: claim back what was given up.
+    await reclaim(
+      stale.filter((_, i) => released[i]),
+      deps,
+    );
     const r = results[failed]!;
     if (r.status === 'rejected') throw r.reason;
     const problems = r.value.ok ? [] : r.value.problems;
@@ -392,6 +396,14 @@ async function reserveOrdinals(w: Workload, intent: Intent, plan: Plan, deps: Ad
   const summary = done.map((r, k) => `${w.name}-${w.ordinalsStart + k}=${formatDual(r.allocation.addresses)}`);
   const shown = summary.length > 6 ? [...summary.slice(0, 3), '…', ...summary.slice(-2)] : summary;
   return { problems: undefined, reserved: done.some((r) => r.fresh.length > 0) ? shown.join(' ') : undefined };
+}
+
+/** Claims again, for the same owners, what a refused reservation gave up first; an address taken meanwhile stays lost to it. */
+async function reclaim(claims: readonly Claim[], deps: AdmissionDeps): Promise<void> {
+  for (const c of claims) {
+    const pool = deps.allocator.ledger.index.pool(c.pool);
+    if (pool) await deps.allocator.ledger.claim(pool, c.ip, c.owner).catch(() => undefined);
+  }
 }
 
 /** On the StatefulSet; one being created does not exist yet, so its event waits for it and its uid. */

@@ -11,6 +11,7 @@ import {
   POOLS,
   review,
   statefulSet,
+  workloadReview,
   type Harness,
 } from '../support/reviews.js';
 
@@ -308,5 +309,24 @@ spec:
     delete del.request!.name;
     expect((await h.mutate(del)).response.allowed).toBe(true);
     expect(h.held()).toEqual({ '10.20.0.4': 'StatefulSet/shop/web/0' });
+  });
+});
+
+describe('a refused StatefulSet UPDATE', () => {
+  // Found by mutation testing: the reservation gave back what the new intent no longer allowed before
+  // claiming, and a refusal left those addresses free under the ordinals that still run.
+  it('keeps the reservations of the ordinals that still run', async () => {
+    const h = await harness();
+    const three = { replicas: 3, annotations: { 'netpin.io/ips': '10.20.0.7;10.20.0.8;10.20.0.9' } };
+    await h.mutate(statefulSet('CREATE', three));
+    const before = h.held();
+    const body = workloadReview('StatefulSet', 'UPDATE', {
+      replicas: 2,
+      annotations: { 'netpin.io/ips': '10.20.0.7;10.20.0.9' },
+    });
+    body.request!.oldObject = workloadReview('StatefulSet', 'CREATE', three).request!.object;
+    denial(await h.mutate(body));
+    expect(h.held()).toEqual(before);
+    denial(await h.mutate(podCreate({ name: 'intruder', annotations: { 'netpin.io/ip': '10.20.0.8' } })));
   });
 });
