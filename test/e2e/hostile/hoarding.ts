@@ -1,0 +1,4 @@
+// Filled in by the work on issue 20.
+import type { HostileEnv } from './env.js';
+
+export function hoarding(_env: HostileEnv): void {}
