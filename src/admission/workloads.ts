@@ -6,6 +6,9 @@ import { type Intent, type Problem } from '../intent/types.js';
 import { addressList, familyOf, formatDual, type Family } from '../net/address.js';
 import type { AllocationRequest, Plan } from '../ipam/allocator.js';
 import { ownerKey, type Claim, type Owner } from '../ipam/claim.js';
+import type { PodQuota } from '../ipam/ledger.js';
+import type { Pool } from '../ipam/pool.js';
+import { SCALE_DOWN_RELEASE, scaleDownRelease } from '../ipam/scale-down.js';
 import type { EventNotice } from '../cluster/event-sink.js';
 import { renderProblems, type AdmissionDeps } from './context.js';
 import { preflight } from './pods.js';
@@ -43,7 +46,25 @@ export async function admitWorkload(req: AdmissionRequest, deps: AdmissionDeps, 
     ...workloadInfo(kind, obj.spec),
   };
   const warnings: string[] = [];
-  if (hasIntentKeys(obj.metadata?.annotations)) {
+  const own = { ...obj.metadata?.annotations };
+  if (kind === 'StatefulSet') {
+    const release = scaleDownRelease(own);
+    if (typeof release === 'string')
+      return denied(
+        renderProblems(
+          [
+            {
+              key: SCALE_DOWN_RELEASE,
+              message: release.replace(`${SCALE_DOWN_RELEASE} `, ''),
+              fix: `write how long the ordinals above a new, lower spec.replicas keep their addresses (${SCALE_DOWN_RELEASE}: 1h), "never" to keep them while the StatefulSet exists, or remove the annotation for 1h`,
+            },
+          ],
+          deps.dialect,
+        ),
+      );
+    delete own[SCALE_DOWN_RELEASE];
+  }
+  if (hasIntentKeys(own)) {
     warnings.push(
       `netpin: the netpin.io/ annotations on the ${w.kind}'s own metadata are ignored; put them under spec.template.metadata.annotations`,
     );
@@ -104,12 +125,20 @@ async function admit(
   // Reserving ordinals asks the ledger the same for real, and names the ordinal it cannot serve.
   if (checked && pins && !reserving && problems.length === 0)
     problems.push(...ledgerProblems(w, prior, checked.intent, checked.plan, deps));
+  // What a namespace may hold: the pools' spec.namespaceLimit, and for a StatefulSet's reservations its pods quota.
+  const grows = checked !== undefined && needsMore(w, prior, checked.intent);
+  if (checked && pins && grows && problems.length === 0) problems.push(...limitProblems(w, prior, checked, deps));
+  let quota: PodQuota | undefined;
+  if (checked && pins && grows && w.kind === 'StatefulSet' && reserve && problems.length === 0) {
+    quota = await deps.allocator.ledger.podQuota?.(w.namespace);
+    if (quota) problems.push(...quotaProblems(w, checked.intent, quota, deps));
+  }
   if (problems.length) return denied(renderProblems(problems, deps.dialect), warnings);
   if (!checked) return allowed(warnings);
 
   const { intent, plan } = checked;
   if (reserving) {
-    const r = await reserveOrdinals(w, intent, plan, deps);
+    const r = await reserveOrdinals(w, intent, plan, deps, quota);
     if (r.problems) return denied(renderProblems(r.problems, deps.dialect), warnings);
     if (r.reserved) {
       warnings.push(`netpin: reserved ${r.reserved}`);
@@ -227,6 +256,99 @@ function ledgerProblems(
   if (intent.ip || intent.ips)
     return w.kind === 'StatefulSet' ? ordinalConflicts(w, intent, deps) : entryProblems(w, was, intent, deps);
   return (['ipv4', 'ipv6'] as const).flatMap((f) => roomProblems(w, was, f, plan, deps));
+}
+
+/**
+ * Whether the workload may need more addresses than before: a CREATE, another source of addresses, or
+ * more pods at once. An UPDATE that needs no more is never refused for what the namespace holds, so
+ * that a workload stays editable, and scalable down, after a cap or a quota was lowered under it.
+ */
+function needsMore(w: Workload, prior: WorkloadInfo | undefined, intent: Intent): boolean {
+  if (!prior) return true;
+  const was = parseIntent(prior.templateAnnotations).intent;
+  return sourceOf(was) !== sourceOf(intent) || podsAtOnce(w) > podsAtOnce(prior);
+}
+
+/**
+ * The pools' spec.namespaceLimit: every pod of the workload at once (a StatefulSet's reservations),
+ * besides what the namespace holds already, must fit under each cap. What the workload holds itself
+ * counts once, as in roomProblems.
+ */
+function limitProblems(
+  w: Workload,
+  prior: WorkloadInfo | undefined,
+  checked: CheckedLike,
+  deps: AdmissionDeps,
+): Problem[] {
+  const { intent, plan } = checked;
+  const was: Was | undefined = prior && { ...prior, intent: parseIntent(prior.templateAnnotations).intent };
+  const need = podsAtOnce(w);
+  const index = deps.allocator.ledger.index;
+  const labels = deps.cluster.namespaceLabels(w.namespace);
+  const fixed = intent.ip ? [intent.ip] : intent.ips?.slice(0, need);
+  const wanted: Array<[Pool, Family, number]> = [];
+  for (const f of ['ipv4', 'ipv6'] as const) {
+    if (!fixed) {
+      const pool = plan.byFamily[f];
+      if (pool) wanted.push([pool, f, need]);
+      continue;
+    }
+    for (const pool of plan.pools) {
+      if (!pool.families.includes(f)) continue;
+      const n = fixed.flatMap(addressList).filter((a) => familyOf(a) === f && index.poolOf(a) === pool).length;
+      if (n) wanted.push([pool, f, intent.ip ? Math.min(n, need) : n]);
+    }
+  }
+  for (const [pool, family, n] of wanted) {
+    const own = ownedIn(w, was, pool.name, family, deps);
+    const key = intent.ips ? KEYS.ips : intent.ip ? KEYS.ip : KEYS.pool;
+    const problem = deps.allocator.limitProblem(
+      pool,
+      family,
+      w.namespace,
+      n,
+      own,
+      key,
+      labels,
+      `the ${n} that ${needText(w)}`,
+    );
+    if (!problem) continue;
+    const room = Math.max(0, pool.namespaceLimit! - (index.namespaceHeld(pool.name, w.namespace, family) - own));
+    return [{ ...problem, fix: `lower replicas to ${replicasWithin(w, room)}, or ${problem.fix}` }];
+  }
+  return [];
+}
+
+type CheckedLike = { intent: Intent; plan: Plan };
+
+/** The ordinals of the StatefulSet's range that hold a reservation already. */
+function reservedInRange(w: Workload, deps: AdmissionDeps): number {
+  const index = deps.allocator.ledger.index;
+  let n = 0;
+  for (let k = 0; k < w.replicas; k++)
+    if (
+      index.claimsOf({ kind: 'StatefulSet', namespace: w.namespace, name: w.name, ordinal: w.ordinalsStart + k }).length
+    )
+      n++;
+  return n;
+}
+
+/**
+ * A StatefulSet's reservations against the namespace's pods quota: the ordinals its StatefulSets hold
+ * reservations for, this one's included, may not outnumber the pods the namespace may run. Without
+ * it, one StatefulSet of 10 000 replicas whose pods the quota never lets run holds 10 000 addresses.
+ */
+function quotaProblems(w: Workload, intent: Intent, quota: PodQuota, deps: AdmissionDeps): Problem[] {
+  const others = deps.allocator.ledger.index.reservedOrdinals(w.namespace) - reservedInRange(w, deps);
+  if (others + w.replicas <= quota.pods) return [];
+  const room = Math.max(0, quota.pods - others);
+  return [
+    {
+      key: intent.ips ? KEYS.ips : intent.ip ? KEYS.ip : KEYS.pool,
+      message: `namespace ${w.namespace} may run ${quota.pods} pods (ResourceQuota ${quota.quota}), and its StatefulSets hold reservations for ${others} other ordinals: StatefulSet ${w.name} may reserve ${room} more, not ${w.replicas}`,
+      fix: `lower spec.replicas to ${room}, give back reservations (delete StatefulSets, or scale them down: the ordinals above the new size are given back after ${SCALE_DOWN_RELEASE}, 1h by default), or ask for a larger pods quota`,
+    },
+  ];
 }
 
 /** The workload before an UPDATE or a scale, with its intent. */
@@ -350,7 +472,7 @@ function needText(w: Workload): string {
     : `${w.kind} ${w.name} has ${w.replicas} replicas`;
 }
 
-async function reserveOrdinals(w: Workload, intent: Intent, plan: Plan, deps: AdmissionDeps) {
+async function reserveOrdinals(w: Workload, intent: Intent, plan: Plan, deps: AdmissionDeps, quota?: PodQuota) {
   const owners: Owner[] = Array.from({ length: w.replicas }, (_, k) => ({
     kind: 'StatefulSet',
     namespace: w.namespace,
@@ -372,6 +494,16 @@ async function reserveOrdinals(w: Workload, intent: Intent, plan: Plan, deps: Ad
   // intent no longer allows is given back first.
   const stale = requests.flatMap((r) => deps.allocator.staleClaims(r));
   const released = await Promise.all(stale.map((c) => deps.allocator.ledger.release(c)));
+  // Judged again with no await before the claims: another reservation of this process may have come
+  // between the quota's read and now.
+  const over = quota ? quotaProblems(w, intent, quota, deps) : [];
+  if (over.length) {
+    await reclaim(
+      stale.filter((_, i) => released[i]),
+      deps,
+    );
+    return { problems: over };
+  }
   const results = await Promise.allSettled(requests.map((r) => deps.allocator.allocate(r)));
   const done = results.flatMap((r) => (r.status === 'fulfilled' && r.value.ok ? [r.value] : []));
   const failed = results.findIndex((r) => r.status === 'rejected' || !r.value.ok);

@@ -1,4 +1,4 @@
-import { CustomObjectsApi, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { describeApiError, GROUP, OFF_ADMISSION, statusOf, VERSION, WITHIN_ADMISSION } from './kube.js';
 import { Informer, pages, Reflector, type Page, type Seen } from './reflector.js';
@@ -14,7 +14,8 @@ import {
   type EgressOwner,
   type Owner,
 } from '../ipam/claim.js';
-import type { Ledger } from '../ipam/ledger.js';
+import type { Ledger, PodQuota } from '../ipam/ledger.js';
+import { parseQuantity, wholeValue } from '../intent/quantity.js';
 import { compilePool, PoolSpecError, type IPPoolObject, type Pool } from '../ipam/pool.js';
 
 export interface IPClaimObject extends KubernetesObject {
@@ -194,6 +195,37 @@ export class KubeLedger implements Ledger {
     api?: ClaimsApi,
   ) {
     this.api = api ?? kc.makeApiClient(CustomObjectsApi);
+  }
+
+  /**
+   * Read when a StatefulSet reserves, which is rare: no watch is kept. Only quotas without scopes count,
+   * as they apply to every pod. An unreadable list (no RBAC to list resourcequotas) is logged and reads
+   * as no limit: admissions go on, checked against the pools' spec.namespaceLimit alone.
+   */
+  async podQuota(namespace: string): Promise<PodQuota | undefined> {
+    let items;
+    try {
+      items = (await this.kc.makeApiClient(CoreV1Api).listNamespacedResourceQuota({ namespace }, WITHIN_ADMISSION))
+        .items;
+    } catch (e) {
+      this.log?.warn(
+        { namespace, err: describeApiError(e) },
+        'cannot read ResourceQuotas: reservations are not counted against pods quotas',
+      );
+      return undefined;
+    }
+    let least: PodQuota | undefined;
+    for (const q of items) {
+      if (q.spec?.scopes?.length || q.spec?.scopeSelector) continue;
+      for (const key of ['pods', 'count/pods']) {
+        const text = q.spec?.hard?.[key];
+        const f = text === undefined ? undefined : parseQuantity(String(text));
+        if (!f) continue;
+        const pods = Number(wholeValue(f));
+        if (!least || pods < least.pods) least = { pods, quota: `${q.metadata?.name ?? ''} (${key}: ${String(text)})` };
+      }
+    }
+    return least;
   }
 
   async start(): Promise<void> {

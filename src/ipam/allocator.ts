@@ -324,6 +324,12 @@ export class Allocator {
           );
         }
       }
+      const over = this.overLimit(
+        req,
+        claimable.map((a) => [this.ledger.index.poolOf(a)!, familyOf(a)]),
+        KEYS.egressIp,
+      );
+      if (over) return over;
       if (req.dryRun || claimable.length === 0) return { ok: true, addresses: egress.ip, fresh: [] };
       try {
         const got = await this.claimAll(
@@ -341,6 +347,12 @@ export class Allocator {
       }
     }
     const families = (['ipv4', 'ipv6'] as const).filter((f) => plan.egressByFamily[f]);
+    const over = this.overLimit(
+      req,
+      families.map((f) => [plan.egressByFamily[f]!, f]),
+      KEYS.egressPool,
+    );
+    if (over) return over;
     if (req.dryRun) {
       const addresses: DualAddress = {};
       for (const f of families) {
@@ -377,6 +389,12 @@ export class Allocator {
         lastConflict = new ConflictError(holder);
         continue;
       }
+      const over = this.overLimit(
+        req,
+        addrs.map((ip) => [this.poolFor(ip, byFamily), familyOf(ip)]),
+        key,
+      );
+      if (over) return over;
       if (req.dryRun)
         return this.ok(
           addrs.map((ip) => this.virtualClaim(ip, req.owner, byFamily)),
@@ -421,6 +439,53 @@ export class Allocator {
     );
   }
 
+  /**
+   * Refuses claims that would take the namespace past a pool's spec.namespaceLimit. What the owner
+   * holds is not counted: a fresh claim comes after those are given back (a dry run only reads).
+   */
+  private overLimit(
+    req: { namespace: string; namespaceLabels: Record<string, string>; owner: Owner },
+    wanted: Array<[Pool, Family]>,
+    key: string,
+  ): { ok: false; problems: Problem[] } | undefined {
+    const owned = this.ledger.index.claimsOf(req.owner);
+    for (const [pool, family] of wanted) {
+      const mine = owned.filter((c) => c.pool === pool.name && familyOf(c.ip) === family).length;
+      const more = wanted.filter(([p, f]) => p === pool && f === family).length;
+      const problem = this.limitProblem(pool, family, req.namespace, more, mine, key, req.namespaceLabels);
+      if (problem) return { ok: false, problems: [problem] };
+    }
+    return undefined;
+  }
+
+  /**
+   * The namespace's use of a pool family against spec.namespaceLimit: a problem when `more` addresses,
+   * besides the `own` it holds already for the same owners, would take it past the cap.
+   */
+  limitProblem(
+    pool: Pool,
+    family: Family,
+    namespace: string,
+    more: number,
+    own: number,
+    key: string,
+    namespaceLabels: Record<string, string>,
+    what = `${more} more`,
+  ): Problem | undefined {
+    const limit = pool.namespaceLimit;
+    if (limit === undefined) return undefined;
+    const held = this.ledger.index.namespaceHeld(pool.name, namespace, family);
+    if (held - own + more <= limit) return undefined;
+    const others = this.allowedPools(namespaceLabels).filter(
+      (p) => p.name !== pool.name && p.families.includes(family) && roleOf(p) === roleOf(pool),
+    );
+    return {
+      key,
+      message: `IPPool ${pool.name} lets each namespace hold ${limit} ${familyName(family)} addresses (spec.namespaceLimit), and namespace ${namespace} holds ${held}${own ? ` (${own} of them for this same owner)` : ''}: no room for ${what}`,
+      fix: `give back addresses namespace ${namespace} holds (delete pods or StatefulSets it no longer needs, or scale them down; a StatefulSet scaled down gives its reservations back after netpin.io/scale-down-release), or ask the cluster's operator to raise spec.namespaceLimit of IPPool ${pool.name}${others.length ? `, or name another pool: ${others.map((p) => p.name).join(', ')}` : ''}`,
+    };
+  }
+
   /** How to make room for a family in a pool: more addresses, fewer holders, or another pool the namespace may use. */
   roomFix(pool: Pool, family: Family, namespaceLabels: Record<string, string>): string {
     const others = this.allowedPools(namespaceLabels).filter(
@@ -432,6 +497,12 @@ export class Allocator {
   private async claimFromPools(req: AllocationRequest, byFamily: FamilyPools): Promise<AllocationResult> {
     const families = (['ipv4', 'ipv6'] as const).filter((f) => byFamily[f]);
     if (req.dryRun) {
+      const over = this.overLimit(
+        req,
+        families.map((f) => [byFamily[f]!, f]),
+        KEYS.pool,
+      );
+      if (over) return over;
       const got: Claim[] = [];
       for (const family of families) {
         const pool = byFamily[family]!;
@@ -441,6 +512,14 @@ export class Allocator {
       }
       return this.ok(got, []);
     }
+    // Checked with no await before the claims, which count in the index at once: no two admissions of
+    // this process both take the namespace's last address under the cap.
+    const over = this.overLimit(
+      req,
+      families.map((f) => [byFamily[f]!, f]),
+      KEYS.pool,
+    );
+    if (over) return over;
     try {
       const got = await this.claimAll(families.map((f) => this.ledger.claimNext(byFamily[f]!, f, req.owner)));
       return this.ok(got, got);

@@ -40,6 +40,10 @@ export class ClaimIndex {
   private readonly observedByPod = new Map<string, Address[]>();
   /** Counts claims added, ever: whether anything was claimed while a request was decided. */
   additions = 0;
+  // What each namespace holds of each pool, by family (IPv4, IPv6): what spec.namespaceLimit caps.
+  private readonly heldByNamespace = new Map<string, Map<string, [number, number]>>();
+  // StatefulSet ordinals holding a reservation, by namespace: what a namespace's pods quota bounds.
+  private readonly ordinalsByNamespace = new Map<string, number>();
 
   setPool(pool: Pool): void {
     const free = {
@@ -152,6 +156,7 @@ export class ClaimIndex {
     const owned = this.byOwner.get(ok);
     if (owned instanceof Set) owned.add(claim);
     else this.byOwner.set(ok, owned ? new Set([owned, claim]) : claim);
+    this.count(claim, 1, owned === undefined);
     if (!this.observedByIp.has(key)) this.pools.get(claim.pool)?.free[familyOf(claim.ip)].take(toBigInt(claim.ip));
     return true;
   }
@@ -210,10 +215,44 @@ export class ClaimIndex {
     if (owned === held) this.byOwner.delete(ok);
     else if (owned instanceof Set && owned.delete(held) && owned.size === 1)
       this.byOwner.set(ok, owned.values().next().value!);
+    this.count(held, -1, owned === held);
     const state = this.pools.get(held.pool);
     if (state && poolContains(state.pool, held.ip) && !this.observedByIp.has(key))
       state.free[familyOf(held.ip)].put(toBigInt(held.ip));
     return true;
+  }
+
+  /** Keeps the counts per namespace: `delta` for the claim, and for its owner when it comes or goes (`owner`). */
+  private count(claim: Claim, delta: 1 | -1, owner: boolean): void {
+    const ns = claim.owner.namespace;
+    let pools = this.heldByNamespace.get(claim.pool);
+    if (!pools) this.heldByNamespace.set(claim.pool, (pools = new Map()));
+    let held = pools.get(ns);
+    if (!held) pools.set(ns, (held = [0, 0]));
+    held[familyOf(claim.ip) === 'ipv4' ? 0 : 1] += delta;
+    if (held[0] === 0 && held[1] === 0) pools.delete(ns);
+    if (pools.size === 0) this.heldByNamespace.delete(claim.pool);
+    if (owner && claim.owner.kind === 'StatefulSet') {
+      const n = (this.ordinalsByNamespace.get(ns) ?? 0) + delta;
+      if (n === 0) this.ordinalsByNamespace.delete(ns);
+      else this.ordinalsByNamespace.set(ns, n);
+    }
+  }
+
+  /** The addresses of a pool family that a namespace's claims hold: what spec.namespaceLimit caps. */
+  namespaceHeld(pool: string, namespace: string, family: Family): number {
+    return this.heldByNamespace.get(pool)?.get(namespace)?.[family === 'ipv4' ? 0 : 1] ?? 0;
+  }
+
+  /** Every namespace that holds addresses of a pool, with what it holds of each family. */
+  *namespaceUsage(): IterableIterator<{ pool: string; namespace: string; ipv4: number; ipv6: number }> {
+    for (const [pool, byNs] of this.heldByNamespace)
+      for (const [namespace, [ipv4, ipv6]] of byNs) yield { pool, namespace, ipv4, ipv6 };
+  }
+
+  /** How many StatefulSet ordinals of a namespace hold a reservation. */
+  reservedOrdinals(namespace: string): number {
+    return this.ordinalsByNamespace.get(namespace) ?? 0;
   }
 
   private compact(): void {

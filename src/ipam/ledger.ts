@@ -43,7 +43,20 @@ export interface Ledger {
    * many moved. Optional: only a ledger with stored history has anything to move.
    */
   migrate?(max: number, mayGoOn: () => boolean): Promise<number>;
+  /**
+   * The most pods the namespace's ResourceQuotas let it run (the lowest `pods` or `count/pods` hard
+   * limit of a quota that applies to every pod), undefined when none limits them. A StatefulSet's
+   * reservations count against it: a namespace holds no more reserved ordinals than it may run pods.
+   * Optional: only a ledger in a cluster has quotas to read.
+   */
+  podQuota?(namespace: string): Promise<PodQuota | undefined>;
   /** Loads state and starts watches; resolves when reads are current. */
   start(): Promise<void>;
   stop(): Promise<void>;
+}
+
+/** A namespace's limit on pods, and the ResourceQuota that sets it, for the message. */
+export interface PodQuota {
+  pods: number;
+  quota: string;
 }

@@ -26,6 +26,11 @@ export interface IPPoolSpec {
   cni?: CniPoolNames;
   /** Present: an egress pool, whose addresses are egress (SNAT) addresses and never pod addresses. */
   egress?: EgressSpec;
+  /**
+   * The most addresses of each family one namespace may hold from this pool: its pods' claims, its
+   * StatefulSets' reservations and its egress addresses together. Absent: no cap but the pool's size.
+   */
+  namespaceLimit?: number;
 }
 
 /** What the CNIs need to put a pool's egress addresses on gateway nodes. */
@@ -53,6 +58,8 @@ export interface Pool {
   cni: CniPoolNames;
   /** Set for an egress pool. */
   egress?: EgressSpec;
+  /** spec.namespaceLimit: the most addresses of each family one namespace may hold from this pool. */
+  namespaceLimit?: number;
   spec: IPPoolSpec;
 }
 
@@ -96,6 +103,10 @@ export function compilePool(obj: IPPoolObject): Pool {
   ) {
     throw new PoolSpecError(`IPPool ${name}: spec.egress must be an object`);
   }
+  const limit = spec.namespaceLimit;
+  if (limit !== undefined && (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 0)) {
+    throw new PoolSpecError(`IPPool ${name}: spec.namespaceLimit must be a whole number of addresses, 0 or more`);
+  }
   return {
     name,
     families,
@@ -104,6 +115,7 @@ export function compilePool(obj: IPPoolObject): Pool {
     namespaceSelector: spec.namespaceSelector,
     cni: spec.cni ?? {},
     ...(spec.egress && { egress: spec.egress }),
+    ...(limit !== undefined && { namespaceLimit: limit }),
     spec,
   };
 }
