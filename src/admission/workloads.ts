@@ -138,7 +138,7 @@ async function admit(
 
   const { intent, plan } = checked;
   if (reserving) {
-    const r = await reserveOrdinals(w, intent, plan, deps, quota);
+    const r = await reserveOrdinals(w, intent, plan, deps, quota, prior);
     if (r.problems) return denied(renderProblems(r.problems, deps.dialect), warnings);
     if (r.reserved) {
       warnings.push(`netpin: reserved ${r.reserved}`);
@@ -472,7 +472,14 @@ function needText(w: Workload): string {
     : `${w.kind} ${w.name} has ${w.replicas} replicas`;
 }
 
-async function reserveOrdinals(w: Workload, intent: Intent, plan: Plan, deps: AdmissionDeps, quota?: PodQuota) {
+async function reserveOrdinals(
+  w: Workload,
+  intent: Intent,
+  plan: Plan,
+  deps: AdmissionDeps,
+  quota?: PodQuota,
+  prior?: WorkloadInfo,
+) {
   const owners: Owner[] = Array.from({ length: w.replicas }, (_, k) => ({
     kind: 'StatefulSet',
     namespace: w.namespace,
@@ -525,6 +532,16 @@ async function reserveOrdinals(w: Workload, intent: Intent, plan: Plan, deps: Ad
       })),
     };
   }
+  // Ordinals scaled back up keep what they held since their scale-down: renewed, so that a release the
+  // leader decided while they were outside the range fails instead of freeing them now.
+  const back = (k: number) =>
+    prior !== undefined &&
+    (k + w.ordinalsStart < prior.ordinalsStart || k + w.ordinalsStart >= prior.ordinalsStart + prior.replicas);
+  await Promise.all(
+    done.flatMap((r, k) =>
+      back(k) && r.fresh.length === 0 ? r.claims.map((c) => deps.allocator.ledger.renew(c).catch(() => false)) : [],
+    ),
+  );
   const summary = done.map((r, k) => `${w.name}-${w.ordinalsStart + k}=${formatDual(r.allocation.addresses)}`);
   const shown = summary.length > 6 ? [...summary.slice(0, 3), '…', ...summary.slice(-2)] : summary;
   return { problems: undefined, reserved: done.some((r) => r.fresh.length > 0) ? shown.join(' ') : undefined };

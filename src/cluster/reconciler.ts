@@ -1,8 +1,9 @@
-import { AppsV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig, type V1StatefulSet } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { familyOf, parseAddress } from '../net/address.js';
 import { ownerKey, type Claim } from '../ipam/claim.js';
 import type { Ledger } from '../ipam/ledger.js';
+import { scaleDownRelease } from '../ipam/scale-down.js';
 import { withDeadline } from './deadline.js';
 import type { EventSink } from './event-sink.js';
 import { releaseEvents } from './events.js';
@@ -154,11 +155,41 @@ function groupByOwner(claims: readonly Claim[]): (claim: Claim) => readonly Clai
   };
 }
 
+/** What the reconciler reads of a StatefulSet: its range of ordinals, and its own annotations. */
+export interface StatefulSetState {
+  replicas: number;
+  ordinalsStart: number;
+  annotations?: Record<string, string>;
+}
+
+/** A StatefulSet object as the reconciler reads it; undefined for none. */
+export function statefulSetState(sts: V1StatefulSet | undefined): StatefulSetState | undefined {
+  if (!sts) return undefined;
+  const replicas = sts.spec?.replicas;
+  const start = sts.spec?.ordinals?.start;
+  return {
+    // As the API server defaults them: one replica, ordinals from 0.
+    replicas: typeof replicas === 'number' ? replicas : 1,
+    ordinalsStart: typeof start === 'number' ? start : 0,
+    annotations: sts.metadata?.annotations,
+  };
+}
+
+/** Whether a StatefulSet of this shape runs the ordinal: start <= ordinal < start + replicas. */
+function runs(sts: StatefulSetState, ordinal: number): boolean {
+  return ordinal >= sts.ordinalsStart && ordinal < sts.ordinalsStart + sts.replicas;
+}
+
 /** What the reconciler asks the API server, so that a test can answer at any interleaving it likes. */
 export interface ReconcilerApi {
   /** The pods of a namespace as the API server has them now, not as a watch last told. */
   namespacePods(namespace: string): Promise<PodRecord[]>;
   statefulSetExists(namespace: string, name: string): Promise<boolean>;
+  /**
+   * The StatefulSet as the API server has it now; undefined when it does not exist. Optional: without
+   * it, a StatefulSet that exists keeps every reservation, and none is given back on scale-down.
+   */
+  statefulSet?(namespace: string, name: string): Promise<StatefulSetState | undefined>;
   writePoolStatus(pool: string, status: PoolStatus): Promise<void>;
 }
 
@@ -188,20 +219,23 @@ export function kubeReconcilerApi(kc: KubeConfig, addressKeys: readonly string[]
   const apps = kc.makeApiClient(AppsV1Api);
   const custom = kc.makeApiClient(CustomObjectsApi);
   const deadline = withTimeout(RECONCILER_CALL_MS);
+  const readStatefulSet = async (namespace: string, name: string) => {
+    try {
+      return statefulSetState(await apps.readNamespacedStatefulSet({ namespace, name }, deadline));
+    } catch (e) {
+      if (statusOf(e) === 404) return undefined;
+      throw e;
+    }
+  };
   return {
     async namespacePods(namespace) {
       const list = await core.listNamespacedPod({ namespace }, deadline);
       return list.items.map((pod) => podRecord(pod, addressKeys));
     },
     async statefulSetExists(namespace, name) {
-      try {
-        await apps.readNamespacedStatefulSet({ namespace, name }, deadline);
-        return true;
-      } catch (e) {
-        if (statusOf(e) === 404) return false;
-        throw e;
-      }
+      return (await readStatefulSet(namespace, name)) !== undefined;
     },
+    statefulSet: readStatefulSet,
     async writePoolStatus(name, status) {
       await custom.patchClusterCustomObjectStatus(
         {
@@ -221,6 +255,11 @@ export function kubeReconcilerApi(kc: KubeConfig, addressKeys: readonly string[]
 export interface ReconcilerView {
   readonly pods: { values(): Iterable<PodRecord> };
   statefulSetExists(namespace: string, name: string): boolean;
+  /**
+   * The StatefulSet as the watch last saw it, undefined when it does not exist. Optional: without it,
+   * a StatefulSet scaled down keeps the reservations above its new size while it exists.
+   */
+  statefulSet?(namespace: string, name: string): StatefulSetState | undefined;
   /**
    * Whether every cache the leader judges by (pods, namespaces, StatefulSets, the ledger's pools and
    * claims) has completed its latest list: while one is listing, or listing again after its watch
@@ -253,6 +292,8 @@ export class Reconciler {
   private readonly gone = new Map<string, PodRecord>();
   /** When a pod last showed each egress address (leader's clock), by address. */
   private readonly egressSeen = new Map<string, number>();
+  /** Since when (leader's clock) each reserved ordinal has been outside its StatefulSet's range, by owner key. */
+  private readonly outsideSince = new Map<string, number>();
   /** Since when this replica has led without a break; undefined while it does not. */
   private leaderSince: number | undefined;
   private readonly now: () => number;
@@ -406,7 +447,48 @@ export class Reconciler {
       );
     }
     this.metrics?.overdue(candidates, this.opts.graceMs);
+    candidates.push(...this.scaledDown(all, pods, now));
     return this.releaseIfFree(candidates);
+  }
+
+  /**
+   * The reservations of ordinals a StatefulSet no longer runs (scaled down, or its ordinals.start
+   * moved) once they have been outside its range for the period its netpin.io/scale-down-release
+   * asks (an hour by default; "never": kept while it exists), and no pod of that ordinal exists.
+   * The period counts from when this leader first saw the ordinal outside, and no earlier than
+   * when it began to lead: a new leader does not know what its predecessor saw.
+   */
+  private scaledDown(all: readonly Claim[], pods: PodIndex, now: number): Claim[] {
+    const read = this.view.statefulSet;
+    if (!read) return [];
+    const due: Claim[] = [];
+    const outside = new Set<string>();
+    for (const claim of all) {
+      const o = claim.owner;
+      if (o.kind !== 'StatefulSet') continue;
+      const sts = read.call(this.view, o.namespace, o.name);
+      if (!sts || runs(sts, o.ordinal)) continue;
+      const key = ownerKey(o);
+      outside.add(key);
+      if (!this.outsideSince.has(key)) this.outsideSince.set(key, now);
+      if (!this.releasable(claim, sts, now)) continue;
+      if (candidates(pods.get(o.namespace), claim).some((p) => holds(p, claim))) continue;
+      due.push(claim);
+    }
+    for (const key of this.outsideSince.keys()) if (!outside.has(key)) this.outsideSince.delete(key);
+    return due;
+  }
+
+  /** Whether an existing StatefulSet lets an ordinal's reservation go now: outside its range for the period it asks. */
+  private releasable(claim: Claim, sts: StatefulSetState, now: number): boolean {
+    const o = claim.owner;
+    if (o.kind !== 'StatefulSet' || runs(sts, o.ordinal)) return false;
+    const period = scaleDownRelease(sts.annotations);
+    // A value admission would refuse (written while netpin did not admit StatefulSets) keeps them, as "never" does.
+    if (typeof period !== 'number') return false;
+    const since = this.outsideSince.get(ownerKey(o));
+    if (since === undefined) return false;
+    return now - Math.max(since, this.leaderSince ?? now) >= period;
   }
 
   /**
@@ -449,7 +531,7 @@ export class Reconciler {
       let pods = fresh.get(o.namespace);
       if (!pods) fresh.set(o.namespace, (pods = await this.api.namespacePods(o.namespace)));
       const holder = pods.find((p) => holds(p, claim, this.ledger.index.claimsOf(o)));
-      if (holder || (o.kind === 'StatefulSet' && (await this.api.statefulSetExists(o.namespace, o.name)))) {
+      if (holder || (o.kind === 'StatefulSet' && (await this.keptByStatefulSet(claim)))) {
         this.log?.info(
           { ip: claim.ip.toString(), owner: claim.owner, pod: holder?.name },
           'kept a claim the watch thought free',
@@ -468,6 +550,18 @@ export class Reconciler {
     }
     for (const event of releaseEvents(released)) this.opts.events?.record(event);
     return released;
+  }
+
+  /**
+   * Whether the StatefulSet of a reservation, as the API server has it now, keeps it: it exists, and
+   * runs the ordinal or has not let it go yet (scale-down-release, read afresh).
+   */
+  private async keptByStatefulSet(claim: Claim): Promise<boolean> {
+    const o = claim.owner;
+    if (o.kind !== 'StatefulSet') return false;
+    if (!this.api.statefulSet) return this.api.statefulSetExists(o.namespace, o.name);
+    const sts = await this.api.statefulSet(o.namespace, o.name);
+    return sts !== undefined && !this.releasable(claim, sts, this.now());
   }
 
   /** Every egress address a pod shows now counts as seen now; addresses no claim holds are forgotten. */
