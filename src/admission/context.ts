@@ -5,6 +5,8 @@ import type { ClusterView } from '../cluster/view.js';
 import { parseIntent } from '../intent/parse.js';
 import type { Intent, Problem } from '../intent/types.js';
 import type { Allocator, Plan } from '../ipam/allocator.js';
+import { bounded, shown, SHOWN_CHARS } from '../net/shown.js';
+import { MESSAGE_CHARS } from './respond.js';
 
 export interface AdmissionDeps {
   dialect: Dialect;
@@ -60,7 +62,19 @@ function checkIntentNow(
   return { intent, plan, problems };
 }
 
-/** One message that names each annotation at fault, the CNI, and the fix. */
-export function renderProblems(problems: Problem[], dialect: Dialect): string {
-  return problems.map((p) => `${p.key} (CNI ${dialect.title}): ${p.message}. Fix: ${p.fix}`).join('; ');
+/** A refusal names this many problems at most, then says how many more: the first ones are what to fix first. */
+export const LISTED_PROBLEMS = 5;
+/** One problem's part of a refusal, at most; its key and the values it repeats are cut before (shown()). */
+const PROBLEM_CHARS = 1024;
+
+/** One message that names each annotation at fault, the CNI, and the fix; the first LISTED_PROBLEMS of them. */
+export function renderProblems(problems: readonly Problem[], dialect: Dialect): string {
+  const listed = problems.slice(0, LISTED_PROBLEMS).map((p) => {
+    // A key netpin does not know is the tenant's text too.
+    const key = p.key.length > SHOWN_CHARS ? shown(p.key) : p.key;
+    return bounded(`${key} (CNI ${dialect.title}): ${p.message}. Fix: ${p.fix}`, PROBLEM_CHARS);
+  });
+  const more = problems.length - listed.length;
+  if (more > 0) listed.push(`and ${more} more ${more === 1 ? 'problem' : 'problems'}, not listed`);
+  return bounded(listed.join('; '), MESSAGE_CHARS);
 }

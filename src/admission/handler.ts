@@ -36,7 +36,28 @@ function denialReason(verdict: Verdict): string {
 export interface AdmissionOptions {
   /** How many answers to keep for replays of the same request uid. */
   replayCacheSize?: number;
+  /** How many bytes of answers to keep for replays, as replayBytes() counts them; the least recent go first. */
+  replayCacheBytes?: number;
   onOutcome?: (o: Outcome) => void;
+}
+
+/**
+ * The replay cache's byte limit, as replayBytes() counts (within 20 % of the heap it takes, measured).
+ * An ordinary answer is small: a pinned pod's patch and warnings count 2 to 2.7 KiB, a refusal about
+ * 1 KiB, so 10 000 ordinary answers (27 MiB at most) fit and the entry count binds first. The longest
+ * refusal (a MESSAGE_CHARS message and its warnings) counts at most about 41 KiB: 800 of them fill it. Without
+ * it, 10 000 refusals that each repeated a megabyte would have held 10 GiB.
+ */
+export const REPLAY_CACHE_BYTES = 32 * 1024 * 1024;
+
+/**
+ * An answer's weight in the replay cache: its strings at two bytes a character (V8 keeps most in one,
+ * so this overcounts), and a fixed part for the objects around them.
+ */
+export function replayBytes(verdict: Verdict, key: string): number {
+  let chars = key.length + (verdict.patch?.length ?? 0) + (verdict.status?.message?.length ?? 0);
+  for (const w of verdict.warnings ?? []) chars += w.length;
+  return 2 * chars + 512;
 }
 
 /**
@@ -52,7 +73,12 @@ export class Admission {
     readonly deps: AdmissionDeps,
     private readonly options: AdmissionOptions = {},
   ) {
-    this.replays = new LRUCache({ max: options.replayCacheSize ?? 10_000, ttl: 10 * 60_000 });
+    this.replays = new LRUCache({
+      max: options.replayCacheSize ?? 10_000,
+      maxSize: options.replayCacheBytes ?? REPLAY_CACHE_BYTES,
+      sizeCalculation: replayBytes,
+      ttl: 10 * 60_000,
+    });
   }
 
   async review(endpoint: Endpoint, body: unknown): Promise<AdmissionReview> {

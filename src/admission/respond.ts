@@ -1,5 +1,15 @@
 import fastJsonPatch from 'fast-json-patch';
+import { bounded } from '../net/shown.js';
 import type { AdmissionResponse, KubeObject } from './review.js';
+
+/**
+ * The longest message an answer carries, refusal or error: a backstop under renderProblems and shown(),
+ * so that no message, whoever wrote it, follows the size of the request (issue 20). Five problems fit.
+ */
+export const MESSAGE_CHARS = 4096;
+/** Warnings per answer, and characters per warning: the API server passes them all to the client. */
+const WARNINGS = 16;
+const WARNING_CHARS = 1024;
 
 /** A handler's answer before the request uid is attached. */
 export type Verdict = Omit<AdmissionResponse, 'uid'>;
@@ -9,12 +19,15 @@ export function allowed(warnings: string[] = []): Verdict {
 }
 
 export function denied(message: string, warnings: string[] = []): Verdict {
-  return withWarnings({ allowed: false, status: { code: 403, reason: 'Forbidden', message } }, warnings);
+  return withWarnings(
+    { allowed: false, status: { code: 403, reason: 'Forbidden', message: bounded(message, MESSAGE_CHARS) } },
+    warnings,
+  );
 }
 
 /** An in-band error: the review was fine but netpin could not decide (for example, the API server failed). */
 export function errored(message: string): Verdict {
-  return { allowed: false, status: { code: 500, reason: 'InternalError', message } };
+  return { allowed: false, status: { code: 500, reason: 'InternalError', message: bounded(message, MESSAGE_CHARS) } };
 }
 
 /** Allows with the JSONPatch from `original` to `mutated`; no patch field when nothing changed. */
@@ -76,6 +89,6 @@ export function complete(uid: string, verdict: Verdict): AdmissionResponse {
 }
 
 function withWarnings(v: Verdict, warnings: string[]): Verdict {
-  if (warnings.length > 0) v.warnings = warnings;
+  if (warnings.length > 0) v.warnings = warnings.slice(0, WARNINGS).map((w) => bounded(w, WARNING_CHARS));
   return v;
 }

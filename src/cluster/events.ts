@@ -143,6 +143,27 @@ export class TokenBucket {
   }
 }
 
+/**
+ * An event as the recorder keeps it: its note cut to what the API server takes, and the names of its
+ * object to what an object may have. Cut when it is recorded, before any queue, series or wait holds
+ * it, so that what netpin keeps of an event never follows the size of the request that caused it.
+ */
+export function boundedNotice(notice: EventNotice): EventNotice {
+  const r = notice.regarding;
+  const cut = (text: string) => (text.length > NAME_LIMIT ? text.slice(0, NAME_LIMIT) : text);
+  return {
+    ...notice,
+    note: truncateNote(notice.note),
+    regarding: {
+      apiVersion: cut(r.apiVersion),
+      kind: cut(r.kind),
+      namespace: cut(r.namespace),
+      name: cut(r.name),
+      ...(r.uid !== undefined && { uid: cut(r.uid) }),
+    },
+  };
+}
+
 /** As client-go names events: the object's name and the time in hex; `sequence` keeps two in one millisecond apart. */
 export function eventName(regarding: string, now: number, sequence: number): string {
   const stamp = (BigInt(now) * 1_000_000n + BigInt(sequence % 1_000_000)).toString(16);
@@ -151,7 +172,8 @@ export function eventName(regarding: string, now: number, sequence: number): str
 
 /** At most NOTE_LIMIT bytes of UTF-8, cut on a character. */
 export function truncateNote(note: string): string {
-  const bytes = Buffer.from(note);
+  // NOTE_LIMIT characters are NOTE_LIMIT bytes at least: of a longer note, only that much is encoded.
+  const bytes = Buffer.from(note.length > NOTE_LIMIT ? note.slice(0, NOTE_LIMIT + 1) : note);
   if (bytes.length <= NOTE_LIMIT) return note;
   // A cut inside a character decodes to U+FFFD; it goes, and '…' (3 bytes) takes its place.
   return `${bytes
@@ -295,8 +317,9 @@ export class EventRecorder implements EventSink {
     this.awaiting = new LRUCache({ max: this.limits.awaiting });
   }
 
-  record(notice: EventNotice): void {
+  record(event: EventNotice): void {
     if (this.stopped) return;
+    const notice = boundedNotice(event);
     const now = this.now();
     const occurrence = this.series.observe(notice, now);
     if (!occurrence) return;
@@ -304,9 +327,10 @@ export class EventRecorder implements EventSink {
     else setTimeout(() => this.enqueue(occurrence.series), occurrence.patchAt - now).unref();
   }
 
-  recordWhenCreated(notice: EventNotice): void {
-    if (!this.stopped)
-      this.awaiting.set(objectKey(notice.regarding), { notice, until: this.now() + this.limits.awaitMs });
+  recordWhenCreated(event: EventNotice): void {
+    if (this.stopped) return;
+    const notice = boundedNotice(event);
+    this.awaiting.set(objectKey(notice.regarding), { notice, until: this.now() + this.limits.awaitMs });
   }
 
   /** An object as a watch shows it: an event that waits for it is recorded now, with its uid. */

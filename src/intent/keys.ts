@@ -30,6 +30,9 @@ export const PINNED_LABEL = 'netpin.io/pinned';
 
 const INTENT_KEYS: readonly string[] = Object.values(KEYS);
 
+/** How many netpin.io/ keys there are, those users write and those netpin records: a pod never has more. */
+export const KNOWN_KEY_COUNT = INTENT_KEYS.length + RECORD_KEYS.length;
+
 export function isIntentKey(key: string): boolean {
   return INTENT_KEYS.includes(key);
 }
@@ -40,12 +43,16 @@ export function hasIntentKeys(annotations: Record<string, string> | undefined): 
   return false;
 }
 
-/** The valid key closest to a mistyped one, by edit distance. */
+/** A key is compared by its first characters only: a longer one is no typo, and a megabyte would cost seconds. */
+const COMPARED_CHARS = 64;
+
+/** The valid key closest to a mistyped one, by edit distance (of its first COMPARED_CHARS characters). */
 export function nearestKey(key: string): string {
+  const compared = key.slice(0, COMPARED_CHARS);
   let best: string = KEYS.ip;
   let bestDistance = Infinity;
   for (const k of INTENT_KEYS) {
-    const d = editDistance(key, k);
+    const d = editDistance(compared, k);
     if (d < bestDistance) {
       best = k;
       bestDistance = d;

@@ -1,6 +1,7 @@
 import type { IPv4, IPv6 } from 'ipaddr.js';
 import { familyOf, parseAddress, type DualAddress } from '../net/address.js';
-import { isIntentKey, isRecordKey, KEYS, nearestKey, PREFIX } from './keys.js';
+import { shown } from '../net/shown.js';
+import { isIntentKey, isRecordKey, KEYS, KNOWN_KEY_COUNT, nearestKey, PREFIX } from './keys.js';
 import { isWhole, parseQuantity, wholeValue } from './quantity.js';
 import { type Intent, type Problem, type Rate } from './types.js';
 
@@ -14,6 +15,8 @@ export interface ParsedIntent {
 // outside it means nothing to the other CNIs either.
 const MIN_RATE = 1000n;
 const MAX_RATE = 10n ** 15n;
+/** 1P written out in bits with a fraction of zeros is 30 characters; 64 leaves room for any sane spelling. */
+const MAX_QUANTITY_CHARS = 64;
 const POOL_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 
 /** Reads the netpin.io/ annotations of a pod or pod template. Syntax only: no CNI, no pool lookups. */
@@ -23,15 +26,28 @@ export function parseIntent(annotations: Record<string, string> | undefined): Pa
   const a = annotations ?? {};
   const problem = (key: string, message: string, fix: string) => problems.push({ key, message, fix });
 
+  // One pass over the keys, whatever their number; past the keys netpin has, no key is read further.
+  let prefixed = 0;
+  const unknown: string[] = [];
   for (const key of Object.keys(a)) {
-    if (key.startsWith(PREFIX) && !isIntentKey(key) && !isRecordKey(key)) {
-      const near = nearestKey(key);
-      problem(
-        key,
-        `"${key}" is not a netpin key`,
-        `did you mean "${near}"? The keys are ${Object.values(KEYS).join(', ')}`,
-      );
-    }
+    if (!key.startsWith(PREFIX)) continue;
+    prefixed++;
+    if (!isIntentKey(key) && !isRecordKey(key) && unknown.length < KNOWN_KEY_COUNT) unknown.push(key);
+  }
+  if (prefixed > KNOWN_KEY_COUNT) {
+    problem(
+      unknown[0]!,
+      `is one of ${prefixed} netpin.io/ annotations, and netpin has only ${KNOWN_KEY_COUNT} keys; netpin read no further`,
+      `remove the netpin.io/ annotations that are not netpin's. The keys are ${Object.values(KEYS).join(', ')}`,
+    );
+    return { intent, problems };
+  }
+  for (const key of unknown) {
+    problem(
+      key,
+      `${shown(key)} is not a netpin key`,
+      `did you mean "${nearestKey(key)}"? The keys are ${Object.values(KEYS).join(', ')}`,
+    );
   }
 
   const ip = a[KEYS.ip];
@@ -79,7 +95,7 @@ export function parseIntent(annotations: Record<string, string> | undefined): Pa
   if (mode !== undefined && mode !== 'snat' && mode !== 'eip') {
     problem(
       KEYS.egressMode,
-      `"${mode}" is not an egress mode`,
+      `${shown(mode)} is not an egress mode`,
       'write snat (the default: pods share the egress IP) or eip (one pod, 1:1 NAT)',
     );
   } else if (mode !== undefined && egress === undefined && egressPool === undefined) {
@@ -131,7 +147,7 @@ export function parseIntent(annotations: Record<string, string> | undefined): Pa
     const v = a[key];
     if (v === undefined) continue;
     const n = parseNumber(v, 'ms');
-    if (n === undefined) problem(key, `"${v}" is not a duration in milliseconds`, 'write milliseconds: 3 or 3ms');
+    if (n === undefined) problem(key, `${shown(v)} is not a duration in milliseconds`, 'write milliseconds: 3 or 3ms');
     else intent[field] = n;
   }
 
@@ -139,7 +155,7 @@ export function parseIntent(annotations: Record<string, string> | undefined): Pa
   if (loss !== undefined) {
     const n = parseNumber(loss, '%');
     if (n === undefined || n > 100)
-      problem(KEYS.loss, `"${loss}" is not a percentage from 0 to 100`, 'write a percentage: 20 or 20%');
+      problem(KEYS.loss, `${shown(loss)} is not a percentage from 0 to 100`, 'write a percentage: 20 or 20%');
     else intent.lossPercent = n;
   }
 
@@ -148,7 +164,7 @@ export function parseIntent(annotations: Record<string, string> | undefined): Pa
     if (!/^\d+$/.test(limit.trim()) || Number(limit) < 1 || !Number.isSafeInteger(Number(limit)))
       problem(
         KEYS.limit,
-        `"${limit}" is not a whole number of packets`,
+        `${shown(limit)} is not a whole number of packets`,
         'write the netem queue limit in packets: 1000',
       );
     else intent.limitPackets = Number(limit);
@@ -161,24 +177,24 @@ export function parseIntent(annotations: Record<string, string> | undefined): Pa
 function parsePoolNames(key: string, text: string): string[] | string {
   const names = text.split(',').map((s) => s.trim());
   const bad = names.find((n) => !POOL_NAME.test(n));
-  if (bad !== undefined) return `"${bad}" is not an IPPool name`;
+  if (bad !== undefined) return `${shown(bad)} is not an IPPool name`;
   if (names.length > 2)
     return `${names.length} pools are named in ${key}; name one pool, or one per family (two at most)`;
-  if (names.length === 2 && names[0] === names[1]) return `pool "${names[0]}" is named twice`;
+  if (names.length === 2 && names[0] === names[1]) return `pool ${shown(names[0]!)} is named twice`;
   return names;
 }
 
 /** "10.0.0.5" or "10.0.0.5,fd00::5": at most one address per family. */
 export function parseDual(text: string): DualAddress | string {
   const parts = text.split(',').map((s) => s.trim());
-  if (parts.length > 2) return `"${text}" has ${parts.length} addresses; at most one per family is allowed`;
+  if (parts.length > 2) return `${shown(text)} has ${parts.length} addresses; at most one per family is allowed`;
   const out: DualAddress = {};
   for (const p of parts) {
     const addr = parseAddress(p);
-    if (!addr) return `"${p}" is not an IP address`;
+    if (!addr) return `${shown(p)} is not an IP address`;
     const family = familyOf(addr);
     if (out[family])
-      return `"${text}" has two ${family === 'ipv4' ? 'IPv4' : 'IPv6'} addresses; at most one per family is allowed`;
+      return `${shown(text)} has two ${family === 'ipv4' ? 'IPv4' : 'IPv6'} addresses; at most one per family is allowed`;
     if (family === 'ipv4') out.ipv4 = addr as IPv4;
     else out.ipv6 = addr as IPv6;
   }
@@ -190,7 +206,7 @@ function parseList(text: string): DualAddress[] | string {
   if (text.includes(';')) {
     entries = [];
     for (const part of text.split(';')) {
-      if (part.trim() === '') return `"${text}" has an empty entry`;
+      if (part.trim() === '') return `${shown(text)} has an empty entry`;
       const r = parseDual(part);
       if (typeof r === 'string') return r;
       entries.push(r);
@@ -199,7 +215,7 @@ function parseList(text: string): DualAddress[] | string {
     const parts = text.split(',').map((s) => s.trim());
     const addrs = parts.map(parseAddress);
     const badIndex = addrs.findIndex((x) => x === undefined);
-    if (badIndex >= 0) return `"${parts[badIndex]}" is not an IP address`;
+    if (badIndex >= 0) return `${shown(parts[badIndex]!)} is not an IP address`;
     const families = new Set(addrs.map((x) => familyOf(x!)));
     if (families.size === 1) {
       entries = addrs.map((x) => (familyOf(x!) === 'ipv4' ? { ipv4: x as IPv4 } : { ipv6: x as IPv6 }));
@@ -209,7 +225,7 @@ function parseList(text: string): DualAddress[] | string {
       if (typeof r === 'string') return r;
       entries = [r];
     } else {
-      return `"${text}" mixes IPv4 and IPv6 without ";" between entries`;
+      return `${shown(text)} mixes IPv4 and IPv6 without ";" between entries`;
     }
   }
   const shape = (e: DualAddress) => `${e.ipv4 ? 4 : ''}${e.ipv6 ? 6 : ''}`;
@@ -233,14 +249,17 @@ function parseList(text: string): DualAddress[] | string {
  */
 export function parseRate(text: string): Rate | string {
   // JSON's quotes show a space or a line break where plain ones would hide it.
-  const shown = JSON.stringify(text);
-  if (text !== text.trim()) return `${shown} has white space around it, which a Kubernetes quantity may not have`;
+  const quoted = shown(text);
+  if (text !== text.trim()) return `${quoted} has white space around it, which a Kubernetes quantity may not have`;
+  // Digits past what any rate needs would only cost time: a megabyte of them is seconds of BigInt arithmetic.
+  if (text.length > MAX_QUANTITY_CHARS)
+    return `${quoted} is longer than any rate netpin accepts (${MAX_QUANTITY_CHARS} characters at most)`;
   const q = parseQuantity(text);
-  if (!q) return `${shown} is not a Kubernetes quantity`;
-  if (!isWhole(q)) return `${shown} is not a whole number of bits per second`;
+  if (!q) return `${quoted} is not a Kubernetes quantity`;
+  if (!isWhole(q)) return `${quoted} is not a whole number of bits per second`;
   const bits = wholeValue(q);
   if (bits < MIN_RATE || bits > MAX_RATE) {
-    return `${shown} (${bits} bit/s) is outside 1k..1P bits per second, the range containerd accepts`;
+    return `${quoted} (${bits} bit/s) is outside 1k..1P bits per second, the range containerd accepts`;
   }
   return { text, bitsPerSecond: bits };
 }

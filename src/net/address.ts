@@ -1,5 +1,6 @@
-// Addresses: the vocabulary intent, the dialects and ipam share. A leaf: it imports only ipaddr.js.
+// Addresses: the vocabulary intent, the dialects and ipam share. A leaf: it imports only ipaddr.js and shown().
 import ipaddr, { type IPv4, type IPv6 } from 'ipaddr.js';
+import { shown } from './shown.js';
 
 export type Family = 'ipv4' | 'ipv6';
 export type Address = IPv4 | IPv6;
@@ -34,12 +35,19 @@ export function familyOf(addr: Address): Family {
   return addr.kind() === 'ipv4' ? 'ipv4' : 'ipv6';
 }
 
-/** Parses one address; IPv4-mapped IPv6 and zone ids are refused rather than guessed at. */
+/**
+ * Parses one address; IPv4-mapped IPv6 and zone ids are refused rather than guessed at. IPv4 is dotted
+ * decimal only, four parts without leading zeros, alone or as the tail of an IPv6 address: ipaddr.js
+ * also reads inet_aton's forms ("169082889", "0xa0b0c0d", "10.1", "0x0a.1.2.3", "010.0.0.1"), which
+ * Kubernetes and the CNIs refuse, and which would let one address be written many ways.
+ */
 export function parseAddress(text: string): Address | undefined {
   const trimmed = text.trim();
   if (!ipaddr.isValid(trimmed) || trimmed.includes('%')) return undefined;
-  // ipaddr.js accepts shorthand such as "10.1" or octal "010.0.0.1"; Kubernetes and the CNIs do not.
-  if (trimmed.includes('.') && !trimmed.includes(':') && !ipaddr.IPv4.isValidFourPartDecimal(trimmed)) return undefined;
+  const colon = trimmed.lastIndexOf(':');
+  if (colon < 0 && !ipaddr.IPv4.isValidFourPartDecimal(trimmed)) return undefined;
+  const tail = trimmed.slice(colon + 1);
+  if (colon >= 0 && tail.includes('.') && !ipaddr.IPv4.isValidFourPartDecimal(tail)) return undefined;
   const addr = ipaddr.parse(trimmed) as Address;
   if (addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress()) return undefined;
   // Rebuilt from its bytes, an IPv4 address's octets array has no spare room: 120 bytes instead of 224, and
@@ -66,16 +74,16 @@ export function parseRange(text: string, dropNetworkAndBroadcast: boolean): Addr
     try {
       cidr = ipaddr.parseCIDR(t) as [Address, number];
     } catch {
-      return `"${t}" is not a CIDR`;
+      return `${shown(t)} is not a CIDR`;
     }
     const [addr, bits] = cidr;
     const family = familyOf(addr);
-    if (parseAddress(t.slice(0, t.indexOf('/'))) === undefined) return `"${t}" is not a CIDR`;
+    if (parseAddress(t.slice(0, t.indexOf('/'))) === undefined) return `${shown(t)} is not a CIDR`;
     const width = family === 'ipv4' ? 32 : 128;
     const hostBits = BigInt(width - bits);
     const base = (toBigInt(addr) >> hostBits) << hostBits;
     if (base !== toBigInt(addr)) {
-      return `"${t}" has host bits set; the network is ${fromBigInt(base, family).toString()}/${bits}`;
+      return `${shown(t)} has host bits set; the network is ${fromBigInt(base, family).toString()}/${bits}`;
     }
     let first = base;
     let last = base + (1n << hostBits) - 1n;
@@ -92,15 +100,15 @@ export function parseRange(text: string, dropNetworkAndBroadcast: boolean): Addr
   if (dash >= 0) {
     const a = parseAddress(t.slice(0, dash));
     const b = parseAddress(t.slice(dash + 1));
-    if (!a || !b) return `"${t}" is not a range of two addresses`;
-    if (familyOf(a) !== familyOf(b)) return `"${t}" mixes IPv4 and IPv6`;
+    if (!a || !b) return `${shown(t)} is not a range of two addresses`;
+    if (familyOf(a) !== familyOf(b)) return `${shown(t)} mixes IPv4 and IPv6`;
     const first = toBigInt(a);
     const last = toBigInt(b);
-    if (first > last) return `"${t}" ends before it starts`;
+    if (first > last) return `${shown(t)} ends before it starts`;
     return { family: familyOf(a), first, last };
   }
   const single = parseAddress(t);
-  if (!single) return `"${t}" is not an address, a range or a CIDR`;
+  if (!single) return `${shown(t)} is not an address, a range or a CIDR`;
   const n = toBigInt(single);
   return { family: familyOf(single), first: n, last: n };
 }
