@@ -131,6 +131,8 @@ function expectArgs(deploy: Manifest, cni: string, grace = '15', level = 'info')
     'kube',
     '--listen',
     '0.0.0.0:8443',
+    '--metrics-listen',
+    '0.0.0.0:9443',
     '--cert-dir',
     '/etc/netpin/tls',
     '--lease-namespace',
@@ -142,6 +144,29 @@ function expectArgs(deploy: Manifest, cni: string, grace = '15', level = 'info')
     '--log-level',
     level,
   ]);
+}
+
+/** The certificates of a PEM bundle given as base64, in order. */
+function bundleOf(b64: string): X509Certificate[] {
+  const pem = Buffer.from(b64, 'base64').toString('utf8');
+  return (pem.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? []).map(
+    (c) => new X509Certificate(c),
+  );
+}
+
+const DAY_MS = 86_400_000;
+
+/** Days from now to a certificate's NotAfter. */
+function daysLeft(cert: X509Certificate): number {
+  return (Date.parse(cert.validTo) - Date.now()) / DAY_MS;
+}
+
+function container(objs: Manifest[]) {
+  return only(objs, 'Deployment').spec.template.spec.containers[0];
+}
+
+function volume(objs: Manifest[], name: string) {
+  return only(objs, 'Deployment').spec.template.spec.volumes.find((v: { name: string }) => v.name === name);
 }
 
 function checksumOf(objs: Manifest[]): string {
@@ -261,7 +286,7 @@ describe('helm chart, rendered offline', () => {
           expect(objs.filter((o) => o.kind === 'Secret')).toEqual([]);
           return;
         }
-        const secret = only(objs, 'Secret');
+        const secret = only(objs, 'Secret', 'netpin-tls');
         expect(secret.metadata.name).toBe(secretName);
         expect(secret.type).toBe('kubernetes.io/tls');
         expect(secret.data['ca.crt']).toBe(bundles[0]);
@@ -271,6 +296,21 @@ describe('helm chart, rendered offline', () => {
         for (const name of ['netpin', `netpin.${NS}`, `netpin.${NS}.svc`, `netpin.${NS}.svc.cluster.local`]) {
           expect(cert.subjectAltName).toContain(`DNS:${name}`);
         }
+        // A serving certificate of a year, a CA of ten; each Secret notes its certificate's NotAfter,
+        // which the next upgrade compares with the time. The CA's key is in a Secret the pods do not mount.
+        expect(daysLeft(cert)).toBeGreaterThan(364.9);
+        expect(daysLeft(cert)).toBeLessThan(365.1);
+        expect(daysLeft(ca)).toBeGreaterThan(3649.9);
+        expect(daysLeft(ca)).toBeLessThan(3650.1);
+        const caSecret = only(objs, 'Secret', 'netpin-selfsigned-ca');
+        expect(caSecret.type).toBe('kubernetes.io/tls');
+        expect(bundleOf(caSecret.data['tls.crt'])[0]!.fingerprint256).toBe(ca.fingerprint256);
+        expect(caSecret.data['previous.crt']).toBeUndefined();
+        const noted = (s: Manifest) => Date.parse(s.metadata.annotations!['netpin.io/not-after']!);
+        expect(Math.abs(noted(secret) - Date.parse(cert.validTo))).toBeLessThan(60_000);
+        expect(Math.abs(noted(caSecret) - Date.parse(ca.validTo))).toBeLessThan(60_000);
+        const mounted = JSON.stringify(only(objs, 'Deployment').spec.template.spec.volumes);
+        expect(mounted).not.toContain('netpin-selfsigned-ca');
       });
 
       it('runs two hardened replicas with the expected arguments, probes and mounts', () => {
@@ -282,9 +322,13 @@ describe('helm chart, rendered offline', () => {
         expect(c.env).toEqual([
           { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
         ]);
-        expect(c.ports).toEqual([{ name: 'https', containerPort: 8443, protocol: 'TCP' }]);
-        expect(c.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'https', scheme: 'HTTPS' });
-        expect(c.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'https', scheme: 'HTTPS' });
+        expect(c.ports).toEqual([
+          { name: 'https', containerPort: 8443, protocol: 'TCP' },
+          { name: 'metrics', containerPort: 9443, protocol: 'TCP' },
+        ]);
+        // On the metrics port, which never asks for a client certificate: the kubelet has none.
+        expect(c.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'metrics', scheme: 'HTTPS' });
+        expect(c.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'metrics', scheme: 'HTTPS' });
         expect(c.resources.requests).toBeDefined();
         expect(c.securityContext).toMatchObject({
           runAsNonRoot: true,
@@ -300,7 +344,10 @@ describe('helm chart, rendered offline', () => {
           { name: 'tls', mountPath: '/etc/netpin/tls', readOnly: true },
           { name: 'tmp', mountPath: '/tmp' },
         ]);
-        expect(pod.volumes.find((v: { name: string }) => v.name === 'tmp')).toEqual({ name: 'tmp', emptyDir: {} });
+        expect(pod.volumes.find((v: { name: string }) => v.name === 'tmp')).toEqual({
+          name: 'tmp',
+          emptyDir: { sizeLimit: '64Mi' },
+        });
         const anti = pod.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm;
         expect(anti.topologyKey).toBe('kubernetes.io/hostname');
         expect(anti.labelSelector.matchLabels).toEqual(deploy.spec.selector.matchLabels);
@@ -309,7 +356,13 @@ describe('helm chart, rendered offline', () => {
         const pdb = only(objs, 'PodDisruptionBudget');
         expect(pdb.spec).toEqual({ minAvailable: 1, selector: { matchLabels: deploy.spec.selector.matchLabels } });
         const svc = only(objs, 'Service');
-        expect(svc.spec.ports).toEqual([{ name: 'https', port: 443, targetPort: 'https', protocol: 'TCP' }]);
+        expect(svc.spec.ports).toEqual([
+          { name: 'https', port: 443, targetPort: 'https', protocol: 'TCP' },
+          { name: 'metrics', port: 9443, targetPort: 'metrics', protocol: 'TCP' },
+        ]);
+        // Off by default: no NetworkPolicy, no client CA.
+        expect(objs.filter((o) => o.kind === 'NetworkPolicy' || o.kind === 'ConfigMap')).toEqual([]);
+        expect(c.args).not.toContain('--client-ca');
         expect(svc.spec.selector).toEqual(deploy.spec.selector.matchLabels);
       });
 
@@ -339,6 +392,36 @@ describe('helm chart, rendered offline', () => {
         }
         const rbac = JSON.stringify(objs.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role'));
         expect(rbac).not.toContain('*');
+
+        // What RBAC cannot narrow on Antrea and Cilium, an admission policy does: netpin's own objects only.
+        const policies = objs.filter((o) => o.kind.startsWith('ValidatingAdmissionPolicy'));
+        if (cni !== 'antrea' && cni !== 'cilium') {
+          expect(policies).toEqual([]);
+          return;
+        }
+        const policy = only(objs, 'ValidatingAdmissionPolicy', 'netpin-egress');
+        expect(policy.spec.matchConstraints.resourceRules).toEqual([
+          {
+            apiGroups: [cni === 'antrea' ? 'crd.antrea.io' : 'cilium.io'],
+            apiVersions: ['*'],
+            operations: ['CREATE', 'UPDATE', 'DELETE'],
+            resources: cni === 'antrea' ? ['egresses', 'externalippools'] : ['ciliumegressgatewaypolicies'],
+          },
+        ]);
+        expect(policy.spec.matchConditions).toEqual([
+          {
+            name: 'netpin-service-account',
+            expression: `request.userInfo.username == 'system:serviceaccount:${NS}:${sa.metadata.name}'`,
+          },
+        ]);
+        expect(policy.spec.validations[0].expression).toContain(
+          "object.metadata.labels['app.kubernetes.io/managed-by'] == 'netpin'",
+        );
+        expect(policy.spec.validations[0].expression).toContain('oldObject == null ||');
+        expect(only(objs, 'ValidatingAdmissionPolicyBinding', 'netpin-egress').spec).toEqual({
+          policyName: 'netpin-egress',
+          validationActions: ['Deny'],
+        });
       });
     },
   );
@@ -376,7 +459,7 @@ describe('helm chart, rendered offline', () => {
     const deploy = only(objs, 'Deployment');
     expectArgs(deploy, 'cilium', '90', 'debug');
     expect(deploy.spec.template.spec.priorityClassName).toBeUndefined();
-    const cert = new X509Certificate(Buffer.from(only(objs, 'Secret').data['tls.crt'], 'base64'));
+    const cert = new X509Certificate(Buffer.from(only(objs, 'Secret', 'edge-netpin-tls').data['tls.crt'], 'base64'));
     expect(cert.subjectAltName).toContain('DNS:edge-netpin.ipam.svc');
   });
 
@@ -384,7 +467,7 @@ describe('helm chart, rendered offline', () => {
     const a = await helm.template({ cni: 'calico' });
     const b = await helm.template({ cni: 'calico' });
     // Two installs generate two CAs, yet the pods would not roll.
-    expect(only(a, 'Secret').data['ca.crt']).not.toBe(only(b, 'Secret').data['ca.crt']);
+    expect(only(a, 'Secret', 'netpin-tls').data['ca.crt']).not.toBe(only(b, 'Secret', 'netpin-tls').data['ca.crt']);
     expect(checksumOf(a)).toBe(checksumOf(b));
     expect(checksumOf(await helm.template({ cni: 'calico', 'certificates.mode': 'cert-manager' }))).toBe(checksumOf(a));
     expect(checksumOf(await helm.template({ cni: 'calico', logLevel: 'debug' }))).not.toBe(checksumOf(a));
@@ -442,6 +525,18 @@ describe('helm chart, rendered offline', () => {
     ['an unknown certificate mode', { cni: 'calico', 'certificates.mode': 'acme' }, /mode/],
     ['an unknown failurePolicy', { cni: 'calico', 'webhook.failurePolicy': 'Retry' }, /failurePolicy/],
     ['a timeout over 30 s', { cni: 'calico', 'webhook.timeoutSeconds': 31 }, /timeoutSeconds/],
+    ['a NetworkPolicy with no webhookFrom', { cni: 'calico', 'networkPolicy.enabled': 'true' }, /webhookFrom/],
+    ['client authentication with no CA bundle', { cni: 'calico', 'webhook.clientAuth.enabled': 'true' }, /clientAuth/],
+    [
+      'client authentication with two CA bundles',
+      {
+        cni: 'calico',
+        'webhook.clientAuth.enabled': 'true',
+        'webhook.clientAuth.existingSecret': 'a',
+        'webhook.clientAuth.existingConfigMap': 'b',
+      },
+      /clientAuth/,
+    ],
   ])('refuses %s (values.schema.json)', async (_, values, message) => {
     const r = await helm.run([
       'template',
@@ -455,6 +550,154 @@ describe('helm chart, rendered offline', () => {
     ]);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(message);
+  });
+
+  it('renders a NetworkPolicy only when enabled, admitting each port from the peers given', async () => {
+    expect((await helm.template({ cni: 'calico' })).filter((o) => o.kind === 'NetworkPolicy')).toEqual([]);
+    const webhookFrom = [{ ipBlock: { cidr: '192.0.2.10/32' } }, { ipBlock: { cidr: '192.0.2.11/32' } }];
+    const probesFrom = [{ ipBlock: { cidr: '10.0.0.0/16' } }];
+    const objs = await helm.template({ cni: 'calico', 'networkPolicy.enabled': true }, [
+      '--set-json',
+      `networkPolicy.webhookFrom=${JSON.stringify(webhookFrom)}`,
+      '--set-json',
+      `networkPolicy.probesFrom=${JSON.stringify(probesFrom)}`,
+    ]);
+    const np = only(objs, 'NetworkPolicy', 'netpin');
+    const deploy = only(objs, 'Deployment');
+    expect(np.metadata.namespace).toBe(NS);
+    expect(np.spec.podSelector).toEqual({ matchLabels: deploy.spec.selector.matchLabels });
+    // Egress stays open unless rules are given: the chart cannot know the API server's address.
+    expect(np.spec.policyTypes).toEqual(['Ingress']);
+    expect(np.spec.egress).toBeUndefined();
+    expect(np.spec.ingress).toEqual([
+      { ports: [{ port: 'https', protocol: 'TCP' }], from: webhookFrom },
+      {
+        ports: [{ port: 'metrics', protocol: 'TCP' }],
+        from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }, ...probesFrom],
+      },
+    ]);
+    // The named ports are the container's webhook and metrics ports, and the probes use the latter.
+    const c = container(objs);
+    expect(c.ports.map((p: { name: string; containerPort: number }) => [p.name, p.containerPort])).toEqual([
+      ['https', 8443],
+      ['metrics', 9443],
+    ]);
+    expect([c.readinessProbe.httpGet.port, c.livenessProbe.httpGet.port]).toEqual(['metrics', 'metrics']);
+
+    const egress = [{ to: [{ ipBlock: { cidr: '192.0.2.10/32' } }], ports: [{ port: 6443, protocol: 'TCP' }] }];
+    const restricted = only(
+      await helm.template({ cni: 'calico', 'networkPolicy.enabled': true }, [
+        '--set-json',
+        `networkPolicy.webhookFrom=${JSON.stringify(webhookFrom)}`,
+        '--set-json',
+        `networkPolicy.egress=${JSON.stringify(egress)}`,
+        '--set-json',
+        'networkPolicy.metricsFrom=[]',
+      ]),
+      'NetworkPolicy',
+    );
+    expect(restricted.spec.policyTypes).toEqual(['Ingress', 'Egress']);
+    expect(restricted.spec.egress).toEqual(egress);
+    // Nothing may reach the metrics port when no peer is listed for it.
+    expect(restricted.spec.ingress).toEqual([{ ports: [{ port: 'https', protocol: 'TCP' }], from: webhookFrom }]);
+  });
+
+  it('with client authentication, mounts the CA bundle read-only and passes --client-ca', async () => {
+    const caFile = join(work, 'certs', 'ca.crt');
+    const clientCaArgs = (objs: Manifest[]) => {
+      const args: string[] = container(objs).args;
+      const at = args.indexOf('--client-ca');
+      return at < 0 ? [] : args.slice(at, at + 2);
+    };
+    const mount = { name: 'client-ca', mountPath: '/etc/netpin/client-ca', readOnly: true };
+
+    // Given inline: the chart's ConfigMap, PEM or base64.
+    for (const extraArgs of [
+      ['--set-file', `webhook.clientAuth.caBundle=${caFile}`],
+      ['--set-string', `webhook.clientAuth.caBundle=${Buffer.from(caPem).toString('base64')}`],
+    ]) {
+      const objs = await helm.template({ cni: 'calico', 'webhook.clientAuth.enabled': true }, extraArgs);
+      expect(only(objs, 'ConfigMap', 'netpin-client-ca').data['ca.crt'].trim()).toBe(caPem.trim());
+      expect(clientCaArgs(objs)).toEqual(['--client-ca', '/etc/netpin/client-ca/ca.crt']);
+      expect(container(objs).volumeMounts).toContainEqual(mount);
+      expect(volume(objs, 'client-ca')).toMatchObject({
+        configMap: { name: 'netpin-client-ca', items: [{ key: 'ca.crt', path: 'ca.crt' }] },
+      });
+    }
+
+    // An existing Secret, under another key: no ConfigMap of the chart's.
+    const fromSecret = await helm.template({
+      cni: 'calico',
+      'webhook.clientAuth.enabled': true,
+      'webhook.clientAuth.existingSecret': 'apiserver-client-ca',
+      'webhook.clientAuth.key': 'bundle.pem',
+    });
+    expect(fromSecret.filter((o) => o.kind === 'ConfigMap')).toEqual([]);
+    expect(clientCaArgs(fromSecret)).toEqual(['--client-ca', '/etc/netpin/client-ca/bundle.pem']);
+    expect(container(fromSecret).volumeMounts).toContainEqual(mount);
+    expect(volume(fromSecret, 'client-ca')).toMatchObject({
+      secret: { secretName: 'apiserver-client-ca', items: [{ key: 'bundle.pem', path: 'bundle.pem' }] },
+    });
+
+    // An existing ConfigMap.
+    const fromConfigMap = await helm.template({
+      cni: 'calico',
+      'webhook.clientAuth.enabled': true,
+      'webhook.clientAuth.existingConfigMap': 'apiserver-client-ca',
+    });
+    expect(fromConfigMap.filter((o) => o.kind === 'ConfigMap')).toEqual([]);
+    expect(volume(fromConfigMap, 'client-ca')).toMatchObject({ configMap: { name: 'apiserver-client-ca' } });
+
+    // Off by default, and a bundle alone does not turn it on.
+    const off = await helm.template({ cni: 'calico' }, ['--set-file', `webhook.clientAuth.caBundle=${caFile}`]);
+    expect(clientCaArgs(off)).toEqual([]);
+    expect(volume(off, 'client-ca')).toBeUndefined();
+    expect(off.filter((o) => o.kind === 'ConfigMap')).toEqual([]);
+  });
+
+  it('scrapes /metrics on the metrics port, which the Service exposes and the webhook port does not serve', async () => {
+    const objs = await helm.template({ cni: 'calico', 'monitoring.serviceMonitor.enabled': true });
+    const endpoints = only(objs, 'ServiceMonitor').spec.endpoints;
+    expect(endpoints.map((e: { port: string; path: string }) => [e.port, e.path])).toEqual([['metrics', '/metrics']]);
+    expect(only(objs, 'Service').spec.ports).toContainEqual({
+      name: 'metrics',
+      port: 9443,
+      targetPort: 'metrics',
+      protocol: 'TCP',
+    });
+    const args: string[] = container(objs).args;
+    expect(args.slice(args.indexOf('--metrics-listen'), args.indexOf('--metrics-listen') + 2)).toEqual([
+      '--metrics-listen',
+      '0.0.0.0:9443',
+    ]);
+  });
+
+  it('bounds the /tmp emptyDir', async () => {
+    expect(volume(await helm.template({ cni: 'calico' }), 'tmp')).toEqual({
+      name: 'tmp',
+      emptyDir: { sizeLimit: '64Mi' },
+    });
+    expect(volume(await helm.template({ cni: 'calico', tmpSizeLimit: '16Mi' }), 'tmp').emptyDir).toEqual({
+      sizeLimit: '16Mi',
+    });
+  });
+
+  it('leaves the egress admission policy out before Kubernetes 1.30, or when turned off', async () => {
+    const policies = (objs: Manifest[]) => objs.filter((o) => o.kind.startsWith('ValidatingAdmissionPolicy'));
+    expect(policies(await helm.template({ cni: 'cilium' }))).toHaveLength(2);
+    expect(policies(await helm.template({ cni: 'cilium', 'rbac.egressAdmissionPolicy.enabled': false }))).toEqual([]);
+    const old = await helm.ok([
+      'template',
+      'netpin',
+      CHART_DIR,
+      '-n',
+      NS,
+      '--set',
+      'cni=antrea',
+      '--kube-version',
+      '1.29.4',
+    ]);
+    expect(policies(parseManifests(old))).toEqual([]);
   });
 
   it('refuses Kubernetes older than 1.28', async () => {
@@ -487,6 +730,10 @@ describe('helm install, upgrade and uninstall on a real API server', () => {
     await cp?.stop();
     if (work) await rm(work, { recursive: true, force: true });
   });
+
+  const secretPath = (name: string) => `/api/v1/namespaces/${NS}/secrets/${name}`;
+  const upgrade = (...sets: string[]) =>
+    helm.ok(['upgrade', ...release, '--reuse-values', ...sets.flatMap((s) => ['--set', s])]);
 
   async function caState(): Promise<{ mutating: string; validating: string[]; secretCa: string; secretCert: string }> {
     const m = await kube(rest, 'GET', '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/netpin');
@@ -528,6 +775,7 @@ describe('helm install, upgrade and uninstall on a real API server', () => {
       'PodDisruptionBudget',
       'Role',
       'RoleBinding',
+      'Secret',
       'Secret',
       'Service',
       'ServiceAccount',
@@ -598,6 +846,88 @@ describe('helm install, upgrade and uninstall on a real API server', () => {
     expect(after.mutating).toBe(after.secretCa);
   });
 
+  it('re-issues the serving certificate on helm upgrade once it is near expiry, signed by the same CA', async () => {
+    const was = await caState();
+    const oldCert = new X509Certificate(Buffer.from(was.secretCert, 'base64'));
+    // The 365-day certificate has fewer than 400 days left; the CA's ten years are far from it.
+    await upgrade('certificates.selfSigned.renewBeforeDays=400', 'certificates.selfSigned.validityDays=500');
+    const now = await caState();
+    expect(now.secretCert).not.toBe(was.secretCert);
+    // The CA and every caBundle stay: pods serving either certificate are trusted throughout.
+    expect(now.secretCa).toBe(was.secretCa);
+    expect(now.mutating).toBe(was.mutating);
+    expect(now.validating).toEqual(was.validating);
+    const cert = new X509Certificate(Buffer.from(now.secretCert, 'base64'));
+    expect(cert.serialNumber).not.toBe(oldCert.serialNumber);
+    expect(cert.verify(bundleOf(now.secretCa)[0]!.publicKey)).toBe(true);
+    expect(daysLeft(cert)).toBeGreaterThan(499.9);
+    const secret = (await kube(rest, 'GET', secretPath('netpin-tls'))).json;
+    expect(
+      Math.abs(Date.parse(secret.metadata.annotations['netpin.io/not-after']) - Date.parse(cert.validTo)),
+    ).toBeLessThan(60_000);
+
+    // With 500 days left, the next upgrade keeps it.
+    await upgrade();
+    expect(await caState()).toEqual(now);
+  });
+
+  it('makes a new CA once the CA is near expiry, and trusts the old one beside it until it expires', async () => {
+    const was = await caState();
+    const [oldCa] = bundleOf(was.secretCa);
+    await upgrade(
+      'certificates.selfSigned.renewBeforeDays=4000',
+      'certificates.selfSigned.validityDays=4500',
+      'certificates.selfSigned.caValidityDays=5000',
+    );
+    const now = await caState();
+    const bundle = bundleOf(now.secretCa);
+    // The new CA first, then the old one: pods still serving the old certificate stay trusted.
+    expect(bundle.map((c) => c.fingerprint256)).toEqual([expect.any(String), oldCa!.fingerprint256]);
+    expect(bundle[0]!.fingerprint256).not.toBe(oldCa!.fingerprint256);
+    expect(daysLeft(bundle[0]!)).toBeGreaterThan(4999.9);
+    expect(now.mutating).toBe(now.secretCa);
+    expect(now.validating).toEqual([now.secretCa, now.secretCa]);
+    const cert = new X509Certificate(Buffer.from(now.secretCert, 'base64'));
+    expect(cert.verify(bundle[0]!.publicKey)).toBe(true);
+    expect(daysLeft(cert)).toBeGreaterThan(4499.9);
+    // The old CA is kept until its own NotAfter, which comes before renewBeforeDays have passed.
+    const caSecret = (await kube(rest, 'GET', secretPath('netpin-selfsigned-ca'))).json;
+    expect(
+      Math.abs(Date.parse(caSecret.metadata.annotations['netpin.io/previous-until']) - Date.parse(oldCa!.validTo)),
+    ).toBeLessThan(60_000);
+    expect(bundleOf(caSecret.data['tls.crt'])[0]!.fingerprint256).toBe(bundle[0]!.fingerprint256);
+
+    // Kept on the next upgrade, the old CA still beside it.
+    await upgrade();
+    expect(await caState()).toEqual(now);
+  });
+
+  it('moves a Secret with no expiry noted (charts before rotation) to a new CA, trusting the old bundle for renewBeforeDays', async () => {
+    // As an earlier version of the chart left it: no CA Secret, no annotations on the tls Secret.
+    expect((await kube(rest, 'DELETE', secretPath('netpin-selfsigned-ca'))).status).toBe(200);
+    const legacy = (await kube(rest, 'GET', secretPath('netpin-tls'))).json;
+    delete legacy.metadata.annotations;
+    expect((await kube(rest, 'PUT', secretPath('netpin-tls'), legacy)).status).toBe(200);
+    const was = await caState();
+
+    await upgrade(
+      'certificates.selfSigned.renewBeforeDays=90',
+      'certificates.selfSigned.validityDays=365',
+      'certificates.selfSigned.caValidityDays=3650',
+    );
+    const now = await caState();
+    const bundle = bundleOf(now.secretCa);
+    expect(bundle.slice(1).map((c) => c.fingerprint256)).toEqual(bundleOf(was.secretCa).map((c) => c.fingerprint256));
+    expect(bundleOf(was.secretCa).map((c) => c.fingerprint256)).not.toContain(bundle[0]!.fingerprint256);
+    expect(now.mutating).toBe(now.secretCa);
+    const cert = new X509Certificate(Buffer.from(now.secretCert, 'base64'));
+    expect(cert.verify(bundle[0]!.publicKey)).toBe(true);
+    expect(daysLeft(cert)).toBeLessThan(365.1);
+    const caSecret = (await kube(rest, 'GET', secretPath('netpin-selfsigned-ca'))).json;
+    const until = Date.parse(caSecret.metadata.annotations['netpin.io/previous-until']);
+    expect(Math.abs(until - (Date.now() + 90 * DAY_MS))).toBeLessThan(120_000);
+  });
+
   it('uninstalls cleanly', async () => {
     await helm.ok(['uninstall', 'netpin', '-n', NS]);
     installed = false;
@@ -606,6 +936,7 @@ describe('helm install, upgrade and uninstall on a real API server', () => {
     }
     expect((await kube(rest, 'GET', '/apis/rbac.authorization.k8s.io/v1/clusterroles/netpin')).status).toBe(404);
     expect((await kube(rest, 'GET', `/api/v1/namespaces/${NS}/secrets/netpin-tls`)).status).toBe(404);
+    expect((await kube(rest, 'GET', `/api/v1/namespaces/${NS}/secrets/netpin-selfsigned-ca`)).status).toBe(404);
   });
 
   it('creates declared IPPools at install, ahead of the webhook, and keeps them on uninstall', async () => {

@@ -60,7 +60,25 @@ Process configuration that takes effect only at start. The certificate is left
 out on purpose: netpin reloads a rotated pair without a restart.
 */}}
 {{- define "netpin.restartConfig" -}}
-{{- dict "cni" .Values.cni "claimGraceSeconds" (include "netpin.claimGrace" .) "egressGraceSeconds" .Values.egressGraceSeconds "logLevel" .Values.logLevel "tlsSecret" (include "netpin.tlsSecretName" .) | toJson }}
+{{- dict "cni" .Values.cni "claimGraceSeconds" (include "netpin.claimGrace" .) "egressGraceSeconds" .Values.egressGraceSeconds "logLevel" .Values.logLevel "tlsSecret" (include "netpin.tlsSecretName" .) "clientAuth" (.Values.webhook.clientAuth.enabled | default false) | toJson }}
+{{- end }}
+
+{{/*
+The ConfigMap that holds the client CA bundle: the chart's own from webhook.clientAuth.caBundle, or
+webhook.clientAuth.existingConfigMap. Fails when client authentication is on without exactly one source.
+*/}}
+{{- define "netpin.clientCaConfigMap" -}}
+{{- $a := .Values.webhook.clientAuth }}
+{{- $sources := 0 }}
+{{- range (list $a.caBundle $a.existingConfigMap $a.existingSecret) }}{{ if . }}{{ $sources = add1 $sources }}{{ end }}{{ end }}
+{{- if ne (int $sources) 1 }}
+{{- fail "webhook.clientAuth.enabled needs exactly one of webhook.clientAuth.caBundle, existingConfigMap, existingSecret" }}
+{{- end }}
+{{- if $a.existingConfigMap }}
+{{- $a.existingConfigMap }}
+{{- else }}
+{{- printf "%s-client-ca" (include "netpin.fullname" .) }}
+{{- end }}
 {{- end }}
 
 {{/* Webhook pieces shared by webhooks.yaml. */}}
