@@ -1,4 +1,4 @@
-// `netpin status`: each pool's use, and who holds each address of one pool. Read-only.
+// `netpin status`: each pool's use, each namespace's use of each pool, and who holds each address of one pool. Read-only.
 import type { V1Namespace } from '@kubernetes/client-node';
 import { CNI_NAMES } from '../cni/dialect.js';
 import { dialectFor } from '../cni/index.js';
@@ -118,12 +118,62 @@ export function poolTable(input: StatusInput): string {
   return table(['POOL', 'USE', 'FAMILY', 'SIZE', 'HELD', 'FREE', 'LARGEST FREE RANGE', 'NAMESPACES'], rows);
 }
 
+/**
+ * What each namespace holds of each pool and family, against the pool's spec.namespaceLimit; of it,
+ * WITHOUT POD counts the StatefulSet reservations whose pod does not exist (scaled down, or not yet
+ * created). Busiest first, against their limit where there is one.
+ */
+export function namespaceTable(input: StatusInput, only?: Pool): string {
+  const index = indexOf(input);
+  const pods = new Set(input.pods.map((p) => `${p.namespace}/${p.name}`));
+  const idle = new Map<string, number>();
+  for (const c of input.claims) {
+    const o = c.owner;
+    if (o.kind !== 'StatefulSet' || pods.has(`${o.namespace}/${o.name}-${o.ordinal}`)) continue;
+    const key = `${c.pool}/${o.namespace}/${familyOf(c.ip)}`;
+    idle.set(key, (idle.get(key) ?? 0) + 1);
+  }
+  const pools = new Map(input.pools.map((p) => [p.name, p]));
+  const rows: Array<{ cells: string[]; share: number; held: number }> = [];
+  for (const u of index.namespaceUsage()) {
+    if (only && u.pool !== only.name) continue;
+    const limit = pools.get(u.pool)?.namespaceLimit;
+    for (const family of ['ipv4', 'ipv6'] as const) {
+      const held = u[family];
+      if (held === 0) continue;
+      const share = limit === undefined ? -1 : limit === 0 ? Infinity : held / limit;
+      rows.push({
+        held,
+        share,
+        cells: [
+          u.namespace,
+          u.pool,
+          familyName(family),
+          String(held),
+          String(idle.get(`${u.pool}/${u.namespace}/${family}`) ?? 0),
+          limit === undefined ? '-' : String(limit),
+          limit === undefined ? '-' : limit === 0 ? 'over' : `${Math.round(100 * (held / limit))}%`,
+        ],
+      });
+    }
+  }
+  if (rows.length === 0) return 'No namespace holds an address.';
+  rows.sort((a, b) => b.share - a.share || b.held - a.held || a.cells.join().localeCompare(b.cells.join()));
+  return table(
+    ['NAMESPACE', 'POOL', 'FAMILY', 'HELD', 'WITHOUT POD', 'LIMIT', 'USE'],
+    rows.map((r) => r.cells),
+  );
+}
+
 /** A pool's header and one row per held address: who holds it, since when, and whether its pod exists. */
 export function poolDetail(input: StatusInput, pool: Pool, now: number): string {
   const index = indexOf(input);
   const lines = [
     `IPPool ${pool.name} (${pool.egress ? 'egress addresses' : 'pod addresses'}): ${describeRanges(pool)}`,
     `Namespaces: ${describeNamespaces(input, pool)}`,
+    ...(pool.namespaceLimit === undefined
+      ? []
+      : [`Per namespace: at most ${pool.namespaceLimit} addresses of each family (spec.namespaceLimit)`]),
     ...index
       .usage(pool.name)
       .map(
@@ -145,6 +195,7 @@ export function poolDetail(input: StatusInput, pool: Pool, now: number): string 
       h.podExists ? 'yes' : 'no',
     ]);
   lines.push(rows.length === 0 ? 'No address is held.' : table(['ADDRESS', 'OWNER', 'ORDINAL', 'AGE', 'POD'], rows));
+  if (rows.length) lines.push('', namespaceTable(input, pool));
   return lines.join('\n');
 }
 
@@ -278,6 +329,7 @@ export async function runStatus(argv: string[]): Promise<number> {
     console.log(poolDetail(input, pool, Date.now()));
   } else {
     console.log(poolTable(input));
+    console.log(`\n${namespaceTable(input)}`);
   }
   for (const note of [...pools.malformed, ...(optIn.note ? [optIn.note] : [])]) console.log(`\n${note}`);
   return 0;

@@ -233,6 +233,32 @@ function poolGauges(registry: Registry, index: ClaimIndex): void {
     'Addresses of each IPPool that netpin may still give',
     (u) => u.capacity - u.allocated,
   );
+  // One series per pool, namespace and family that holds an address: bounded by the namespaces the
+  // pools select times the pools (claims are made only in opted-in namespaces), and gone with the last claim.
+  new Gauge({
+    name: 'netpin_namespace_allocated_addresses',
+    help: "Addresses each namespace holds of each IPPool, by family: its pods' claims, its StatefulSets' reservations and its egress addresses",
+    labelNames: ['pool', 'namespace', 'family'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const u of index.namespaceUsage()) {
+        if (u.ipv4) this.set({ pool: u.pool, namespace: u.namespace, family: 'ipv4' }, u.ipv4);
+        if (u.ipv6) this.set({ pool: u.pool, namespace: u.namespace, family: 'ipv6' }, u.ipv6);
+      }
+    },
+  });
+  new Gauge({
+    name: 'netpin_pool_namespace_limit_addresses',
+    help: 'spec.namespaceLimit of each IPPool that sets one: the most addresses of each family one namespace may hold of it',
+    labelNames: ['pool'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const pool of index.allPools())
+        if (pool.namespaceLimit !== undefined) this.set({ pool: pool.name }, pool.namespaceLimit);
+    },
+  });
 }
 
 function ledgerMetrics(registry: Registry): LedgerMetrics {

@@ -4,7 +4,15 @@ import type { PodRecord } from '../../src/cluster/pod-tracker.js';
 import type { Claim, Owner } from '../../src/ipam/claim.js';
 import { compilePool, type IPPoolSpec } from '../../src/ipam/pool.js';
 import type { Address } from '../../src/net/address.js';
-import { formatAge, poolDetail, poolTable, servedNamespaces, table, type StatusInput } from '../../src/cli/status.js';
+import {
+  formatAge,
+  namespaceTable,
+  poolDetail,
+  poolTable,
+  servedNamespaces,
+  table,
+  type StatusInput,
+} from '../../src/cli/status.js';
 
 const NOW = Date.parse('2026-01-01T12:00:00Z');
 const pool = (name: string, spec: IPPoolSpec) => compilePool({ metadata: { name }, spec });
@@ -153,8 +161,48 @@ describe('netpin status --pool', () => {
       '',
       'ADDRESS  OWNER      ORDINAL  AGE  POD',
       'fd00::2  Pod/db/pg  -        60s  yes',
+      '',
+      'NAMESPACE  POOL  FAMILY  HELD  WITHOUT POD  LIMIT  USE',
+      'db         dual  IPv6    1     0            -      -',
     ]);
     expect(poolDetail(input, open, NOW).split('\n').at(-1)).toBe('No address is held.');
+  });
+});
+
+describe('netpin status per namespace', () => {
+  const capped = pool('capped', { cidr: '10.80.0.0/24', namespaceLimit: 4 });
+  const withCap: StatusInput = {
+    ...input,
+    pools: [...input.pools, capped],
+    claims: [
+      ...input.claims,
+      ...[1, 2, 3].map((k) =>
+        claim('capped', `10.80.0.${k}`, { kind: 'StatefulSet', namespace: 'hoard', name: 'big', ordinal: k - 1 }, 60),
+      ),
+      claim('capped', '10.80.0.9', { kind: 'Pod', namespace: 'shop', name: 'solo2' }, 60),
+    ],
+    pods: [...input.pods, pod('hoard', 'big-0', ['10.80.0.1']), pod('shop', 'solo2', ['10.80.0.9'])],
+  };
+
+  it('shows what each namespace holds of each pool and family, the reservations without a pod, and use against the limit, fullest first', () => {
+    expect(cells(namespaceTable(withCap))).toEqual([
+      ['NAMESPACE', 'POOL', 'FAMILY', 'HELD', 'WITHOUT POD', 'LIMIT', 'USE'],
+      ['hoard', 'capped', 'IPv4', '3', '2', '4', '75%'],
+      ['shop', 'capped', 'IPv4', '1', '0', '4', '25%'],
+      ['shop', 'web', 'IPv4', '5', '1', '-', '-'],
+      ['db', 'dual', 'IPv6', '1', '0', '-', '-'],
+      ['shop', 'out', 'IPv4', '1', '0', '-', '-'],
+    ]);
+  });
+
+  it("shows a pool's limit in its own view, and only its namespaces", () => {
+    const text = poolDetail(withCap, capped, NOW);
+    expect(text.split('\n')).toContain('Per namespace: at most 4 addresses of each family (spec.namespaceLimit)');
+    expect(cells(text.split('\n\n').at(-1)!).map((r) => r[0])).toEqual(['NAMESPACE', 'hoard', 'shop']);
+  });
+
+  it('says when no namespace holds anything', () => {
+    expect(namespaceTable({ ...input, claims: [] })).toBe('No namespace holds an address.');
   });
 });
 

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Admission, type Outcome } from '../../src/admission/handler.js';
 import type { Claim } from '../../src/ipam/claim.js';
+import { compilePool } from '../../src/ipam/pool.js';
 import { buildApp } from '../../src/transport/app.js';
 import { OutcomeMetric, Tally, type Metrics } from '../../src/transport/metrics.js';
 import { harness, ippoolReview, podCreate, post, review } from '../support/reviews.js';
@@ -189,6 +190,34 @@ describe('pool metrics', () => {
     lines = await t.scrape();
     expect(lines).toContain('netpin_pool_allocated_addresses{pool="tiny",family="ipv4"} 1');
     expect(lines).toContain('netpin_pool_free_addresses{pool="tiny",family="ipv4"} 1');
+  });
+});
+
+describe('namespace metrics', () => {
+  it("give what each namespace holds of each pool and family, and each capped pool's limit, read at scrape time", async () => {
+    const t = await instrumented();
+    await t.mutate(podCreate({ name: 'a', annotations: { 'netpin.io/pool': 'web,web-v6' } }));
+    await t.mutate(podCreate({ name: 'b', annotations: { 'netpin.io/pool': 'web' } }));
+    await t.mutate(podCreate({ name: 'c', namespace: 'payments', annotations: { 'netpin.io/pool': 'tiny' } }));
+    t.h.ledger.index.setPool(
+      compilePool({ metadata: { name: 'tiny' }, spec: { cidr: '10.40.0.0/30', namespaceLimit: 1 } }),
+    );
+    let lines = await t.scrape();
+    for (const line of [
+      'netpin_namespace_allocated_addresses{pool="web",namespace="shop",family="ipv4"} 2',
+      'netpin_namespace_allocated_addresses{pool="web-v6",namespace="shop",family="ipv6"} 1',
+      'netpin_namespace_allocated_addresses{pool="tiny",namespace="payments",family="ipv4"} 1',
+      'netpin_pool_namespace_limit_addresses{pool="tiny"} 1',
+    ]) {
+      expect(lines).toContain(line);
+    }
+    // No series for what a namespace does not hold, nor a limit for a pool without one.
+    expect(lines.filter((l) => l.startsWith('netpin_namespace_allocated_addresses{'))).toHaveLength(3);
+    expect(lines.filter((l) => l.startsWith('netpin_pool_namespace_limit_addresses{'))).toHaveLength(1);
+    for (const c of [...t.h.ledger.index.allClaims()].filter((c) => c.owner.namespace === 'payments'))
+      await t.h.ledger.release(c);
+    lines = await t.scrape();
+    expect(lines.some((l) => l.includes('namespace="payments"'))).toBe(false);
   });
 });
 
