@@ -7,7 +7,7 @@ import { loadKubeConfig } from '../cluster/kube.js';
 import { EgressController } from '../cluster/egress-controller.js';
 import { EventRecorder, kubeEventWriter } from '../cluster/events.js';
 import { KubeClusterView } from '../cluster/kube-view.js';
-import type { PodRecord } from '../cluster/pod-tracker.js';
+import { inUse, type PodRecord } from '../cluster/pod-tracker.js';
 import { parseAddress } from '../net/address.js';
 import { LeaseElector } from '../cluster/lease.js';
 import { kubeReconcilerApi, Reconciler } from '../cluster/reconciler.js';
@@ -22,11 +22,12 @@ export async function kubeBackend(opts: ServeOptions, log: Logger): Promise<Back
   const dialect = dialectFor(opts.cni);
   const ledger = new KubeLedger(kc, log, opts.claimsPage);
   const events = new EventRecorder(kubeEventWriter(kc), { log });
-  // Addresses pods use without a netpin claim are never handed out; an Allocated event waits for its pod.
+  // Addresses pods use without a netpin claim are never handed out, as far as a tenant cannot forge
+  // them (PodRecord.inUse); an Allocated event waits for its pod.
   const pod = (key: string, record: PodRecord | undefined, before: PodRecord | undefined) => {
     ledger.index.observe(
       key,
-      (record?.addresses ?? []).map((a) => parseAddress(a)!),
+      (record ? inUse(record) : []).map((a) => parseAddress(a)!),
     );
     if (record) events.observed({ kind: 'Pod', namespace: record.namespace, name: record.name, uid: record.uid });
     else if (before) reconciler.podGone(before);

@@ -1,19 +1,94 @@
 import {
+  AdmissionregistrationV1Api,
   AppsV1Api,
   CoreV1Api,
   CustomObjectsApi,
   type KubeConfig,
+  type V1MutatingWebhookConfiguration,
   type V1Namespace,
   type V1StatefulSet,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { matchesSelector, type LabelSelector } from '../ipam/selector.js';
 import { describeApiError, OFF_ADMISSION, statusOf, WITHIN_ADMISSION } from './kube.js';
-import { PodTracker, type PodRecord } from './pod-tracker.js';
+import { PodTracker, type PodChange } from './pod-tracker.js';
 import { Informer } from './reflector.js';
 import { workloadInfo, type ClusterView, type WorkloadInfo, type WorkloadSpec } from './view.js';
 
 /** Namespaces and StatefulSets per list call: a cluster has few of either. */
 const PAGE = 500;
+
+/** The name of netpin's mutating webhook in the chart (templates/webhooks.yaml). */
+export const MUTATING_WEBHOOK = 'mutate.netpin.io';
+
+/**
+ * How long a failed list or watch of the webhook configurations waits before the next: they change
+ * rarely, and a chart whose RBAC predates this read would otherwise log a refusal every second.
+ */
+const WEBHOOKS_RETRY_MS = 30_000;
+
+/** Labels of a namespace as a namespaceSelector sees them: the API server always sets kubernetes.io/metadata.name. */
+function namespaceLabels(ns: V1Namespace): Record<string, string> {
+  return { ...ns.metadata?.labels, 'kubernetes.io/metadata.name': ns.metadata?.name ?? '' };
+}
+
+/**
+ * The namespaces whose pods netpin admits: those the namespaceSelector of netpin's mutating webhook
+ * selects, read from the MutatingWebhookConfigurations themselves, so that the chart's
+ * webhook.optInLabel, its excluded namespaces and any hand edit are followed without a flag. There,
+ * netpin.io/allocated and the CNI's annotations of a pod were written or checked by netpin. Until
+ * the configurations are read, or when none has the webhook, no namespace counts as opted in: what
+ * netpin cannot confirm it does not trust, and its own pods stay held by their claims.
+ */
+export class OptIn {
+  private selectors: LabelSelector[] = [];
+
+  constructor(
+    /** The labels of a namespace seen by the watch; undefined for one not seen (yet). */
+    private readonly labelsOf: (namespace: string) => Record<string, string> | undefined,
+    /** A namespace's pods must be judged again (every namespace's: undefined). */
+    private readonly reconsider: (namespace?: string) => void,
+  ) {}
+
+  has(namespace: string): boolean {
+    const labels = this.labelsOf(namespace);
+    return labels !== undefined && this.selects(labels);
+  }
+
+  private selects(labels: Record<string, string>): boolean {
+    return this.selectors.some((s) => matchesSelector(s, labels));
+  }
+
+  /** A namespace added, changed (`before`: its state before) or deleted (`after` undefined). */
+  namespaceChanged(after: V1Namespace | undefined, before: V1Namespace | undefined): void {
+    const was = before !== undefined && this.selects(namespaceLabels(before));
+    const is = after !== undefined && this.selects(namespaceLabels(after));
+    if (was !== is) this.reconsider(after?.metadata?.name ?? before?.metadata?.name ?? '');
+  }
+
+  /**
+   * The webhook configurations as they are now. A webhook with an objectSelector admits only some
+   * pods of a namespace, which a namespace cannot tell: it opts nothing in.
+   */
+  webhooksChanged(configs: Iterable<V1MutatingWebhookConfiguration>): void {
+    const selectors: LabelSelector[] = [];
+    for (const config of configs)
+      for (const hook of config.webhooks ?? []) {
+        if (hook.name !== MUTATING_WEBHOOK || !isEmpty(hook.objectSelector as LabelSelector | undefined)) continue;
+        selectors.push((hook.namespaceSelector ?? {}) as LabelSelector);
+      }
+    if (JSON.stringify(selectors) === JSON.stringify(this.selectors)) return;
+    this.selectors = selectors;
+    this.reconsider();
+  }
+}
+
+function isEmpty(selector: LabelSelector | undefined): boolean {
+  return (
+    !selector ||
+    (Object.keys(selector.matchLabels ?? {}).length === 0 && (selector.matchExpressions ?? []).length === 0)
+  );
+}
 
 /**
  * The cluster as watches see it: namespace labels for pool selectors,
@@ -23,6 +98,9 @@ const PAGE = 500;
 export class KubeClusterView implements ClusterView {
   readonly namespaces: Informer<V1Namespace>;
   readonly statefulSets: Informer<V1StatefulSet>;
+  /** The MutatingWebhookConfigurations, for the namespaceSelector of netpin's (OptIn). */
+  readonly webhooks: Informer<V1MutatingWebhookConfiguration>;
+  readonly optIn: OptIn;
   readonly pods: PodTracker;
   private readonly apps: AppsV1Api;
   private readonly custom: CustomObjectsApi;
@@ -31,13 +109,14 @@ export class KubeClusterView implements ClusterView {
     kc: KubeConfig,
     addressKeys: readonly string[],
     on: {
-      pod: (key: string, record: PodRecord | undefined, before: PodRecord | undefined) => void;
+      pod: PodChange;
       /** A StatefulSet seen for the first time. */
       statefulSet?: (sts: V1StatefulSet) => void;
     },
     log?: Logger,
   ) {
     const core = kc.makeApiClient(CoreV1Api);
+    const admission = kc.makeApiClient(AdmissionregistrationV1Api);
     this.apps = kc.makeApiClient(AppsV1Api);
     this.custom = kc.makeApiClient(CustomObjectsApi);
     this.namespaces = new Informer<V1Namespace>(
@@ -52,8 +131,37 @@ export class KubeClusterView implements ClusterView {
           resourceVersion: page.metadata?.resourceVersion,
         };
       },
-      {},
+      {
+        changed: (ns, before) => this.optIn.namespaceChanged(ns, before),
+        removed: (ns) => this.optIn.namespaceChanged(undefined, ns),
+      },
       log,
+    );
+    this.webhooks = new Informer<V1MutatingWebhookConfiguration>(
+      kc,
+      'mutatingwebhookconfigurations',
+      '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations',
+      async (next) => {
+        const page = await admission.listMutatingWebhookConfiguration({ limit: PAGE, _continue: next }, OFF_ADMISSION);
+        return {
+          items: page.items,
+          continue: page.metadata?._continue,
+          resourceVersion: page.metadata?.resourceVersion,
+        };
+      },
+      {
+        changed: () => this.optIn.webhooksChanged(this.webhooks.values()),
+        removed: () => this.optIn.webhooksChanged(this.webhooks.values()),
+      },
+      log,
+      WEBHOOKS_RETRY_MS,
+    );
+    this.optIn = new OptIn(
+      (name) => {
+        const ns = this.namespaces.get(name);
+        return ns && namespaceLabels(ns);
+      },
+      (namespace) => this.pods.reconsider(namespace),
     );
     this.statefulSets = new Informer<V1StatefulSet>(
       kc,
@@ -70,15 +178,20 @@ export class KubeClusterView implements ClusterView {
       { changed: (sts, before) => (before ? undefined : on.statefulSet?.(sts)) },
       log,
     );
-    this.pods = new PodTracker(kc, addressKeys, on.pod, log);
+    this.pods = new PodTracker(kc, addressKeys, (namespace) => this.optIn.has(namespace), on.pod, log);
   }
 
+  /**
+   * Resolves once namespaces, StatefulSets and pods are listed. The webhook configurations are not
+   * waited for: netpin may be forbidden to read them (then it trusts no namespace's own records).
+   */
   async start(): Promise<void> {
+    void this.webhooks.start();
     await Promise.all([this.namespaces.start(), this.statefulSets.start(), this.pods.start()]);
   }
 
   async stop(): Promise<void> {
-    await Promise.all([this.namespaces.stop(), this.statefulSets.stop(), this.pods.stop()]);
+    await Promise.all([this.namespaces.stop(), this.statefulSets.stop(), this.pods.stop(), this.webhooks.stop()]);
   }
 
   /** Whether namespaces, StatefulSets and pods have each completed their latest list (Reflector.complete). */
@@ -92,6 +205,11 @@ export class KubeClusterView implements ClusterView {
 
   namespaceLabels(namespace: string): Record<string, string> {
     return { ...this.namespaces.get(namespace)?.metadata?.labels, 'kubernetes.io/metadata.name': namespace };
+  }
+
+  /** Whether netpin's webhooks admit the pods of this namespace (OptIn). */
+  optedIn(namespace: string): boolean {
+    return this.optIn.has(namespace);
   }
 
   statefulSet(namespace: string, name: string): WorkloadInfo | undefined {

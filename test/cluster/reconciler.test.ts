@@ -1042,6 +1042,9 @@ describe("the reconciler's calls to the API server", () => {
           uid: 'u1',
           addresses: ['10.0.0.5'],
           egress: [],
+          // Not scheduled, and the reconciler does not judge namespaces: nothing against other owners.
+          unforged: [],
+          inUse: [],
         },
       ]);
       expect(api.seen.map((s) => `${s.method} ${s.path}`)).toEqual(['GET /api/v1/namespaces/shop/pods']);
