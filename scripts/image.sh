@@ -1,12 +1,33 @@
 #!/usr/bin/env bash
 # npm run image [-- --tag <ref>] [--out <file>]: netpin's container image as an OCI image
 # archive, built without a Docker engine. It holds what the Dockerfile describes: Node 24 (the
-# binary of the "node" devDependency, with the glibc libraries it links), package.json, dist/src
-# and the production node_modules under /app, running as 65532:65532, and nothing that needs a
-# writable root. Load it with `ctr -n k8s.io images import`, `podman load` or
+# binary of the "node" devDependency, checked against scripts/node-checksums.txt, with the glibc
+# libraries it links), package.json, dist/src and the production node_modules under /app, running
+# as 65532:65532, and nothing that needs a writable root. Load it with `ctr -n k8s.io images import`, `podman load` or
 # `skopeo copy oci-archive:<file> docker://<registry>/netpin:<tag>`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# The Node binary, checked before anything runs it (npm puts it first on PATH, so tsc and `node`
+# below would): package-lock.json pins only the "node" wrapper package, whose install script fetches
+# node-linux-<arch> unpinned. Its SHA-256 must be the one scripts/node-checksums.txt keeps for the
+# lockfile's version and this machine's architecture.
+node_bin="$(readlink -f node_modules/node/bin/node)"
+node_version="$(awk '/^    "node_modules\/node": \{/ { found = 1 } found && /"version":/ { gsub(/[",]/, "", $2); print $2; exit }' package-lock.json)"
+case "$(uname -m)" in
+x86_64 | amd64) node_platform=linux-x64 ;;
+aarch64 | arm64) node_platform=linux-arm64 ;;
+*) node_platform="linux-$(uname -m)" ;;
+esac
+node_sum="$(awk -v v="$node_version" -v p="$node_platform" '$1 == v && $2 == p { print $3 }' scripts/node-checksums.txt)"
+if [[ -z "$node_version" || -z "$node_sum" ]]; then
+	echo "image.sh: scripts/node-checksums.txt has no SHA-256 for Node ${node_version:-?} $node_platform (the lockfile's \"node\"); add it as that file says" >&2
+	exit 1
+fi
+if ! echo "$node_sum  $node_bin" | sha256sum --check --status; then
+	echo "image.sh: $node_bin is not the Node $node_version $node_platform of scripts/node-checksums.txt (SHA-256 $(sha256sum "$node_bin" | cut -d' ' -f1), expected $node_sum): reinstall with npm ci, or check the package" >&2
+	exit 1
+fi
 
 version="$(node -p 'require("./package.json").version')"
 tag="netpin.test/netpin:$version"
@@ -26,8 +47,7 @@ root="$stage/rootfs"
 npm run --silent build
 (cd tools/mkimage && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -o "$stage/mkimage" .)
 
-# Node, where the distroless image keeps it, and the shared libraries it links (Debian 12's, as there).
-node_bin="$(readlink -f node_modules/node/bin/node)"
+# Node (verified above), where the distroless image keeps it, and the shared libraries it links (Debian 12's, as there).
 "$node_bin" -e 'if (process.versions.node.split(".")[0] !== "24") process.exit(1)' || { echo "image.sh: the node devDependency is not Node 24" >&2; exit 1; }
 install -D -m 0755 "$node_bin" "$root/nodejs/bin/node"
 ldd "$node_bin" | awk '/=> \// { print $3 } /^\t\/lib/ { print $1 }' | while read -r lib; do
