@@ -1,5 +1,5 @@
 import { bandwidthProblems } from '../cni/bandwidth.js';
-import type { WorkloadShape } from '../cni/dialect.js';
+import type { Dialect, WorkloadShape } from '../cni/dialect.js';
 import { EGRESS_LABEL } from '../cni/egress.js';
 import { ALLOCATED_KEY, EGRESS_ALLOCATED_KEY, hasIntentKeys, PINNED_LABEL, PREFIX } from '../intent/keys.js';
 import { parseDual, parseIntent } from '../intent/parse.js';
@@ -8,12 +8,63 @@ import { addressList, formatDual, parseAddress } from '../net/address.js';
 import type { EgressResult, Placement } from '../ipam/allocator.js';
 import type { Claim, EgressOwner, Owner } from '../ipam/claim.js';
 import type { Pool } from '../ipam/pool.js';
+import type { ClusterView } from '../cluster/view.js';
+import { shown } from '../net/shown.js';
 import { checkIntent, renderProblems, type AdmissionDeps, type CheckedIntent } from './context.js';
 import { allowed, denied, patched, type Verdict } from './respond.js';
 import type { AdmissionRequest, KubeObject } from './review.js';
 
-/** Labels netpin puts on the pods it admits; nobody else may change them. */
+/** Labels netpin puts on the pods it admits; nobody else may write or change them. */
 const NETPIN_LABELS = [PINNED_LABEL, EGRESS_LABEL];
+
+/**
+ * netpin's labels on a new pod: absent, or what netpin sets (`expected`). netpin.io/egress is what
+ * the CNI's egress resources (Antrea's Egress, Cilium's policy) select the pods of an egress address
+ * by: written by hand it would join another workload's egress address.
+ */
+function handWrittenLabels(labels: Record<string, string> | undefined, expected: Record<string, string>): Problem[] {
+  return NETPIN_LABELS.filter((l) => labels?.[l] !== undefined && labels[l] !== expected[l]).map((label) => ({
+    key: label,
+    message: `is netpin's label, set here by hand to ${shown(labels![label]!)}: ${
+      label === EGRESS_LABEL
+        ? "the CNI's egress resources select the pods that share an egress address by it, so it would join another workload's egress address"
+        : 'netpin sets it on the pods it pins an address for'
+    }`,
+    fix: `remove the label ${label}: netpin sets it${label === EGRESS_LABEL ? ' on the pods it gives an egress address (netpin.io/egress-pool or netpin.io/egress-ip)' : ''}`,
+  }));
+}
+
+/**
+ * A view that watches StatefulSets can tell a live one's uid, and undefined when none has that name;
+ * the memory ledger's view, which knows only the reviews it saw, cannot.
+ */
+type StatefulSetWatch = ClusterView & { statefulSetUid?(namespace: string, name: string): string | undefined };
+
+/**
+ * A pod named `<sts>-<k>` whose controller is StatefulSet `<sts>` takes ordinal k's reserved address
+ * and shares the StatefulSet's egress address. Anyone who may create a pod may write any
+ * ownerReference, so the reference must name the live StatefulSet by its uid. Without a view that
+ * watches StatefulSets (--ledger memory), there is nothing to check it against, and it is trusted.
+ */
+function ownerProblems(pod: KubeObject, namespace: string, deps: AdmissionDeps): Problem[] {
+  const sts = statefulSetOf(pod);
+  const cluster = deps.cluster as StatefulSetWatch;
+  if (!sts || !cluster.statefulSetUid) return [];
+  const uid = cluster.statefulSetUid(namespace, sts.name);
+  if (uid !== undefined && uid === sts.uid) return [];
+  const name = shown(sts.name);
+  return [
+    {
+      key: 'metadata.ownerReferences',
+      message: `names StatefulSet ${name} as the controller of pod ${shown(pod.metadata?.name ?? '')}, ${
+        uid === undefined
+          ? `and namespace ${namespace} has no StatefulSet of that name`
+          : `with uid ${shown(sts.uid ?? '')}, and StatefulSet ${name} has uid ${uid}`
+      }: a StatefulSet's pod takes its ordinal's reserved address, so only the StatefulSet's own pods may name it`,
+      fix: `let StatefulSet ${name} create its pods, or remove the ownerReference: a pod of its own gets an address of its own`,
+    },
+  ];
+}
 
 /** netpin.io/allocated on a pod netpin pins no address for: nothing netpin gave, so nothing to check it against. */
 const STRAY_ALLOCATED: Problem = {
@@ -47,11 +98,13 @@ export async function mutatePod(req: AdmissionRequest, deps: AdmissionDeps): Pro
   const pod = req.object!;
   const annotations = pod.metadata?.annotations;
   if (!hasIntentKeys(annotations)) {
-    const stray = strayRecords(annotations ?? {});
+    const stray = [...strayRecords(annotations ?? {}), ...handWrittenLabels(pod.metadata?.labels, {})];
     return stray.length ? denied(renderProblems(stray, deps.dialect)) : allowed();
   }
 
   const namespace = namespaceOf(req, pod);
+  const forged = ownerProblems(pod, namespace, deps);
+  if (forged.length) return denied(renderProblems(forged, deps.dialect));
   const sts = statefulSetOf(pod);
   const shape = podShape(pod);
   // Everything that would refuse the pod is found before anything is claimed: a refused pod
@@ -91,8 +144,12 @@ export async function mutatePod(req: AdmissionRequest, deps: AdmissionDeps): Pro
     made = [...made, ...given.fresh];
   }
   const rendering = deps.dialect.render(intent, shape, placement);
-  // A race may have given another address than the preflight predicted.
-  const conflicts = handWrittenProblems(annotations ?? {}, rendering.annotations, deps);
+  const extraLabels = placement.addresses ? { ...rendering.labels, [PINNED_LABEL]: 'true' } : rendering.labels;
+  // A race may have given another address than the preflight predicted; netpin's labels are known only now.
+  const conflicts = [
+    ...handWrittenProblems(annotations ?? {}, rendering.annotations, deps),
+    ...handWrittenLabels(pod.metadata?.labels, extraLabels),
+  ];
   if (conflicts.length) {
     for (const c of made) await deps.allocator.ledger.release(c);
     return denied(renderProblems(conflicts, deps.dialect));
@@ -100,7 +157,6 @@ export async function mutatePod(req: AdmissionRequest, deps: AdmissionDeps): Pro
   const newAnnotations = { ...annotations, ...rendering.annotations };
   if (placement.addresses) newAnnotations[ALLOCATED_KEY] = formatDual(placement.addresses);
   if (placement.egress) newAnnotations[EGRESS_ALLOCATED_KEY] = formatDual(placement.egress);
-  const extraLabels = placement.addresses ? { ...rendering.labels, [PINNED_LABEL]: 'true' } : rendering.labels;
   const labels = Object.keys(extraLabels).length ? { ...pod.metadata?.labels, ...extraLabels } : pod.metadata?.labels;
   const mutated: KubeObject = {
     ...pod,
@@ -174,8 +230,15 @@ export async function validatePod(req: AdmissionRequest, deps: AdmissionDeps): P
   const annotations = pod.metadata?.annotations ?? {};
   const problems: Problem[] = bandwidthProblems(annotations);
   if (!hasIntentKeys(annotations)) problems.push(...strayRecords(annotations));
-  const expected = hasIntentKeys(annotations) ? await expectedAnnotations(req, pod, deps, problems) : {};
-  problems.push(...handWrittenProblems(annotations, expected, deps));
+  else problems.push(...ownerProblems(pod, namespaceOf(req, pod), deps));
+  const expected = hasIntentKeys(annotations)
+    ? await expectedRendering(req, pod, deps, problems)
+    : { annotations: {}, labels: {} };
+  // When the pod is refused for what netpin cannot render, what it rendered would only be repeated back.
+  if (expected) {
+    problems.push(...handWrittenProblems(annotations, expected.annotations, deps));
+    problems.push(...handWrittenLabels(pod.metadata?.labels, expected.labels));
+  }
   if (problems.length) return denied(renderProblems(problems, deps.dialect));
   if (!req.dryRun) recordAllocation(req, pod, deps);
   return allowed();
@@ -266,7 +329,7 @@ async function predictedPlacement(
   deps: AdmissionDeps,
 ): Promise<Placement> {
   const { intent, plan } = checked;
-  const handWritten = deps.dialect.placementKeys.some((k) => annotations[k] !== undefined);
+  const handWritten = placementKeysIn(annotations, deps.dialect).length > 0;
   if (!handWritten || !deps.dialect.pinsAddresses(intent, shape)) return { pools: plan.pools };
   const preview = await deps.allocator.allocate({
     intent,
@@ -279,22 +342,25 @@ async function predictedPlacement(
   return preview.ok ? preview.allocation : { pools: plan.pools };
 }
 
-/** What the netpin intent renders for this pod, checked against what the pod carries; problems go to `problems`. */
-async function expectedAnnotations(
+/**
+ * The annotations and netpin's labels the netpin intent renders for this pod, checked against what
+ * the pod carries; problems go to `problems`. Undefined when it cannot be told, which is a problem.
+ */
+async function expectedRendering(
   req: AdmissionRequest,
   pod: KubeObject,
   deps: AdmissionDeps,
   problems: Problem[],
-): Promise<Record<string, string>> {
+): Promise<{ annotations: Record<string, string>; labels: Record<string, string> } | undefined> {
   const annotations = pod.metadata?.annotations ?? {};
   const shape = podShape(pod);
   const checked = await checkIntent(annotations, shape, namespaceOf(req, pod), deps);
   problems.push(...checked.problems);
-  if (checked.problems.length) return {};
+  if (checked.problems.length) return undefined;
   const pins = deps.dialect.pinsAddresses(checked.intent, shape);
   if (!pins && annotations[ALLOCATED_KEY] !== undefined) {
     problems.push(STRAY_ALLOCATED);
-    return {};
+    return undefined;
   }
   if (pins && annotations[ALLOCATED_KEY] === undefined) {
     problems.push({
@@ -302,7 +368,7 @@ async function expectedAnnotations(
       message: 'netpin has not pinned this pod: its mutating webhook did not run',
       fix: 'check that the MutatingWebhookConfiguration of netpin selects this namespace, then create the pod again',
     });
-    return {};
+    return undefined;
   }
   if (checked.intent.egress?.pools && annotations[EGRESS_ALLOCATED_KEY] === undefined) {
     problems.push({
@@ -310,7 +376,7 @@ async function expectedAnnotations(
       message: 'netpin has not given this pod its egress address: its mutating webhook did not run',
       fix: 'check that the MutatingWebhookConfiguration of netpin selects this namespace, then create the pod again',
     });
-    return {};
+    return undefined;
   }
   const placement = placementOf(annotations, checked.intent, checked.plan.pools, deps);
   if (typeof placement === 'string') {
@@ -319,9 +385,10 @@ async function expectedAnnotations(
       message: placement,
       fix: 'do not write netpin.io/allocated by hand: netpin writes it',
     });
-    return {};
+    return undefined;
   }
-  const expected = deps.dialect.render(checked.intent, shape, placement).annotations;
+  const rendering = deps.dialect.render(checked.intent, shape, placement);
+  const expected = rendering.annotations;
   for (const key of Object.keys(expected).filter((k) => annotations[k] === undefined)) {
     problems.push({
       key,
@@ -329,7 +396,8 @@ async function expectedAnnotations(
       fix: 'find the webhook that strips annotations, or remove the netpin.io/ annotations',
     });
   }
-  return expected;
+  const labels = placement.addresses ? { ...rendering.labels, [PINNED_LABEL]: 'true' } : rendering.labels;
+  return { annotations: expected, labels };
 }
 
 /**
@@ -360,6 +428,21 @@ function placementOf(
 }
 
 /**
+ * Whether `key` is one of the CNI's placement keys. `*.` at the start of one stands for any prefix
+ * that ends in a dot: Kube-OVN's per-attachment keys `<nad>.<namespace>.ovn.kubernetes.io/ip_address`.
+ */
+function isPlacementKey(key: string, dialect: Dialect): boolean {
+  return dialect.placementKeys.some((k) =>
+    k.startsWith('*.') ? key.length > k.length - 1 && key.endsWith(k.slice(1)) : key === k,
+  );
+}
+
+/** The placement keys a pod's annotations hold. */
+function placementKeysIn(annotations: Record<string, string>, dialect: Dialect): string[] {
+  return Object.keys(annotations).filter((k) => isPlacementKey(k, dialect));
+}
+
+/**
  * CNI annotations the user wrote by hand: a placement key netpin does not write here would bypass
  * the ledger and the pools' namespaceSelectors, so another owner could be handed the same address;
  * any other rendered key must hold what the intent renders.
@@ -370,12 +453,12 @@ function handWrittenProblems(
   deps: AdmissionDeps,
 ): Problem[] {
   const problems: Problem[] = [];
-  for (const key of deps.dialect.placementKeys) {
-    if (annotations[key] !== undefined && expected[key] === undefined) {
+  for (const key of placementKeysIn(annotations, deps.dialect)) {
+    if (expected[key] === undefined) {
       problems.push({
         key,
         message: `is written by hand, so netpin's ledger does not know the address and no IPPool namespaceSelector applies`,
-        fix: 'write netpin.io/ip, netpin.io/ips or netpin.io/pool instead, and netpin writes this annotation',
+        fix: 'write netpin.io/ip, netpin.io/ips or netpin.io/pool instead (netpin.io/egress-ip or netpin.io/egress-pool for an egress address), and netpin writes this annotation',
       });
     }
   }
@@ -383,7 +466,7 @@ function handWrittenProblems(
     if (annotations[key] !== undefined && annotations[key] !== value) {
       problems.push({
         key,
-        message: `is set by hand to ${JSON.stringify(annotations[key])}, but the netpin intent needs ${JSON.stringify(value)}`,
+        message: `is set by hand to ${shown(annotations[key])}, but the netpin intent needs ${shown(value)}`,
         fix: `remove ${key} and let netpin write it, or remove the netpin.io/ annotations`,
       });
     }
@@ -436,7 +519,13 @@ function liveIntent(
   );
   if (changed.length === 0) return undefined;
   const { intent, problems } = parseIntent(after.metadata?.annotations);
-  problems.push(...deps.dialect.check(intent, podShape(after), []));
+  if (problems.length) return { intent, problems };
+  // The CNI judges the intent with the pools of what netpin gave the pod: its egress address lies in one.
+  const placement = placementFor(after.metadata?.annotations ?? {}, intent, deps);
+  const index = deps.allocator.ledger.index;
+  const given = typeof placement === 'string' ? { pools: [] } : placement;
+  const egressPools = addressList(given.egress ?? {}).flatMap((a) => index.poolOf(a) ?? []);
+  problems.push(...deps.dialect.check(intent, podShape(after), given.pools, egressPools));
   return { intent, problems };
 }
 
@@ -469,18 +558,17 @@ function updateProblems(before: KubeObject, after: KubeObject, deps: AdmissionDe
     });
   }
   const rendered = renderedFor(after, deps);
-  const placementKeys = deps.dialect.placementKeys;
-  const owned = new Set([...placementKeys, ...Object.keys(renderedFor(before, deps)), ...Object.keys(rendered)]);
-  for (const key of changed.filter((k) => owned.has(k) && !k.startsWith(PREFIX))) {
-    if (
-      placementKeys.includes(key)
-        ? deps.dialect.isWriteBack(key, rendered[key], a0[key], a1[key])
-        : a1[key] === rendered[key]
-    )
+  const owned = new Set([...Object.keys(renderedFor(before, deps)), ...Object.keys(rendered)]);
+  for (const key of changed.filter((k) => !k.startsWith(PREFIX))) {
+    const placement = isPlacementKey(key, deps.dialect);
+    if (!placement && !owned.has(key)) continue;
+    if (placement ? deps.dialect.isWriteBack(key, rendered[key], a0[key], a1[key]) : a1[key] === rendered[key]) {
+      if (placement) problems.push(...writeBackProblems(key, a1[key]!, a1[ALLOCATED_KEY], deps));
       continue;
+    }
     problems.push({
       key,
-      message: `cannot change on a running pod: ${placementKeys.includes(key) ? `${deps.dialect.title} reads it only when the pod is created` : 'netpin wrote it from the netpin.io/ annotations'}`,
+      message: `cannot change on a running pod: ${placement ? `${deps.dialect.title} reads it only when the pod is created` : 'netpin wrote it from the netpin.io/ annotations'}`,
       fix: recreate,
     });
   }
@@ -488,6 +576,28 @@ function updateProblems(before: KubeObject, after: KubeObject, deps: AdmissionDe
     ...bandwidthProblems(Object.fromEntries(changed.filter((k) => a1[k] !== undefined).map((k) => [k, a1[k]!]))),
   );
   return problems;
+}
+
+/**
+ * What the CNI writes back names only addresses netpin gave the pod (netpin.io/allocated), or ones of
+ * no netpin pool, which the CNI's own IPAM gave: a pod must not name, and so be counted as using, an
+ * address of a pool that netpin may give another.
+ */
+function writeBackProblems(key: string, value: string, allocated: string | undefined, deps: AdmissionDeps): Problem[] {
+  const given = new Set((allocated ?? '').split(',').map((a) => parseAddress(a)?.toString()));
+  const index = deps.allocator.ledger.index;
+  return value.split(',').flatMap((text) => {
+    const ip = parseAddress(text);
+    const pool = ip && !given.has(ip.toString()) ? index.poolOf(ip) : undefined;
+    if (!ip || !pool) return [];
+    return [
+      {
+        key,
+        message: `names ${ip.toString()}, an address of IPPool ${pool.name} that netpin did not give this pod: ${deps.dialect.title} writes back the addresses the pod was given, and of another family only one from its own IPAM`,
+        fix: `remove ${ip.toString()} from ${key}; a pod gets an address of IPPool ${pool.name} when it is created with netpin.io/ip or netpin.io/pool`,
+      },
+    ];
+  });
 }
 
 /** The CNI annotations netpin renders for a pod as it stands; none when its intent does not parse. */
@@ -544,11 +654,14 @@ function podShape(pod: KubeObject): WorkloadShape {
   return { kind: 'Pod', replicas: 1, statefulSet: statefulSetOf(pod) !== undefined };
 }
 
-/** The StatefulSet that controls this pod and its ordinal, from the owner reference and the `<sts>-<k>` name. */
-function statefulSetOf(pod: KubeObject): { name: string; ordinal: number } | undefined {
+/**
+ * The StatefulSet the pod names as its controller and its ordinal, from the owner reference and the
+ * `<sts>-<k>` name; `uid` is the reference's, which ownerProblems holds against the live StatefulSet.
+ */
+function statefulSetOf(pod: KubeObject): { name: string; ordinal: number; uid?: string } | undefined {
   const ref = pod.metadata?.ownerReferences?.find((r) => r.controller && r.kind === 'StatefulSet');
   const name = pod.metadata?.name;
   if (!ref || !name?.startsWith(`${ref.name}-`)) return undefined;
   const suffix = name.slice(ref.name.length + 1);
-  return /^(0|[1-9]\d*)$/.test(suffix) ? { name: ref.name, ordinal: Number(suffix) } : undefined;
+  return /^(0|[1-9]\d*)$/.test(suffix) ? { name: ref.name, ordinal: Number(suffix), uid: ref.uid } : undefined;
 }

@@ -1,7 +1,7 @@
 import { KEYS } from '../intent/keys.js';
 import { type Intent, type Problem } from '../intent/types.js';
 import { addressList, fromBigInt, type Address, type DualAddress } from '../net/address.js';
-import type { Pool } from '../ipam/pool.js';
+import { poolContains, type Pool } from '../ipam/pool.js';
 import type { Rendering } from './dialect.js';
 
 export const EGRESS_LABEL = 'netpin.io/egress';
@@ -145,7 +145,13 @@ export function egressByResource(
   };
 }
 
-/** An egress address that does not come from an egress pool, for a CNI that needs one (its gateway nodes). */
+/**
+ * The rule every CNI with an egress address shares: the address comes from an egress pool that the
+ * namespace may use (`egressPools`). There netpin's ledger holds it for one owner, and the pool's
+ * namespaceSelector says who may use it; an address outside every pool would be anyone's, another
+ * team's egress address or a gateway alike.
+ * A CNI that puts the address on gateway nodes itself (`needsNodes`) needs the pool to name them.
+ */
 export function egressPoolProblems(
   intent: Intent,
   egressPools: readonly Pool[],
@@ -155,14 +161,13 @@ export function egressPoolProblems(
   if (!intent.egress) return [];
   const key = intent.egress.ip ? KEYS.egressIp : KEYS.egressPool;
   // Egress pools named by netpin.io/egress-pool that do not resolve are the plan's to refuse.
-  if (egressPools.length === 0 && intent.egress.ip) {
-    return [
-      {
-        key,
-        message: `${title} sets an egress address through a cluster resource on gateway nodes, and netpin keeps one only for an address of an egress pool`,
-        fix: 'put the address in an IPPool with spec.egress (its gateway nodes in spec.egress.nodeSelector), or use netpin.io/egress-pool',
-      },
-    ];
+  const outside = addressList(intent.egress.ip ?? {}).filter((a) => !egressPools.some((p) => poolContains(p, a)));
+  if (outside.length > 0) {
+    return outside.map((a) => ({
+      key,
+      message: `${a.toString()} is no address of an egress pool this namespace may use, and ${title} would send the pod's outbound traffic from it: netpin gives an egress address only from an IPPool with spec.egress whose namespaceSelector selects the namespace, where its ledger holds the address for one owner`,
+      fix: 'choose an address of an IPPool with spec.egress that selects this namespace, or have one given with netpin.io/egress-pool',
+    }));
   }
   if (!needsNodes) return [];
   return egressPools

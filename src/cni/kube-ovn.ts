@@ -1,9 +1,11 @@
-import { familiesOf, formatDual, parseAddress } from '../net/address.js';
+import { addressList, familiesOf, familyOf, formatDual } from '../net/address.js';
 import { KEYS } from '../intent/keys.js';
+import { parseDual } from '../intent/parse.js';
 import { needsAddress, type Intent, type Problem, type Rate } from '../intent/types.js';
 import { describeRanges, type Pool } from '../ipam/pool.js';
 import { NETEM } from './bandwidth.js';
 import type { Dialect, WorkloadShape } from './dialect.js';
+import { egressPoolProblems } from './egress.js';
 import { addressIntentKeys, nativeNames } from './rules.js';
 
 const MBPS = 1_000_000n;
@@ -11,6 +13,19 @@ const OVN = 'ovn.kubernetes.io';
 
 const IP_ADDRESS = `${OVN}/ip_address`;
 const LOGICAL_SWITCH = `${OVN}/logical_switch`;
+/** The keys that choose a pod's addresses, its Subnet, or the address its traffic leaves by (pkg/util/const.go). */
+const PLACEMENT = [IP_ADDRESS, `${OVN}/ip_pool`, LOGICAL_SWITCH, `${OVN}/snat`, `${OVN}/eip`];
+/**
+ * Each key also has a form per network attachment, `<provider>.kubernetes.io/X` where the provider
+ * is `<nad>.<namespace>.ovn`: `*.` in a placement key stands for that prefix.
+ */
+const PER_ATTACHMENT = PLACEMENT.map((k) => `*.${k}`);
+
+/** The key a per-attachment key is a form of: `net1.shop.ovn.kubernetes.io/ip_address` is an ip_address. */
+function baseKey(key: string): string {
+  const at = key.indexOf(`.${OVN}/`);
+  return at > 0 ? key.slice(at + 1) : key;
+}
 
 const subnets = (pools: readonly Pool[]) => nativeNames(pools, (cni) => cni.kubeOvn?.subnet);
 
@@ -105,7 +120,7 @@ function checkEgress(intent: Intent, shape: WorkloadShape, egressPools: readonly
 export const kubeOvn: Dialect = {
   name: 'kube-ovn',
   title: 'Kube-OVN',
-  placementKeys: [IP_ADDRESS, `${OVN}/ip_pool`, LOGICAL_SWITCH],
+  placementKeys: [...PLACEMENT, ...PER_ATTACHMENT],
   addressKeys: [IP_ADDRESS],
   // pkg/daemon/controller.go enqueueUpdatePod applies changed rates and netem values to a running pod.
   liveKeys: [KEYS.ingressRate, KEYS.egressRate, KEYS.latency, KEYS.jitter, KEYS.loss, KEYS.limit],
@@ -133,7 +148,11 @@ export const kubeOvn: Dialect = {
         fix: `Drop netpin.io/ingress-rate or ${netem.join(', ')}; netpin.io/egress-rate can be combined with them`,
       });
     }
-    return [...problems, ...checkEgress(intent, shape, egressPools)];
+    return [
+      ...problems,
+      ...checkEgress(intent, shape, egressPools),
+      ...egressPoolProblems(intent, egressPools, 'Kube-OVN', false),
+    ];
   },
 
   // Kube-OVN ignores kubernetes.io/*-bandwidth (no bandwidth plugin in its conflist), so they are not written.
@@ -175,14 +194,21 @@ export const kubeOvn: Dialect = {
     ],
   }),
 
-  // The controller writes the addresses and Subnet it used back onto the pod (pkg/controller/pod.go
-  // reconcileAllocateSubnets), on a dual-stack Subnet with the other family filled in.
+  // The controller writes the addresses and Subnet it used back onto the pod, once, after IPAM
+  // (pkg/controller/pod.go reconcileAllocateSubnets), for the primary network and each attachment. It
+  // allocates exactly the address asked for, and on a dual-stack Subnet fills in the other family from
+  // its own IPAM (checkAndAppendIpsForDual). So a write-back keeps what netpin rendered, family by
+  // family, and adds at most one address of a family netpin left to Kube-OVN; the admission layer sees
+  // to it that such an address is no netpin pool's. A second write, or one of another key, is not Kube-OVN's.
   isWriteBack(key, rendered, before, after) {
-    if (after === undefined) return false;
-    if (key === LOGICAL_SWITCH) return rendered === undefined ? before === undefined : after === rendered;
-    if (key !== IP_ADDRESS) return false;
-    if (rendered === undefined) return before === undefined;
-    const written = new Set(after.split(',').map((a) => parseAddress(a.trim())?.toString()));
-    return rendered.split(',').every((a) => written.has(a));
+    if (after === undefined || (before !== undefined && before !== rendered)) return false;
+    const base = baseKey(key);
+    if (base === LOGICAL_SWITCH) return rendered === undefined || after === rendered;
+    if (base !== IP_ADDRESS) return false;
+    const written = parseDual(after);
+    if (typeof written === 'string') return false;
+    const given = rendered === undefined ? {} : parseDual(rendered);
+    if (typeof given === 'string') return false;
+    return addressList(given).every((a) => written[familyOf(a)]?.toString() === a.toString());
   },
 };

@@ -168,8 +168,9 @@ describe('a running pod keeps what netpin gave it', () => {
   it('lets Kube-OVN write back the addresses it used, not others', async () => {
     const h = await harness({ cni: 'kube-ovn' });
     const pod = await created(h, { 'netpin.io/ip': '10.20.0.7' });
+    // The other family from Kube-OVN's own IPAM: an address of no netpin pool (pods-writeback.test.ts).
     const dual = edit(pod, (m) => {
-      m.annotations['ovn.kubernetes.io/ip_address'] = '10.20.0.7,fd00:20::9';
+      m.annotations['ovn.kubernetes.io/ip_address'] = '10.20.0.7,fd00:99::9';
       m.annotations['ovn.kubernetes.io/mac_address'] = '00:00:00:aa:bb:cc';
       m.annotations['ovn.kubernetes.io/allocated'] = 'true';
     });

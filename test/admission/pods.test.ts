@@ -133,9 +133,9 @@ describe('every intent on every CNI, through the webhook', () => {
         { 'ovn.kubernetes.io/snat': '203.0.113.1', 'netpin.io/egress-allocated': '203.0.113.1' },
       ],
       [
-        'egress outside every pool',
-        { 'netpin.io/egress-ip': '198.51.100.7' },
-        { 'ovn.kubernetes.io/snat': '198.51.100.7', 'netpin.io/egress-allocated': '198.51.100.7' },
+        'a fixed egress address of an egress pool',
+        { 'netpin.io/egress-ip': '203.0.113.9' },
+        { 'ovn.kubernetes.io/snat': '203.0.113.9', 'netpin.io/egress-allocated': '203.0.113.9' },
       ],
     ],
     antrea: [
@@ -568,7 +568,7 @@ describe('denials', () => {
       [],
       podCreate({ name: 'a', annotations: { 'netpin.io/egress-ip': '10.20.0.9' } }),
       'netpin.io/egress-ip',
-      ['lies in IPPool web, a pod pool'],
+      ['10.20.0.9 is no address of an egress pool this namespace may use', 'IPPool with spec.egress'],
     ],
     [
       'an egress address with no gateway nodes on Cilium',
@@ -576,7 +576,7 @@ describe('denials', () => {
       [],
       podCreate({ name: 'a', annotations: { 'netpin.io/egress-ip': '198.51.100.7' } }),
       'netpin.io/egress-ip',
-      ['netpin keeps one only for an address of an egress pool'],
+      ['198.51.100.7 is no address of an egress pool this namespace may use, and Cilium would send'],
     ],
     [
       'an EIP on Cilium',
@@ -1041,7 +1041,7 @@ describe('what a pod is given', () => {
   it("gives back a pod's claims when another pod took the address the check predicted, and refuses it", async () => {
     const egresses: Array<Record<string, string>> = [
       { 'netpin.io/egress-pool': 'out' },
-      { 'netpin.io/egress-ip': '198.51.100.7' },
+      { 'netpin.io/egress-ip': '203.0.113.9' },
     ];
     for (const egress of egresses) {
       const h = await harness({ cni: 'kube-ovn' });
@@ -1089,7 +1089,7 @@ describe('what a pod is given', () => {
     });
     expect(denial(await h.mutate(body))).toBe(
       "ovn.kubernetes.io/ip_address (CNI Kube-OVN): is written by hand, so netpin's ledger does not know the address and no IPPool namespaceSelector applies. " +
-        'Fix: write netpin.io/ip, netpin.io/ips or netpin.io/pool instead, and netpin writes this annotation',
+        'Fix: write netpin.io/ip, netpin.io/ips or netpin.io/pool instead (netpin.io/egress-ip or netpin.io/egress-pool for an egress address), and netpin writes this annotation',
     );
     expect(h.held()).toEqual({});
   });
@@ -1274,7 +1274,7 @@ spec:
     });
     expect(denial(await h.mutate(body))).toBe(
       "ovn.kubernetes.io/ip_address (CNI Kube-OVN): is written by hand, so netpin's ledger does not know the address and no IPPool namespaceSelector applies. " +
-        'Fix: write netpin.io/ip, netpin.io/ips or netpin.io/pool instead, and netpin writes this annotation',
+        'Fix: write netpin.io/ip, netpin.io/ips or netpin.io/pool instead (netpin.io/egress-ip or netpin.io/egress-pool for an egress address), and netpin writes this annotation',
     );
   });
 

@@ -9,6 +9,13 @@ const ovn6 = pool('ovn6', 'fd00:10:16::/120', { kubeOvn: { subnet: 'ovn-default'
 const blue6 = pool('blue6', 'fd00:20::/120', { kubeOvn: { subnet: 'blue' } });
 const plain4 = pool('plain4', '10.0.0.0/24');
 const EGRESS_WARNING = /default VPC.*--enable-eip-snat.*ovn-external-gw-config/;
+/** Egress pools holding the egress addresses of these tests: Kube-OVN takes one from an egress pool only. */
+const out4 = compilePool({
+  metadata: { name: 'out4' },
+  spec: { cidr: '192.0.2.0/28', exclude: ['192.0.2.1'], egress: {} },
+});
+const out6 = compilePool({ metadata: { name: 'out6' }, spec: { cidr: '2001:db8::/124', egress: {} } });
+const OUT = [out4, out6];
 
 describe('kube-ovn', () => {
   it('renders nothing for an empty intent', () => {
@@ -80,6 +87,44 @@ describe('kube-ovn', () => {
   });
 
   describe('write-back', () => {
+    const ip = 'ovn.kubernetes.io/ip_address';
+
+    it('keeps what netpin rendered, family by family, and adds at most one address of another family', () => {
+      expect(kubeOvn.isWriteBack(ip, '10.16.0.5', '10.16.0.5', '10.16.0.5')).toBe(true);
+      expect(kubeOvn.isWriteBack(ip, '10.16.0.5', undefined, '10.16.0.5')).toBe(true);
+      expect(kubeOvn.isWriteBack(ip, '10.16.0.5,fd00::5', '10.16.0.5,fd00::5', 'fd00::5,10.16.0.5')).toBe(true);
+      // Addresses added to what netpin gave: a second of the family, or two more.
+      expect(kubeOvn.isWriteBack(ip, '10.16.0.5', '10.16.0.5', '10.16.0.5,10.16.0.6')).toBe(false);
+      expect(kubeOvn.isWriteBack(ip, '10.16.0.5', '10.16.0.5', '10.16.0.5,fd00::9,10.16.0.6')).toBe(false);
+      expect(kubeOvn.isWriteBack(ip, '10.16.0.5,fd00::5', '10.16.0.5,fd00::5', '10.16.0.5,fd00::6')).toBe(false);
+      // A family netpin rendered left out, or the value not addresses at all.
+      expect(kubeOvn.isWriteBack(ip, '10.16.0.5,fd00::5', '10.16.0.5,fd00::5', '10.16.0.5')).toBe(false);
+      expect(kubeOvn.isWriteBack(ip, '10.16.0.5', '10.16.0.5', '10.16.0.5,x')).toBe(false);
+      expect(kubeOvn.isWriteBack(ip, undefined, undefined, '10.16.0.0/24')).toBe(false);
+    });
+
+    it('takes a write where netpin rendered nothing only once, with at most one address per family', () => {
+      expect(kubeOvn.isWriteBack(ip, undefined, undefined, '10.16.0.9,fd00::9')).toBe(true);
+      expect(kubeOvn.isWriteBack(ip, undefined, undefined, '10.16.0.9,10.16.0.10')).toBe(false);
+      expect(kubeOvn.isWriteBack(ip, undefined, '10.16.0.9', '10.16.0.9,fd00::9')).toBe(false);
+      // After netpin's value, the pod's address cannot be written again.
+      expect(kubeOvn.isWriteBack(ip, '10.16.0.5', '10.16.0.5,fd00::9', '10.16.0.5,fd00::8')).toBe(false);
+    });
+
+    it("judges each attachment's keys as the primary network's", () => {
+      const att = 'net1.shop.ovn.kubernetes.io/ip_address';
+      expect(kubeOvn.isWriteBack(att, undefined, undefined, '10.16.0.9')).toBe(true);
+      expect(kubeOvn.isWriteBack(att, undefined, undefined, '10.16.0.9,10.16.0.10')).toBe(false);
+      expect(kubeOvn.isWriteBack(att, undefined, '10.16.0.9', '10.16.0.10')).toBe(false);
+      expect(kubeOvn.isWriteBack('net1.shop.ovn.kubernetes.io/logical_switch', undefined, undefined, 'net1')).toBe(
+        true,
+      );
+      for (const key of ['snat', 'eip', 'ip_pool'])
+        expect(kubeOvn.isWriteBack(`net1.shop.ovn.kubernetes.io/${key}`, undefined, undefined, '10.16.0.9')).toBe(
+          false,
+        );
+    });
+
     it('lets Kube-OVN record the other family and the Subnet it used, and nothing else', () => {
       const ip = 'ovn.kubernetes.io/ip_address';
       const ls = 'ovn.kubernetes.io/logical_switch';
@@ -92,6 +137,8 @@ describe('kube-ovn', () => {
       expect(kubeOvn.isWriteBack(ls, undefined, undefined, 'ovn-default')).toBe(true);
       expect(kubeOvn.isWriteBack(ls, 'blue', 'blue', 'ovn-default')).toBe(false);
       expect(kubeOvn.isWriteBack('ovn.kubernetes.io/ip_pool', undefined, undefined, 'x')).toBe(false);
+      for (const key of ['snat', 'eip'])
+        expect(kubeOvn.isWriteBack(`ovn.kubernetes.io/${key}`, undefined, undefined, '192.0.2.9')).toBe(false);
     });
   });
 
@@ -179,7 +226,7 @@ describe('kube-ovn', () => {
       ['eip', 'ovn.kubernetes.io/eip'],
     ] as const)('writes mode %s as %s, with the prerequisites warning', (mode, key) => {
       const intent: Intent = { egress: { ip: { ipv4: v4('192.0.2.9') }, mode } };
-      expect(kubeOvn.check(intent, POD, [])).toEqual([]);
+      expect(kubeOvn.check(intent, POD, [], [out4])).toEqual([]);
       const r = kubeOvn.render(intent, POD, { pools: [], egress: intent.egress!.ip });
       expect(r.annotations).toEqual({ [key]: '192.0.2.9' });
       expect(r.labels).toEqual({});
@@ -192,7 +239,7 @@ describe('kube-ovn', () => {
         ip: { ipv4: v4('10.16.0.5'), ipv6: v6('fd00:10:16::5') },
         egress: { ip: { ipv6: v6('2001:db8::9') }, mode: 'snat' },
       };
-      expect(kubeOvn.check(intent, POD, [])).toEqual([]);
+      expect(kubeOvn.check(intent, POD, [], [out6])).toEqual([]);
       const r = kubeOvn.render(intent, POD, {
         ...allocation([ovn4, ovn6], '10.16.0.5', 'fd00:10:16::5'),
         egress: intent.egress!.ip,
@@ -210,6 +257,7 @@ describe('kube-ovn', () => {
         { egress: { ip: { ipv4: v4('192.0.2.9'), ipv6: v6('2001:db8::9') }, mode: 'snat' } },
         POD,
         [],
+        OUT,
       );
       expect(more).toEqual([]);
       expect(p?.key).toBe('netpin.io/egress-ip');
@@ -225,6 +273,7 @@ describe('kube-ovn', () => {
         { ...addresses, egress: { ip: { ipv6: v6('2001:db8::9') }, mode: 'snat' } },
         POD,
         [],
+        [out6],
       );
       expect(more).toEqual([]);
       expect(p?.key).toBe('netpin.io/egress-ip');
@@ -252,12 +301,43 @@ describe('kube-ovn', () => {
 
     it('refuses an EIP on several replicas, pointing at snat', () => {
       const eip: Intent = { egress: { ip: { ipv4: v4('192.0.2.9') }, mode: 'eip' } };
-      const [p, ...more] = kubeOvn.check(eip, DEPLOYMENT, []);
+      const [p, ...more] = kubeOvn.check(eip, DEPLOYMENT, [], [out4]);
       expect(more).toEqual([]);
       expect(p?.key).toBe('netpin.io/egress-mode');
       expect(p?.message).toContain('Deployment has 3 replicas');
       expect(p?.fix).toContain('snat');
-      expect(kubeOvn.check({ egress: { ip: { ipv4: v4('192.0.2.9') }, mode: 'snat' } }, DEPLOYMENT, [])).toEqual([]);
+      expect(
+        kubeOvn.check({ egress: { ip: { ipv4: v4('192.0.2.9') }, mode: 'snat' } }, DEPLOYMENT, [], [out4]),
+      ).toEqual([]);
+    });
+
+    // Outside every egress pool, no claim holds the address: another team's egress address, or a gateway.
+    it.each([
+      ['outside every pool', '198.51.100.9', []],
+      ['excluded from its egress pool, as a gateway', '192.0.2.1', [out4]],
+      ['of another egress pool than the ones the namespace may use', '192.0.2.9', [out6]],
+    ] as const)('refuses an egress IP %s, as Antrea and Cilium do', (_, ip, pools) => {
+      for (const mode of ['snat', 'eip'] as const) {
+        const [p, ...more] = kubeOvn.check({ egress: { ip: { ipv4: v4(ip) }, mode } }, POD, [], pools);
+        expect(more).toEqual([]);
+        expect(p?.key).toBe('netpin.io/egress-ip');
+        expect(p?.message).toBe(
+          `${ip} is no address of an egress pool this namespace may use, and Kube-OVN would send the pod's outbound traffic from it: ` +
+            'netpin gives an egress address only from an IPPool with spec.egress whose namespaceSelector selects the namespace, where its ledger holds the address for one owner',
+        );
+        expect(p?.fix).toBe(
+          'choose an address of an IPPool with spec.egress that selects this namespace, or have one given with netpin.io/egress-pool',
+        );
+      }
+    });
+  });
+
+  describe('placement keys', () => {
+    it('count snat, eip and the per-attachment forms of each key, which only netpin may write', () => {
+      for (const key of ['ip_address', 'ip_pool', 'logical_switch', 'snat', 'eip']) {
+        expect(kubeOvn.placementKeys).toContain(`ovn.kubernetes.io/${key}`);
+        expect(kubeOvn.placementKeys).toContain(`*.ovn.kubernetes.io/${key}`);
+      }
     });
   });
 });
