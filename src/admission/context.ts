@@ -57,8 +57,9 @@ function checkIntentNow(
   const { intent, problems } = parseIntent(annotations);
   const plan = deps.allocator.plan(intent, namespace, deps.cluster.namespaceLabels(namespace));
   // What the CNI cannot do at all comes before where the addresses would come from.
-  problems.push(...deps.dialect.check(intent, shape, plan.pools, plan.egressPools));
-  if (problems.length === 0) problems.push(...plan.problems);
+  // One by one, not spread: a spread of a long list overflows the stack.
+  for (const p of deps.dialect.check(intent, shape, plan.pools, plan.egressPools)) problems.push(p);
+  if (problems.length === 0) for (const p of plan.problems) problems.push(p);
   return { intent, plan, problems };
 }
 

@@ -17,6 +17,8 @@ const MIN_RATE = 1000n;
 const MAX_RATE = 10n ** 15n;
 /** 1P written out in bits with a fraction of zeros is 30 characters; 64 leaves room for any sane spelling. */
 const MAX_QUANTITY_CHARS = 64;
+/** netpin.io/ips entries at most: the ordinals a StatefulSet may reserve (workloads.ts), and the pods preview lists. */
+const MAX_LIST_ENTRIES = 10_000;
 const POOL_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 
 /** Reads the netpin.io/ annotations of a pod or pod template. Syntax only: no CNI, no pool lookups. */
@@ -202,6 +204,10 @@ export function parseDual(text: string): DualAddress | string {
 }
 
 function parseList(text: string): DualAddress[] | string {
+  // A list longer than any workload could use is refused before it is read, address by address.
+  const separator = text.includes(';') ? ';' : ',';
+  if (text.split(separator, MAX_LIST_ENTRIES + 1).length > MAX_LIST_ENTRIES)
+    return `more than ${MAX_LIST_ENTRIES} entries are listed, more than the replicas netpin pins`;
   let entries: DualAddress[];
   if (text.includes(';')) {
     entries = [];

@@ -273,6 +273,42 @@ describe('the recorder', () => {
     expect(writer.calls).toHaveLength(1);
   });
 
+  it("cuts a note to 1 KiB and its object's names to 253 characters when it records, before anything holds it", async () => {
+    const r = recorder();
+    const long = (note: string): EventNotice => ({
+      ...refusal(note),
+      regarding: {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        namespace: 'shop',
+        name: 'n'.repeat(1 << 20),
+        uid: 'u'.repeat(1 << 20),
+      },
+    });
+    // Notes alike in their first KiB are one series: the API server would show them alike anyway.
+    r.record(long(`${'a'.repeat(1 << 20)}1`));
+    r.record(long(`${'a'.repeat(1 << 20)}2`));
+    await vi.advanceTimersByTimeAsync(limits.seriesWriteMs);
+    expect(writer.calls.map((c) => c.op)).toEqual(['create', 'patch']);
+    const { event } = writer.calls[0] as { event: EventObject };
+    expect(Buffer.byteLength(event.note)).toBeLessThanOrEqual(1024);
+    expect(event.regarding.name).toHaveLength(253);
+    expect(event.regarding.uid).toHaveLength(253);
+  });
+
+  it('cuts an event that waits for its object likewise', async () => {
+    const r = recorder();
+    const name = 'n'.repeat(1 << 20);
+    r.recordWhenCreated({
+      ...refusal('a'.repeat(1 << 20)),
+      regarding: { apiVersion: 'apps/v1', kind: 'StatefulSet', namespace: 'shop', name },
+    });
+    r.observed({ kind: 'StatefulSet', namespace: 'shop', name: name.slice(0, 253), uid: 'sts-uid' });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(writer.calls).toHaveLength(1);
+    expect(writer.calls[0]).toMatchObject({ event: { regarding: { uid: 'sts-uid' } } });
+  });
+
   it('records nothing once stopped', async () => {
     const r = recorder();
     r.stop();

@@ -33,6 +33,32 @@ describe('parseAddress', () => {
       expect(parseAddress(text)).toBeUndefined();
     },
   );
+
+  // inet_aton's forms, which ipaddr.js reads and Kubernetes (netip.ParseAddr) does not: one address, many spellings.
+  it.each([
+    '169082889', // 10.20.0.9 as one number
+    '0xa140009',
+    '0',
+    '4294967295',
+    '012',
+    '10.20.9', // the last part is 16 bits
+    '10.1312777', // 24 bits
+    '0x0a.0x14.0.9',
+    '10.20.0.09',
+    '64:ff9b::010.20.0.9', // an IPv6 address's IPv4 tail, likewise
+    '64:ff9b::0x0a.20.0.9',
+    '64:ff9b::10.20.9',
+  ])('refuses %j: IPv4 is four decimal parts without leading zeros', (text) => {
+    expect(parseAddress(text)).toBeUndefined();
+  });
+
+  it.each([
+    ['0.0.0.0', '0.0.0.0'],
+    ['10.20.0.9', '10.20.0.9'],
+    ['64:ff9b::10.20.0.9', '64:ff9b::a14:9'],
+  ])('still reads %j', (text, canonical) => {
+    expect(parseAddress(text)?.toString()).toBe(canonical);
+  });
 });
 
 describe('parseRange', () => {
