@@ -49,13 +49,13 @@ export async function admitWorkload(req: AdmissionRequest, deps: AdmissionDeps, 
   const own = { ...obj.metadata?.annotations };
   if (kind === 'StatefulSet') {
     const release = scaleDownRelease(own);
-    if (typeof release === 'string')
+    if (typeof release === 'object')
       return denied(
         renderProblems(
           [
             {
               key: SCALE_DOWN_RELEASE,
-              message: release.replace(`${SCALE_DOWN_RELEASE} `, ''),
+              message: release.problem,
               fix: `write how long the ordinals above a new, lower spec.replicas keep their addresses (${SCALE_DOWN_RELEASE}: 1h), "never" to keep them while the StatefulSet exists, or remove the annotation for 1h`,
             },
           ],
@@ -123,11 +123,12 @@ async function admit(
     });
   }
   // Reserving ordinals asks the ledger the same for real, and names the ordinal it cannot serve.
-  if (checked && pins && !reserving && problems.length === 0)
-    problems.push(...ledgerProblems(w, prior, checked.intent, checked.plan, deps));
-  // What a namespace may hold: the pools' spec.namespaceLimit, and for a StatefulSet's reservations its pods quota.
+  // What a namespace may hold: the pools' spec.namespaceLimit first (the tighter rule where it is set),
+  // and for a StatefulSet's reservations its pods quota.
   const grows = checked !== undefined && needsMore(w, prior, checked.intent);
   if (checked && pins && grows && problems.length === 0) problems.push(...limitProblems(w, prior, checked, deps));
+  if (checked && pins && !reserving && problems.length === 0)
+    problems.push(...ledgerProblems(w, prior, checked.intent, checked.plan, deps));
   let quota: PodQuota | undefined;
   if (checked && pins && grows && w.kind === 'StatefulSet' && reserve && problems.length === 0) {
     quota = await deps.allocator.ledger.podQuota?.(w.namespace);

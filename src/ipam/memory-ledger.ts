@@ -1,12 +1,14 @@
 import type { Address, Family } from '../net/address.js';
 import { ClaimIndex } from './claim-index.js';
 import { ExhaustedError, renewedOwner, type Claim, type Owner } from './claim.js';
-import type { Ledger } from './ledger.js';
+import type { Ledger, PodQuota } from './ledger.js';
 import type { Pool } from './pool.js';
 
 /** A ledger that lives in this process only: for local runs and unit tests. */
 export class MemoryLedger implements Ledger {
   readonly index = new ClaimIndex();
+  /** No cluster, so no ResourceQuota: unset, unless a test stands one in. */
+  podQuota?: (namespace: string) => Promise<PodQuota | undefined>;
 
   constructor(pools: Pool[] = []) {
     for (const p of pools) this.index.setPool(p);

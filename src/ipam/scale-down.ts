@@ -18,20 +18,22 @@ const UNIT_MS: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1_000 };
 
 /**
  * The period after a scale-down before the ordinals above the new size give their addresses back, in
- * milliseconds; `never` for no release while the StatefulSet exists. A string says what is wrong.
+ * milliseconds; `never` for no release while the StatefulSet exists; `problem` says what is wrong.
  * Absent: the default. Values as Go durations without fractions: `90s`, `30m`, `1h30m`, `0s`.
  */
-export function scaleDownRelease(annotations: Record<string, string> | undefined): number | 'never' | string {
+export function scaleDownRelease(
+  annotations: Record<string, string> | undefined,
+): number | 'never' | { problem: string } {
   const text = annotations?.[SCALE_DOWN_RELEASE];
   if (text === undefined) return DEFAULT_SCALE_DOWN_RELEASE_MS;
   const value = text.trim();
   if (value === 'never') return 'never';
   const m = /^(?:(\d{1,7})h)?(?:(\d{1,9})m)?(?:(\d{1,11})s)?$/.exec(value);
-  if (!m || value === '') return `${SCALE_DOWN_RELEASE} must be a duration such as 30m, 1h or 90s, or "never"`;
+  if (!m || value === '') return { problem: 'must be a duration such as 30m, 1h or 90s, or "never"' };
   const ms = [m[1], m[2], m[3]].reduce(
     (n, part, i) => n + (part === undefined ? 0 : Number(part) * UNIT_MS['hms'[i]!]!),
     0,
   );
-  if (ms > MAX_MS) return `${SCALE_DOWN_RELEASE} may be at most 8784h (366 days); for no release, say "never"`;
+  if (ms > MAX_MS) return { problem: 'may be at most 8784h (366 days); for no release, say "never"' };
   return ms;
 }
