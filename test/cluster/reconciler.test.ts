@@ -1066,11 +1066,15 @@ describe("the reconciler's calls to the API server", () => {
       expect(await calls.statefulSetExists('shop', 'db')).toBe(true);
       expect(await calls.statefulSetExists('shop', 'gone')).toBe(false);
       await expect(calls.statefulSetExists('shop', 'broken')).rejects.toThrow();
-      expect(api.seen.map((s) => `${s.method} ${s.path}`)).toEqual([
-        'GET /apis/apps/v1/namespaces/shop/statefulsets/db',
-        'GET /apis/apps/v1/namespaces/shop/statefulsets/gone',
-        'GET /apis/apps/v1/namespaces/shop/statefulsets/broken',
-      ]);
+      // Its size and own annotations, for a scale-down's release.
+      expect(await calls.statefulSet!('shop', 'db')).toEqual({ replicas: 1, ordinalsStart: 0, annotations: undefined });
+      expect(await calls.statefulSet!('shop', 'gone')).toBeUndefined();
+      await expect(calls.statefulSet!('shop', 'broken')).rejects.toThrow();
+      expect(api.seen.map((s) => `${s.method} ${s.path}`)).toEqual(
+        ['db', 'gone', 'broken', 'db', 'gone', 'broken'].map(
+          (n) => `GET /apis/apps/v1/namespaces/shop/statefulsets/${n}`,
+        ),
+      );
     } finally {
       await api.close();
     }
