@@ -5,12 +5,16 @@
 // (Helm creates IPPools before the webhook configurations).
 import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import * as https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { applyAntreaEgressCrds } from '../support/cni-crds.js';
+import { clients } from '../support/cluster.js';
 import { binaries, startControlPlane, type ControlPlane } from '../support/controlplane.js';
 import { CHART_DIR, Helm, KUBE_VERSION, only, parseManifests, restPath, type Manifest } from '../support/helm.js';
 import { clientFromKubeconfig, kube, type Client } from '../support/rest.js';
@@ -956,4 +960,103 @@ describe('helm install, upgrade and uninstall on a real API server', () => {
     // With the webhook gone, the pool is an ordinary object again.
     expect((await kube(rest, 'DELETE', '/apis/netpin.io/v1alpha1/ippools/web')).status).toBe(200);
   });
+
+  it("on Antrea, lets netpin's ServiceAccount change only the Egresses labelled as netpin's", async () => {
+    await applyAntreaEgressCrds(clients(cp.kubeconfigPath));
+    await helm.ok(['install', ...release, '--set', 'cni=antrea']);
+    installed = true;
+
+    // netpin's own credentials: a token of its ServiceAccount.
+    const tokenReq = await kube(rest, 'POST', `/api/v1/namespaces/${NS}/serviceaccounts/netpin/token`, {
+      apiVersion: 'authentication.k8s.io/v1',
+      kind: 'TokenRequest',
+      spec: { expirationSeconds: 600 },
+    });
+    expect(tokenReq.status).toBe(201);
+    const asNetpin = tokenClient(cp.kubeconfigPath, tokenReq.json.status.token);
+    const egresses = '/apis/crd.antrea.io/v1beta1/egresses';
+    const egress = (name: string, labels?: Record<string, string>) => ({
+      apiVersion: 'crd.antrea.io/v1beta1',
+      kind: 'Egress',
+      metadata: { name, ...(labels ? { labels } : {}) },
+      spec: { appliedTo: { podSelector: {} }, egressIP: '192.0.2.7' },
+    });
+    const MANAGED = { 'app.kubernetes.io/managed-by': 'netpin' };
+
+    // The policy takes effect once the API server has loaded it.
+    const deadline = Date.now() + 30_000;
+    let probe = await asNetpin('POST', `${egresses}?dryRun=All`, egress('probe'));
+    while (probe.status < 400 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 250));
+      probe = await asNetpin('POST', `${egresses}?dryRun=All`, egress('probe'));
+    }
+    expect(probe.status).toBe(403);
+    expect(probe.json.message).toContain('netpin-egress');
+
+    // RBAC lets netpin reach every Egress; the policy only its own.
+    expect((await asNetpin('POST', egresses, egress('ours', MANAGED))).status).toBe(201);
+    expect((await kube(rest, 'POST', egresses, egress('theirs'))).status).toBe(201);
+    const theirs = (await kube(rest, 'GET', `${egresses}/theirs`)).json;
+    const ours = (await kube(rest, 'GET', `${egresses}/ours`)).json;
+    const refused = [
+      await asNetpin('POST', egresses, egress('unlabelled')),
+      // Rerouting another team's Egress, or taking it over by labelling it.
+      await asNetpin('PUT', `${egresses}/theirs`, { ...theirs, spec: { ...theirs.spec, egressIP: '192.0.2.8' } }),
+      await asNetpin('PUT', `${egresses}/theirs`, { ...theirs, metadata: { ...theirs.metadata, labels: MANAGED } }),
+      await asNetpin('DELETE', `${egresses}/theirs`),
+      // Nor can it hand one of its own away by dropping the label.
+      await asNetpin('PUT', `${egresses}/ours`, { ...ours, metadata: { ...ours.metadata, labels: {} } }),
+    ];
+    expect(refused.map((r) => r.status)).toEqual([403, 403, 403, 403, 403]);
+    expect((await kube(rest, 'GET', `${egresses}/theirs`)).json.spec.egressIP).toBe('192.0.2.7');
+    expect(
+      (await asNetpin('PUT', `${egresses}/ours`, { ...ours, spec: { ...ours.spec, egressIP: '192.0.2.9' } })).status,
+    ).toBe(200);
+    expect((await asNetpin('DELETE', `${egresses}/ours`)).status).toBe(200);
+
+    await helm.ok(['uninstall', 'netpin', '-n', NS]);
+    installed = false;
+    expect((await kube(rest, 'DELETE', `${egresses}/theirs`)).status).toBe(200);
+  });
 });
+
+/** Requests to the API server with a bearer token, trusting the CA of the admin kubeconfig. */
+function tokenClient(
+  kubeconfigPath: string,
+  token: string,
+): (
+  method: string,
+  path: string,
+  body?: unknown,
+) => Promise<{ status: number; json: Manifest & { message?: string } }> {
+  const text = readFileSync(kubeconfigPath, 'utf8');
+  const field = (f: string) => new RegExp(`^\\s*${f}:\\s*(\\S+)\\s*$`, 'm').exec(text)![1]!;
+  const server = new URL(field('server'));
+  const ca = Buffer.from(field('certificate-authority-data'), 'base64');
+  return (method, path, body) =>
+    new Promise((resolve, reject) => {
+      const payload = body === undefined ? undefined : JSON.stringify(body);
+      const req = https.request(
+        new URL(path, server),
+        {
+          method,
+          ca,
+          timeout: 10_000,
+          headers: {
+            authorization: `Bearer ${token}`,
+            accept: 'application/json',
+            ...(payload ? { 'content-type': 'application/json' } : {}),
+          },
+        },
+        (res) => {
+          let data = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => (data += chunk));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, json: data ? JSON.parse(data) : {} }));
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error(`${method} ${path}: timeout`)));
+      req.on('error', reject);
+      req.end(payload);
+    });
+}
