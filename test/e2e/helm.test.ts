@@ -961,6 +961,47 @@ describe('helm install, upgrade and uninstall on a real API server', () => {
     expect((await kube(rest, 'DELETE', '/apis/netpin.io/v1alpha1/ippools/web')).status).toBe(200);
   });
 
+  it('installs with client authentication and the NetworkPolicy on, and the server accepts every object', async () => {
+    await promisify(execFile)('bash', [GENERATE, join(work, 'certs')]);
+    await helm.ok([
+      'install',
+      ...release,
+      '--set',
+      'cni=calico',
+      '--set',
+      'webhook.clientAuth.enabled=true',
+      '--set-file',
+      `webhook.clientAuth.caBundle=${join(work, 'certs', 'ca.crt')}`,
+      '--set',
+      'networkPolicy.enabled=true',
+      '--set-json',
+      'networkPolicy.webhookFrom=[{"ipBlock":{"cidr":"192.0.2.10/32"}}]',
+      '--set',
+      'tmpSizeLimit=32Mi',
+    ]);
+    installed = true;
+    const manifest = parseManifests(await helm.ok(['get', 'manifest', 'netpin', '-n', NS]));
+    expect(manifest.map((o) => o.kind)).toEqual(expect.arrayContaining(['NetworkPolicy', 'ConfigMap']));
+    for (const o of manifest) {
+      const r = await kube(rest, 'GET', restPath(o).replace('/networkpolicys/', '/networkpolicies/'));
+      expect(r.status, `${o.kind} ${o.metadata.name}`).toBe(200);
+    }
+    const np = (await kube(rest, 'GET', `/apis/networking.k8s.io/v1/namespaces/${NS}/networkpolicies/netpin`)).json;
+    expect(np.spec.ingress[0]).toEqual({
+      ports: [{ port: 'https', protocol: 'TCP' }],
+      from: [{ ipBlock: { cidr: '192.0.2.10/32' } }],
+    });
+    const pod = (await kube(rest, 'GET', `/apis/apps/v1/namespaces/${NS}/deployments/netpin`)).json.spec.template.spec;
+    expect(pod.containers[0].args).toEqual(expect.arrayContaining(['--client-ca', '/etc/netpin/client-ca/ca.crt']));
+    expect(pod.volumes).toContainEqual({
+      name: 'client-ca',
+      configMap: { name: 'netpin-client-ca', defaultMode: 0o440, items: [{ key: 'ca.crt', path: 'ca.crt' }] },
+    });
+    expect(pod.volumes).toContainEqual({ name: 'tmp', emptyDir: { sizeLimit: '32Mi' } });
+    await helm.ok(['uninstall', 'netpin', '-n', NS]);
+    installed = false;
+  });
+
   it("on Antrea, lets netpin's ServiceAccount change only the Egresses labelled as netpin's", async () => {
     await applyAntreaEgressCrds(clients(cp.kubeconfigPath));
     await helm.ok(['install', ...release, '--set', 'cni=antrea']);
