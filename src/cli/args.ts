@@ -23,6 +23,10 @@ export interface ServeOptions {
   logLevel: string;
   /** The cluster's own ranges, kept out of Cilium egress policies (destinations that skip the gateway). */
   egressExcludedCidrs: string[];
+  /** --client-ca: the webhook listener requires a client certificate chaining to this PEM bundle. */
+  clientCa?: string;
+  /** --metrics-listen: /metrics (and the probes) on a listener of their own, and not on the webhook's. */
+  metricsListen?: { host: string; port: number };
 }
 
 export class UsageError extends Error {}
@@ -40,7 +44,7 @@ export const SERVE_USAGE = `usage: netpin serve --cni <${CNI_NAMES.join('|')}> [
                     [--cert-dir <dir>] [--ledger <memory|kube>] [--kubeconfig <file>]
                     [--tls-hosts <name,ip,...>] [--claim-grace <seconds>] [--egress-grace <seconds>]
                     [--lease-namespace <ns>] [--log-level <level>] [--egress-excluded-cidrs <cidr,...>]
-                    [--claims-page <count>]`;
+                    [--claims-page <count>] [--client-ca <bundle.pem>] [--metrics-listen <host:port>]`;
 
 export const PREVIEW_USAGE = `usage: netpin preview -f <manifest.yaml|-> --cni <${CNI_NAMES.join('|')}>
                       (--pools <file.yaml> | --kubeconfig <file>) [--namespaces <file.yaml>] [-n <namespace>]`;
@@ -66,6 +70,8 @@ const FLAGS = [
   'log-level',
   'egress-excluded-cidrs',
   'claims-page',
+  'client-ca',
+  'metrics-listen',
 ] as const;
 
 /** Reads `--flag value` and `--flag=value` pairs, each flag one of `known`; throws UsageError with a one-line reason. */
@@ -103,10 +109,13 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     throw new UsageError(`--ledger must be memory or kube, not "${ledger}"`);
   if (ledger === 'memory' && !values.get('pools')) throw new UsageError('--ledger memory needs --pools <file.yaml>');
 
-  const listen = values.get('listen') ?? '0.0.0.0:8443';
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(listen);
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new UsageError(`--listen must be host:port, not "${listen}"`);
+  const { host, port } = hostPort('listen', values.get('listen') ?? '0.0.0.0:8443');
+  const metricsFlag = values.get('metrics-listen');
+  const metricsListen = metricsFlag === undefined ? undefined : hostPort('metrics-listen', metricsFlag);
+  if (metricsListen && metricsListen.port !== 0 && metricsListen.port === port && metricsListen.host === host)
+    throw new UsageError('--metrics-listen must differ from --listen');
+  const clientCa = values.get('client-ca');
+  if (clientCa === '') throw new UsageError('--client-ca needs a file');
 
   const excluded = (values.get('egress-excluded-cidrs') ?? '')
     .split(',')
@@ -129,7 +138,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
   return {
     cni,
     pools: values.get('pools'),
-    host: m[1] ?? (m[2] || '0.0.0.0'),
+    host,
     port,
     certDir: values.get('cert-dir') ?? '.certs',
     ledger,
@@ -145,5 +154,15 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     logLevel: values.get('log-level') ?? env.NETPIN_LOG_LEVEL ?? 'info',
     egressExcludedCidrs: excluded,
     claimsPage,
+    ...(clientCa !== undefined ? { clientCa } : {}),
+    ...(metricsListen ? { metricsListen } : {}),
   };
+}
+
+/** `host:port`, `[v6]:port` or `:port` (all addresses); throws UsageError naming the flag. */
+function hostPort(flag: string, value: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(value);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new UsageError(`--${flag} must be host:port, not "${value}"`);
+  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
 }

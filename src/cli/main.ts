@@ -15,6 +15,8 @@ async function runServe(argv: string[]): Promise<number> {
   const opts = parseServeArgs(argv);
   const { serve } = await import('./serve.js');
   const server = await serve(opts);
+  // Before the serving line, which callers wait for: by then they can read this one too.
+  if (server.metricsUrl) console.log(`netpin metrics on ${server.metricsUrl}`);
   console.log(`netpin serving ${server.url} (CNI ${opts.cni}, ${opts.ledger} ledger); CA bundle: ${server.caPath}`);
   await new Promise<void>((resolve) => {
     const stop = () => resolve();

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
-import { buildApp } from '../transport/app.js';
-import { defaultHosts, ensureCerts } from '../transport/certs.js';
+import { buildApps } from '../transport/app.js';
+import { defaultHosts, ensureCerts, startRenewal } from '../transport/certs.js';
 import { CertificateSource } from '../transport/tls.js';
 import type { ServeOptions } from './args.js';
 import { memoryBackend } from './backend.js';
@@ -9,16 +9,35 @@ import { memoryBackend } from './backend.js';
 export interface Server {
   app: FastifyInstance;
   url: string;
+  /** With --metrics-listen: where /metrics, /healthz and /readyz are served. */
+  metricsUrl?: string;
+  metricsApp?: FastifyInstance;
   caPath: string;
   close(): Promise<void>;
 }
 
 /** Starts `netpin serve`: certificates, the ledger, then the HTTPS listener. */
 export async function serve(opts: ServeOptions, log: Logger = pino({ level: opts.logLevel })): Promise<Server> {
-  const { paths, generated } = await ensureCerts(opts.certDir, opts.hosts ?? defaultHosts());
-  if (generated) log.info({ ca: paths.ca }, 'generated a self-signed CA and serving certificate');
-  const certificates = new CertificateSource(paths.cert, paths.key, log);
+  const hosts = opts.hosts ?? defaultHosts();
+  const first = await ensureCerts(opts.certDir, hosts);
+  const { paths } = first;
+  if (first.generated) log.info({ ca: paths.ca }, 'generated a self-signed CA and serving certificate');
+  else if (first.renewed) log.info({ cert: paths.cert }, 'renewed the self-generated serving certificate');
+  if (first.caRenewed) log.warn({ ca: paths.ca }, 'renewed the self-signed CA: give the API server the new CA bundle');
+  const certificates = new CertificateSource(paths.cert, paths.key, log, opts.clientCa);
   certificates.start();
+  // What netpin generated it also renews: checked hourly, picked up at once.
+  const stopRenewal = first.managed
+    ? startRenewal(opts.certDir, hosts, (r) => {
+        if (r instanceof Error) return log.error({ err: r.message }, 'serving certificate not renewed');
+        if (r.renewed) {
+          log.info({ cert: paths.cert }, 'renewed the self-generated serving certificate');
+          certificates.poll();
+        }
+        if (r.caRenewed)
+          log.warn({ ca: paths.ca }, 'renewed the self-signed CA: give the API server the new CA bundle');
+      })
+    : () => undefined;
 
   const backend =
     opts.ledger === 'kube'
@@ -27,20 +46,40 @@ export async function serve(opts: ServeOptions, log: Logger = pino({ level: opts
   await backend.ledger.start();
 
   const { deps, readiness, instrument } = backend;
-  const app = await buildApp({ deps, certificates, logger: log, readiness, instrument });
-  await app.listen({ host: opts.host, port: opts.port });
-  const address = app.server.address();
-  const port = typeof address === 'object' && address ? address.port : opts.port;
-  const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
+  const { webhook: app, metrics: metricsApp } = await buildApps({
+    deps,
+    certificates,
+    logger: log,
+    readiness,
+    instrument,
+    separateMetrics: opts.metricsListen !== undefined,
+  });
+  const url = await listen(app, opts.host, opts.port);
+  const metricsUrl =
+    metricsApp && opts.metricsListen
+      ? await listen(metricsApp, opts.metricsListen.host, opts.metricsListen.port)
+      : undefined;
   return {
     app,
-    url: `https://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`,
+    url,
+    ...(metricsUrl ? { metricsUrl, metricsApp } : {}),
     caPath: paths.ca,
     async close() {
+      stopRenewal();
       certificates.stop();
+      await metricsApp?.close();
       await app.close();
       await backend.stop();
       await backend.ledger.stop();
     },
   };
+}
+
+/** Listens, and returns the https URL a client on this machine reaches it at. */
+async function listen(app: FastifyInstance, host: string, port: number): Promise<string> {
+  await app.listen({ host, port });
+  const address = app.server.address();
+  const bound = typeof address === 'object' && address ? address.port : port;
+  const shown = host.includes(':') ? `[${host}]` : host;
+  return `https://${shown === '0.0.0.0' ? '127.0.0.1' : shown}:${bound}`;
 }

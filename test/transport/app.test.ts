@@ -142,10 +142,10 @@ describe('the webhook over HTTP', () => {
     expect(res.statusCode).toBe(413);
     expect(res.json().message).toMatch(/too large/i);
 
-    // Two 3 MiB objects, as an UPDATE may carry, fit.
+    // Two objects of nearly 3 MiB (the API server's request limit), as an UPDATE may carry, fit.
     const update = ok();
     update.request.operation = 'UPDATE';
-    update.request.object.metadata.annotations['example.com/blob'] = 'x'.repeat(3 * 1024 * 1024);
+    update.request.object.metadata.annotations['example.com/blob'] = 'x'.repeat(3 * 1024 * 1024 - 4096);
     update.request.oldObject = update.request.object;
     const fits = await post(h.app, 'mutate', update);
     expect(fits.status).toBe(200);
