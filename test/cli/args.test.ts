@@ -114,3 +114,40 @@ describe('parseServeArgs', () => {
     }
   });
 });
+
+describe('parseServeArgs: client certificates and the metrics listener (issue 20)', () => {
+  const base = ['--cni', 'calico', '--pools', 'p.yaml'];
+
+  it('asks for neither by default: one listener, no client certificate', () => {
+    const opts = parseServeArgs(base, NO_ENV);
+    expect(opts).not.toHaveProperty('clientCa');
+    expect(opts).not.toHaveProperty('metricsListen');
+  });
+
+  it('reads --client-ca and --metrics-listen', () => {
+    expect(
+      parseServeArgs([...base, '--client-ca', '/etc/netpin/client-ca.pem', '--metrics-listen=0.0.0.0:9443'], NO_ENV),
+    ).toMatchObject({ clientCa: '/etc/netpin/client-ca.pem', metricsListen: { host: '0.0.0.0', port: 9443 } });
+    expect(parseServeArgs([...base, '--metrics-listen', '[::1]:0'], NO_ENV).metricsListen).toEqual({
+      host: '::1',
+      port: 0,
+    });
+    expect(parseServeArgs([...base, '--metrics-listen', ':9443'], NO_ENV).metricsListen).toEqual({
+      host: '0.0.0.0',
+      port: 9443,
+    });
+  });
+
+  it.each([
+    [['--metrics-listen', '9443'], '--metrics-listen must be host:port, not "9443"'],
+    [['--metrics-listen', 'a:70000'], '--metrics-listen must be host:port, not "a:70000"'],
+    [['--listen', '0.0.0.0:8443', '--metrics-listen', '0.0.0.0:8443'], '--metrics-listen must differ from --listen'],
+    [['--client-ca='], '--client-ca needs a file'],
+  ])('refuses %j', (flags, message) => {
+    expect(() => parseServeArgs([...base, ...flags], NO_ENV)).toThrow(new UsageError(message));
+  });
+
+  it('names both in the usage', () => {
+    expect(USAGE).toContain('[--client-ca <bundle.pem>] [--metrics-listen <host:port>]');
+  });
+});
