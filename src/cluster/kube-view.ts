@@ -67,14 +67,22 @@ export class OptIn {
   }
 
   /**
-   * The webhook configurations as they are now. A webhook with an objectSelector admits only some
-   * pods of a namespace, which a namespace cannot tell: it opts nothing in.
+   * The webhook configurations as they are now. netpin's webhook opts nothing in where it does not
+   * see every pod of the namespace: with an objectSelector or matchConditions it skips some, which a
+   * namespace cannot tell; with failurePolicy Ignore the API server admits pods unchecked while netpin
+   * does not answer, and a tenant could write netpin.io/allocated then.
    */
   webhooksChanged(configs: Iterable<V1MutatingWebhookConfiguration>): void {
     const selectors: LabelSelector[] = [];
     for (const config of configs)
       for (const hook of config.webhooks ?? []) {
-        if (hook.name !== MUTATING_WEBHOOK || !isEmpty(hook.objectSelector as LabelSelector | undefined)) continue;
+        if (
+          hook.name !== MUTATING_WEBHOOK ||
+          hook.failurePolicy === 'Ignore' ||
+          (hook.matchConditions ?? []).length > 0 ||
+          !isEmpty(hook.objectSelector as LabelSelector | undefined)
+        )
+          continue;
         selectors.push((hook.namespaceSelector ?? {}) as LabelSelector);
       }
     if (JSON.stringify(selectors) === JSON.stringify(this.selectors)) return;

@@ -58,7 +58,7 @@ describe('OptIn', () => {
     expect(optIn.has('unknown')).toBe(false);
   });
 
-  it('trusts no namespace while no webhook of netpin is known, or when its webhook selects pods by label', () => {
+  it('trusts no namespace while no webhook of netpin is known, nor where it may not see every pod', () => {
     const { optIn, put, told } = setup();
     put(namespace('shop', { 'netpin.io/enabled': 'true' }));
     expect(optIn.has('shop')).toBe(false);
@@ -68,7 +68,18 @@ describe('OptIn', () => {
       config([hook(MUTATING_WEBHOOK, { namespaceSelector: CHART, objectSelector: { matchLabels: { a: 'b' } } })]),
     ]);
     expect(optIn.has('shop')).toBe(false);
+    optIn.webhooksChanged([
+      config([
+        hook(MUTATING_WEBHOOK, { namespaceSelector: CHART, matchConditions: [{ name: 'x', expression: 'true' }] }),
+      ]),
+    ]);
+    expect(optIn.has('shop')).toBe(false);
+    // Pods admitted unchecked while netpin does not answer.
+    optIn.webhooksChanged([config([hook(MUTATING_WEBHOOK, { namespaceSelector: CHART, failurePolicy: 'Ignore' })])]);
+    expect(optIn.has('shop')).toBe(false);
     expect(told).toEqual([]);
+    optIn.webhooksChanged([config([hook(MUTATING_WEBHOOK, { namespaceSelector: CHART, failurePolicy: 'Fail' })])]);
+    expect(optIn.has('shop')).toBe(true);
     // Another label configured in the chart (webhook.optInLabel).
     optIn.webhooksChanged([
       config([hook(MUTATING_WEBHOOK, { namespaceSelector: { matchLabels: { 'team.example/netpin': 'on' } } })]),
