@@ -19,7 +19,11 @@ export interface PodRecord {
    * namespace held (reconciler.ts); a claim is netpin's, so a pod can only keep what netpin gave there.
    */
   addresses: string[];
-  /** The egress addresses netpin gave it (netpin.io/egress-allocated, one per family), while it is live. */
+  /**
+   * The egress addresses netpin gave it (netpin.io/egress-allocated, one per family), while it is
+   * live. Like `addresses`, they keep only an egress claim of the pod's own namespace held: never an
+   * address against another owner.
+   */
   egress: string[];
   /**
    * What of `addresses` no tenant can forge: status.podIPs, which the kubelet writes, and, for a
@@ -155,8 +159,8 @@ export function podRecord(pod: V1Pod, addressKeys: readonly string[], optedIn = 
 
 /** What a record holds against every other owner, its namespace opted in or not. */
 export function judged(record: PodRecord, optedIn: boolean): PodRecord {
-  const inUse = optedIn ? record.addresses : (record.unforged ?? record.addresses);
-  return inUse === record.inUse ? record : { ...record, inUse };
+  const held = optedIn ? record.addresses : (record.unforged ?? record.addresses);
+  return held === record.inUse ? record : { ...record, inUse: held };
 }
 
 /** What the pod holds against every other owner: see PodRecord.inUse. */
