@@ -200,12 +200,30 @@ describe("a StatefulSet's reservations against the namespace's pods quota", () =
 
   it('lets no two reservations of one process both pass on one read of the quota', async () => {
     const h = await harness({ pools: POOLS });
-    quota(h, 10);
+    // Both reads answer together, so that each request judges the quota before the other claims.
+    let open!: () => void;
+    const answered = new Promise<void>((r) => (open = r));
+    let reads = 0;
+    h.ledger.podQuota = async () => {
+      if (++reads === 2) open();
+      await answered;
+      return { pods: 10, quota: 'compute (pods: 10)' };
+    };
     const answers = await Promise.all(
       ['a', 'b'].map((name) => h.mutate(statefulSet('CREATE', { name, replicas: 6, annotations: OPEN }))),
     );
+    expect(reads).toBe(2);
     expect(answers.map((a) => a.response.allowed).sort()).toEqual([false, true]);
     expect(reserved(h)).toBe(6);
+  });
+
+  it('refuses a dry run past the quota too, reserving nothing', async () => {
+    const h = await harness({ pools: POOLS });
+    quota(h, 10);
+    expect(
+      denial(await h.mutate(statefulSet('CREATE', { name: 'a', replicas: 11, annotations: OPEN, dryRun: true }))),
+    ).toMatch(/may reserve 10 more, not 11/);
+    expect(h.held()).toEqual({});
   });
 
   it('reads no quota for a StatefulSet that needs no more, nor one that pins nothing, and none without a quota', async () => {
