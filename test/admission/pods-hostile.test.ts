@@ -86,7 +86,9 @@ describe("Kube-OVN's write-back", () => {
 
   it('refuses a pool address written on a pod netpin gave none, and takes an address of no pool once', async () => {
     const h = await harness({ cni: 'kube-ovn' });
-    for (const annotations of [{ 'netpin.io/egress-rate': '10M' }, { 'example.com/team': 'web' }]) {
+    for (const annotations of [{ 'netpin.io/egress-rate': '10M' }, { 'example.com/team': 'web' }] as Array<
+      Record<string, string>
+    >) {
       const pod = await created(h, annotations, 'plain');
       // 10.20.0.9 is free in IPPool web: named here, the pod would be counted as using it.
       for (const answer of await bothOnUpdate(h, pod, annotated(pod, { 'ovn.kubernetes.io/ip_address': '10.20.0.9' })))
@@ -341,7 +343,9 @@ describe("netpin's labels", () => {
         `netpin.io/egress (CNI ${h.deps.dialect.title}): is netpin's label, set here by hand to "203.0.113.1": ` +
         "the CNI's egress resources select the pods that share an egress address by it, so it would join another workload's egress address. " +
         'Fix: remove the label netpin.io/egress: netpin sets it on the pods it gives an egress address (netpin.io/egress-pool or netpin.io/egress-ip)';
-      for (const annotations of [{}, { 'netpin.io/pool': 'web' }, { 'netpin.io/egress-rate': '10M' }]) {
+      for (const annotations of [{}, { 'netpin.io/pool': 'web' }, { 'netpin.io/egress-rate': '10M' }] as Array<
+        Record<string, string>
+      >) {
         const body = labelled({ app: 'mine', [EGRESS]: value }, annotations);
         expect(denial(await h.mutate(body))).toBe(refusal);
         // The validating webhook sees the pod as the mutating one would have left it, and the label.
