@@ -183,12 +183,13 @@ describe('addresses netpin did not give', () => {
       body: { metadata: { name: 'tight-1', annotations: { 'netpin.io/pool': 'tight' } }, spec },
     });
     expect(calicoIps(tight)).toEqual(['10.81.0.2']);
-    // Seen through the watch: a pod created later by hand in a namespace netpin does not admit.
+    // Seen through the watch: a pod created later by hand in a namespace netpin does not admit, and
+    // scheduled (outside opted-in namespaces, the CNI's annotation counts only on a pod a node runs).
     await c.core.createNamespacedPod({
       namespace: LEGACY,
       body: {
         metadata: { name: 'hand-made', annotations: { 'cni.projectcalico.org/ipAddrs': '["10.80.0.22"]' } },
-        spec,
+        spec: { ...spec, nodeName: 'node-1' },
       },
     });
     const second = await waitFor(
