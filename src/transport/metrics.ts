@@ -235,16 +235,18 @@ function poolGauges(registry: Registry, index: ClaimIndex): void {
   );
   // One series per pool, namespace and family that holds an address: bounded by the namespaces the
   // pools select times the pools (claims are made only in opted-in namespaces), and gone with the last claim.
+  // The label is claim_namespace, not namespace: Prometheus sets `namespace` to netpin's own on every
+  // target, and would rename a scraped one to exported_namespace (the chart's ServiceMonitor honors no labels).
   new Gauge({
     name: 'netpin_namespace_allocated_addresses',
-    help: "Addresses each namespace holds of each IPPool, by family: its pods' claims, its StatefulSets' reservations and its egress addresses",
-    labelNames: ['pool', 'namespace', 'family'],
+    help: "Addresses each namespace (claim_namespace) holds of each IPPool, by family: its pods' claims, its StatefulSets' reservations and its egress addresses",
+    labelNames: ['pool', 'claim_namespace', 'family'],
     registers: [registry],
     collect() {
       this.reset();
       for (const u of index.namespaceUsage()) {
-        if (u.ipv4) this.set({ pool: u.pool, namespace: u.namespace, family: 'ipv4' }, u.ipv4);
-        if (u.ipv6) this.set({ pool: u.pool, namespace: u.namespace, family: 'ipv6' }, u.ipv6);
+        if (u.ipv4) this.set({ pool: u.pool, claim_namespace: u.namespace, family: 'ipv4' }, u.ipv4);
+        if (u.ipv6) this.set({ pool: u.pool, claim_namespace: u.namespace, family: 'ipv6' }, u.ipv6);
       }
     },
   });

@@ -204,9 +204,9 @@ describe('namespace metrics', () => {
     );
     let lines = await t.scrape();
     for (const line of [
-      'netpin_namespace_allocated_addresses{pool="web",namespace="shop",family="ipv4"} 2',
-      'netpin_namespace_allocated_addresses{pool="web-v6",namespace="shop",family="ipv6"} 1',
-      'netpin_namespace_allocated_addresses{pool="tiny",namespace="payments",family="ipv4"} 1',
+      'netpin_namespace_allocated_addresses{pool="web",claim_namespace="shop",family="ipv4"} 2',
+      'netpin_namespace_allocated_addresses{pool="web-v6",claim_namespace="shop",family="ipv6"} 1',
+      'netpin_namespace_allocated_addresses{pool="tiny",claim_namespace="payments",family="ipv4"} 1',
       'netpin_pool_namespace_limit_addresses{pool="tiny"} 1',
     ]) {
       expect(lines).toContain(line);
@@ -217,7 +217,7 @@ describe('namespace metrics', () => {
     for (const c of [...t.h.ledger.index.allClaims()].filter((c) => c.owner.namespace === 'payments'))
       await t.h.ledger.release(c);
     lines = await t.scrape();
-    expect(lines.some((l) => l.includes('namespace="payments"'))).toBe(false);
+    expect(lines.some((l) => l.includes('claim_namespace="payments"'))).toBe(false);
   });
 });
 
