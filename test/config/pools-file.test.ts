@@ -107,6 +107,13 @@ describe('parsePools', () => {
     expect(msg).not.toContain('\n');
   });
 
+  it('reads spec.namespaceLimit, and refuses one that is not a whole number of addresses', () => {
+    expect(parsePools(pool('a', '{ cidr: 10.0.0.0/24, namespaceLimit: 20 }')).pools[0]!.namespaceLimit).toBe(20);
+    expect(() => parsePools(pool('a', '{ cidr: 10.0.0.0/24, namespaceLimit: ten }'), 'f')).toThrow(
+      'f: IPPool a: spec.namespaceLimit must be a whole number of addresses, 0 or more',
+    );
+  });
+
   it('allows pools that only touch', () => {
     expect(
       parsePools(`${pool('a', '{ cidr: 10.0.0.0/25 }')}---\n${pool('b', '{ cidr: 10.0.0.128/25 }')}`).pools,
