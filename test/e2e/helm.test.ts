@@ -529,6 +529,11 @@ describe('helm chart, rendered offline', () => {
     ['an unknown certificate mode', { cni: 'calico', 'certificates.mode': 'acme' }, /mode/],
     ['an unknown failurePolicy', { cni: 'calico', 'webhook.failurePolicy': 'Retry' }, /failurePolicy/],
     ['a timeout over 30 s', { cni: 'calico', 'webhook.timeoutSeconds': 31 }, /timeoutSeconds/],
+    [
+      'a renewal period as long as the certificate',
+      { cni: 'calico', 'certificates.selfSigned.renewBeforeDays': 365 },
+      /renewBeforeDays must be less than validityDays/,
+    ],
     ['a NetworkPolicy with no webhookFrom', { cni: 'calico', 'networkPolicy.enabled': 'true' }, /webhookFrom/],
     ['client authentication with no CA bundle', { cni: 'calico', 'webhook.clientAuth.enabled': 'true' }, /clientAuth/],
     [

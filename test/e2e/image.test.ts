@@ -3,6 +3,7 @@
 // ports and files, the same Node major, and it must start as 65532 on a root it cannot write.
 // Everything expected is read from the Dockerfile's final stage, never restated here.
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -316,5 +317,49 @@ describe('the image agrees with the Dockerfile', () => {
       writable.push('/');
     await walk(rootfs);
     expect(writable).toEqual([]);
+  });
+});
+
+describe("the image's Node", () => {
+  it('is the binary scripts/node-checksums.txt names for the lockfile version and this architecture', async () => {
+    const lock = JSON.parse(await fsp.readFile(repoPath('package-lock.json'), 'utf8')) as {
+      packages: Record<string, { version?: string }>;
+    };
+    const version = lock.packages['node_modules/node']?.version;
+    expect(version, 'the node devDependency in package-lock.json').toMatch(/^24\./);
+    // The image is built for this machine, and npm names the binary's package after Node's process.arch.
+    const kept = (await fsp.readFile(repoPath('scripts/node-checksums.txt'), 'utf8'))
+      .split('\n')
+      .filter((l) => l.trim() && !l.startsWith('#'))
+      .map((l) => l.trim().split(/\s+/))
+      .find(([v, platform]) => v === version && platform === `linux-${process.arch}`);
+    expect(kept, `a line for ${version} linux-${process.arch}`).toBeDefined();
+    const node = await fsp.readFile(path.join(rootfs, stage.entrypoint![0]!));
+    expect(createHash('sha256').update(node).digest('hex')).toBe(kept![2]);
+  });
+
+  it('npm run image refuses a Node binary whose SHA-256 is not the one kept, before running it', async () => {
+    const root = await fsp.mkdtemp(path.join(tmpdir(), 'netpin-image-sum-'));
+    try {
+      await fsp.mkdir(path.join(root, 'scripts'));
+      await fsp.mkdir(path.join(root, 'node_modules/node/bin'), { recursive: true });
+      for (const f of ['scripts/image.sh', 'scripts/node-checksums.txt', 'package-lock.json'])
+        await fsp.copyFile(repoPath(f), path.join(root, f));
+      // Not Node: were it run, it would leave a mark.
+      const mark = path.join(root, 'ran');
+      await fsp.writeFile(path.join(root, 'node_modules/node/bin/node'), `#!/bin/sh\ntouch '${mark}'\n`, {
+        mode: 0o755,
+      });
+      const r = await new Promise<{ code: number; stderr: string }>((resolve) => {
+        execFile('bash', [path.join(root, 'scripts/image.sh')], { timeout: 60_000 }, (err, _out, stderr) =>
+          resolve({ code: err ? ((err as { code?: number }).code ?? -1) : 0, stderr }),
+        );
+      });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/is not the Node 24\.\S+ linux-\S+ of scripts\/node-checksums\.txt/);
+      expect(fs.existsSync(mark)).toBe(false);
+    } finally {
+      await fsp.rm(root, { recursive: true, force: true });
+    }
   });
 });
