@@ -69,7 +69,7 @@ export function hoarding(env: HostileEnv): void {
     const NS = await env.namespace('hoard-cap', { ...OPT_IN, hoard: 'cap' });
     const OTHER = await env.namespace('hoard-cap-other', { ...OPT_IN, hoard: 'cap' });
     await createPool(env.c, 'hoard-capped', {
-      ranges: ['10.205.0.1-10.205.0.200'],
+      ranges: ['10.225.0.1-10.225.0.200'],
       namespaceLimit: 5,
       namespaceSelector: { matchLabels: { hoard: 'cap' } },
     });
@@ -101,7 +101,7 @@ export function hoarding(env: HostileEnv): void {
 
   it("with no cap on the pool, a StatefulSet may not reserve more ordinals than its namespace's pods quota lets it run", async () => {
     const NS = await env.namespace('hoard-quota');
-    await createPool(env.c, 'hoard-open', { ranges: ['10.205.1.1-10.205.1.250'] });
+    await createPool(env.c, 'hoard-open', { ranges: ['10.225.1.1-10.225.1.250'] });
     await env.c.core.createNamespacedResourceQuota({
       namespace: NS,
       body: { metadata: { name: 'compute' }, spec: { hard: { pods: '10' } } },
@@ -121,7 +121,7 @@ export function hoarding(env: HostileEnv): void {
 
   it('a StatefulSet scaled to 0 gives its reservations back after the period it asks for, and keeps them with "never"', async () => {
     const NS = await env.namespace('hoard-scale');
-    await createPool(env.c, 'hoard-scale', { ranges: ['10.205.2.1-10.205.2.20'] });
+    await createPool(env.c, 'hoard-scale', { ranges: ['10.225.2.1-10.225.2.20'] });
     const brief = { 'netpin.io/scale-down-release': '5s' };
     expect(await create(NS, statefulSet('brief', 3, 'hoard-scale', brief))).toBe('');
     expect(await create(NS, statefulSet('kept', 3, 'hoard-scale', { 'netpin.io/scale-down-release': 'never' }))).toBe(
