@@ -126,7 +126,14 @@ export class Admission {
     } catch (e) {
       // A well-formed review always gets an in-band answer; the API server's failurePolicy decides what it means.
       this.deps.log?.error(
-        { err: e, uid: req.uid, kind: req.kind.kind, namespace: req.namespace, name: req.name },
+        // Cut as names are: a direct POST may send a megabyte of any of them.
+        {
+          err: e,
+          uid: req.uid.slice(0, 253),
+          kind: req.kind.kind.slice(0, 253),
+          namespace: req.namespace?.slice(0, 253),
+          name: req.name?.slice(0, 253),
+        },
         'admission failed',
       );
       return errored(`netpin could not decide: ${e instanceof Error ? e.message : String(e)}`);
