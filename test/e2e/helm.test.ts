@@ -45,6 +45,8 @@ const CLUSTER_RULES = [
   'apps/deployments:get',
   'events.k8s.io/events:create',
   'events.k8s.io/events:patch',
+  'admissionregistration.k8s.io/mutatingwebhookconfigurations:list',
+  'admissionregistration.k8s.io/mutatingwebhookconfigurations:watch',
 ].sort();
 const LEASE_RULES = [
   'coordination.k8s.io/leases:get',
