@@ -58,8 +58,8 @@ function ownerProblems(pod: KubeObject, namespace: string, deps: AdmissionDeps):
       key: 'metadata.ownerReferences',
       message: `names StatefulSet ${name} as the controller of pod ${shown(pod.metadata?.name ?? '')}, ${
         uid === undefined
-          ? `and namespace ${namespace} has no StatefulSet of that name`
-          : `with uid ${shown(sts.uid ?? '')}, and StatefulSet ${name} has uid ${uid}`
+          ? `and netpin sees no StatefulSet of that name in namespace ${namespace}`
+          : `with uid ${shown(sts.uid ?? '')}, which is not the uid of the live StatefulSet ${name}`
       }: a StatefulSet's pod takes its ordinal's reserved address, so only the StatefulSet's own pods may name it`,
       fix: `let StatefulSet ${name} create its pods, or remove the ownerReference: a pod of its own gets an address of its own`,
     },
@@ -486,15 +486,16 @@ function mutatePodUpdate(req: AdmissionRequest, deps: AdmissionDeps): Verdict {
   if (live.problems.length) return denied(renderProblems(live.problems, deps.dialect));
   const { intent } = live;
   const annotations = { ...after.metadata?.annotations };
-  const old = renderedFor(before, deps);
-  for (const key of Object.keys(old)) delete annotations[key];
+  // Where the pod's addresses are stays as it is, with what the CNI wrote back: no live key moves it.
+  const again = (key: string) => !isPlacementKey(key, deps.dialect);
+  for (const key of Object.keys(renderedFor(before, deps)).filter(again)) delete annotations[key];
   const placement = placementFor(annotations, intent, deps);
   const rendered = deps.dialect.render(
     intent,
     podShape(after),
     typeof placement === 'string' ? { pools: [] } : placement,
   );
-  Object.assign(annotations, rendered.annotations);
+  for (const [key, value] of Object.entries(rendered.annotations)) if (again(key)) annotations[key] = value;
   const mutated: KubeObject = { ...after, metadata: { ...after.metadata, annotations } };
   const problems = updateProblems(before, mutated, deps);
   if (problems.length) return denied(renderProblems(problems, deps.dialect));
@@ -594,7 +595,7 @@ function writeBackProblems(key: string, value: string, allocated: string | undef
       {
         key,
         message: `names ${ip.toString()}, an address of IPPool ${pool.name} that netpin did not give this pod: ${deps.dialect.title} writes back the addresses the pod was given, and of another family only one from its own IPAM`,
-        fix: `remove ${ip.toString()} from ${key}; a pod gets an address of IPPool ${pool.name} when it is created with netpin.io/ip or netpin.io/pool`,
+        fix: `remove ${ip.toString()} from ${key}: a pod gets an address of IPPool ${pool.name} when it is created with netpin.io/ip or netpin.io/pool. If ${deps.dialect.title} picked it by itself, keep IPPool ${pool.name}'s range out of what ${deps.dialect.title} assigns`,
       },
     ];
   });

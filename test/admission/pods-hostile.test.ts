@@ -59,7 +59,8 @@ describe("Kube-OVN's write-back", () => {
       expect(denial(answer)).toBe(
         'ovn.kubernetes.io/ip_address (CNI Kube-OVN): names fd00:20::9, an address of IPPool web-v6 that netpin did not give this pod: ' +
           'Kube-OVN writes back the addresses the pod was given, and of another family only one from its own IPAM. ' +
-          'Fix: remove fd00:20::9 from ovn.kubernetes.io/ip_address; a pod gets an address of IPPool web-v6 when it is created with netpin.io/ip or netpin.io/pool',
+          'Fix: remove fd00:20::9 from ovn.kubernetes.io/ip_address: a pod gets an address of IPPool web-v6 when it is created with netpin.io/ip or netpin.io/pool. ' +
+          "If Kube-OVN picked it by itself, keep IPPool web-v6's range out of what Kube-OVN assigns",
       );
     }
     // A second IPv4 address, or another one: not what Kube-OVN writes.
@@ -82,6 +83,22 @@ describe("Kube-OVN's write-back", () => {
       'ovn.kubernetes.io/allocated': 'true',
     });
     for (const answer of await bothOnUpdate(h, pod, written)) expect(answer.response.allowed).toBe(true);
+  });
+
+  it("keeps Kube-OVN's write-back when a running pod changes a rate, which netpin renders again", async () => {
+    const h = await harness({ cni: 'kube-ovn' });
+    const pod = await created(h, { 'netpin.io/pool': 'web', 'netpin.io/egress-rate': '10M' });
+    const written = annotated(pod, { 'ovn.kubernetes.io/ip_address': '10.20.0.2,fd00:99::9' });
+    for (const answer of await bothOnUpdate(h, pod, written)) expect(answer.response.allowed).toBe(true);
+    const faster = annotated(written, { 'netpin.io/egress-rate': '20M' });
+    const answer = await h.mutate(podUpdate(written, faster));
+    expect(answer.response.allowed).toBe(true);
+    const result = patched(podUpdate(written, faster), answer.response);
+    expect(result.metadata!.annotations).toMatchObject({
+      'ovn.kubernetes.io/egress_rate': '20',
+      'ovn.kubernetes.io/ip_address': '10.20.0.2,fd00:99::9',
+    });
+    expect((await h.validate(podUpdate(written, result))).response.allowed).toBe(true);
   });
 
   it('refuses a pool address written on a pod netpin gave none, and takes an address of no pool once', async () => {
@@ -288,12 +305,12 @@ describe("a StatefulSet pod's owner", () => {
     [
       'a forged uid',
       'uid-live',
-      'names StatefulSet "web" as the controller of pod "web-1", with uid "uid-forged", and StatefulSet "web" has uid uid-live',
+      'names StatefulSet "web" as the controller of pod "web-1", with uid "uid-forged", which is not the uid of the live StatefulSet "web"',
     ],
     [
       'a StatefulSet that no longer exists',
       undefined,
-      'names StatefulSet "web" as the controller of pod "web-1", and namespace shop has no StatefulSet of that name',
+      'names StatefulSet "web" as the controller of pod "web-1", and netpin sees no StatefulSet of that name in namespace shop',
     ],
   ])('refuses a bare pod whose ownerReference names %s, on both webhooks, claiming nothing', async (_, live, words) => {
     const h = await watching(live);

@@ -29,7 +29,7 @@ export function smallerPoints(env: HostileEnv): void {
 
     it('refuses a bare pod whose ownerReference forges the uid, or names a StatefulSet that does not exist', async () => {
       // OrderedReady: with no kubelet, db-0 never becomes Ready, and the controller never makes db-1.
-      const sts = await env.c.apps.createNamespacedStatefulSet({
+      await env.c.apps.createNamespacedStatefulSet({
         namespace: NS,
         body: {
           metadata: { name: 'db' },
@@ -58,11 +58,11 @@ export function smallerPoints(env: HostileEnv): void {
       const annotations = { 'netpin.io/pool': 'sm-sts' };
       expect(await refusal(NS, { name: 'db-1', ownerReferences: owner('db', forged), annotations })).toContain(
         `metadata.ownerReferences (CNI Calico): names StatefulSet "db" as the controller of pod "db-1", with uid "${forged}", ` +
-          `and StatefulSet "db" has uid ${sts.metadata!.uid}: a StatefulSet's pod takes its ordinal's reserved address, so only the StatefulSet's own pods may name it. ` +
+          `which is not the uid of the live StatefulSet "db": a StatefulSet's pod takes its ordinal's reserved address, so only the StatefulSet's own pods may name it. ` +
           'Fix: let StatefulSet "db" create its pods, or remove the ownerReference: a pod of its own gets an address of its own',
       );
       expect(await refusal(NS, { name: 'gone-0', ownerReferences: owner('gone', forged), annotations })).toContain(
-        `names StatefulSet "gone" as the controller of pod "gone-0", and namespace ${NS} has no StatefulSet of that name`,
+        `names StatefulSet "gone" as the controller of pod "gone-0", and netpin sees no StatefulSet of that name in namespace ${NS}`,
       );
       // Ordinal 1 keeps its address for the StatefulSet's own pod; a bare pod of that name gets another.
       const bare = await env.c.core.createNamespacedPod({
