@@ -17,7 +17,7 @@ const MiB = 1024 * KiB;
 /** The chart's default `resources.limits.memory`. */
 const CHART_MEMORY_LIMIT = 512 * MiB;
 /**
- * What a replica may reach under the stream below: measured at 147 to 162 MiB of cgroup charge, from
+ * What a replica may reach under the stream below: measured at 147 to 168 MiB of cgroup charge, from
  * 70 to 80 MiB idle (Node 24, on a loaded 2-core machine), and held to 256 MiB, half the chart's limit:
  * room for a slower collector, none for what the stream did before the fix (the V8 heap ran out after
  * about 200 of the 400 refusals, at a cgroup peak of 349 MiB, and the replica aborted).
