@@ -33,6 +33,19 @@ export interface ControlPlane {
   stopApiserver(): Promise<void>;
   /** Starts kube-apiserver again, with the same flags and port, and waits until it is ready. */
   startApiserver(): Promise<void>;
+  /**
+   * The client certificate kube-apiserver presents to admission webhooks that ask for one, and the CA
+   * of its own that signs it (pass caPath to netpin as --client-ca); undefined when turned off.
+   */
+  webhookClient?: WebhookClient;
+}
+
+export interface WebhookClient {
+  /** PEM bundle of the CA that signs the API server's webhook client certificate (and nothing else). */
+  caPath: string;
+  caPem: string;
+  certPem: string;
+  keyPem: string;
 }
 
 export interface StartOptions {
@@ -60,6 +73,13 @@ export interface StartOptions {
    * (default false: the tests without a node need neither).
    */
   serviceAccounts?: boolean;
+  /**
+   * kube-apiserver presents a client certificate to admission webhooks (default true): an
+   * AdmissionConfiguration gives the ValidatingAdmissionWebhook and MutatingAdmissionWebhook plugins a
+   * kubeConfigFile whose user `*` (any webhook host) has a certificate from a CA of its own. A webhook
+   * that asks for no client certificate is not affected.
+   */
+  webhookClientCert?: boolean;
 }
 
 export const DEFAULT_CONTROLLERS: readonly string[] = [
@@ -401,6 +421,62 @@ export async function issueClientKubeconfig(
   return kubeconfigPath;
 }
 
+/**
+ * What kube-apiserver needs to present a client certificate to admission webhooks, in `dir`/webhook-client:
+ * a CA of its own, a certificate it signs (clientAuth), the kubeconfig naming it for every webhook host
+ * (`*`: the API server looks a webhook's host:port up, then its host, then `*`), and the
+ * AdmissionConfiguration pointing both webhook plugins at that kubeconfig. Returns the flag's file.
+ */
+async function makeWebhookClient(dir: string): Promise<{ admissionConfig: string; client: WebhookClient }> {
+  const d = path.join(dir, 'webhook-client');
+  await createCa(d, 'netpin-test-webhook-client-ca', 30);
+  await issueCert(
+    d,
+    'apiserver',
+    '/CN=kube-apiserver-webhook-client',
+    ['basicConstraints=critical,CA:FALSE', 'keyUsage=critical,digitalSignature', 'extendedKeyUsage=clientAuth'],
+    30,
+  );
+  const kubeconfigPath = path.join(d, 'webhooks.kubeconfig');
+  await fsp.writeFile(
+    kubeconfigPath,
+    [
+      'apiVersion: v1',
+      'kind: Config',
+      'users:',
+      "- name: '*'",
+      '  user:',
+      `    client-certificate: ${path.join(d, 'apiserver.crt')}`,
+      `    client-key: ${path.join(d, 'apiserver.key')}`,
+      '',
+    ].join('\n'),
+    { mode: 0o600 },
+  );
+  const admissionConfig = path.join(d, 'admission.yaml');
+  const plugin = (name: string) => [
+    `- name: ${name}`,
+    '  configuration:',
+    '    apiVersion: apiserver.config.k8s.io/v1',
+    '    kind: WebhookAdmissionConfiguration',
+    `    kubeConfigFile: ${kubeconfigPath}`,
+  ];
+  await fsp.writeFile(
+    admissionConfig,
+    [
+      'apiVersion: apiserver.config.k8s.io/v1',
+      'kind: AdmissionConfiguration',
+      'plugins:',
+      ...plugin('ValidatingAdmissionWebhook'),
+      ...plugin('MutatingAdmissionWebhook'),
+      '',
+    ].join('\n'),
+  );
+  const [caPem, certPem, keyPem] = (await Promise.all(
+    ['ca.crt', 'apiserver.crt', 'apiserver.key'].map((f) => fsp.readFile(path.join(d, f), 'utf8')),
+  )) as [string, string, string];
+  return { admissionConfig, client: { caPath: path.join(d, 'ca.crt'), caPem, certPem, keyPem } };
+}
+
 // ---------------------------------------------------------------------------
 
 /**
@@ -439,7 +515,10 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
   };
 
   try {
-    await makePki(dir, opts.kubeletClientCert ?? false, opts.apiserverIPs);
+    const [, webhooks] = await Promise.all([
+      makePki(dir, opts.kubeletClientCert ?? false, opts.apiserverIPs),
+      opts.webhookClientCert === false ? undefined : makeWebhookClient(dir),
+    ]);
     const [caPem, adminCert, adminKey] = (await Promise.all(
       ['ca.crt', 'admin.crt', 'admin.key'].map((f) => fsp.readFile(path.join(dir, f), 'utf8')),
     )) as [string, string, string];
@@ -490,6 +569,7 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
       `--service-account-key-file=${path.join(dir, 'sa.pub')}`,
       `--service-account-signing-key-file=${path.join(dir, 'sa.key')}`,
       ...(opts.serviceAccounts ? [] : ['--disable-admission-plugins=ServiceAccount']),
+      ...(webhooks ? [`--admission-control-config-file=${webhooks.admissionConfig}`] : []),
       ...(opts.kubeletClientCert
         ? [
             `--kubelet-client-certificate=${path.join(dir, 'apiserver-kubelet-client.crt')}`,
@@ -558,6 +638,7 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
       signalApiserver: (signal) => void apiserver.child.kill(signal),
       stopApiserver: () => stopProc(apiserver),
       startApiserver,
+      ...(webhooks ? { webhookClient: webhooks.client } : {}),
     };
   } catch (err) {
     await stop().catch(() => undefined);

@@ -39,7 +39,13 @@ export class HostileEnv {
       await this.c.admission.deleteMutatingWebhookConfiguration({ name: 'netpin' });
       await this.c.admission.deleteValidatingWebhookConfiguration({ name: 'netpin' });
     }
-    this.current = await startNetpin({ kubeconfig: this.cp.kubeconfigPath, ...choice });
+    // As docs/security.md asks: reviews only from the API server's client certificate, metrics apart.
+    this.current = await startNetpin({
+      kubeconfig: this.cp.kubeconfigPath,
+      clientAuth: this.cp.webhookClient,
+      metricsListen: true,
+      ...choice,
+    });
     this.choice = choice;
     await registerWebhooks(this.c, this.current, this.cp.binDir);
     return this.current;
