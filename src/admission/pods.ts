@@ -8,7 +8,6 @@ import { addressList, formatDual, parseAddress } from '../net/address.js';
 import type { EgressResult, Placement } from '../ipam/allocator.js';
 import type { Claim, EgressOwner, Owner } from '../ipam/claim.js';
 import type { Pool } from '../ipam/pool.js';
-import type { ClusterView } from '../cluster/view.js';
 import { shown } from '../net/shown.js';
 import { checkIntent, renderProblems, type AdmissionDeps, type CheckedIntent } from './context.js';
 import { allowed, denied, patched, type Verdict } from './respond.js';
@@ -35,32 +34,22 @@ function handWrittenLabels(labels: Record<string, string> | undefined, expected:
 }
 
 /**
- * A view that watches StatefulSets can tell a live one's uid, and undefined when none has that name;
- * the memory ledger's view, which knows only the reviews it saw, cannot.
- */
-type StatefulSetWatch = ClusterView & { statefulSetUid?(namespace: string, name: string): string | undefined };
-
-/**
  * A pod named `<sts>-<k>` whose controller is StatefulSet `<sts>` takes ordinal k's reserved address
  * and shares the StatefulSet's egress address. Anyone who may create a pod may write any
  * ownerReference, so the reference must name the live StatefulSet by its uid. Without a view that
- * watches StatefulSets (--ledger memory), there is nothing to check it against, and it is trusted.
+ * knows StatefulSets (--ledger memory), there is nothing to check it against, and it is trusted.
  */
-function ownerProblems(pod: KubeObject, namespace: string, deps: AdmissionDeps): Problem[] {
+async function ownerProblems(pod: KubeObject, namespace: string, deps: AdmissionDeps): Promise<Problem[]> {
   const sts = statefulSetOf(pod);
-  const cluster = deps.cluster as StatefulSetWatch;
-  if (!sts || !cluster.statefulSetUid) return [];
-  const uid = cluster.statefulSetUid(namespace, sts.name);
-  if (uid !== undefined && uid === sts.uid) return [];
+  if (!sts || !deps.cluster.isLiveStatefulSet) return [];
+  if (sts.uid !== undefined && (await deps.cluster.isLiveStatefulSet(namespace, sts.name, sts.uid))) return [];
   const name = shown(sts.name);
   return [
     {
       key: 'metadata.ownerReferences',
-      message: `names StatefulSet ${name} as the controller of pod ${shown(pod.metadata?.name ?? '')}, ${
-        uid === undefined
-          ? `and netpin sees no StatefulSet of that name in namespace ${namespace}`
-          : `with uid ${shown(sts.uid ?? '')}, which is not the uid of the live StatefulSet ${name}`
-      }: a StatefulSet's pod takes its ordinal's reserved address, so only the StatefulSet's own pods may name it`,
+      message: `names StatefulSet ${name} with uid ${shown(sts.uid ?? '')} as the controller of pod ${shown(
+        pod.metadata?.name ?? '',
+      )}, and no live StatefulSet of namespace ${namespace} has that name and uid: a StatefulSet's pod takes its ordinal's reserved address, so only the StatefulSet's own pods may name it`,
       fix: `let StatefulSet ${name} create its pods, or remove the ownerReference: a pod of its own gets an address of its own`,
     },
   ];
@@ -103,7 +92,7 @@ export async function mutatePod(req: AdmissionRequest, deps: AdmissionDeps): Pro
   }
 
   const namespace = namespaceOf(req, pod);
-  const forged = ownerProblems(pod, namespace, deps);
+  const forged = await ownerProblems(pod, namespace, deps);
   if (forged.length) return denied(renderProblems(forged, deps.dialect));
   const sts = statefulSetOf(pod);
   const shape = podShape(pod);
@@ -230,7 +219,7 @@ export async function validatePod(req: AdmissionRequest, deps: AdmissionDeps): P
   const annotations = pod.metadata?.annotations ?? {};
   const problems: Problem[] = bandwidthProblems(annotations);
   if (!hasIntentKeys(annotations)) problems.push(...strayRecords(annotations));
-  else problems.push(...ownerProblems(pod, namespaceOf(req, pod), deps));
+  else problems.push(...(await ownerProblems(pod, namespaceOf(req, pod), deps)));
   const expected = hasIntentKeys(annotations)
     ? await expectedRendering(req, pod, deps, problems)
     : { annotations: {}, labels: {} };

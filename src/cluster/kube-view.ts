@@ -225,6 +225,21 @@ export class KubeClusterView implements ClusterView {
     return sts && workloadInfo('StatefulSet', sts.spec as WorkloadSpec);
   }
 
+  /**
+   * From the watch when it agrees; otherwise from the API server, since a StatefulSet just created, or
+   * re-created under its name, may create its first pods before the watch brings it here.
+   */
+  async isLiveStatefulSet(namespace: string, name: string, uid: string): Promise<boolean> {
+    if (this.statefulSets.get(name, namespace)?.metadata?.uid === uid) return true;
+    try {
+      const sts = await this.apps.readNamespacedStatefulSet({ name, namespace }, WITHIN_ADMISSION);
+      return sts.metadata?.uid === uid;
+    } catch (e) {
+      if (statusOf(e) === 404) return false;
+      throw new Error(`reading StatefulSet ${namespace}/${name}: ${describeApiError(e)}`, { cause: e });
+    }
+  }
+
   async deployment(namespace: string, name: string): Promise<WorkloadInfo | undefined> {
     try {
       const d = await this.apps.readNamespacedDeployment({ name, namespace }, WITHIN_ADMISSION);

@@ -39,6 +39,11 @@ export interface ClusterView {
   deployment(namespace: string, name: string): Promise<WorkloadInfo | undefined>;
   /** Objects of a CNI's own resource, cluster-wide; a string says why they cannot be read. */
   nativeObjects(resource: { group: string; version: string; plural: string }): Promise<readonly unknown[] | string>;
+  /**
+   * Whether StatefulSet `name` of this uid is live. Views fed by the API server implement it; the
+   * memory ledger's, which knows only the reviews it saw and never a uid, cannot tell.
+   */
+  isLiveStatefulSet?(namespace: string, name: string, uid: string): Promise<boolean>;
   /** Learns of a workload from its review; views fed by the API server need not implement it. */
   rememberWorkload?(kind: WorkloadKind, namespace: string, name: string, info: WorkloadInfo | undefined): void;
 }

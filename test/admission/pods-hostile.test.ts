@@ -289,9 +289,9 @@ describe("a StatefulSet pod's owner", () => {
   async function watching(live: string | undefined) {
     const h = await harness();
     expect((await h.mutate(statefulSet('CREATE', { replicas: 2, annotations: POOL }))).response.allowed).toBe(true);
-    const statefulSetUid = (namespace: string, name: string) =>
-      namespace === 'shop' && name === 'web' ? live : undefined;
-    Object.assign(h.cluster, { statefulSetUid });
+    const isLiveStatefulSet = async (namespace: string, name: string, uid: string) =>
+      namespace === 'shop' && name === 'web' && uid === live;
+    Object.assign(h.cluster, { isLiveStatefulSet });
     return h;
   }
 
@@ -305,12 +305,12 @@ describe("a StatefulSet pod's owner", () => {
     [
       'a forged uid',
       'uid-live',
-      'names StatefulSet "web" as the controller of pod "web-1", with uid "uid-forged", which is not the uid of the live StatefulSet "web"',
+      'names StatefulSet "web" with uid "uid-forged" as the controller of pod "web-1", and no live StatefulSet of namespace shop has that name and uid',
     ],
     [
       'a StatefulSet that no longer exists',
       undefined,
-      'names StatefulSet "web" as the controller of pod "web-1", and netpin sees no StatefulSet of that name in namespace shop',
+      'names StatefulSet "web" with uid "uid-forged" as the controller of pod "web-1", and no live StatefulSet of namespace shop has that name and uid',
     ],
   ])('refuses a bare pod whose ownerReference names %s, on both webhooks, claiming nothing', async (_, live, words) => {
     const h = await watching(live);
