@@ -10,7 +10,7 @@ import { KubeClusterView } from '../cluster/kube-view.js';
 import { inUse, type PodRecord } from '../cluster/pod-tracker.js';
 import { parseAddress } from '../net/address.js';
 import { LeaseElector } from '../cluster/lease.js';
-import { kubeReconcilerApi, Reconciler } from '../cluster/reconciler.js';
+import { kubeReconcilerApi, Reconciler, statefulSetState } from '../cluster/reconciler.js';
 import { Allocator } from '../ipam/allocator.js';
 import { KubeLedger } from '../cluster/kube-ledger.js';
 import type { ServeOptions } from './args.js';
@@ -48,6 +48,7 @@ export async function kubeBackend(opts: ServeOptions, log: Logger): Promise<Back
     {
       pods: view.pods,
       statefulSetExists: (namespace, name) => view.statefulSetExists(namespace, name),
+      statefulSet: (namespace, name) => statefulSetState(view.statefulSets.get(name, namespace)),
       complete: () => ledger.complete() && view.complete(),
     },
     elector,

@@ -39,6 +39,7 @@ const CLUSTER_RULES = [
   '/namespaces:watch',
   '/pods:list',
   '/pods:watch',
+  '/resourcequotas:list',
   'apps/statefulsets:get',
   'apps/statefulsets:list',
   'apps/statefulsets:watch',

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/transport/app.js';
+import { compilePool } from '../../src/ipam/pool.js';
 import type { Metrics } from '../../src/transport/metrics.js';
 import { harness, ippoolReview, podCreate, post } from '../support/reviews.js';
 import { binaries } from '../support/controlplane.js';
@@ -64,6 +65,10 @@ async function exportedNames(): Promise<Set<string>> {
   await post(app, 'mutate', podCreate({ name: 'a', annotations: { 'netpin.io/pool': 'web' } }));
   await post(app, 'mutate', podCreate({ name: 'b', annotations: { 'netpin.io/pool': 'nope' } }));
   await post(app, 'validate', ippoolReview('CREATE', 'overlap', { cidr: '10.20.0.0/25' }));
+  // The limit's series exists only for a pool with a cap.
+  h.ledger.index.setPool(
+    compilePool({ metadata: { name: 'capped' }, spec: { cidr: '10.40.0.0/30', namespaceLimit: 2 } }),
+  );
   // What the kube ledger and the reconciler report, which the memory ledger has no part in.
   const claim = [...h.ledger.index.allClaims()][0]!;
   metrics!.ledger.write('create', 'conflict');
@@ -177,11 +182,17 @@ describe('helm chart monitoring, rendered offline', () => {
       await helm.template({
         ...ALL_ON,
         'monitoring.prometheusRule.poolUsagePercent': 80,
+        'monitoring.prometheusRule.namespaceUsagePercent': 70,
         'monitoring.prometheusRule.claimOverdueSeconds': 600,
         'monitoring.prometheusRule.alertLabels.team': 'network',
       }),
     );
-    expect(rules.map((r) => r.alert)).toEqual(['NetpinPoolNearlyFull', 'NetpinWebhookErrors', 'NetpinClaimsOverdue']);
+    expect(rules.map((r) => r.alert)).toEqual([
+      'NetpinPoolNearlyFull',
+      'NetpinNamespaceNearLimit',
+      'NetpinWebhookErrors',
+      'NetpinClaimsOverdue',
+    ]);
     for (const r of rules) {
       expect(r.for).toMatch(/^\d+m$/);
       expect(r.labels.team).toBe('network');
@@ -189,8 +200,9 @@ describe('helm chart monitoring, rendered offline', () => {
       expect(r.annotations.summary.length).toBeGreaterThan(10);
       expect(r.annotations.description.length).toBeGreaterThan(100);
     }
-    const [pool, errors, overdue] = rules as [Rule, Rule, Rule];
+    const [pool, namespace, errors, overdue] = rules as [Rule, Rule, Rule, Rule];
     expect(pool.expr).toMatch(/^100 \* [^]*>= 80$/);
+    expect(namespace.expr).toMatch(/^100 \* [^]*>= 70$/);
     expect(metricNames(errors.expr)).toEqual(['netpin_webhook_errors_total']);
     expect(overdue.expr).toMatch(/> 600$/);
     // Left for Prometheus to expand, not eaten by Helm.
