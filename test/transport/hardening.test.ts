@@ -287,12 +287,23 @@ describe('request limits', () => {
       partial.write('POST /mutate HTTP/1.1\r\nhost: x\r\n'); // headers never finished
       const answered = await connect();
       answered.write('GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n'); // then idle on keep-alive
-      const [a, b, c, d] = (await Promise.all([bare, idle, partial, answered].map(closedAfter))) as [
+      const slowBody = await connect();
+      slowBody.write(
+        'POST /mutate HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{',
+      );
+      let slowAnswer = '';
+      slowBody.on('data', (chunk: Buffer) => (slowAnswer += chunk.toString('latin1')));
+      const [a, b, c, d, e] = (await Promise.all([bare, idle, partial, answered, slowBody].map(closedAfter))) as [
+        number,
         number,
         number,
         number,
         number,
       ];
+      // A body that stops coming: 408 once the request timeout has passed, before the API server's 10 s.
+      expect(slowAnswer).toMatch(/^HTTP\/1\.1 408 /);
+      expect(e).toBeGreaterThan(LIMITS.requestTimeoutMs - 1_000);
+      expect(e).toBeLessThan(LIMITS.requestTimeoutMs + LIMITS.checkIntervalMs + 2_500);
       expect(a).toBeLessThan(LIMITS.handshakeTimeoutMs + 2_500);
       expect(b).toBeLessThan(LIMITS.headersTimeoutMs + 2_500);
       expect(c).toBeLessThan(LIMITS.headersTimeoutMs + 2_500);
