@@ -57,12 +57,12 @@ export function smallerPoints(env: HostileEnv): void {
       ];
       const annotations = { 'netpin.io/pool': 'sm-sts' };
       expect(await refusal(NS, { name: 'db-1', ownerReferences: owner('db', forged), annotations })).toContain(
-        `metadata.ownerReferences (CNI Calico): names StatefulSet "db" as the controller of pod "db-1", with uid "${forged}", ` +
-          `which is not the uid of the live StatefulSet "db": a StatefulSet's pod takes its ordinal's reserved address, so only the StatefulSet's own pods may name it. ` +
+        `metadata.ownerReferences (CNI Calico): names StatefulSet "db" with uid "${forged}" as the controller of pod "db-1", ` +
+          `and no live StatefulSet of namespace ${NS} has that name and uid: a StatefulSet's pod takes its ordinal's reserved address, so only the StatefulSet's own pods may name it. ` +
           'Fix: let StatefulSet "db" create its pods, or remove the ownerReference: a pod of its own gets an address of its own',
       );
       expect(await refusal(NS, { name: 'gone-0', ownerReferences: owner('gone', forged), annotations })).toContain(
-        `names StatefulSet "gone" as the controller of pod "gone-0", and netpin sees no StatefulSet of that name in namespace ${NS}`,
+        `names StatefulSet "gone" with uid "${forged}" as the controller of pod "gone-0", and no live StatefulSet of namespace ${NS} has that name and uid`,
       );
       // Ordinal 1 keeps its address for the StatefulSet's own pod; a bare pod of that name gets another.
       const bare = await env.c.core.createNamespacedPod({
