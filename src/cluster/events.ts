@@ -148,7 +148,7 @@ export class TokenBucket {
  * object to what an object may have. Cut when it is recorded, before any queue, series or wait holds
  * it, so that what netpin keeps of an event never follows the size of the request that caused it.
  */
-export function boundedNotice(notice: EventNotice): EventNotice {
+function boundedNotice(notice: EventNotice): EventNotice {
   const r = notice.regarding;
   const cut = (text: string) => (text.length > NAME_LIMIT ? text.slice(0, NAME_LIMIT) : text);
   return {

@@ -158,7 +158,7 @@ export function podRecord(pod: V1Pod, addressKeys: readonly string[], optedIn = 
 }
 
 /** What a record holds against every other owner, its namespace opted in or not. */
-export function judged(record: PodRecord, optedIn: boolean): PodRecord {
+function judged(record: PodRecord, optedIn: boolean): PodRecord {
   const held = optedIn ? record.addresses : (record.unforged ?? record.addresses);
   return held === record.inUse ? record : { ...record, inUse: held };
 }

@@ -9,7 +9,7 @@ export const SCALE_DOWN_RELEASE = 'netpin.io/scale-down-release';
  * scale-down window is 5 minutes; a drain; a restart by scaling to 0 and back) keeps every ordinal's
  * address; short enough that scaling to 0 is no way to hold a pool's addresses with no pods for long.
  */
-export const DEFAULT_SCALE_DOWN_RELEASE_MS = 3_600_000;
+const DEFAULT_SCALE_DOWN_RELEASE_MS = 3_600_000;
 
 /** The longest period written as a duration; beyond it, say "never". */
 const MAX_MS = 366 * 24 * 3_600_000;

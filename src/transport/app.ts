@@ -220,7 +220,7 @@ function httpsServerLimits(): object {
 }
 
 /** Bytes of request bodies being received now, across all connections. */
-export class ByteBudget {
+class ByteBudget {
   used = 0;
   constructor(readonly limit: number) {}
 

@@ -156,7 +156,7 @@ export interface EnsureResult {
 }
 
 /** Whether less than a third of the certificate's life is left at `now`. */
-export function renewalDue(cert: { notBefore: Date; notAfter: Date }, now: Date): boolean {
+function renewalDue(cert: { notBefore: Date; notAfter: Date }, now: Date): boolean {
   const life = cert.notAfter.getTime() - cert.notBefore.getTime();
   return cert.notAfter.getTime() - now.getTime() < life * RENEW_WHEN_LEFT;
 }

@@ -12,7 +12,7 @@ const MIN_TLS_VERSION = 'TLSv1.2';
  * API server) offers all of these and prefers TLS 1.3 anyway. The TLS 1.3 suites are Node's defaults,
  * named here so that this list is the whole of what netpin offers.
  */
-export const CIPHERS = [
+const CIPHERS = [
   'TLS_AES_256_GCM_SHA384',
   'TLS_CHACHA20_POLY1305_SHA256',
   'TLS_AES_128_GCM_SHA256',
