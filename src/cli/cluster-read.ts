@@ -6,10 +6,13 @@ import {
   CustomObjectsApi,
   KubeConfig,
   type ConfigurationOptions,
+  type V1MutatingWebhookConfiguration,
+  type V1Namespace,
   type V1Pod,
 } from '@kubernetes/client-node';
 import { describeApiError, GROUP, makeApiClientWith, OFF_ADMISSION, VERSION } from '../cluster/kube.js';
-import { podPages } from '../cluster/pod-tracker.js';
+import { namespaceLabels, OptIn } from '../cluster/kube-view.js';
+import { podPages, podRecord, type PodRecord } from '../cluster/pod-tracker.js';
 import { pages } from '../cluster/reflector.js';
 import { CLAIMS_PAGE, listClaims, toClaim } from '../cluster/kube-ledger.js';
 import type { Claim } from '../ipam/claim.js';
@@ -90,4 +93,34 @@ export async function readPods(core: CoreV1Api): Promise<V1Pod[]> {
     for await (const page of pages(podPages(core))) pods.push(...page.items);
     return pods;
   });
+}
+
+/** netpin's MutatingWebhookConfigurations, or why they cannot be read. */
+export async function readWebhooks(c: ClusterClients): Promise<V1MutatingWebhookConfiguration[] | string> {
+  try {
+    return (await c.admission.listMutatingWebhookConfiguration()).items;
+  } catch (e) {
+    return `reading MutatingWebhookConfigurations: ${describeApiError(e)}`;
+  }
+}
+
+/**
+ * The pods as the server's tracker records them: what a pod holds against other owners depends on
+ * whether netpin admits its namespace, judged from netpin's mutating webhook as the server judges it
+ * (OptIn), so that the commands count a squatter's forged annotations as the server does: not at all.
+ * Unreadable configurations admit no namespace, as in the server.
+ */
+export function podRecords(
+  pods: V1Pod[],
+  namespaces: V1Namespace[],
+  webhooks: V1MutatingWebhookConfiguration[] | string,
+  addressKeys: readonly string[],
+): PodRecord[] {
+  const labels = new Map(namespaces.map((ns) => [ns.metadata?.name ?? '', namespaceLabels(ns)]));
+  const optIn = new OptIn(
+    (name) => labels.get(name),
+    () => undefined,
+  );
+  if (typeof webhooks !== 'string') optIn.webhooksChanged(webhooks);
+  return pods.map((p) => podRecord(p, addressKeys, optIn.has(p.metadata?.namespace ?? '')));
 }

@@ -76,7 +76,7 @@ function parsePreviewArgs(argv: string[]): PreviewOptions {
 /** What admission starts from: pools and namespace labels, and the addresses held before the manifest. */
 interface Seed extends PoolsFile {
   claims: Claim[];
-  /** Addresses that live pods use, by `namespace/name`, whoever gave them. */
+  /** Addresses that live pods hold against other owners, by `namespace/name` (PodRecord.inUse). */
   inUse: Map<string, Address[]>;
 }
 
@@ -166,28 +166,24 @@ async function readCluster(
   addressKeys: readonly string[],
   note: (line: string) => void,
 ): Promise<Seed> {
-  const [read, { podAddresses }] = await Promise.all([
-    import('./cluster-read.js'),
-    import('../cluster/pod-tracker.js'),
-  ]);
-  const { custom, core } = read.clusterClients(read.operatorKubeConfig(kubeconfig));
-  const [pools, claims, namespaces, pods] = await Promise.all([
-    read.readPools(custom),
-    read.readClaims(custom),
-    read.reading('namespaces', () => core.listNamespace()),
-    read.readPods(core),
+  const read = await import('./cluster-read.js');
+  const c = read.clusterClients(read.operatorKubeConfig(kubeconfig));
+  const [pools, claims, namespaces, pods, webhooks] = await Promise.all([
+    read.readPools(c.custom),
+    read.readClaims(c.custom),
+    read.reading('namespaces', () => c.core.listNamespace()),
+    read.readPods(c.core),
+    read.readWebhooks(c),
   ]);
   for (const m of pools.malformed) note(m);
+  // What each pod holds against others, as the server judges it: a squatter's forged annotations hold nothing.
+  const { inUse } = await import('../cluster/pod-tracker.js');
+  const records = read.podRecords(pods, namespaces.items, webhooks, addressKeys);
   return {
     pools: pools.pools,
     claims,
     namespaces: new Map(namespaces.items.map((ns) => [ns.metadata?.name ?? '', ns.metadata?.labels ?? {}])),
-    inUse: new Map(
-      pods.map((p) => [
-        `${p.metadata?.namespace}/${p.metadata?.name}`,
-        podAddresses(p, addressKeys).map((a) => parseAddress(a)!),
-      ]),
-    ),
+    inUse: new Map(records.map((r) => [`${r.namespace}/${r.name}`, inUse(r).map((a) => parseAddress(a)!)])),
   };
 }
 

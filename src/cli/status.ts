@@ -1,9 +1,8 @@
 // `netpin status`: each pool's use, each namespace's use of each pool, and who holds each address of one pool. Read-only.
-import type { V1Namespace } from '@kubernetes/client-node';
+import type { V1MutatingWebhookConfiguration, V1Namespace } from '@kubernetes/client-node';
 import { CNI_NAMES } from '../cni/dialect.js';
 import { dialectFor } from '../cni/index.js';
-import { describeApiError } from '../cluster/kube.js';
-import { podRecord, type PodRecord } from '../cluster/pod-tracker.js';
+import { inUse, type PodRecord } from '../cluster/pod-tracker.js';
 import type { Claim, Owner } from '../ipam/claim.js';
 import { ClaimIndex } from '../ipam/claim-index.js';
 import { poolAdmitsNamespace, poolContains, describeRanges, type Pool } from '../ipam/pool.js';
@@ -21,11 +20,12 @@ import { parseFlags } from './args.js';
 import {
   clusterClients,
   operatorKubeConfig,
+  podRecords,
   readClaims,
   readPods,
   readPools,
+  readWebhooks,
   reading,
-  type ClusterClients,
 } from './cluster-read.js';
 
 export interface NamespaceInfo {
@@ -60,7 +60,7 @@ function indexOf(input: StatusInput): ClaimIndex {
   for (const pod of input.pods)
     index.observe(
       `${pod.namespace}/${pod.name}`,
-      pod.addresses.flatMap((a) => parseAddress(a) ?? []),
+      inUse(pod).flatMap((a) => parseAddress(a) ?? []),
     );
   return index;
 }
@@ -231,7 +231,7 @@ function holders(input: StatusInput, pool: Pool): Holder[] {
     out.push({ ip: addressKey(c.ip), owner: describeHolder(o), ordinal: ordinalOf(o), since: c.createdAt, podExists });
   }
   for (const pod of input.pods) {
-    for (const text of pod.addresses) {
+    for (const text of inUse(pod)) {
       const ip = parseAddress(text);
       if (!ip || claimed.has(ip.toString()) || !poolContains(pool, ip)) continue;
       out.push({
@@ -280,16 +280,17 @@ export function table(header: string[], rows: string[][]): string {
  * The namespaceSelector of netpin's mutating webhook, which decides what opted in; the chart's
  * default label when the webhook configuration cannot be read, with a note that says so.
  */
-async function optInSelector(c: ClusterClients): Promise<{ selector: LabelSelector; note?: string }> {
-  let why: string;
-  try {
-    const configs = await c.admission.listMutatingWebhookConfiguration();
-    const hook = configs.items.flatMap((x) => x.webhooks ?? []).find((w) => w.name === MUTATING_WEBHOOK);
-    if (hook) return { selector: (hook.namespaceSelector ?? {}) as LabelSelector };
-    why = `no MutatingWebhookConfiguration has the webhook ${MUTATING_WEBHOOK}`;
-  } catch (e) {
-    why = `reading MutatingWebhookConfigurations: ${describeApiError(e)}`;
-  }
+function optInSelector(webhooks: V1MutatingWebhookConfiguration[] | string): {
+  selector: LabelSelector;
+  note?: string;
+} {
+  const hook =
+    typeof webhooks === 'string'
+      ? undefined
+      : webhooks.flatMap((x) => x.webhooks ?? []).find((w) => w.name === MUTATING_WEBHOOK);
+  if (hook) return { selector: (hook.namespaceSelector ?? {}) as LabelSelector };
+  const why =
+    typeof webhooks === 'string' ? webhooks : `no MutatingWebhookConfiguration has the webhook ${MUTATING_WEBHOOK}`;
   return {
     selector: DEFAULT_OPT_IN,
     note: `Opted-in namespaces are taken to be those labelled netpin.io/enabled=true (${why}).`,
@@ -305,17 +306,18 @@ const FLAGS = ['kubeconfig', 'pool'] as const;
 export async function runStatus(argv: string[]): Promise<number> {
   const flags = parseFlags(argv, FLAGS);
   const c = clusterClients(operatorKubeConfig(flags.get('kubeconfig')));
-  const [pools, claims, pods, namespaces, optIn] = await Promise.all([
+  const [pools, claims, pods, namespaces, webhooks] = await Promise.all([
     readPools(c.custom),
     readClaims(c.custom),
     readPods(c.core),
     reading('namespaces', () => c.core.listNamespace()),
-    optInSelector(c),
+    readWebhooks(c),
   ]);
+  const optIn = optInSelector(webhooks);
   const input: StatusInput = {
     pools: pools.pools,
     claims,
-    pods: pods.map((p) => podRecord(p, ADDRESS_KEYS)),
+    pods: podRecords(pods, namespaces.items, webhooks, ADDRESS_KEYS),
     namespaces: namespaces.items.map(namespaceInfo),
     optIn: optIn.selector,
   };

@@ -28,7 +28,7 @@ export const MUTATING_WEBHOOK = 'mutate.netpin.io';
 const WEBHOOKS_RETRY_MS = 30_000;
 
 /** Labels of a namespace as a namespaceSelector sees them: the API server always sets kubernetes.io/metadata.name. */
-function namespaceLabels(ns: V1Namespace): Record<string, string> {
+export function namespaceLabels(ns: V1Namespace): Record<string, string> {
   return { ...ns.metadata?.labels, 'kubernetes.io/metadata.name': ns.metadata?.name ?? '' };
 }
 

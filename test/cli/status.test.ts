@@ -145,6 +145,14 @@ describe('netpin status --pool', () => {
     ]);
   });
 
+  it('counts a pod outside opted-in namespaces only by what it holds as the server judges it, not by its forged annotations', () => {
+    // A Pending pod of a namespace netpin does not admit, naming a pool address in netpin.io/allocated.
+    const squatter = { ...pod('plain', 'squatter', ['10.50.0.40']), inUse: [] };
+    const text = poolDetail({ ...input, pods: [...input.pods, squatter] }, web, NOW);
+    expect(text).toContain('6 held, 248 free');
+    expect(text).not.toContain('squatter');
+  });
+
   it('shows an egress address by the workload that holds it, and its pods by the address they show', () => {
     const rows = cells(poolDetail(input, out, NOW).split('\n\n')[1]!);
     expect(rows[1]).toEqual(['10.90.0.1', 'Deployment/shop/api (egress)', '-', '60s', 'yes']);
