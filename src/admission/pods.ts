@@ -21,7 +21,10 @@ const NETPIN_LABELS = [PINNED_LABEL, EGRESS_LABEL];
  * the CNI's egress resources (Antrea's Egress, Cilium's policy) select the pods of an egress address
  * by: written by hand it would join another workload's egress address.
  */
-function handWrittenLabels(labels: Record<string, string> | undefined, expected: Record<string, string>): Problem[] {
+export function handWrittenLabels(
+  labels: Record<string, string> | undefined,
+  expected: Record<string, string>,
+): Problem[] {
   return NETPIN_LABELS.filter((l) => labels?.[l] !== undefined && labels[l] !== expected[l]).map((label) => ({
     key: label,
     message: `is netpin's label, set here by hand to ${shown(labels![label]!)}: ${

@@ -11,7 +11,7 @@ import type { Pool } from '../ipam/pool.js';
 import { SCALE_DOWN_RELEASE, scaleDownRelease } from '../ipam/scale-down.js';
 import type { EventNotice } from '../cluster/event-sink.js';
 import { renderProblems, type AdmissionDeps } from './context.js';
-import { preflight } from './pods.js';
+import { handWrittenLabels, preflight } from './pods.js';
 import { allowed, denied, type Verdict } from './respond.js';
 import type { AdmissionRequest } from './review.js';
 
@@ -45,6 +45,9 @@ export async function admitWorkload(req: AdmissionRequest, deps: AdmissionDeps, 
     name: obj.metadata?.name ?? req.name ?? '',
     ...workloadInfo(kind, obj.spec),
   };
+  // Each of its pods would be refused at creation: said at apply instead.
+  const labels = handWrittenLabels(obj.spec?.template?.metadata?.labels, {});
+  if (labels.length) return denied(renderProblems(labels, deps.dialect));
   const warnings: string[] = [];
   const own = { ...obj.metadata?.annotations };
   if (kind === 'StatefulSet') {

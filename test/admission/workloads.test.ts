@@ -26,6 +26,22 @@ describe('Deployment and StatefulSet admission', () => {
     expect(h.held()).toEqual({});
   });
 
+  it.each(['netpin.io/egress', 'netpin.io/pinned'])(
+    'refuses %s in a pod template at apply, on both webhooks, since each of its pods would be refused',
+    async (label) => {
+      const h = await harness();
+      for (const make of [deployment, statefulSet]) {
+        const body = make('CREATE', { replicas: 2, annotations: { 'netpin.io/egress-pool': 'out' } });
+        body.request!.object!.spec.template.metadata.labels[label] = '10.90.0.1';
+        for (const endpoint of ['mutate', 'validate'] as const)
+          expect(denial(await h[endpoint](body))).toContain(
+            `${label} (CNI Calico): is netpin's label, set here by hand`,
+          );
+      }
+      expect(h.held()).toEqual({});
+    },
+  );
+
   it('allows netpin.io/ip on a single replica that cannot surge', async () => {
     const h = await harness();
     expect(
