@@ -185,11 +185,17 @@ describe('netpin status', () => {
     await showAddress('plain', 'rogue', '10.50.0.30');
   });
 
-  it('prints each pool: size, held, free, largest free range and the opted-in namespaces it serves', async () => {
+  it('prints each pool: size, held, free, largest free range and the opted-in namespaces it serves; then what each namespace holds', async () => {
     const r = await netpinCli(['status']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(cells(r.stdout)).toEqual([
+    const [pools, namespaces] = r.stdout.trimEnd().split('\n\n') as [string, string];
+    // The ordinal of db with no pod is a reservation without a pod; rogue's address is held, by no claim of a namespace.
+    expect(cells(namespaces)).toEqual([
+      ['NAMESPACE', 'POOL', 'FAMILY', 'HELD', 'WITHOUT POD', 'LIMIT', 'USE'],
+      ['shop', 'web', 'IPv4', '3', '1', '-', '-'],
+    ]);
+    expect(cells(pools)).toEqual([
       ['POOL', 'USE', 'FAMILY', 'SIZE', 'HELD', 'FREE', 'LARGEST FREE RANGE', 'NAMESPACES'],
       ['open', 'pods', 'IPv4', '8', '0', '8', '10.60.0.1-10.60.0.8 (8)', 'all opted-in (2)'],
       ['out', 'egress', 'IPv4', '4', '0', '4', '10.90.0.1-10.90.0.4 (4)', 'all opted-in (2)'],
