@@ -145,7 +145,8 @@ beforeAll(async () => {
   await createPool(c, 'web', { cidr: '10.50.0.0/24', namespaceSelector: { matchLabels: { team: 'web' } } });
   netpin = await startNetpin({ kubeconfig: cp.kubeconfigPath });
   await registerWebhooks(c, netpin, cp.binDir);
-  // Held two ways: a netpin claim, and a pod netpin never admitted (its namespace did not opt in) that uses an address.
+  // Held two ways: a netpin claim, and a pod netpin never admitted (its namespace did not opt in) that uses an
+  // address: scheduled, since outside opted-in namespaces a CNI annotation counts only on a pod a node runs.
   await c.core.createNamespacedPod({
     namespace: NS,
     body: { metadata: { name: 'holder', annotations: { 'netpin.io/pool': 'web' } }, spec: container },
@@ -154,7 +155,7 @@ beforeAll(async () => {
     namespace: 'plain',
     body: {
       metadata: { name: 'legacy', annotations: { 'cni.projectcalico.org/ipAddrs': '["10.50.0.2"]' } },
-      spec: container,
+      spec: { ...container, nodeName: 'node-1' },
     },
   });
 });
