@@ -1,0 +1,133 @@
+import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { ClaimIndex } from '../../ipam/claim-index.js';
+import type { Claim } from '../../ipam/claim.js';
+import { compilePool, PoolSpecError, type IPPoolObject } from '../../ipam/pool.js';
+import { GROUP, OFF_ADMISSION, VERSION, WITHIN_ADMISSION } from '../kube.js';
+import { Informer, Reflector, type Seen } from '../reflector.js';
+import { CLAIMS, listClaimPage, toClaim, type ClaimsApi, type IPClaimObject } from './ipclaim.js';
+
+const POOLS = 'ippools';
+/** IPPools per list call: a cluster has tens of them. */
+const POOLS_PAGE = 500;
+
+/** The watches that feed the ledger's index: IPPools, and IPClaims, each reduced to its Claim as it comes in. */
+export class LedgerFeed {
+  private readonly pools: Informer<KubernetesObject>;
+  private readonly claims: Reflector<IPClaimObject>;
+  /** While a list of the claims is under way: the stored claims held when it began. */
+  private stored: Set<Claim> | undefined;
+
+  constructor(
+    kc: KubeConfig,
+    private readonly api: ClaimsApi,
+    private readonly index: ClaimIndex,
+    /** IPClaims per list call when (re)listing. */
+    claimsPage: number,
+    private readonly log?: Logger,
+  ) {
+    this.pools = new Informer<KubernetesObject>(
+      kc,
+      POOLS,
+      `/apis/${GROUP}/${VERSION}/${POOLS}`,
+      async (next) => {
+        const list = (await api.listClusterCustomObject(
+          { group: GROUP, version: VERSION, plural: POOLS, limit: POOLS_PAGE, _continue: next },
+          OFF_ADMISSION,
+        )) as { items: KubernetesObject[]; metadata?: { continue?: string; resourceVersion?: string } };
+        return {
+          items: list.items,
+          continue: list.metadata?.continue,
+          resourceVersion: list.metadata?.resourceVersion,
+        };
+      },
+      { changed: (obj) => this.setPool(obj), removed: (obj) => index.removePool(obj.metadata?.name ?? '') },
+      log,
+    );
+
+    // The index is the only copy of the claims: no cache of objects, each is reduced to its Claim as it comes in.
+    this.claims = new Reflector<IPClaimObject>(
+      kc,
+      {
+        what: CLAIMS,
+        path: `/apis/${GROUP}/${VERSION}/${CLAIMS}`,
+        list: (next) => listClaimPage(api, claimsPage, next),
+        key: (obj) => obj.metadata?.uid ?? '',
+        listing: () => {
+          this.stored = new Set();
+          for (const c of index.allClaims()) if (c.ref !== undefined) this.stored.add(c);
+        },
+        seen: (obj, how) => this.seen(obj, how),
+        deleted: (obj) => {
+          const c = toClaim(obj);
+          if (c) index.remove(c);
+        },
+        listed: (uids) => this.forgetUnlisted(uids),
+      },
+      log,
+    );
+  }
+
+  /** Resolves once both have listed: until then an empty index would hand out held addresses. */
+  async start(): Promise<void> {
+    await Promise.all([this.pools.start(), this.claims.start()]);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([this.pools.stop(), this.claims.stop()]);
+  }
+
+  /** Whether pools and claims have each completed their latest list (Reflector.complete). */
+  complete(): boolean {
+    return this.pools.complete && this.claims.complete;
+  }
+
+  /** The IPPools as the API server has them now; the watch may lag a pool created a moment ago. */
+  async refreshPools(): Promise<void> {
+    const list = (await this.api.listClusterCustomObject(
+      { group: GROUP, version: VERSION, plural: POOLS },
+      WITHIN_ADMISSION,
+    )) as { items: KubernetesObject[] };
+    for (const obj of list.items) if (!this.index.pool(obj.metadata?.name ?? '')) this.setPool(obj);
+  }
+
+  private setPool(obj: KubernetesObject): void {
+    try {
+      this.index.setPool(compilePool(obj as unknown as IPPoolObject));
+    } catch (e) {
+      // The IPPool webhook refuses these; one that got in anyway is left out rather than guessed at.
+      if (!(e instanceof PoolSpecError)) throw e;
+      this.log?.warn({ pool: obj.metadata?.name, err: e.message }, 'ignoring malformed IPPool');
+    }
+  }
+
+  /**
+   * An IPClaim listed or from the watch: a new object is added (or, when this process is creating it,
+   * confirmed), a changed one put, and one listed again unchanged left alone. A listed object that is not
+   * the stored one held here replaced it: one address, one IPClaim name, so the held one was deleted while
+   * nothing watched. An object under the address's own name replaces one under an old name (a claim
+   * being migrated), never the reverse.
+   */
+  private seen(obj: IPClaimObject, how: Seen): void {
+    const c = toClaim(obj);
+    if (!c) return;
+    const held = this.index.holderOf(c.ip);
+    const stored = held && !held.observed && held.ref !== undefined ? held : undefined;
+    if (stored && stored.ref !== c.ref) {
+      if (c.name !== undefined && stored.name === undefined) return;
+      if (how === 'LISTED' || (c.name === undefined && stored.name !== undefined)) this.index.remove(stored);
+    }
+    const again = stored !== undefined && stored.ref === c.ref;
+    if (how === 'MODIFIED' || (again && stored.version !== c.version)) this.index.put(c);
+    else if (!again && !this.index.add(c)) this.index.confirm(c);
+  }
+
+  /**
+   * After a list: a stored claim held when it began and not in it was deleted while nothing watched. Claims
+   * still being created (no uid yet) and those created since it began are not in it either, and stay.
+   */
+  private forgetUnlisted(uids: ReadonlySet<string>): void {
+    for (const c of this.stored ?? []) if (!uids.has(c.ref!)) this.index.remove(c);
+    this.stored = undefined;
+  }
+}
