@@ -62,7 +62,7 @@ export interface ReconcilerApi {
 }
 
 /** An IPPool's `status`, as `kubectl get ippools.netpin.io` shows it. */
-export interface PoolStatus {
+interface PoolStatus {
   capacity: number;
   allocated: number;
   families: { family: string; capacity: string; allocated: number }[];
