@@ -2,7 +2,8 @@ import { KEYS } from '../intent/keys.js';
 import { needsAddress, type Problem } from '../intent/types.js';
 import { addressList, formatRange, parseRange, type AddressRange } from '../net/address.js';
 import type { Pool } from '../ipam/pool.js';
-import { bandwidthAnnotations, netemProblems } from './bandwidth.js';
+import { bandwidthAnnotations } from './bandwidth.js';
+import { netemProblems } from './netem.js';
 import type { Dialect, PoolCheck } from './dialect.js';
 
 const CALICO_IP_ADDRS = 'cni.projectcalico.org/ipAddrs';

@@ -1,5 +1,6 @@
 import { KEYS } from '../intent/keys.js';
-import { bandwidthAnnotations, netemProblems } from './bandwidth.js';
+import { bandwidthAnnotations } from './bandwidth.js';
+import { netemProblems } from './netem.js';
 import type { Dialect } from './dialect.js';
 import { egressByResource, egressPoolProblems, eipProblems } from './egress.js';
 import { fixedAddressProblems, unnamedPoolProblems } from './rules.js';

@@ -3,7 +3,7 @@ import { KEYS } from '../intent/keys.js';
 import { parseDual } from '../intent/parse.js';
 import { needsAddress, type Intent, type Problem, type Rate } from '../intent/types.js';
 import { describeRanges, type Pool } from '../ipam/pool.js';
-import { NETEM } from './bandwidth.js';
+import { NETEM } from './netem.js';
 import type { Dialect, WorkloadShape } from './dialect.js';
 import { egressPoolProblems } from './egress.js';
 import { addressIntentKeys, nativeNames } from './rules.js';
