@@ -1,186 +1,27 @@
+// The recorder: writes events.k8s.io/v1 Events for any EventNotice, in series and at a bounded rate
+// (event-series.ts). What netpin tells is its callers' (admission, and netpin-events.ts).
 import { hostname } from 'node:os';
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import type { EventNotice, EventSink, EventSubject } from './event-sink.js';
-import type { Claim, Owner } from '../ipam/claim.js';
-import { describeApiError, GROUP, statusOf, VERSION, withTimeout } from './kube.js';
+import {
+  boundedNotice,
+  DEFAULT_LIMITS,
+  SeriesCache,
+  TokenBucket,
+  truncateNote,
+  type EventLimits,
+  type Series,
+} from './event-series.js';
+import { describeApiError, statusOf, withTimeout } from './kube.js';
 import { microTime } from './lease.js';
 
 /** reportingController of every event netpin writes: the webhook and its reconciler are one process. */
 export const REPORTING_CONTROLLER = 'netpin.io/webhook';
-/** The API server refuses a longer note; it counts bytes. */
-const NOTE_LIMIT = 1024;
-/** The API server refuses an Event name longer than a DNS subdomain. */
-const NAME_LIMIT = 253;
-
-export interface EventLimits {
-  /** API writes (creates and series patches) per second, all events together, and how many may go at once after a lull. */
-  writesPerSecond: number;
-  burst: number;
-  /** Writes waiting for their turn; past this, events are dropped. */
-  queue: number;
-  /** Series remembered; the least recently seen are forgotten first. */
-  series: number;
-  /** A repeat after this long without one starts a new Event (client-go's events.k8s.io recorder: 6 minutes). */
-  seriesWindowMs: number;
-  /** A series' count is written at most this often. */
-  seriesWriteMs: number;
-  /** Events waiting for their object to be created: how many at most, and for how long. */
-  awaiting: number;
-  awaitMs: number;
-}
-
-export const DEFAULT_LIMITS: EventLimits = {
-  writesPerSecond: 5,
-  burst: 20,
-  queue: 256,
-  series: 1_000,
-  seriesWindowMs: 6 * 60_000,
-  seriesWriteMs: 10_000,
-  awaiting: 4_096,
-  awaitMs: 2 * 60_000,
-};
 
 /** How long one write may take: a frozen API server must not hold the queue. */
 const WRITE_TIMEOUT_MS = 5_000;
-
-/** One Event object, and the identical occurrences it stands for. */
-export interface Series {
-  readonly notice: EventNotice;
-  readonly name: string;
-  readonly namespace: string;
-  /** Milliseconds since the epoch: the first occurrence (eventTime) and the last (series.lastObservedTime). */
-  readonly firstAt: number;
-  lastAt: number;
-  count: number;
-  /** The count the API server was last sent (0: nothing yet), and when. */
-  sent: number;
-  sentAt: number;
-  /** A write of the count is scheduled. */
-  due: boolean;
-}
-
-/** What an occurrence asks for: a new Event, a write of the series' count at `patchAt`, or nothing (one is scheduled). */
-export type Occurrence = { create: Series } | { series: Series; patchAt: number } | undefined;
-
-/**
- * Identical events within a window are one Event that counts them in `series`, as client-go's
- * events.k8s.io recorder does. Unlike it, the note is part of what makes two events identical, so
- * that a refusal for a new reason is not hidden in the count of an old one.
- */
-export class SeriesCache {
-  private readonly series: LRUCache<string, Series>;
-  private sequence = 0;
-
-  constructor(
-    private readonly limits: Pick<EventLimits, 'series' | 'seriesWindowMs' | 'seriesWriteMs'> = DEFAULT_LIMITS,
-  ) {
-    this.series = new LRUCache({ max: limits.series });
-  }
-
-  observe(notice: EventNotice, now: number): Occurrence {
-    const r = notice.regarding;
-    const key = JSON.stringify([
-      r.apiVersion,
-      r.kind,
-      r.namespace,
-      r.name,
-      r.uid,
-      notice.type,
-      notice.reason,
-      notice.action,
-      notice.note,
-    ]);
-    const known = this.series.get(key);
-    if (!known || now - known.lastAt > this.limits.seriesWindowMs) {
-      const name = eventName(r.name, now, this.sequence++);
-      // A cluster-scoped object's events go to default, as client-go puts them.
-      const namespace = r.namespace || 'default';
-      const created: Series = {
-        notice,
-        name,
-        namespace,
-        firstAt: now,
-        lastAt: now,
-        count: 1,
-        sent: 0,
-        sentAt: now,
-        due: false,
-      };
-      this.series.set(key, created);
-      return { create: created };
-    }
-    known.count++;
-    known.lastAt = now;
-    if (known.due) return undefined;
-    known.due = true;
-    return { series: known, patchAt: Math.max(now, known.sentAt + this.limits.seriesWriteMs) };
-  }
-}
-
-/** A token bucket: `perSecond` on average, `burst` at once. */
-export class TokenBucket {
-  private tokens: number;
-
-  constructor(
-    private readonly perSecond: number,
-    private readonly burst: number,
-    private at: number,
-  ) {
-    this.tokens = burst;
-  }
-
-  /** Takes a token and answers 0, or answers how many milliseconds until there is one. */
-  take(now: number): number {
-    this.tokens = Math.min(this.burst, this.tokens + (Math.max(0, now - this.at) * this.perSecond) / 1000);
-    this.at = Math.max(this.at, now);
-    if (this.tokens >= 1) {
-      this.tokens -= 1;
-      return 0;
-    }
-    return Math.ceil(((1 - this.tokens) * 1000) / this.perSecond);
-  }
-}
-
-/**
- * An event as the recorder keeps it: its note cut to what the API server takes, and the names of its
- * object to what an object may have. Cut when it is recorded, before any queue, series or wait holds
- * it, so that what netpin keeps of an event never follows the size of the request that caused it.
- */
-function boundedNotice(notice: EventNotice): EventNotice {
-  const r = notice.regarding;
-  const cut = (text: string) => (text.length > NAME_LIMIT ? text.slice(0, NAME_LIMIT) : text);
-  return {
-    ...notice,
-    note: truncateNote(notice.note),
-    regarding: {
-      apiVersion: cut(r.apiVersion),
-      kind: cut(r.kind),
-      namespace: cut(r.namespace),
-      name: cut(r.name),
-      ...(r.uid !== undefined && { uid: cut(r.uid) }),
-    },
-  };
-}
-
-/** As client-go names events: the object's name and the time in hex; `sequence` keeps two in one millisecond apart. */
-export function eventName(regarding: string, now: number, sequence: number): string {
-  const stamp = (BigInt(now) * 1_000_000n + BigInt(sequence % 1_000_000)).toString(16);
-  return `${(regarding || 'netpin').slice(0, NAME_LIMIT - stamp.length - 1)}.${stamp}`;
-}
-
-/** At most NOTE_LIMIT bytes of UTF-8, cut on a character. */
-export function truncateNote(note: string): string {
-  // NOTE_LIMIT characters are NOTE_LIMIT bytes at least: of a longer note, only that much is encoded.
-  const bytes = Buffer.from(note.length > NOTE_LIMIT ? note.slice(0, NOTE_LIMIT + 1) : note);
-  if (bytes.length <= NOTE_LIMIT) return note;
-  // A cut inside a character decodes to U+FFFD; it goes, and '…' (3 bytes) takes its place.
-  return `${bytes
-    .subarray(0, NOTE_LIMIT - 3)
-    .toString('utf8')
-    .replace(/\uFFFD+$/, '')}…`;
-}
 
 export interface EventSeriesField {
   count: number;
@@ -412,43 +253,4 @@ export class EventRecorder implements EventSink {
       this.failing = true;
     }
   }
-}
-
-/** Where a released claim is told: the pod, StatefulSet or workload that held it; the pool for a pod never seen. */
-function releasedFrom(owner: Owner, pool: string): EventSubject {
-  const { namespace, name } = owner;
-  if (owner.kind === 'StatefulSet') return { apiVersion: 'apps/v1', kind: 'StatefulSet', namespace, name };
-  if (owner.kind === 'Egress')
-    return { apiVersion: owner.workload === 'Pod' ? 'v1' : 'apps/v1', kind: owner.workload, namespace, name };
-  if (name) return { apiVersion: 'v1', kind: 'Pod', namespace, name };
-  return { apiVersion: `${GROUP}/${VERSION}`, kind: 'IPPool', namespace: '', name: pool };
-}
-
-function releasedText(c: Claim): string {
-  const o = c.owner;
-  const what = `${o.kind === 'Egress' ? 'egress address ' : ''}${c.ip.toString()} from IPPool ${c.pool}`;
-  if (o.kind === 'Pod' && !o.name) return `${what} (claimed for a pod in namespace ${o.namespace} that was never seen)`;
-  return o.kind !== 'Pod' && o.ordinal !== undefined ? `${what} (ordinal ${o.ordinal})` : what;
-}
-
-/**
- * The Released events for the claims one sweep released: one per object that held them, named without
- * a uid, which claims do not keep: a pod or StatefulSet is gone by then anyway, or its claims would be held.
- */
-export function releaseEvents(claims: readonly Claim[]): EventNotice[] {
-  const byObject = new Map<string, { regarding: EventSubject; released: string[] }>();
-  for (const c of claims) {
-    const regarding = releasedFrom(c.owner, c.pool);
-    const key = `${regarding.apiVersion}/${objectKey(regarding)}`;
-    let entry = byObject.get(key);
-    if (!entry) byObject.set(key, (entry = { regarding, released: [] }));
-    entry.released.push(releasedText(c));
-  }
-  return [...byObject.values()].map(({ regarding, released }) => ({
-    regarding,
-    type: 'Normal',
-    reason: 'Released',
-    action: 'Release',
-    note: `Released ${released.join(', ')}`,
-  }));
 }

@@ -3,7 +3,8 @@
 // object's kind, name and uid). The controllers create the pods; nothing runs them.
 import { Watch, type V1Pod, type V1ReplicaSet } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_LIMITS, REPORTING_CONTROLLER } from '../../src/cluster/events.js';
+import { DEFAULT_LIMITS } from '../../src/cluster/event-series.js';
+import { REPORTING_CONTROLLER } from '../../src/cluster/events.js';
 import { startControlPlane, type ControlPlane } from '../support/controlplane.js';
 import {
   apiMessage,

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Claim } from '../../ipam/claim.js';
 import type { Ledger } from '../../ipam/ledger.js';
 import type { EventSink } from '../event-sink.js';
-import { releaseEvents } from '../events.js';
+import { releaseEvents } from '../netpin-events.js';
 import type { PodRecord } from '../pod-tracker.js';
 import { within, type ReconcilerApi, type ReconcilerMetrics } from './api.js';
 import { holds } from './holders.js';
