@@ -2,7 +2,8 @@
 // configuration objects, one line per check. Read-only; exits 1 when a check fails.
 import type { AppsV1Api } from '@kubernetes/client-node';
 import { CNI_NAMES, type CniName } from '../cni/dialect.js';
-import { dialectFor } from '../cni/index.js';
+import { Unread, warn, type Check, type ClusterSource, type DoctorInputs } from '../cni/doctor.js';
+import { dialectFor, doctorFor } from '../cni/index.js';
 import { describeApiError, statusOf } from '../cluster/kube.js';
 import { isLive } from '../cluster/pod-tracker.js';
 import { parseFlags, UsageError } from './args.js';
@@ -14,7 +15,6 @@ import {
   readPools,
   type ClusterClients,
 } from './cluster-read.js';
-import { diagnose, formatCheck, Unread, type Check, type ClusterSource } from './doctor-checks.js';
 
 const FLAGS = ['kubeconfig', 'cni'] as const;
 /** The chart's label on netpin's Deployment (app.kubernetes.io/name, the chart name unless nameOverride is set). */
@@ -60,6 +60,18 @@ async function releaseCni(apps: AppsV1Api): Promise<{ cni: CniName; from: string
   }
   const from = `the --cni of Deployment ${found[0]!.deployment}`;
   return { cni: asCni(distinct[0]!, from), from };
+}
+
+/** Every check for the CNI, in order. */
+export async function diagnose(cni: CniName, inputs: DoctorInputs): Promise<Check[]> {
+  if (inputs.pools.length === 0) {
+    return [warn('no netpin IPPool (netpin.io/v1alpha1) exists, so there is nothing to check against the CNI')];
+  }
+  return doctorFor(cni)(inputs);
+}
+
+export function formatCheck(c: Check): string {
+  return `${c.outcome.padEnd(4)}  ${c.text}${c.fix ? `. Fix: ${c.fix}` : ''}`;
 }
 
 /** Reads for the checks: a 404 is something missing; any other failure (RBAC first) leaves a check unchecked. */

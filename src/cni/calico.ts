@@ -1,6 +1,6 @@
 import { KEYS } from '../intent/keys.js';
 import { needsAddress, type Problem } from '../intent/types.js';
-import { addressList, formatRange, parseRange, type AddressRange } from '../net/address.js';
+import { addressList, formatRange, parseRange, rangeWithin, type AddressRange } from '../net/address.js';
 import type { Pool } from '../ipam/pool.js';
 import { bandwidthAnnotations } from './bandwidth.js';
 import { netemProblems } from './netem.js';
@@ -141,9 +141,7 @@ function checkBacking(pool: Pool, native: readonly unknown[] | string | undefine
   }
   const problems: Problem[] = [];
   for (const r of ranges) {
-    const home = candidates.find(
-      (c) => c.range && c.range.family === r.family && c.range.first <= r.first && r.last <= c.range.last,
-    );
+    const home = candidates.find((c) => c.range && rangeWithin(r, c.range));
     if (!home) {
       problems.push({
         key: field,

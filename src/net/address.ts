@@ -113,6 +113,11 @@ export function parseRange(text: string, dropNetworkAndBroadcast: boolean): Addr
   return { family: familyOf(single), first: n, last: n };
 }
 
+/** Whether every address of `inner` lies in `outer`: how a CNI's own pool or subnet backs a netpin range. */
+export function rangeWithin(inner: AddressRange, outer: AddressRange): boolean {
+  return inner.family === outer.family && outer.first <= inner.first && inner.last <= outer.last;
+}
+
 export function formatRange(r: AddressRange): string {
   const a = fromBigInt(r.first, r.family).toString();
   return r.first === r.last ? a : `${a}-${fromBigInt(r.last, r.family).toString()}`;

@@ -1,14 +1,7 @@
 import ipaddr from 'ipaddr.js';
 import { describe, expect, it } from 'vitest';
-import {
-  diagnose,
-  formatCheck,
-  Unread,
-  type Check,
-  type ClusterSource,
-  type Resource,
-  type RunningPod,
-} from '../../src/cli/doctor-checks.js';
+import { diagnose, formatCheck } from '../../src/cli/doctor.js';
+import { Unread, type Check, type ClusterSource, type Resource, type RunningPod } from '../../src/cni/doctor.js';
 import type { CniName } from '../../src/cni/dialect.js';
 import type { Claim, Owner } from '../../src/ipam/claim.js';
 import { compilePool, type IPPoolSpec, type Pool } from '../../src/ipam/pool.js';
