@@ -1,3 +1,4 @@
+import { parseArgs } from 'node:util';
 import { CNI_NAMES, type CniName } from '../cni/dialect.js';
 import { CLAIMS_PAGE } from '../cluster/kube-ledger.js';
 import { parseRange } from '../net/address.js';
@@ -74,18 +75,27 @@ const FLAGS = [
   'metrics-listen',
 ] as const;
 
-/** Reads `--flag value` and `--flag=value` pairs, each flag one of `known`; throws UsageError with a one-line reason. */
+/**
+ * Reads `--flag value` and `--flag=value` pairs, each flag one of `known`; throws UsageError with a one-line reason.
+ * node:util parseArgs splits the arguments, in its lenient mode: its strict errors are TypeErrors in Node's
+ * own words ("Unknown option '--x'. To specify a positional argument starting with a '-', ..."), which name
+ * the flag only inside that text, so the tokens it gives are judged here, in netpin's words.
+ */
 export function parseFlags<F extends string>(argv: string[], known: readonly F[]): Map<F, string> {
+  const options = Object.fromEntries(known.map((f) => [f, { type: 'string' as const }]));
+  const { tokens } = parseArgs({ args: argv, options, strict: false, tokens: true });
   const values = new Map<F, string>();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (!arg.startsWith('--')) throw new UsageError(`unexpected argument "${arg}"`);
-    const [name, inline] = arg.slice(2).split(/=(.*)/s, 2) as [string, string | undefined];
-    if (!(known as readonly string[]).includes(name)) throw new UsageError(`unknown flag --${name}`);
-    const value = inline ?? argv[++i];
-    if (value === undefined || (value.startsWith('--') && inline === undefined))
-      throw new UsageError(`--${name} needs a value`);
-    values.set(name as F, value);
+  for (const token of tokens) {
+    // A lone "--" ends options for parseArgs; netpin takes none after it, and never did.
+    if (token.kind === 'option-terminator') throw new UsageError('unknown flag --');
+    // Short flags are positional to netpin: "-abc" is one token per letter, so quote the argument itself.
+    if (token.kind === 'positional' || !token.rawName.startsWith('--'))
+      throw new UsageError(`unexpected argument "${argv[token.index]}"`);
+    if (!(known as readonly string[]).includes(token.name)) throw new UsageError(`unknown flag --${token.name}`);
+    // parseArgs takes the next argument as the value even when it is a flag: "--cni --pools p".
+    if (token.value === undefined || (token.value.startsWith('--') && !token.inlineValue))
+      throw new UsageError(`--${token.name} needs a value`);
+    values.set(token.name as F, token.value);
   }
   return values;
 }

@@ -1,5 +1,6 @@
 // `netpin doctor`: whether the cluster's CNI can honour what netpin writes, read from the CNI's own
 // configuration objects, one line per check. Read-only; exits 1 when a check fails.
+import { parseArgs } from 'node:util';
 import type { AppsV1Api } from '@kubernetes/client-node';
 import { CNI_NAMES, type CniName } from '../cni/dialect.js';
 import { Unread, warn, type Check, type ClusterSource, type DoctorInputs } from '../cni/doctor.js';
@@ -25,11 +26,10 @@ function asCni(value: string, from: string): CniName {
   throw new UsageError(`${from} must be one of ${CNI_NAMES.join(', ')}, not "${value}"`);
 }
 
-/** The value of `--flag v` or `--flag=v` in a container's args. */
-function flagIn(args: readonly string[], flag: string): string | undefined {
-  const i = args.indexOf(flag);
-  if (i >= 0) return args[i + 1];
-  return args.find((a) => a.startsWith(`${flag}=`))?.slice(flag.length + 1);
+/** The --cni in a container's args: the last one, as `netpin serve` reads them; other flags are skipped. */
+function cniIn(args: string[]): string | undefined {
+  const { values } = parseArgs({ args, options: { cni: { type: 'string' } }, strict: false });
+  return typeof values.cni === 'string' ? values.cni : undefined;
 }
 
 /** The --cni netpin's Helm release runs with, from its Deployment; without one (or several that differ), --cni is required. */
@@ -39,7 +39,7 @@ async function releaseCni(apps: AppsV1Api): Promise<{ cni: CniName; from: string
     const list = await apps.listDeploymentForAllNamespaces({ labelSelector: RELEASE_SELECTOR });
     found = list.items.flatMap((d) => {
       const cni = (d.spec?.template.spec?.containers ?? [])
-        .map((c) => flagIn(c.args ?? [], '--cni'))
+        .map((c) => cniIn(c.args ?? []))
         .find((v) => v !== undefined);
       return cni === undefined ? [] : [{ cni, deployment: `${d.metadata?.namespace}/${d.metadata?.name}` }];
     });
