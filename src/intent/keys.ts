@@ -25,7 +25,10 @@ const RECORD_KEYS: readonly string[] = [ALLOCATED_KEY, EGRESS_ALLOCATED_KEY];
 export function isRecordKey(key: string): boolean {
   return RECORD_KEYS.includes(key);
 }
-/** A label on the same pods, so that the reconciler watches only those. */
+/**
+ * A label on the same pods, for operators to select them (`-l netpin.io/pinned=true`). Nothing of netpin
+ * selects by it: the reconciler watches every pod, since any pod may show an address of netpin's pools.
+ */
 export const PINNED_LABEL = 'netpin.io/pinned';
 
 const INTENT_KEYS: readonly string[] = Object.values(KEYS);
