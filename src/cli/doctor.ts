@@ -3,7 +3,7 @@
 import { parseArgs } from 'node:util';
 import type { AppsV1Api } from '@kubernetes/client-node';
 import { CNI_NAMES, type CniName } from '../cni/dialect.js';
-import { Unread, warn, type Check, type ClusterSource, type DoctorInputs } from '../cni/doctor.js';
+import { formatCheck, Unread, warn, type Check, type ClusterSource, type DoctorInputs } from '../cni/doctor.js';
 import { dialectFor, doctorFor } from '../cni/index.js';
 import { describeApiError, statusOf } from '../cluster/kube.js';
 import { isLive } from '../cluster/pod-tracker.js';
@@ -68,10 +68,6 @@ export async function diagnose(cni: CniName, inputs: DoctorInputs): Promise<Chec
     return [warn('no netpin IPPool (netpin.io/v1alpha1) exists, so there is nothing to check against the CNI')];
   }
   return doctorFor(cni)(inputs);
-}
-
-export function formatCheck(c: Check): string {
-  return `${c.outcome.padEnd(4)}  ${c.text}${c.fix ? `. Fix: ${c.fix}` : ''}`;
 }
 
 /** Reads for the checks: a 404 is something missing; any other failure (RBAC first) leaves a check unchecked. */

@@ -47,6 +47,11 @@ export interface DoctorInputs {
   source: ClusterSource;
 }
 
+/** A check on one line, as doctor prints it. */
+export function formatCheck(c: Check): string {
+  return `${c.outcome.padEnd(4)}  ${c.text}${c.fix ? `. Fix: ${c.fix}` : ''}`;
+}
+
 /** One CNI's checks, in the order doctor prints them. */
 export type CniChecks = (inputs: DoctorInputs) => Promise<Check[]>;
 
