@@ -103,9 +103,13 @@ export function parseFlags<F extends string>(argv: string[], known: readonly F[]
 /** The value of --cni, which every command needs; throws UsageError when it is missing or unknown. */
 export function cniFlag(cni: string | undefined): CniName {
   if (!cni) throw new UsageError('--cni is required');
-  if (!(CNI_NAMES as readonly string[]).includes(cni))
-    throw new UsageError(`--cni must be one of ${CNI_NAMES.join(', ')}, not "${cni}"`);
-  return cni as CniName;
+  return asCni(cni, '--cni');
+}
+
+/** A CNI name read from `from` (a flag, a Deployment's args); throws UsageError naming it when it is unknown. */
+export function asCni(value: string, from: string): CniName {
+  if ((CNI_NAMES as readonly string[]).includes(value)) return value as CniName;
+  throw new UsageError(`${from} must be one of ${CNI_NAMES.join(', ')}, not "${value}"`);
 }
 
 /** Parses `serve` flags; throws UsageError with a one-line reason. */

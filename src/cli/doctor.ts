@@ -2,12 +2,12 @@
 // configuration objects, one line per check. Read-only; exits 1 when a check fails.
 import { parseArgs } from 'node:util';
 import type { AppsV1Api } from '@kubernetes/client-node';
-import { CNI_NAMES, type CniName } from '../cni/dialect.js';
+import type { CniName } from '../cni/dialect.js';
 import { formatCheck, Unread, warn, type Check, type ClusterSource, type DoctorInputs } from '../cni/doctor.js';
 import { dialectFor, doctorFor } from '../cni/index.js';
 import { describeApiError, statusOf } from '../cluster/kube.js';
 import { isLive } from '../cluster/pod-tracker.js';
-import { parseFlags, UsageError } from './args.js';
+import { asCni, parseFlags, UsageError } from './args.js';
 import {
   clusterClients,
   operatorKubeConfig,
@@ -20,11 +20,6 @@ import {
 const FLAGS = ['kubeconfig', 'cni'] as const;
 /** The chart's label on netpin's Deployment (app.kubernetes.io/name, the chart name unless nameOverride is set). */
 const RELEASE_SELECTOR = 'app.kubernetes.io/name=netpin';
-
-function asCni(value: string, from: string): CniName {
-  if ((CNI_NAMES as readonly string[]).includes(value)) return value as CniName;
-  throw new UsageError(`${from} must be one of ${CNI_NAMES.join(', ')}, not "${value}"`);
-}
 
 /** The --cni in a container's args: the last one, as `netpin serve` reads them; other flags are skipped. */
 function cniIn(args: string[]): string | undefined {
