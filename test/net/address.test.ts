@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { familyOf, formatRange, fromBigInt, parseAddress, parseRange, toBigInt } from '../../src/net/address.js';
+import {
+  familyOf,
+  formatRange,
+  fromBigInt,
+  parseAddress,
+  parseRange,
+  rangeWithin,
+  toBigInt,
+  type AddressRange,
+} from '../../src/net/address.js';
 import { v4, v6 } from '../cni/fixtures.js';
 
 describe('addresses as integers', () => {
@@ -99,5 +108,21 @@ describe('parseRange', () => {
     ['nope', '"nope" is not an address, a range or a CIDR'],
   ])('says what is wrong with %s', (input, message) => {
     expect(parseRange(input, true)).toBe(message);
+  });
+});
+
+describe('rangeWithin', () => {
+  const range = (text: string) => parseRange(text, false) as AddressRange;
+
+  it.each([
+    ['10.0.0.10-10.0.0.20', '10.0.0.0/24', true],
+    ['10.0.0.0/24', '10.0.0.0/24', true],
+    ['10.0.0.5', '10.0.0.5', true],
+    ['10.0.0.250-10.0.1.5', '10.0.0.0/24', false],
+    ['10.0.0.0/23', '10.0.0.0/24', false],
+    ['fd00::5', 'fd00::/64', true],
+    ['::a00:5', '10.0.0.0/24', false],
+  ])('%s within %s: %s', (inner, outer, within) => {
+    expect(rangeWithin(range(inner), range(outer))).toBe(within);
   });
 });
