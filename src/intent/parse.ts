@@ -21,13 +21,25 @@ const MAX_QUANTITY_CHARS = 64;
 const MAX_LIST_ENTRIES = 10_000;
 const POOL_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 
+/** Says what is wrong with one key: the annotation, why, and what to write instead. */
+type Report = (key: string, message: string, fix: string) => void;
+type Annotations = Record<string, string>;
+
 /** Reads the netpin.io/ annotations of a pod or pod template. Syntax only: no CNI, no pool lookups. */
 export function parseIntent(annotations: Record<string, string> | undefined): ParsedIntent {
   const intent: Intent = {};
   const problems: Problem[] = [];
   const a = annotations ?? {};
-  const problem = (key: string, message: string, fix: string) => problems.push({ key, message, fix });
+  const report: Report = (key, message, fix) => problems.push({ key, message, fix });
+  if (!checkKeys(a, report)) return { intent, problems };
+  readAddresses(a, intent, report);
+  readEgress(a, intent, report);
+  readShaping(a, intent, report);
+  return { intent, problems };
+}
 
+/** Reports the netpin.io/ keys netpin does not have; false when there are too many to read on. */
+function checkKeys(a: Annotations, report: Report): boolean {
   // One pass over the keys, whatever their number; past the keys netpin has, no key is read further.
   let prefixed = 0;
   const unknown: string[] = [];
@@ -37,26 +49,30 @@ export function parseIntent(annotations: Record<string, string> | undefined): Pa
     if (!isIntentKey(key) && !isRecordKey(key) && unknown.length < KNOWN_KEY_COUNT) unknown.push(key);
   }
   if (prefixed > KNOWN_KEY_COUNT) {
-    problem(
+    report(
       unknown[0]!,
       `is one of ${prefixed} netpin.io/ annotations, and netpin has only ${KNOWN_KEY_COUNT} keys; netpin read no further`,
       `remove the netpin.io/ annotations that are not netpin's. The keys are ${Object.values(KEYS).join(', ')}`,
     );
-    return { intent, problems };
+    return false;
   }
   for (const key of unknown) {
-    problem(
+    report(
       key,
       `${shown(key)} is not a netpin key`,
       `did you mean "${nearestKey(key)}"? The keys are ${Object.values(KEYS).join(', ')}`,
     );
   }
+  return true;
+}
 
+/** netpin.io/ip, netpin.io/ips and netpin.io/pool. */
+function readAddresses(a: Annotations, intent: Intent, report: Report): void {
   const ip = a[KEYS.ip];
   if (ip !== undefined) {
     const r = parseDual(ip);
     if (typeof r === 'string')
-      problem(
+      report(
         KEYS.ip,
         r,
         'write one address, or one IPv4 and one IPv6 address separated by a comma: 10.0.0.5 or 10.0.0.5,fd00::5',
@@ -68,7 +84,7 @@ export function parseIntent(annotations: Record<string, string> | undefined): Pa
   if (ips !== undefined) {
     const r = parseList(ips);
     if (typeof r === 'string')
-      problem(
+      report(
         KEYS.ips,
         r,
         'separate entries with ";" and the two families of one entry with ",": 10.0.0.5,fd00::5;10.0.0.6,fd00::6 (a single-family list may use commas)',
@@ -76,7 +92,7 @@ export function parseIntent(annotations: Record<string, string> | undefined): Pa
     else intent.ips = r;
   }
   if (intent.ip && intent.ips) {
-    problem(
+    report(
       KEYS.ips,
       'netpin.io/ip and netpin.io/ips are both set',
       'keep netpin.io/ip for one fixed address, or netpin.io/ips for a list',
@@ -87,21 +103,24 @@ export function parseIntent(annotations: Record<string, string> | undefined): Pa
   if (pool !== undefined) {
     const r = parsePoolNames(KEYS.pool, pool);
     if (typeof r === 'string')
-      problem(KEYS.pool, r, 'write an IPPool name, or one per family separated by a comma: web or web-v4,web-v6');
+      report(KEYS.pool, r, 'write an IPPool name, or one per family separated by a comma: web or web-v4,web-v6');
     else intent.pools = r;
   }
+}
 
+/** netpin.io/egress-ip, egress-pool and egress-mode. */
+function readEgress(a: Annotations, intent: Intent, report: Report): void {
   const egress = a[KEYS.egressIp];
   const egressPool = a[KEYS.egressPool];
   const mode = a[KEYS.egressMode];
   if (mode !== undefined && mode !== 'snat' && mode !== 'eip') {
-    problem(
+    report(
       KEYS.egressMode,
       `${shown(mode)} is not an egress mode`,
       'write snat (the default: pods share the egress IP) or eip (one pod, 1:1 NAT)',
     );
   } else if (mode !== undefined && egress === undefined && egressPool === undefined) {
-    problem(
+    report(
       KEYS.egressMode,
       'netpin.io/egress-mode is set without netpin.io/egress-ip or netpin.io/egress-pool',
       'add netpin.io/egress-pool or netpin.io/egress-ip, or remove netpin.io/egress-mode',
@@ -109,7 +128,7 @@ export function parseIntent(annotations: Record<string, string> | undefined): Pa
   }
   const egressMode = mode === 'eip' ? 'eip' : 'snat';
   if (egress !== undefined && egressPool !== undefined) {
-    problem(
+    report(
       KEYS.egressPool,
       'netpin.io/egress-ip and netpin.io/egress-pool are both set',
       'keep netpin.io/egress-ip for a fixed egress address, or netpin.io/egress-pool to have one given',
@@ -117,15 +136,18 @@ export function parseIntent(annotations: Record<string, string> | undefined): Pa
   } else if (egress !== undefined) {
     const r = parseDual(egress);
     if (typeof r === 'string')
-      problem(KEYS.egressIp, r, 'write one egress address per family: 203.0.113.10 or 203.0.113.10,2001:db8::10');
+      report(KEYS.egressIp, r, 'write one egress address per family: 203.0.113.10 or 203.0.113.10,2001:db8::10');
     else intent.egress = { ip: r, mode: egressMode };
   } else if (egressPool !== undefined) {
     const r = parsePoolNames(KEYS.egressPool, egressPool);
     if (typeof r === 'string')
-      problem(KEYS.egressPool, r, 'write the name of an egress IPPool, or one per family separated by a comma');
+      report(KEYS.egressPool, r, 'write the name of an egress IPPool, or one per family separated by a comma');
     else intent.egress = { pools: r, mode: egressMode };
   }
+}
 
+/** Rates, and netem's latency, jitter, loss and limit. */
+function readShaping(a: Annotations, intent: Intent, report: Report): void {
   for (const [key, field] of [
     [KEYS.ingressRate, 'ingressRate'],
     [KEYS.egressRate, 'egressRate'],
@@ -134,7 +156,7 @@ export function parseIntent(annotations: Record<string, string> | undefined): Pa
     if (v === undefined) continue;
     const r = parseRate(v);
     if (typeof r === 'string')
-      problem(
+      report(
         key,
         r,
         'write bits per second as a Kubernetes quantity between 1k and 1P, such as 500k, 10M or 1G (no "bps", no spaces)',
@@ -149,7 +171,7 @@ export function parseIntent(annotations: Record<string, string> | undefined): Pa
     const v = a[key];
     if (v === undefined) continue;
     const n = parseNumber(v, 'ms');
-    if (n === undefined) problem(key, `${shown(v)} is not a duration in milliseconds`, 'write milliseconds: 3 or 3ms');
+    if (n === undefined) report(key, `${shown(v)} is not a duration in milliseconds`, 'write milliseconds: 3 or 3ms');
     else intent[field] = n;
   }
 
@@ -157,22 +179,20 @@ export function parseIntent(annotations: Record<string, string> | undefined): Pa
   if (loss !== undefined) {
     const n = parseNumber(loss, '%');
     if (n === undefined || n > 100)
-      problem(KEYS.loss, `${shown(loss)} is not a percentage from 0 to 100`, 'write a percentage: 20 or 20%');
+      report(KEYS.loss, `${shown(loss)} is not a percentage from 0 to 100`, 'write a percentage: 20 or 20%');
     else intent.lossPercent = n;
   }
 
   const limit = a[KEYS.limit];
   if (limit !== undefined) {
     if (!/^\d+$/.test(limit.trim()) || Number(limit) < 1 || !Number.isSafeInteger(Number(limit)))
-      problem(
+      report(
         KEYS.limit,
         `${shown(limit)} is not a whole number of packets`,
         'write the netem queue limit in packets: 1000',
       );
     else intent.limitPackets = Number(limit);
   }
-
-  return { intent, problems };
 }
 
 /** One IPPool name, or one per family; a string says what is wrong. */
