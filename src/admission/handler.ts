@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache';
-import { ADMISSION_DEADLINE_MS, withDeadline } from '../cluster/deadline.js';
+import { ADMISSION_DEADLINE_MS, withDeadline, type ApiServerLiveness } from '../cluster/deadline.js';
 import { ALLOCATED_KEY, EGRESS_ALLOCATED_KEY, KEYS } from '../intent/keys.js';
 import type { EventNotice, EventSubject } from '../cluster/event-sink.js';
 import type { AdmissionDeps } from './context.js';
@@ -39,6 +39,8 @@ export interface AdmissionOptions {
   /** How many bytes of answers to keep for replays, as replayBytes() counts them; the least recent go first. */
   replayCacheBytes?: number;
   onOutcome?: (o: Outcome) => void;
+  /** Whether the API server answers, so that a slow one is waited for past the deadline; none without a cluster. */
+  apiServer?: ApiServerLiveness;
 }
 
 /**
@@ -117,7 +119,8 @@ export class Admission {
 
   private async decide(endpoint: Endpoint, req: AdmissionRequest): Promise<Verdict> {
     try {
-      const verdict = await withDeadline(ADMISSION_DEADLINE_MS, async () => this.route(endpoint, req));
+      const route = async () => this.route(endpoint, req);
+      const verdict = await withDeadline(ADMISSION_DEADLINE_MS, route, undefined, this.options.apiServer);
       // A dry run changes nothing, so it tells nothing either.
       const refusal =
         verdict.status?.code === 403 && !req.dryRun ? refusalEvent(req, verdict.status.message) : undefined;

@@ -2,33 +2,7 @@ import { parseArgs } from 'node:util';
 import { CNI_NAMES, type CniName } from '../cni/dialect.js';
 import { CLAIMS_PAGE } from '../cluster/kube-ledger.js';
 import { parseRange } from '../net/address.js';
-
-export interface ServeOptions {
-  cni: CniName;
-  pools?: string;
-  host: string;
-  port: number;
-  certDir: string;
-  ledger: 'memory' | 'kube';
-  kubeconfig?: string;
-  /** Hostnames and IPs for a generated certificate. */
-  hosts?: string[];
-  /** For --ledger kube: seconds a claim may wait for its pod before the reconciler releases it. */
-  claimGraceSeconds: number;
-  /** For --ledger kube: seconds an egress address stays claimed after the last pod showing it is gone. */
-  egressGraceSeconds: number;
-  /** For --ledger kube: IPClaims per list call, when the ledger lists them at start and after a broken watch. */
-  claimsPage: number;
-  /** Where the reconciler's leader-election Lease lives. */
-  leaseNamespace: string;
-  logLevel: string;
-  /** The cluster's own ranges, kept out of Cilium egress policies (destinations that skip the gateway). */
-  egressExcludedCidrs: string[];
-  /** --client-ca: the webhook listener requires a client certificate chaining to this PEM bundle. */
-  clientCa?: string;
-  /** --metrics-listen: /metrics (and the probes) on a listener of their own, and not on the webhook's. */
-  metricsListen?: { host: string; port: number };
-}
+import type { ServeOptions } from '../server/options.js';
 
 export class UsageError extends Error {}
 

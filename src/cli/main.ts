@@ -13,7 +13,7 @@ const COMMANDS: Record<string, Command> = {
 
 async function runServe(argv: string[]): Promise<number> {
   const opts = parseServeArgs(argv);
-  const { serve } = await import('./serve.js');
+  const { serve } = await import('../server/serve.js');
   const server = await serve(opts);
   // Before the serving line, which callers wait for: by then they can read this one too.
   if (server.metricsUrl) console.log(`netpin metrics on ${server.metricsUrl}`);

@@ -1,5 +1,6 @@
 import { Health, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import type { ApiServerLiveness } from './deadline.js';
 
 /**
  * Every second, one GET /readyz of the API server, given a second to answer: readiness turns false
@@ -12,7 +13,7 @@ const PROBE_EVERY_MS = 1_000;
 const PROBE_TIMEOUT_MS = 1_000;
 
 /** Whether the API server answers, for /readyz; liveness does not depend on it, so that an outage restarts nothing. */
-export class ApiServerProbe {
+export class ApiServerProbe implements ApiServerLiveness {
   private readonly health: Health;
   private problem: string | undefined;
   /** performance.now() of the last answer that said ready. */

@@ -23,12 +23,10 @@ class DeadlineExceeded extends Error {
   }
 }
 
-// When the API server last answered its probe (performance.now()); undefined when nothing probes it.
-let lastAnswered: () => number | undefined = () => undefined;
-
-/** Lets deadlines tell a frozen or absent API server from a slow one (see ApiServerProbe). */
-export function judgeApiServerBy(lastAnsweredAt: () => number | undefined): void {
-  lastAnswered = lastAnsweredAt;
+/** Whether the API server answers at all: lets a deadline tell a frozen or absent one from a slow one (ApiServerProbe). */
+export interface ApiServerLiveness {
+  /** performance.now() of its last answer; undefined before the first. */
+  readonly lastAnsweredAt: number | undefined;
 }
 
 /**
@@ -45,6 +43,7 @@ class Deadline {
   constructor(
     private readonly ms: number,
     private readonly hardMs: number,
+    private readonly apiServer: ApiServerLiveness | undefined,
   ) {}
 
   get signal(): AbortSignal {
@@ -52,7 +51,7 @@ class Deadline {
       const controller = (this.controller = new AbortController());
       const check = () => {
         const elapsed = performance.now() - this.started;
-        if ((lastAnswered() ?? -Infinity) > this.started && elapsed < this.hardMs)
+        if ((this.apiServer?.lastAnsweredAt ?? -Infinity) > this.started && elapsed < this.hardMs)
           this.timer = setTimeout(check, RECHECK_MS);
         else controller.abort(new DeadlineExceeded(Math.max(this.ms, Math.min(elapsed, this.hardMs))));
       };
@@ -77,13 +76,17 @@ export function abortAfter(ms: number): AbortSignal {
   return controller.signal;
 }
 
-/** Runs `fn` with a deadline for the API calls it makes through clients that honour it (see kube.ts). */
+/**
+ * Runs `fn` with a deadline for the API calls it makes through clients that honour it (see kube.ts).
+ * Without `apiServer` (nothing probes it), the calls are aborted at `ms` whatever the API server does.
+ */
 export async function withDeadline<T>(
   ms: number,
   fn: () => Promise<T>,
   hardMs = ADMISSION_HARD_DEADLINE_MS,
+  apiServer?: ApiServerLiveness,
 ): Promise<T> {
-  const deadline = new Deadline(ms, hardMs);
+  const deadline = new Deadline(ms, hardMs, apiServer);
   try {
     return await current.run(deadline, fn);
   } finally {

@@ -33,13 +33,10 @@ export type { ClaimWrite, LedgerMetrics, WriteOutcome } from './kube-ledger/writ
  * writes, the migration of old names, and the pods quota.
  */
 export class KubeLedger implements Ledger {
-  readonly index = new ClaimIndex();
   private readonly api: ClaimsApi;
   private readonly writes: ClaimWriter;
   private feed: LedgerFeed | undefined;
   synced = false;
-  /** Set once the app and its metrics exist, after the ledger (kube-backend.ts). */
-  metrics?: LedgerMetrics;
 
   constructor(
     private readonly kc: KubeConfig,
@@ -48,9 +45,13 @@ export class KubeLedger implements Ledger {
     private readonly claimsPage = CLAIMS_PAGE,
     /** The claims' API; a test may answer it itself, at the interleavings it chooses. */
     api?: ClaimsApi,
+    /** Where writes are counted; tests and tools count none. */
+    metrics: LedgerMetrics = { write: () => {} },
+    /** What the watches fill, given by whoever reads it too (the metrics). */
+    readonly index = new ClaimIndex(),
   ) {
     this.api = api ?? kc.makeApiClient(CustomObjectsApi);
-    this.writes = new ClaimWriter(this.api, this.index, { write: (op, outcome) => this.metrics?.write(op, outcome) });
+    this.writes = new ClaimWriter(this.api, this.index, metrics);
   }
 
   podQuota(namespace: string): Promise<PodQuota | undefined> {

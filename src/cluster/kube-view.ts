@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import { matchesSelector, type LabelSelector } from '../ipam/selector.js';
 import { describeApiError, OFF_ADMISSION, statusOf, WITHIN_ADMISSION } from './kube.js';
 import { PodTracker, type PodChange } from './pod-tracker.js';
-import { Informer } from './reflector.js';
+import { Reflector, withoutManagedFields, type PagedList } from './reflector.js';
 import { workloadInfo, type ClusterView, type WorkloadInfo, type WorkloadSpec } from './view.js';
 
 /** Namespaces and StatefulSets per list call: a cluster has few of either. */
@@ -104,10 +104,10 @@ function isEmpty(selector: LabelSelector | undefined): boolean {
  * the reconciler and for addresses in use that netpin did not give.
  */
 export class KubeClusterView implements ClusterView {
-  readonly namespaces: Informer<V1Namespace>;
-  readonly statefulSets: Informer<V1StatefulSet>;
+  readonly namespaces: Reflector<V1Namespace>;
+  readonly statefulSets: Reflector<V1StatefulSet>;
   /** The MutatingWebhookConfigurations, for the namespaceSelector of netpin's (OptIn). */
-  readonly webhooks: Informer<V1MutatingWebhookConfiguration>;
+  readonly webhooks: Reflector<V1MutatingWebhookConfiguration>;
   readonly optIn: OptIn;
   readonly pods: PodTracker;
   private readonly apps: AppsV1Api;
@@ -127,39 +127,31 @@ export class KubeClusterView implements ClusterView {
     const admission = kc.makeApiClient(AdmissionregistrationV1Api);
     this.apps = kc.makeApiClient(AppsV1Api);
     this.custom = kc.makeApiClient(CustomObjectsApi);
-    this.namespaces = new Informer<V1Namespace>(
+    const kept = { store: true, transform: withoutManagedFields };
+    this.namespaces = new Reflector<V1Namespace>(
       kc,
-      'namespaces',
-      '/api/v1/namespaces',
-      async (next) => {
-        const page = await core.listNamespace({ limit: PAGE, _continue: next }, OFF_ADMISSION);
-        return {
-          items: page.items,
-          continue: page.metadata?._continue,
-          resourceVersion: page.metadata?.resourceVersion,
-        };
-      },
       {
-        changed: (ns, before) => this.optIn.namespaceChanged(ns, before),
-        removed: (ns) => this.optIn.namespaceChanged(undefined, ns),
+        what: 'namespaces',
+        path: '/api/v1/namespaces',
+        list: listed((next) => core.listNamespace({ limit: PAGE, _continue: next }, OFF_ADMISSION)),
+        ...kept,
+        seen: (ns, _how, before) => this.optIn.namespaceChanged(ns, before),
+        deleted: (ns) => this.optIn.namespaceChanged(undefined, ns),
       },
       log,
     );
-    this.webhooks = new Informer<V1MutatingWebhookConfiguration>(
+    const webhooksChanged = () => this.optIn.webhooksChanged(this.webhooks.values());
+    this.webhooks = new Reflector<V1MutatingWebhookConfiguration>(
       kc,
-      'mutatingwebhookconfigurations',
-      '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations',
-      async (next) => {
-        const page = await admission.listMutatingWebhookConfiguration({ limit: PAGE, _continue: next }, OFF_ADMISSION);
-        return {
-          items: page.items,
-          continue: page.metadata?._continue,
-          resourceVersion: page.metadata?.resourceVersion,
-        };
-      },
       {
-        changed: () => this.optIn.webhooksChanged(this.webhooks.values()),
-        removed: () => this.optIn.webhooksChanged(this.webhooks.values()),
+        what: 'mutatingwebhookconfigurations',
+        path: '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations',
+        list: listed((next) =>
+          admission.listMutatingWebhookConfiguration({ limit: PAGE, _continue: next }, OFF_ADMISSION),
+        ),
+        ...kept,
+        seen: webhooksChanged,
+        deleted: webhooksChanged,
       },
       log,
       WEBHOOKS_RETRY_MS,
@@ -171,19 +163,17 @@ export class KubeClusterView implements ClusterView {
       },
       (namespace) => this.pods.reconsider(namespace),
     );
-    this.statefulSets = new Informer<V1StatefulSet>(
+    this.statefulSets = new Reflector<V1StatefulSet>(
       kc,
-      'statefulsets',
-      '/apis/apps/v1/statefulsets',
-      async (next) => {
-        const page = await this.apps.listStatefulSetForAllNamespaces({ limit: PAGE, _continue: next }, OFF_ADMISSION);
-        return {
-          items: page.items,
-          continue: page.metadata?._continue,
-          resourceVersion: page.metadata?.resourceVersion,
-        };
+      {
+        what: 'statefulsets',
+        path: '/apis/apps/v1/statefulsets',
+        list: listed((next) =>
+          this.apps.listStatefulSetForAllNamespaces({ limit: PAGE, _continue: next }, OFF_ADMISSION),
+        ),
+        ...kept,
+        seen: (sts, _how, before) => (before ? undefined : on.statefulSet?.(sts)),
       },
-      { changed: (sts, before) => (before ? undefined : on.statefulSet?.(sts)) },
       log,
     );
     this.pods = new PodTracker(kc, addressKeys, (namespace) => this.optIn.has(namespace), on.pod, log);
@@ -260,4 +250,16 @@ export class KubeClusterView implements ClusterView {
       return `reading ${r.plural}.${r.group}: ${describeApiError(e)}`;
     }
   }
+}
+
+/** A typed client's list call as one page of a Reflector's list. */
+function listed<T>(
+  call: (
+    next: string | undefined,
+  ) => Promise<{ items: T[]; metadata?: { _continue?: string; resourceVersion?: string } }>,
+): PagedList<T> {
+  return async (next) => {
+    const page = await call(next);
+    return { items: page.items, continue: page.metadata?._continue, resourceVersion: page.metadata?.resourceVersion };
+  };
 }

@@ -3,13 +3,7 @@ import type { Claim } from '../ipam/claim.js';
 import type { Ledger } from '../ipam/ledger.js';
 import { describeApiError } from './kube.js';
 import type { PodRecord } from './pod-tracker.js';
-import type {
-  Leadership,
-  ReconcilerApi,
-  ReconcilerMetrics,
-  ReconcilerOptions,
-  ReconcilerView,
-} from './reconciler/api.js';
+import type { Leadership, ReconcilerApi, ReconcilerOptions, ReconcilerView } from './reconciler/api.js';
 import { bindPods } from './reconciler/bind.js';
 import { Leader } from './reconciler/leader.js';
 import { PoolStatusWriter, STATUS_INTERVAL_MS } from './reconciler/pool-status.js';
@@ -50,8 +44,6 @@ export class Reconciler {
   private readonly sweeper: Sweep;
   private readonly prompted: PromptRelease;
   private readonly status: PoolStatusWriter;
-  /** Set once the app and its metrics exist, after the reconciler (kube-backend.ts). */
-  metrics?: ReconcilerMetrics;
 
   constructor(
     private readonly api: ReconcilerApi,
@@ -62,10 +54,7 @@ export class Reconciler {
     private readonly log?: Logger,
   ) {
     const leader = (this.leader = new Leader(elector, view, opts.now ?? Date.now));
-    const metrics: ReconcilerMetrics = {
-      released: (claim) => this.metrics?.released(claim),
-      overdue: (claims, graceMs) => this.metrics?.overdue(claims, graceMs),
-    };
+    const { metrics } = opts;
     const scaleDown = new ScaleDown(view, this.api, leader);
     const releaser = new Releaser(ledger, this.api, leader, scaleDown, { metrics, events: opts.events, log });
     this.sweeper = new Sweep(ledger, view, leader, opts, scaleDown, releaser, metrics);

@@ -15,21 +15,31 @@ export type PagedList<T> = (next: string | undefined) => Promise<Page<T>>;
 /** How an object came to be seen: in a list, or from the watch. */
 export type Seen = 'LISTED' | 'ADDED' | 'MODIFIED';
 
-/** What a Reflector reads, and whom it tells. */
-interface Reflection<T> {
+/** What a Reflector reads, what it keeps of each object, and whom it tells. */
+interface Reflection<T, S> {
   /** Names the watch in logs. */
   what: string;
   /** The watch's path, e.g. /api/v1/pods. */
   path: string;
   list: PagedList<T>;
-  /** How `listed` names an object. */
-  key(obj: T): string;
+  /** What is kept and told of an object, made once per state seen; without it, the object as it came. */
+  transform?(obj: T): S;
+  /**
+   * Keep each object, as transformed, by namespace and name (get, values): for kinds of which a
+   * cluster has few, read on every admission. The Reflector then tells only new states, and after a
+   * list tells as deleted what it kept and the list no longer holds. Without a store the owner keeps
+   * what it needs, and learns after every list which keys are still there (`listed`).
+   */
+  store?: boolean;
+  /** How `listed` names an object; by default namespace/name. */
+  key?(obj: T): string;
   /** A list begins: what is known now and is not in it is gone by the time it ends. */
   listing?(): void;
-  seen(obj: T, how: Seen): void;
-  deleted(obj: T): void;
+  /** An object listed or from the watch; `before` is the state it replaces, known with a store only. */
+  seen?(obj: S, how: Seen, before: S | undefined): void;
+  deleted?(obj: S): void;
   /** A list is complete, and these are the keys of its objects: whatever else was known before it is gone. */
-  listed(keys: ReadonlySet<string>): void;
+  listed?(keys: ReadonlySet<string>): void;
 }
 
 /** Every page of a list, following the continue tokens. */
@@ -44,11 +54,15 @@ export async function* pages<T>(list: PagedList<T>): AsyncGenerator<Page<T>> {
 
 /**
  * A list, a page at a time, then a watch from its resourceVersion; listed again after any watch
- * error (410 Gone among them), a retry later. It keeps no copy of the objects: the owner keeps what
- * it needs of each, and learns after every list which keys are still there.
+ * error (410 Gone among them), a retry later. Each object is transformed once per state seen, and
+ * kept only with a store (Reflection.store).
  */
-export class Reflector<T extends KubernetesObject> {
+export class Reflector<T extends KubernetesObject, S = T> {
   private readonly watch: Watch;
+  private readonly key: (obj: T) => string;
+  private readonly transform: (obj: T) => S;
+  /** The kept objects by key, each with the resourceVersion it was made from; none without a store. */
+  private readonly objects: Map<string, { version: string | undefined; value: S }> | undefined;
   private resourceVersion = '';
   private stopped = false;
   private listed = false;
@@ -57,11 +71,14 @@ export class Reflector<T extends KubernetesObject> {
 
   constructor(
     kc: KubeConfig,
-    private readonly of: Reflection<T>,
+    private readonly of: Reflection<T, S>,
     private readonly log?: Logger,
     private readonly retryMs = 1_000,
   ) {
     this.watch = new Watch(kc);
+    this.key = of.key ?? objectKey;
+    this.transform = of.transform ?? ((obj) => obj as unknown as S);
+    this.objects = of.store ? new Map() : undefined;
   }
 
   /** Resolves once the first list is in, or once stopped before it came. */
@@ -84,6 +101,39 @@ export class Reflector<T extends KubernetesObject> {
     this.stopped = true;
     this.abort?.abort();
     await this.loop;
+  }
+
+  /** A kept object by namespace and name; always undefined without a store. */
+  get(name: string, namespace?: string): S | undefined {
+    return this.objects?.get(`${namespace ?? ''}/${name}`)?.value;
+  }
+
+  /** The kept objects; none without a store. */
+  *values(): IterableIterator<S> {
+    for (const { value } of this.objects?.values() ?? []) yield value;
+  }
+
+  private seen(obj: T, how: Seen): void {
+    const key = this.key(obj);
+    const before = this.objects?.get(key);
+    const version = obj.metadata?.resourceVersion;
+    // A relist brings every object again: only a new state is news.
+    if (version !== undefined && before?.version === version) return;
+    const value = this.transform(obj);
+    this.objects?.set(key, { version, value });
+    this.of.seen?.(value, how, before?.value);
+  }
+
+  private deleted(obj: T): void {
+    if (this.objects) this.forget(this.key(obj));
+    else this.of.deleted?.(this.transform(obj));
+  }
+
+  private forget(key: string): void {
+    const kept = this.objects?.get(key);
+    if (!kept) return;
+    this.objects!.delete(key);
+    this.of.deleted?.(kept.value);
   }
 
   private async run(synced: () => void): Promise<void> {
@@ -113,12 +163,13 @@ export class Reflector<T extends KubernetesObject> {
     let version = '';
     for await (const page of pages(this.of.list)) {
       for (const obj of page.items) {
-        this.of.seen(obj, 'LISTED');
-        keys.add(this.of.key(obj));
+        this.seen(obj, 'LISTED');
+        keys.add(this.key(obj));
       }
       version = page.resourceVersion ?? version;
     }
-    this.of.listed(keys);
+    for (const key of [...(this.objects?.keys() ?? [])]) if (!keys.has(key)) this.forget(key);
+    this.of.listed?.(keys);
     this.resourceVersion = version;
     this.listed = true;
   }
@@ -133,8 +184,8 @@ export class Reflector<T extends KubernetesObject> {
           (type: string, obj: T) => {
             try {
               if (type === 'ERROR') throw new Error(`${this.of.what} watch: ${JSON.stringify(obj)}`);
-              if (type === 'ADDED' || type === 'MODIFIED') this.of.seen(obj, type);
-              else if (type === 'DELETED') this.of.deleted(obj);
+              if (type === 'ADDED' || type === 'MODIFIED') this.seen(obj, type);
+              else if (type === 'DELETED') this.deleted(obj);
               this.resourceVersion = obj.metadata?.resourceVersion ?? this.resourceVersion;
             } catch (e) {
               // 410 Gone or another ERROR, or an owner that failed on an event: the loop lists again. Not
@@ -163,91 +214,9 @@ function isSilence(err: unknown): boolean {
   return (err as { name?: unknown }).name === 'TimeoutError';
 }
 
-/** What an Informer tells of the objects it keeps. */
-interface InformerHandlers<T> {
-  /** A new object, or a new state of one (`before` is the state it replaces). */
-  changed?(obj: T, before: T | undefined): void;
-  removed?(obj: T): void;
-}
-
-/**
- * A Reflector that keeps each object whole, by namespace and name: for kinds of which a cluster has
- * few, read on every admission (namespaces, StatefulSets, IPPools). managedFields are dropped, as
- * nothing reads them and they are most of an object's size.
- */
-export class Informer<T extends KubernetesObject> {
-  private readonly objects = new Map<string, T>();
-  private readonly reflector: Reflector<T>;
-
-  constructor(
-    kc: KubeConfig,
-    what: string,
-    path: string,
-    list: PagedList<T>,
-    private readonly on: InformerHandlers<T> = {},
-    log?: Logger,
-    retryMs?: number,
-  ) {
-    this.reflector = new Reflector<T>(
-      kc,
-      {
-        what,
-        path,
-        list,
-        key: objectKey,
-        seen: (obj) => this.put(obj),
-        deleted: (obj) => this.remove(objectKey(obj)),
-        listed: (keys) => {
-          for (const key of [...this.objects.keys()]) if (!keys.has(key)) this.remove(key);
-        },
-      },
-      log,
-      retryMs,
-    );
-  }
-
-  /** Resolves once the first list is in (or once stopped before it came). */
-  start(): Promise<void> {
-    return this.reflector.start();
-  }
-
-  stop(): Promise<void> {
-    return this.reflector.stop();
-  }
-
-  /** See Reflector.complete. */
-  get complete(): boolean {
-    return this.reflector.complete;
-  }
-
-  get(name: string, namespace?: string): T | undefined {
-    return this.objects.get(`${namespace ?? ''}/${name}`);
-  }
-
-  values(): IterableIterator<T> {
-    return this.objects.values();
-  }
-
-  private put(obj: T): void {
-    if (obj.metadata?.managedFields) obj = { ...obj, metadata: { ...obj.metadata, managedFields: undefined } };
-    const key = objectKey(obj);
-    const before = this.objects.get(key);
-    // A relist brings every object again: only a new state is news.
-    if (
-      before?.metadata?.resourceVersion !== undefined &&
-      before.metadata.resourceVersion === obj.metadata?.resourceVersion
-    )
-      return;
-    this.objects.set(key, obj);
-    this.on.changed?.(obj, before);
-  }
-
-  private remove(key: string): void {
-    const obj = this.objects.get(key);
-    if (!obj) return;
-    this.objects.delete(key);
-    this.on.removed?.(obj);
-  }
+/** Drops managedFields, which nothing here reads and which are most of an object's size. */
+export function withoutManagedFields<T extends KubernetesObject>(obj: T): T {
+  return obj.metadata?.managedFields ? { ...obj, metadata: { ...obj.metadata, managedFields: undefined } } : obj;
 }
 
 function objectKey(obj: KubernetesObject): string {

@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import type { AdmissionDeps } from '../admission/context.js';
 import { Admission, type Endpoint } from '../admission/handler.js';
 import { MalformedReview } from '../admission/review.js';
+import type { ApiServerLiveness } from '../cluster/deadline.js';
 import { Metrics } from './metrics.js';
 import type { CertificateSource } from './tls.js';
 
@@ -21,8 +22,10 @@ export interface AppOptions {
   /** What keeps the webhook from being ready beyond the certificate (the ledger not synced, the API server not answering); empty when ready. */
   readiness?: () => string[];
   replayCacheSize?: number;
-  /** Given the app's metrics once made, for what reports to them from outside admission (the kube ledger, the reconciler). */
-  instrument?: (metrics: Metrics) => void;
+  /** Where outcomes are counted and /metrics reads; made by whoever also hands them to the ledger and the reconciler. By default, metrics of this app alone. */
+  metrics?: Metrics;
+  /** Whether the API server answers (ApiServerProbe), so that admissions wait for a slow one; none without a cluster. */
+  apiServer?: ApiServerLiveness;
   /** Serve /metrics on a listener of its own (--metrics-listen), not on the webhook's. */
   separateMetrics?: boolean;
   /** Bytes of request bodies being received at once, across all connections (tests lower it). */
@@ -92,6 +95,53 @@ export interface Apps {
 /** The webhook app and, when asked, the metrics app beside it; neither listening. */
 export async function buildApps(options: AppOptions): Promise<Apps> {
   const certs = options.certificates;
+  const app = Fastify(webhookServerOptions(options)) as unknown as FastifyInstance;
+  if (certs) {
+    app.server.maxConnections = LIMITS.maxConnections;
+    // Existing connections keep their session; new handshakes get the new certificate.
+    certs.onChange(() => {
+      (app.server as unknown as import('node:tls').Server).setSecureContext(certs.secureContextOptions());
+      options.logger?.info('serving certificate reloaded');
+    });
+  }
+  limitBodies(app, new ByteBudget(options.inFlightBytes ?? IN_FLIGHT_BYTES));
+
+  const metrics = options.metrics ?? new Metrics(options.deps.allocator.ledger.index);
+  const admission = new Admission(options.deps, {
+    replayCacheSize: options.replayCacheSize,
+    onOutcome: (o) => metrics.observe(o),
+    apiServer: options.apiServer,
+  });
+  app.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
+    // Bad JSON, a wrong content type or an oversized body are the caller's fault: 4xx with a message.
+    if (err instanceof MalformedReview)
+      return reply.code(400).send({ message: `malformed AdmissionReview: ${err.message}` });
+    const code =
+      err.statusCode && ((err.statusCode >= 400 && err.statusCode < 500) || err.statusCode === 503)
+        ? err.statusCode
+        : 500;
+    // The rest of a refused body is never read: the connection goes with the answer.
+    if (code === 413 || code === 503) reply.header('connection', 'close');
+    if (code === 500) {
+      metrics.httpError();
+      options.logger?.error({ err }, 'request failed');
+    }
+    return reply.code(code).send({ message: err.message });
+  });
+  for (const endpoint of ['mutate', 'validate'] as Endpoint[]) {
+    app.post(`/${endpoint}`, async (req) => admission.review(endpoint, req.body));
+  }
+
+  addProbes(app, options);
+  if (!options.separateMetrics) {
+    addMetrics(app, metrics);
+    return { webhook: app };
+  }
+  return { webhook: app, metrics: buildMetricsApp(options, metrics) };
+}
+
+function webhookServerOptions(options: AppOptions): FastifyServerOptions {
+  const certs = options.certificates;
   const fastifyOptions: FastifyServerOptions & { https?: object } = {
     bodyLimit: BODY_LIMIT,
     ...serverLimits(),
@@ -112,71 +162,31 @@ export async function buildApps(options: AppOptions): Promise<Apps> {
       // With --client-ca: no valid client certificate, no handshake, so no request is ever read.
       ...(certs.requiresClientCertificate ? { requestCert: true, rejectUnauthorized: true } : {}),
     };
-  const app = Fastify(fastifyOptions as FastifyServerOptions) as unknown as FastifyInstance;
-  if (certs) {
-    app.server.maxConnections = LIMITS.maxConnections;
-  }
-  const budget = new ByteBudget(options.inFlightBytes ?? IN_FLIGHT_BYTES);
-  limitBodies(app, budget);
+  return fastifyOptions as FastifyServerOptions;
+}
 
-  if (certs) {
-    // Existing connections keep their session; new handshakes get the new certificate.
-    certs.onChange(() => {
-      (app.server as unknown as import('node:tls').Server).setSecureContext(certs.secureContextOptions());
-      options.logger?.info('serving certificate reloaded');
-    });
-  }
-
-  const metrics = new Metrics(options.deps.allocator.ledger.index);
-  options.instrument?.(metrics);
-  const admission = new Admission(options.deps, {
-    replayCacheSize: options.replayCacheSize,
-    onOutcome: (o) => metrics.observe(o),
+/** /healthz, and /readyz: the certificate, and what the backend says keeps it from being ready. */
+function addProbes(target: FastifyInstance, options: AppOptions): void {
+  const certs = options.certificates;
+  target.get('/healthz', async () => ({ status: 'ok' }));
+  target.get('/readyz', async (_req, reply) => {
+    const problems: string[] = [];
+    if (certs && !certs.healthy) problems.push(`certificate: ${certs.lastError}`);
+    if (options.readiness) problems.push(...options.readiness());
+    return problems.length ? reply.code(503).send({ status: 'not ready', problems }) : { status: 'ready' };
   });
+}
 
-  app.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
-    // Bad JSON, a wrong content type or an oversized body are the caller's fault: 4xx with a message.
-    if (err instanceof MalformedReview)
-      return reply.code(400).send({ message: `malformed AdmissionReview: ${err.message}` });
-    const code =
-      err.statusCode && ((err.statusCode >= 400 && err.statusCode < 500) || err.statusCode === 503)
-        ? err.statusCode
-        : 500;
-    // The rest of a refused body is never read: the connection goes with the answer.
-    if (code === 413 || code === 503) reply.header('connection', 'close');
-    if (code === 500) {
-      metrics.httpError();
-      options.logger?.error({ err }, 'request failed');
-    }
-    return reply.code(code).send({ message: err.message });
+function addMetrics(target: FastifyInstance, metrics: Metrics): void {
+  target.get('/metrics', async (_req, reply) => {
+    reply.header('content-type', metrics.registry.contentType);
+    return metrics.registry.metrics();
   });
+}
 
-  for (const endpoint of ['mutate', 'validate'] as Endpoint[]) {
-    app.post(`/${endpoint}`, async (req) => admission.review(endpoint, req.body));
-  }
-
-  const probes = (target: FastifyInstance) => {
-    target.get('/healthz', async () => ({ status: 'ok' }));
-    target.get('/readyz', async (_req, reply) => {
-      const problems: string[] = [];
-      if (certs && !certs.healthy) problems.push(`certificate: ${certs.lastError}`);
-      if (options.readiness) problems.push(...options.readiness());
-      return problems.length ? reply.code(503).send({ status: 'not ready', problems }) : { status: 'ready' };
-    });
-  };
-  const metricsRoute = (target: FastifyInstance) =>
-    target.get('/metrics', async (_req, reply) => {
-      reply.header('content-type', metrics.registry.contentType);
-      return metrics.registry.metrics();
-    });
-
-  probes(app);
-  if (!options.separateMetrics) {
-    metricsRoute(app);
-    return { webhook: app };
-  }
-
-  // The metrics listener: the same serving certificate, no client certificate, no request bodies.
+/** The metrics listener: the same serving certificate, no client certificate, no request bodies. */
+function buildMetricsApp(options: AppOptions, metrics: Metrics): FastifyInstance {
+  const certs = options.certificates;
   const metricsOptions: FastifyServerOptions & { https?: object } = {
     bodyLimit: 1024,
     ...serverLimits(),
@@ -193,9 +203,9 @@ export async function buildApps(options: AppOptions): Promise<Apps> {
       (metricsApp.server as unknown as import('node:tls').Server).setSecureContext(certs.serverOnlyContextOptions()),
     );
   }
-  probes(metricsApp);
-  metricsRoute(metricsApp);
-  return { webhook: app, metrics: metricsApp };
+  addProbes(metricsApp, options);
+  addMetrics(metricsApp, metrics);
+  return metricsApp;
 }
 
 /** Fastify's names for the limits it sets on the server it makes. */

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseServeArgs } from '../../src/cli/args.js';
-import { serve, type Server } from '../../src/cli/serve.js';
+import { serve, type Server } from '../../src/server/serve.js';
 import { repoPath } from '../support/controlplane.js';
 import { createCa, issueCert } from '../support/pki.js';
 

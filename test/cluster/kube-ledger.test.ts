@@ -197,8 +197,8 @@ const web = compilePool({ metadata: { name: 'web' }, spec: { cidr: '10.0.0.0/24'
 const web2 = compilePool({ metadata: { name: 'web2' }, spec: { ranges: ['10.0.0.0-10.0.0.9'] } });
 const pod = (name: string): Owner => ({ kind: 'Pod', namespace: 'shop', name });
 
-function ledgerOn(store: ClaimStore, pools = [web]): KubeLedger {
-  const ledger = new KubeLedger(new KubeConfig(), undefined, undefined, store.api);
+function ledgerOn(store: ClaimStore, pools = [web], metrics?: LedgerMetrics): KubeLedger {
+  const ledger = new KubeLedger(new KubeConfig(), undefined, undefined, store.api, metrics);
   for (const p of pools) ledger.index.setPool(p);
   return ledger;
 }
@@ -442,9 +442,8 @@ describe('a claim', () => {
 
   it('takes its address in the index before the create is answered, and holds the stored object after', async () => {
     const store = new ClaimStore();
-    const ledger = ledgerOn(store);
     const { writes, metrics } = recordingMetrics();
-    ledger.metrics = metrics;
+    const ledger = ledgerOn(store, [web], metrics);
     const answer = store.hold('create');
     const claiming = ledger.claim(web, v4('10.0.0.1'), pod('a'));
     expect(ledger.index.holderOf(v4('10.0.0.1'))?.owner).toEqual(pod('a'));
@@ -461,9 +460,8 @@ describe('a claim', () => {
 
   it('whose create fails gives the address back here, and says what it was doing', async () => {
     const store = new ClaimStore();
-    const ledger = ledgerOn(store);
     const { writes, metrics } = recordingMetrics();
-    ledger.metrics = metrics;
+    const ledger = ledgerOn(store, [web], metrics);
     store.failNext('create', 500);
     const err = (await ledger.claim(web, v4('10.0.0.5'), pod('a')).catch((e: unknown) => e)) as Error;
     expect(err).not.toBeInstanceOf(ConflictError);
@@ -477,9 +475,8 @@ describe('a claim', () => {
 
   it('that another replica won is refused, and the index learns the winner', async () => {
     const store = new ClaimStore();
-    const ledger = ledgerOn(store);
     const { writes, metrics } = recordingMetrics();
-    ledger.metrics = metrics;
+    const ledger = ledgerOn(store, [web], metrics);
     const winner = storedBy(store, '10.0.0.5', pod('b'));
     const err = await ledger.claim(web, v4('10.0.0.5'), pod('a')).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConflictError);
@@ -559,10 +556,10 @@ describe('a renewal', () => {
 
   it('writes when it was handed out again, and the index holds the renewed claim from then', async () => {
     const store = new ClaimStore();
-    const ledger = ledgerOn(store);
     const { writes, metrics } = recordingMetrics();
+    const ledger = ledgerOn(store, [web], metrics);
     const claim = await ledger.claim(web, v4('10.0.0.5'), pod('a'));
-    ledger.metrics = metrics;
+    writes.length = 0;
     const before = Date.now();
     expect(await ledger.renew(claim)).toBe(true);
     const obj = store.objects.get('10.0.0.5')!;
@@ -576,9 +573,8 @@ describe('a renewal', () => {
 
   it('of a claim deleted, or claimed again by someone else, fails and forgets only that claim', async () => {
     const store = new ClaimStore();
-    const ledger = ledgerOn(store);
     const { writes, metrics } = recordingMetrics();
-    ledger.metrics = metrics;
+    const ledger = ledgerOn(store, [web], metrics);
     const gone = await ledger.claim(web, v4('10.0.0.5'), pod('a'));
     store.objects.delete('10.0.0.5');
     expect(await ledger.renew(gone)).toBe(false);
@@ -597,10 +593,10 @@ describe('a renewal', () => {
 
   it('that fails otherwise throws, and changes nothing here', async () => {
     const store = new ClaimStore();
-    const ledger = ledgerOn(store);
     const { writes, metrics } = recordingMetrics();
+    const ledger = ledgerOn(store, [web], metrics);
     const claim = await ledger.claim(web, v4('10.0.0.5'), pod('a'));
-    ledger.metrics = metrics;
+    writes.length = 0;
     store.failNext('patch', 500);
     const err = (await ledger.renew(claim).catch((e: unknown) => e)) as Error;
     expect(err.message).toBe('renewing the claim on 10.0.0.5 in IPPool web: HTTP 500: patch failed');
@@ -658,11 +654,11 @@ describe('naming the pod of a claim', () => {
 describe('a release, further', () => {
   it('of a claim already deleted is done; one the API server refuses otherwise stays held and throws', async () => {
     const store = new ClaimStore();
-    const ledger = ledgerOn(store);
     const { writes, metrics } = recordingMetrics();
+    const ledger = ledgerOn(store, [web], metrics);
     const a = await ledger.claim(web, v4('10.0.0.5'), pod('a'));
     const b = await ledger.claim(web, v4('10.0.0.6'), pod('b'));
-    ledger.metrics = metrics;
+    writes.length = 0;
     store.objects.delete('10.0.0.5');
     expect(await ledger.release(a)).toBe(true);
     expect(ledger.index.holderOf(v4('10.0.0.5'))).toBeUndefined();
@@ -678,10 +674,10 @@ describe('a release, further', () => {
 
   it('that fails its preconditions is told as a conflict and releases nothing', async () => {
     const store = new ClaimStore();
-    const ledger = ledgerOn(store);
     const { writes, metrics } = recordingMetrics();
+    const ledger = ledgerOn(store, [web], metrics);
     const a = await ledger.claim(web, v4('10.0.0.5'), pod('a'));
-    ledger.metrics = metrics;
+    writes.length = 0;
     store.objects.delete('10.0.0.5');
     storedBy(store, '10.0.0.5', pod('a'));
     expect(await ledger.release(a)).toBe(false);

@@ -44,6 +44,7 @@ function harness(opts: { viewReadsStatefulSets?: boolean } = {}) {
     },
     async writePoolStatus() {},
   };
+  const released: Claim[] = [];
   const reconciler = new Reconciler(
     api,
     ledger,
@@ -56,7 +57,13 @@ function harness(opts: { viewReadsStatefulSets?: boolean } = {}) {
       complete: () => state.complete,
     },
     { isLeader: (at = clock.now) => at < state.leaderUntil },
-    { graceMs: 15_000, egressGraceMs: HOUR, intervalMs: 5_000, now: () => clock.now },
+    {
+      graceMs: 15_000,
+      egressGraceMs: HOUR,
+      intervalMs: 5_000,
+      now: () => clock.now,
+      metrics: { released: (c) => released.push(c), overdue: () => {} },
+    },
   );
   /** The StatefulSet shop/<name>, the same in the watch and in the API server. */
   const set = (name: string, replicas: number, annotations?: Record<string, string>, ordinalsStart = 0) => {
@@ -74,8 +81,6 @@ function harness(opts: { viewReadsStatefulSets?: boolean } = {}) {
     [...ledger.index.allClaims()]
       .flatMap((c) => (c.owner.kind === 'StatefulSet' && c.owner.name === name ? [c.owner.ordinal] : []))
       .sort((a, b) => a - b);
-  const released: Claim[] = [];
-  reconciler.metrics = { released: (c) => released.push(c), overdue: () => {} };
   /** One round of leader work at NOW + ms, as the timer runs it; the ordinals it released. */
   const at = async (ms: number) => {
     clock.now = NOW + ms;

@@ -268,10 +268,10 @@ function harness(ledger: MemoryLedger = new CarelessLedger([web, egressPool]), o
       egress,
       now: () => clock.now,
       events: options.events,
+      metrics: options.metrics ?? { released: () => {}, overdue: () => {} },
     },
     options.log,
   );
-  reconciler.metrics = options.metrics;
   return {
     ledger,
     reconciler,

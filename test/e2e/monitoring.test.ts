@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/transport/app.js';
 import { compilePool } from '../../src/ipam/pool.js';
-import type { Metrics } from '../../src/transport/metrics.js';
+import { Metrics } from '../../src/transport/metrics.js';
 import { harness, ippoolReview, podCreate, post } from '../support/reviews.js';
 import { binaries } from '../support/controlplane.js';
 import { Helm, only, type Manifest } from '../support/helm.js';
@@ -60,8 +60,8 @@ const metricNames = (expr: string): string[] => expr.match(/netpin_[a-z0-9_]+/g)
 /** The metric names of every sample a real app exports, once each kind of event has happened. */
 async function exportedNames(): Promise<Set<string>> {
   const h = await harness();
-  let metrics: Metrics | undefined;
-  const app = await buildApp({ deps: h.deps, instrument: (m) => (metrics = m) });
+  const metrics = new Metrics(h.ledger.index);
+  const app = await buildApp({ deps: h.deps, metrics });
   await post(app, 'mutate', podCreate({ name: 'a', annotations: { 'netpin.io/pool': 'web' } }));
   await post(app, 'mutate', podCreate({ name: 'b', annotations: { 'netpin.io/pool': 'nope' } }));
   await post(app, 'validate', ippoolReview('CREATE', 'overlap', { cidr: '10.20.0.0/25' }));
@@ -71,9 +71,9 @@ async function exportedNames(): Promise<Set<string>> {
   );
   // What the kube ledger and the reconciler report, which the memory ledger has no part in.
   const claim = [...h.ledger.index.allClaims()][0]!;
-  metrics!.ledger.write('create', 'conflict');
-  metrics!.reconciler.released(claim);
-  metrics!.reconciler.overdue([claim], 0);
+  metrics.ledger.write('create', 'conflict');
+  metrics.reconciler.released(claim);
+  metrics.reconciler.overdue([claim], 0);
   const text = (await app.inject({ url: '/metrics' })).body;
   const names = text
     .split('\n')

@@ -3,17 +3,17 @@ import { Admission, type Outcome } from '../../src/admission/handler.js';
 import type { Claim } from '../../src/ipam/claim.js';
 import { compilePool } from '../../src/ipam/pool.js';
 import { buildApp } from '../../src/transport/app.js';
-import { OutcomeMetric, Tally, type Metrics } from '../../src/transport/metrics.js';
+import { Metrics, OutcomeMetric, Tally } from '../../src/transport/metrics.js';
 import { harness, ippoolReview, podCreate, post, review } from '../support/reviews.js';
 
 /** An app over the test pools, and its metrics as the kube backend would get them. */
 async function instrumented() {
   const h = await harness();
-  let metrics: Metrics | undefined;
-  const app = await buildApp({ deps: h.deps, instrument: (m) => (metrics = m) });
+  const metrics = new Metrics(h.ledger.index);
+  const app = await buildApp({ deps: h.deps, metrics });
   const scrape = async () => (await app.inject({ url: '/metrics' })).body.split('\n');
   const mutate = (body: unknown) => post(app, 'mutate', body);
-  return { h, app, metrics: metrics!, scrape, mutate, validate: (body: unknown) => post(app, 'validate', body) };
+  return { h, app, metrics, scrape, mutate, validate: (body: unknown) => post(app, 'validate', body) };
 }
 
 afterEach(() => {

@@ -4,7 +4,7 @@ import type { ClaimIndex } from '../../ipam/claim-index.js';
 import type { Claim } from '../../ipam/claim.js';
 import { compilePool, PoolSpecError, type IPPoolObject } from '../../ipam/pool.js';
 import { GROUP, OFF_ADMISSION, VERSION, WITHIN_ADMISSION } from '../kube.js';
-import { Informer, Reflector, type Seen } from '../reflector.js';
+import { Reflector, withoutManagedFields, type Seen } from '../reflector.js';
 import { CLAIMS, listClaimPage, toClaim, type ClaimsApi, type IPClaimObject } from './ipclaim.js';
 
 const POOLS = 'ippools';
@@ -13,7 +13,7 @@ const POOLS_PAGE = 500;
 
 /** The watches that feed the ledger's index: IPPools, and IPClaims, each reduced to its Claim as it comes in. */
 export class LedgerFeed {
-  private readonly pools: Informer<KubernetesObject>;
+  private readonly pools: Reflector<KubernetesObject>;
   private readonly claims: Reflector<IPClaimObject>;
   /** While a list of the claims is under way: the stored claims held when it began. */
   private stored: Set<Claim> | undefined;
@@ -26,22 +26,27 @@ export class LedgerFeed {
     claimsPage: number,
     private readonly log?: Logger,
   ) {
-    this.pools = new Informer<KubernetesObject>(
+    this.pools = new Reflector<KubernetesObject>(
       kc,
-      POOLS,
-      `/apis/${GROUP}/${VERSION}/${POOLS}`,
-      async (next) => {
-        const list = (await api.listClusterCustomObject(
-          { group: GROUP, version: VERSION, plural: POOLS, limit: POOLS_PAGE, _continue: next },
-          OFF_ADMISSION,
-        )) as { items: KubernetesObject[]; metadata?: { continue?: string; resourceVersion?: string } };
-        return {
-          items: list.items,
-          continue: list.metadata?.continue,
-          resourceVersion: list.metadata?.resourceVersion,
-        };
+      {
+        what: POOLS,
+        path: `/apis/${GROUP}/${VERSION}/${POOLS}`,
+        list: async (next) => {
+          const list = (await api.listClusterCustomObject(
+            { group: GROUP, version: VERSION, plural: POOLS, limit: POOLS_PAGE, _continue: next },
+            OFF_ADMISSION,
+          )) as { items: KubernetesObject[]; metadata?: { continue?: string; resourceVersion?: string } };
+          return {
+            items: list.items,
+            continue: list.metadata?.continue,
+            resourceVersion: list.metadata?.resourceVersion,
+          };
+        },
+        store: true,
+        transform: withoutManagedFields,
+        seen: (obj) => this.setPool(obj),
+        deleted: (obj) => index.removePool(obj.metadata?.name ?? ''),
       },
-      { changed: (obj) => this.setPool(obj), removed: (obj) => index.removePool(obj.metadata?.name ?? '') },
       log,
     );
 

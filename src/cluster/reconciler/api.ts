@@ -19,6 +19,8 @@ export interface ReconcilerOptions {
   egress?: { sync(): Promise<void> };
   /** Where releases are told as Events (docs/events.md). */
   events?: EventSink;
+  /** Where releases and overdue claims are counted. */
+  metrics: ReconcilerMetrics;
 }
 
 /** Where the reconciler reports what it releases and what it finds overdue (transport/metrics.ts). */

@@ -1,22 +1,27 @@
 import type { Logger } from 'pino';
 import type { AdmissionDeps } from '../admission/context.js';
 import { dialectFor } from '../cni/index.js';
+import type { ApiServerLiveness } from '../cluster/deadline.js';
 import { StaticClusterView } from '../cluster/view.js';
 import { loadPoolsFile } from '../config/pools-file.js';
 import { Allocator } from '../ipam/allocator.js';
 import type { Ledger } from '../ipam/ledger.js';
 import { MemoryLedger } from '../ipam/memory-ledger.js';
-import type { Metrics } from '../transport/metrics.js';
-import type { ServeOptions } from './args.js';
+import { Metrics } from '../transport/metrics.js';
+import type { ServeOptions } from './options.js';
 
-/** Where admission finds its ledger and cluster: in memory, or in the API server (kube-backend.ts). */
+/**
+ * Where admission finds its ledger and cluster, built with everything that reports to its metrics:
+ * in memory, or in the API server (kube-backend.ts).
+ */
 export interface Backend {
   deps: AdmissionDeps;
   ledger: Ledger;
+  metrics: Metrics;
+  /** Whether the API server answers, for admission deadlines; none without a cluster. */
+  apiServer?: ApiServerLiveness;
   /** Why the backend is not ready; empty when it is. */
   readiness: () => string[];
-  /** Hands the app's metrics to what the backend runs besides admission: the app is built after the backend. */
-  instrument?: (metrics: Metrics) => void;
   stop(): Promise<void>;
 }
 
@@ -37,5 +42,5 @@ export async function memoryBackend(opts: ServeOptions, log: Logger): Promise<Ba
     releaseOnDelete: true,
     log,
   };
-  return { deps, ledger, readiness: () => [], stop: async () => {} };
+  return { deps, ledger, metrics: new Metrics(ledger.index), readiness: () => [], stop: async () => {} };
 }

@@ -3,8 +3,8 @@ import { pino, type Logger } from 'pino';
 import { buildApps } from '../transport/app.js';
 import { defaultHosts, ensureCerts, startRenewal } from '../transport/certs.js';
 import { CertificateSource } from '../transport/tls.js';
-import type { ServeOptions } from './args.js';
 import { memoryBackend } from './backend.js';
+import type { ServeOptions } from './options.js';
 
 export interface Server {
   app: FastifyInstance;
@@ -16,8 +16,49 @@ export interface Server {
   close(): Promise<void>;
 }
 
-/** Starts `netpin serve`: certificates, the ledger, then the HTTPS listener. */
+/**
+ * Starts `netpin serve`: certificates, the backend (the ledger, the cluster and the metrics they
+ * report to), then the app from buildApp, listening.
+ */
 export async function serve(opts: ServeOptions, log: Logger = pino({ level: opts.logLevel })): Promise<Server> {
+  const { certificates, caPath, stop: stopCertificates } = await serveCertificates(opts, log);
+  const backend =
+    opts.ledger === 'kube'
+      ? await (await import('./kube-backend.js')).kubeBackend(opts, log)
+      : await memoryBackend(opts, log);
+  await backend.ledger.start();
+
+  const { webhook: app, metrics: metricsApp } = await buildApps({
+    deps: backend.deps,
+    metrics: backend.metrics,
+    apiServer: backend.apiServer,
+    certificates,
+    logger: log,
+    readiness: backend.readiness,
+    separateMetrics: opts.metricsListen !== undefined,
+  });
+  const url = await listen(app, opts.host, opts.port);
+  const metricsUrl =
+    metricsApp && opts.metricsListen
+      ? await listen(metricsApp, opts.metricsListen.host, opts.metricsListen.port)
+      : undefined;
+  return {
+    app,
+    url,
+    ...(metricsUrl ? { metricsUrl, metricsApp } : {}),
+    caPath,
+    async close() {
+      stopCertificates();
+      await metricsApp?.close();
+      await app.close();
+      await backend.stop();
+      await backend.ledger.stop();
+    },
+  };
+}
+
+/** The serving certificate, generated and renewed here unless it is given, and watched for rotations. */
+async function serveCertificates(opts: ServeOptions, log: Logger) {
   const hosts = opts.hosts ?? defaultHosts();
   const first = await ensureCerts(opts.certDir, hosts);
   const { paths } = first;
@@ -38,39 +79,12 @@ export async function serve(opts: ServeOptions, log: Logger = pino({ level: opts
           log.warn({ ca: paths.ca }, 'renewed the self-signed CA: give the API server the new CA bundle');
       })
     : () => undefined;
-
-  const backend =
-    opts.ledger === 'kube'
-      ? await (await import('./kube-backend.js')).kubeBackend(opts, log)
-      : await memoryBackend(opts, log);
-  await backend.ledger.start();
-
-  const { deps, readiness, instrument } = backend;
-  const { webhook: app, metrics: metricsApp } = await buildApps({
-    deps,
-    certificates,
-    logger: log,
-    readiness,
-    instrument,
-    separateMetrics: opts.metricsListen !== undefined,
-  });
-  const url = await listen(app, opts.host, opts.port);
-  const metricsUrl =
-    metricsApp && opts.metricsListen
-      ? await listen(metricsApp, opts.metricsListen.host, opts.metricsListen.port)
-      : undefined;
   return {
-    app,
-    url,
-    ...(metricsUrl ? { metricsUrl, metricsApp } : {}),
+    certificates,
     caPath: paths.ca,
-    async close() {
+    stop() {
       stopRenewal();
       certificates.stop();
-      await metricsApp?.close();
-      await app.close();
-      await backend.stop();
-      await backend.ledger.stop();
     },
   };
 }

@@ -1,0 +1,102 @@
+import type { KubeConfig, V1StatefulSet } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { Dialect } from '../cni/dialect.js';
+import { dialectFor } from '../cni/index.js';
+import { ApiServerProbe } from '../cluster/api-probe.js';
+import { EgressController } from '../cluster/egress-controller.js';
+import { EventRecorder, kubeEventWriter } from '../cluster/events.js';
+import { loadKubeConfig } from '../cluster/kube.js';
+import { KubeLedger } from '../cluster/kube-ledger.js';
+import { KubeClusterView } from '../cluster/kube-view.js';
+import { LeaseElector } from '../cluster/lease.js';
+import { inUse, type PodRecord } from '../cluster/pod-tracker.js';
+import { kubeReconcilerApi, Reconciler, statefulSetState } from '../cluster/reconciler.js';
+import { Allocator } from '../ipam/allocator.js';
+import { ClaimIndex } from '../ipam/claim-index.js';
+import { parseAddress } from '../net/address.js';
+import { Metrics } from '../transport/metrics.js';
+import type { Backend } from './backend.js';
+import type { ServeOptions } from './options.js';
+
+/** `--ledger kube`: claims in the API server, a view fed by watches, and the leader-elected reconciler. */
+export async function kubeBackend(opts: ServeOptions, log: Logger): Promise<Backend> {
+  const kc = loadKubeConfig(opts.kubeconfig);
+  const dialect = dialectFor(opts.cni);
+  // Built first and handed to what fills them or reports to them: the index is what the watches fill
+  // and the pool metrics read.
+  const index = new ClaimIndex();
+  const metrics = new Metrics(index);
+  const probe = new ApiServerProbe(kc, log);
+  const ledger = new KubeLedger(kc, log, opts.claimsPage, undefined, metrics.ledger, index);
+  const events = new EventRecorder(kubeEventWriter(kc), { log });
+  // Told of deleted pods by the view, which starts after the reconciler exists.
+  const view = clusterView(kc, dialect, ledger, events, (pod) => reconciler.podGone(pod), log);
+  const elector = new LeaseElector(kc, { name: 'netpin-reconciler', namespace: opts.leaseNamespace }, log);
+  const reconciler = new Reconciler(
+    kubeReconcilerApi(kc, dialect.addressKeys),
+    ledger,
+    {
+      pods: view.pods,
+      statefulSetExists: (namespace, name) => view.statefulSetExists(namespace, name),
+      statefulSet: (namespace, name) => statefulSetState(view.statefulSets.get(name, namespace)),
+      // It acts only once the view is complete.
+      complete: () => ledger.complete() && view.complete(),
+    },
+    elector,
+    {
+      graceMs: opts.claimGraceSeconds * 1000,
+      egressGraceMs: opts.egressGraceSeconds * 1000,
+      intervalMs: 5_000,
+      egress:
+        dialect.name === 'antrea' || dialect.name === 'cilium'
+          ? new EgressController(kc, ledger, dialect.name, opts.egressExcludedCidrs, log)
+          : undefined,
+      events,
+      metrics: metrics.reconciler,
+    },
+    log,
+  );
+  await view.start();
+  elector.start();
+  reconciler.start();
+  probe.start();
+  return {
+    deps: { dialect, allocator: new Allocator(ledger), cluster: view, releaseOnDelete: false, log, events },
+    ledger,
+    metrics,
+    apiServer: probe,
+    readiness: () => [...(ledger.synced ? [] : ['ledger not synced']), ...probe.problems],
+    async stop() {
+      await probe.stop();
+      await reconciler.stop();
+      events.stop();
+      await elector.stop();
+      await view.stop();
+    },
+  };
+}
+
+/** The watches of the cluster, and what each pod and StatefulSet they bring tells the ledger, the events and the reconciler. */
+function clusterView(
+  kc: KubeConfig,
+  dialect: Dialect,
+  ledger: KubeLedger,
+  events: EventRecorder,
+  podGone: (pod: PodRecord) => void,
+  log: Logger,
+): KubeClusterView {
+  // Addresses pods use without a netpin claim are never handed out, as far as a tenant cannot forge
+  // them (PodRecord.inUse); an Allocated event waits for its pod.
+  const pod = (key: string, record: PodRecord | undefined, before: PodRecord | undefined) => {
+    ledger.index.observe(
+      key,
+      (record ? inUse(record) : []).map((a) => parseAddress(a)!),
+    );
+    if (record) events.observed({ kind: 'Pod', namespace: record.namespace, name: record.name, uid: record.uid });
+    else if (before) podGone(before);
+  };
+  // A Reserved event waits for its StatefulSet.
+  const statefulSet = ({ metadata: m }: V1StatefulSet) =>
+    events.observed({ kind: 'StatefulSet', namespace: m?.namespace ?? '', name: m?.name ?? '', uid: m?.uid ?? '' });
+  return new KubeClusterView(kc, dialect.addressKeys, { pod, statefulSet }, log);
+}
