@@ -24,6 +24,11 @@ type DispatcherFactory = (
  * netpin's CPU per pod and doubled the API server's. One agent is kept while the TLS material
  * stays the same; a rotated client certificate gets a new one. Credentials sent as headers
  * (service account tokens) are still applied per call.
+ *
+ * A workaround of kubernetes-client/javascript#2893, whose fix (#2904) caches only the https.Agent
+ * of watches and websockets. It overrides client-node's private createDispatcher: test/cluster/kube.test.ts
+ * fails when client-node stops calling it, and when client-node keeps its dispatcher itself (then
+ * this class can go).
  */
 class KeepAliveKubeConfig extends KubeConfig {
   constructor() {

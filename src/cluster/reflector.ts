@@ -189,7 +189,8 @@ export class Reflector<T extends KubernetesObject, S = T> {
               this.resourceVersion = obj.metadata?.resourceVersion ?? this.resourceVersion;
             } catch (e) {
               // 410 Gone or another ERROR, or an owner that failed on an event: the loop lists again. Not
-              // rethrown: client-node's Watch drops what its callback throws, and the event would be lost.
+              // rethrown: client-node's Watch drops what its callback throws, and the event would be lost
+              // (kubernetes-client/javascript#856; test/cluster/reflector.test.ts fails once it does not).
               this.abort?.abort();
               reject(e);
             }
@@ -206,9 +207,10 @@ export class Reflector<T extends KubernetesObject, S = T> {
 }
 
 /**
- * Watch gives a connection up after 30 s without a byte (its requestTimeoutMs), which a quiet
- * resource reaches between the server's bookmarks. Nothing was missed: watch again from the same
- * resourceVersion, as ListWatch does, rather than list everything again.
+ * Watch gives a connection up after 30 s without a byte (its requestTimeoutMs, since
+ * kubernetes-client/javascript#2367), which a quiet resource reaches between the server's bookmarks.
+ * Nothing was missed: watch again from the same resourceVersion rather than list everything again.
+ * test/cluster/reflector.test.ts fails when Watch ends a silent watch otherwise.
  */
 function isSilence(err: unknown): boolean {
   return (err as { name?: unknown }).name === 'TimeoutError';

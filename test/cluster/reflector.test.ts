@@ -3,7 +3,7 @@
 // in test/e2e/reflector.test.ts.)
 import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, Watch, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { KubeLedger, type ClaimsApi } from '../../src/cluster/kube-ledger.js';
 import { Reflector } from '../../src/cluster/reflector.js';
@@ -71,4 +71,69 @@ describe('Reflector', () => {
       server.close();
     }
   }, 60_000);
+});
+
+/** A server that answers every watch with 200 and then writes what the test sends. */
+async function watchServer(): Promise<{ kc: KubeConfig; send(line: unknown): void; close(): Promise<void> }> {
+  const open: ServerResponse[] = [];
+  const server = createServer((_, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' }).flushHeaders();
+    open.push(res);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    kc: kubeConfigAt(`http://127.0.0.1:${(server.address() as AddressInfo).port}`),
+    send: (line) => open.at(-1)?.write(`${JSON.stringify(line)}\n`),
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+// What the Reflector works around in client-node's Watch. Each test fails when client-node changes
+// the behaviour, and the Reflector's handling of it must be looked at again.
+describe("client-node's Watch, as the Reflector expects it", () => {
+  // Since kubernetes-client/javascript#2367 (issue #2127) a watch silent for requestTimeoutMs ends
+  // with a TimeoutError; the Reflector then watches again from the same resourceVersion (isSilence).
+  it('ends a watch silent for 30 s with a TimeoutError', async () => {
+    const api = await watchServer();
+    try {
+      const watch = new Watch(api.kc);
+      // Private in client-node: lowered here so that the test does not wait 30 s.
+      const timeout = watch as unknown as { requestTimeoutMs: number };
+      expect(timeout.requestTimeoutMs).toBe(30_000);
+      timeout.requestTimeoutMs = 100;
+      const ended = new Promise<unknown>((resolve) => void watch.watch('/api/v1/pods', {}, () => undefined, resolve));
+      expect((await ended) as Error).toMatchObject({ name: 'TimeoutError' });
+    } finally {
+      await api.close();
+    }
+  });
+
+  // kubernetes-client/javascript#856: what the callback throws is dropped with the event, so the
+  // Reflector catches it itself, and lists again.
+  it('drops what its callback throws, and goes on with the next event', async () => {
+    const api = await watchServer();
+    try {
+      const seen: string[] = [];
+      let ended: unknown = 'not ended';
+      const controller = await new Watch(api.kc).watch(
+        '/api/v1/pods',
+        {},
+        (type: string, obj: { metadata: { name: string } }) => {
+          seen.push(`${type} ${obj.metadata.name}`);
+          if (seen.length === 1) throw new Error('the owner failed');
+        },
+        (err: unknown) => (ended = err),
+      );
+      api.send({ type: 'ADDED', object: { metadata: { name: 'a' } } });
+      api.send({ type: 'ADDED', object: { metadata: { name: 'b' } } });
+      await expect.poll(() => seen).toEqual(['ADDED a', 'ADDED b']);
+      expect(ended).toBe('not ended');
+      controller.abort();
+    } finally {
+      await api.close();
+    }
+  });
 });
