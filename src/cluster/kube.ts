@@ -107,7 +107,9 @@ export const OFF_ADMISSION: ConfigurationOptions = withTimeout(OFF_ADMISSION_MS)
 /**
  * A client whose every call has `options`, for calls made through helpers that take none (the paged
  * lists of pods and claims). makeApiClient builds the server, credentials and user agent into the
- * client's configuration; the options' middleware is added to it.
+ * client's configuration; the options' middleware is added to it. client-node's makeApiClient takes
+ * no middleware (kubernetes-client/javascript#1925): the "earlier of its client's deadline and its
+ * own" test in test/cluster/kube.test.ts fails when it stops handing its configuration to the constructor.
  */
 export function makeApiClientWith<T extends ApiType>(
   kc: KubeConfig,
