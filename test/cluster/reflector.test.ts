@@ -3,7 +3,7 @@
 // in test/e2e/reflector.test.ts.)
 import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { CoreV1Api, Watch, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, Watch, type KubeConfig, type V1Namespace, type V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { KubeLedger, type ClaimsApi } from '../../src/cluster/kube-ledger.js';
 import { Reflector } from '../../src/cluster/reflector.js';
@@ -74,7 +74,13 @@ describe('Reflector', () => {
 });
 
 /** A server that answers every watch with 200 and then writes what the test sends. */
-async function watchServer(): Promise<{ kc: KubeConfig; send(line: unknown): void; close(): Promise<void> }> {
+async function watchServer(): Promise<{
+  kc: KubeConfig;
+  /** How many watches have been opened so far. */
+  opened(): number;
+  send(line: unknown): void;
+  close(): Promise<void>;
+}> {
   const open: ServerResponse[] = [];
   const server = createServer((_, res) => {
     res.writeHead(200, { 'content-type': 'application/json' }).flushHeaders();
@@ -83,6 +89,7 @@ async function watchServer(): Promise<{ kc: KubeConfig; send(line: unknown): voi
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
     kc: kubeConfigAt(`http://127.0.0.1:${(server.address() as AddressInfo).port}`),
+    opened: () => open.length,
     send: (line) => open.at(-1)?.write(`${JSON.stringify(line)}\n`),
     close: async () => {
       server.closeAllConnections();
@@ -133,6 +140,46 @@ describe("client-node's Watch, as the Reflector expects it", () => {
       expect(ended).toBe('not ended');
       controller.abort();
     } finally {
+      await api.close();
+    }
+  });
+});
+
+describe('a Reflector with a store', () => {
+  it('keeps each object as transformed, tells only new states, and after a list tells what it no longer holds', async () => {
+    const api = await watchServer();
+    const ns = (name: string, version: string, label: string): V1Namespace => ({
+      metadata: { name, resourceVersion: version, labels: { team: label }, managedFields: [{ manager: 'x' }] },
+    });
+    let listed = [ns('a', '1', 'web'), ns('b', '1', 'db')];
+    const told: string[] = [];
+    const reflector = new Reflector<V1Namespace, { name: string; team: string }>(
+      api.kc,
+      {
+        what: 'namespaces',
+        path: '/api/v1/namespaces',
+        list: async () => ({ items: listed, resourceVersion: '1' }),
+        store: true,
+        transform: (n) => ({ name: n.metadata!.name!, team: n.metadata!.labels!.team! }),
+        seen: (n, how, before) => told.push(`${how} ${n.name} ${n.team}${before ? ` (was ${before.team})` : ''}`),
+        deleted: (n) => told.push(`deleted ${n.name}`),
+      },
+      undefined,
+      20,
+    );
+    try {
+      await reflector.start();
+      expect(reflector.get('a')).toEqual({ name: 'a', team: 'web' });
+      await expect.poll(() => api.opened()).toBe(1);
+      api.send({ type: 'MODIFIED', object: ns('a', '2', 'shop') });
+      await expect.poll(() => reflector.get('a')?.team).toBe('shop');
+      // The watch breaks; the list after it holds a as the watch told it, and no b.
+      listed = [ns('a', '2', 'shop')];
+      api.send({ type: 'ERROR', object: { kind: 'Status', code: 410 } });
+      await expect.poll(() => [...reflector.values()]).toEqual([{ name: 'a', team: 'shop' }]);
+      expect(told).toEqual(['LISTED a web', 'LISTED b db', 'MODIFIED a shop (was web)', 'deleted b']);
+    } finally {
+      await reflector.stop();
       await api.close();
     }
   });
