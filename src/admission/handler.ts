@@ -1,5 +1,10 @@
 import { LRUCache } from 'lru-cache';
-import { ADMISSION_DEADLINE_MS, withDeadline, type ApiServerLiveness } from '../cluster/deadline.js';
+import {
+  ADMISSION_DEADLINE_MS,
+  ADMISSION_HARD_DEADLINE_MS,
+  withDeadline,
+  type ApiServerLiveness,
+} from '../cluster/deadline.js';
 import { ALLOCATED_KEY, EGRESS_ALLOCATED_KEY, KEYS } from '../intent/keys.js';
 import type { EventNotice, EventSubject } from '../cluster/event-sink.js';
 import type { AdmissionDeps } from './context.js';
@@ -120,7 +125,8 @@ export class Admission {
   private async decide(endpoint: Endpoint, req: AdmissionRequest): Promise<Verdict> {
     try {
       const route = async () => this.route(endpoint, req);
-      const verdict = await withDeadline(ADMISSION_DEADLINE_MS, route, undefined, this.options.apiServer);
+      const { apiServer } = this.options;
+      const verdict = await withDeadline(ADMISSION_DEADLINE_MS, route, ADMISSION_HARD_DEADLINE_MS, apiServer);
       // A dry run changes nothing, so it tells nothing either.
       const refusal =
         verdict.status?.code === 403 && !req.dryRun ? refusalEvent(req, verdict.status.message) : undefined;

@@ -13,7 +13,7 @@ export const ADMISSION_DEADLINE_MS = 1_500;
  * probe): under the webhook's 10 s timeoutSeconds, so that a loaded API server queueing claim
  * writes is waited for rather than turned into refusals.
  */
-const ADMISSION_HARD_DEADLINE_MS = 8_000;
+export const ADMISSION_HARD_DEADLINE_MS = 8_000;
 const RECHECK_MS = 250;
 
 /** The API server did not answer before the admission's deadline; the call was aborted. */
