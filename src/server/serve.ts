@@ -18,7 +18,8 @@ export interface Server {
 
 /**
  * Starts `netpin serve`: certificates, the backend (the ledger, the cluster and the metrics they
- * report to), then the app from buildApp, listening.
+ * report to), then what buildApps makes of them (the webhook app, and the metrics app with
+ * --metrics-listen), listening.
  */
 export async function serve(opts: ServeOptions, log: Logger = pino({ level: opts.logLevel })): Promise<Server> {
   const { certificates, caPath, stop: stopCertificates } = await serveCertificates(opts, log);
