@@ -6,7 +6,8 @@ import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescrip
 import importX from 'eslint-plugin-import-x';
 import tseslint from 'typescript-eslint';
 
-// The path of a request, top to bottom: a folder may import only folders below it.
+// The binary (cli), its wiring (server), then the path of a request, top to bottom: a folder may
+// import only folders below it.
 const LAYERS = ['cli', 'server', 'transport', 'admission', 'cluster', 'config', 'cni', 'ipam', 'intent', 'net'];
 const layering = LAYERS.slice(1).map((layer, i) => ({
   target: `./src/${layer}`,
