@@ -7,10 +7,10 @@ import {
 } from '../cluster/deadline.js';
 import { ALLOCATED_KEY, EGRESS_ALLOCATED_KEY, KEYS } from '../intent/keys.js';
 import type { EventNotice, EventSubject } from '../cluster/event-sink.js';
-import type { AdmissionDeps } from './context.js';
+import { admitWith, type Admit, type AdmissionDeps } from './context.js';
 import { validatePool } from './ippools.js';
 import { mutatePod, validatePod } from './pods.js';
-import { complete, errored, allowed, type Verdict } from './respond.js';
+import { allowed, answer, complete, errored, isRefusal, type Answer, type Verdict } from './respond.js';
 import { decodeReview, type AdmissionRequest, type AdmissionReview } from './review.js';
 import { admitScale, admitWorkload } from './workloads.js';
 
@@ -26,16 +26,13 @@ export interface Outcome {
   seconds: number;
 }
 
-// renderProblems starts a refusal with the key at fault, "netpin.io/ip (CNI Calico): ...".
-const REASON_PREFIXES = [...Object.values(KEYS), ALLOCATED_KEY, EGRESS_ALLOCATED_KEY].map((key) => ({
-  key,
-  prefix: `${key} (`,
-}));
+/** The reasons the metrics tell apart: a label takes a few known values only. */
+const REASON_KEYS: ReadonlySet<string> = new Set([...Object.values(KEYS), ALLOCATED_KEY, EGRESS_ALLOCATED_KEY]);
 
 /** The netpin.io key a refusal names first; `other` for the rest, such as an IPPool's problems. */
 function denialReason(verdict: Verdict): string {
-  const message = verdict.status?.message ?? '';
-  return REASON_PREFIXES.find((r) => message.startsWith(r.prefix))?.key ?? 'other';
+  const key = isRefusal(verdict) ? verdict.problems[0]?.key : undefined;
+  return key !== undefined && REASON_KEYS.has(key) ? key : 'other';
 }
 
 export interface AdmissionOptions {
@@ -61,9 +58,9 @@ export const REPLAY_CACHE_BYTES = 32 * 1024 * 1024;
  * An answer's weight in the replay cache: its strings at two bytes a character (V8 keeps most in one,
  * so this overcounts), and a fixed part for the objects around them.
  */
-export function replayBytes(verdict: Verdict, key: string): number {
-  let chars = key.length + (verdict.patch?.length ?? 0) + (verdict.status?.message?.length ?? 0);
-  for (const w of verdict.warnings ?? []) chars += w.length;
+export function replayBytes(answer: Answer, key: string): number {
+  let chars = key.length + (answer.patch?.length ?? 0) + (answer.status?.message?.length ?? 0);
+  for (const w of answer.warnings ?? []) chars += w.length;
   return 2 * chars + 512;
 }
 
@@ -74,7 +71,7 @@ export function replayBytes(verdict: Verdict, key: string): number {
 export class Admission {
   // The API server may resend a review (a timeout, a retried call); the same uid gets the same answer
   // and, above all, does not claim a second address.
-  private readonly replays: LRUCache<string, Verdict>;
+  private readonly replays: LRUCache<string, Answer>;
 
   constructor(
     readonly deps: AdmissionDeps,
@@ -92,46 +89,42 @@ export class Admission {
     const started = performance.now();
     const req = decodeReview(body);
     const key = `${endpoint}/${req.uid}`;
-    let verdict = this.replays.get(key);
+    let given = this.replays.get(key);
     let result: Outcome['result'] = 'replayed';
-    if (!verdict) {
-      const additions = this.deps.allocator.ledger.index.additions;
-      verdict = await this.decide(endpoint, req);
-      result = verdict.patch
-        ? 'patched'
-        : verdict.allowed
-          ? 'allowed'
-          : verdict.status?.code === 500
-            ? 'error'
-            : 'denied';
+    let reason: string | undefined;
+    if (!given) {
+      const { index } = this.deps.allocator.ledger;
+      const additions = index.additions;
+      const verdict = await this.decide(endpoint, req);
+      given = answer(verdict, this.deps.dialect);
+      result = given.patch ? 'patched' : given.allowed ? 'allowed' : given.status?.code === 500 ? 'error' : 'denied';
+      if (result === 'denied') reason = denialReason(verdict);
+      // A dry run changes nothing, so it tells nothing either.
+      const refusal = result === 'denied' && !req.dryRun ? refusalEvent(req, given.status!.message) : undefined;
+      if (refusal) this.deps.events?.record(refusal);
       // Kept when something was claimed meanwhile (by this request, or by another: kept then too, which is
       // safe), and refusals, so that a resent one is not told twice. An allowed answer that claimed nothing
       // is the same answer when decided again, and cheaper than a cache entry. A dry run claims nothing,
       // and an error may clear on retry.
-      const claimed = this.deps.allocator.ledger.index.additions !== additions;
-      if ((claimed || result === 'denied') && !req.dryRun) this.replays.set(key, verdict);
+      const claimed = index.additions !== additions;
+      if ((claimed || result === 'denied') && !req.dryRun) this.replays.set(key, given);
     }
     this.options.onOutcome?.({
       endpoint,
       kind: req.kind.kind,
       operation: req.operation,
       result,
-      reason: result === 'denied' ? denialReason(verdict) : undefined,
+      reason,
       seconds: (performance.now() - started) / 1000,
     });
-    return { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: complete(req.uid, verdict) };
+    return { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: complete(req.uid, given) };
   }
 
   private async decide(endpoint: Endpoint, req: AdmissionRequest): Promise<Verdict> {
     try {
-      const route = async () => this.route(endpoint, req);
-      const { apiServer } = this.options;
-      const verdict = await withDeadline(ADMISSION_DEADLINE_MS, route, ADMISSION_HARD_DEADLINE_MS, apiServer);
-      // A dry run changes nothing, so it tells nothing either.
-      const refusal =
-        verdict.status?.code === 403 && !req.dryRun ? refusalEvent(req, verdict.status.message) : undefined;
-      if (refusal) this.deps.events?.record(refusal);
-      return verdict;
+      const admit = admitWith(this.deps);
+      const route = async () => this.route(endpoint, req, admit);
+      return await withDeadline(ADMISSION_DEADLINE_MS, route, ADMISSION_HARD_DEADLINE_MS, this.options.apiServer);
     } catch (e) {
       // A well-formed review always gets an in-band answer; the API server's failurePolicy decides what it means.
       this.deps.log?.error(
@@ -149,21 +142,20 @@ export class Admission {
     }
   }
 
-  private route(endpoint: Endpoint, req: AdmissionRequest): Promise<Verdict> | Verdict {
+  private route(endpoint: Endpoint, req: AdmissionRequest, admit: Admit): Promise<Verdict> | Verdict {
     const { group, kind } = req.kind;
     if (
       req.subResource === 'scale' &&
       req.resource?.group === 'apps' &&
       ['statefulsets', 'deployments'].includes(req.resource.resource)
     ) {
-      return admitScale(req, this.deps, endpoint === 'mutate');
+      return admitScale(req, admit, endpoint === 'mutate');
     }
     if (req.subResource) return allowed();
-    if (group === '' && kind === 'Pod')
-      return endpoint === 'mutate' ? mutatePod(req, this.deps) : validatePod(req, this.deps);
+    if (group === '' && kind === 'Pod') return endpoint === 'mutate' ? mutatePod(req, admit) : validatePod(req, admit);
     if (group === 'apps' && (kind === 'Deployment' || kind === 'StatefulSet'))
-      return admitWorkload(req, this.deps, endpoint === 'mutate');
-    if (group === 'netpin.io' && kind === 'IPPool' && endpoint === 'validate') return validatePool(req, this.deps);
+      return admitWorkload(req, admit, endpoint === 'mutate');
+    if (group === 'netpin.io' && kind === 'IPPool' && endpoint === 'validate') return validatePool(req, admit);
     return allowed();
   }
 }

@@ -70,9 +70,8 @@ const OPERATIONS: readonly string[] = ['CREATE', 'UPDATE', 'DELETE', 'CONNECT'];
 
 /** Checks the envelope and the fields netpin relies on, so that handlers can trust their types. */
 export function decodeReview(body: unknown): AdmissionRequest {
-  if (body === null || typeof body !== 'object' || Array.isArray(body))
-    throw new MalformedReview('body is not a JSON object');
-  const review = body as Record<string, unknown>;
+  if (!isObject(body)) throw new MalformedReview('body is not a JSON object');
+  const review = body;
   if (review.apiVersion !== 'admission.k8s.io/v1') {
     throw new MalformedReview(
       `apiVersion must be admission.k8s.io/v1, got ${JSON.stringify(review.apiVersion ?? null)}`,
@@ -81,7 +80,7 @@ export function decodeReview(body: unknown): AdmissionRequest {
   if (review.kind !== 'AdmissionReview')
     throw new MalformedReview(`kind must be AdmissionReview, got ${JSON.stringify(review.kind ?? null)}`);
   const req = review.request as Record<string, unknown> | undefined;
-  if (!req || typeof req !== 'object' || Array.isArray(req)) throw new MalformedReview('request is missing');
+  if (!isObject(req)) throw new MalformedReview('request is missing');
   if (typeof req.uid !== 'string' || req.uid === '') throw new MalformedReview('request.uid is missing');
   const kind = req.kind as Record<string, unknown> | undefined;
   if (!kind || typeof kind.kind !== 'string' || typeof kind.version !== 'string' || typeof kind.group !== 'string') {
@@ -143,12 +142,11 @@ export function decodeReview(body: unknown): AdmissionRequest {
   return req as unknown as AdmissionRequest;
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
+/** A JSON object: not null, not an array. */
+export function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
 function isStringMap(v: unknown): v is Record<string, string> {
-  return (
-    v !== null && typeof v === 'object' && !Array.isArray(v) && Object.values(v).every((x) => typeof x === 'string')
-  );
+  return isObject(v) && Object.values(v).every((x) => typeof x === 'string');
 }

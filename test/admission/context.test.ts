@@ -1,7 +1,7 @@
 // Issue 20, attack 2: a refusal's size follows netpin's rules, not the request.
 import { describe, expect, it } from 'vitest';
-import { checkIntent, LISTED_PROBLEMS, renderProblems } from '../../src/admission/context.js';
-import { MESSAGE_CHARS } from '../../src/admission/respond.js';
+import { checkIntent } from '../../src/admission/context.js';
+import { LISTED_PROBLEMS, MESSAGE_CHARS, renderProblems } from '../../src/admission/respond.js';
 import { calico } from '../../src/cni/calico.js';
 import type { Problem } from '../../src/intent/types.js';
 import { harness } from '../support/reviews.js';
