@@ -141,7 +141,7 @@ async function give(
   let fresh: Claim[] = [];
   const { namespace, statefulSet: sts } = view;
   const namespaceLabels = admit.cluster.namespaceLabels(namespace);
-  const nothing = dryRun || req.dryRun === true;
+  const dry = dryRun || req.dryRun === true;
   if (pins) {
     const owner: Owner = sts
       ? { kind: 'StatefulSet', namespace, name: sts.name, ordinal: sts.ordinal }
@@ -154,7 +154,7 @@ async function give(
       namespaceLabels,
       owner,
       entry,
-      dryRun: nothing,
+      dryRun: dry,
       plan,
     });
     if (!result.ok) return result;
@@ -162,7 +162,7 @@ async function give(
     fresh = result.fresh;
   }
   if (intent.egress) {
-    const egress = await giveEgress(req, view, checked, nothing, admit);
+    const egress = await giveEgress(req, view, checked, dry, admit);
     if (!egress.ok) {
       for (const c of fresh) await admit.ledger.release(c);
       return egress;

@@ -75,7 +75,7 @@ export const SURGE_FIX =
   'set spec.strategy.type: Recreate, or spec.strategy.rollingUpdate.maxSurge: 0 with maxUnavailable: 1';
 
 /** How many pods a rolling update may add above replicas: maxSurge as a count or a percentage rounded up, as the Deployment controller reads it. */
-export function surgeOf(maxSurge: number | string, replicas: number): number {
+function surgeOf(maxSurge: number | string, replicas: number): number {
   if (typeof maxSurge === 'number') return maxSurge;
   const m = /^(\d+)%$/.exec(maxSurge.trim());
   return m ? Math.ceil((replicas * Number(m[1])) / 100) : Number(maxSurge) || 0;
