@@ -17,8 +17,10 @@ export default {
     'src/cluster/kube-ledger.ts',
     'src/cluster/reconciler.ts',
     // The admission checks that decide what is claimed and what is refused.
-    'src/admission/pods.ts',
-    'src/admission/workloads.ts',
+    'src/admission/pod*.ts',
+    'src/admission/checks.ts',
+    'src/admission/workload*.ts',
+    'src/admission/ordinals.ts',
     'src/admission/ippools.ts',
   ],
   // Not needed by the unit tests: kept out of the sandbox copy.
