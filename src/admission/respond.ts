@@ -30,14 +30,13 @@ export interface Refusal {
   keyless?: boolean;
 }
 
+/** How a refusal's problems are stated. */
+type Statement = Pick<Refusal, 'of' | 'keyless'>;
+
 /** A handler's decision: an answer, or a refusal that is still data. */
 export type Verdict = Answer | Refusal;
 
-export function refused(
-  problems: readonly Problem[],
-  warnings: string[] = [],
-  how: Pick<Refusal, 'of' | 'keyless'> = {},
-): Refusal {
+export function refused(problems: readonly Problem[], warnings: string[] = [], how: Statement = {}): Refusal {
   return { allowed: false, problems, warnings, ...how };
 }
 
@@ -56,11 +55,7 @@ export const LISTED_PROBLEMS = 5;
 const PROBLEM_CHARS = 1024;
 
 /** One message that names each annotation at fault, the CNI, and the fix; the first LISTED_PROBLEMS of them. */
-export function renderProblems(
-  problems: readonly Problem[],
-  dialect: Dialect,
-  how: Pick<Refusal, 'of' | 'keyless'> = {},
-): string {
+export function renderProblems(problems: readonly Problem[], dialect: Dialect, how: Statement = {}): string {
   const listed = problems.slice(0, LISTED_PROBLEMS).map((p) => bounded(stated(p, dialect, how), PROBLEM_CHARS));
   const more = problems.length - listed.length;
   if (more > 0) listed.push(`and ${more} more ${more === 1 ? 'problem' : 'problems'}, not listed`);
@@ -68,7 +63,7 @@ export function renderProblems(
 }
 
 /** "<of>: <key> (CNI <title>): <message>. Fix: <fix>", without what `how` leaves out. */
-function stated(p: Problem, dialect: Dialect, how: Pick<Refusal, 'of' | 'keyless'>): string {
+function stated(p: Problem, dialect: Dialect, how: Statement): string {
   // A key netpin does not know is the tenant's text too.
   const key = p.key.length > SHOWN_CHARS ? shown(p.key) : p.key;
   const where = how.keyless ? '' : `${how.of ? `${how.of}: ` : ''}${key} (CNI ${dialect.title}): `;
