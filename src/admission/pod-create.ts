@@ -46,7 +46,8 @@ export async function mutatePodCreate(req: AdmissionRequest, admit: Admit): Prom
   if (problems.length || !checked) return refused(problems);
 
   const pins = admit.dialect.pinsAddresses(checked.intent, view.shape);
-  // Rendered once: for the placement predicted, which the claims then give unless a race moved them.
+  // Rendered once, before any claim: for the placement a dry run of the same claims predicts (egress
+  // included, so that no clash is found only after claiming), which the claims give unless a race moved them.
   let predicted: { placement: Placement; rendering: Rendering } | undefined;
   if ((pins || checked.intent.egress) && mayClash(view)) {
     const placement = await predict(req, view, checked, pins, admit);
