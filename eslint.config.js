@@ -1,4 +1,4 @@
-// Lint for src/, test/, bench/ and scripts/. Formatting is Prettier's (`npm run format`), so the
+// Lint for src/, test/, harness/, bench/ and scripts/. Formatting is Prettier's (`npm run format`), so the
 // stylistic rules are off (eslint-config-prettier); unused exports are knip's (`knip.json`).
 import js from '@eslint/js';
 import prettier from 'eslint-config-prettier';
@@ -14,6 +14,12 @@ const layering = LAYERS.slice(1).map((layer, i) => ({
   from: LAYERS.slice(0, i + 1).map((above) => `./src/${above}`),
   message: `src/${layer} sits below ${LAYERS.slice(0, i + 1).join(', ')} on the path of a request (README, "How a request travels")`,
 }));
+// The harness (harness/) serves the tests, the bench and scripts/: none of those three reaches into test/.
+const harnessApart = ['./harness', './bench', './scripts'].map((target) => ({
+  target,
+  from: './test',
+  message: 'harness/, bench/ and scripts/ do not import from test/: shared code belongs in harness/',
+}));
 
 export default tseslint.config(
   { ignores: ['dist/', 'node_modules/', 'coverage/', 'bench/results/', 'reports/', '.stryker-tmp/'] },
@@ -27,7 +33,7 @@ export default tseslint.config(
       '@typescript-eslint/no-explicit-any': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       'import-x/no-cycle': 'error',
-      'import-x/no-restricted-paths': ['error', { zones: layering }],
+      'import-x/no-restricted-paths': ['error', { zones: [...layering, ...harnessApart] }],
     },
   },
   prettier,

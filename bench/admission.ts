@@ -25,7 +25,7 @@ import {
   splitCores,
   type MemoryLimit,
 } from './proc.js';
-import { startChild, type Child } from '../test/support/process.js';
+import { startChild, type Child } from '../harness/process.js';
 import { deploymentPod, POOL, POOLS_YAML, replicaSetPod, reviewBody } from './review.js';
 
 export type ServerCase = 'bare' | 'rate' | 'alloc';

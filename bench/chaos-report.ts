@@ -1,6 +1,6 @@
 // docs/reliability.md from one `npm run chaos` run: what each scenario held and lost, its figures,
 // and how to reproduce them.
-import type { Report } from '../test/e2e/reliability/scenarios.js';
+import type { Report } from '../harness/reliability/scenarios.js';
 import type { RunEnvironment } from './proc.js';
 
 export interface ChaosResult {

@@ -11,7 +11,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs, stripVTControlCharacters } from 'node:util';
-import { createMemoryCgroup } from '../test/support/memory.js';
+import { createMemoryCgroup } from '../harness/memory.js';
 import {
   CHART_MEMORY_LIMIT,
   certificateRotation,
@@ -24,9 +24,9 @@ import {
   tearDown,
   type Env,
   type Report,
-} from '../test/e2e/reliability/scenarios.js';
+} from '../harness/reliability/scenarios.js';
 import { toMarkdown, type ChaosResult } from './chaos-report.js';
-import { repoPath } from '../test/support/controlplane.js';
+import { repoPath } from '../harness/controlplane.js';
 import { runEnvironment } from './proc.js';
 
 const PARTS = ['1', '2', '3', '4', '5', '6'] as const;

@@ -1,8 +1,8 @@
-// Part 3: a real etcd + kube-apiserver + kube-controller-manager (test/support), and the time
+// Part 3: a real etcd + kube-apiserver + kube-controller-manager (harness/), and the time
 // until every pod of 100 Deployments x 10 replicas, or of one StatefulSet of 300, exists with its
 // IP, with netpin's webhooks in the path and without them, on the same API server in the same run.
 //
-// The test support package (control plane, clients, netpin processes) finds its files from the
+// The harness (control plane, clients, netpin processes) finds its files from the
 // repository root (repoPath), so its compiled copy under dist/ serves the benchmarks as it is.
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -12,9 +12,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { VersionApi, Watch, type V1Pod, type V1PodTemplateSpec } from '@kubernetes/client-node';
 import type { ClaimWrite } from '../src/cluster/kube-ledger.js';
-import * as k from '../test/support/cluster.js';
-import * as cps from '../test/support/controlplane.js';
-import * as np from '../test/support/netpin.js';
+import * as k from '../harness/cluster.js';
+import * as cps from '../harness/controlplane.js';
+import * as np from '../harness/netpin.js';
 import { profilePreloadEnv, summarizeProfileDir, type FrameMatch, type ProfileSummary } from './profile.js';
 import { childPids, cpuSeconds, httpsText, inParallel, machineBusySeconds, metricSum, peakRss } from './proc.js';
 import { deploymentPod } from './review.js';

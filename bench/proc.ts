@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { parse } from 'yaml';
 import { parseQuantity } from '../src/intent/quantity.js';
-import { createMemoryCgroup, rss, type MemoryCgroup } from '../test/support/memory.js';
+import { createMemoryCgroup, rss, type MemoryCgroup } from '../harness/memory.js';
 
 export function peakRss(pid: number | undefined): number | undefined {
   return rss(pid)?.peak;

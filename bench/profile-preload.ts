@@ -1,4 +1,4 @@
-// Profiles a child that the bench does not start itself (startNetpin of test/support): loaded
+// Profiles a child that the bench does not start itself (startNetpin of harness/): loaded
 // with NODE_OPTIONS=--import=<this file>, since node refuses --cpu-prof in NODE_OPTIONS. The first
 // SIGUSR2 starts V8's sampling profiler, the second writes the profile to $NETPIN_BENCH_PROFILE:
 // the profile covers exactly the window the bench measures, not the process's start.

@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util';
 import { benchAdmission } from './admission.js';
 import { benchCluster } from './cluster.js';
 import { benchLedger } from './ledger.js';
-import { repoPath } from '../test/support/controlplane.js';
+import { repoPath } from '../harness/controlplane.js';
 import { gitIn, runEnvironment } from './proc.js';
 import { evaluateTargets, toMarkdown, type BenchResult } from './report.js';
 import { benchScale } from './scale.js';

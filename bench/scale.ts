@@ -16,10 +16,10 @@ import { GROUP, VERSION } from '../src/cluster/kube.js';
 import { ALLOCATED_KEY, KEYS, PINNED_LABEL } from '../src/intent/keys.js';
 import { parseIntent } from '../src/intent/parse.js';
 import { formatDual, fromBigInt, parseAddress, toBigInt, type Address } from '../src/net/address.js';
-import * as k from '../test/support/cluster.js';
-import * as cps from '../test/support/controlplane.js';
-import * as np from '../test/support/netpin.js';
-import { clientFromKubeconfig, kube, type Client } from '../test/support/rest.js';
+import * as k from '../harness/cluster.js';
+import * as cps from '../harness/controlplane.js';
+import * as np from '../harness/netpin.js';
+import { clientFromKubeconfig, kube, type Client } from '../harness/rest.js';
 import { runLoad, summarize, type Latency } from './load.js';
 import {
   chartMemoryCgroups,

@@ -1,14 +1,14 @@
 // npm run cluster [-- --cni <calico|kube-ovn|antrea|cilium>]: a local cluster to try netpin by
-// hand, like kind: the test control plane and the test node (test/support), netpin installed
+// hand, like kind: the test control plane and the test node (harness/), netpin installed
 // by helm from its own image, an opted-in namespace and an example IPPool. It prints the exports
 // that make `kubectl` talk to it, stays in the foreground, and on SIGINT/SIGTERM stops everything
 // and undoes every change to the host. See docs/local-cluster.md.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { clients, createNamespace, createPool } from '../test/support/cluster.js';
-import { startControlPlane, type ControlPlane } from '../test/support/controlplane.js';
-import { installNetpin, netpinImage, removeNetpinImage, type Installed } from '../test/support/install.js';
-import { APP_IMAGE, nodeControlPlaneOptions, startNode, type Node } from '../test/support/node.js';
+import { clients, createNamespace, createPool } from '../harness/cluster.js';
+import { startControlPlane, type ControlPlane } from '../harness/controlplane.js';
+import { installNetpin, netpinImage, removeNetpinImage, type Installed } from '../harness/install.js';
+import { APP_IMAGE, nodeControlPlaneOptions, startNode, type Node } from '../harness/node.js';
 
 const CNIS = ['calico', 'kube-ovn', 'antrea', 'cilium'] as const;
 type Cni = (typeof CNIS)[number];

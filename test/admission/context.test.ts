@@ -4,7 +4,7 @@ import { checkIntent } from '../../src/admission/context.js';
 import { LISTED_PROBLEMS, MESSAGE_CHARS, renderProblems } from '../../src/admission/respond.js';
 import { calico } from '../../src/cni/calico.js';
 import type { Problem } from '../../src/intent/types.js';
-import { harness } from '../support/reviews.js';
+import { harness } from '../../harness/reviews.js';
 
 const problems = (n: number, size = 10): Problem[] =>
   Array.from({ length: n }, (_, i) => ({ key: `netpin.io/k${i}`, message: 'm'.repeat(size), fix: 'f' }));

@@ -17,7 +17,7 @@ import {
   scaleUpdate,
   statefulSet,
   type Harness,
-} from '../support/reviews.js';
+} from '../../harness/reviews.js';
 
 /** What admission told, in order: `now` from record(), `created` from recordWhenCreated(). */
 class MemorySink implements EventSink {

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { Admission, REPLAY_CACHE_BYTES, replayBytes, type Outcome } from '../../src/admission/handler.js';
 import { denied, errored, allowed, MESSAGE_CHARS } from '../../src/admission/respond.js';
-import { deployment, harness, podCreate, statefulSet } from '../support/reviews.js';
+import { deployment, harness, podCreate, statefulSet } from '../../harness/reviews.js';
 
 const MiB = 1 << 20;
 const unknownKeys = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`netpin.io/x-${i}`, 'v']));

@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { Admission, type Outcome } from '../../src/admission/handler.js';
 import { MalformedReview } from '../../src/admission/review.js';
-import { harness, podCreate, review, statefulSet } from '../support/reviews.js';
+import { harness, podCreate, review, statefulSet } from '../../harness/reviews.js';
 
 describe('Admission', () => {
   it('answers with the request uid in an admission.k8s.io/v1 AdmissionReview', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { denial, harness, ippoolReview, podCreate, statefulSet } from '../support/reviews.js';
+import { denial, harness, ippoolReview, podCreate, statefulSet } from '../../harness/reviews.js';
 
 /** A Calico IPPool as the API server lists it (crd.projectcalico.org/v1). */
 const calicoPool = (name: string, cidr: string, spec: object = {}) => ({

@@ -13,7 +13,7 @@ import {
   podUpdate,
   scaleUpdate,
   type Harness,
-} from '../support/reviews.js';
+} from '../../harness/reviews.js';
 
 /** Creates a pod through both webhooks and returns it as stored. */
 async function created(h: Harness, annotations: Record<string, string>, name = 'fixed'): Promise<KubeObject> {

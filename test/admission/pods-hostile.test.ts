@@ -15,7 +15,7 @@ import {
   POOLS,
   statefulSet,
   type Harness,
-} from '../support/reviews.js';
+} from '../../harness/reviews.js';
 
 /** Creates a pod through both webhooks and returns it as stored. */
 async function created(h: Harness, annotations: Record<string, string>, name = 'a'): Promise<KubeObject> {

@@ -15,7 +15,7 @@ import {
   POOLS,
   statefulSet,
   type Harness,
-} from '../support/reviews.js';
+} from '../../harness/reviews.js';
 
 const STS_POD = { kind: 'StatefulSet', name: 'web' };
 const RS_POD = { kind: 'ReplicaSet', name: 'api-7d9f8' };

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { decodeReview, MalformedReview } from '../../src/admission/review.js';
-import { deployment, podCreate, podDelete, pod } from '../support/reviews.js';
-import type { WireJson } from '../support/json.js';
+import { deployment, podCreate, podDelete, pod } from '../../harness/reviews.js';
+import type { WireJson } from '../../harness/json.js';
 
 /** A pod CREATE review as plain JSON, to break one field at a time. */
 const body = (): WireJson =>

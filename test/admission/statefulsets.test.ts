@@ -13,7 +13,7 @@ import {
   statefulSet,
   workloadReview,
   type Harness,
-} from '../support/reviews.js';
+} from '../../harness/reviews.js';
 
 const OWNER = { kind: 'StatefulSet', name: 'web' };
 const POOL = { 'netpin.io/pool': 'web' };

@@ -11,7 +11,7 @@ import {
   statefulSet,
   type Harness,
   type WorkloadFields,
-} from '../support/reviews.js';
+} from '../../harness/reviews.js';
 
 const POOLS = `
 apiVersion: netpin.io/v1alpha1

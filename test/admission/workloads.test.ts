@@ -11,7 +11,7 @@ import {
   workloadReview,
   type Harness,
   type WorkloadFields,
-} from '../support/reviews.js';
+} from '../../harness/reviews.js';
 
 const RECREATE = { type: 'Recreate' };
 

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { clusterClients, readClaims, readPods, readPools } from '../../src/cli/cluster-read.js';
 import { withTimeout } from '../../src/cluster/kube.js';
-import { frozenApiServer, type FrozenApiServer } from '../support/frozen-api.js';
+import { frozenApiServer, type FrozenApiServer } from '../../harness/frozen-api.js';
 
 let api: FrozenApiServer | undefined;
 afterEach(async () => {

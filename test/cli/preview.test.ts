@@ -8,7 +8,7 @@ import { parseAllDocuments, stringify } from 'yaml';
 import type { KubeObject } from '../../src/admission/review.js';
 import { PREVIEW_USAGE, SERVE_USAGE, UsageError } from '../../src/cli/args.js';
 import { preview, type PreviewIO } from '../../src/cli/preview.js';
-import { denial, deployment, harness, pod, podCreate, review } from '../support/reviews.js';
+import { denial, deployment, harness, pod, podCreate, review } from '../../harness/reviews.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const MAIN = join(ROOT, 'dist/src/cli/main.js');

@@ -7,8 +7,8 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseServeArgs } from '../../src/cli/args.js';
 import { serve, type Server } from '../../src/server/serve.js';
-import { repoPath } from '../support/controlplane.js';
-import { createCa, issueCert } from '../support/pki.js';
+import { repoPath } from '../../harness/controlplane.js';
+import { createCa, issueCert } from '../../harness/pki.js';
 
 const get = (url: string, ca: string, client?: { cert: string; key: string }) =>
   new Promise<number | string>((resolve) => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { EgressController } from '../../src/cluster/egress-controller.js';
 import { MemoryLedger } from '../../src/ipam/memory-ledger.js';
-import { frozenApiServer } from '../support/frozen-api.js';
+import { frozenApiServer } from '../../harness/frozen-api.js';
 
 describe('the egress controller', () => {
   it('gives up a sync the API server never answers, so that the sweep that waits for it goes on', async () => {

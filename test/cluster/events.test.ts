@@ -17,7 +17,7 @@ import {
   type EventSeriesField,
   type EventWriter,
 } from '../../src/cluster/events.js';
-import { frozenApiServer } from '../support/frozen-api.js';
+import { frozenApiServer } from '../../harness/frozen-api.js';
 
 const T0 = Date.UTC(2026, 0, 1);
 

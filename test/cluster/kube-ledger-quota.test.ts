@@ -3,7 +3,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { KubeLedger } from '../../src/cluster/kube-ledger.js';
-import { kubeConfigAt } from '../support/cluster.js';
+import { kubeConfigAt } from '../../harness/cluster.js';
 
 const closers: Array<() => Promise<void>> = [];
 afterEach(async () => {

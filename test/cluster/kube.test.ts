@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { CustomObjectsApi, HttpMethod, KubeConfig, RequestContext } from '@kubernetes/client-node';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadKubeConfig, makeApiClientWith, withTimeout } from '../../src/cluster/kube.js';
-import { frozenApiServer, type FrozenApiServer } from '../support/frozen-api.js';
+import { frozenApiServer, type FrozenApiServer } from '../../harness/frozen-api.js';
 
 let api: FrozenApiServer | undefined;
 afterEach(async () => {

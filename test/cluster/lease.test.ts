@@ -5,7 +5,7 @@ import { CoordinationV1Api, V1MicroTime } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { LeaseElector, nextAttemptIn } from '../../src/cluster/lease.js';
-import { kubeConfigAt } from '../support/cluster.js';
+import { kubeConfigAt } from '../../harness/cluster.js';
 
 describe('when a lease candidate tries again', () => {
   const renewMs = 5_000;

@@ -14,8 +14,8 @@ import type { Owner } from '../../src/ipam/claim.js';
 import { compilePool } from '../../src/ipam/pool.js';
 import { buildApp } from '../../src/transport/app.js';
 import { v4 } from '../cni/fixtures.js';
-import { kubeConfigAt } from '../support/cluster.js';
-import { podCreate, post } from '../support/reviews.js';
+import { kubeConfigAt } from '../../harness/cluster.js';
+import { podCreate, post } from '../../harness/reviews.js';
 
 const small = compilePool({ metadata: { name: 'small' }, spec: { ranges: ['10.0.0.1-10.0.0.3'] } });
 const owner: Owner = { kind: 'Pod', namespace: 'shop', name: 'a' };

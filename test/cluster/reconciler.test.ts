@@ -19,7 +19,7 @@ import type { Claim, Owner } from '../../src/ipam/claim.js';
 import { MemoryLedger } from '../../src/ipam/memory-ledger.js';
 import { compilePool } from '../../src/ipam/pool.js';
 import { v4, v6 } from '../cni/fixtures.js';
-import { kubeConfigAt } from '../support/cluster.js';
+import { kubeConfigAt } from '../../harness/cluster.js';
 
 const GRACE = 30_000;
 const NOW = 1_000_000;

@@ -7,8 +7,8 @@ import { CoreV1Api, Watch, type KubeConfig, type V1Namespace, type V1Pod } from 
 import { describe, expect, it } from 'vitest';
 import { KubeLedger, type ClaimsApi } from '../../src/cluster/kube-ledger.js';
 import { Reflector } from '../../src/cluster/reflector.js';
-import { kubeConfigAt } from '../support/cluster.js';
-import { freePort } from '../support/controlplane.js';
+import { kubeConfigAt } from '../../harness/cluster.js';
+import { freePort } from '../../harness/controlplane.js';
 
 describe('Reflector', () => {
   it('keeps listing while the API server is unreachable, and its start() resolves once stopped', async () => {

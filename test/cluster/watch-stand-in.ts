@@ -4,7 +4,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { kubeConfigAt } from '../support/cluster.js';
+import { kubeConfigAt } from '../../harness/cluster.js';
 
 type EventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'ERROR';
 

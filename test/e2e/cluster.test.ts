@@ -7,8 +7,8 @@ import * as fsp from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { repoPath } from '../support/controlplane.js';
-import { waitFor } from '../support/cluster.js';
+import { repoPath } from '../../harness/controlplane.js';
+import { waitFor } from '../../harness/cluster.js';
 import {
   APP_IMAGE,
   APP_PORT,
@@ -18,7 +18,7 @@ import {
   kubepodsCgroups,
   podShaping,
   type HostSnapshot,
-} from '../support/node.js';
+} from '../../harness/node.js';
 
 const SCRIPT = repoPath('dist/scripts/cluster.js');
 /** A cold run builds the control plane, the node and the image from source first. */

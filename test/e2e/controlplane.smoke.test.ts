@@ -1,9 +1,9 @@
 // Smoke test of the test control plane: a real kube-apiserver + kube-controller-manager
 // turn a Deployment into Pods (which stay Pending: there is no scheduler/kubelet).
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { binaries, startControlPlane, type ControlPlane } from '../support/controlplane.js';
-import { clientFromKubeconfig, kube, type Client } from '../support/rest.js';
-import type { WireJson } from '../support/json.js';
+import { binaries, startControlPlane, type ControlPlane } from '../../harness/controlplane.js';
+import { clientFromKubeconfig, kube, type Client } from '../../harness/rest.js';
+import type { WireJson } from '../../harness/json.js';
 
 describe('test control plane', () => {
   let cp: ControlPlane | undefined;

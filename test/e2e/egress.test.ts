@@ -4,8 +4,8 @@
 // CNI here: what is proven is what netpin keeps in the API server, and what the CRDs accept.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { V1Deployment } from '@kubernetes/client-node';
-import { applyAntreaEgressCrds, applyCiliumEgressCrd } from '../support/cni-crds.js';
-import { startControlPlane, type ControlPlane } from '../support/controlplane.js';
+import { applyAntreaEgressCrds, applyCiliumEgressCrd } from '../../harness/cni-crds.js';
+import { startControlPlane, type ControlPlane } from '../../harness/controlplane.js';
 import {
   apiMessage,
   applyCrds,
@@ -17,12 +17,12 @@ import {
   registerWebhooks,
   waitFor,
   type Clients,
-} from '../support/cluster.js';
-import { startNetpin, type Netpin } from '../support/netpin.js';
-import { clientFromKubeconfig, kube } from '../support/rest.js';
+} from '../../harness/cluster.js';
+import { startNetpin, type Netpin } from '../../harness/netpin.js';
+import { clientFromKubeconfig, kube } from '../../harness/rest.js';
 import { toObject } from '../../src/cluster/kube-ledger.js';
 import { parseAddress } from '../../src/net/address.js';
-import type { WireJson } from '../support/json.js';
+import type { WireJson } from '../../harness/json.js';
 
 const NS = 'shop';
 const GRACE_SECONDS = 3;

@@ -5,7 +5,7 @@ import { Watch, type V1Pod, type V1ReplicaSet } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_LIMITS } from '../../src/cluster/event-series.js';
 import { REPORTING_CONTROLLER } from '../../src/cluster/events.js';
-import { startControlPlane, type ControlPlane } from '../support/controlplane.js';
+import { startControlPlane, type ControlPlane } from '../../harness/controlplane.js';
 import {
   apiMessage,
   applyCrds,
@@ -16,8 +16,8 @@ import {
   registerWebhooks,
   waitFor,
   type Clients,
-} from '../support/cluster.js';
-import { startNetpin, type Netpin } from '../support/netpin.js';
+} from '../../harness/cluster.js';
+import { startNetpin, type Netpin } from '../../harness/netpin.js';
 
 const NS = 'told';
 const EVENTS = { group: 'events.k8s.io', version: 'v1', namespace: NS, plural: 'events' } as const;

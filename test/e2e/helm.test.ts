@@ -13,11 +13,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyAntreaEgressCrds } from '../support/cni-crds.js';
-import { clients } from '../support/cluster.js';
-import { binaries, startControlPlane, type ControlPlane } from '../support/controlplane.js';
-import { CHART_DIR, Helm, KUBE_VERSION, only, parseManifests, restPath, type Manifest } from '../support/helm.js';
-import { clientFromKubeconfig, kube, type Client } from '../support/rest.js';
+import { applyAntreaEgressCrds } from '../../harness/cni-crds.js';
+import { clients } from '../../harness/cluster.js';
+import { binaries, startControlPlane, type ControlPlane } from '../../harness/controlplane.js';
+import { CHART_DIR, Helm, KUBE_VERSION, only, parseManifests, restPath, type Manifest } from '../../harness/helm.js';
+import { clientFromKubeconfig, kube, type Client } from '../../harness/rest.js';
 
 const CNIS = ['calico', 'kube-ovn', 'antrea', 'cilium'] as const;
 const MODES = ['self-signed', 'cert-manager', 'secret'] as const;

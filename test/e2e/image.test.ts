@@ -11,8 +11,8 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { USAGE } from '../../src/cli/args.js';
-import { repoPath } from '../support/controlplane.js';
-import { netpinImage, removeNetpinImage } from '../support/install.js';
+import { repoPath } from '../../harness/controlplane.js';
+import { netpinImage, removeNetpinImage } from '../../harness/install.js';
 
 const execFileP = promisify(execFile);
 const USER = '65532:65532';

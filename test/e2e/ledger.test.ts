@@ -2,7 +2,7 @@
 // The controllers create the pods; nothing schedules or runs them, so they stay Pending.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { V1Pod } from '@kubernetes/client-node';
-import { startControlPlane, type ControlPlane } from '../support/controlplane.js';
+import { startControlPlane, type ControlPlane } from '../../harness/controlplane.js';
 import {
   apiMessage,
   applyCrds,
@@ -15,13 +15,13 @@ import {
   registerWebhooks,
   waitFor,
   type Clients,
-} from '../support/cluster.js';
-import { decodePatch, heldAddresses, postReview, startNetpin, type Netpin } from '../support/netpin.js';
+} from '../../harness/cluster.js';
+import { decodePatch, heldAddresses, postReview, startNetpin, type Netpin } from '../../harness/netpin.js';
 import { pino } from 'pino';
 import { KubeLedger } from '../../src/cluster/kube-ledger.js';
 import { loadKubeConfig } from '../../src/cluster/kube.js';
-import { expectOrderingRule } from '../support/ledger-rules.js';
-import { startRelay } from '../support/relay.js';
+import { expectOrderingRule } from '../../harness/ledger-rules.js';
+import { startRelay } from '../../harness/relay.js';
 import type { Claim, Owner } from '../../src/ipam/claim.js';
 import { parseAddress } from '../../src/net/address.js';
 

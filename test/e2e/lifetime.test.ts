@@ -3,8 +3,8 @@
 // The controllers create the pods; nothing schedules or runs them, so they stay Pending.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { V1Deployment, V1Pod } from '@kubernetes/client-node';
-import { applyCalicoIPPoolCrd, createCalicoPool } from '../support/cni-crds.js';
-import { startControlPlane, type ControlPlane } from '../support/controlplane.js';
+import { applyCalicoIPPoolCrd, createCalicoPool } from '../../harness/cni-crds.js';
+import { startControlPlane, type ControlPlane } from '../../harness/controlplane.js';
 import {
   apiMessage,
   applyCrds,
@@ -17,8 +17,8 @@ import {
   registerWebhooks,
   waitFor,
   type Clients,
-} from '../support/cluster.js';
-import { startNetpin, type Netpin } from '../support/netpin.js';
+} from '../../harness/cluster.js';
+import { startNetpin, type Netpin } from '../../harness/netpin.js';
 
 const NS = 'shop';
 const LEGACY = 'legacy';

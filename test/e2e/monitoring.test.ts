@@ -13,9 +13,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/transport/app.js';
 import { compilePool } from '../../src/ipam/pool.js';
 import { Metrics } from '../../src/transport/metrics.js';
-import { harness, ippoolReview, podCreate, post } from '../support/reviews.js';
-import { binaries } from '../support/controlplane.js';
-import { Helm, only, type Manifest } from '../support/helm.js';
+import { harness, ippoolReview, podCreate, post } from '../../harness/reviews.js';
+import { binaries } from '../../harness/controlplane.js';
+import { Helm, only, type Manifest } from '../../harness/helm.js';
 
 const NS = 'netpin-system';
 const GENERATE = fileURLToPath(new URL('../../certs/generate.sh', import.meta.url));

@@ -8,8 +8,8 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { binaries, startControlPlane, type ControlPlane } from '../support/controlplane.js';
-import { clientFromKubeconfig, kube, kubeText, type Client } from '../support/rest.js';
+import { binaries, startControlPlane, type ControlPlane } from '../../harness/controlplane.js';
+import { clientFromKubeconfig, kube, kubeText, type Client } from '../../harness/rest.js';
 import {
   APP_IMAGE,
   APP_PORT,
@@ -18,8 +18,8 @@ import {
   nodeControlPlaneOptions,
   startNode,
   type Node,
-} from '../support/node.js';
-import type { WireJson } from '../support/json.js';
+} from '../../harness/node.js';
+import type { WireJson } from '../../harness/json.js';
 
 const execFileP = promisify(execFile);
 

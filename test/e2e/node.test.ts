@@ -5,7 +5,7 @@
 // netpin writes in the Calico dialect, checked through the annotations).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CoreV1Event, V1Pod, V1PodSpec } from '@kubernetes/client-node';
-import { startControlPlane, type ControlPlane } from '../support/controlplane.js';
+import { startControlPlane, type ControlPlane } from '../../harness/controlplane.js';
 import {
   apiMessage,
   calicoIps,
@@ -16,9 +16,9 @@ import {
   podsWithPrefix,
   waitFor,
   type Clients,
-} from '../support/cluster.js';
-import { installNetpin, removeNetpinImage, type Installed } from '../support/install.js';
-import { APP_IMAGE, APP_PORT, nodeControlPlaneOptions, startNode, type Node } from '../support/node.js';
+} from '../../harness/cluster.js';
+import { installNetpin, removeNetpinImage, type Installed } from '../../harness/install.js';
+import { APP_IMAGE, APP_PORT, nodeControlPlaneOptions, startNode, type Node } from '../../harness/node.js';
 
 const NS = 'shop';
 const PLAIN = 'plain';

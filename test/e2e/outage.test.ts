@@ -4,7 +4,7 @@
 import { request } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { V1Pod } from '@kubernetes/client-node';
-import { startControlPlane, type ControlPlane } from '../support/controlplane.js';
+import { startControlPlane, type ControlPlane } from '../../harness/controlplane.js';
 import {
   applyCrds,
   calicoIps,
@@ -16,9 +16,9 @@ import {
   registerWebhooks,
   waitFor,
   type Clients,
-} from '../support/cluster.js';
-import { postReview, startNetpin, type Netpin } from '../support/netpin.js';
-import type { WireJson } from '../support/json.js';
+} from '../../harness/cluster.js';
+import { postReview, startNetpin, type Netpin } from '../../harness/netpin.js';
+import type { WireJson } from '../../harness/json.js';
 
 const NS = 'shop';
 const POOL = 'outage';

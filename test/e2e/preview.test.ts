@@ -9,7 +9,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments, stringify } from 'yaml';
 import type { KubeObject } from '../../src/admission/review.js';
-import { repoPath, startControlPlane, type ControlPlane } from '../support/controlplane.js';
+import { repoPath, startControlPlane, type ControlPlane } from '../../harness/controlplane.js';
 import {
   applyCrds,
   clients,
@@ -20,8 +20,8 @@ import {
   registerWebhooks,
   waitFor,
   type Clients,
-} from '../support/cluster.js';
-import { startNetpin, type Netpin } from '../support/netpin.js';
+} from '../../harness/cluster.js';
+import { startNetpin, type Netpin } from '../../harness/netpin.js';
 
 const MAIN = repoPath('dist/src/cli/main.js');
 const NS = 'shop';

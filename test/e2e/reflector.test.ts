@@ -3,8 +3,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Watch } from '@kubernetes/client-node';
 import { pino } from 'pino';
-import { startControlPlane, sleep, type ControlPlane } from '../support/controlplane.js';
-import { applyCrds, clients, waitFor, type Clients } from '../support/cluster.js';
+import { startControlPlane, sleep, type ControlPlane } from '../../harness/controlplane.js';
+import { applyCrds, clients, waitFor, type Clients } from '../../harness/cluster.js';
 import { loadKubeConfig } from '../../src/cluster/kube.js';
 import { toObject, type IPClaimObject } from '../../src/cluster/kube-ledger.js';
 import { Reflector, type PagedList } from '../../src/cluster/reflector.js';

@@ -4,7 +4,7 @@
 // and a deleted one is gone at once.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { V1Pod } from '@kubernetes/client-node';
-import { DEFAULT_CONTROLLERS, startControlPlane, type ControlPlane } from '../support/controlplane.js';
+import { DEFAULT_CONTROLLERS, startControlPlane, type ControlPlane } from '../../harness/controlplane.js';
 import {
   apiMessage,
   applyCrds,
@@ -17,8 +17,8 @@ import {
   registerWebhooks,
   waitFor,
   type Clients,
-} from '../support/cluster.js';
-import { startNetpin, type Netpin } from '../support/netpin.js';
+} from '../../harness/cluster.js';
+import { startNetpin, type Netpin } from '../../harness/netpin.js';
 
 const NS = 'shop';
 // Far longer than any wait below: what comes back here, comes back because its pod was seen deleted.

@@ -12,7 +12,7 @@ import {
   tearDown,
   type Env,
   type Report,
-} from './reliability/scenarios.js';
+} from '../../harness/reliability/scenarios.js';
 
 let env: Env | undefined;
 const log = (line: string) => console.log(`[reliability] ${line}`);

@@ -3,7 +3,7 @@
 // The controllers create the pods; nothing schedules or runs them, so they stay Pending.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PatchStrategy, setHeaderOptions, type V1Deployment } from '@kubernetes/client-node';
-import { startControlPlane, type ControlPlane } from '../support/controlplane.js';
+import { startControlPlane, type ControlPlane } from '../../harness/controlplane.js';
 import {
   apiMessage,
   applyCrds,
@@ -16,8 +16,8 @@ import {
   registerWebhooks,
   waitFor,
   type Clients,
-} from '../support/cluster.js';
-import { startNetpin, type Netpin } from '../support/netpin.js';
+} from '../../harness/cluster.js';
+import { startNetpin, type Netpin } from '../../harness/netpin.js';
 
 const NS = 'shop';
 

@@ -13,8 +13,8 @@ import {
   applyCiliumPodIPPoolCrd,
   applyKubeOvnSubnetCrd,
   createCalicoPool,
-} from '../support/cni-crds.js';
-import { issueClientKubeconfig, repoPath, startControlPlane, type ControlPlane } from '../support/controlplane.js';
+} from '../../harness/cni-crds.js';
+import { issueClientKubeconfig, repoPath, startControlPlane, type ControlPlane } from '../../harness/controlplane.js';
 import {
   applyCrds,
   clients,
@@ -24,9 +24,9 @@ import {
   registerWebhooks,
   waitFor,
   type Clients,
-} from '../support/cluster.js';
-import { startNetpin, type Netpin } from '../support/netpin.js';
-import { nodeBinaries } from '../support/node.js';
+} from '../../harness/cluster.js';
+import { startNetpin, type Netpin } from '../../harness/netpin.js';
+import { nodeBinaries } from '../../harness/node.js';
 
 const MAIN = repoPath('dist/src/cli/main.js');
 const NS = 'shop';

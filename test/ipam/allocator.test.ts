@@ -6,7 +6,7 @@ import { Allocator, type AllocationResult } from '../../src/ipam/allocator.js';
 import { ConflictError, type Owner } from '../../src/ipam/claim.js';
 import { MemoryLedger } from '../../src/ipam/memory-ledger.js';
 import { compilePool } from '../../src/ipam/pool.js';
-import { POOLS } from '../support/reviews.js';
+import { POOLS } from '../../harness/reviews.js';
 
 const SHOP = { team: 'web', 'kubernetes.io/metadata.name': 'shop' };
 const pod = (name: string): Owner => ({ kind: 'Pod', namespace: 'shop', name });

@@ -3,7 +3,7 @@ import { ConflictError, ExhaustedError, type Owner } from '../../src/ipam/claim.
 import { MemoryLedger } from '../../src/ipam/memory-ledger.js';
 import { compilePool } from '../../src/ipam/pool.js';
 import { pool, v4 } from '../cni/fixtures.js';
-import { expectOrderingRule } from '../support/ledger-rules.js';
+import { expectOrderingRule } from '../../harness/ledger-rules.js';
 
 const small = compilePool({ metadata: { name: 'small' }, spec: { ranges: ['10.0.0.1-10.0.0.3'] } });
 const six = pool('six', 'fd00::/126');

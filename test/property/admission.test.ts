@@ -20,10 +20,10 @@ import {
   workloadReview,
   type Answer,
   type Harness,
-} from '../support/reviews.js';
+} from '../../harness/reviews.js';
 import { annotations, VALUES } from './arbitraries.js';
 import { runs } from './runs.js';
-import type { WireJson } from '../support/json.js';
+import type { WireJson } from '../../harness/json.js';
 
 const NAMESPACES = ['shop', 'payments', 'other'];
 

@@ -2,7 +2,7 @@
 import fc from 'fast-check';
 import { ALLOCATED_KEY, KEYS } from '../../src/intent/keys.js';
 
-/** Addresses inside the pools of test/support/reviews.ts POOLS, so that allocations and conflicts happen. */
+/** Addresses inside the pools of harness/reviews.ts POOLS, so that allocations and conflicts happen. */
 const poolAddress = fc.oneof(
   fc.integer({ min: 0, max: 255 }).map((n) => `10.20.0.${n}`),
   fc.integer({ min: 0, max: 260 }).map((n) => `fd00:20::${n.toString(16)}`),

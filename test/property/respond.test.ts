@@ -5,7 +5,7 @@ import fastJsonPatch from 'fast-json-patch';
 import { describe, expect, it } from 'vitest';
 import { patched } from '../../src/admission/respond.js';
 import type { KubeObject } from '../../src/admission/review.js';
-import type { WireJson } from '../support/json.js';
+import type { WireJson } from '../../harness/json.js';
 import { runs } from './runs.js';
 
 // Few keys, so that the two objects overlap; two that need escaping in a JSON Pointer.

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { BODY_LIMIT } from '../../src/transport/app.js';
-import { deployment, harness, ippoolReview, podCreate, post } from '../support/reviews.js';
-import type { WireJson } from '../support/json.js';
+import { deployment, harness, ippoolReview, podCreate, post } from '../../harness/reviews.js';
+import type { WireJson } from '../../harness/json.js';
 
 const ok = () => JSON.parse(JSON.stringify(podCreate({ name: 'a', annotations: { 'netpin.io/pool': 'web' } })));
 

@@ -11,8 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApps, BODY_LIMIT, IN_FLIGHT_BYTES, LIMITS } from '../../src/transport/app.js';
 import { generateCerts, type GeneratedCerts } from '../../src/transport/certs.js';
 import { CertificateSource } from '../../src/transport/tls.js';
-import { createCa, issueCert } from '../support/pki.js';
-import { harness, podCreate } from '../support/reviews.js';
+import { createCa, issueCert } from '../../harness/pki.js';
+import { harness, podCreate } from '../../harness/reviews.js';
 
 const HOSTS = ['localhost', '127.0.0.1'];
 const CLIENT_EXT = [

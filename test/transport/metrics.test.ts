@@ -4,7 +4,7 @@ import type { Claim } from '../../src/ipam/claim.js';
 import { compilePool } from '../../src/ipam/pool.js';
 import { buildApp } from '../../src/transport/app.js';
 import { Metrics, OutcomeMetric, Tally } from '../../src/transport/metrics.js';
-import { harness, ippoolReview, podCreate, post, review } from '../support/reviews.js';
+import { harness, ippoolReview, podCreate, post, review } from '../../harness/reviews.js';
 
 /** An app over the test pools, and its metrics as the kube backend would get them. */
 async function instrumented() {

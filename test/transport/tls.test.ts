@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { generateCerts, type GeneratedCerts } from '../../src/transport/certs.js';
 import { CertificateSource } from '../../src/transport/tls.js';
-import { harness, patchOf, podCreate, type Harness } from '../support/reviews.js';
+import { harness, patchOf, podCreate, type Harness } from '../../harness/reviews.js';
 
 const HOSTS = ['localhost', '127.0.0.1'];
 

@@ -7,9 +7,9 @@
 import { randomUUID } from 'node:crypto';
 import type { V1Pod } from '@kubernetes/client-node';
 import { expect, it } from 'vitest';
-import { apiMessage } from '../../support/cluster.js';
-import { createMemoryCgroup, rss, type MemoryCgroup } from '../../support/memory.js';
-import { postReview, startNetpin, type Netpin } from '../../support/netpin.js';
+import { apiMessage } from '../../../harness/cluster.js';
+import { createMemoryCgroup, rss, type MemoryCgroup } from '../../../harness/memory.js';
+import { postReview, startNetpin, type Netpin } from '../../../harness/netpin.js';
 import type { HostileEnv } from './env.js';
 
 const KiB = 1024;

@@ -1,8 +1,8 @@
 // What the hostile suite's scenarios share: one real control plane, its clients, and the netpin
 // behind its webhooks, which a scenario may replace with one of another CNI or other flags.
-import { startControlPlane, DEFAULT_CONTROLLERS, type ControlPlane } from '../../support/controlplane.js';
-import { applyCrds, clients, createNamespace, registerWebhooks, type Clients } from '../../support/cluster.js';
-import { startNetpin, type Netpin, type NetpinOptions } from '../../support/netpin.js';
+import { startControlPlane, DEFAULT_CONTROLLERS, type ControlPlane } from '../../../harness/controlplane.js';
+import { applyCrds, clients, createNamespace, registerWebhooks, type Clients } from '../../../harness/cluster.js';
+import { startNetpin, type Netpin, type NetpinOptions } from '../../../harness/netpin.js';
 
 /** The opt-in label of the chart's webhooks. */
 export const OPT_IN = { 'netpin.io/enabled': 'true' };

@@ -1,16 +1,16 @@
 // Attack 1 of issue 20: from any pod, one request posting a made-up StatefulSet review reserved every
 // address of another team's pool. With --client-ca, netpin's webhook listener finishes a TLS handshake
 // only with a client certificate from the CA the API server's certificate comes from (the control plane
-// here presents one through its AdmissionConfiguration, see test/support/controlplane.ts), so a forged
+// here presents one through its AdmissionConfiguration, see harness/controlplane.ts), so a forged
 // review gets no answer at all, while reviews the API server sends are answered as before.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { calicoIps, createPool, listClaims, podsWithPrefix, waitFor } from '../../support/cluster.js';
-import { postReview, type ClientCert } from '../../support/netpin.js';
-import { createCa, issueCert } from '../../support/pki.js';
-import { statefulSet } from '../../support/reviews.js';
+import { calicoIps, createPool, listClaims, podsWithPrefix, waitFor } from '../../../harness/cluster.js';
+import { postReview, type ClientCert } from '../../../harness/netpin.js';
+import { createCa, issueCert } from '../../../harness/pki.js';
+import { statefulSet } from '../../../harness/reviews.js';
 import type { HostileEnv } from './env.js';
 
 const VICTIM = 'fg-victim';

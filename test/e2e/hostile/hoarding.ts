@@ -6,7 +6,7 @@
 // The StatefulSet controller runs here, with no scheduler or kubelet: pods stay Pending.
 import type { V1StatefulSet } from '@kubernetes/client-node';
 import { beforeAll, expect, it } from 'vitest';
-import { apiMessage, createPool, listClaims, waitFor, type ClaimView } from '../../support/cluster.js';
+import { apiMessage, createPool, listClaims, waitFor, type ClaimView } from '../../../harness/cluster.js';
 import type { HostileEnv } from './env.js';
 
 const OPT_IN = { 'netpin.io/enabled': 'true' };

@@ -7,7 +7,7 @@
 // so only netpin writes them; and an egress address must lie in an egress pool the namespace may use.
 import type { V1Pod } from '@kubernetes/client-node';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { apiMessage, createPool } from '../../support/cluster.js';
+import { apiMessage, createPool } from '../../../harness/cluster.js';
 import { OPT_IN, type HostileEnv } from './env.js';
 
 const OVN = 'ovn.kubernetes.io';

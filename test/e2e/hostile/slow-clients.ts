@@ -8,8 +8,8 @@ import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { BODY_LIMIT, IN_FLIGHT_BYTES, LIMITS } from '../../../src/transport/app.js';
-import { rss } from '../../support/memory.js';
-import { startNetpin, type Netpin } from '../../support/netpin.js';
+import { rss } from '../../../harness/memory.js';
+import { startNetpin, type Netpin } from '../../../harness/netpin.js';
 import type { HostileEnv } from './env.js';
 
 const MiB = 1024 * 1024;

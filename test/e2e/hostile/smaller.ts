@@ -2,8 +2,8 @@
 import { randomUUID } from 'node:crypto';
 import type { V1Pod } from '@kubernetes/client-node';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { applyAntreaEgressCrds } from '../../support/cni-crds.js';
-import { apiMessage, createPool, listClaims, waitFor } from '../../support/cluster.js';
+import { applyAntreaEgressCrds } from '../../../harness/cni-crds.js';
+import { apiMessage, createPool, listClaims, waitFor } from '../../../harness/cluster.js';
 import type { HostileEnv } from './env.js';
 
 const SPEC = { containers: [{ name: 'app', image: 'registry.example/app:1' }], terminationGracePeriodSeconds: 0 };

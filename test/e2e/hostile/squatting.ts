@@ -6,7 +6,7 @@
 // scheduled when it is created with spec.nodeName, and the test writes status.podIPs as a kubelet would.
 import type { V1Pod } from '@kubernetes/client-node';
 import { beforeAll, expect, it } from 'vitest';
-import { apiMessage, calicoIps, createPool, listClaims, waitFor } from '../../support/cluster.js';
+import { apiMessage, calicoIps, createPool, listClaims, waitFor } from '../../../harness/cluster.js';
 import type { HostileEnv } from './env.js';
 
 /** Opted in: the pools' real users. */

@@ -4,23 +4,23 @@ import { randomUUID } from 'node:crypto';
 import { expect } from 'vitest';
 import fastJsonPatch, { type Operation as PatchOperation } from 'fast-json-patch';
 import type { FastifyInstance } from 'fastify';
-import type { AdmissionDeps } from '../../src/admission/context.js';
+import type { AdmissionDeps } from '../src/admission/context.js';
 import type {
   AdmissionRequest,
   AdmissionResponse,
   AdmissionReview,
   KubeObject,
   Operation,
-} from '../../src/admission/review.js';
-import type { CniName } from '../../src/cni/dialect.js';
-import { dialectFor } from '../../src/cni/index.js';
-import { StaticClusterView } from '../../src/cluster/view.js';
-import { parsePools } from '../../src/config/pools-file.js';
-import { Allocator } from '../../src/ipam/allocator.js';
-import { ownerKey } from '../../src/ipam/claim.js';
-import { MemoryLedger } from '../../src/ipam/memory-ledger.js';
-import { buildApp } from '../../src/transport/app.js';
-import type { CertificateSource } from '../../src/transport/tls.js';
+} from '../src/admission/review.js';
+import type { CniName } from '../src/cni/dialect.js';
+import { dialectFor } from '../src/cni/index.js';
+import { StaticClusterView } from '../src/cluster/view.js';
+import { parsePools } from '../src/config/pools-file.js';
+import { Allocator } from '../src/ipam/allocator.js';
+import { ownerKey } from '../src/ipam/claim.js';
+import { MemoryLedger } from '../src/ipam/memory-ledger.js';
+import { buildApp } from '../src/transport/app.js';
+import type { CertificateSource } from '../src/transport/tls.js';
 import type { WireJson } from './json.js';
 
 /**

@@ -1,9 +1,9 @@
 // Rules every Ledger keeps, asserted the same way for the in-memory ledger and the Kubernetes one.
 import { expect } from 'vitest';
-import type { Owner } from '../../src/ipam/claim.js';
-import type { Ledger } from '../../src/ipam/ledger.js';
-import type { Pool } from '../../src/ipam/pool.js';
-import { toBigInt } from '../../src/net/address.js';
+import type { Owner } from '../src/ipam/claim.js';
+import type { Ledger } from '../src/ipam/ledger.js';
+import type { Pool } from '../src/ipam/pool.js';
+import { toBigInt } from '../src/net/address.js';
 
 /**
  * The ordering rule: claims started one after another, with no await in between, get addresses in

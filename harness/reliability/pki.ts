@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import * as tls from 'node:tls';
-import { createCa, issueCert } from '../../support/pki.js';
+import { createCa, issueCert } from '../pki.js';
 
 export interface ServingCert {
   cert: string;

@@ -15,7 +15,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Watch, type V1Pod } from '@kubernetes/client-node';
-import { startControlPlane, sleep, type ControlPlane } from '../../support/controlplane.js';
+import { startControlPlane, sleep, type ControlPlane } from '../controlplane.js';
 import {
   apiMessage,
   applyCrds,
@@ -28,12 +28,12 @@ import {
   waitFor,
   type ClaimView,
   type Clients,
-} from '../../support/cluster.js';
-import { decodePatch, startNetpin, type Netpin } from '../../support/netpin.js';
-import { createMemoryCgroup, rss, type MemoryCgroup } from '../../support/memory.js';
+} from '../cluster.js';
+import { decodePatch, startNetpin, type Netpin } from '../netpin.js';
+import { createMemoryCgroup, rss, type MemoryCgroup } from '../memory.js';
 import { createPki, servedSerial, writePlainFiles, writeSecretVolume, type Pki, type ServingCert } from './pki.js';
 import { startService, type Service } from './service.js';
-import type { WireJson } from '../../support/json.js';
+import type { WireJson } from '../json.js';
 
 export interface Size {
   name: 'light' | 'full';
