@@ -1,0 +1,129 @@
+// The node's configuration files: containerd's TOML, the CNI conflist and kubelet's config.
+import * as path from 'node:path';
+import { PAUSE_IMAGE } from './images.js';
+import { BRIDGE, POD_CIDR } from './network.js';
+
+export function containerdConfig(dir: string, binDir: string, socket: string): string {
+  const q = (s: string): string => `'${s}'`; // TOML literal strings: no escapes in our paths
+  return [
+    '# containerd 2.x config, version 3 (dataplane.md "A working configuration").',
+    'version = 3',
+    `root = ${q(path.join(dir, 'containerd', 'root'))}`,
+    `state = ${q(path.join(dir, 'containerd', 'state'))}`,
+    '',
+    '[grpc]',
+    `  address = ${q(socket)}`,
+    '',
+    '[ttrpc]',
+    `  address = ${q(socket + '.ttrpc')}`,
+    '',
+    "[plugins.'io.containerd.cri.v1.images']",
+    "  snapshotter = 'overlayfs'",
+    "  [plugins.'io.containerd.cri.v1.images'.pinned_images]",
+    `    sandbox = ${q(PAUSE_IMAGE)}`,
+    '',
+    "[plugins.'io.containerd.cri.v1.runtime']",
+    '  # This VM lacks CAP_SYS_RESOURCE: runc could not lower oom_score_adj below our own.',
+    '  restrict_oom_score_adj = true',
+    "  # Keep the pods' netns mounts in our state dir, not /run/netns.",
+    '  netns_mounts_under_state_dir = true',
+    `  cdi_spec_dirs = [${q(path.join(dir, 'cdi'))}]`,
+    "  [plugins.'io.containerd.cri.v1.runtime'.containerd]",
+    "    default_runtime_name = 'runc'",
+    "    [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]",
+    "      runtime_type = 'io.containerd.runc.v2'",
+    "      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]",
+    '        # Built with cgo and the seccomp tag: containerd always gives sandboxes a seccomp profile.',
+    `        BinaryName = ${q(path.join(binDir, 'runc'))}`,
+    `        Root = ${q(path.join(dir, 'runc'))}`,
+    '        SystemdCgroup = false',
+    "  [plugins.'io.containerd.cri.v1.runtime'.cni]",
+    `    bin_dirs = [${q(binDir)}]`,
+    `    conf_dir = ${q(path.join(dir, 'cni', 'net.d'))}`,
+    '',
+    "[plugins.'io.containerd.grpc.v1.cri']",
+    "  stream_server_address = '127.0.0.1'",
+    '',
+    '# Its default path is /opt/containerd.',
+    "[plugins.'io.containerd.internal.v1.opt']",
+    `  path = ${q(path.join(dir, 'containerd', 'opt'))}`,
+    '',
+    '# NRI would listen on /var/run/nri/nri.sock; nothing here uses it.',
+    "[plugins.'io.containerd.nri.v1.nri']",
+    '  disable = true',
+    '',
+  ].join('\n');
+}
+
+export function cniConflist(dir: string): string {
+  return JSON.stringify(
+    {
+      cniVersion: '1.0.0',
+      name: 'netpin-test',
+      plugins: [
+        {
+          type: 'bridge',
+          bridge: BRIDGE,
+          isGateway: true,
+          // No ipMasq: this machine has no iptables, and nothing leaves the host anyway.
+          ipMasq: false,
+          hairpinMode: true,
+          ipam: {
+            type: 'host-local',
+            ranges: [[{ subnet: POD_CIDR }]],
+            routes: [{ dst: '0.0.0.0/0' }],
+            dataDir: path.join(dir, 'cni', 'ipam'),
+          },
+        },
+        // containerd's CRI turns kubernetes.io/{ingress,egress}-bandwidth into this
+        // plugin's runtimeConfig.bandwidth (internal/cri/server bandwidth annotations).
+        { type: 'bandwidth', capabilities: { bandwidth: true } },
+      ],
+    },
+    null,
+    2,
+  );
+}
+
+export function kubeletConfig(dir: string, socket: string, port: number, healthzPort: number, caFile: string): string {
+  // JSON is YAML; kubelet's lenient decoding ignores misspelled fields, so these names
+  // were checked against k8s.io/kubelet/config/v1beta1 (e.g. podLogsDir, not podLogsDirectory).
+  return JSON.stringify(
+    {
+      apiVersion: 'kubelet.config.k8s.io/v1beta1',
+      kind: 'KubeletConfiguration',
+      failCgroupV1: false, // kubelet >= 1.35 refuses cgroup v1 otherwise
+      cgroupDriver: 'cgroupfs',
+      containerRuntimeEndpoint: `unix://${socket}`,
+      address: '127.0.0.1',
+      port,
+      readOnlyPort: 0,
+      healthzBindAddress: '127.0.0.1',
+      healthzPort,
+      authentication: {
+        x509: { clientCAFile: caFile },
+        anonymous: { enabled: false },
+        webhook: { enabled: false },
+      },
+      authorization: { mode: 'AlwaysAllow' },
+      podLogsDir: path.join(dir, 'pod-logs'),
+      volumePluginDir: path.join(dir, 'volume-plugins'),
+      failSwapOn: false,
+      resolvConf: '',
+      evictionHard: {
+        'memory.available': '100Mi',
+        'nodefs.available': '1%',
+        'imagefs.available': '1%',
+        'nodefs.inodesFree': '1%',
+      },
+      // The images exist only locally: image GC must never remove them.
+      imageGCHighThresholdPercent: 100,
+      imageGCLowThresholdPercent: 99,
+      serializeImagePulls: false,
+      nodeStatusUpdateFrequency: '2s',
+      nodeStatusReportFrequency: '10s',
+    },
+    null,
+    2,
+  );
+}
