@@ -47,7 +47,7 @@ export function toMarkdown(r: ChaosResult): string {
     '```',
     '',
     '`npm run chaos` builds, then runs `dist/bench/chaos.js`: scenarios 1, 2, 3 and 5 (with 7 inside 1) from',
-    '`test/e2e/reliability/scenarios.ts`, the same code `test/e2e/reliability.test.ts` runs at its light size in',
+    '`harness/reliability/`, the same code `test/e2e/reliability.test.ts` runs at its light size in',
     '`npm test`; scenario 4 is `test/e2e/outage.test.ts` run by vitest; scenario 6 is `test/property/` run by vitest',
     'with `NETPIN_PROPERTY_SCALE`. It writes `bench/results/chaos-<time>.json` (git-ignored) and this file, and',
     'exits non-zero when anything was lost or a part failed. Every loop ends by count or by time.',

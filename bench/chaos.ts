@@ -1,5 +1,5 @@
 // `npm run chaos`: issue 10's reliability scenarios at full size, and docs/reliability.md from them.
-// Scenarios 1, 2, 3, 5 (and 7, measured in 1) are test/e2e/reliability/scenarios.ts, which the test
+// Scenarios 1, 2, 3, 5 (and 7, measured in 1) are harness/reliability/, which the test
 // command runs at its light size; 4 is test/e2e/outage.test.ts and 6 is test/property/, run by vitest.
 // Flags (after `npm run chaos --`):
 //   --parts 1,2,3,4,5,6     which scenarios (default: all)

@@ -1,5 +1,5 @@
 // Issue 10's reliability scenarios at their light size, in the test command; `npm run chaos` runs the
-// same scenarios (test/e2e/reliability/scenarios.ts) at full size and writes docs/reliability.md.
+// same scenarios (harness/reliability/) at full size and writes docs/reliability.md.
 // Scenario 4 (the API server goes away) is test/e2e/outage.test.ts; scenario 6 is test/property/.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
