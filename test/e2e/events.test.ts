@@ -5,19 +5,8 @@ import { Watch, type V1Pod, type V1ReplicaSet } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_LIMITS } from '../../src/cluster/event-series.js';
 import { REPORTING_CONTROLLER } from '../../src/cluster/events.js';
-import { startControlPlane, type ControlPlane } from '../../harness/controlplane.js';
-import {
-  apiMessage,
-  applyCrds,
-  clients,
-  createNamespace,
-  createPool,
-  podsWithPrefix,
-  registerWebhooks,
-  waitFor,
-  type Clients,
-} from '../../harness/cluster.js';
-import { startNetpin, type Netpin } from '../../harness/netpin.js';
+import { apiMessage, podsWithPrefix, waitFor, type Clients } from '../../harness/cluster.js';
+import { startFixture, type Fixture } from '../../harness/fixture.js';
 
 const NS = 'told';
 const EVENTS = { group: 'events.k8s.io', version: 'v1', namespace: NS, plural: 'events' } as const;
@@ -37,9 +26,8 @@ interface Event {
   series?: { count: number };
 }
 
-let cp: ControlPlane;
+let fixture: Fixture | undefined;
 let c: Clients;
-let netpin: Netpin;
 /** The ReplicaSet whose pods netpin refuses, from the first test on. */
 let rs: { name: string; uid: string };
 
@@ -77,19 +65,16 @@ const netpinShown = (items: Array<{ reason?: string; reportingComponent?: string
   items.some((e) => e.reason === reason && e.reportingComponent === REPORTING_CONTROLLER);
 
 beforeAll(async () => {
-  cp = await startControlPlane();
-  c = clients(cp.kubeconfigPath);
-  await applyCrds(c);
-  await createNamespace(c, NS, { 'netpin.io/enabled': 'true' });
-  await createPool(c, 'single', { ranges: ['10.95.0.1-10.95.0.1'] });
-  await createPool(c, 'roomy', { cidr: '10.96.0.0/24' });
-  netpin = await startNetpin({ kubeconfig: cp.kubeconfigPath, claimGraceSeconds: 2 });
-  await registerWebhooks(c, netpin, cp.binDir);
+  fixture = await startFixture({
+    namespaces: { [NS]: { 'netpin.io/enabled': 'true' } },
+    pools: { single: { ranges: ['10.95.0.1-10.95.0.1'] }, roomy: { cidr: '10.96.0.0/24' } },
+    netpin: { claimGraceSeconds: 2 },
+  });
+  c = fixture.c;
 });
 
 afterAll(async () => {
-  await netpin?.stop();
-  await cp?.stop();
+  await fixture?.stop();
 });
 
 describe('a refusal', () => {

@@ -4,21 +4,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { V1Deployment, V1Pod } from '@kubernetes/client-node';
 import { applyCalicoIPPoolCrd, createCalicoPool } from '../../harness/cni-crds.js';
-import { startControlPlane, type ControlPlane } from '../../harness/controlplane.js';
-import {
-  apiMessage,
-  applyCrds,
-  calicoIps,
-  clients,
-  createNamespace,
-  createPool,
-  listClaims,
-  podsWithPrefix,
-  registerWebhooks,
-  waitFor,
-  type Clients,
-} from '../../harness/cluster.js';
-import { startNetpin, type Netpin } from '../../harness/netpin.js';
+import { apiMessage, calicoIps, createPool, listClaims, podsWithPrefix, waitFor, type Clients } from '../../harness/cluster.js';
+
+import { startFixture, type Fixture } from '../../harness/fixture.js';
 
 const NS = 'shop';
 const LEGACY = 'legacy';
@@ -26,9 +14,8 @@ const LEGACY = 'legacy';
 const GRACE_SECONDS = 3;
 const SWEEP_MS = 5_000;
 
-let cp: ControlPlane;
+let fixture: Fixture | undefined;
 let c: Clients;
-let netpin: Netpin;
 
 const spec = { containers: [{ name: 'app', image: 'registry.example/app:1' }], terminationGracePeriodSeconds: 0 };
 
@@ -70,29 +57,27 @@ async function onlyPod(prefix: string): Promise<V1Pod> {
 }
 
 beforeAll(async () => {
-  cp = await startControlPlane();
-  c = clients(cp.kubeconfigPath);
-  await applyCrds(c);
-  await createNamespace(c, NS, { 'netpin.io/enabled': 'true' });
-  await createNamespace(c, LEGACY);
-  await createPool(c, 'life', { cidr: '10.80.0.0/24' });
-  await createPool(c, 'tight', { ranges: ['10.81.0.1-10.81.0.2'] });
-  // Pods from before netpin, in a namespace that never opted in, already using pool addresses.
-  for (const [name, ip] of [
-    ['old-timer', '10.80.0.21'],
-    ['old-timer-2', '10.81.0.1'],
-  ] as const) {
-    const old = await c.core.createNamespacedPod({ namespace: LEGACY, body: { metadata: { name }, spec } });
-    old.status = { phase: 'Running', podIP: ip, podIPs: [{ ip }] };
-    await c.core.replaceNamespacedPodStatus({ name, namespace: LEGACY, body: old });
-  }
-  netpin = await startNetpin({ kubeconfig: cp.kubeconfigPath, claimGraceSeconds: GRACE_SECONDS });
-  await registerWebhooks(c, netpin, cp.binDir);
+  fixture = await startFixture({
+    namespaces: { [NS]: { 'netpin.io/enabled': 'true' }, [LEGACY]: {} },
+    pools: { life: { cidr: '10.80.0.0/24' }, tight: { ranges: ['10.81.0.1-10.81.0.2'] } },
+    // Pods from before netpin, in a namespace that never opted in, already using pool addresses.
+    beforeNetpin: async (c) => {
+      for (const [name, ip] of [
+        ['old-timer', '10.80.0.21'],
+        ['old-timer-2', '10.81.0.1'],
+      ] as const) {
+        const old = await c.core.createNamespacedPod({ namespace: LEGACY, body: { metadata: { name }, spec } });
+        old.status = { phase: 'Running', podIP: ip, podIPs: [{ ip }] };
+        await c.core.replaceNamespacedPodStatus({ name, namespace: LEGACY, body: old });
+      }
+    },
+    netpin: { claimGraceSeconds: GRACE_SECONDS },
+  });
+  c = fixture.c;
 });
 
 afterAll(async () => {
-  await netpin?.stop();
-  await cp?.stop();
+  await fixture?.stop();
 });
 
 describe('a running pod', () => {

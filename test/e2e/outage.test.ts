@@ -4,21 +4,11 @@
 import { request } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { V1Pod } from '@kubernetes/client-node';
-import { startControlPlane, type ControlPlane } from '../../harness/controlplane.js';
-import {
-  applyCrds,
-  calicoIps,
-  clients,
-  createNamespace,
-  createPool,
-  listClaims,
-  podsWithPrefix,
-  registerWebhooks,
-  waitFor,
-  type Clients,
-} from '../../harness/cluster.js';
-import { postReview, startNetpin, type Netpin } from '../../harness/netpin.js';
+import { type ControlPlane } from '../../harness/controlplane.js';
+import { calicoIps, listClaims, podsWithPrefix, waitFor, type Clients } from '../../harness/cluster.js';
+import { postReview, type Netpin } from '../../harness/netpin.js';
 import type { WireJson } from '../../harness/json.js';
+import { startFixture, type Fixture } from '../../harness/fixture.js';
 
 const NS = 'shop';
 const POOL = 'outage';
@@ -33,6 +23,7 @@ const READINESS_WITHIN_MS = 6_000;
 const OUTAGE_MS = Number(process.env.NETPIN_OUTAGE_SECONDS ?? '0') * 1000;
 
 let cp: ControlPlane;
+let fixture: Fixture | undefined;
 let c: Clients;
 let netpin: Netpin;
 
@@ -148,20 +139,18 @@ async function claimsMatchPods(): Promise<void> {
 }
 
 beforeAll(async () => {
-  cp = await startControlPlane();
-  c = clients(cp.kubeconfigPath);
-  await applyCrds(c);
-  await createNamespace(c, NS, { 'netpin.io/enabled': 'true' });
-  await createPool(c, POOL, { cidr: '10.120.0.0/24' });
-  netpin = await startNetpin({ kubeconfig: cp.kubeconfigPath, claimGraceSeconds: GRACE_SECONDS });
-  await registerWebhooks(c, netpin, cp.binDir);
+  fixture = await startFixture({
+    namespaces: { [NS]: { 'netpin.io/enabled': 'true' } },
+    pools: { [POOL]: { cidr: '10.120.0.0/24' } },
+    netpin: { claimGraceSeconds: GRACE_SECONDS },
+  });
+  ({ cp, c, netpin } = fixture);
 });
 
 afterAll(async () => {
   // Whatever failed, the API server must not stay frozen: stop() could not end it cleanly.
   cp?.signalApiserver('SIGCONT');
-  await netpin?.stop();
-  await cp?.stop();
+  await fixture?.stop();
 });
 
 describe('kube-apiserver frozen (SIGSTOP)', () => {

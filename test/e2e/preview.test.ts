@@ -9,26 +9,16 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments, stringify } from 'yaml';
 import type { KubeObject } from '../../src/admission/review.js';
-import { repoPath, startControlPlane, type ControlPlane } from '../../harness/controlplane.js';
-import {
-  applyCrds,
-  clients,
-  createNamespace,
-  createPool,
-  listClaims,
-  podsWithPrefix,
-  registerWebhooks,
-  waitFor,
-  type Clients,
-} from '../../harness/cluster.js';
-import { startNetpin, type Netpin } from '../../harness/netpin.js';
+import { repoPath, type ControlPlane } from '../../harness/controlplane.js';
+import { listClaims, podsWithPrefix, waitFor, type Clients } from '../../harness/cluster.js';
+import { startFixture, type Fixture } from '../../harness/fixture.js';
 
 const MAIN = repoPath('dist/src/cli/main.js');
 const NS = 'shop';
 
 let cp: ControlPlane;
+let fixture: Fixture | undefined;
 let c: Clients;
-let netpin: Netpin;
 let tmp: string;
 
 const container = { containers: [{ name: 'app', image: 'registry.example/app:1' }], terminationGracePeriodSeconds: 0 };
@@ -137,14 +127,11 @@ function decided(pod: KubeObject | V1Pod, named: boolean): object {
 
 beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'netpin-preview-e2e-'));
-  cp = await startControlPlane();
-  c = clients(cp.kubeconfigPath);
-  await applyCrds(c);
-  await createNamespace(c, NS, { 'netpin.io/enabled': 'true', team: 'web' });
-  await createNamespace(c, 'plain', { team: 'web' });
-  await createPool(c, 'web', { cidr: '10.50.0.0/24', namespaceSelector: { matchLabels: { team: 'web' } } });
-  netpin = await startNetpin({ kubeconfig: cp.kubeconfigPath });
-  await registerWebhooks(c, netpin, cp.binDir);
+  fixture = await startFixture({
+    namespaces: { [NS]: { 'netpin.io/enabled': 'true', team: 'web' }, plain: { team: 'web' } },
+    pools: { web: { cidr: '10.50.0.0/24', namespaceSelector: { matchLabels: { team: 'web' } } } },
+  });
+  ({ cp, c } = fixture);
   // Held two ways: a netpin claim, and a pod netpin never admitted (its namespace did not opt in) that uses an
   // address: scheduled, since outside opted-in namespaces a CNI annotation counts only on a pod a node runs.
   await c.core.createNamespacedPod({
@@ -161,8 +148,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await netpin?.stop();
-  await cp?.stop();
+  await fixture?.stop();
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 

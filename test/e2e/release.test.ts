@@ -4,21 +4,17 @@
 // and a deleted one is gone at once.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { V1Pod } from '@kubernetes/client-node';
-import { DEFAULT_CONTROLLERS, startControlPlane, type ControlPlane } from '../../harness/controlplane.js';
+import { DEFAULT_CONTROLLERS } from '../../harness/controlplane.js';
 import {
   apiMessage,
-  applyCrds,
   calicoIps,
-  clients,
   createNamespace,
-  createPool,
   listClaims,
   podsWithPrefix,
-  registerWebhooks,
   waitFor,
   type Clients,
 } from '../../harness/cluster.js';
-import { startNetpin, type Netpin } from '../../harness/netpin.js';
+import { startFixture, type Fixture } from '../../harness/fixture.js';
 
 const NS = 'shop';
 // Far longer than any wait below: what comes back here, comes back because its pod was seen deleted.
@@ -26,9 +22,8 @@ const LONG_GRACE_SECONDS = 120;
 // Shorter than a churned pod's life, so that the sweep finds claims past it while their pods come and go.
 const SHORT_GRACE_SECONDS = 2;
 
-let cp: ControlPlane;
+let fixture: Fixture | undefined;
 let c: Clients;
-let netpin: Netpin | undefined;
 
 const template = (app: string, annotations: Record<string, string>) => ({
   metadata: { labels: { app }, annotations },
@@ -73,29 +68,26 @@ async function livePods(prefix: string, n: number, not: ReadonlySet<string> = ne
 
 /** Another netpin in place of the running one, with its own grace period, behind the same webhooks. */
 async function restartNetpin(graceSeconds: number): Promise<void> {
-  await netpin?.stop();
-  netpin = await startNetpin({ kubeconfig: cp.kubeconfigPath, claimGraceSeconds: graceSeconds });
-  await c.admission.deleteMutatingWebhookConfiguration({ name: 'netpin' });
-  await c.admission.deleteValidatingWebhookConfiguration({ name: 'netpin' });
-  await registerWebhooks(c, netpin, cp.binDir);
+  await fixture!.restartNetpin({ claimGraceSeconds: graceSeconds });
 }
 
 beforeAll(async () => {
-  // The quota controller computes a ResourceQuota's status, which its admission needs.
-  cp = await startControlPlane({ controllers: [...DEFAULT_CONTROLLERS, 'resourcequota-controller'] });
-  c = clients(cp.kubeconfigPath);
-  await applyCrds(c);
-  await createNamespace(c, NS, { 'netpin.io/enabled': 'true' });
-  await createPool(c, 'exact', { ranges: ['10.90.0.1-10.90.0.6'] });
-  await createPool(c, 'churn', { ranges: ['10.91.0.1-10.91.0.4'] });
-  await createPool(c, 'quota', { cidr: '10.92.0.0/28' });
-  netpin = await startNetpin({ kubeconfig: cp.kubeconfigPath, claimGraceSeconds: LONG_GRACE_SECONDS });
-  await registerWebhooks(c, netpin, cp.binDir);
+  fixture = await startFixture({
+    // The quota controller computes a ResourceQuota's status, which its admission needs.
+    controlPlane: { controllers: [...DEFAULT_CONTROLLERS, 'resourcequota-controller'] },
+    namespaces: { [NS]: { 'netpin.io/enabled': 'true' } },
+    pools: {
+      exact: { ranges: ['10.90.0.1-10.90.0.6'] },
+      churn: { ranges: ['10.91.0.1-10.91.0.4'] },
+      quota: { cidr: '10.92.0.0/28' },
+    },
+    netpin: { claimGraceSeconds: LONG_GRACE_SECONDS },
+  });
+  c = fixture.c;
 });
 
 afterAll(async () => {
-  await netpin?.stop();
-  await cp?.stop();
+  await fixture?.stop();
 });
 
 describe('a deleted pod', () => {

@@ -3,27 +3,13 @@
 // The controllers create the pods; nothing schedules or runs them, so they stay Pending.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PatchStrategy, setHeaderOptions, type V1Deployment } from '@kubernetes/client-node';
-import { startControlPlane, type ControlPlane } from '../../harness/controlplane.js';
-import {
-  apiMessage,
-  applyCrds,
-  calicoIps,
-  clients,
-  createNamespace,
-  createPool,
-  listClaims,
-  podsWithPrefix,
-  registerWebhooks,
-  waitFor,
-  type Clients,
-} from '../../harness/cluster.js';
-import { startNetpin, type Netpin } from '../../harness/netpin.js';
+import { apiMessage, calicoIps, listClaims, podsWithPrefix, waitFor, type Clients } from '../../harness/cluster.js';
+import { startFixture, type Fixture } from '../../harness/fixture.js';
 
 const NS = 'shop';
 
-let cp: ControlPlane;
+let fixture: Fixture | undefined;
 let c: Clients;
-let netpin: Netpin;
 
 const spec = { containers: [{ name: 'app', image: 'registry.example/app:1' }], terminationGracePeriodSeconds: 0 };
 
@@ -67,19 +53,15 @@ async function absent(name: string): Promise<void> {
 }
 
 beforeAll(async () => {
-  cp = await startControlPlane();
-  c = clients(cp.kubeconfigPath);
-  await applyCrds(c);
-  await createNamespace(c, NS, { 'netpin.io/enabled': 'true' });
-  await createPool(c, 'fixed', { cidr: '10.100.0.0/24' });
-  await createPool(c, 'exact', { ranges: ['10.101.0.1-10.101.0.4'] });
-  netpin = await startNetpin({ kubeconfig: cp.kubeconfigPath });
-  await registerWebhooks(c, netpin, cp.binDir);
+  fixture = await startFixture({
+    namespaces: { [NS]: { 'netpin.io/enabled': 'true' } },
+    pools: { fixed: { cidr: '10.100.0.0/24' }, exact: { ranges: ['10.101.0.1-10.101.0.4'] } },
+  });
+  c = fixture.c;
 });
 
 afterAll(async () => {
-  await netpin?.stop();
-  await cp?.stop();
+  await fixture?.stop();
 });
 
 describe('a Deployment template', () => {
