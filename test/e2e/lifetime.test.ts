@@ -4,8 +4,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { V1Deployment, V1Pod } from '@kubernetes/client-node';
 import { applyCalicoIPPoolCrd, createCalicoPool } from '../../harness/cni-crds.js';
-import { apiMessage, calicoIps, createPool, listClaims, podsWithPrefix, waitFor, type Clients } from '../../harness/cluster.js';
-
+import {
+  apiMessage,
+  calicoIps,
+  createPool,
+  listClaims,
+  podsWithPrefix,
+  waitFor,
+  type Clients,
+} from '../../harness/cluster.js';
 import { startFixture, type Fixture } from '../../harness/fixture.js';
 
 const NS = 'shop';

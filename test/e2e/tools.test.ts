@@ -14,27 +14,18 @@ import {
   applyKubeOvnSubnetCrd,
   createCalicoPool,
 } from '../../harness/cni-crds.js';
-import { issueClientKubeconfig, repoPath, startControlPlane, type ControlPlane } from '../../harness/controlplane.js';
-import {
-  applyCrds,
-  clients,
-  createNamespace,
-  createPool,
-  podsWithPrefix,
-  registerWebhooks,
-  waitFor,
-  type Clients,
-} from '../../harness/cluster.js';
-import { startNetpin, type Netpin } from '../../harness/netpin.js';
+import { issueClientKubeconfig, repoPath, type ControlPlane } from '../../harness/controlplane.js';
+import { createNamespace, podsWithPrefix, waitFor, type Clients } from '../../harness/cluster.js';
 import { nodeBinaries } from '../../harness/node.js';
+import { startFixture, type Fixture } from '../../harness/fixture.js';
 
 const MAIN = repoPath('dist/src/cli/main.js');
 const NS = 'shop';
 const spec = { containers: [{ name: 'app', image: 'registry.example/app:1' }], terminationGracePeriodSeconds: 0 };
 
 let cp: ControlPlane;
+let fixture: Fixture | undefined;
 let c: Clients;
-let netpin: Netpin;
 let home: string;
 
 interface Run {
@@ -114,41 +105,38 @@ async function poolStatus(name: string): Promise<{ capacity?: number; allocated?
 
 beforeAll(async () => {
   home = mkdtempSync(join(tmpdir(), 'netpin-tools-'));
-  cp = await startControlPlane();
-  c = clients(cp.kubeconfigPath);
-  await applyCrds(c);
-  await applyCalicoIPPoolCrd(c);
-  await applyCiliumPodIPPoolCrd(c);
-  await applyAntreaIPPoolCrd(c);
-  await applyKubeOvnSubnetCrd(c);
-  await createNamespace(c, NS, { 'netpin.io/enabled': 'true', team: 'web' });
-  await createNamespace(c, 'plain', { team: 'web' });
-  await createNamespace(c, 'other', { 'netpin.io/enabled': 'true' });
-  await createCalicoPool(c, 'netpin-web', { cidr: '10.50.0.0/24', nodeSelector: '!all()' });
-  await createCalicoPool(c, 'netpin-open', { cidr: '10.60.0.0/28', nodeSelector: '!all()' });
   const names = (pool: string) => ({
     calico: { pool: `netpin-${pool}` },
     kubeOvn: { subnet: `${pool}-subnet` },
     antrea: { pool: `${pool}-pool` },
     cilium: { pool: `${pool}-pool` },
   });
-  await createPool(c, 'web', {
-    cidr: '10.50.0.0/24',
-    namespaceSelector: { matchLabels: { team: 'web' } },
-    cni: names('web'),
+  fixture = await startFixture({
+    namespaces: {
+      [NS]: { 'netpin.io/enabled': 'true', team: 'web' },
+      plain: { team: 'web' },
+      other: { 'netpin.io/enabled': 'true' },
+    },
+    pools: {
+      web: { cidr: '10.50.0.0/24', namespaceSelector: { matchLabels: { team: 'web' } }, cni: names('web') },
+      open: { ranges: ['10.60.0.1-10.60.0.8'], cni: names('open') },
+      out: { ranges: ['10.90.0.1-10.90.0.4'], egress: { nodeSelector: { matchLabels: { egress: 'true' } } } },
+    },
+    // The CNIs' own resources that the tools read beside netpin's.
+    beforeNetpin: async (c) => {
+      await applyCalicoIPPoolCrd(c);
+      await applyCiliumPodIPPoolCrd(c);
+      await applyAntreaIPPoolCrd(c);
+      await applyKubeOvnSubnetCrd(c);
+      await createCalicoPool(c, 'netpin-web', { cidr: '10.50.0.0/24', nodeSelector: '!all()' });
+      await createCalicoPool(c, 'netpin-open', { cidr: '10.60.0.0/28', nodeSelector: '!all()' });
+    },
   });
-  await createPool(c, 'open', { ranges: ['10.60.0.1-10.60.0.8'], cni: names('open') });
-  await createPool(c, 'out', {
-    ranges: ['10.90.0.1-10.90.0.4'],
-    egress: { nodeSelector: { matchLabels: { egress: 'true' } } },
-  });
-  netpin = await startNetpin({ kubeconfig: cp.kubeconfigPath });
-  await registerWebhooks(c, netpin, cp.binDir);
+  ({ cp, c } = fixture);
 });
 
 afterAll(async () => {
-  await netpin?.stop();
-  await cp?.stop();
+  await fixture?.stop();
   if (home) rmSync(home, { recursive: true, force: true });
 });
 
