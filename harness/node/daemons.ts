@@ -2,15 +2,8 @@
 // kube-scheduler, then the wait until the Node is Ready and schedulable.
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import {
-  freePort,
-  issueClientKubeconfig,
-  sleep,
-  startProc,
-  waitFor,
-  type ControlPlane,
-  type Proc,
-} from '../controlplane.js';
+import { issueClientKubeconfig, type ControlPlane } from '../controlplane.js';
+import { freePort, sleep, startProc, waitFor, type Proc } from '../daemon.js';
 import type { WireJson } from '../json.js';
 import type { Api } from './api.js';
 import { containerdConfig, kubeletConfig } from './configs.js';

@@ -1,7 +1,7 @@
 // The node's binaries, built from Go modules by test/node/build.sh, and its OCI images, built
 // locally by the same script and imported with ctr (never pulled).
 import * as path from 'node:path';
-import { repoPath, runBuildScript } from '../controlplane.js';
+import { repoPath, runBuildScript } from '../repo.js';
 
 /** Image references: local-looking names no registry serves, imported with ctr. */
 export const PAUSE_IMAGE = 'netpin.test/pause:1';
