@@ -1,17 +1,11 @@
 // Shared by the admission and transport tests: an app over a MemoryLedger and a
-// StaticClusterView built from pools YAML, and AdmissionReview bodies to post to it.
-import { randomUUID } from 'node:crypto';
+// StaticClusterView built from pools YAML, AdmissionReview bodies to post to it (review-bodies.ts),
+// and what its answers say.
 import { expect } from 'vitest';
 import fastJsonPatch, { type Operation as PatchOperation } from 'fast-json-patch';
 import type { FastifyInstance } from 'fastify';
 import type { AdmissionDeps } from '../src/admission/context.js';
-import type {
-  AdmissionRequest,
-  AdmissionResponse,
-  AdmissionReview,
-  KubeObject,
-  Operation,
-} from '../src/admission/review.js';
+import type { AdmissionResponse, AdmissionReview, KubeObject } from '../src/admission/review.js';
 import type { CniName } from '../src/cni/dialect.js';
 import { dialectFor } from '../src/cni/index.js';
 import { StaticClusterView } from '../src/cluster/view.js';
@@ -22,6 +16,8 @@ import { MemoryLedger } from '../src/ipam/memory-ledger.js';
 import { buildApp } from '../src/transport/app.js';
 import type { CertificateSource } from '../src/transport/tls.js';
 import type { WireJson } from './json.js';
+
+export * from './review-bodies.js';
 
 /**
  * Pools for most tests. Namespace shop (team=web) may use web and web-v6,
@@ -155,194 +151,6 @@ export async function post(app: FastifyInstance, endpoint: 'mutate' | 'validate'
 function heldBy(ledger: MemoryLedger): Record<string, string> {
   const claims = [...ledger.index.allClaims()].map((c) => [c.ip.toString(), ownerKey(c.owner)] as const);
   return Object.fromEntries(claims.sort(([a], [b]) => a.localeCompare(b)));
-}
-
-type RequestFields = Partial<AdmissionRequest> & Pick<AdmissionRequest, 'kind' | 'operation'>;
-
-/** An AdmissionReview around a request; a fresh uid unless one is given. */
-export function review(request: RequestFields): AdmissionReview {
-  return { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: randomUUID(), ...request } };
-}
-
-const POD_KIND = { group: '', version: 'v1', kind: 'Pod' };
-
-export interface PodFields {
-  name?: string;
-  generateName?: string;
-  namespace?: string;
-  annotations?: Record<string, string>;
-  labels?: Record<string, string>;
-  /** The controller's kind and name, as ownerReferences[0] with controller: true. */
-  owner?: { kind: string; name: string };
-}
-
-export function pod(f: PodFields = {}): KubeObject {
-  return {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: {
-      ...(f.name !== undefined && { name: f.name }),
-      ...(f.generateName !== undefined && { generateName: f.generateName }),
-      namespace: f.namespace ?? 'shop',
-      ...(f.labels && { labels: f.labels }),
-      ...(f.annotations && { annotations: f.annotations }),
-      ...(f.owner && {
-        ownerReferences: [
-          {
-            apiVersion: 'apps/v1',
-            kind: f.owner.kind,
-            name: f.owner.name,
-            uid: `uid-${f.owner.name}`,
-            controller: true,
-          },
-        ],
-      }),
-    },
-    spec: { containers: [{ name: 'app', image: 'registry.example/app:1.0' }] },
-  };
-}
-
-type Extra = { uid?: string; dryRun?: boolean };
-
-export function podCreate(f: PodFields & Extra = {}): AdmissionReview {
-  const object = pod(f);
-  return review({
-    kind: POD_KIND,
-    operation: 'CREATE',
-    namespace: object.metadata!.namespace,
-    name: f.name,
-    object,
-    ...extra(f),
-  });
-}
-
-/** A pod UPDATE: `stored` as it is, `changed` as the client wants it (kubectl annotate, label, apply). */
-export function podUpdate(stored: KubeObject, changed: KubeObject, e: Extra = {}): AdmissionReview {
-  return review({
-    kind: POD_KIND,
-    operation: 'UPDATE',
-    namespace: stored.metadata?.namespace,
-    name: stored.metadata?.name,
-    object: changed,
-    oldObject: stored,
-    ...extra(e),
-  });
-}
-
-/** A scale subresource UPDATE, as `kubectl scale` and the HorizontalPodAutoscaler send it. */
-export function scaleUpdate(
-  resource: 'deployments' | 'statefulsets',
-  name: string,
-  replicas: number,
-  namespace = 'shop',
-): AdmissionReview {
-  const scale = { apiVersion: 'autoscaling/v1', kind: 'Scale', metadata: { name, namespace }, spec: { replicas } };
-  return review({
-    kind: { group: 'autoscaling', version: 'v1', kind: 'Scale' },
-    resource: { group: 'apps', version: 'v1', resource },
-    subResource: 'scale',
-    operation: 'UPDATE',
-    namespace,
-    name,
-    object: scale,
-    oldObject: scale,
-  });
-}
-
-/** The DELETE the API server sends for a pod: oldObject is the pod as stored, object is null. */
-export function podDelete(stored: KubeObject, e: Extra = {}): AdmissionReview {
-  return review({
-    kind: POD_KIND,
-    operation: 'DELETE',
-    namespace: stored.metadata?.namespace,
-    name: stored.metadata?.name,
-    object: null,
-    oldObject: stored,
-    ...extra(e),
-  });
-}
-
-export interface WorkloadFields {
-  name?: string;
-  namespace?: string;
-  replicas?: number;
-  ordinalsStart?: number;
-  /** spec.template.metadata.annotations */
-  annotations?: Record<string, string>;
-  /** The workload's own metadata.annotations. */
-  ownAnnotations?: Record<string, string>;
-  /** A Deployment's spec.strategy; absent, netpin reads it as the API server's default (RollingUpdate, maxSurge 25%). */
-  strategy?: { type: string; rollingUpdate?: { maxSurge?: number | string; maxUnavailable?: number | string } };
-}
-
-function workload(kind: 'Deployment' | 'StatefulSet', f: WorkloadFields = {}): KubeObject {
-  const name = f.name ?? 'web';
-  return {
-    apiVersion: 'apps/v1',
-    kind,
-    metadata: { name, namespace: f.namespace ?? 'shop', ...(f.ownAnnotations && { annotations: f.ownAnnotations }) },
-    spec: {
-      replicas: f.replicas ?? 1,
-      ...(f.strategy && { strategy: f.strategy }),
-      ...(f.ordinalsStart !== undefined && { ordinals: { start: f.ordinalsStart } }),
-      selector: { matchLabels: { app: name } },
-      template: {
-        metadata: { labels: { app: name }, ...(f.annotations && { annotations: f.annotations }) },
-        spec: { containers: [{ name: 'app', image: 'app' }] },
-      },
-    },
-  };
-}
-
-export function workloadReview(
-  kind: 'Deployment' | 'StatefulSet',
-  operation: Operation,
-  f: WorkloadFields & Extra = {},
-): AdmissionReview {
-  const object = workload(kind, f);
-  const meta = object.metadata!;
-  const gvk = { group: 'apps', version: 'v1', kind };
-  if (operation === 'DELETE')
-    return review({
-      kind: gvk,
-      operation,
-      namespace: meta.namespace,
-      name: meta.name,
-      object: null,
-      oldObject: object,
-      ...extra(f),
-    });
-  return review({
-    kind: gvk,
-    operation,
-    namespace: meta.namespace,
-    name: meta.name,
-    object,
-    ...(operation === 'UPDATE' && { oldObject: object }),
-    ...extra(f),
-  });
-}
-
-export const statefulSet = (operation: Operation, f: WorkloadFields & Extra = {}) =>
-  workloadReview('StatefulSet', operation, f);
-export const deployment = (operation: Operation, f: WorkloadFields & Extra = {}) =>
-  workloadReview('Deployment', operation, f);
-
-/** An IPPool review: `spec` is the new object's, `oldSpec` the stored one's (UPDATE, DELETE). */
-export function ippoolReview(operation: Operation, name: string, spec?: object, oldSpec?: object): AdmissionReview {
-  const obj = (s: object | undefined) =>
-    s === undefined ? null : { apiVersion: 'netpin.io/v1alpha1', kind: 'IPPool', metadata: { name }, spec: s };
-  return review({
-    kind: { group: 'netpin.io', version: 'v1alpha1', kind: 'IPPool' },
-    operation,
-    name,
-    object: obj(spec),
-    oldObject: obj(oldSpec),
-  });
-}
-
-function extra(e: Extra): Partial<AdmissionRequest> {
-  return { ...(e.uid !== undefined && { uid: e.uid }), ...(e.dryRun !== undefined && { dryRun: e.dryRun }) };
 }
 
 /** The JSONPatch of an answer, decoded from base64; [] when the answer has none. */
