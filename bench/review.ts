@@ -113,6 +113,94 @@ function probe(path: string, port: number, initialDelaySeconds: number): Obj {
   };
 }
 
+/** The large pod's init container: the database migration. */
+function checkoutMigrate(): Obj {
+  return {
+    name: 'migrate',
+    image: 'registry.example/shop/checkout-migrate:2.14.1',
+    command: ['/bin/migrate', '--wait-for-db', '--timeout=120s'],
+    env: env(4),
+    resources: { limits: { cpu: '200m', memory: '128Mi' }, requests: { cpu: '50m', memory: '64Mi' } },
+    volumeMounts: [{ name: 'config', mountPath: '/etc/checkout', readOnly: true }, tokenMount],
+    ...containerDefaults,
+  };
+}
+
+/** The large pod's application container. */
+function checkoutApp(): Obj {
+  return {
+    name: 'app',
+    image: 'registry.example/shop/checkout:2.14.1',
+    args: ['--config=/etc/checkout/config.yaml', '--listen=:8080', '--metrics=:9090'],
+    ports: [
+      { name: 'http', containerPort: 8080, protocol: 'TCP' },
+      { name: 'metrics', containerPort: 9090, protocol: 'TCP' },
+    ],
+    env: env(14),
+    envFrom: [{ configMapRef: { name: 'checkout-env' } }],
+    resources: { limits: { cpu: '2', memory: '1Gi' }, requests: { cpu: '500m', memory: '512Mi' } },
+    volumeMounts: [
+      { name: 'config', mountPath: '/etc/checkout', readOnly: true },
+      { name: 'tls', mountPath: '/etc/tls', readOnly: true },
+      { name: 'cache', mountPath: '/var/cache/checkout' },
+      tokenMount,
+    ],
+    livenessProbe: probe('/healthz', 8080, 10),
+    readinessProbe: probe('/readyz', 8080, 5),
+    startupProbe: { ...probe('/healthz', 8080, 0), failureThreshold: 30 },
+    lifecycle: { preStop: { exec: { command: ['/bin/sh', '-c', 'sleep 5'] } } },
+    ...containerDefaults,
+    securityContext: {
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      runAsNonRoot: true,
+      runAsUser: 10001,
+      capabilities: { drop: ['ALL'] },
+    },
+  };
+}
+
+/** The large pod's mesh sidecar. */
+function envoySidecar(): Obj {
+  return {
+    name: 'envoy',
+    image: 'registry.example/mesh/envoy:1.31.2',
+    args: ['-c', '/etc/envoy/envoy.yaml', '--drain-time-s', '20'],
+    ports: [{ name: 'envoy-admin', containerPort: 15000, protocol: 'TCP' }],
+    resources: { limits: { cpu: '500m', memory: '256Mi' }, requests: { cpu: '100m', memory: '128Mi' } },
+    volumeMounts: [{ name: 'tls', mountPath: '/etc/tls', readOnly: true }, tokenMount],
+    readinessProbe: probe('/ready', 15000, 1),
+    ...containerDefaults,
+  };
+}
+
+/** Where the large pod's replicas go: apart by host, spread by zone. */
+function checkoutPlacement(): Obj {
+  return {
+    affinity: {
+      podAntiAffinity: {
+        preferredDuringSchedulingIgnoredDuringExecution: [
+          {
+            weight: 100,
+            podAffinityTerm: {
+              labelSelector: { matchLabels: { app: 'checkout' } },
+              topologyKey: 'kubernetes.io/hostname',
+            },
+          },
+        ],
+      },
+    },
+    topologySpreadConstraints: [
+      {
+        maxSkew: 1,
+        topologyKey: 'topology.kubernetes.io/zone',
+        whenUnsatisfiable: 'ScheduleAnyway',
+        labelSelector: { matchLabels: { app: 'checkout' } },
+      },
+    ],
+  };
+}
+
 /** The large pod: Deployment checkout, with an init container, a sidecar, env, probes, affinity. */
 export function deploymentPod(annotations: Labels, namespace = NAMESPACE): Obj {
   return {
@@ -141,84 +229,13 @@ export function deploymentPod(annotations: Labels, namespace = NAMESPACE): Obj {
         { name: 'cache', emptyDir: { sizeLimit: '512Mi' } },
         tokenVolume,
       ],
-      initContainers: [
-        {
-          name: 'migrate',
-          image: 'registry.example/shop/checkout-migrate:2.14.1',
-          command: ['/bin/migrate', '--wait-for-db', '--timeout=120s'],
-          env: env(4),
-          resources: { limits: { cpu: '200m', memory: '128Mi' }, requests: { cpu: '50m', memory: '64Mi' } },
-          volumeMounts: [{ name: 'config', mountPath: '/etc/checkout', readOnly: true }, tokenMount],
-          ...containerDefaults,
-        },
-      ],
-      containers: [
-        {
-          name: 'app',
-          image: 'registry.example/shop/checkout:2.14.1',
-          args: ['--config=/etc/checkout/config.yaml', '--listen=:8080', '--metrics=:9090'],
-          ports: [
-            { name: 'http', containerPort: 8080, protocol: 'TCP' },
-            { name: 'metrics', containerPort: 9090, protocol: 'TCP' },
-          ],
-          env: env(14),
-          envFrom: [{ configMapRef: { name: 'checkout-env' } }],
-          resources: { limits: { cpu: '2', memory: '1Gi' }, requests: { cpu: '500m', memory: '512Mi' } },
-          volumeMounts: [
-            { name: 'config', mountPath: '/etc/checkout', readOnly: true },
-            { name: 'tls', mountPath: '/etc/tls', readOnly: true },
-            { name: 'cache', mountPath: '/var/cache/checkout' },
-            tokenMount,
-          ],
-          livenessProbe: probe('/healthz', 8080, 10),
-          readinessProbe: probe('/readyz', 8080, 5),
-          startupProbe: { ...probe('/healthz', 8080, 0), failureThreshold: 30 },
-          lifecycle: { preStop: { exec: { command: ['/bin/sh', '-c', 'sleep 5'] } } },
-          ...containerDefaults,
-          securityContext: {
-            allowPrivilegeEscalation: false,
-            readOnlyRootFilesystem: true,
-            runAsNonRoot: true,
-            runAsUser: 10001,
-            capabilities: { drop: ['ALL'] },
-          },
-        },
-        {
-          name: 'envoy',
-          image: 'registry.example/mesh/envoy:1.31.2',
-          args: ['-c', '/etc/envoy/envoy.yaml', '--drain-time-s', '20'],
-          ports: [{ name: 'envoy-admin', containerPort: 15000, protocol: 'TCP' }],
-          resources: { limits: { cpu: '500m', memory: '256Mi' }, requests: { cpu: '100m', memory: '128Mi' } },
-          volumeMounts: [{ name: 'tls', mountPath: '/etc/tls', readOnly: true }, tokenMount],
-          readinessProbe: probe('/ready', 15000, 1),
-          ...containerDefaults,
-        },
-      ],
+      initContainers: [checkoutMigrate()],
+      containers: [checkoutApp(), envoySidecar()],
       ...podDefaults,
       serviceAccountName: 'checkout',
       serviceAccount: 'checkout',
       securityContext: { fsGroup: 10001, seccompProfile: { type: 'RuntimeDefault' } },
-      affinity: {
-        podAntiAffinity: {
-          preferredDuringSchedulingIgnoredDuringExecution: [
-            {
-              weight: 100,
-              podAffinityTerm: {
-                labelSelector: { matchLabels: { app: 'checkout' } },
-                topologyKey: 'kubernetes.io/hostname',
-              },
-            },
-          ],
-        },
-      },
-      topologySpreadConstraints: [
-        {
-          maxSkew: 1,
-          topologyKey: 'topology.kubernetes.io/zone',
-          whenUnsatisfiable: 'ScheduleAnyway',
-          labelSelector: { matchLabels: { app: 'checkout' } },
-        },
-      ],
+      ...checkoutPlacement(),
     },
     status: { phase: 'Pending', qosClass: 'Burstable' },
   };
