@@ -26,6 +26,43 @@ function table(head: string[], rows: Array<Array<string | number>>): string {
 
 const esc = (x: string | number) => String(x).replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
+/** What one scenario held and lost, with its figures and notes. */
+function scenarioSection(x: Report): string[] {
+  const out: string[] = [];
+  out.push(`## ${x.id}. ${x.title}`, '');
+  out.push('What held:', '', ...x.held.map((h) => `- ${h}`), '');
+  out.push(x.lost.length ? 'What was lost:' : 'What was lost: nothing.', '');
+  if (x.lost.length) out.push(...x.lost.map((l) => `- ${esc(l)}`), '');
+  out.push(
+    table(
+      ['figure', 'value'],
+      Object.entries(x.figures).map(([k, v]) => [esc(k), esc(v)]),
+    ),
+    '',
+  );
+  if (x.notes.length) out.push(...x.notes.map((n) => `${n}`), '');
+  return out;
+}
+
+function heapSection(r: ChaosResult): string[] {
+  const out: string[] = [];
+  out.push(
+    "## Node's heap under a memory limit",
+    '',
+    "Whether Node 24 sizes its heap from the container's memory limit: `v8.getHeapStatistics().heap_size_limit` and",
+    '`process.constrainedMemory()` of `node_modules/node/bin/node` started inside a cgroup v1 memory cgroup made for the',
+    'purpose (nested in the one this run is in, removed after):',
+    '',
+    table(
+      ['memory limit', 'heap_size_limit', 'constrainedMemory()'],
+      r.heap.map((h) => [h.limit, `${h.heapSizeLimitMiB} MiB`, `${h.constrainedMemoryMiB} MiB`]),
+    ),
+    '',
+  );
+  if (r.heapNote) out.push(r.heapNote, '');
+  return out;
+}
+
 export function toMarkdown(r: ChaosResult): string {
   const e = r.environment;
   const lostTotal = r.reports.reduce((n, x) => n + x.lost.length, 0);
@@ -80,33 +117,7 @@ export function toMarkdown(r: ChaosResult): string {
     '',
   ];
   if (r.errors.length) out.push('**Errors**:', '', ...r.errors.map((x) => `- ${esc(x.split('\n')[0] ?? x)}`), '');
-  for (const x of r.reports) {
-    out.push(`## ${x.id}. ${x.title}`, '');
-    out.push('What held:', '', ...x.held.map((h) => `- ${h}`), '');
-    out.push(x.lost.length ? 'What was lost:' : 'What was lost: nothing.', '');
-    if (x.lost.length) out.push(...x.lost.map((l) => `- ${esc(l)}`), '');
-    out.push(
-      table(
-        ['figure', 'value'],
-        Object.entries(x.figures).map(([k, v]) => [esc(k), esc(v)]),
-      ),
-      '',
-    );
-    if (x.notes.length) out.push(...x.notes.map((n) => `${n}`), '');
-  }
-  out.push(
-    "## Node's heap under a memory limit",
-    '',
-    "Whether Node 24 sizes its heap from the container's memory limit: `v8.getHeapStatistics().heap_size_limit` and",
-    '`process.constrainedMemory()` of `node_modules/node/bin/node` started inside a cgroup v1 memory cgroup made for the',
-    'purpose (nested in the one this run is in, removed after):',
-    '',
-    table(
-      ['memory limit', 'heap_size_limit', 'constrainedMemory()'],
-      r.heap.map((h) => [h.limit, `${h.heapSizeLimitMiB} MiB`, `${h.constrainedMemoryMiB} MiB`]),
-    ),
-    '',
-  );
-  if (r.heapNote) out.push(r.heapNote, '');
+  for (const x of r.reports) out.push(...scenarioSection(x));
+  out.push(...heapSection(r));
   return out.join('\n');
 }
