@@ -110,85 +110,89 @@ function supervise(): void {
   });
 }
 
-async function work(cni: Cni): Promise<number> {
-  let stopReason: string | undefined;
-  let wake = (): void => undefined;
-  const stopRequested = new Promise<void>((r) => (wake = r));
-  const requestStop = (why: string): void => {
-    if (stopReason !== undefined) {
+/** A stop asked for by a signal or by the supervisor's going; the steps check it between them. */
+class StopRequest {
+  reason: string | undefined;
+  private wake: () => void = () => undefined;
+  readonly requested = new Promise<void>((r) => (this.wake = r));
+
+  constructor() {
+    for (const sig of STOP_SIGNALS) process.on(sig, () => this.request(sig));
+    // The supervisor gone (killed outright) leaves nobody to stop us: stop now.
+    process.on('disconnect', () => this.request('supervisor gone'));
+  }
+
+  private request(why: string): void {
+    if (this.reason !== undefined) {
       say(`${why} again: still stopping, please wait (nothing may be left behind)`);
       return;
     }
-    stopReason = why;
+    this.reason = why;
     say(`${why}: stopping everything`);
-    wake();
-  };
-  for (const sig of STOP_SIGNALS) process.on(sig, () => requestStop(sig));
-  // The supervisor gone (killed outright) leaves nobody to stop us: stop now.
-  process.on('disconnect', () => requestStop('supervisor gone'));
-  const check = (): void => {
-    if (stopReason !== undefined) throw new Interrupted();
-  };
-
-  let cp: ControlPlane | undefined;
-  let node: Node | undefined;
-  let netpin: Installed | undefined;
-  let step = '';
-  let failure: string | undefined;
-  let ready = false;
-  const t0 = Date.now();
-  const took = (): string => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
-  try {
-    step = 'starting the control plane';
-    say(`${step} (the first run builds it from Go modules, for several minutes)`);
-    cp = await startControlPlane(nodeControlPlaneOptions());
-    check();
-    step = 'starting the node';
-    say(`control plane up at ${cp.url} (${took()}); ${step} (the first run builds it too)`);
-    node = await startNode(cp);
-    check();
-    step = "building netpin's image (npm run image)";
-    say(`node ${node.name} Ready (${took()}); ${step}`);
-    await netpinImage(); // installNetpin() below imports this same archive
-    check();
-    step = `installing netpin with --cni ${cni}`;
-    say(`image built (${took()}); ${step} by helm`);
-    netpin = await installNetpin(cp, node, { cni });
-    check();
-    step = `creating namespace ${NAMESPACE} and IPPool ${POOL}`;
-    const c = clients(cp.kubeconfigPath);
-    await createNamespace(c, NAMESPACE, { 'netpin.io/enabled': 'true' });
-    // Every dialect's name for the pool: Kube-OVN and Antrea refuse a pool that names none.
-    await createPool(c, POOL, {
-      cidr: POOL_CIDR,
-      cni: { kubeOvn: { subnet: POOL }, antrea: { pool: POOL }, cilium: { pool: POOL } },
-    });
-    check();
-    say(`netpin Ready (${took()})`);
-    process.stdout.write(
-      [
-        `# netpin (--cni ${cni}) on a local node; namespace ${NAMESPACE} is opted in, IPPool ${POOL} is ${POOL_CIDR}. In another shell:`,
-        `export KUBECONFIG=${cp.kubeconfigPath}`,
-        `export PATH=${node.binDir}:$PATH`,
-        '# then try a pod that asks netpin for an address from the pool and a 10 Mbit/s egress rate:',
-        `kubectl -n ${NAMESPACE} run web --image=${APP_IMAGE} --image-pull-policy=Never --annotations=netpin.io/pool=${POOL} --annotations=netpin.io/egress-rate=10M`,
-        `kubectl -n ${NAMESPACE} get pod web -o jsonpath='{.metadata.annotations}{"\\n"}'`,
-        '# Ctrl-C here stops the cluster and undoes every change to this machine.',
-        '',
-      ].join('\n'),
-    );
-    ready = true;
-    await stopRequested;
-  } catch (err) {
-    if (!(err instanceof Interrupted) && stopReason === undefined) {
-      failure = `${step} failed: ${reason(err)}`;
-      // The whole story (log tails, helm's output) on request; the last line stays the one that says what failed.
-      if (process.env.NETPIN_CLUSTER_DEBUG)
-        process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    }
+    this.wake();
   }
 
-  // Whatever started is stopped, in reverse order; each step runs even if one before failed.
+  check(): void {
+    if (this.reason !== undefined) throw new Interrupted();
+  }
+}
+
+/** What has been started so far, and what is being started now. */
+interface Cluster {
+  cp?: ControlPlane;
+  node?: Node;
+  netpin?: Installed;
+  step: string;
+  took(): string;
+}
+
+/** Starts the control plane, the node, netpin and the demo objects, one step at a time. */
+async function bringUp(cni: Cni, stop: StopRequest, k: Cluster): Promise<void> {
+  k.step = 'starting the control plane';
+  say(`${k.step} (the first run builds it from Go modules, for several minutes)`);
+  const cp = (k.cp = await startControlPlane(nodeControlPlaneOptions()));
+  stop.check();
+  k.step = 'starting the node';
+  say(`control plane up at ${cp.url} (${k.took()}); ${k.step} (the first run builds it too)`);
+  const node = (k.node = await startNode(cp));
+  stop.check();
+  k.step = "building netpin's image (npm run image)";
+  say(`node ${node.name} Ready (${k.took()}); ${k.step}`);
+  await netpinImage(); // installNetpin() below imports this same archive
+  stop.check();
+  k.step = `installing netpin with --cni ${cni}`;
+  say(`image built (${k.took()}); ${k.step} by helm`);
+  k.netpin = await installNetpin(cp, node, { cni });
+  stop.check();
+  k.step = `creating namespace ${NAMESPACE} and IPPool ${POOL}`;
+  const c = clients(cp.kubeconfigPath);
+  await createNamespace(c, NAMESPACE, { 'netpin.io/enabled': 'true' });
+  // Every dialect's name for the pool: Kube-OVN and Antrea refuse a pool that names none.
+  await createPool(c, POOL, {
+    cidr: POOL_CIDR,
+    cni: { kubeOvn: { subnet: POOL }, antrea: { pool: POOL }, cilium: { pool: POOL } },
+  });
+  stop.check();
+  say(`netpin Ready (${k.took()})`);
+}
+
+function printExports(cni: Cni, cp: ControlPlane, node: Node): void {
+  process.stdout.write(
+    [
+      `# netpin (--cni ${cni}) on a local node; namespace ${NAMESPACE} is opted in, IPPool ${POOL} is ${POOL_CIDR}. In another shell:`,
+      `export KUBECONFIG=${cp.kubeconfigPath}`,
+      `export PATH=${node.binDir}:$PATH`,
+      '# then try a pod that asks netpin for an address from the pool and a 10 Mbit/s egress rate:',
+      `kubectl -n ${NAMESPACE} run web --image=${APP_IMAGE} --image-pull-policy=Never --annotations=netpin.io/pool=${POOL} --annotations=netpin.io/egress-rate=10M`,
+      `kubectl -n ${NAMESPACE} get pod web -o jsonpath='{.metadata.annotations}{"\\n"}'`,
+      '# Ctrl-C here stops the cluster and undoes every change to this machine.',
+      '',
+    ].join('\n'),
+  );
+}
+
+/** Whatever started is stopped, in reverse order; each step runs even if one before failed. Returns what was left. */
+async function tearDown(k: Cluster): Promise<string[]> {
   const left: string[] = [];
   const undo = async (what: string, fn: () => Promise<void> | void): Promise<void> => {
     try {
@@ -197,13 +201,37 @@ async function work(cni: Cni): Promise<number> {
       left.push(`${what}: ${err instanceof Error ? err.message : String(err)}`);
     }
   };
+  const { cp, node, netpin } = k;
   // No helm uninstall: the release goes with the control plane's etcd, and uninstalling would
   // only wait for netpin's pods to terminate.
   if (netpin) await undo('helm', () => netpin.discard());
   if (node) await undo('node', () => node.stop());
   if (cp) await undo('control plane', () => cp.stop());
   await undo('image', () => removeNetpinImage());
+  return left;
+}
 
+async function work(cni: Cni): Promise<number> {
+  const stop = new StopRequest();
+  const t0 = Date.now();
+  const k: Cluster = { step: '', took: () => `${((Date.now() - t0) / 1000).toFixed(1)} s` };
+  let failure: string | undefined;
+  let ready = false;
+  try {
+    await bringUp(cni, stop, k);
+    printExports(cni, k.cp!, k.node!);
+    ready = true;
+    await stop.requested;
+  } catch (err) {
+    if (!(err instanceof Interrupted) && stop.reason === undefined) {
+      failure = `${k.step} failed: ${reason(err)}`;
+      // The whole story (log tails, helm's output) on request; the last line stays the one that says what failed.
+      if (process.env.NETPIN_CLUSTER_DEBUG)
+        process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    }
+  }
+
+  const left = await tearDown(k);
   if (left.length > 0) {
     process.stderr.write(`${left.join('\n')}\n`);
     say(`stopping left something behind (see above)${failure ? `; before that, ${failure}` : ''}`);
@@ -215,10 +243,10 @@ async function work(cni: Cni): Promise<number> {
   }
   if (!ready) {
     // Stopped before the cluster was up: not a success, but nothing is left behind.
-    say(`stopped while ${step}; nothing is left behind`);
+    say(`stopped while ${k.step}; nothing is left behind`);
     return 130;
   }
-  say(`stopped; nothing is left behind (${took()} in all)`);
+  say(`stopped; nothing is left behind (${k.took()} in all)`);
   return 0;
 }
 
