@@ -3,7 +3,7 @@
 // claims, then again), an UPDATE renders its old and its new pod once each.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import * as parse from '../../src/intent/parse.js';
-import { admittedAnnotations, harness, pod, podCreate, podUpdate } from '../support/reviews.js';
+import { admittedAnnotations, harness, pod, podCreate, podUpdate } from '../../harness/reviews.js';
 
 vi.mock('../../src/intent/parse.js', async (original) => {
   const actual = await original<typeof parse>();
