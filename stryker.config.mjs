@@ -15,7 +15,9 @@ export default {
     'src/ipam/**/*.ts',
     // The Kubernetes ledger (an IPClaim per address) and the reconciler that releases claims.
     'src/cluster/kube-ledger.ts',
+    'src/cluster/kube-ledger/*.ts',
     'src/cluster/reconciler.ts',
+    'src/cluster/reconciler/*.ts',
     // The admission checks that decide what is claimed and what is refused.
     'src/admission/pod*.ts',
     'src/admission/checks.ts',
