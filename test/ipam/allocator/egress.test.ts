@@ -1,12 +1,12 @@
 // The allocator's egress side and its plan: which egress address a workload gets, what it keeps, what
 // is refused and in which words. Pod addresses are in allocator.test.ts.
 import { describe, expect, it, vi } from 'vitest';
-import { parsePools } from '../../src/config/pools-file.js';
-import { parseIntent } from '../../src/intent/parse.js';
-import { Allocator, type EgressResult } from '../../src/ipam/allocator.js';
-import { ConflictError, type EgressOwner, type Owner } from '../../src/ipam/claim.js';
-import { MemoryLedger } from '../../src/ipam/memory-ledger.js';
-import { formatDual } from '../../src/net/address.js';
+import { parsePools } from '../../../src/config/pools-file.js';
+import { parseIntent } from '../../../src/intent/parse.js';
+import { Allocator, type EgressResult } from '../../../src/ipam/allocator.js';
+import { ConflictError, type EgressOwner, type Owner } from '../../../src/ipam/claim.js';
+import { MemoryLedger } from '../../../src/ipam/memory-ledger.js';
+import { formatDual } from '../../../src/net/address.js';
 
 const GATEWAYS = 'egress: { nodeSelector: { matchLabels: { egress: gateway } } }';
 const POOLS = `

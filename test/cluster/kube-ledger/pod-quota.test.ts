@@ -2,8 +2,8 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { KubeLedger } from '../../src/cluster/kube-ledger.js';
-import { kubeConfigAt } from '../../harness/cluster.js';
+import { KubeLedger } from '../../../src/cluster/kube-ledger.js';
+import { kubeConfigAt } from '../../../harness/cluster.js';
 
 const closers: Array<() => Promise<void>> = [];
 afterEach(async () => {

@@ -1,17 +1,17 @@
 // A StatefulSet scaled down gives back the reservations above its new size after the period its
 // netpin.io/scale-down-release asks (an hour by default), or never; the leader releases them.
 import { describe, expect, it } from 'vitest';
-import type { PodRecord } from '../../src/cluster/pod-tracker.js';
+import type { PodRecord } from '../../../src/cluster/pod-tracker.js';
 import {
   Reconciler,
   statefulSetState,
   type ReconcilerApi,
   type StatefulSetState,
-} from '../../src/cluster/reconciler.js';
-import type { Claim, Owner } from '../../src/ipam/claim.js';
-import { MemoryLedger } from '../../src/ipam/memory-ledger.js';
-import { compilePool } from '../../src/ipam/pool.js';
-import { v4 } from '../cni/fixtures.js';
+} from '../../../src/cluster/reconciler.js';
+import type { Claim, Owner } from '../../../src/ipam/claim.js';
+import { MemoryLedger } from '../../../src/ipam/memory-ledger.js';
+import { compilePool } from '../../../src/ipam/pool.js';
+import { v4 } from '../../cni/fixtures.js';
 
 const NOW = 10_000_000;
 const HOUR = 3_600_000;

@@ -1,14 +1,14 @@
 // spec.namespaceLimit: what one namespace may hold of a pool, per family, claims and reservations together.
 import ipaddr from 'ipaddr.js';
 import { describe, expect, it } from 'vitest';
-import { parsePools } from '../../src/config/pools-file.js';
-import { parseIntent } from '../../src/intent/parse.js';
-import { Allocator, type AllocationResult } from '../../src/ipam/allocator.js';
-import { ClaimIndex } from '../../src/ipam/claim-index.js';
-import type { Claim, EgressOwner, Owner } from '../../src/ipam/claim.js';
-import { MemoryLedger } from '../../src/ipam/memory-ledger.js';
-import { compilePool, PoolSpecError } from '../../src/ipam/pool.js';
-import type { Address } from '../../src/net/address.js';
+import { parsePools } from '../../../src/config/pools-file.js';
+import { parseIntent } from '../../../src/intent/parse.js';
+import { Allocator, type AllocationResult } from '../../../src/ipam/allocator.js';
+import { ClaimIndex } from '../../../src/ipam/claim-index.js';
+import type { Claim, EgressOwner, Owner } from '../../../src/ipam/claim.js';
+import { MemoryLedger } from '../../../src/ipam/memory-ledger.js';
+import { compilePool, PoolSpecError } from '../../../src/ipam/pool.js';
+import type { Address } from '../../../src/net/address.js';
 
 const POOLS = `
 apiVersion: netpin.io/v1alpha1
