@@ -78,17 +78,14 @@ export function limitProblems(
   }
   for (const [pool, family, n] of wanted) {
     const own = ownedIn(w, was, pool.name, family, admit);
-    const key = addressKey(intent);
-    const problem = admit.allocator.limitProblem(
-      pool,
-      family,
-      w.namespace,
-      n,
+    const problem = admit.allocator.limitProblem(pool, family, {
+      namespace: w.namespace,
+      namespaceLabels: labels,
+      more: n,
       own,
-      key,
-      labels,
-      `the ${n} that ${needText(w)}`,
-    );
+      key: addressKey(intent),
+      what: `the ${n} that ${needText(w)}`,
+    });
     if (!problem) continue;
     const room = Math.max(0, pool.namespaceLimit! - (index.namespaceHeld(pool.name, w.namespace, family) - own));
     return [{ ...problem, fix: `lower replicas to ${replicasWithin(w, room)}, or ${problem.fix}` }];

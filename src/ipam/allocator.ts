@@ -7,7 +7,7 @@ import type { Ledger } from './ledger.js';
 import type { Pool } from './pool.js';
 import { allocated, claimFromPools, claimListed, heldProblem } from './allocator/claiming.js';
 import { allocateEgress } from './allocator/egress.js';
-import { limitProblem, roomFix, usageOf } from './allocator/namespace-limit.js';
+import { limitProblem, roomFix, usageOf, type LimitAsk } from './allocator/namespace-limit.js';
 import { plan } from './allocator/plan.js';
 import { allowedPools, fail, fits } from './allocator/shared.js';
 import type {
@@ -121,21 +121,9 @@ export class Allocator {
     return usageOf(this.ledger.index, pool, family);
   }
 
-  /**
-   * The namespace's use of a pool family against spec.namespaceLimit: a problem when `more` addresses,
-   * besides the `own` it holds already for the same owners, would take it past the cap.
-   */
-  limitProblem(
-    pool: Pool,
-    family: Family,
-    namespace: string,
-    more: number,
-    own: number,
-    key: string,
-    namespaceLabels: Record<string, string>,
-    what?: string,
-  ): Problem | undefined {
-    return limitProblem(this.ledger.index, pool, family, namespace, more, own, key, namespaceLabels, what);
+  /** A namespace's use of a pool family against spec.namespaceLimit: a problem when the ask would take it past the cap. */
+  limitProblem(pool: Pool, family: Family, ask: LimitAsk): Problem | undefined {
+    return limitProblem(this.ledger.index, pool, family, ask);
   }
 
   /** How to make room for a family in a pool: more addresses, fewer holders, or another pool the namespace may use. */

@@ -18,21 +18,21 @@ function otherPools(index: ClaimIndex, pool: Pool, family: Family, namespaceLabe
   );
 }
 
-/**
- * The namespace's use of a pool family against spec.namespaceLimit: a problem when `more` addresses,
- * besides the `own` it holds already for the same owners, would take it past the cap.
- */
-export function limitProblem(
-  index: ClaimIndex,
-  pool: Pool,
-  family: Family,
-  namespace: string,
-  more: number,
-  own: number,
-  key: string,
-  namespaceLabels: Record<string, string>,
-  what = `${more} more`,
-): Problem | undefined {
+/** What a namespace asks of a pool family: `more` addresses besides the `own` it holds already for the same owners. */
+export interface LimitAsk {
+  namespace: string;
+  namespaceLabels: Record<string, string>;
+  more: number;
+  own: number;
+  /** The netpin.io key the problem names. */
+  key: string;
+  /** How the problem names what was asked; `<more> more` by default. */
+  what?: string;
+}
+
+/** A namespace's use of a pool family against spec.namespaceLimit: a problem when the ask would take it past the cap. */
+export function limitProblem(index: ClaimIndex, pool: Pool, family: Family, ask: LimitAsk): Problem | undefined {
+  const { namespace, namespaceLabels, more, own, key, what = `${more} more` } = ask;
   const limit = pool.namespaceLimit;
   if (limit === undefined) return undefined;
   const held = index.namespaceHeld(pool.name, namespace, family);
@@ -59,7 +59,8 @@ export function overLimit(
   for (const [pool, family] of wanted) {
     const mine = owned.filter((c) => c.pool === pool.name && familyOf(c.ip) === family).length;
     const more = wanted.filter(([p, f]) => p === pool && f === family).length;
-    const problem = limitProblem(index, pool, family, req.namespace, more, mine, key, req.namespaceLabels);
+    const { namespace, namespaceLabels } = req;
+    const problem = limitProblem(index, pool, family, { namespace, namespaceLabels, more, own: mine, key });
     if (problem) return { ok: false, problems: [problem] };
   }
   return undefined;
