@@ -2,7 +2,8 @@ import fastJsonPatch from 'fast-json-patch';
 import type { Dialect } from '../cni/dialect.js';
 import type { Problem } from '../intent/types.js';
 import { bounded, shown, SHOWN_CHARS } from '../net/shown.js';
-import { isObject, type AdmissionResponse, type KubeObject } from './review.js';
+import { isObject } from '../config/manifest.js';
+import type { AdmissionResponse, KubeObject } from './review.js';
 
 /**
  * The longest message an answer carries, refusal or error: a backstop under renderProblems and shown(),

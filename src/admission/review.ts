@@ -1,3 +1,5 @@
+import { isObject } from '../config/manifest.js';
+
 /** The parts of admission.k8s.io/v1 AdmissionReview that netpin reads and writes. */
 export type Operation = 'CREATE' | 'UPDATE' | 'DELETE' | 'CONNECT';
 
@@ -140,11 +142,6 @@ export function decodeReview(body: unknown): AdmissionRequest {
     throw new MalformedReview('request.resource must have group, version and resource');
   }
   return req as unknown as AdmissionRequest;
-}
-
-/** A JSON object: not null, not an array. */
-export function isObject(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
 function isStringMap(v: unknown): v is Record<string, string> {

@@ -35,7 +35,8 @@ export function parseManifest(text: string, source: string): ManifestObject[] {
         throw new ConfigError(`${where}: expected a Kubernetes object with a kind`);
       if (item.metadata !== undefined && !isObject(item.metadata))
         throw new ConfigError(`${where}: ${item.kind} has a metadata that is not a mapping`);
-      objects.push(item);
+      // A mapping with a kind, and a metadata that is a mapping when present: the fields ManifestObject reads.
+      objects.push(item as ManifestObject);
     }
   });
   return objects;
@@ -55,6 +56,7 @@ export function isNamespace(o: ManifestObject): boolean {
   return o.apiVersion === 'v1' && o.kind === 'Namespace';
 }
 
-function isObject(v: unknown): v is ManifestObject {
+/** A JSON or YAML mapping: not null, not an array. */
+export function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
