@@ -3,7 +3,7 @@
 import { bandwidthProblems } from '../cni/bandwidth.js';
 import type { Dialect, Rendering, WorkloadShape } from '../cni/dialect.js';
 import { EGRESS_LABEL } from '../cni/egress.js';
-import { ALLOCATED_KEY, EGRESS_ALLOCATED_KEY, hasIntentKeys, PINNED_LABEL } from '../intent/keys.js';
+import { ALLOCATED_KEY, EGRESS_ALLOCATED_KEY, hasIntentKeys, IPAM_KEY, PINNED_LABEL } from '../intent/keys.js';
 import type { ParsedIntent } from '../intent/parse.js';
 import type { Problem } from '../intent/types.js';
 import type { Placement } from '../ipam/allocator.js';
@@ -73,7 +73,7 @@ export const STRAY_ALLOCATED: Problem = {
  * they would hold an address in every replica's index that no claim stands for.
  */
 export function strayRecords(annotations: Record<string, string>): Problem[] {
-  return [ALLOCATED_KEY, EGRESS_ALLOCATED_KEY]
+  return [ALLOCATED_KEY, EGRESS_ALLOCATED_KEY, IPAM_KEY]
     .filter((k) => annotations[k] !== undefined)
     .map((key) => ({
       key,

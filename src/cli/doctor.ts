@@ -91,6 +91,26 @@ function apiSource(c: ClusterClients): ClusterSource {
         podIPs: (p.status?.podIPs ?? []).map((x) => x.ip),
       }));
     },
+    async daemonSets(labelSelector) {
+      try {
+        const list = await c.apps.listDaemonSetForAllNamespaces({ labelSelector });
+        return list.items.map((d) => ({
+          namespace: d.metadata?.namespace ?? '',
+          name: d.metadata?.name ?? '',
+          desired: d.status?.desiredNumberScheduled ?? 0,
+          ready: d.status?.numberReady ?? 0,
+        }));
+      } catch (e) {
+        return unread(e, 'the cluster serves no DaemonSets');
+      }
+    },
+    async nodeCount() {
+      try {
+        return (await c.core.listNode()).items.length;
+      } catch (e) {
+        return unread(e, 'the cluster serves no Nodes');
+      }
+    },
   };
 }
 

@@ -2,7 +2,7 @@ import type { Intent, Problem } from '../intent/types.js';
 import type { Placement } from '../ipam/allocator.js';
 import type { Pool } from '../ipam/pool.js';
 
-export const CNI_NAMES = ['calico', 'kube-ovn', 'antrea', 'cilium'] as const;
+export const CNI_NAMES = ['calico', 'kube-ovn', 'antrea', 'cilium', 'netpin-ipam'] as const;
 export type CniName = (typeof CNI_NAMES)[number];
 
 /** The shape of what is being admitted, as far as a CNI's rules care. */

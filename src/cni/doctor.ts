@@ -34,11 +34,23 @@ export interface RunningPod {
   podIPs: string[];
 }
 
+/** A DaemonSet's rollout, as its status counts it. */
+export interface DaemonSetState {
+  namespace: string;
+  name: string;
+  /** Nodes that should run its pod (status.desiredNumberScheduled). */
+  desired: number;
+  /** Nodes where its pod is ready (status.numberReady). */
+  ready: number;
+}
+
 /** Where the checks read the cluster; each CNI's checks read only what they need. */
 export interface ClusterSource {
   list(resource: Resource): Promise<readonly unknown[] | Unread>;
   configMap(namespace: string, name: string): Promise<Record<string, string> | Unread>;
   runningPods(): Promise<RunningPod[]>;
+  daemonSets(labelSelector: string): Promise<DaemonSetState[] | Unread>;
+  nodeCount(): Promise<number | Unread>;
 }
 
 export interface DoctorInputs {

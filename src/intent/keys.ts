@@ -19,8 +19,13 @@ export const KEYS = {
 export const ALLOCATED_KEY = 'netpin.io/allocated';
 /** Written by netpin on the pods it gave an egress address, likewise. */
 export const EGRESS_ALLOCATED_KEY = 'netpin.io/egress-allocated';
+/**
+ * Written by netpin under --cni netpin-ipam beside netpin.io/allocated: each address with its prefix
+ * length and gateway, for the netpin-ipam plugin, which reads no IPPool.
+ */
+export const IPAM_KEY = 'netpin.io/ipam';
 /** What netpin records on a pod, as opposed to what users ask for. */
-const RECORD_KEYS: readonly string[] = [ALLOCATED_KEY, EGRESS_ALLOCATED_KEY];
+const RECORD_KEYS: readonly string[] = [ALLOCATED_KEY, EGRESS_ALLOCATED_KEY, IPAM_KEY];
 
 export function isRecordKey(key: string): boolean {
   return RECORD_KEYS.includes(key);

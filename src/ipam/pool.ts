@@ -31,6 +31,11 @@ export interface IPPoolSpec {
    * StatefulSets' reservations and its egress addresses together. Absent: no cap but the pool's size.
    */
   namespaceLimit?: number;
+  /**
+   * The subnets the pool's addresses sit in, each with its gateway: what the netpin-ipam plugin returns
+   * beside each address. Absent: spec.cidr, with its first address as the gateway. Read by that dialect only.
+   */
+  subnets?: Array<{ cidr?: string; gateway?: string }>;
 }
 
 /** What the CNIs need to put a pool's egress addresses on gateway nodes. */

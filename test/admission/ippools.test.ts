@@ -104,6 +104,15 @@ describe('IPPool validation', () => {
     ).toBe(true);
   });
 
+  it('refuses, on netpin-ipam, a pool that gives its addresses no gateway, naming the field and the fix', async () => {
+    const h = await harness({ cni: 'netpin-ipam' });
+    const ok = await h.validate(ippoolReview('CREATE', 'new', { cidr: '10.50.0.0/24', exclude: ['10.50.0.1'] }));
+    expect(ok.response).toMatchObject({ allowed: true });
+    expect(denial(await h.validate(ippoolReview('CREATE', 'new', { cidr: '10.50.0.0/24' })))).toBe(
+      'IPPool new: spec.exclude (CNI netpin-ipam): the pool hands out 10.50.0.1, the gateway of its subnet 10.50.0.0/24, so a pod could be given its own gateway. Fix: add 10.50.0.1 to spec.exclude of IPPool new',
+    );
+  });
+
   it('leaves IPPools to /validate: /mutate allows them untouched', async () => {
     const h = await harness();
     expect((await h.mutate(ippoolReview('CREATE', 'new', { cidr: '10.20.0.0/24' }))).response).toMatchObject({

@@ -191,6 +191,23 @@ describe('every intent on every CNI, through the webhook', () => {
       ],
       ['egress', { 'netpin.io/egress-pool': 'out' }, { 'netpin.io/egress-allocated': '203.0.113.1' }],
     ],
+    'netpin-ipam': [
+      [
+        'ip',
+        { 'netpin.io/ip': '10.20.0.7' },
+        { 'netpin.io/allocated': '10.20.0.7', 'netpin.io/ipam': '[{"address":"10.20.0.7/24","gateway":"10.20.0.1"}]' },
+      ],
+      [
+        'pool',
+        { 'netpin.io/pool': 'web' },
+        { 'netpin.io/allocated': '10.20.0.2', 'netpin.io/ipam': '[{"address":"10.20.0.2/24","gateway":"10.20.0.1"}]' },
+      ],
+      [
+        'rates',
+        { 'netpin.io/ingress-rate': '10M', 'netpin.io/egress-rate': '100M' },
+        { 'kubernetes.io/ingress-bandwidth': '10M', 'kubernetes.io/egress-bandwidth': '100M' },
+      ],
+    ],
   };
 
   for (const [cni, table] of Object.entries(cases) as Array<[CniName, (typeof cases)[CniName]]>) {
@@ -585,6 +602,47 @@ describe('denials', () => {
       podCreate({ name: 'a', annotations: { 'netpin.io/egress-ip': '203.0.113.10', 'netpin.io/egress-mode': 'eip' } }),
       'netpin.io/egress-mode',
       ['only SNATs outbound traffic'],
+    ],
+    [
+      'a pool that hands out its own gateway, on netpin-ipam',
+      'netpin-ipam',
+      [],
+      podCreate({ name: 'a', annotations: { 'netpin.io/pool': 'web,web-v6' } }),
+      'netpin.io/pool',
+      ['cannot place the addresses of IPPool web-v6', 'add fd00:20::1 to spec.exclude of IPPool web-v6'],
+    ],
+    [
+      'an egress pool on netpin-ipam',
+      'netpin-ipam',
+      [],
+      podCreate({ name: 'a', annotations: { 'netpin.io/pool': 'web', 'netpin.io/egress-pool': 'out' } }),
+      'netpin.io/egress-pool',
+      ['no per-pod egress (SNAT) address'],
+    ],
+    [
+      'a hand-written netpin.io/ipam on netpin-ipam',
+      'netpin-ipam',
+      [],
+      podCreate({
+        name: 'a',
+        annotations: { 'netpin.io/ipam': '[{"address":"10.20.0.9/24","gateway":"10.20.0.1"}]' },
+      }),
+      'netpin.io/ipam',
+      ['is set, but the pod has no netpin.io/ intent'],
+    ],
+    [
+      'a netpin.io/ipam beside an intent that disagrees with it, on netpin-ipam',
+      'netpin-ipam',
+      [],
+      podCreate({
+        name: 'a',
+        annotations: {
+          'netpin.io/pool': 'web',
+          'netpin.io/ipam': '[{"address":"10.20.0.9/24","gateway":"10.20.0.1"}]',
+        },
+      }),
+      'netpin.io/ipam',
+      ['but the netpin intent needs'],
     ],
   ];
 

@@ -6,6 +6,7 @@ import {
   Unread,
   type Check,
   type ClusterSource,
+  type DaemonSetState,
   type Resource,
   type RunningPod,
 } from '../../src/cni/doctor.js';
@@ -45,6 +46,8 @@ export interface FakeCluster {
   /** By "<namespace>/<name>". */
   configMaps?: Record<string, Record<string, string> | Unread>;
   pods?: RunningPod[];
+  daemonSets?: DaemonSetState[] | Unread;
+  nodes?: number | Unread;
 }
 
 export function source(fake: FakeCluster): ClusterSource {
@@ -55,6 +58,8 @@ export function source(fake: FakeCluster): ClusterSource {
     configMap: async (ns, name) =>
       fake.configMaps?.[`${ns}/${name}`] ?? new Unread(true, `ConfigMap ${ns}/${name} does not exist`),
     runningPods: async () => fake.pods ?? [],
+    daemonSets: async () => fake.daemonSets ?? [],
+    nodeCount: async () => fake.nodes ?? 1,
   };
 }
 

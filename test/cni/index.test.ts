@@ -8,6 +8,7 @@ describe('dialectFor', () => {
       ['kube-ovn', 'kube-ovn', 'Kube-OVN'],
       ['antrea', 'antrea', 'Antrea'],
       ['cilium', 'cilium', 'Cilium'],
+      ['netpin-ipam', 'netpin-ipam', 'netpin-ipam'],
     ]);
   });
 });

@@ -104,6 +104,7 @@ const TITLES: Record<CniName, string> = {
   'kube-ovn': 'Kube-OVN',
   antrea: 'Antrea',
   cilium: 'Cilium',
+  'netpin-ipam': 'netpin-ipam',
 };
 
 /** A well-formed review: HTTP 200, never an in-band 500; a denial opens with a key, the CNI, and has a fix. */
