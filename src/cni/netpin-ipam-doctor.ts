@@ -5,7 +5,7 @@ import { fail, ok, podPools, Unread, warn, type Check, type DoctorInputs } from 
 import { subnetsOf, subnetText } from './subnets.js';
 
 /** The chart's label on the DaemonSet that installs the plugin (ipamPlugin.enabled). */
-export const IPAM_PLUGIN_SELECTOR = 'app.kubernetes.io/component=ipam-plugin';
+const IPAM_PLUGIN_SELECTOR = 'app.kubernetes.io/component=ipam-plugin';
 
 const CONFLIST_CHECK =
   'on a node, the CNI configuration (the first file of /etc/cni/net.d, or the Multus NetworkAttachmentDefinition) must give the main plugin "capabilities": {"io.kubernetes.cri.pod-annotations": true} and "ipam": {"type": "netpin-ipam", "delegate": {...}}, and /opt/cni/bin must hold netpin-ipam; netpin cannot read either from the API (docs/ipam-plugin.md)';
