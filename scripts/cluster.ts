@@ -1,4 +1,4 @@
-// npm run cluster [-- --cni <calico|kube-ovn|antrea|cilium>]: a local cluster to try netpin by
+// npm run cluster [-- --cni <calico|kube-ovn|antrea|cilium|netpin-ipam>]: a local cluster to try netpin by
 // hand, like kind: the test control plane and the test node (harness/), netpin installed
 // by helm from its own image, an opted-in namespace and an example IPPool. It prints the exports
 // that make `kubectl` talk to it, stays in the foreground, and on SIGINT/SIGTERM stops everything
