@@ -91,7 +91,9 @@ export function slowClients(env: HostileEnv): void {
     // Over the body limit: 413 from the Content-Length, before the body is read, and the connection closed
     // (the client, still sending, mostly sees the close as a reset before it reads the 413).
     expect(Object.keys(tally(outcomes)).filter((k) => k !== '413' && k !== 'reset')).toEqual([]);
-    expect(slowest).toBeLessThan(2_000);
+    // At once: a server that waited for the body would close these only at the request timeout; half of it
+    // leaves room for a loaded machine (2.3 s seen with the whole suite and builds sharing two cores).
+    expect(slowest).toBeLessThan(LIMITS.requestTimeoutMs / 2);
     expect(peak - baseline).toBeLessThan(64 * MiB);
   }, 60_000);
 
