@@ -7,6 +7,7 @@ import { formatCheck, Unread, warn, type Check, type ClusterSource, type DoctorI
 import { dialectFor, doctorFor } from '../cni/index.js';
 import { describeApiError, statusOf } from '../cluster/kube.js';
 import { isLive } from '../cluster/pod-tracker.js';
+import { ALLOCATED_KEY } from '../intent/keys.js';
 import { asCni, parseFlags, UsageError } from './args.js';
 import {
   clusterClients,
@@ -89,6 +90,7 @@ function apiSource(c: ClusterClients): ClusterSource {
         namespace: p.metadata?.namespace ?? '',
         name: p.metadata?.name ?? '',
         podIPs: (p.status?.podIPs ?? []).map((x) => x.ip),
+        allocated: p.metadata?.annotations?.[ALLOCATED_KEY],
       }));
     },
     async daemonSets(labelSelector) {

@@ -32,6 +32,8 @@ export interface RunningPod {
   namespace: string;
   name: string;
   podIPs: string[];
+  /** netpin.io/allocated, as written: what netpin gave it, if anything. */
+  allocated?: string;
 }
 
 /** A DaemonSet's rollout, as its status counts it. */

@@ -77,7 +77,10 @@ describe('parseServeArgs', () => {
 
   it.each<[string[], string]>([
     [[], '--cni is required'],
-    [['--cni', 'flannel', '--pools', 'p'], '--cni must be one of calico, kube-ovn, antrea, cilium, not "flannel"'],
+    [
+      ['--cni', 'flannel', '--pools', 'p'],
+      '--cni must be one of calico, kube-ovn, antrea, cilium, netpin-ipam, not "flannel"',
+    ],
     [['--cni', 'calico', '--bogus', 'x'], 'unknown flag --bogus'],
     [['--cni', 'calico', 'serve'], 'unexpected argument "serve"'],
     [['--cni', 'calico', '-p', 'x'], 'unexpected argument "-p"'],

@@ -41,7 +41,7 @@ describe('netpin, the command', () => {
   it('prints usage without a command, and exits 2', async () => {
     const r = await run([]);
     expect(r.code).toBe(2);
-    expect(r.stdout).toMatch(/^usage: netpin serve --cni <calico\|kube-ovn\|antrea\|cilium>/);
+    expect(r.stdout).toMatch(/^usage: netpin serve --cni <calico\|kube-ovn\|antrea\|cilium\|netpin-ipam>/);
     expect((await run(['--help'])).code).toBe(0);
   });
 
@@ -58,7 +58,7 @@ describe('netpin, the command', () => {
       'an unknown CNI',
       () => ['serve', '--cni', 'flannel', '--pools', 'examples/pools.yaml'],
       2,
-      /^netpin: --cni must be one of calico, kube-ovn, antrea, cilium, not "flannel"$/,
+      /^netpin: --cni must be one of calico, kube-ovn, antrea, cilium, netpin-ipam, not "flannel"$/,
     ],
     [
       'a bad --listen',

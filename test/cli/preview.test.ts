@@ -274,7 +274,7 @@ describe('netpin preview', () => {
     [
       'an unknown CNI',
       ['-f', 'x.yaml', '--cni', 'flannel', '--pools', POOLS],
-      /^--cni must be one of calico, kube-ovn, antrea, cilium, not "flannel"$/,
+      /^--cni must be one of calico, kube-ovn, antrea, cilium, netpin-ipam, not "flannel"$/,
     ],
     [
       'neither pools nor cluster',
@@ -388,7 +388,7 @@ describe('netpin preview, as a process', () => {
     expect(r.stdout.startsWith(`${SERVE_USAGE}\n`)).toBe(true);
     expect(r.stdout).toContain(`\n${PREVIEW_USAGE}\n`);
     expect(PREVIEW_USAGE).toMatch(
-      /^usage: netpin preview -f <manifest\.yaml\|-> --cni <calico\|kube-ovn\|antrea\|cilium>/,
+      /^usage: netpin preview -f <manifest\.yaml\|-> --cni <calico\|kube-ovn\|antrea\|cilium\|netpin-ipam>/,
     );
   });
 });

@@ -19,7 +19,7 @@ import { binaries, startControlPlane, type ControlPlane } from '../../harness/co
 import { CHART_DIR, Helm, KUBE_VERSION, only, parseManifests, restPath, type Manifest } from '../../harness/helm.js';
 import { clientFromKubeconfig, kube, type Client } from '../../harness/rest.js';
 
-const CNIS = ['calico', 'kube-ovn', 'antrea', 'cilium'] as const;
+const CNIS = ['calico', 'kube-ovn', 'antrea', 'cilium', 'netpin-ipam'] as const;
 const MODES = ['self-signed', 'cert-manager', 'secret'] as const;
 const NS = 'netpin-system';
 const GENERATE = fileURLToPath(new URL('../../certs/generate.sh', import.meta.url));
