@@ -21,7 +21,7 @@ func cmdAdd(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	addrs, err := podAddresses(conf.PodAnnotations)
+	addrs, err := conf.podAddresses()
 	if err != nil {
 		return err
 	}
@@ -37,6 +37,16 @@ func cmdAdd(args *skel.CmdArgs) error {
 		return types.PrintResult(result, conf.CNIVersion)
 	}
 	return types.PrintResult(netpinResult(conf, addrs), conf.CNIVersion)
+}
+
+// podAddresses are the pod's netpin addresses from the annotations in
+// runtimeConfig; none for a pod the delegate addresses.
+func (c *pluginConf) podAddresses() ([]podAddress, error) {
+	annotations, err := c.annotations()
+	if err != nil {
+		return nil, err
+	}
+	return podAddresses(annotations)
 }
 
 // netpinResult is the ADD result for a pod netpin addressed: one IPConfig
@@ -85,7 +95,7 @@ func cmdCheck(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	addrs, err := podAddresses(conf.PodAnnotations)
+	addrs, err := conf.podAddresses()
 	if err != nil {
 		return err
 	}

@@ -23,8 +23,10 @@ type netConf struct {
 	RuntimeConfig runtimeConfig `json:"runtimeConfig"`
 }
 
+// runtimeConfig keeps the annotations raw: only ADD and CHECK read them,
+// and DEL must not fail on them whatever their shape.
 type runtimeConfig struct {
-	PodAnnotations map[string]string `json:"io.kubernetes.cri.pod-annotations"`
+	PodAnnotations json.RawMessage `json:"io.kubernetes.cri.pod-annotations"`
 }
 
 // ipamConf is the "ipam" section naming this plugin.
@@ -61,7 +63,20 @@ type pluginConf struct {
 	DelegateType   string
 	Delegate       json.RawMessage
 	Routes         []route
-	PodAnnotations map[string]string
+	PodAnnotations json.RawMessage // runtimeConfig's, undecoded
+}
+
+// annotations decodes the pod annotations containerd passed; none when the
+// capability was not passed.
+func (c *pluginConf) annotations() (map[string]string, error) {
+	var m map[string]string
+	if len(c.PodAnnotations) == 0 {
+		return m, nil
+	}
+	if err := json.Unmarshal(c.PodAnnotations, &m); err != nil {
+		return nil, errorf(types.ErrDecodingFailure, "runtimeConfig[%q] is not an object of strings: %v", capabilityPodAnnotations, err)
+	}
+	return m, nil
 }
 
 // defaultRoutes are returned when the config has no "routes".

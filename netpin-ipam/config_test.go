@@ -26,8 +26,8 @@ func TestLoadConf(t *testing.T) {
 	if c.CNIVersion != "1.1.0" || c.DelegateType != "host-local" || string(c.Delegate) != delegateHostLocal {
 		t.Fatalf("got %+v", c)
 	}
-	if c.PodAnnotations[annotationAllocated] != "10.20.0.7" {
-		t.Fatalf("annotations %v", c.PodAnnotations)
+	if ann, err := c.annotations(); err != nil || ann[annotationAllocated] != "10.20.0.7" {
+		t.Fatalf("annotations %v, %v", ann, err)
 	}
 	if len(c.Routes) != 2 || c.Routes[0].Dst != netip.MustParsePrefix("10.99.0.0/16") || c.Routes[0].GW.IsValid() ||
 		c.Routes[1].GW != netip.MustParseAddr("fd00::9") || c.Routes[1].conf.MTU != 1400 {
@@ -73,6 +73,22 @@ func TestLoadConfErrors(t *testing.T) {
 	} {
 		_, err := loadConf(tc.stdin)
 		wantCNIError(t, err, tc.code, tc.msg)
+	}
+}
+
+func TestAnnotations(t *testing.T) {
+	c, err := loadConf([]byte(`{"ipam":{"type":"netpin-ipam","delegate":{"type":"host-local"}},
+		"runtimeConfig":{"io.kubernetes.cri.pod-annotations":{"netpin.io/allocated":7}}}`))
+	if err != nil {
+		t.Fatalf("a malformed annotation map must not fail loading the config (DEL reads none): %v", err)
+	}
+	_, err = c.annotations()
+	wantCNIError(t, err, types.ErrDecodingFailure,
+		`netpin-ipam: runtimeConfig["io.kubernetes.cri.pod-annotations"] is not an object of strings: json: cannot unmarshal number into Go value of type string`)
+
+	c, _ = loadConf(stdin(`{"type":"netpin-ipam","delegate":{"type":"host-local"}}`))
+	if ann, err := c.annotations(); err != nil || ann != nil {
+		t.Fatalf("no runtimeConfig: %v, %v; want none", ann, err)
 	}
 }
 
