@@ -33,6 +33,13 @@ RUN set -eu; \
     echo "$sum  package/bin/node" | sha256sum -c -; \
     install -D -m 0755 package/bin/node /out/node
 
+# The netpin-ipam CNI plugin (a Go module of its own), built by the script `npm run image` runs: a
+# static binary (CGO_ENABLED=0), which the chart's optional DaemonSet copies onto each node.
+FROM golang:1.26-bookworm AS ipam
+WORKDIR /src
+COPY netpin-ipam ./netpin-ipam
+RUN mkdir -p /out && bash netpin-ipam/build.sh /out/netpin-ipam
+
 # Runtime: Node 24 on distroless Debian 12 (glibc, like the build stages), no shell, uid 65532;
 # its Node replaced by the one checked above.
 FROM gcr.io/distroless/nodejs24-debian12:nonroot
@@ -43,6 +50,8 @@ ENV NODE_ENV=production
 COPY package.json ./
 COPY --from=deps /src/node_modules ./node_modules
 COPY --from=build /src/dist/src ./dist/src
+# Owned by root, 0755: the image's user (65532) may run it, not change it.
+COPY --from=ipam --chmod=0755 /out/netpin-ipam /netpin-ipam/netpin-ipam
 USER 65532:65532
 EXPOSE 8443
 ENTRYPOINT ["/nodejs/bin/node", "dist/src/cli/main.js"]

@@ -3,7 +3,8 @@
 # archive, built without a Docker engine. It holds what the Dockerfile describes: Node 24 (the
 # binary of the "node" devDependency, checked against scripts/node-checksums.txt, with the glibc
 # libraries it links), package.json, dist/src and the production node_modules under /app, running
-# as 65532:65532, and nothing that needs a writable root. Load it with `ctr -n k8s.io images import`, `podman load` or
+# as 65532:65532, and nothing that needs a writable root; and the netpin-ipam CNI plugin
+# (netpin-ipam/build.sh) at /netpin-ipam/netpin-ipam, which the chart's optional DaemonSet copies to each node. Load it with `ctr -n k8s.io images import`, `podman load` or
 # `skopeo copy oci-archive:<file> docker://<registry>/netpin:<tag>`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +30,13 @@ if ! echo "$node_sum  $node_bin" | sha256sum --check --status; then
 	exit 1
 fi
 
+# The CNI IPAM plugin, a Go module of its own: its script builds a static binary (CGO_ENABLED=0).
+ipam_build="netpin-ipam/build.sh"
+if [[ ! -f "$ipam_build" ]]; then
+	echo "image.sh: $ipam_build not found: the image carries the netpin-ipam CNI plugin, which that script builds; check out the netpin-ipam/ folder of the repository" >&2
+	exit 1
+fi
+
 version="$(node -p 'require("./package.json").version')"
 tag="netpin.test/netpin:$version"
 out="dist/image/netpin.tar"
@@ -46,6 +54,11 @@ root="$stage/rootfs"
 
 npm run --silent build
 (cd tools/mkimage && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -o "$stage/mkimage" .)
+
+# The plugin, owned by root (mkimage writes every file as 0:0), 0755: the DaemonSet runs it from
+# here as `netpin-ipam install --dir /host/cni/bin --wait`, which copies it to the node.
+bash "$ipam_build" "$stage/netpin-ipam"
+install -D -m 0755 "$stage/netpin-ipam" "$root/netpin-ipam/netpin-ipam"
 
 # Node (verified above), where the distroless image keeps it, and the shared libraries it links (Debian 12's, as there).
 "$node_bin" -e 'if (process.versions.node.split(".")[0] !== "24") process.exit(1)' || { echo "image.sh: the node devDependency is not Node 24" >&2; exit 1; }

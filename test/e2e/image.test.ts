@@ -2,7 +2,7 @@
 // for users who build with Docker or BuildKit: the same entrypoint, user, workdir, environment,
 // ports and files, the same Node major, and it must start as 65532 on a root it cannot write.
 // Everything expected is read from the Dockerfile's final stage, never restated here.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
@@ -16,6 +16,8 @@ import { netpinImage, removeNetpinImage } from '../../harness/install.js';
 
 const execFileP = promisify(execFile);
 const USER = '65532:65532';
+/** Where the image keeps the netpin-ipam CNI plugin, and how the chart's DaemonSet runs it (as root). */
+const IPAM_PLUGIN = '/netpin-ipam/netpin-ipam';
 
 // ---------------------------------------------------------------------------
 // The Dockerfile's final stage
@@ -180,28 +182,40 @@ async function tar(args: string[]): Promise<void> {
   await execFileP('tar', args, { maxBuffer: 16 << 20 });
 }
 
-/** Runs a program of the image as its user would be: in its root, as 65532, with the image's environment only. */
-function inImage(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  // Only the image config's Env: NODE_OPTIONS or NODE_EXTRA_CA_CERTS of this process (vitest's,
-  // or a proxy CA's) would point Node at files the image does not have.
-  const env = Object.fromEntries(
-    (config.config.Env ?? []).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]),
-  );
-  // Found on this process's PATH: the child's PATH is the image's, which lacks /usr/sbin.
-  const chroot =
+/** A program of this machine, found on this process's PATH: the child's PATH is the image's, which lacks /usr/sbin. */
+function hostBin(name: string): string {
+  return (
     (process.env.PATH ?? '/usr/sbin:/usr/bin')
       .split(':')
-      .map((d) => path.join(d, 'chroot'))
-      .find((p) => fs.existsSync(p)) ?? 'chroot';
+      .map((d) => path.join(d, name))
+      .find((p) => fs.existsSync(p)) ?? name
+  );
+}
+
+/** The image config's Env only: NODE_OPTIONS or NODE_EXTRA_CA_CERTS of this process (vitest's, or a
+ * proxy CA's) would point Node at files the image does not have. */
+function imageEnv(): Record<string, string> {
+  return Object.fromEntries(
+    (config.config.Env ?? []).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]),
+  );
+}
+
+/** Runs a program of the image as its user would be (or as `user`): in its root, with the image's environment only. */
+function inImage(args: string[], user = USER): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(chroot, [`--userspec=${USER}`, rootfs, ...args], { env, timeout: 30_000 }, (err, stdout, stderr) => {
-      const code = err
-        ? typeof (err as { code?: unknown }).code === 'number'
-          ? (err as { code: number }).code
-          : -1
-        : 0;
-      resolve({ code, stdout, stderr: code === -1 ? `${stderr}${String(err)}` : stderr });
-    });
+    execFile(
+      hostBin('chroot'),
+      [`--userspec=${user}`, rootfs, ...args],
+      { env: imageEnv(), timeout: 30_000 },
+      (err, stdout, stderr) => {
+        const code = err
+          ? typeof (err as { code?: unknown }).code === 'number'
+            ? (err as { code: number }).code
+            : -1
+          : 0;
+        resolve({ code, stdout, stderr: code === -1 ? `${stderr}${String(err)}` : stderr });
+      },
+    );
   });
 }
 
@@ -317,6 +331,144 @@ describe('the image agrees with the Dockerfile', () => {
       writable.push('/');
     await walk(rootfs);
     expect(writable).toEqual([]);
+  });
+});
+
+/** Whether an ELF executable asks for a program interpreter (PT_INTERP): a dynamically linked one does. */
+function hasInterpreter(elf: Buffer): boolean {
+  expect(elf.subarray(0, 4).toString('latin1')).toBe('\x7fELF');
+  expect(elf[4], 'a 64-bit ELF').toBe(2);
+  const le = elf[5] === 1;
+  const u16 = (o: number) => (le ? elf.readUInt16LE(o) : elf.readUInt16BE(o));
+  const u32 = (o: number) => (le ? elf.readUInt32LE(o) : elf.readUInt32BE(o));
+  const phoff = Number(le ? elf.readBigUInt64LE(0x20) : elf.readBigUInt64BE(0x20));
+  const [phentsize, phnum] = [u16(0x36), u16(0x38)];
+  for (let i = 0; i < phnum; i++) if (u32(phoff + i * phentsize) === 3) return true;
+  return false;
+}
+
+describe("the image's netpin-ipam plugin", () => {
+  const inRoot = (p: string) => path.join(rootfs, p);
+
+  it('is where the Dockerfile copies it: root-owned, 0755, statically linked', async () => {
+    const copy = stage.copies.find((c) => c.dest === IPAM_PLUGIN);
+    expect(copy, `the Dockerfile copies the plugin to ${IPAM_PLUGIN}`).toBeDefined();
+    expect(copy!.flags.from, 'from a build stage that runs netpin-ipam/build.sh').toBeTruthy();
+    const dockerfile = await fsp.readFile(repoPath('Dockerfile'), 'utf8');
+    expect(dockerfile).toMatch(
+      new RegExp(
+        `FROM \\S+ AS ${copy!.flags.from}\\n(?:(?!FROM )[^])*?RUN .*netpin-ipam/build\\.sh ${copy!.sources[0]}`,
+      ),
+    );
+    // Not owned by 65532, nor writable by it (the walk above checks every file): mode exactly 0755.
+    expect(copy!.flags.chmod).toBe('0755');
+    expect(copy!.flags.chown).toBeUndefined();
+    const st = await fsp.stat(inRoot(IPAM_PLUGIN));
+    expect(st.isFile()).toBe(true);
+    expect([st.uid, st.gid]).toEqual([0, 0]);
+    expect(st.mode & 0o7777).toBe(0o755);
+    const dir = await fsp.stat(inRoot(path.posix.dirname(IPAM_PLUGIN)));
+    expect([dir.uid, dir.mode & 0o022]).toEqual([0, 0]);
+    // It is copied onto nodes whose C library nothing promises: no program interpreter.
+    expect(hasInterpreter(await fsp.readFile(inRoot(IPAM_PLUGIN))), 'statically linked').toBe(false);
+  });
+
+  /**
+   * Starts the plugin in the image's root as the DaemonSet does (uid 0), with the arguments given.
+   * It finds its own file through /proc/self/exe, as in any container: this bind-mounts /proc into
+   * the root, in a mount namespace of its own that ends with the process. unshare, sh and chroot
+   * each exec the next, so that a signal to the child reaches the plugin.
+   */
+  function startPlugin(args: string[]) {
+    const script =
+      'set -e; "$0" --bind /proc "$1/proc"; root="$1" chroot="$2"; shift 2; exec "$chroot" --userspec=0:0 "$root" "$@"';
+    const argv = [hostBin('mount'), rootfs, hostBin('chroot'), IPAM_PLUGIN, ...args];
+    return spawn(hostBin('unshare'), ['--mount', '--propagation', 'private', hostBin('sh'), '-c', script, ...argv], {
+      env: imageEnv(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+  }
+
+  /** A directory under the image's /tmp (so the chrooted plugin sees it), root's and 0755 as a node's CNI bin directory. */
+  async function cniBinDir(): Promise<{ host: string; inside: string }> {
+    const host = await fsp.mkdtemp(path.join(rootfs, 'tmp', 'cni-bin-'));
+    await fsp.chmod(host, 0o755);
+    return { host, inside: '/' + path.relative(rootfs, host) };
+  }
+
+  beforeAll(async () => {
+    await fsp.mkdir(inRoot('/proc'), { mode: 0o555 });
+  });
+  afterAll(async () => {
+    if (rootfs) await fsp.rmdir(inRoot('/proc')).catch(() => undefined);
+  });
+
+  it('runs as the DaemonSet runs it: `install --dir` copies it into the directory and exits 0', async () => {
+    const dir = await cniBinDir();
+    try {
+      const child = startPlugin(['install', '--dir', dir.inside]);
+      let out = '';
+      child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+      child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
+      const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+      expect(code, out).toBe(0);
+      const copied = path.join(dir.host, 'netpin-ipam');
+      expect(await fsp.readFile(copied)).toEqual(await fsp.readFile(inRoot(IPAM_PLUGIN)));
+      expect((await fsp.stat(copied)).mode & 0o777).toBe(0o755);
+      // Atomic: nothing but the plugin is left behind.
+      expect(await fsp.readdir(dir.host)).toEqual(['netpin-ipam']);
+    } finally {
+      await fsp.rm(dir.host, { recursive: true, force: true });
+    }
+  });
+
+  it('with --wait, keeps running after the copy until SIGTERM, then exits 0', async () => {
+    const dir = await cniBinDir();
+    try {
+      const child = startPlugin(['install', '--dir', dir.inside, '--wait']);
+      let out = '';
+      child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+      child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+        child.on('exit', (code, signal) => resolve({ code, signal })),
+      );
+      const copied = path.join(dir.host, 'netpin-ipam');
+      const deadline = Date.now() + 30_000;
+      while (!fs.existsSync(copied) && child.exitCode === null && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 100));
+      expect(fs.existsSync(copied), out).toBe(true);
+      // Still waiting a moment later, as a DaemonSet container must.
+      await new Promise((r) => setTimeout(r, 500));
+      expect(child.exitCode, out).toBeNull();
+      child.kill('SIGTERM');
+      expect(await exited, out).toEqual({ code: 0, signal: null });
+    } finally {
+      await fsp.rm(dir.host, { recursive: true, force: true });
+    }
+  });
+
+  it('npm run image fails, saying so, when netpin-ipam/build.sh is missing', async () => {
+    const root = await fsp.mkdtemp(path.join(tmpdir(), 'netpin-image-ipam-'));
+    try {
+      await fsp.mkdir(path.join(root, 'scripts'));
+      for (const f of ['scripts/image.sh', 'scripts/node-checksums.txt', 'package-lock.json'])
+        await fsp.copyFile(repoPath(f), path.join(root, f));
+      // The real Node (its checksum passes), so that the script gets as far as the plugin.
+      await fsp.mkdir(path.join(root, 'node_modules/node/bin'), { recursive: true });
+      await fsp.symlink(
+        fs.realpathSync(repoPath('node_modules/node/bin/node')),
+        path.join(root, 'node_modules/node/bin/node'),
+      );
+      const r = await new Promise<{ code: number; stderr: string }>((resolve) => {
+        execFile('bash', [path.join(root, 'scripts/image.sh')], { timeout: 60_000 }, (err, _out, stderr) =>
+          resolve({ code: err ? ((err as { code?: number }).code ?? -1) : 0, stderr }),
+        );
+      });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('netpin-ipam/build.sh not found');
+    } finally {
+      await fsp.rm(root, { recursive: true, force: true });
+    }
   });
 });
 
