@@ -712,6 +712,167 @@ describe('helm chart, rendered offline', () => {
     expect(policies(parseManifests(old))).toEqual([]);
   });
 
+  describe('the ipam-plugin DaemonSet', () => {
+    const ipamObjs = (objs: Manifest[]) =>
+      objs.filter((o) => o.metadata.labels?.['app.kubernetes.io/component'] === 'ipam-plugin');
+
+    it('is absent by default, policy included', async () => {
+      const objs = await helm.template({ cni: 'calico' });
+      expect(ipamObjs(objs)).toEqual([]);
+      expect(objs.filter((o) => o.kind === 'DaemonSet' || o.kind.startsWith('ValidatingAdmissionPolicy'))).toEqual([]);
+    });
+
+    it('when enabled, copies the plugin from netpin’s image into the host’s CNI bin directory, as root with nothing else', async () => {
+      const objs = await helm.template({ cni: 'calico', 'ipamPlugin.enabled': true });
+      const ds = only(objs, 'DaemonSet', 'netpin-ipam-plugin');
+      const deploy = only(objs, 'Deployment');
+      expect(ds.metadata.namespace).toBe(NS);
+      // What `netpin doctor` finds it by: the chart's labels and the component.
+      expect(ds.metadata.labels).toEqual({ ...deploy.metadata.labels, 'app.kubernetes.io/component': 'ipam-plugin' });
+      const pod = ds.spec.template.spec;
+      const podLabels = ds.spec.template.metadata.labels;
+      expect(ds.spec.selector.matchLabels).toEqual({
+        'app.kubernetes.io/instance': 'netpin',
+        'app.kubernetes.io/component': 'ipam-plugin',
+      });
+      expect(podLabels).toMatchObject(ds.spec.selector.matchLabels);
+      // Never taken for a webhook replica: the Service, PDB and anti-affinity select the Deployment's labels.
+      const webhookSelector = only(objs, 'Service').spec.selector as Record<string, string>;
+      expect(Object.entries(webhookSelector).every(([k, v]) => podLabels[k] === v)).toBe(false);
+      expect(only(objs, 'PodDisruptionBudget').spec.selector.matchLabels).toEqual(webhookSelector);
+
+      expect(pod.containers).toHaveLength(1);
+      const c = pod.containers[0];
+      expect(c.image).toBe(deploy.spec.template.spec.containers[0].image);
+      expect(c.imagePullPolicy).toBe(deploy.spec.template.spec.containers[0].imagePullPolicy);
+      expect(c.command).toEqual(['/netpin-ipam/netpin-ipam', 'install', '--dir', '/host/cni/bin', '--wait']);
+      expect(c.args).toBeUndefined();
+      expect(c.securityContext).toEqual({
+        runAsNonRoot: false,
+        runAsUser: 0,
+        runAsGroup: 0,
+        readOnlyRootFilesystem: true,
+        allowPrivilegeEscalation: false,
+        capabilities: { drop: ['ALL'] },
+        seccompProfile: { type: 'RuntimeDefault' },
+      });
+      expect(pod.securityContext).toEqual({
+        runAsNonRoot: false,
+        runAsUser: 0,
+        runAsGroup: 0,
+        seccompProfile: { type: 'RuntimeDefault' },
+      });
+      expect(c.volumeMounts).toEqual([{ name: 'cni-bin', mountPath: '/host/cni/bin' }]);
+      expect(pod.volumes).toEqual([{ name: 'cni-bin', hostPath: { path: '/opt/cni/bin', type: 'DirectoryOrCreate' } }]);
+      // No API access: no token, not netpin's ServiceAccount, no host namespaces.
+      expect(pod.automountServiceAccountToken).toBe(false);
+      expect(pod.serviceAccountName).toBeUndefined();
+      for (const k of ['hostNetwork', 'hostPID', 'hostIPC']) expect(pod[k]).toBeUndefined();
+      expect(c.ports).toBeUndefined();
+      // A node agent: on every Linux node, whatever its taints, evicted last.
+      expect(pod.tolerations).toEqual([{ operator: 'Exists' }]);
+      expect(pod.nodeSelector).toEqual({ 'kubernetes.io/os': 'linux' });
+      expect(pod.priorityClassName).toBe('system-node-critical');
+      expect(c.resources.requests).toBeDefined();
+      expect(c.resources.limits.memory).toBeDefined();
+      // It asks nothing of RBAC.
+      expect(flattenRules(only(objs, 'ClusterRole'))).toEqual(
+        flattenRules(only(await helm.template({ cni: 'calico' }), 'ClusterRole')),
+      );
+      expect(objs.filter((o) => o.kind === 'ServiceAccount')).toHaveLength(1);
+    });
+
+    it('takes the CNI bin directory, scheduling and resources from values, and refuses bad ones', async () => {
+      const objs = await helm.template(
+        {
+          cni: 'calico',
+          'ipamPlugin.enabled': true,
+          'ipamPlugin.cniBinDir': '/var/lib/rancher/k3s/data/cni',
+          'ipamPlugin.priorityClassName': '',
+          'ipamPlugin.nodeSelector.pool': 'edge',
+          'ipamPlugin.resources.limits.memory': '32Mi',
+        },
+        ['--set-json', 'ipamPlugin.tolerations=[{"key":"edge","operator":"Exists","effect":"NoSchedule"}]'],
+      );
+      const pod = only(objs, 'DaemonSet').spec.template.spec;
+      expect(pod.volumes[0].hostPath).toEqual({ path: '/var/lib/rancher/k3s/data/cni', type: 'DirectoryOrCreate' });
+      expect(pod.containers[0].volumeMounts).toEqual([{ name: 'cni-bin', mountPath: '/host/cni/bin' }]);
+      expect(pod.priorityClassName).toBeUndefined();
+      expect(pod.nodeSelector).toEqual({ 'kubernetes.io/os': 'linux', pool: 'edge' });
+      expect(pod.tolerations).toEqual([{ key: 'edge', operator: 'Exists', effect: 'NoSchedule' }]);
+      expect(pod.containers[0].resources.limits.memory).toBe('32Mi');
+      for (const bad of [
+        ['ipamPlugin.cniBinDir=opt/cni/bin'],
+        ['ipamPlugin.enable=true'],
+        ['ipamPlugin.enabled=yes'],
+      ]) {
+        const r = await helm.run(['template', 'netpin', CHART_DIR, '--set', 'cni=calico', '--set-string', ...bad]);
+        expect(r.code, bad[0]).not.toBe(0);
+        expect(r.stderr).toMatch(/ipamPlugin/);
+      }
+    });
+
+    it('refuses netpin-ipam’s annotations outside the namespaces the webhooks admit (rendered policy)', async () => {
+      const objs = await helm.template(
+        { cni: 'calico', 'ipamPlugin.enabled': true, 'webhook.optInLabel.key': 'team.example/netpin' },
+        ['--set-json', 'webhook.excludeNamespaces=["legacy"]'],
+      );
+      const policy = only(objs, 'ValidatingAdmissionPolicy', 'netpin-ipam-annotations');
+      expect(policy.metadata.labels?.['app.kubernetes.io/component']).toBe('ipam-plugin');
+      expect(policy.spec.failurePolicy).toBe('Fail');
+      expect(policy.spec.matchConstraints.resourceRules).toEqual([
+        { apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['pods'] },
+      ]);
+      // Only pods that carry one of the two annotations are evaluated at all.
+      expect(policy.spec.matchConditions).toHaveLength(1);
+      for (const a of ['netpin.io/allocated', 'netpin.io/ipam'])
+        expect(policy.spec.matchConditions[0].expression).toContain(`'${a}' in object.metadata.annotations`);
+      // "Admitted" is the webhooks' namespaceSelector: the opt-in label, less the excluded namespaces.
+      const admitted = policy.spec.variables.find((v: { name: string }) => v.name === 'admitted').expression;
+      expect(admitted).toContain("namespaceObject.metadata.labels['team.example/netpin'] == 'true'");
+      expect(admitted).toContain(`!(namespaceObject.metadata.name in ["kube-system","${NS}","legacy"])`);
+      expect(webhooks(objs).mutate.namespaceSelector).toEqual({
+        matchExpressions: [
+          { key: 'team.example/netpin', operator: 'In', values: ['true'] },
+          { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', NS, 'legacy'] },
+        ],
+      });
+      expect(policy.spec.validations.map((v: { message: string }) => v.message.split(' ')[0])).toEqual([
+        'netpin.io/allocated',
+        'netpin.io/ipam',
+      ]);
+      for (const v of policy.spec.validations) {
+        expect(v.expression).toMatch(/^variables\.admitted \|\| /);
+        expect(v.reason).toBe('Forbidden');
+        // The fix: drop the annotation, or opt the namespace in and let netpin allocate.
+        expect(v.message).toContain('remove the annotation');
+        expect(v.message).toContain('label the namespace team.example/netpin=true');
+      }
+      expect(only(objs, 'ValidatingAdmissionPolicyBinding', 'netpin-ipam-annotations').spec).toEqual({
+        policyName: 'netpin-ipam-annotations',
+        validationActions: ['Deny'],
+      });
+      // Served from Kubernetes 1.30: left out before, the DaemonSet still there.
+      const old = parseManifests(
+        await helm.ok([
+          'template',
+          'netpin',
+          CHART_DIR,
+          '-n',
+          NS,
+          '--set',
+          'cni=calico',
+          '--set',
+          'ipamPlugin.enabled=true',
+          '--kube-version',
+          '1.29.4',
+        ]),
+      );
+      expect(old.filter((o) => o.kind.startsWith('ValidatingAdmissionPolicy'))).toEqual([]);
+      expect(only(old, 'DaemonSet').metadata.name).toBe('netpin-ipam-plugin');
+    });
+  });
+
   it('refuses Kubernetes older than 1.28', async () => {
     const r = await helm.run(['template', 'netpin', CHART_DIR, '--set', 'cni=calico', '--kube-version', '1.27.9']);
     expect(r.code).not.toBe(0);
@@ -1066,6 +1227,123 @@ describe('helm install, upgrade and uninstall on a real API server', () => {
     await helm.ok(['uninstall', 'netpin', '-n', NS]);
     installed = false;
     expect((await kube(rest, 'DELETE', `${egresses}/theirs`)).status).toBe(200);
+  });
+
+  it("with ipamPlugin on, the server accepts the DaemonSet and the policy refuses netpin-ipam's annotations outside admitted namespaces", async () => {
+    // failurePolicy Ignore: with no netpin pod ready, the webhooks step aside and the policy alone decides.
+    const out = await helm.ok([
+      'install',
+      ...release,
+      '--set',
+      'cni=calico',
+      '--set',
+      'ipamPlugin.enabled=true',
+      '--set',
+      'webhook.failurePolicy=Ignore',
+      '--set-json',
+      'webhook.excludeNamespaces=["ipam-excluded"]',
+    ]);
+    installed = true;
+    expect(out).toContain(`rollout status daemonset/netpin-ipam-plugin`);
+    expect(out).toContain('ValidatingAdmissionPolicy netpin-ipam-annotations');
+    const manifest = parseManifests(await helm.ok(['get', 'manifest', 'netpin', '-n', NS]));
+    expect(manifest.map((o) => o.kind)).toEqual(
+      expect.arrayContaining(['DaemonSet', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']),
+    );
+    for (const o of manifest) {
+      const r = await kube(
+        rest,
+        'GET',
+        restPath(o).replace('/validatingadmissionpolicys/', '/validatingadmissionpolicies/'),
+      );
+      expect(r.status, `${o.kind} ${o.metadata.name}`).toBe(200);
+    }
+    const ds = (await kube(rest, 'GET', `/apis/apps/v1/namespaces/${NS}/daemonsets/netpin-ipam-plugin`)).json;
+    expect(ds.spec.template.spec.containers[0].securityContext).toMatchObject({
+      runAsUser: 0,
+      capabilities: { drop: ['ALL'] },
+      readOnlyRootFilesystem: true,
+    });
+    expect(ds.spec.template.spec.volumes[0].hostPath).toEqual({ path: '/opt/cni/bin', type: 'DirectoryOrCreate' });
+
+    const namespaces = {
+      'ipam-out': {},
+      'ipam-in': { 'netpin.io/enabled': 'true' },
+      'ipam-excluded': { 'netpin.io/enabled': 'true' },
+    };
+    for (const [name, labels] of Object.entries(namespaces))
+      expect(
+        (
+          await kube(rest, 'POST', '/api/v1/namespaces', {
+            apiVersion: 'v1',
+            kind: 'Namespace',
+            metadata: { name, labels },
+          })
+        ).status,
+      ).toBe(201);
+    const pod = (ns: string, name: string, annotations: Record<string, string> = {}) => ({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, namespace: ns, annotations },
+      spec: { containers: [{ name: 'c', image: 'busybox' }] },
+    });
+    const create = (ns: string, p: object, dryRun = true) =>
+      kube(rest, 'POST', `/api/v1/namespaces/${ns}/pods${dryRun ? '?dryRun=All' : ''}`, p);
+    const ALLOCATED = { 'netpin.io/allocated': '10.20.0.7' };
+    const IPAM = { 'netpin.io/ipam': '[{"address":"10.20.0.7/24","gateway":"10.20.0.1"}]' };
+
+    // The policy takes effect once the API server has loaded it.
+    const deadline = Date.now() + 30_000;
+    let probe = await create('ipam-out', pod('ipam-out', 'probe', ALLOCATED));
+    while (probe.status < 400 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 250));
+      probe = await create('ipam-out', pod('ipam-out', 'probe', ALLOCATED));
+    }
+    expect(probe.status).toBe(403);
+    expect(probe.json.message).toContain('netpin-ipam-annotations');
+    expect(probe.json.message).toContain('netpin.io/allocated is netpin');
+    expect(probe.json.message).toContain('label the namespace netpin.io/enabled=true');
+
+    const ipam = await create('ipam-out', pod('ipam-out', 'p', IPAM));
+    expect(ipam.status).toBe(403);
+    expect(ipam.json.message).toContain('netpin.io/ipam is netpin');
+    // Excluded namespaces and netpin's own are not admitted, labelled or not.
+    expect((await create('ipam-excluded', pod('ipam-excluded', 'p', ALLOCATED))).status).toBe(403);
+    expect((await create(NS, pod(NS, 'p', IPAM))).status).toBe(403);
+    // Pods without them, and pods in admitted namespaces (where netpin's webhook judges them), pass.
+    expect((await create('ipam-out', pod('ipam-out', 'p', { 'netpin.io/pool': 'web' }))).status).toBe(201);
+    expect((await create('ipam-in', pod('ipam-in', 'p', { ...ALLOCATED, ...IPAM }))).status).toBe(201);
+
+    // A pod admitted with them keeps them when its namespace opts out, but cannot change them.
+    expect((await create('ipam-in', pod('ipam-in', 'kept', ALLOCATED), false)).status).toBe(201);
+    const nsPath = '/api/v1/namespaces/ipam-in';
+    const nsObj = (await kube(rest, 'GET', nsPath)).json;
+    expect((await kube(rest, 'PUT', nsPath, { ...nsObj, metadata: { ...nsObj.metadata, labels: {} } })).status).toBe(
+      200,
+    );
+    const podPath = `${nsPath}/pods/kept`;
+    const kept = (await kube(rest, 'GET', podPath)).json;
+    const relabelled = await kube(rest, 'PUT', podPath, {
+      ...kept,
+      metadata: { ...kept.metadata, labels: { a: 'b' } },
+    });
+    expect(relabelled.status).toBe(200);
+    const changed = await kube(rest, 'PUT', podPath, {
+      ...relabelled.json,
+      metadata: { ...relabelled.json.metadata, annotations: { 'netpin.io/allocated': '10.20.0.8' } },
+    });
+    expect(changed.status).toBe(403);
+    const added = await kube(rest, 'PUT', podPath, {
+      ...relabelled.json,
+      metadata: { ...relabelled.json.metadata, annotations: { ...ALLOCATED, ...IPAM } },
+    });
+    expect(added.status).toBe(403);
+    expect(added.json.message).toContain('netpin.io/ipam');
+
+    expect((await kube(rest, 'DELETE', `${podPath}?gracePeriodSeconds=0`)).status).toBe(200);
+    await helm.ok(['uninstall', 'netpin', '-n', NS]);
+    installed = false;
+    for (const name of Object.keys(namespaces)) await kube(rest, 'DELETE', `/api/v1/namespaces/${name}`);
   });
 });
 

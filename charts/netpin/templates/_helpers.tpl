@@ -116,6 +116,11 @@ rules:
     scope: Namespaced
 {{- end }}
 
+{{/* The namespaces never admitted through netpin, even labelled, as a JSON list (also a CEL list). */}}
+{{- define "netpin.excludedNamespaces" -}}
+{{- concat (list "kube-system" .Release.Namespace) (.Values.webhook.excludeNamespaces | default list) | uniq | toJson }}
+{{- end }}
+
 {{/* Opted-in namespaces only; never kube-system or netpin's own namespace, so netpin cannot block its own recovery. */}}
 {{- define "netpin.namespaceSelector" -}}
 namespaceSelector:
@@ -125,7 +130,17 @@ namespaceSelector:
       values: [{{ .Values.webhook.optInLabel.value | toString | quote }}]
     - key: kubernetes.io/metadata.name
       operator: NotIn
-      values: {{ concat (list "kube-system" .Release.Namespace) (.Values.webhook.excludeNamespaces | default list) | uniq | toJson }}
+      values: {{ include "netpin.excludedNamespaces" . }}
+{{- end }}
+
+{{/*
+The pods of the ipam-plugin DaemonSet. Not app.kubernetes.io/name: the Service, the
+PodDisruptionBudget, the NetworkPolicy and the anti-affinity of the webhook's pods select
+name and instance, and must not take these pods for webhook replicas.
+*/}}
+{{- define "netpin.ipamPluginSelectorLabels" -}}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: ipam-plugin
 {{- end }}
 
 {{- define "netpin.webhookCommon" -}}
