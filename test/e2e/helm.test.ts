@@ -764,10 +764,12 @@ describe('helm chart, rendered offline', () => {
       });
       expect(c.volumeMounts).toEqual([{ name: 'cni-bin', mountPath: '/host/cni/bin' }]);
       expect(pod.volumes).toEqual([{ name: 'cni-bin', hostPath: { path: '/opt/cni/bin', type: 'DirectoryOrCreate' } }]);
-      // No API access: no token, not netpin's ServiceAccount, no host namespaces.
+      // No API access: no token, not netpin's ServiceAccount. The host's network only, since a pod on the
+      // pod network would need the plugin it installs; no other host namespace.
       expect(pod.automountServiceAccountToken).toBe(false);
       expect(pod.serviceAccountName).toBeUndefined();
-      for (const k of ['hostNetwork', 'hostPID', 'hostIPC']) expect(pod[k]).toBeUndefined();
+      expect(pod.hostNetwork).toBe(true);
+      for (const k of ['hostPID', 'hostIPC']) expect(pod[k]).toBeUndefined();
       expect(c.ports).toBeUndefined();
       // A node agent: on every Linux node, whatever its taints, evicted last.
       expect(pod.tolerations).toEqual([{ operator: 'Exists' }]);
