@@ -79,6 +79,9 @@ export async function installNetpin(
         'image.repository': IMAGE.repository,
         'image.tag': IMAGE.tag,
         'image.pullPolicy': 'Never',
+        // The node's conflist names netpin-ipam: the chart's DaemonSet puts it where containerd looks first.
+        'ipamPlugin.enabled': true,
+        'ipamPlugin.cniBinDir': node.cniDir,
         ...values,
       }),
       '--set-json',

@@ -18,7 +18,7 @@ import * as path from 'node:path';
 import { DEFAULT_CONTROLLERS, type ControlPlane, type StartOptions } from './controlplane.js';
 import { stopProc, type Proc } from './daemon.js';
 import { adminApi, drain, type Api } from './node/api.js';
-import { cniConflist } from './node/configs.js';
+import { cniConflist, installedCniDir, type NodeIpam } from './node/configs.js';
 import { startContainerd, startKubelet, startScheduler, waitNodeReady, type NodeRun } from './node/daemons.js';
 import { processStart, run } from './node/host.js';
 import {
@@ -42,7 +42,7 @@ import {
 } from './node/network.js';
 
 export { APP_IMAGE, APP_PORT, nodeBinaries } from './node/images.js';
-export { BRIDGE, podShaping } from './node/network.js';
+export { BRIDGE, podShaping, POOL_SUBNETS } from './node/network.js';
 export { findLeftovers, STATE_FILE, type HostSnapshot } from './node/host-state.js';
 export { kubepodsCgroups } from './node/host.js';
 
@@ -64,6 +64,8 @@ export interface NodeOptions {
   kubeletArgs?: string[];
   /** extra kube-scheduler flags, appended last */
   schedulerArgs?: string[];
+  /** The conflist's IPAM: netpin-ipam delegating to host-local (default), or host-local alone. */
+  ipam?: NodeIpam;
 }
 
 export interface Node {
@@ -71,6 +73,8 @@ export interface Node {
   /** per-run dir: configs, logs (*.log), containerd root/state, kubelet root, CNI IPAM data */
   dir: string;
   binDir: string;
+  /** The CNI bin dir the chart's DaemonSet installs netpin-ipam into; containerd looks there first. */
+  cniDir: string;
   containerdSocket: string;
   images: { pause: string; app: string };
   /** ms since startNode() was called (binaries already built) */
@@ -134,6 +138,7 @@ const RUN_DIRS = [
   'containerd',
   'cni/net.d',
   'cni/ipam',
+  'cni/bin',
   'kubelet',
   'kubelet-pki',
   'pod-logs',
@@ -143,9 +148,9 @@ const RUN_DIRS = [
 ];
 
 /** The run dir's layout, the CNI config, and the bridge with the forwarder to the API server. */
-async function prepareHost(dir: string, cp: ControlPlane): Promise<net.Server> {
+async function prepareHost(dir: string, cp: ControlPlane, ipam: NodeIpam): Promise<net.Server> {
   for (const d of RUN_DIRS) await fsp.mkdir(path.join(dir, d), { recursive: true });
-  await fsp.writeFile(path.join(dir, 'cni', 'net.d', '10-netpin.conflist'), cniConflist(dir));
+  await fsp.writeFile(path.join(dir, 'cni', 'net.d', '10-netpin.conflist'), cniConflist(dir, ipam));
   // The bridge exists before any pod, so that the forwarder to the API server can listen on its address.
   await run('ip', ['link', 'add', BRIDGE, 'type', 'bridge']);
   await run('ip', ['addr', 'add', `${GATEWAY}/${POD_CIDR.split('/')[1]}`, 'dev', BRIDGE]);
@@ -237,7 +242,7 @@ export async function startNode(cp: ControlPlane, opts: NodeOptions = {}): Promi
     (stopping ??= stopNode({ name, dir, timeoutMs, api, before, procs, apiForwarder: () => apiForwarder }));
 
   try {
-    apiForwarder = await prepareHost(dir, cp);
+    apiForwarder = await prepareHost(dir, cp, opts.ipam ?? 'netpin-ipam');
     await startContainerd(r);
     const containerdUp = Date.now() - t0;
     const images = await importImages(r.ctr, binDir);
@@ -252,6 +257,7 @@ export async function startNode(cp: ControlPlane, opts: NodeOptions = {}): Promi
       name,
       dir,
       binDir,
+      cniDir: installedCniDir(dir),
       containerdSocket: socket,
       images,
       timings: { containerdUp, imagesImported, kubeletStarted, nodeReady },

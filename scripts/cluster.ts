@@ -8,14 +8,15 @@ import { fileURLToPath } from 'node:url';
 import { clients, createNamespace, createPool } from '../harness/cluster.js';
 import { startControlPlane, type ControlPlane } from '../harness/controlplane.js';
 import { installNetpin, netpinImage, removeNetpinImage, type Installed } from '../harness/install.js';
-import { APP_IMAGE, nodeControlPlaneOptions, startNode, type Node } from '../harness/node.js';
+import { APP_IMAGE, nodeControlPlaneOptions, POOL_SUBNETS, startNode, type Node } from '../harness/node.js';
 
-const CNIS = ['calico', 'kube-ovn', 'antrea', 'cilium'] as const;
+const CNIS = ['netpin-ipam', 'calico', 'kube-ovn', 'antrea', 'cilium'] as const;
 type Cni = (typeof CNIS)[number];
 const USAGE = `usage: npm run cluster [-- --cni <${CNIS.join('|')}>]`;
 const NAMESPACE = 'demo';
 const POOL = 'demo';
-const POOL_CIDR = '10.60.0.0/24';
+/** In the node bridge's subnet, so that with netpin-ipam (the default) pods run with netpin's addresses. */
+const POOL_CIDR = '10.244.60.0/24';
 /** Set for the worker process, which runs the cluster; the process a user starts only supervises it. */
 const WORKER_ENV = 'NETPIN_CLUSTER_WORKER';
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
@@ -27,7 +28,9 @@ function say(line: string): void {
 }
 
 function parseArgs(argv: string[]): Cni {
-  let cni: string = 'calico';
+  // The node's own CNI chain reads netpin's addresses: `kubectl get pod -o wide` shows them. With another
+  // --cni, netpin writes that CNI's annotations, which no plugin on this node reads.
+  let cni: string = 'netpin-ipam';
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '-h' || a === '--help') {
@@ -154,7 +157,8 @@ async function bringUp(cni: Cni, stop: StopRequest, k: Cluster): Promise<void> {
   stop.check();
   k.step = 'starting the node';
   say(`control plane up at ${cp.url} (${k.took()}); ${k.step} (the first run builds it too)`);
-  const node = (k.node = await startNode(cp));
+  // netpin-ipam fails a pod that another dialect addressed (no netpin.io/ipam): host-local alone then.
+  const node = (k.node = await startNode(cp, { ipam: cni === 'netpin-ipam' ? 'netpin-ipam' : 'host-local' }));
   stop.check();
   k.step = "building netpin's image (npm run image)";
   say(`node ${node.name} Ready (${k.took()}); ${k.step}`);
@@ -167,9 +171,11 @@ async function bringUp(cni: Cni, stop: StopRequest, k: Cluster): Promise<void> {
   k.step = `creating namespace ${NAMESPACE} and IPPool ${POOL}`;
   const c = clients(cp.kubeconfigPath);
   await createNamespace(c, NAMESPACE, { 'netpin.io/enabled': 'true' });
-  // Every dialect's name for the pool: Kube-OVN and Antrea refuse a pool that names none.
+  // Every dialect's name for the pool (Kube-OVN and Antrea refuse a pool that names none), and the
+  // bridge's subnet and gateway for netpin-ipam.
   await createPool(c, POOL, {
     cidr: POOL_CIDR,
+    subnets: POOL_SUBNETS,
     cni: { kubeOvn: { subnet: POOL }, antrea: { pool: POOL }, cilium: { pool: POOL } },
   });
   stop.check();
@@ -184,6 +190,7 @@ function printExports(cni: Cni, cp: ControlPlane, node: Node): void {
       `export PATH=${node.binDir}:$PATH`,
       '# then try a pod that asks netpin for an address from the pool and a 10 Mbit/s egress rate:',
       `kubectl -n ${NAMESPACE} run web --image=${APP_IMAGE} --image-pull-policy=Never --annotations=netpin.io/pool=${POOL} --annotations=netpin.io/egress-rate=10M`,
+      `kubectl -n ${NAMESPACE} get pod web -o wide   # with netpin-ipam, the IP is netpin.io/allocated`,
       `kubectl -n ${NAMESPACE} get pod web -o jsonpath='{.metadata.annotations}{"\\n"}'`,
       '# Ctrl-C here stops the cluster and undoes every change to this machine.',
       '',

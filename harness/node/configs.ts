@@ -1,7 +1,15 @@
 // The node's configuration files: containerd's TOML, the CNI conflist and kubelet's config.
 import * as path from 'node:path';
 import { PAUSE_IMAGE } from './images.js';
-import { BRIDGE, POD_CIDR } from './network.js';
+import { BRIDGE, GATEWAY, HOST_LOCAL_RANGE, POD_CIDR } from './network.js';
+
+/** The IPAM of the node's conflist. */
+export type NodeIpam = 'netpin-ipam' | 'host-local';
+
+/** Where the chart's DaemonSet installs netpin-ipam: containerd looks here before the built plugins. */
+export function installedCniDir(dir: string): string {
+  return path.join(dir, 'cni', 'bin');
+}
 
 export function containerdConfig(dir: string, binDir: string, socket: string): string {
   const q = (s: string): string => `'${s}'`; // TOML literal strings: no escapes in our paths
@@ -38,7 +46,7 @@ export function containerdConfig(dir: string, binDir: string, socket: string): s
     `        Root = ${q(path.join(dir, 'runc'))}`,
     '        SystemdCgroup = false',
     "  [plugins.'io.containerd.cri.v1.runtime'.cni]",
-    `    bin_dirs = [${q(binDir)}]`,
+    `    bin_dirs = [${q(installedCniDir(dir))}, ${q(binDir)}]`,
     `    conf_dir = ${q(path.join(dir, 'cni', 'net.d'))}`,
     '',
     "[plugins.'io.containerd.grpc.v1.cri']",
@@ -55,7 +63,20 @@ export function containerdConfig(dir: string, binDir: string, socket: string): s
   ].join('\n');
 }
 
-export function cniConflist(dir: string): string {
+/**
+ * The node's CNI chain: bridge, then bandwidth. Its IPAM is netpin-ipam delegating to host-local, or
+ * host-local alone (`host-local`), for a netpin that writes another CNI's annotations: netpin-ipam fails a
+ * pod that has netpin.io/allocated without the netpin.io/ipam only --cni netpin-ipam writes.
+ */
+export function cniConflist(dir: string, ipam: NodeIpam): string {
+  const hostLocal = {
+    type: 'host-local',
+    ranges: [
+      [{ subnet: POD_CIDR, rangeStart: HOST_LOCAL_RANGE.start, rangeEnd: HOST_LOCAL_RANGE.end, gateway: GATEWAY }],
+    ],
+    routes: [{ dst: '0.0.0.0/0' }],
+    dataDir: path.join(dir, 'cni', 'ipam'),
+  };
   return JSON.stringify(
     {
       cniVersion: '1.0.0',
@@ -68,12 +89,14 @@ export function cniConflist(dir: string): string {
           // No ipMasq: this machine has no iptables, and nothing leaves the host anyway.
           ipMasq: false,
           hairpinMode: true,
-          ipam: {
-            type: 'host-local',
-            ranges: [[{ subnet: POD_CIDR }]],
-            routes: [{ dst: '0.0.0.0/0' }],
-            dataDir: path.join(dir, 'cni', 'ipam'),
-          },
+          ...(ipam === 'netpin-ipam'
+            ? {
+                // containerd hands the pod's annotations to this plugin and its IPAM (internal/cri/server/sandbox_run.go).
+                capabilities: { 'io.kubernetes.cri.pod-annotations': true },
+                // Pods netpin gives no address get host-local's, in its part of the bridge's subnet.
+                ipam: { type: 'netpin-ipam', delegate: hostLocal },
+              }
+            : { ipam: hostLocal }),
         },
         // containerd's CRI turns kubernetes.io/{ingress,egress}-bandwidth into this
         // plugin's runtimeConfig.bandwidth (internal/cri/server bandwidth annotations).

@@ -20,6 +20,7 @@ export function nodeBinaries(): Promise<string> {
     'containerd',
     'runc',
     'bridge',
+    'netpin-ipam',
     'images/pause.tar',
     'images/app.tar',
   ]).catch((err: unknown) => {

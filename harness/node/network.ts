@@ -4,12 +4,26 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { cgroupPids, cgroupRoots, cgroupTree, kubepodsCgroups, links, run, type Link } from './host.js';
 
-/** host-local range of the bridge network; the host is .1 (isGateway) */
-export const POD_CIDR = '10.244.0.0/24';
+/**
+ * The bridge's subnet. An IPv4 bridge carries one gateway address (the bridge plugin refuses a second:
+ * plugins/main/bridge ensureAddr), so netpin's pools lie in this subnet too, as its spec.subnets says
+ * (POOL_SUBNETS), and host-local keeps to HOST_LOCAL_RANGE, apart from them.
+ */
+export const POD_CIDR = '10.244.0.0/16';
+/** What host-local hands out: pods netpin gives no address, such as netpin's own. */
+export const HOST_LOCAL_RANGE = { start: '10.244.0.2', end: '10.244.0.254' };
+/** The IPv6 subnet netpin's dual-stack pools lie in; the bridge plugin adds its gateway to the bridge. */
+export const POD_CIDR_V6 = 'fd00:244::/64';
 /** Our own bridge name, so that a host's cni0 is never touched. */
 export const BRIDGE = 'netpin0';
 /** The bridge's address, the pods' gateway; the host side of the pod network. */
 export const GATEWAY = '10.244.0.1';
+export const GATEWAY_V6 = 'fd00:244::1';
+/** spec.subnets of a netpin IPPool on this node: the bridge's subnets and gateways. */
+export const POOL_SUBNETS = [
+  { cidr: POD_CIDR, gateway: GATEWAY },
+  { cidr: POD_CIDR_V6, gateway: GATEWAY_V6 },
+];
 /**
  * Where pods reach the API server. Service IPs do not route here (no kube-proxy), so a
  * forwarder on the gateway stands in for the `kubernetes` Service; pods that talk to the API

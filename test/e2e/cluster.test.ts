@@ -113,7 +113,7 @@ describe('npm run cluster', () => {
     );
   });
 
-  it("runs a pod with netpin.io/pool and netpin.io/egress-rate: Running, with netpin's annotations and the rate on its qdisc", async () => {
+  it("runs a pod with netpin.io/pool and netpin.io/egress-rate: Running on netpin's address, with the rate on its qdisc", async () => {
     const pod = {
       apiVersion: 'v1',
       kind: 'Pod',
@@ -141,7 +141,7 @@ describe('npm run cluster', () => {
       async () => {
         const p = JSON.parse(await kubectl(['-n', 'demo', 'get', 'pod', 'web', '-o', 'json'])) as {
           metadata: { uid: string; annotations?: Record<string, string> };
-          status?: { phase?: string };
+          status?: { phase?: string; podIP?: string };
         };
         return p.status?.phase === 'Running' ? p : undefined;
       },
@@ -150,8 +150,11 @@ describe('npm run cluster', () => {
     );
     const a = running.metadata.annotations ?? {};
     const allocated = a['netpin.io/allocated'];
-    expect(allocated).toMatch(/^10\.60\.0\.\d+$/);
-    expect(JSON.parse(a['cni.projectcalico.org/ipAddrs'] ?? '[]')).toEqual([allocated]);
+    expect(allocated).toMatch(/^10\.244\.60\.\d+$/);
+    // The default --cni is netpin-ipam: the node's CNI gave the pod netpin's address, as `get -o wide` shows.
+    expect(running.status?.podIP).toBe(allocated);
+    const wide = await kubectl(['-n', 'demo', 'get', 'pod', 'web', '-o', 'wide', '--no-headers']);
+    expect(wide.split(/\s+/)).toContain(allocated);
     expect(a['kubernetes.io/egress-bandwidth']).toBe('10M');
     expect(await podShaping(running.metadata.uid)).toMatchObject({ egress: '10Mbit' });
   });

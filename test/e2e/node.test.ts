@@ -1,14 +1,15 @@
 // netpin on a real node: its own image, installed by helm, its webhooks reached in-cluster, and
 // pods that kubelet really starts, probes, rolls and terminates. The node's CNI is the reference
-// bridge plugin with host-local IPAM, so pod IPs come from the bridge range, not from netpin:
-// what is proven here is everything up to a CNI reading netpin's address annotations (which
-// netpin writes in the Calico dialect, checked through the annotations).
+// bridge plugin with netpin-ipam as its IPAM (host-local behind it for pods netpin gives no address),
+// installed by the chart's DaemonSet: every pod netpin addresses must run with exactly that address
+// (status.podIP), and be reached on it.
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CoreV1Event, V1Pod, V1PodSpec } from '@kubernetes/client-node';
 import { startControlPlane, type ControlPlane } from '../../harness/controlplane.js';
 import {
   apiMessage,
-  calicoIps,
   clients,
   createNamespace,
   createPool,
@@ -18,7 +19,14 @@ import {
   type Clients,
 } from '../../harness/cluster.js';
 import { installNetpin, removeNetpinImage, type Installed } from '../../harness/install.js';
-import { APP_IMAGE, APP_PORT, nodeControlPlaneOptions, startNode, type Node } from '../../harness/node.js';
+import {
+  APP_IMAGE,
+  APP_PORT,
+  nodeControlPlaneOptions,
+  POOL_SUBNETS,
+  startNode,
+  type Node,
+} from '../../harness/node.js';
 
 const NS = 'shop';
 const PLAIN = 'plain';
@@ -61,6 +69,26 @@ async function readyPod(name: string, namespace = NS): Promise<V1Pod> {
   );
 }
 
+/** netpin.io/allocated, for pods that may not run yet or any more. */
+const allocatedIps = (pod: V1Pod): string[] =>
+  (pod.metadata?.annotations?.['netpin.io/allocated'] ?? '').split(',').filter(Boolean);
+
+/**
+ * The address netpin gave a running pod, once the node agrees: status.podIPs (what the CNI really
+ * configured, as kubelet reports it) must be netpin.io/allocated, address for address.
+ */
+function netpinIps(pod: V1Pod): string[] {
+  const allocated = allocatedIps(pod);
+  const running = (pod.status?.podIPs ?? []).map((x) => x.ip);
+  expect(running, `pod ${pod.metadata?.name}: status.podIPs against netpin.io/allocated`).toEqual(allocated);
+  expect(pod.status?.podIP).toBe(allocated[0]);
+  return allocated;
+}
+
+/** A netpin IPPool on this node: in the bridge's subnet, which gives its addresses their prefix and gateway. */
+const nodePool = (name: string, spec: Record<string, unknown>) =>
+  createPool(c, name, { ...spec, subnets: POOL_SUBNETS });
+
 async function sandboxFailures(namespace: string): Promise<CoreV1Event[]> {
   return (await c.core.listNamespacedEvent({ namespace })).items.filter((e) => e.reason === 'FailedCreatePodSandBox');
 }
@@ -70,11 +98,11 @@ beforeAll(async () => {
   node = await startNode(cp);
   c = clients(cp.kubeconfigPath);
   const started = Date.now();
-  netpin = await installNetpin(cp, node, { cni: 'calico', claimGraceSeconds: GRACE_SECONDS });
+  netpin = await installNetpin(cp, node, { cni: 'netpin-ipam', claimGraceSeconds: GRACE_SECONDS });
   process.stderr.write(`node: netpin installed and Ready in ${Date.now() - started} ms\n`);
   await createNamespace(c, NS, { 'netpin.io/enabled': 'true' });
   await createNamespace(c, PLAIN);
-  await createPool(c, 'web', { cidr: '10.60.0.0/24' });
+  await nodePool('web', { cidr: '10.244.60.0/24' });
 });
 
 afterAll(async () => {
@@ -99,6 +127,62 @@ describe('netpin installed by helm on the node', () => {
         runAsNonRoot: true,
       });
     }
+  });
+});
+
+describe('addresses on the node', () => {
+  /** GET from the test process, which reaches pods through the bridge's address in their subnet. */
+  const get = async (url: string) => {
+    const r = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+    return { status: r.status, body: await r.text() };
+  };
+
+  it("installs netpin-ipam with the chart's DaemonSet, where containerd looks first", async () => {
+    const sets = (await c.apps.listNamespacedDaemonSet({ namespace: netpin.namespace })).items;
+    expect(sets.map((d) => [d.status?.desiredNumberScheduled, d.status?.numberReady])).toEqual([[1, 1]]);
+    const installed = await fsp.stat(path.join(node.cniDir, 'netpin-ipam'));
+    expect(installed.isFile() && (installed.mode & 0o111) !== 0).toBe(true);
+  });
+
+  it('runs a pool pod and a fixed-address pod with exactly the addresses netpin gave, and one reaches the other on it', async () => {
+    for (const [name, annotations] of [
+      ['pooled', { 'netpin.io/pool': 'web' }],
+      ['fixed', { 'netpin.io/ip': '10.244.60.77' }],
+    ] as const) {
+      await c.core.createNamespacedPod({ namespace: NS, body: { metadata: { name, annotations }, spec: appSpec() } });
+    }
+    const pooled = netpinIps(await readyPod('pooled'));
+    const fixed = netpinIps(await readyPod('fixed'));
+    expect(fixed).toEqual(['10.244.60.77']);
+    expect(pooled[0]).toMatch(/^10\.244\.60\./);
+    // From pooled's own network namespace to fixed's pinned address: the app there answers with its hostname.
+    const via = await get(
+      `http://${pooled[0]}:${APP_PORT}/fetch?url=${encodeURIComponent(`http://${fixed[0]}:${APP_PORT}/hello`)}`,
+    );
+    expect(via).toEqual({ status: 200, body: 'fixed /hello\n' });
+  });
+
+  it("gives a pod outside opted-in namespaces host-local's address, and runs it", async () => {
+    await c.core.createNamespacedPod({ namespace: PLAIN, body: { metadata: { name: 'local' }, spec: appSpec() } });
+    const pod = await readyPod('local', PLAIN);
+    expect(pod.metadata?.annotations?.['netpin.io/allocated']).toBeUndefined();
+    const last = Number(pod.status?.podIP?.split('.')[3]);
+    expect(pod.status?.podIP).toMatch(/^10\.244\.0\.\d+$/);
+    expect(last >= 2 && last <= 254).toBe(true);
+  });
+
+  it('gives a dual-stack pod both of its addresses, and it is reached on its IPv6 one', async () => {
+    const disabled = await fsp.readFile('/proc/sys/net/ipv6/conf/default/disable_ipv6', 'utf8').catch(() => '1');
+    expect(disabled.trim(), 'this test needs IPv6 in the kernel (net.ipv6.conf.default.disable_ipv6 = 0)').toBe('0');
+    await nodePool('dual', { ranges: ['10.244.63.0/24', 'fd00:244::63:0/112'] });
+    await c.core.createNamespacedPod({
+      namespace: NS,
+      body: { metadata: { name: 'dual', annotations: { 'netpin.io/pool': 'dual' } }, spec: appSpec() },
+    });
+    const ips = netpinIps(await readyPod('dual'));
+    expect(ips).toHaveLength(2);
+    expect(ips[1]).toMatch(/^fd00:244::63:/);
+    expect(await get(`http://[${ips[1]}]:${APP_PORT}/healthz`)).toEqual({ status: 200, body: 'ok\n' });
   });
 });
 
@@ -148,7 +232,7 @@ describe('rates', () => {
         (e: unknown) => e,
       );
     expect(apiMessage(err)).toContain(
-      'kubernetes.io/egress-bandwidth (CNI Calico): "10Mbps" is not a Kubernetes quantity, so containerd would refuse the pod sandbox',
+      'kubernetes.io/egress-bandwidth (CNI netpin-ipam): "10Mbps" is not a Kubernetes quantity, so containerd would refuse the pod sandbox',
     );
   });
 });
@@ -156,7 +240,7 @@ describe('rates', () => {
 describe('a StatefulSet of 3, OrderedReady, with a readiness probe', () => {
   const ips = () =>
     podsWithPrefix(c, NS, 'db-').then((pods) =>
-      pods.sort((a, b) => ordinal(a) - ordinal(b)).map((p) => calicoIps(p)[0]),
+      pods.sort((a, b) => ordinal(a) - ordinal(b)).map((p) => netpinIps(p)[0]),
     );
   const ordinal = (p: V1Pod) => Number(p.metadata!.name!.split('-').pop());
   const allReady = (n: number, revision?: string) =>
@@ -175,7 +259,7 @@ describe('a StatefulSet of 3, OrderedReady, with a readiness probe', () => {
     );
 
   it("keeps each ordinal's address through deletion, a rolling update and scaling 3 → 1 → 3", async () => {
-    await createPool(c, 'db', { cidr: '10.61.0.0/24' });
+    await nodePool('db', { cidr: '10.244.61.0/24' });
     await c.apps.createNamespacedStatefulSet({
       namespace: NS,
       body: {
@@ -193,7 +277,7 @@ describe('a StatefulSet of 3, OrderedReady, with a readiness probe', () => {
     });
     await allReady(3);
     const first = await ips();
-    expect(first).toEqual(['10.61.0.1', '10.61.0.2', '10.61.0.3']);
+    expect(first).toEqual(['10.244.61.1', '10.244.61.2', '10.244.61.3']);
 
     const old = await c.core.readNamespacedPod({ name: 'db-1', namespace: NS });
     await c.core.deleteNamespacedPod({ name: 'db-1', namespace: NS });
@@ -206,7 +290,7 @@ describe('a StatefulSet of 3, OrderedReady, with a readiness probe', () => {
       120_000,
       250,
     );
-    expect(calicoIps(again)).toEqual(['10.61.0.2']);
+    expect(netpinIps(again)).toEqual(['10.244.61.2']);
 
     await c.apps.patchNamespacedStatefulSet({
       name: 'db',
@@ -240,19 +324,19 @@ describe('a StatefulSet of 3, OrderedReady, with a readiness probe', () => {
     const err = await c.core
       .createNamespacedPod({
         namespace: NS,
-        body: { metadata: { name: 'thief', annotations: { 'netpin.io/ip': '10.61.0.2' } }, spec: appSpec() },
+        body: { metadata: { name: 'thief', annotations: { 'netpin.io/ip': '10.244.61.2' } }, spec: appSpec() },
       })
       .then(
         () => undefined,
         (e: unknown) => e,
       );
-    expect(apiMessage(err)).toContain('10.61.0.2 is held by StatefulSet shop/db (ordinal 1)');
+    expect(apiMessage(err)).toContain('10.244.61.2 is held by StatefulSet shop/db (ordinal 1)');
   });
 });
 
 describe('a Deployment of 5 rolled out with RollingUpdate', () => {
   it('never hands an address to a new pod while the pod that held it terminates, and frees every old one', async () => {
-    await createPool(c, 'roll', { cidr: '10.62.0.0/24' });
+    await nodePool('roll', { cidr: '10.244.62.0/24' });
     const pods = () => podsWithPrefix(c, NS, 'roll-', true);
     // Each pod takes 6 s to stop after SIGTERM: the rollout overlaps terminating and new pods.
     await c.apps.createNamespacedDeployment({
@@ -278,7 +362,7 @@ describe('a Deployment of 5 rolled out with RollingUpdate', () => {
       120_000,
       500,
     );
-    const oldIps = new Set(before.map((p) => calicoIps(p)[0]!));
+    const oldIps = new Set(before.map((p) => netpinIps(p)[0]!));
 
     await c.apps.patchNamespacedDeployment({
       name: 'roll',
@@ -293,10 +377,10 @@ describe('a Deployment of 5 rolled out with RollingUpdate', () => {
         const now = await pods();
         const terminating = now.filter((p) => p.metadata?.deletionTimestamp);
         sawTerminating ||= terminating.length > 0;
-        const held = new Map(terminating.map((p) => [calicoIps(p)[0], p.metadata!.name!]));
+        const held = new Map(terminating.map((p) => [allocatedIps(p)[0], p.metadata!.name!]));
         for (const p of now.filter((x) => !x.metadata?.deletionTimestamp)) {
-          const other = held.get(calicoIps(p)[0]);
-          if (other) overlaps.push(`${p.metadata!.name} got ${calicoIps(p)[0]} while ${other} was terminating`);
+          const other = held.get(allocatedIps(p)[0]);
+          if (other) overlaps.push(`${p.metadata!.name} got ${allocatedIps(p)[0]} while ${other} was terminating`);
         }
         const fresh = now.filter((p) => p.metadata?.labels?.rev === '2');
         return now.length === 5 && fresh.length === 5 && fresh.every(isReady) ? true : undefined;
@@ -306,8 +390,9 @@ describe('a Deployment of 5 rolled out with RollingUpdate', () => {
     );
     expect(sawTerminating).toBe(true);
     expect(overlaps).toEqual([]);
+    for (const p of (await pods()).filter(isReady)) netpinIps(p);
 
-    const live = new Set((await pods()).map((p) => calicoIps(p)[0]!));
+    const live = new Set((await pods()).map((p) => allocatedIps(p)[0]!));
     expect([...live].filter((ip) => oldIps.has(ip))).toEqual([]);
     // Once the old pods are gone, their addresses are released: the claims are the live pods'.
     await waitFor(
@@ -333,7 +418,7 @@ describe('a one-replica Recreate Deployment with netpin.io/ip', () => {
           strategy: { type: 'Recreate' },
           selector: { matchLabels: { app: 'solo' } },
           template: {
-            metadata: { labels: { app: 'solo' }, annotations: { 'netpin.io/ip': '10.62.0.200' } },
+            metadata: { labels: { app: 'solo' }, annotations: { 'netpin.io/ip': '10.244.62.200' } },
             spec: appSpec('2s', 30),
           },
         },
@@ -360,9 +445,9 @@ describe('a one-replica Recreate Deployment with netpin.io/ip', () => {
       180_000,
       250,
     );
-    expect(calicoIps(next)).toEqual(['10.62.0.200']);
+    expect(netpinIps(next)).toEqual(['10.244.62.200']);
     process.stderr.write(
-      `node: 10.62.0.200 passed from the old pod to the new, Ready, in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
+      `node: 10.244.62.200 passed from the old pod to the new, Ready, in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
     );
   });
 });
@@ -394,7 +479,7 @@ describe('while netpin loses a replica', () => {
       120_000,
       500,
     );
-    const ips = (await podsWithPrefix(c, NS, 'burst-')).map((p) => calicoIps(p)[0]);
+    const ips = (await podsWithPrefix(c, NS, 'burst-')).map((p) => allocatedIps(p)[0]);
     expect(new Set(ips).size).toBe(20);
   });
 });

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the test node (kubelet, kube-scheduler, kubectl, containerd, ctr,
-# containerd-shim-runc-v2, runc, the CNI reference plugins) and its OCI image archives
+# containerd-shim-runc-v2, runc, the CNI reference plugins, netpin's netpin-ipam) and its OCI image archives
 # from the Go tools modules next to this script, and caches them outside the repository.
 # Only missing binaries are built; re-running is cheap. See
 # the comments below for why each piece is built the way it is.
@@ -123,5 +123,25 @@ else
 	find "$root/images" -mindepth 1 -maxdepth 1 ! -name "$(basename "$imgdir")" -exec rm -rf {} +
 fi
 ln -sfn "$imgdir" "$target/images"
+
+# netpin's own IPAM plugin, from netpin-ipam/ at the top of the repository: keyed by its sources like
+# the images, so an edit rebuilds it. The node's conflist names it; the chart's DaemonSet installs the
+# image's copy into a directory containerd searches first.
+ipam_src="$here/../../netpin-ipam"
+[[ -x "$ipam_src/build.sh" ]] || { echo "build.sh: $ipam_src/build.sh is missing" >&2; exit 1; }
+ipam_key="$(cd "$ipam_src" && find . -type f \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' -o -name build.sh \) -print0 |
+	LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)"
+ipam_out="$root/netpin-ipam/$ipam_key/netpin-ipam"
+if have "$ipam_out"; then
+	echo "netpin-ipam: cached $ipam_out"
+else
+	start=$SECONDS
+	rm -rf "$root/netpin-ipam"
+	mkdir -p "$(dirname "$ipam_out")"
+	"$ipam_src/build.sh" "$ipam_out.tmp" || { rm -f "$ipam_out.tmp"; echo "build.sh: building netpin-ipam failed" >&2; exit 1; }
+	mv -f "$ipam_out.tmp" "$ipam_out"
+	echo "netpin-ipam: built $ipam_out ($((SECONDS - start))s)"
+fi
+ln -sfn "$ipam_out" "$target/netpin-ipam"
 
 echo "$target"

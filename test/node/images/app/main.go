@@ -1,12 +1,14 @@
 // app is the test node's workload: it serves HTTP on $PORT (default 8080) so that
 // readiness and liveness probes have something real to hit, and exits cleanly on SIGTERM,
-// after $TERM_DELAY (a Go duration, default none) so that tests can watch a pod terminate.
+// after $TERM_DELAY (a Go duration, default none) so that tests can watch a pod terminate. It also
+// fetches a URL on request (/fetch), for tests of traffic from one pod to another.
 package main
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -26,6 +28,18 @@ func main() {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
+	})
+	// GET /fetch?url=<url>: the pod itself fetches the URL, so a test reaches one pod from another's network.
+	client := &http.Client{Timeout: 3 * time.Second}
+	mux.HandleFunc("/fetch", func(w http.ResponseWriter, r *http.Request) {
+		resp, err := client.Get(r.URL.Query().Get("url"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		w.WriteHeader(resp.StatusCode)
+		_, _ = io.Copy(w, io.LimitReader(resp.Body, 64<<10))
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "%s %s\n", host, r.URL.Path)
