@@ -13,12 +13,12 @@ export const POD_CIDR = '10.244.0.0/16';
 /** What host-local hands out: pods netpin gives no address, such as netpin's own. */
 export const HOST_LOCAL_RANGE = { start: '10.244.0.2', end: '10.244.0.254' };
 /** The IPv6 subnet netpin's dual-stack pools lie in; the bridge plugin adds its gateway to the bridge. */
-export const POD_CIDR_V6 = 'fd00:244::/64';
+const POD_CIDR_V6 = 'fd00:244::/64';
 /** Our own bridge name, so that a host's cni0 is never touched. */
 export const BRIDGE = 'netpin0';
 /** The bridge's address, the pods' gateway; the host side of the pod network. */
 export const GATEWAY = '10.244.0.1';
-export const GATEWAY_V6 = 'fd00:244::1';
+const GATEWAY_V6 = 'fd00:244::1';
 /** spec.subnets of a netpin IPPool on this node: the bridge's subnets and gateways. */
 export const POOL_SUBNETS = [
   { cidr: POD_CIDR, gateway: GATEWAY },
