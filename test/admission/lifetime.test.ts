@@ -85,6 +85,30 @@ describe('a running pod keeps what netpin gave it', () => {
     }
   });
 
+  // netpin-ipam reads both at every sandbox it sets up: a node reboot or a crashed sandbox would give
+  // the pod whatever they say then.
+  it.each<[string, (m: { annotations: Record<string, string>; labels: Record<string, string> }) => void, string]>([
+    [
+      'changing netpin.io/ipam',
+      (m) => (m.annotations['netpin.io/ipam'] = '[{"address":"10.20.0.8/24","gateway":"10.20.0.1"}]'),
+      'netpin.io/ipam',
+    ],
+    ['removing netpin.io/ipam', (m) => delete m.annotations['netpin.io/ipam'], 'netpin.io/ipam'],
+    [
+      'changing netpin.io/allocated',
+      (m) => (m.annotations['netpin.io/allocated'] = '10.20.0.8'),
+      'netpin.io/allocated',
+    ],
+  ])('refuses %s on netpin-ipam', async (_, change, key) => {
+    const h = await harness({ cni: 'netpin-ipam' });
+    const pod = await created(h, { 'netpin.io/ip': '10.20.0.7' });
+    expect(pod.metadata?.annotations?.['netpin.io/ipam']).toBe('[{"address":"10.20.0.7/24","gateway":"10.20.0.1"}]');
+    for (const endpoint of ['mutate', 'validate'] as const) {
+      const message = denial(await h[endpoint](podUpdate(pod, edit(pod, change))));
+      expect(message).toContain(`${key} (CNI netpin-ipam): cannot change on a running pod`);
+    }
+  });
+
   it("allows what controllers and people change that is not netpin's", async () => {
     const h = await harness();
     const pod = await created(h, { 'netpin.io/pool': 'web' });
