@@ -631,6 +631,20 @@ describe('denials', () => {
       ['is set, but the pod has no netpin.io/ intent'],
     ],
     [
+      'a netpin.io/ipam beside an intent that pins no address, on netpin-ipam',
+      'netpin-ipam',
+      [],
+      podCreate({
+        name: 'a',
+        annotations: {
+          'netpin.io/egress-rate': '10M',
+          'netpin.io/ipam': '[{"address":"10.20.0.9/24","gateway":"10.20.0.1"}]',
+        },
+      }),
+      'netpin.io/ipam',
+      ['is written by hand'],
+    ],
+    [
       'a netpin.io/ipam beside an intent that disagrees with it, on netpin-ipam',
       'netpin-ipam',
       [],
