@@ -103,7 +103,8 @@ export interface Node {
  * StartOptions that a control plane needs to serve a real node (dataplane.md "A working
  * configuration"): the Node authorizer for the kubelet's identity, an apiserver-to-kubelet
  * client cert for logs/exec, apiserver -> pod IPs for webhooks behind Services, and the
- * node-lifecycle-controller, without which the not-ready taint never leaves.
+ * node-lifecycle-controller, without which the not-ready taint never leaves; the daemonset-controller
+ * for the chart's DaemonSet.
  */
 export function nodeControlPlaneOptions(base: StartOptions = {}): StartOptions {
   const controllers = [...(base.controllers ?? DEFAULT_CONTROLLERS)];
@@ -115,6 +116,8 @@ export function nodeControlPlaneOptions(base: StartOptions = {}): StartOptions {
     'root-ca-certificate-publisher-controller',
     'endpoints-controller',
     'endpointslice-controller',
+    // The chart's DaemonSet that installs netpin-ipam on the node.
+    'daemonset-controller',
   ]) {
     if (!controllers.includes(c)) controllers.push(c);
   }
