@@ -17,19 +17,11 @@ import (
 // cmdAdd returns the pod's netpin addresses, or the delegate's result for a
 // pod without one.
 func cmdAdd(args *skel.CmdArgs) error {
-	conf, err := loadConf(args.StdinData)
+	conf, addrs, delegated, err := loadPod(args)
 	if err != nil {
 		return err
 	}
-	addrs, err := conf.podAddresses()
-	if err != nil {
-		return err
-	}
-	if len(addrs) == 0 {
-		delegated, err := delegateStdin(args.StdinData, conf.Delegate)
-		if err != nil {
-			return err
-		}
+	if delegated != nil {
 		result, err := invoke.DelegateAdd(context.TODO(), conf.DelegateType, delegated, nil)
 		if err != nil {
 			return delegateError("ADD", conf.DelegateType, err)
@@ -37,6 +29,21 @@ func cmdAdd(args *skel.CmdArgs) error {
 		return types.PrintResult(result, conf.CNIVersion)
 	}
 	return types.PrintResult(netpinResult(conf, addrs), conf.CNIVersion)
+}
+
+// loadPod reads the config and the pod's netpin addresses; for a pod without
+// any, it returns instead the config its delegate is to be called with.
+func loadPod(args *skel.CmdArgs) (*pluginConf, []podAddress, []byte, error) {
+	conf, err := loadConf(args.StdinData)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	addrs, err := conf.podAddresses()
+	if err != nil || len(addrs) > 0 {
+		return conf, addrs, nil, err
+	}
+	delegated, err := delegateStdin(args.StdinData, conf.Delegate)
+	return conf, nil, delegated, err
 }
 
 // podAddresses are the pod's netpin addresses from the annotations in
@@ -91,19 +98,11 @@ func cmdDel(args *skel.CmdArgs) error {
 // cmdCheck verifies a netpin-addressed pod's addresses in prevResult and on
 // the interface; a delegated pod's CHECK is the delegate's.
 func cmdCheck(args *skel.CmdArgs) error {
-	conf, err := loadConf(args.StdinData)
+	conf, addrs, delegated, err := loadPod(args)
 	if err != nil {
 		return err
 	}
-	addrs, err := conf.podAddresses()
-	if err != nil {
-		return err
-	}
-	if len(addrs) == 0 {
-		delegated, err := delegateStdin(args.StdinData, conf.Delegate)
-		if err != nil {
-			return err
-		}
+	if delegated != nil {
 		if err := invoke.DelegateCheck(context.TODO(), conf.DelegateType, delegated, nil); err != nil {
 			return delegateError("CHECK", conf.DelegateType, err)
 		}
