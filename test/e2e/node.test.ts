@@ -31,6 +31,8 @@ import {
 const NS = 'shop';
 const PLAIN = 'plain';
 const GRACE_SECONDS = 5;
+/** netpin's own replicas, not the pods of its ipam-plugin DaemonSet beside them. */
+const REPLICAS = 'app.kubernetes.io/name=netpin';
 
 let cp: ControlPlane;
 let node: Node;
@@ -117,7 +119,7 @@ afterAll(async () => {
 
 describe('netpin installed by helm on the node', () => {
   it('runs two Ready replicas from its own image, as the non-root user, on a read-only root', async () => {
-    const pods = (await c.core.listNamespacedPod({ namespace: netpin.namespace })).items;
+    const pods = (await c.core.listNamespacedPod({ namespace: netpin.namespace, labelSelector: REPLICAS })).items;
     expect(pods).toHaveLength(2);
     for (const p of pods) {
       expect(isReady(p)).toBe(true);
@@ -454,7 +456,7 @@ describe('a one-replica Recreate Deployment with netpin.io/ip', () => {
 
 describe('while netpin loses a replica', () => {
   it('admits every pod of a burst', async () => {
-    const replicas = (await c.core.listNamespacedPod({ namespace: netpin.namespace })).items;
+    const replicas = (await c.core.listNamespacedPod({ namespace: netpin.namespace, labelSelector: REPLICAS })).items;
     const creations = Array.from({ length: 20 }, (_, i) =>
       c.core.createNamespacedPod({
         namespace: NS,
@@ -471,9 +473,9 @@ describe('while netpin loses a replica', () => {
     await waitFor(
       'two netpin replicas Ready again',
       async () => {
-        const p = (await c.core.listNamespacedPod({ namespace: netpin.namespace })).items.filter(
-          (x) => !x.metadata?.deletionTimestamp,
-        );
+        const p = (
+          await c.core.listNamespacedPod({ namespace: netpin.namespace, labelSelector: REPLICAS })
+        ).items.filter((x) => !x.metadata?.deletionTimestamp);
         return p.length === 2 && p.every(isReady) ? true : undefined;
       },
       120_000,
