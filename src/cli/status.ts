@@ -187,13 +187,7 @@ export function poolDetail(input: StatusInput, pool: Pool, now: number): string 
     .sort((a, b) =>
       a.ip.family !== b.ip.family ? (a.ip.family === 'ipv4' ? -1 : 1) : a.ip.n < b.ip.n ? -1 : a.ip.n > b.ip.n ? 1 : 0,
     )
-    .map((h) => [
-      h.ip.text,
-      h.owner,
-      h.ordinal,
-      h.since === undefined ? '-' : formatAge(now - h.since),
-      h.podExists ? 'yes' : 'no',
-    ]);
+    .map((h) => [h.ip.text, h.owner, h.ordinal, h.since === undefined ? '-' : formatAge(now - h.since), h.pod]);
   lines.push(rows.length === 0 ? 'No address is held.' : table(['ADDRESS', 'OWNER', 'ORDINAL', 'AGE', 'POD'], rows));
   if (rows.length) lines.push('', namespaceTable(input, pool));
   return lines.join('\n');
@@ -205,7 +199,8 @@ interface Holder {
   ordinal: string;
   /** When claimed (or handed out again to the same owner); undefined for a pod without a claim. */
   since?: number;
-  podExists: boolean;
+  /** Whether its pod exists: `finished` for a Succeeded or Failed one, which holds nothing by itself. */
+  pod: 'yes' | 'no' | 'finished';
 }
 
 /** The pool's claims, and the addresses of it that pods use without a claim. */
@@ -219,16 +214,21 @@ function holders(input: StatusInput, pool: Pool): Holder[] {
     const ip = c.ip.toString();
     claimed.add(ip);
     const o = c.owner;
-    const podExists =
+    const named = (name: string) => {
+      const p = pods.get(`${o.namespace}/${name}`);
+      return p ? (p.finished ? 'finished' : 'yes') : 'no';
+    };
+    const shows = (uses: (p: PodRecord) => boolean) => (inNamespace(o.namespace, uses) ? 'yes' : 'no');
+    // A claim made before its pod had a name: the pod shows the address.
+    const pod =
       o.kind === 'StatefulSet'
-        ? pods.has(`${o.namespace}/${o.name}-${o.ordinal}`)
+        ? named(`${o.name}-${o.ordinal}`)
         : o.kind === 'Egress'
-          ? inNamespace(o.namespace, (p) => p.egress.includes(ip))
-          : // A claim made before its pod had a name: the pod shows the address.
-            o.name === ''
-            ? inNamespace(o.namespace, (p) => p.addresses.includes(ip))
-            : pods.has(`${o.namespace}/${o.name}`);
-    out.push({ ip: addressKey(c.ip), owner: describeHolder(o), ordinal: ordinalOf(o), since: c.createdAt, podExists });
+          ? shows((p) => p.egress.includes(ip))
+          : o.name === ''
+            ? shows((p) => p.addresses.includes(ip))
+            : named(o.name);
+    out.push({ ip: addressKey(c.ip), owner: describeHolder(o), ordinal: ordinalOf(o), since: c.createdAt, pod });
   }
   for (const pod of input.pods) {
     for (const text of inUse(pod)) {
@@ -238,7 +238,7 @@ function holders(input: StatusInput, pool: Pool): Holder[] {
         ip: addressKey(ip),
         owner: `Pod/${pod.namespace}/${pod.name} (no claim)`,
         ordinal: '-',
-        podExists: true,
+        pod: 'yes',
       });
     }
   }

@@ -37,6 +37,11 @@ export interface PodRecord {
    * annotations there), `unforged` elsewhere. Absent (records made by hand): all of `addresses`.
    */
   inUse?: string[];
+  /**
+   * Succeeded or Failed: its sandbox is torn down, so it holds nothing, not even by its name, though
+   * the object may linger (a Job's pods until their TTL). Absent: live.
+   */
+  finished?: boolean;
 }
 
 /** A pod whose containers have all ended has given its addresses back: the runtime tore its sandbox down. */
@@ -154,6 +159,7 @@ export function podRecord(pod: V1Pod, addressKeys: readonly string[], optedIn = 
     egress: live ? podEgress(pod) : [],
     unforged,
     inUse: optedIn ? addresses : unforged,
+    ...(!live && { finished: true }),
   };
 }
 

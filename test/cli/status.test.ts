@@ -153,6 +153,13 @@ describe('netpin status --pool', () => {
     expect(text).not.toContain('squatter');
   });
 
+  it('says a pod whose containers have all ended is finished: it holds nothing, and the reconciler will release its claim', () => {
+    const done = { ...pod('shop', 'solo'), finished: true };
+    const pods = [...input.pods.filter((p) => p.name !== 'solo'), done];
+    const rows = cells(poolDetail({ ...input, pods }, web, NOW).split('\n\n')[1]!);
+    expect(rows.find((r) => r[0] === '10.50.0.20')).toEqual(['10.50.0.20', 'Pod/shop/solo', '-', '2h', 'finished']);
+  });
+
   it('shows an egress address by the workload that holds it, and its pods by the address they show', () => {
     const rows = cells(poolDetail(input, out, NOW).split('\n\n')[1]!);
     expect(rows[1]).toEqual(['10.90.0.1', 'Deployment/shop/api (egress)', '-', '60s', 'yes']);

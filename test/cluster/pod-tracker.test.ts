@@ -98,7 +98,15 @@ describe('what a pod outside opted-in namespaces holds against others', () => {
 
   it('nothing once the pod has ended', () => {
     const ended = pod('p', { nodeName: 'node-1', phase: 'Succeeded', podIPs: ['10.9.0.7'] });
-    expect(podRecord(ended, KEYS, false)).toMatchObject({ addresses: [], unforged: [], inUse: [], egress: [] });
+    expect(podRecord(ended, KEYS, false)).toMatchObject({
+      addresses: [],
+      unforged: [],
+      inUse: [],
+      egress: [],
+      finished: true,
+    });
+    expect(podRecord(pod('p', { phase: 'Failed' }), KEYS, true).finished).toBe(true);
+    expect(podRecord(pod('p', { phase: 'Running' }), KEYS, true).finished).toBeUndefined();
   });
 });
 

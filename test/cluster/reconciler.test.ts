@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { podAddresses, type PodRecord } from '../../src/cluster/pod-tracker.js';
+import { podAddresses, podRecord, type PodRecord } from '../../src/cluster/pod-tracker.js';
 import {
   holds,
   kubeReconcilerApi,
@@ -1240,5 +1240,60 @@ describe('egress sightings', () => {
     h.clock.now = NOW + 139_500;
     await h.reconciler.round();
     expect(h.held('192.168.9.5')).toBeUndefined();
+  });
+});
+
+describe("a finished pod (Succeeded or Failed) whose object lingers, as a Job's does until its TTL", () => {
+  const keys = ['cni.projectcalico.org/ipAddrs'];
+  /** The pod as the watch and the API server give it: its annotations and name stay once it has ended. */
+  const ended = (name: string, phase: string, uid = `uid-${name}`): PodRecord =>
+    podRecord(
+      {
+        metadata: {
+          name,
+          namespace: 'shop',
+          uid,
+          annotations: { 'netpin.io/allocated': '10.0.0.5', [keys[0]!]: '["10.0.0.5"]' },
+        },
+        spec: { nodeName: 'node-1', containers: [] },
+        status: { phase, podIPs: [{ ip: '10.0.0.5' }] },
+      },
+      keys,
+      true,
+    );
+
+  it('holds its claim neither by address nor by name', () => {
+    const claim: Claim = { ...named, ip: v4('10.0.0.5'), owner: owned('backup-28301-abcde') };
+    expect(holds(ended('backup-28301-abcde', 'Running'), claim)).toBe(true);
+    expect(holds(ended('backup-28301-abcde', 'Succeeded'), claim)).toBe(false);
+    expect(holds(ended('backup-28301-abcde', 'Failed'), claim)).toBe(false);
+  });
+
+  it('keeps a StatefulSet ordinal by name: the StatefulSet replaces a failed pod under that name', () => {
+    const claim: Claim = { ...ordinal, ip: v4('10.0.0.5') };
+    expect(holds(ended('db-1', 'Failed'), claim)).toBe(true);
+    expect(staleClaims([claim], [ended('db-1', 'Failed')], () => false, NOW, GRACE)).toEqual([]);
+  });
+
+  it('has its claim released by the sweep once past the grace period, the API server agreeing, while the pod stays', async () => {
+    const h = harness();
+    const c = h.claim('10.0.0.5', owned('backup-28301-abcde'));
+    const young = h.claim('10.0.0.6', owned('young-xyz'), NOW - 1);
+    const done = ended('backup-28301-abcde', 'Succeeded');
+    h.watched.push(done, ended('young-xyz', 'Failed'));
+    h.stored.push(done, ended('young-xyz', 'Failed'));
+    expect(await h.reconciler.sweep()).toEqual([c]);
+    expect(h.held('10.0.0.5')).toBeUndefined();
+    // Within its grace period, a claim waits whatever its pod shows.
+    expect(h.held('10.0.0.6')).toBe(young);
+  });
+
+  it('keeps the claim when the API server shows the pod still running, whatever the watch said', async () => {
+    const h = harness();
+    h.claim('10.0.0.5', owned('backup-28301-abcde'));
+    h.watched.push(ended('backup-28301-abcde', 'Succeeded'));
+    h.stored.push(ended('backup-28301-abcde', 'Running'));
+    expect(await h.reconciler.sweep()).toEqual([]);
+    expect(h.held('10.0.0.5')).toBeDefined();
   });
 });

@@ -12,8 +12,10 @@ export function holds(pod: PodRecord, claim: Claim, ownersClaims: readonly Claim
   // An egress address is held while a pod it was given to lives; what shares it, pods come and go.
   if (o.kind === 'Egress') return pod.egress.includes(claim.ip.toString());
   if (pod.addresses.includes(claim.ip.toString())) return true;
+  // An ordinal's pod keeps it by name, finished or not: the StatefulSet replaces it under that name.
   if (o.kind === 'StatefulSet') return pod.name === `${o.name}-${o.ordinal}`;
-  if (o.name === '' || pod.name !== o.name) return false;
+  // A finished pod never runs again: its name keeps nothing.
+  if (o.name === '' || pod.name !== o.name || pod.finished) return false;
   // By name, unless the pod shows another address of the family that its owner claimed too: then this
   // one was claimed by an earlier admission under the same name whose pod never came (a create
   // retried on a replica that had not seen this claim yet), and the pod does not use it.
