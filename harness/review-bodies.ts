@@ -174,6 +174,70 @@ export const statefulSet = (operation: Operation, f: WorkloadFields & Extra = {}
 export const deployment = (operation: Operation, f: WorkloadFields & Extra = {}) =>
   workloadReview('Deployment', operation, f);
 
+export interface BatchFields {
+  name?: string;
+  namespace?: string;
+  /** The Job's spec.parallelism (a CronJob's jobTemplate's); absent, as the API server defaults it: 1. */
+  parallelism?: number;
+  /** A CronJob's spec.concurrencyPolicy; absent, as the API server defaults it: Allow. */
+  concurrencyPolicy?: 'Allow' | 'Forbid' | 'Replace';
+  /** The pod template's metadata.annotations. */
+  annotations?: Record<string, string>;
+  /** The object's own metadata.annotations. */
+  ownAnnotations?: Record<string, string>;
+}
+
+function jobSpec(f: BatchFields): Record<string, unknown> {
+  return {
+    ...(f.parallelism !== undefined && { parallelism: f.parallelism }),
+    template: {
+      metadata: { ...(f.annotations && { annotations: f.annotations }) },
+      spec: { restartPolicy: 'Never', containers: [{ name: 'app', image: 'app' }] },
+    },
+  };
+}
+
+/** A batch/v1 Job or CronJob review; an UPDATE's oldObject is `old`'s object, else the same object. */
+export function batchReview(
+  kind: 'Job' | 'CronJob',
+  operation: Operation,
+  f: BatchFields & Extra = {},
+  old?: BatchFields,
+): AdmissionReview {
+  const make = (x: BatchFields): KubeObject => ({
+    apiVersion: 'batch/v1',
+    kind,
+    metadata: {
+      name: x.name ?? 'backup',
+      namespace: x.namespace ?? 'shop',
+      ...(x.ownAnnotations && { annotations: x.ownAnnotations }),
+    },
+    spec:
+      kind === 'Job'
+        ? jobSpec(x)
+        : {
+            schedule: '* * * * *',
+            ...(x.concurrencyPolicy && { concurrencyPolicy: x.concurrencyPolicy }),
+            jobTemplate: { spec: jobSpec(x) },
+          },
+  });
+  const object = make(f);
+  return review({
+    kind: { group: 'batch', version: 'v1', kind },
+    operation,
+    namespace: object.metadata!.namespace,
+    name: object.metadata!.name,
+    object,
+    ...(operation === 'UPDATE' && { oldObject: old ? make(old) : object }),
+    ...extra(f),
+  });
+}
+
+export const job = (operation: Operation, f: BatchFields & Extra = {}, old?: BatchFields) =>
+  batchReview('Job', operation, f, old);
+export const cronJob = (operation: Operation, f: BatchFields & Extra = {}, old?: BatchFields) =>
+  batchReview('CronJob', operation, f, old);
+
 /** An IPPool review: `spec` is the new object's, `oldSpec` the stored one's (UPDATE, DELETE). */
 export function ippoolReview(operation: Operation, name: string, spec?: object, oldSpec?: object): AdmissionReview {
   const obj = (s: object | undefined) =>

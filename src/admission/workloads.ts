@@ -104,7 +104,7 @@ async function judge(
   if (!countable(w)) return allowed(warnings);
   const shape: WorkloadShape = { kind: w.kind, replicas: w.replicas, statefulSet: w.kind === 'StatefulSet' };
   // Every check a pod of this template would get at CREATE, so that the controller never loops on refusals.
-  const { checked, problems } = await templateProblems(w, shape, admit);
+  const { checked, problems } = await templateProblems(w.templateAnnotations ?? {}, w.namespace, shape, admit);
   if (!checked) return problems.length ? refused(problems, warnings) : allowed(warnings);
   const was: Was | undefined =
     prior && countable(prior) ? { ...prior, intent: parseIntent(prior.templateAnnotations).intent } : undefined;
@@ -151,17 +151,17 @@ async function judge(
  * What a pod of the template would be refused for at CREATE, found without claiming: the checks
  * pods share (checkAnnotations), and CNI annotations written by hand, against one rendering.
  */
-async function templateProblems(
-  w: Workload,
+export async function templateProblems(
+  annotations: Record<string, string>,
+  namespace: string,
   shape: WorkloadShape,
   admit: Admit,
 ): Promise<{ checked: CheckedIntent | undefined; problems: Problem[] }> {
-  const annotations = w.templateAnnotations ?? {};
   const parsed = parseIntent(annotations);
-  const found = await checkAnnotations(annotations, shape, w.namespace, parsed, admit);
+  const found = await checkAnnotations(annotations, shape, namespace, parsed, admit);
   const { checked } = found;
   if (checked && checked.problems.length === 0) {
-    const placement = await predictedPlacement(annotations, checked, shape, w.namespace, admit);
+    const placement = await predictedPlacement(annotations, checked, shape, namespace, admit);
     const expected = admit.dialect.render(checked.intent, shape, placement).annotations;
     found.problems.push(...handWrittenProblems(annotations, expected, admit.dialect));
   }

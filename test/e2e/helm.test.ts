@@ -120,6 +120,13 @@ const WORKLOAD_RULES = [
     scope: 'Namespaced',
   },
   {
+    apiGroups: ['batch'],
+    apiVersions: ['v1'],
+    operations: ['CREATE', 'UPDATE'],
+    resources: ['jobs', 'cronjobs'],
+    scope: 'Namespaced',
+  },
+  {
     apiGroups: ['apps'],
     apiVersions: ['v1'],
     operations: ['UPDATE'],

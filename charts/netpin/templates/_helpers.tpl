@@ -107,6 +107,12 @@ rules:
     operations: ["CREATE", "UPDATE"]
     resources: ["deployments", "statefulsets"]
     scope: Namespaced
+  # Their pod templates are checked at apply; nothing is claimed for them, their pods claim.
+  - apiGroups: ["batch"]
+    apiVersions: ["v1"]
+    operations: ["CREATE", "UPDATE"]
+    resources: ["jobs", "cronjobs"]
+    scope: Namespaced
   # `kubectl scale` and the HorizontalPodAutoscaler go through the subresource only: netpin checks
   # the new replicas there, and reserves new ordinals in order.
   - apiGroups: ["apps"]
