@@ -198,7 +198,7 @@ function jobSpec(f: BatchFields): Record<string, unknown> {
 }
 
 /** A batch/v1 Job or CronJob review; an UPDATE's oldObject is `old`'s object, else the same object. */
-export function batchReview(
+function batchReview(
   kind: 'Job' | 'CronJob',
   operation: Operation,
   f: BatchFields & Extra = {},
