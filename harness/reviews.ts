@@ -118,7 +118,7 @@ export async function harness(options: HarnessOptions = {}): Promise<Harness> {
   const file = parsePools(options.pools ?? POOLS);
   const ledger = new MemoryLedger(file.pools);
   const cluster = new StaticClusterView();
-  for (const [name, labels] of file.namespaces) cluster.setNamespace(name, labels);
+  for (const [name, labels] of file.namespaces) cluster.setNamespace(name, labels, file.defaults.get(name));
   const deps: AdmissionDeps = {
     dialect: dialectFor(options.cni ?? 'calico'),
     allocator: new Allocator(ledger),

@@ -14,7 +14,8 @@ import {
 } from './checks.js';
 import type { Admit, CheckedIntent } from './context.js';
 import { viewPod, type PodView } from './pod-view.js';
-import { allowed, patched, refused, type Verdict } from './respond.js';
+import { sourced } from './namespace-default.js';
+import { allowed, isRefusal, patched, refused, type Verdict } from './respond.js';
 import type { AdmissionRequest, KubeObject } from './review.js';
 
 /** What a pod is given: where its addresses are, and the claims this request made for it. */
@@ -29,7 +30,14 @@ interface Given {
  * pod must not hold an address, or a controller retrying it drains the pool.
  */
 export async function mutatePodCreate(req: AdmissionRequest, admit: Admit): Promise<Verdict> {
-  const view = viewPod(req, req.object!);
+  const view = viewPod(req, req.object!, admit);
+  const verdict = await mutateView(req, view, admit);
+  if (!isRefusal(verdict) || view.defaulted.length === 0) return verdict;
+  return { ...verdict, problems: sourced(verdict.problems, view.defaulted, view.namespace) };
+}
+
+/** The pod's admission, read with its namespace's defaults: the keys it takes from there are written on it too. */
+async function mutateView(req: AdmissionRequest, view: PodView, admit: Admit): Promise<Verdict> {
   if (!view.hasIntent) {
     const stray = [...strayRecords(view.annotations), ...handWrittenLabels(view.labels, {})];
     return stray.length ? refused(stray) : allowed();
@@ -78,6 +86,7 @@ async function written(
   admit: Admit,
 ): Promise<Verdict> {
   const { pod, annotations } = view;
+  // `annotations`, not the pod's own: a default it took is written on it, so that it keeps it for life.
   const extraLabels = netpinLabels(rendering, placement);
   // A race may have given another address than the prediction; netpin's labels are known only now.
   const conflicts = [
@@ -88,7 +97,7 @@ async function written(
     for (const c of fresh) await admit.ledger.release(c);
     return refused(conflicts);
   }
-  const newAnnotations = { ...pod.metadata?.annotations, ...rendering.annotations };
+  const newAnnotations = { ...annotations, ...rendering.annotations };
   if (placement.addresses) newAnnotations[ALLOCATED_KEY] = formatDual(placement.addresses);
   if (placement.egress) newAnnotations[EGRESS_ALLOCATED_KEY] = formatDual(placement.egress);
   const labels = Object.keys(extraLabels).length ? { ...view.labels, ...extraLabels } : view.labels;

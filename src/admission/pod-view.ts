@@ -7,6 +7,7 @@ import type { ClaimIndex } from '../ipam/claim-index.js';
 import type { Pool } from '../ipam/pool.js';
 import { addressList } from '../net/address.js';
 import type { Admit } from './context.js';
+import { defaultedAnnotations } from './namespace-default.js';
 import type { AdmissionRequest, KubeObject } from './review.js';
 
 /** The StatefulSet a pod names as its controller, its ordinal, and the reference's uid. */
@@ -28,9 +29,11 @@ export interface PodView {
   labels: Record<string, string> | undefined;
   statefulSet: StatefulSetRef | undefined;
   shape: WorkloadShape;
-  /** Whether the pod carries a netpin intent at all. */
+  /** Whether the pod carries a netpin intent at all, its namespace's defaults counted. */
   hasIntent: boolean;
   parsed: ParsedIntent;
+  /** The keys `annotations` took from the namespace's defaults: only a new pod's, in its mutating review. */
+  defaulted: string[];
 }
 
 /** A pod already admitted, as it stands: where its records say its addresses are, and what netpin renders for it. */
@@ -41,18 +44,28 @@ export interface StandingPod extends PodView {
   rendering: Rendering | undefined;
 }
 
-export function viewPod(req: AdmissionRequest, pod: KubeObject): PodView {
-  const annotations = pod.metadata?.annotations ?? {};
+/**
+ * `admit`: read the pod as if it had written its namespace's defaults (a new pod, before netpin wrote
+ * them on it). Without, the pod as it stands: a running pod keeps what it was given, whatever its
+ * namespace's default has become since.
+ */
+export function viewPod(req: AdmissionRequest, pod: KubeObject, admit?: Admit): PodView {
+  const own = pod.metadata?.annotations ?? {};
+  const namespace = namespaceOf(req, pod);
+  const { annotations, defaulted } = admit
+    ? defaultedAnnotations(own, namespace, pod.spec?.hostNetwork === true, admit)
+    : { annotations: own, defaulted: [] };
   const statefulSet = statefulSetOf(pod);
   return {
     pod,
-    namespace: namespaceOf(req, pod),
+    namespace,
     annotations,
     labels: pod.metadata?.labels,
     statefulSet,
     shape: { kind: 'Pod', replicas: 1, statefulSet: statefulSet !== undefined },
     hasIntent: hasIntentKeys(annotations),
     parsed: parseIntent(annotations),
+    defaulted,
   };
 }
 

@@ -66,7 +66,7 @@ export function renderProblems(problems: readonly Problem[], dialect: Dialect, h
 /** "<of>: <key> (CNI <title>): <message>. Fix: <fix>", without what `how` leaves out. */
 function stated(p: Problem, dialect: Dialect, how: Statement): string {
   // A key netpin does not know is the tenant's text too.
-  const key = p.key.length > SHOWN_CHARS ? shown(p.key) : p.key;
+  const key = `${p.key.length > SHOWN_CHARS ? shown(p.key) : p.key}${p.source ? ` (${p.source})` : ''}`;
   const where = how.keyless ? '' : `${how.of ? `${how.of}: ` : ''}${key} (CNI ${dialect.title}): `;
   return `${where}${p.message}. Fix: ${p.fix}`;
 }

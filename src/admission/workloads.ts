@@ -9,8 +9,9 @@ import { SCALE_DOWN_RELEASE, scaleDownRelease } from '../ipam/scale-down.js';
 import { checkAnnotations, handWrittenLabels, handWrittenProblems, placementKeysIn } from './checks.js';
 import type { Admit, CheckedIntent } from './context.js';
 import { quotaProblems, recordReservation, releaseWorkload, reserveOrdinals } from './ordinals.js';
+import { defaultedAnnotations, sourced } from './namespace-default.js';
 import { namespaceOf } from './pod-view.js';
-import { allowed, refused, type Verdict } from './respond.js';
+import { allowed, isRefusal, refused, type Verdict } from './respond.js';
 import type { AdmissionRequest } from './review.js';
 import { addressKey, countable, replicaProblems, type Was, type Workload } from './workload-counts.js';
 import { ledgerProblems, limitProblems, needsMore } from './workload-room.js';
@@ -90,8 +91,37 @@ export async function admitScale(req: AdmissionRequest, admit: Admit, reserve: b
   return judge(w, prior, req, admit, reserve, []);
 }
 
-/** `prior`: the workload as it was before an UPDATE or a scale, undefined at CREATE. */
+/**
+ * The template read as its pods would be at CREATE, with the namespace's defaults where it names no
+ * source of its own; the refusals of a default name the namespace. `prior` is read with the same
+ * defaults: a template that names no source keeps what it had, whatever the namespace's default is.
+ */
 async function judge(
+  w: Workload,
+  prior: WorkloadInfo | undefined,
+  req: AdmissionRequest,
+  admit: Admit,
+  reserve: boolean,
+  warnings: string[],
+): Promise<Verdict> {
+  const of = (info: WorkloadInfo) =>
+    defaultedAnnotations(info.templateAnnotations ?? {}, w.namespace, info.hostNetwork === true, admit);
+  const now = of(w);
+  const before = prior && { ...prior, templateAnnotations: of(prior).annotations };
+  const verdict = await judgeTemplate(
+    { ...w, templateAnnotations: now.annotations },
+    before,
+    req,
+    admit,
+    reserve,
+    warnings,
+  );
+  if (!isRefusal(verdict) || now.defaulted.length === 0) return verdict;
+  return { ...verdict, problems: sourced(verdict.problems, now.defaulted, w.namespace) };
+}
+
+/** `prior`: the workload as it was before an UPDATE or a scale, undefined at CREATE. */
+async function judgeTemplate(
   w: Workload,
   prior: WorkloadInfo | undefined,
   req: AdmissionRequest,

@@ -7,8 +7,9 @@ import type { AdmissionRequest, AdmissionResponse, AdmissionReview, KubeObject }
 import type { CniName, Dialect } from '../cni/dialect.js';
 import { dialectFor } from '../cni/index.js';
 import { StaticClusterView, workloadInfo, type WorkloadKind } from '../cluster/view.js';
-import { isNamespace, namespacesIn, parseManifest, type ManifestObject } from '../config/manifest.js';
+import { defaultsIn, isNamespace, namespacesIn, parseManifest, type ManifestObject } from '../config/manifest.js';
 import { ConfigError, loadPoolsFile, readConfigFile, type PoolsFile } from '../config/pools-file.js';
+import { namespaceDefaults } from '../intent/defaults.js';
 import { Allocator } from '../ipam/allocator.js';
 import type { Claim } from '../ipam/claim.js';
 import { MemoryLedger } from '../ipam/memory-ledger.js';
@@ -123,16 +124,19 @@ export async function preview(
   const unnamed = objects.find((o) => KINDS.has(kindOf(o)) && !o.metadata?.name && !o.metadata?.generateName);
   if (unnamed)
     throw new ConfigError(`${source}: a ${unnamed.kind} has neither metadata.name nor metadata.generateName`);
-  const extraNamespaces = opts.namespaces
-    ? await namespacesFile(opts.namespaces)
-    : new Map<string, Record<string, string>>();
+  const extraNamespaces = opts.namespaces ? await namespacesFile(opts.namespaces) : [];
   const dialect = dialectFor(opts.cni);
   const seed: Seed = opts.kubeconfig
     ? await readCluster(opts.kubeconfig, dialect.addressKeys, io.stderr)
     : { ...(await loadPoolsFile(opts.pools!)), claims: [], inUse: new Map() };
   // Later sources win: --namespaces, then the manifest's own Namespaces, which the apply would create first.
-  for (const more of [extraNamespaces, namespacesIn(objects, source)])
-    for (const [name, labels] of more) seed.namespaces.set(name, labels);
+  for (const more of [extraNamespaces, objects]) {
+    const defaults = defaultsIn(more);
+    for (const [name, labels] of namespacesIn(more, source)) {
+      seed.namespaces.set(name, labels);
+      seed.defaults.set(name, defaults.get(name) ?? {});
+    }
+  }
 
   const run = new Run(admissionFor(dialect, seed), io.stderr, opts.namespace, maxPods);
   for (const o of objects) await run.apply(o);
@@ -145,17 +149,18 @@ function admissionFor(dialect: Dialect, seed: Seed): Admission {
   for (const claim of seed.claims) ledger.index.add(claim);
   for (const [pod, addresses] of seed.inUse) ledger.index.observe(pod, addresses);
   const cluster = new StaticClusterView();
-  for (const [name, labels] of seed.namespaces) cluster.setNamespace(name, labels);
+  for (const [name, labels] of seed.namespaces) cluster.setNamespace(name, labels, seed.defaults.get(name));
   // Nothing is deleted in a preview, so there is nothing to release.
   return new Admission({ dialect, allocator: new Allocator(ledger), cluster, releaseOnDelete: false });
 }
 
 /** --namespaces: Namespace objects, or a List of them as `kubectl get namespaces -o yaml` prints it. */
-async function namespacesFile(path: string): Promise<Map<string, Record<string, string>>> {
+async function namespacesFile(path: string): Promise<ManifestObject[]> {
   const objects = parseManifest(await readConfigFile(path), path);
   const other = objects.find((o) => !isNamespace(o));
   if (other) throw new ConfigError(`${path}: expected kind Namespace, got ${other.kind}`);
-  return namespacesIn(objects, path);
+  namespacesIn(objects, path);
+  return objects;
 }
 
 /**
@@ -184,6 +189,9 @@ async function readCluster(
     pools: pools.pools,
     claims,
     namespaces: new Map(namespaces.items.map((ns) => [ns.metadata?.name ?? '', ns.metadata?.labels ?? {}])),
+    defaults: new Map(
+      namespaces.items.map((ns) => [ns.metadata?.name ?? '', namespaceDefaults(ns.metadata?.annotations)]),
+    ),
     inUse: new Map(records.map((r) => [`${r.namespace}/${r.name}`, inUse(r).map((a) => parseAddress(a)!)])),
   };
 }

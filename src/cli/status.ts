@@ -3,6 +3,7 @@ import type { V1MutatingWebhookConfiguration, V1Namespace } from '@kubernetes/cl
 import { CNI_NAMES } from '../cni/dialect.js';
 import { dialectFor } from '../cni/index.js';
 import { inUse, type PodRecord } from '../cluster/pod-tracker.js';
+import { namespaceDefaults, type NamespaceDefaults } from '../intent/defaults.js';
 import type { Claim, Owner } from '../ipam/claim.js';
 import { ClaimIndex } from '../ipam/claim-index.js';
 import { poolAdmitsNamespace, poolContains, describeRanges, type Pool } from '../ipam/pool.js';
@@ -17,6 +18,7 @@ import {
   type Family,
 } from '../net/address.js';
 import { parseFlags } from './args.js';
+import { defaultsTable } from './status-defaults.js';
 import {
   clusterClients,
   operatorKubeConfig,
@@ -31,6 +33,8 @@ import {
 export interface NamespaceInfo {
   name: string;
   labels: Record<string, string>;
+  /** Its default pools (netpin.io/pool, netpin.io/egress-pool on the Namespace). */
+  defaults?: NamespaceDefaults;
 }
 
 /** What status reports on, as read from the cluster. */
@@ -298,7 +302,8 @@ function optInSelector(webhooks: V1MutatingWebhookConfiguration[] | string): {
 }
 
 function namespaceInfo(ns: V1Namespace): NamespaceInfo {
-  return { name: ns.metadata?.name ?? '', labels: ns.metadata?.labels ?? {} };
+  const annotations = ns.metadata?.annotations;
+  return { name: ns.metadata?.name ?? '', labels: ns.metadata?.labels ?? {}, defaults: namespaceDefaults(annotations) };
 }
 
 const FLAGS = ['kubeconfig', 'pool'] as const;
@@ -332,6 +337,7 @@ export async function runStatus(argv: string[]): Promise<number> {
   } else {
     console.log(poolTable(input));
     console.log(`\n${namespaceTable(input)}`);
+    console.log(`\n${defaultsTable(input, table)}`);
   }
   for (const note of [...pools.malformed, ...(optIn.note ? [optIn.note] : [])]) console.log(`\n${note}`);
   return 0;

@@ -9,6 +9,7 @@ import {
   type V1StatefulSet,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { namespaceDefaults, type NamespaceDefaults } from '../intent/defaults.js';
 import { matchesSelector, type LabelSelector } from '../ipam/selector.js';
 import { describeApiError, OFF_ADMISSION, statusOf, WITHIN_ADMISSION } from './kube.js';
 import { PodTracker, type PodChange } from './pod-tracker.js';
@@ -203,6 +204,10 @@ export class KubeClusterView implements ClusterView {
 
   namespaceLabels(namespace: string): Record<string, string> {
     return { ...this.namespaces.get(namespace)?.metadata?.labels, 'kubernetes.io/metadata.name': namespace };
+  }
+
+  namespaceDefaults(namespace: string): NamespaceDefaults {
+    return namespaceDefaults(this.namespaces.get(namespace)?.metadata?.annotations);
   }
 
   /** Whether netpin's webhooks admit the pods of this namespace (OptIn). */

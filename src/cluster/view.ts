@@ -1,3 +1,5 @@
+import type { NamespaceDefaults } from '../intent/defaults.js';
+
 /** What admission needs to know of a Deployment or StatefulSet that a request does not carry. */
 export interface WorkloadInfo {
   replicas: number;
@@ -7,6 +9,8 @@ export interface WorkloadInfo {
   templateAnnotations?: Record<string, string>;
   /** spec.strategy.rollingUpdate.maxSurge of a Deployment that rolls; undefined when no pod is added above replicas. */
   maxSurge?: number | string;
+  /** spec.template.spec.hostNetwork: its pods use the node's addresses, so no namespace default applies. */
+  hostNetwork?: boolean;
 }
 
 export type WorkloadKind = 'Deployment' | 'StatefulSet';
@@ -16,7 +20,7 @@ export interface WorkloadSpec {
   replicas?: number;
   ordinals?: { start?: number };
   strategy?: { type?: string; rollingUpdate?: { maxSurge?: number | string } };
-  template?: { metadata?: { annotations?: Record<string, string> } };
+  template?: { metadata?: { annotations?: Record<string, string> }; spec?: { hostNetwork?: boolean } };
 }
 
 export function workloadInfo(kind: WorkloadKind, spec: WorkloadSpec | undefined): WorkloadInfo {
@@ -28,12 +32,15 @@ export function workloadInfo(kind: WorkloadKind, spec: WorkloadSpec | undefined)
     ordinalsStart: kind === 'StatefulSet' && typeof s.ordinals?.start === 'number' ? s.ordinals.start : 0,
     templateAnnotations: s.template?.metadata?.annotations,
     ...(rolls && { maxSurge: s.strategy?.rollingUpdate?.maxSurge ?? '25%' }),
+    ...(s.template?.spec?.hostNetwork === true && { hostNetwork: true }),
   };
 }
 
 export interface ClusterView {
   /** Labels of a namespace; `kubernetes.io/metadata.name` is always present, as the API server sets it. */
   namespaceLabels(namespace: string): Record<string, string>;
+  /** The namespace's default address sources (its netpin.io/pool and netpin.io/egress-pool annotations). */
+  namespaceDefaults(namespace: string): NamespaceDefaults;
   statefulSet(namespace: string, name: string): WorkloadInfo | undefined;
   /** Read when a Deployment is scaled through its subresource, which is rare: no watch is kept. */
   deployment(namespace: string, name: string): Promise<WorkloadInfo | undefined>;
@@ -54,14 +61,20 @@ export interface ClusterView {
  */
 export class StaticClusterView implements ClusterView {
   private readonly namespaces = new Map<string, Record<string, string>>();
+  private readonly defaults = new Map<string, NamespaceDefaults>();
   private readonly workloads = new Map<string, WorkloadInfo>();
 
-  setNamespace(name: string, labels: Record<string, string>): void {
+  setNamespace(name: string, labels: Record<string, string>, defaults: NamespaceDefaults = {}): void {
     this.namespaces.set(name, labels);
+    this.defaults.set(name, defaults);
   }
 
   namespaceLabels(namespace: string): Record<string, string> {
     return { ...this.namespaces.get(namespace), 'kubernetes.io/metadata.name': namespace };
+  }
+
+  namespaceDefaults(namespace: string): NamespaceDefaults {
+    return this.defaults.get(namespace) ?? {};
   }
 
   statefulSet(namespace: string, name: string): WorkloadInfo | undefined {

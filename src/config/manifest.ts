@@ -1,4 +1,5 @@
 import { parseAllDocuments } from 'yaml';
+import { namespaceDefaults, type NamespaceDefaults } from '../intent/defaults.js';
 import { ConfigError } from './pools-file.js';
 
 /** One object of a manifest: the fields read here; the rest is kept as written. */
@@ -10,6 +11,7 @@ export interface ManifestObject {
     generateName?: string;
     namespace?: string;
     labels?: Record<string, string>;
+    annotations?: Record<string, string>;
     [k: string]: unknown;
   };
   [k: string]: unknown;
@@ -50,6 +52,13 @@ export function namespacesIn(objects: ManifestObject[], source: string): Map<str
     namespaces.set(o.metadata.name, o.metadata.labels ?? {});
   }
   return namespaces;
+}
+
+/** The default pools of the manifest's Namespaces, by name (namespacesIn has checked their names). */
+export function defaultsIn(objects: ManifestObject[]): Map<string, NamespaceDefaults> {
+  return new Map(
+    objects.filter(isNamespace).map((o) => [o.metadata?.name ?? '', namespaceDefaults(o.metadata?.annotations)]),
+  );
 }
 
 export function isNamespace(o: ManifestObject): boolean {

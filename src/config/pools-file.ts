@@ -1,12 +1,15 @@
 import { readFile } from 'node:fs/promises';
 import { parseAllDocuments } from 'yaml';
 import { formatRange } from '../net/address.js';
+import { namespaceDefaults, type NamespaceDefaults } from '../intent/defaults.js';
 import { compilePool, poolOverlap, PoolSpecError, type IPPoolObject, type Pool } from '../ipam/pool.js';
 
 export interface PoolsFile {
   pools: Pool[];
   /** Namespace labels by name: they stand in for the cluster's when there is no cluster. */
   namespaces: Map<string, Record<string, string>>;
+  /** The default pools of those namespaces (their netpin.io/pool and netpin.io/egress-pool annotations). */
+  defaults: Map<string, NamespaceDefaults>;
 }
 
 export class ConfigError extends Error {}
@@ -28,10 +31,14 @@ export async function readConfigFile(path: string): Promise<string> {
 export function parsePools(text: string, source = 'pools'): PoolsFile {
   const pools: Pool[] = [];
   const namespaces = new Map<string, Record<string, string>>();
+  const defaults = new Map<string, NamespaceDefaults>();
   parseAllDocuments(text).forEach((doc, i) => {
     if (doc.errors.length)
       throw new ConfigError(`${source}: document ${i + 1}: ${doc.errors[0]!.message.split('\n')[0]}`);
-    const obj = doc.toJS() as { kind?: string; metadata?: { name?: string; labels?: Record<string, string> } } | null;
+    const obj = doc.toJS() as {
+      kind?: string;
+      metadata?: { name?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+    } | null;
     if (obj === null || obj === undefined) return;
     if (obj.kind === 'IPPool') {
       try {
@@ -44,6 +51,7 @@ export function parsePools(text: string, source = 'pools'): PoolsFile {
       // Said apart from a wrong kind, which would read "got Namespace".
       if (!obj.metadata?.name) throw new ConfigError(`${source}: document ${i + 1}: Namespace has no metadata.name`);
       namespaces.set(obj.metadata.name, obj.metadata.labels ?? {});
+      defaults.set(obj.metadata.name, namespaceDefaults(obj.metadata.annotations));
     } else {
       throw new ConfigError(
         `${source}: document ${i + 1}: expected kind IPPool or Namespace, got ${JSON.stringify(obj.kind ?? null)}`,
@@ -62,5 +70,5 @@ export function parsePools(text: string, source = 'pools'): PoolsFile {
         );
     }
   }
-  return { pools, namespaces };
+  return { pools, namespaces, defaults };
 }

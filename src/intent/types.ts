@@ -32,6 +32,8 @@ export interface Problem {
   key: string;
   message: string;
   fix: string;
+  /** Where the key's value came from when the object itself did not write it: "namespace shop's default". */
+  source?: string;
 }
 
 export function needsAddress(intent: Intent): boolean {

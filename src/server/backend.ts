@@ -30,7 +30,7 @@ export async function memoryBackend(opts: ServeOptions, log: Logger): Promise<Ba
   const file = await loadPoolsFile(opts.pools!);
   const ledger = new MemoryLedger(file.pools);
   const cluster = new StaticClusterView();
-  for (const [name, labels] of file.namespaces) cluster.setNamespace(name, labels);
+  for (const [name, labels] of file.namespaces) cluster.setNamespace(name, labels, file.defaults.get(name));
   log.info(
     { pools: file.pools.map((p) => p.name), namespaces: [...file.namespaces.keys()] },
     'in-memory ledger: claims last as long as this process',
