@@ -268,6 +268,26 @@ describe('netpin preview', () => {
     ]);
   });
 
+  it("gives pods and templates that name no address source their namespace's default pool, from the manifest's Namespace", async () => {
+    const ns = {
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name: 'blog', labels: { team: 'web' }, annotations: { 'netpin.io/pool': 'web' } },
+    };
+    const plain = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'plain', namespace: 'blog' } };
+    const r = await run(['-f', '-', '--cni', 'calico', '--pools', POOLS], manifest(ns, plain));
+    expect(r.stderr).toEqual([]);
+    expect(r.pods.map((p) => [annotation('netpin.io/pool')(p), allocated(p)])).toEqual([['web', '10.20.0.2']]);
+
+    const elsewhere = { ...ns, metadata: { ...ns.metadata, labels: {} } };
+    const refused = await run(['-f', '-', '--cni', 'calico', '--pools', POOLS], manifest(elsewhere, plain));
+    expect(refused.stderr).toEqual([
+      expect.stringMatching(
+        /^Pod\/blog\/plain: denied: netpin\.io\/pool \(namespace blog's default\) \(CNI Calico\): /,
+      ),
+    ]);
+  });
+
   it.each<[string, string[], RegExp]>([
     ['no manifest', ['--cni', 'calico', '--pools', POOLS], /^-f <manifest\.yaml> is required/],
     ['no --cni', ['-f', 'x.yaml', '--pools', POOLS], /^--cni is required$/],

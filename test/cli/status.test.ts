@@ -13,6 +13,8 @@ import {
   table,
   type StatusInput,
 } from '../../src/cli/status.js';
+import { defaultsTable } from '../../src/cli/status-defaults.js';
+import type { NamespaceDefaults } from '../../src/intent/defaults.js';
 
 const NOW = Date.parse('2026-01-01T12:00:00Z');
 const pool = (name: string, spec: IPPoolSpec) => compilePool({ metadata: { name }, spec });
@@ -243,5 +245,35 @@ describe('formatting', () => {
         ],
       ),
     ).toBe('A    BB\nxxx  y\nz    long value');
+  });
+});
+
+describe("each namespace's default pools", () => {
+  const withDefaults = (defaults: Record<string, NamespaceDefaults>): StatusInput => ({
+    ...input,
+    namespaces: input.namespaces.map((ns) => ({ ...ns, defaults: defaults[ns.name] })),
+  });
+
+  it('lists opted-in namespaces with a default, and what would refuse their pods', () => {
+    const text = defaultsTable(
+      withDefaults({
+        shop: { pool: 'web', egressPool: 'out' },
+        db: { pool: 'web,nope' },
+        plain: { pool: 'open' },
+        'kube-system': { pool: 'web' },
+      }),
+      table,
+    );
+    expect(cells(text)).toEqual([
+      ['NAMESPACE', 'DEFAULT POOL', 'DEFAULT EGRESS POOL', 'CHECK'],
+      ['db', '"web,nope"', '-', "IPPool web's namespaceSelector does not select it; no IPPool nope"],
+      ['shop', '"web"', '"out"', 'ok'],
+    ]);
+  });
+
+  it('says so when none has one, and names a default that does not parse', () => {
+    expect(defaultsTable(input, table)).toMatch(/^No opted-in namespace has a default pool/);
+    const text = defaultsTable(withDefaults({ shop: { pool: 'Web!' } }), table);
+    expect(text).toContain('netpin.io/pool: "Web!" is not an IPPool name');
   });
 });

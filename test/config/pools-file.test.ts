@@ -50,6 +50,15 @@ describe('parsePools', () => {
     expect(file.namespaces.get('plain')).toEqual({});
   });
 
+  it("reads a namespace's default pools from its annotations, and nothing else of them", () => {
+    const file = parsePools(
+      `kind: Namespace\nmetadata:\n  name: shop\n  annotations: { netpin.io/pool: web, netpin.io/egress-pool: out, team: x }\n` +
+        `---\nkind: Namespace\nmetadata: { name: plain }\n`,
+    );
+    expect(file.defaults.get('shop')).toEqual({ pool: 'web', egressPool: 'out' });
+    expect(file.defaults.get('plain')).toEqual({});
+  });
+
   it.each([
     ['YAML that does not parse', 'kind: IPPool\nmetadata: { name: web\n', /^f: document 1: /],
     [
