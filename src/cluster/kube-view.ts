@@ -100,7 +100,7 @@ function isEmpty(selector: LabelSelector | undefined): boolean {
 }
 
 /**
- * The cluster as watches see it: namespace labels for pool selectors,
+ * The cluster as watches see it: namespace labels for pool selectors and annotations for default pools,
  * StatefulSets for ordinals, and every pod (reduced to its addresses) for
  * the reconciler and for addresses in use that netpin did not give.
  */
