@@ -166,6 +166,16 @@ describe("a namespace's default pool on templates", () => {
     expect(answer.response.allowed).toBe(true);
     expect(h.held()).toEqual({ '10.40.0.1': 'StatefulSet/small/db/0', '10.40.0.2': 'StatefulSet/small/db/1' });
   });
+
+  it("follows a changed default when a StatefulSet's pod is created again: the template named no pool", async () => {
+    const h = await make();
+    await h.mutate(statefulSet('CREATE', { name: 'db', namespace: 'small', replicas: 1 }));
+    h.cluster.setNamespace('small', { team: 'web' }, { pool: 'web' });
+    const body = podCreate({ name: 'db-0', namespace: 'small', owner: { kind: 'StatefulSet', name: 'db' } });
+    const a = admittedAnnotations(body, await h.mutate(body));
+    expect(a).toMatchObject({ 'netpin.io/pool': 'web', 'netpin.io/allocated': '10.20.0.2' });
+    expect(h.held()).toEqual({ '10.20.0.2': 'StatefulSet/small/db/0' });
+  });
 });
 
 describe('a changed namespace default', () => {
