@@ -160,6 +160,13 @@ describe("a namespace's default pool on templates", () => {
     expect(fits.response.allowed).toBe(true);
   });
 
+  it("leaves a hostNetwork template without the default: its pods use the node's addresses", async () => {
+    const h = await make();
+    const body = deployment('CREATE', { namespace: 'payments-web', replicas: 1 });
+    body.request!.object!.spec.template.spec.hostNetwork = true;
+    expect((await h.mutate(body)).response.allowed).toBe(true);
+  });
+
   it("reserves a StatefulSet's ordinals from the default", async () => {
     const h = await make();
     const answer = await h.mutate(statefulSet('CREATE', { name: 'db', namespace: 'small', replicas: 2 }));
@@ -200,5 +207,20 @@ describe('a changed namespace default', () => {
       expect(answer.response.allowed).toBe(true);
     }
     expect(h.held()).toMatchObject({ '10.40.0.1': 'Pod/small/p', '10.20.0.2': 'Pod/small/q' });
+  });
+
+  it('leaves a pod from before its namespace had a default as it is through its UPDATEs', async () => {
+    const h = await make();
+    const before = podCreate({ name: 'old', namespace: 'plain' });
+    expect((await h.mutate(before)).response.patch).toBeUndefined();
+    const running = before.request!.object!;
+    h.cluster.setNamespace('plain', {}, { pool: 'tiny' });
+    const labelled = { ...running, metadata: { ...running.metadata, labels: { tier: 'front' } } };
+    for (const endpoint of ['mutate', 'validate'] as const) {
+      const answer = await h[endpoint](podUpdate(running, labelled));
+      expect(answer.response).toMatchObject({ allowed: true });
+      expect(answer.response.patch).toBeUndefined();
+    }
+    expect(h.held()).toEqual({});
   });
 });
