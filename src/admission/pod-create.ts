@@ -86,7 +86,6 @@ async function written(
   admit: Admit,
 ): Promise<Verdict> {
   const { pod, annotations } = view;
-  // `annotations`, not the pod's own: a default it took is written on it, so that it keeps it for life.
   const extraLabels = netpinLabels(rendering, placement);
   // A race may have given another address than the prediction; netpin's labels are known only now.
   const conflicts = [
@@ -97,6 +96,7 @@ async function written(
     for (const c of fresh) await admit.ledger.release(c);
     return refused(conflicts);
   }
+  // `annotations`, not the pod's own: a default it took is written on it, so that it keeps it for life.
   const newAnnotations = { ...annotations, ...rendering.annotations };
   if (placement.addresses) newAnnotations[ALLOCATED_KEY] = formatDual(placement.addresses);
   if (placement.egress) newAnnotations[EGRESS_ALLOCATED_KEY] = formatDual(placement.egress);

@@ -93,8 +93,8 @@ export async function admitScale(req: AdmissionRequest, admit: Admit, reserve: b
 
 /**
  * The template read as its pods would be at CREATE, with the namespace's defaults where it names no
- * source of its own; the refusals of a default name the namespace. `prior` is read with the same
- * defaults: a template that names no source keeps what it had, whatever the namespace's default is.
+ * source of its own; the refusals of a default name the namespace. `prior` is read with today's
+ * defaults too: a changed default alone is no change of the template, which an UPDATE may keep.
  */
 async function judge(
   w: Workload,
