@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { V1Pod } from '@kubernetes/client-node';
 import { expect, it } from 'vitest';
+import { KNOWN_KEY_COUNT } from '../../../src/intent/keys.js';
 import { apiMessage } from '../../../harness/cluster.js';
 import { createMemoryCgroup, rss, type MemoryCgroup } from '../../../harness/memory.js';
 import { postReview, startNetpin, type Netpin } from '../../../harness/netpin.js';
@@ -80,7 +81,7 @@ export function boundedWork(env: HostileEnv): void {
     const ns = await env.namespace('bounded-keys');
     const message = await create(env, ns, 'many-keys', { ...unknownKeys(20_000), 'netpin.io/pool': 'web' });
     expect(message).toContain(
-      'netpin.io/unknown-0 (CNI Calico): is one of 20001 netpin.io/ annotations, and netpin has only 14 keys',
+      `netpin.io/unknown-0 (CNI Calico): is one of 20001 netpin.io/ annotations, and netpin has only ${KNOWN_KEY_COUNT} keys`,
     );
     expect(message).not.toContain('netpin.io/unknown-1 ');
     expect(Buffer.byteLength(message)).toBeLessThan(2 * KiB);
