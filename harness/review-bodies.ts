@@ -20,6 +20,8 @@ export interface PodFields {
   labels?: Record<string, string>;
   /** The controller's kind and name, as ownerReferences[0] with controller: true. */
   owner?: { kind: string; name: string };
+  /** The node a DaemonSet's pod is for, as the DaemonSet controller writes it in the node affinity. */
+  node?: string;
 }
 
 export function pod(f: PodFields = {}): KubeObject {
@@ -44,8 +46,22 @@ export function pod(f: PodFields = {}): KubeObject {
         ],
       }),
     },
-    spec: { containers: [{ name: 'app', image: 'registry.example/app:1.0' }] },
+    spec: {
+      containers: [{ name: 'app', image: 'registry.example/app:1.0' }],
+      ...(f.node !== undefined && { affinity: nodeAffinity(f.node) }),
+    },
   };
+}
+
+/** The required node affinity by which the DaemonSet controller pins its pod to `node`. */
+function nodeAffinity(node: string) {
+  const term = { matchFields: [{ key: 'metadata.name', operator: 'In', values: [node] }] };
+  return { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [term] } } };
+}
+
+/** A pod of DaemonSet `ds` for `node`, as its controller creates it: generateName, ownerReference and affinity. */
+export function daemonSetPodCreate(ds: string, node: string, f: PodFields & Extra = {}): AdmissionReview {
+  return podCreate({ generateName: `${ds}-`, owner: { kind: 'DaemonSet', name: ds }, node, ...f });
 }
 
 type Extra = { uid?: string; dryRun?: boolean };
@@ -121,14 +137,16 @@ export interface WorkloadFields {
   strategy?: { type: string; rollingUpdate?: { maxSurge?: number | string; maxUnavailable?: number | string } };
 }
 
-function workload(kind: 'Deployment' | 'StatefulSet', f: WorkloadFields = {}): KubeObject {
+type WorkloadKind = 'Deployment' | 'StatefulSet' | 'DaemonSet';
+
+function workload(kind: WorkloadKind, f: WorkloadFields = {}): KubeObject {
   const name = f.name ?? 'web';
   return {
     apiVersion: 'apps/v1',
     kind,
     metadata: { name, namespace: f.namespace ?? 'shop', ...(f.ownAnnotations && { annotations: f.ownAnnotations }) },
     spec: {
-      replicas: f.replicas ?? 1,
+      ...(kind !== 'DaemonSet' && { replicas: f.replicas ?? 1 }),
       ...(f.strategy && { strategy: f.strategy }),
       ...(f.ordinalsStart !== undefined && { ordinals: { start: f.ordinalsStart } }),
       selector: { matchLabels: { app: name } },
@@ -141,7 +159,7 @@ function workload(kind: 'Deployment' | 'StatefulSet', f: WorkloadFields = {}): K
 }
 
 export function workloadReview(
-  kind: 'Deployment' | 'StatefulSet',
+  kind: WorkloadKind,
   operation: Operation,
   f: WorkloadFields & Extra = {},
 ): AdmissionReview {
@@ -171,6 +189,8 @@ export function workloadReview(
 
 export const statefulSet = (operation: Operation, f: WorkloadFields & Extra = {}) =>
   workloadReview('StatefulSet', operation, f);
+export const daemonSet = (operation: Operation, f: WorkloadFields & Extra = {}) =>
+  workloadReview('DaemonSet', operation, f);
 export const deployment = (operation: Operation, f: WorkloadFields & Extra = {}) =>
   workloadReview('Deployment', operation, f);
 

@@ -9,7 +9,7 @@ import type { Problem } from '../intent/types.js';
 import type { Placement } from '../ipam/allocator.js';
 import { shown } from '../net/shown.js';
 import { checkIntent, type Admit, type CheckedIntent } from './context.js';
-import type { PodView } from './pod-view.js';
+import type { DaemonSetRef, PodView } from './pod-view.js';
 
 /** Labels netpin puts on the pods it admits; nobody else may write or change them. */
 export const NETPIN_LABELS = [PINNED_LABEL, EGRESS_LABEL];
@@ -46,6 +46,8 @@ export function handWrittenLabels(
  * knows StatefulSets (--ledger memory), there is nothing to check it against, and it is trusted.
  */
 export async function ownerProblems(view: PodView, admit: Admit): Promise<Problem[]> {
+  const ds = view.daemonSet;
+  if (ds) return daemonSetProblems(view, ds, admit);
   const sts = view.statefulSet;
   if (!sts || !admit.cluster.isLiveStatefulSet) return [];
   if (sts.uid !== undefined && (await admit.cluster.isLiveStatefulSet(view.namespace, sts.name, sts.uid))) return [];
@@ -57,6 +59,22 @@ export async function ownerProblems(view: PodView, admit: Admit): Promise<Proble
         view.pod.metadata?.name ?? '',
       )}, and no live StatefulSet of namespace ${view.namespace} has that name and uid: a StatefulSet's pod takes its ordinal's reserved address, so only the StatefulSet's own pods may name it`,
       fix: `let StatefulSet ${name} create its pods, or remove the ownerReference: a pod of its own gets an address of its own`,
+    },
+  ];
+}
+
+/** As for a StatefulSet: a DaemonSet's pod takes its node's reserved address, so the reference must name the live DaemonSet. */
+async function daemonSetProblems(view: PodView, ds: DaemonSetRef, admit: Admit): Promise<Problem[]> {
+  if (!admit.cluster.isLiveDaemonSet) return [];
+  if (ds.uid !== undefined && (await admit.cluster.isLiveDaemonSet(view.namespace, ds.name, ds.uid))) return [];
+  const name = shown(ds.name);
+  return [
+    {
+      key: 'metadata.ownerReferences',
+      message: `names DaemonSet ${name} with uid ${shown(ds.uid ?? '')} as the controller of pod ${shown(
+        view.pod.metadata?.name ?? '',
+      )}, and no live DaemonSet of namespace ${view.namespace} has that name and uid: a DaemonSet's pod takes its node's reserved address, so only the DaemonSet's own pods may name it`,
+      fix: `let DaemonSet ${name} create its pods, or remove the ownerReference: a pod of its own gets an address of its own`,
     },
   ];
 }

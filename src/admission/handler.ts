@@ -9,6 +9,7 @@ import { ALLOCATED_KEY, EGRESS_ALLOCATED_KEY, KEYS } from '../intent/keys.js';
 import type { EventNotice, EventSubject } from '../cluster/event-sink.js';
 import { admitWith, type Admit, type AdmissionDeps } from './context.js';
 import { admitBatch } from './batch.js';
+import { admitDaemonSet } from './daemonsets.js';
 import { validatePool } from './ippools.js';
 import { mutatePod, validatePod } from './pods.js';
 import { allowed, answer, complete, errored, isRefusal, type Answer, type Verdict } from './respond.js';
@@ -157,6 +158,7 @@ export class Admission {
     if (group === 'apps' && (kind === 'Deployment' || kind === 'StatefulSet'))
       return admitWorkload(req, admit, endpoint === 'mutate');
     if (group === 'batch' && (kind === 'Job' || kind === 'CronJob')) return admitBatch(req, admit, kind);
+    if (group === 'apps' && kind === 'DaemonSet') return admitDaemonSet(req, admit);
     if (group === 'netpin.io' && kind === 'IPPool' && endpoint === 'validate') return validatePool(req, admit);
     return allowed();
   }

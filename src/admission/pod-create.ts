@@ -149,13 +149,15 @@ async function give(
   const { intent, plan } = checked;
   let placement: Placement = { pools: plan.pools };
   let fresh: Claim[] = [];
-  const { namespace, statefulSet: sts } = view;
+  const { namespace, statefulSet: sts, daemonSet: ds } = view;
   const namespaceLabels = admit.cluster.namespaceLabels(namespace);
   const dry = dryRun || req.dryRun === true;
   if (pins) {
     const owner: Owner = sts
       ? { kind: 'StatefulSet', namespace, name: sts.name, ordinal: sts.ordinal }
-      : { kind: 'Pod', namespace, name: view.pod.metadata?.name ?? '', uid: req.uid };
+      : ds
+        ? { kind: 'DaemonSet', namespace, name: ds.name, node: ds.node }
+        : { kind: 'Pod', namespace, name: view.pod.metadata?.name ?? '', uid: req.uid };
     const start = sts ? (admit.cluster.statefulSet(namespace, sts.name)?.ordinalsStart ?? 0) : 0;
     const entry = sts && intent.ips ? sts.ordinal - start : undefined;
     const result = await admit.allocator.allocate({

@@ -17,6 +17,13 @@ export interface StatefulSetRef {
   uid?: string;
 }
 
+/** The DaemonSet a pod names as its controller, the node its affinity pins it to, and the reference's uid. */
+export interface DaemonSetRef {
+  name: string;
+  node: string;
+  uid?: string;
+}
+
 /**
  * One pod as an admission reads it, decoded once (controller-runtime's decode step): its namespace
  * defaulted, its StatefulSet and shape, and its netpin.io/ annotations parsed. Every check of the
@@ -28,6 +35,8 @@ export interface PodView {
   annotations: Record<string, string>;
   labels: Record<string, string> | undefined;
   statefulSet: StatefulSetRef | undefined;
+  /** Set only for a pod the DaemonSet controller made for one node; any other pod of it is a bare pod. */
+  daemonSet: DaemonSetRef | undefined;
   shape: WorkloadShape;
   /** Whether the pod carries a netpin intent at all, its namespace's defaults counted. */
   hasIntent: boolean;
@@ -62,6 +71,7 @@ export function viewPod(req: AdmissionRequest, pod: KubeObject, admit?: Admit): 
     annotations,
     labels: pod.metadata?.labels,
     statefulSet,
+    daemonSet: daemonSetOf(pod),
     shape: { kind: 'Pod', replicas: 1, statefulSet: statefulSet !== undefined },
     hasIntent: hasIntentKeys(annotations),
     parsed: parseIntent(annotations),
@@ -125,4 +135,25 @@ export function statefulSetOf(pod: KubeObject): StatefulSetRef | undefined {
   if (!ref || !name?.startsWith(`${ref.name}-`)) return undefined;
   const suffix = name.slice(ref.name.length + 1);
   return /^(0|[1-9]\d*)$/.test(suffix) ? { name: ref.name, ordinal: Number(suffix), uid: ref.uid } : undefined;
+}
+
+/**
+ * The DaemonSet the pod names as its controller and the node it is for: the DaemonSet controller pins
+ * each pod to its node by a `metadata.name In [<node>]` matchFields requirement in every term of its
+ * required node affinity. A pod pinned otherwise, or to no single node, is no node's pod.
+ */
+function daemonSetOf(pod: KubeObject): DaemonSetRef | undefined {
+  const ref = pod.metadata?.ownerReferences?.find((r) => r.controller && r.kind === 'DaemonSet');
+  if (!ref) return undefined;
+  const required = pod.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution as
+    { nodeSelectorTerms?: { matchFields?: { key: string; operator: string; values?: string[] }[] }[] } | undefined;
+  const nodes = new Set(
+    (required?.nodeSelectorTerms ?? []).map((t) => {
+      const fields = (t.matchFields ?? []).filter((f) => f.key === 'metadata.name');
+      const only = fields.length === 1 && fields[0]!.operator === 'In' ? fields[0]!.values : undefined;
+      return only?.length === 1 ? only[0]! : '';
+    }),
+  );
+  const [node] = nodes;
+  return nodes.size === 1 && node ? { name: ref.name, node, uid: ref.uid } : undefined;
 }

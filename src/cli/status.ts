@@ -227,8 +227,8 @@ function holders(input: StatusInput, pool: Pool): Holder[] {
     const pod =
       o.kind === 'StatefulSet'
         ? named(`${o.name}-${o.ordinal}`)
-        : o.kind === 'Egress'
-          ? shows((p) => p.egress.includes(ip))
+        : o.kind === 'Egress' || o.kind === 'DaemonSet'
+          ? shows((p) => (o.kind === 'Egress' ? p.egress : p.addresses).includes(ip))
           : o.name === ''
             ? shows((p) => p.addresses.includes(ip))
             : named(o.name);
@@ -260,6 +260,7 @@ function describeHolder(o: Owner): string {
 }
 
 function ordinalOf(o: Owner): string {
+  if (o.kind === 'DaemonSet') return `node ${o.node}`;
   return o.kind === 'StatefulSet' || (o.kind === 'Egress' && o.ordinal !== undefined) ? String(o.ordinal) : '-';
 }
 

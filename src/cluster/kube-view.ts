@@ -4,8 +4,10 @@ import {
   CoreV1Api,
   CustomObjectsApi,
   type KubeConfig,
+  type V1DaemonSet,
   type V1MutatingWebhookConfiguration,
   type V1Namespace,
+  type V1Node,
   type V1StatefulSet,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
@@ -107,6 +109,9 @@ function isEmpty(selector: LabelSelector | undefined): boolean {
 export class KubeClusterView implements ClusterView {
   readonly namespaces: Reflector<V1Namespace>;
   readonly statefulSets: Reflector<V1StatefulSet>;
+  /** DaemonSets and Nodes: a DaemonSet's reservation for a node lasts while both exist. */
+  readonly daemonSets: Reflector<V1DaemonSet, Named>;
+  readonly nodes: Reflector<V1Node, Named>;
   /** The MutatingWebhookConfigurations, for the namespaceSelector of netpin's (OptIn). */
   readonly webhooks: Reflector<V1MutatingWebhookConfiguration>;
   readonly optIn: OptIn;
@@ -177,6 +182,7 @@ export class KubeClusterView implements ClusterView {
       },
       log,
     );
+    ({ daemonSets: this.daemonSets, nodes: this.nodes } = namedWatches(kc, this.apps, core, log));
     this.pods = new PodTracker(kc, addressKeys, (namespace) => this.optIn.has(namespace), on.pod, log);
   }
 
@@ -186,16 +192,25 @@ export class KubeClusterView implements ClusterView {
    */
   async start(): Promise<void> {
     void this.webhooks.start();
-    await Promise.all([this.namespaces.start(), this.statefulSets.start(), this.pods.start()]);
+    await Promise.all(
+      [this.namespaces, this.statefulSets, this.daemonSets, this.nodes, this.pods].map((r) => r.start()),
+    );
   }
 
   async stop(): Promise<void> {
-    await Promise.all([this.namespaces.stop(), this.statefulSets.stop(), this.pods.stop(), this.webhooks.stop()]);
+    const all = [this.namespaces, this.statefulSets, this.daemonSets, this.nodes, this.pods, this.webhooks];
+    await Promise.all(all.map((r) => r.stop()));
   }
 
-  /** Whether namespaces, StatefulSets and pods have each completed their latest list (Reflector.complete). */
+  /** Whether namespaces, StatefulSets, DaemonSets, Nodes and pods have each completed their latest list (Reflector.complete). */
   complete(): boolean {
-    return this.namespaces.complete && this.statefulSets.complete && this.pods.complete;
+    const all = [this.namespaces, this.statefulSets, this.daemonSets, this.nodes, this.pods];
+    return all.every((r) => r.complete);
+  }
+
+  /** Whether DaemonSet `name` and Node `node` both exist, by the watches. */
+  daemonSetKeeps(namespace: string, name: string, node: string): boolean {
+    return this.daemonSets.get(name, namespace) !== undefined && this.nodes.get(node, '') !== undefined;
   }
 
   statefulSetExists(namespace: string, name: string): boolean {
@@ -235,6 +250,18 @@ export class KubeClusterView implements ClusterView {
     }
   }
 
+  /** As isLiveStatefulSet: a DaemonSet just created may create its pods before the watch brings it. */
+  async isLiveDaemonSet(namespace: string, name: string, uid: string): Promise<boolean> {
+    if (this.daemonSets.get(name, namespace)?.metadata?.uid === uid) return true;
+    try {
+      const ds = await this.apps.readNamespacedDaemonSet({ name, namespace }, WITHIN_ADMISSION);
+      return ds.metadata?.uid === uid;
+    } catch (e) {
+      if (statusOf(e) === 404) return false;
+      throw new Error(`reading DaemonSet ${namespace}/${name}: ${describeApiError(e)}`, { cause: e });
+    }
+  }
+
   async deployment(namespace: string, name: string): Promise<WorkloadInfo | undefined> {
     try {
       const d = await this.apps.readNamespacedDeployment({ name, namespace }, WITHIN_ADMISSION);
@@ -267,4 +294,40 @@ function listed<T>(
     const page = await call(next);
     return { items: page.items, continue: page.metadata?._continue, resourceVersion: page.metadata?.resourceVersion };
   };
+}
+
+/** An object reduced to what a reservation asks of it: that it exists, under which uid. */
+interface Named {
+  metadata: { name?: string; namespace?: string; uid?: string };
+}
+
+function nameOnly(obj: { metadata?: { name?: string; namespace?: string; uid?: string } }): Named {
+  const m = obj.metadata;
+  return { metadata: { name: m?.name, namespace: m?.namespace, uid: m?.uid } };
+}
+
+/** The DaemonSets and Nodes, by name and uid alone: a Node's status (its images, its conditions) would fill memory. */
+function namedWatches(kc: KubeConfig, apps: AppsV1Api, core: CoreV1Api, log?: Logger) {
+  const named = { store: true, transform: nameOnly };
+  const daemonSets = new Reflector<V1DaemonSet, Named>(
+    kc,
+    {
+      what: 'daemonsets',
+      path: '/apis/apps/v1/daemonsets',
+      list: listed((next) => apps.listDaemonSetForAllNamespaces({ limit: PAGE, _continue: next }, OFF_ADMISSION)),
+      ...named,
+    },
+    log,
+  );
+  const nodes = new Reflector<V1Node, Named>(
+    kc,
+    {
+      what: 'nodes',
+      path: '/api/v1/nodes',
+      list: listed((next) => core.listNode({ limit: PAGE, _continue: next }, OFF_ADMISSION)),
+      ...named,
+    },
+    log,
+  );
+  return { daemonSets, nodes };
 }

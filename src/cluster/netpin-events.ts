@@ -7,7 +7,8 @@ import { GROUP, VERSION } from './kube.js';
 /** Where a released claim is told: the pod, StatefulSet or workload that held it; the pool for a pod never seen. */
 function releasedFrom(owner: Owner, pool: string): EventSubject {
   const { namespace, name } = owner;
-  if (owner.kind === 'StatefulSet') return { apiVersion: 'apps/v1', kind: 'StatefulSet', namespace, name };
+  if (owner.kind === 'StatefulSet' || owner.kind === 'DaemonSet')
+    return { apiVersion: 'apps/v1', kind: owner.kind, namespace, name };
   if (owner.kind === 'Egress')
     return { apiVersion: owner.workload === 'Pod' ? 'v1' : 'apps/v1', kind: owner.workload, namespace, name };
   if (name) return { apiVersion: 'v1', kind: 'Pod', namespace, name };
@@ -18,6 +19,7 @@ function releasedText(c: Claim): string {
   const o = c.owner;
   const what = `${o.kind === 'Egress' ? 'egress address ' : ''}${c.ip.toString()} from IPPool ${c.pool}`;
   if (o.kind === 'Pod' && !o.name) return `${what} (claimed for a pod in namespace ${o.namespace} that was never seen)`;
+  if (o.kind === 'DaemonSet') return `${what} (node ${o.node})`;
   return o.kind !== 'Pod' && o.ordinal !== undefined ? `${what} (ordinal ${o.ordinal})` : what;
 }
 

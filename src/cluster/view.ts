@@ -51,6 +51,8 @@ export interface ClusterView {
    * memory ledger's, which knows only the reviews it saw and never a uid, cannot tell.
    */
   isLiveStatefulSet?(namespace: string, name: string, uid: string): Promise<boolean>;
+  /** Likewise for a DaemonSet, whose pods take their node's reserved address. */
+  isLiveDaemonSet?(namespace: string, name: string, uid: string): Promise<boolean>;
   /** Learns of a workload from its review; views fed by the API server need not implement it. */
   rememberWorkload?(kind: WorkloadKind, namespace: string, name: string, info: WorkloadInfo | undefined): void;
 }

@@ -5,12 +5,22 @@ import type { Pool } from './pool.js';
  * Who holds an address. A pod not yet named (generateName) is identified by
  * the admission request's uid until the reconciler binds the claim to the pod's name.
  * A StatefulSet reservation is held by the StatefulSet and its ordinal, so that
- * pod `<sts>-<k>` finds the same address after delete and re-create.
+ * pod `<sts>-<k>` finds the same address after delete and re-create. A DaemonSet's is held by the
+ * DaemonSet and a node, so that each pod it runs on that node finds the same address.
  */
 export type Owner =
   | { kind: 'Pod'; namespace: string; name: string; uid?: string }
   | { kind: 'StatefulSet'; namespace: string; name: string; ordinal: number }
+  | DaemonSetOwner
   | EgressOwner;
+
+/** A DaemonSet's reservation for one node: released once the node or the DaemonSet is gone. */
+export interface DaemonSetOwner {
+  kind: 'DaemonSet';
+  namespace: string;
+  name: string;
+  node: string;
+}
 
 /**
  * Who holds an egress address: a workload, whose pods share it (snat), or one pod or ordinal
@@ -50,6 +60,7 @@ export interface Claim {
 export function ownerKey(owner: Owner): string {
   if (owner.kind === 'Egress')
     return `Egress/${owner.workload}/${owner.namespace}/${owner.name}${owner.ordinal === undefined ? '' : `/${owner.ordinal}`}`;
+  if (owner.kind === 'DaemonSet') return `DaemonSet/${owner.namespace}/${owner.name}/${owner.node}`;
   return owner.kind === 'StatefulSet'
     ? `StatefulSet/${owner.namespace}/${owner.name}/${owner.ordinal}`
     : `Pod/${owner.namespace}/${owner.name}${owner.name === '' ? `#${owner.uid ?? ''}` : ''}`;
@@ -71,6 +82,7 @@ export function describeOwner(owner: Owner): string {
     return `the egress of ${owner.workload} ${owner.namespace}/${owner.name}${owner.ordinal === undefined ? '' : ` (ordinal ${owner.ordinal})`}`;
   }
   if (owner.kind === 'StatefulSet') return `StatefulSet ${owner.namespace}/${owner.name} (ordinal ${owner.ordinal})`;
+  if (owner.kind === 'DaemonSet') return `DaemonSet ${owner.namespace}/${owner.name} (node ${owner.node})`;
   return owner.name ? `pod ${owner.namespace}/${owner.name}` : `a pod being created in ${owner.namespace}`;
 }
 

@@ -39,6 +39,7 @@ export async function kubeBackend(opts: ServeOptions, log: Logger): Promise<Back
       pods: view.pods,
       statefulSetExists: (namespace, name) => view.statefulSetExists(namespace, name),
       statefulSet: (namespace, name) => statefulSetState(view.statefulSets.get(name, namespace)),
+      daemonSetKeeps: (namespace, name, node) => view.daemonSetKeeps(namespace, name, node),
       // It acts only once the view is complete.
       complete: () => ledger.complete() && view.complete(),
     },

@@ -105,7 +105,7 @@ rules:
   - apiGroups: ["apps"]
     apiVersions: ["v1"]
     operations: ["CREATE", "UPDATE"]
-    resources: ["deployments", "statefulsets"]
+    resources: ["deployments", "statefulsets", "daemonsets"]
     scope: Namespaced
   # Their pod templates are checked at apply; nothing is claimed for them, their pods claim.
   - apiGroups: ["batch"]

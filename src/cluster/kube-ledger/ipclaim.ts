@@ -15,6 +15,7 @@ export interface IPClaimObject extends KubernetesObject {
       name?: string;
       uid?: string;
       ordinal?: number;
+      node?: string;
       workload?: EgressOwner['workload'];
     };
   };
@@ -52,15 +53,17 @@ export function toObject(claim: Claim): IPClaimObject {
       owner:
         o.kind === 'StatefulSet'
           ? { kind: o.kind, namespace: o.namespace, name: o.name, ordinal: o.ordinal }
-          : o.kind === 'Egress'
-            ? {
-                kind: o.kind,
-                namespace: o.namespace,
-                workload: o.workload,
-                name: o.name,
-                ...(o.ordinal === undefined ? {} : { ordinal: o.ordinal }),
-              }
-            : { kind: o.kind, namespace: o.namespace, name: o.name, ...(o.uid ? { uid: o.uid } : {}) },
+          : o.kind === 'DaemonSet'
+            ? { kind: o.kind, namespace: o.namespace, name: o.name, node: o.node }
+            : o.kind === 'Egress'
+              ? {
+                  kind: o.kind,
+                  namespace: o.namespace,
+                  workload: o.workload,
+                  name: o.name,
+                  ...(o.ordinal === undefined ? {} : { ordinal: o.ordinal }),
+                }
+              : { kind: o.kind, namespace: o.namespace, name: o.name, ...(o.uid ? { uid: o.uid } : {}) },
     },
   };
 }
@@ -74,15 +77,17 @@ export function toClaim(obj: IPClaimObject): Claim | undefined {
   const owner: Owner =
     o.kind === 'StatefulSet'
       ? { kind: 'StatefulSet', namespace: o.namespace, name: o.name ?? '', ordinal: o.ordinal ?? 0 }
-      : o.kind === 'Egress'
-        ? {
-            kind: 'Egress',
-            namespace: o.namespace,
-            workload: o.workload ?? 'Pod',
-            name: o.name ?? '',
-            ...(o.ordinal === undefined ? {} : { ordinal: o.ordinal }),
-          }
-        : { kind: 'Pod', namespace: o.namespace, name: o.name ?? '', uid: o.uid };
+      : o.kind === 'DaemonSet'
+        ? { kind: 'DaemonSet', namespace: o.namespace, name: o.name ?? '', node: o.node ?? '' }
+        : o.kind === 'Egress'
+          ? {
+              kind: 'Egress',
+              namespace: o.namespace,
+              workload: o.workload ?? 'Pod',
+              name: o.name ?? '',
+              ...(o.ordinal === undefined ? {} : { ordinal: o.ordinal }),
+            }
+          : { kind: 'Pod', namespace: o.namespace, name: o.name ?? '', uid: o.uid };
   const created = obj.metadata?.creationTimestamp;
   const admitted = Date.parse(obj.metadata?.annotations?.[ADMITTED_AT] ?? '');
   const createdAt = Math.max(created ? new Date(created).getTime() : Date.now(), Number.isNaN(admitted) ? 0 : admitted);

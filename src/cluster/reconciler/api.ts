@@ -60,6 +60,11 @@ export interface ReconcilerApi {
    * it, a StatefulSet that exists keeps every reservation, and none is given back on scale-down.
    */
   statefulSet?(namespace: string, name: string): Promise<StatefulSetState | undefined>;
+  /**
+   * Whether DaemonSet `name` and Node `node` both exist, as the API server has them now. Optional:
+   * without it, a DaemonSet's reservation for a node is never released.
+   */
+  daemonSetKeeps?(namespace: string, name: string, node: string): Promise<boolean>;
   writePoolStatus(pool: string, status: PoolStatus): Promise<void>;
 }
 
@@ -92,6 +97,8 @@ export interface ReconcilerView {
    * a StatefulSet scaled down keeps the reservations above its new size while it exists.
    */
   statefulSet?(namespace: string, name: string): StatefulSetState | undefined;
+  /** Whether DaemonSet `name` and Node `node` both exist, by the watches; optional: without it, all are kept. */
+  daemonSetKeeps?(namespace: string, name: string, node: string): boolean;
   /**
    * Whether every cache the leader judges by (pods, namespaces, StatefulSets, the ledger's pools and
    * claims) has completed its latest list: while one is listing, or listing again after its watch

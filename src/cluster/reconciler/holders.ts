@@ -1,5 +1,5 @@
 import { familyOf } from '../../net/address.js';
-import { ownerKey, type Claim } from '../../ipam/claim.js';
+import { ownerKey, type Claim, type DaemonSetOwner } from '../../ipam/claim.js';
 import type { PodRecord } from '../pod-tracker.js';
 
 /**
@@ -14,6 +14,8 @@ export function holds(pod: PodRecord, claim: Claim, ownersClaims: readonly Claim
   if (pod.addresses.includes(claim.ip.toString())) return true;
   // An ordinal's pod keeps it by name, finished or not: the StatefulSet replaces it under that name.
   if (o.kind === 'StatefulSet') return pod.name === `${o.name}-${o.ordinal}`;
+  // A node's reservation names no pod: the DaemonSet's pods come and go under new names.
+  if (o.kind === 'DaemonSet') return false;
   // A finished pod never runs again: its name keeps nothing.
   if (o.name === '' || pod.name !== o.name || pod.finished) return false;
   // By name, unless the pod shows another address of the family that its owner claimed too: then this
@@ -56,14 +58,17 @@ export function candidates(ns: NamespacePods | undefined, claim: Claim): PodReco
   const found =
     o.kind === 'Egress'
       ? [ns.byEgress.get(ip)]
-      : [ns.byAddress.get(ip), ns.byName.get(o.kind === 'StatefulSet' ? `${o.name}-${o.ordinal}` : o.name)];
+      : o.kind === 'DaemonSet'
+        ? [ns.byAddress.get(ip)]
+        : [ns.byAddress.get(ip), ns.byName.get(o.kind === 'StatefulSet' ? `${o.name}-${o.ordinal}` : o.name)];
   return found.filter((p): p is PodRecord => p !== undefined);
 }
 
 /**
  * The claims past their grace period that no pod holds and no StatefulSet keeps, as the cluster view sees them.
  * `ownersClaims` finds the other claims of a claim's owner (the ledger's index has them at hand); without
- * it they are gathered from `claims`.
+ * it they are gathered from `claims`. `daemonSetKeeps` says whether a DaemonSet and the node of its
+ * reservation both exist; without it, every such reservation is kept.
  */
 export function staleClaims(
   claims: Iterable<Claim>,
@@ -72,6 +77,7 @@ export function staleClaims(
   now: number,
   graceMs: number,
   ownersClaims?: (claim: Claim) => readonly Claim[],
+  daemonSetKeeps: (owner: DaemonSetOwner) => boolean = () => true,
 ): Claim[] {
   const byNamespace = pods instanceof Map ? pods : indexPods(pods);
   const all = [...claims];
@@ -82,6 +88,8 @@ export function staleClaims(
     const o = claim.owner;
     // A StatefulSet keeps its reservations on scale-down; they go with the StatefulSet and its last pod.
     if (o.kind === 'StatefulSet' && statefulSetExists(o.namespace, o.name)) continue;
+    // A DaemonSet keeps a node's address across its pods' restarts; it goes with the node or the DaemonSet.
+    if (o.kind === 'DaemonSet' && daemonSetKeeps(o)) continue;
     if (candidates(byNamespace.get(o.namespace), claim).some((p) => holds(p, claim, owners(claim)))) continue;
     stale.push(claim);
   }

@@ -17,6 +17,15 @@ export function kubeReconcilerApi(kc: KubeConfig, addressKeys: readonly string[]
       throw e;
     }
   };
+  const exists = async (read: () => Promise<unknown>) => {
+    try {
+      await read();
+      return true;
+    } catch (e) {
+      if (statusOf(e) === 404) return false;
+      throw e;
+    }
+  };
   return {
     async namespacePods(namespace) {
       const list = await core.listNamespacedPod({ namespace }, deadline);
@@ -26,6 +35,12 @@ export function kubeReconcilerApi(kc: KubeConfig, addressKeys: readonly string[]
       return (await readStatefulSet(namespace, name)) !== undefined;
     },
     statefulSet: readStatefulSet,
+    async daemonSetKeeps(namespace, name, node) {
+      return (
+        (await exists(() => apps.readNamespacedDaemonSet({ namespace, name }, deadline))) &&
+        exists(() => core.readNode({ name: node }, deadline))
+      );
+    },
     async writePoolStatus(name, status) {
       await custom.patchClusterCustomObjectStatus(
         {

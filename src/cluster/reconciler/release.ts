@@ -43,7 +43,11 @@ export class Releaser {
       let pods = fresh.get(o.namespace);
       if (!pods) fresh.set(o.namespace, (pods = await this.api.namespacePods(o.namespace)));
       const holder = pods.find((p) => holds(p, claim, ledger.index.claimsOf(o)));
-      if (holder || (o.kind === 'StatefulSet' && (await this.scaleDown.kept(claim)))) {
+      if (
+        holder ||
+        (o.kind === 'StatefulSet' && (await this.scaleDown.kept(claim))) ||
+        (o.kind === 'DaemonSet' && (await (this.api.daemonSetKeeps?.(o.namespace, o.name, o.node) ?? true)))
+      ) {
         report.log?.info(
           { ip: claim.ip.toString(), owner: claim.owner, pod: holder?.name },
           'kept a claim the watch thought free',

@@ -57,6 +57,7 @@ export class Sweep {
           now,
           this.grace.graceMs,
           (claim) => index.claimsOf(claim.owner),
+          (o) => view.daemonSetKeeps?.(o.namespace, o.name, o.node) ?? true,
         ).filter((c) => this.egress.over(c, now)),
       );
     }
