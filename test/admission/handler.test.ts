@@ -60,7 +60,7 @@ describe('Admission', () => {
       review({ ...pod, subResource: 'status', operation: 'UPDATE', oldObject: pod.object }),
       review({ ...pod, operation: 'UPDATE', oldObject: pod.object }),
       review({ ...pod, kind: { group: '', version: 'v1', kind: 'Service' } }),
-      review({ ...pod, kind: { group: 'apps', version: 'v1', kind: 'DaemonSet' } }),
+      review({ ...pod, kind: { group: 'apps', version: 'v1', kind: 'ReplicaSet' } }),
       review({ ...pod, kind: { group: 'other.io', version: 'v1', kind: 'StatefulSet' } }),
       review({ ...pod, operation: 'CONNECT' }),
     ];
