@@ -1,9 +1,9 @@
 import type { Rendering } from '../cni/dialect.js';
-import { ALLOCATED_KEY, EGRESS_ALLOCATED_KEY, PREFIX } from '../intent/keys.js';
+import { ALLOCATED_KEY, EGRESS_ALLOCATED_KEY, KEYS, PREFIX } from '../intent/keys.js';
 import type { EgressMode, Problem } from '../intent/types.js';
 import type { EgressResult, Placement } from '../ipam/allocator.js';
 import type { Claim, EgressOwner, Owner } from '../ipam/claim.js';
-import { formatDual } from '../net/address.js';
+import { addressList, formatDual } from '../net/address.js';
 import {
   checkAnnotations,
   handWrittenLabels,
@@ -13,7 +13,7 @@ import {
   strayRecords,
 } from './checks.js';
 import type { Admit, CheckedIntent } from './context.js';
-import { viewPod, type PodView } from './pod-view.js';
+import { viewPod, type DaemonSetRef, type PodView } from './pod-view.js';
 import { sourced } from './namespace-default.js';
 import { allowed, isRefusal, patched, refused, type Verdict } from './respond.js';
 import type { AdmissionRequest, KubeObject } from './review.js';
@@ -172,6 +172,8 @@ async function give(
     if (!result.ok) return result;
     placement = result.allocation;
     fresh = result.fresh;
+    const busy = ds ? nodeAddressBusy(view, ds, placement, admit) : [];
+    if (busy.length) return { problems: busy };
   }
   if (intent.egress) {
     const egress = await giveEgress(req, view, checked, dry, admit);
@@ -183,6 +185,27 @@ async function give(
     fresh = [...fresh, ...egress.fresh];
   }
   return { placement, fresh };
+}
+
+/**
+ * A node's DaemonSet address stays with the pod that uses it until that pod is gone: the DaemonSet
+ * controller makes a node's new pod while the old one still terminates (kubernetes
+ * pkg/controller/daemon/daemon_controller.go podsShouldBeOnNode skips pods being deleted). The
+ * claim stays the DaemonSet's; the controller retries the refused create.
+ */
+function nodeAddressBusy(view: PodView, ds: DaemonSetRef, placement: Placement, admit: Admit): Problem[] {
+  const self = `${view.namespace}/${view.pod.metadata?.name ?? ''}`;
+  return addressList(placement.addresses ?? {}).flatMap((ip) => {
+    const other = admit.index.usersOf(ip).find((p) => p !== self);
+    if (!other) return [];
+    return [
+      {
+        key: KEYS.pool,
+        message: `${ip.toString()}, the address DaemonSet ${ds.name} keeps for node ${ds.node}, is still used by pod ${other}, which has not ended yet`,
+        fix: `wait: the DaemonSet controller creates the pod again once ${other} is gone`,
+      },
+    ];
+  });
 }
 
 /** The pod's egress address: claimed for its egress owner when it comes from an egress pool. */

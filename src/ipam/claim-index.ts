@@ -94,6 +94,11 @@ export class ClaimIndex {
     };
   }
 
+  /** The pods seen using an address ("<namespace>/<name>"), whoever holds its claim. */
+  usersOf(ip: Address): string[] {
+    return [...(this.observedByIp.get(ip.toString()) ?? [])];
+  }
+
   /** This owner's claim on the address, undefined when it is free; throws ConflictError when another owner holds it. */
   heldBy(ip: Address, owner: Owner): Claim | undefined {
     const holder = this.holderOf(ip);

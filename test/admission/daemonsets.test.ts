@@ -1,4 +1,6 @@
+import ipaddr from 'ipaddr.js';
 import { describe, expect, it } from 'vitest';
+import type { Address } from '../../src/net/address.js';
 import {
   admittedAnnotations,
   daemonSet,
@@ -10,6 +12,7 @@ import {
 } from '../../harness/reviews.js';
 
 const POOL = { 'netpin.io/pool': 'web' };
+const ipOf = (s: string) => ipaddr.parse(s) as Address;
 
 /** A harness whose cluster view knows DaemonSet agent of namespace shop by uid `live`. */
 async function watching(live: string | undefined): Promise<Harness> {
@@ -41,6 +44,22 @@ describe("a DaemonSet's pods", () => {
       '10.20.0.2': 'DaemonSet/shop/agent/n1',
       '10.20.0.3': 'DaemonSet/shop/agent/n2',
     });
+  });
+
+  it("refuses a node's new pod while the pod it replaces still uses the node's address, and admits it once that pod is gone", async () => {
+    const h = await watching('uid-agent');
+    const first = agentPod('n1');
+    expect(await allocated(h, first)).toBe('10.20.0.2');
+    // The first pod runs under its generated name; the DaemonSet controller makes the next one while it terminates.
+    const index = h.deps.allocator.ledger.index;
+    index.observe('shop/agent-abcde', [ipOf('10.20.0.2')]);
+    const refusal = denial(await h.mutate(agentPod('n1')));
+    expect(refusal).toContain(
+      '10.20.0.2, the address DaemonSet agent keeps for node n1, is still used by pod shop/agent-abcde, which has not ended yet',
+    );
+    expect(h.held()).toEqual({ '10.20.0.2': 'DaemonSet/shop/agent/n1' });
+    index.observe('shop/agent-abcde', []);
+    expect(await allocated(h, agentPod('n1'))).toBe('10.20.0.2');
   });
 
   it('refuses a pod whose ownerReference names the DaemonSet with a forged uid, claiming nothing', async () => {
