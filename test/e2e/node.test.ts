@@ -454,6 +454,37 @@ describe('a one-replica Recreate Deployment with netpin.io/ip', () => {
   });
 });
 
+describe('a DaemonSet with netpin.io/pool', () => {
+  it("brings its node's pod back on the node's address after the pod is deleted", async () => {
+    await c.apps.createNamespacedDaemonSet({
+      namespace: NS,
+      body: {
+        metadata: { name: 'agent' },
+        spec: {
+          selector: { matchLabels: { app: 'agent' } },
+          template: {
+            metadata: { labels: { app: 'agent' }, annotations: { 'netpin.io/pool': 'web' } },
+            spec: appSpec('0s', 5),
+          },
+        },
+      },
+    });
+    const ready = (not?: string) =>
+      waitFor(
+        'the agent pod Ready',
+        async () => (await podsWithPrefix(c, NS, 'agent-')).find((p) => isReady(p) && p.metadata?.uid !== not),
+        120_000,
+        250,
+      );
+    const first = await ready();
+    const [ip] = netpinIps(first);
+    await c.core.deleteNamespacedPod({ name: first.metadata!.name!, namespace: NS });
+    const next = await ready(first.metadata!.uid);
+    expect(netpinIps(next)).toEqual([ip]);
+    expect((await listClaims(c, 'web')).filter((x) => x.ip === ip)).toHaveLength(1);
+  });
+});
+
 describe('while netpin loses a replica', () => {
   it('admits every pod of a burst', async () => {
     const replicas = (await c.core.listNamespacedPod({ namespace: netpin.namespace, labelSelector: REPLICAS })).items;
