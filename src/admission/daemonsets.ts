@@ -5,6 +5,7 @@
 import type { WorkloadShape } from '../cni/dialect.js';
 import { hasIntentKeys, KEYS } from '../intent/keys.js';
 import type { Problem } from '../intent/types.js';
+import { shown } from '../net/shown.js';
 import { handWrittenLabels } from './checks.js';
 import type { Admit } from './context.js';
 import { namespaceOf } from './pod-view.js';
@@ -15,11 +16,30 @@ import { templateProblems } from './workloads.js';
 /** A DaemonSet's pod is admitted as one pod of its own, its address kept for its node. */
 const POD_SHAPE: WorkloadShape = { kind: 'Pod', replicas: 1, statefulSet: false };
 
-/** What netpin reads of a DaemonSet: its template's metadata. */
+/** What netpin reads of a DaemonSet: its template's metadata, and how many pods a rollout adds per node. */
 function templateOf(obj: KubeObject | undefined) {
   const meta = obj?.spec?.template?.metadata as
     { annotations?: Record<string, string>; labels?: Record<string, string> } | undefined;
-  return { annotations: meta?.annotations ?? {}, labels: meta?.labels };
+  const strategy = obj?.spec?.updateStrategy as { type?: string; rollingUpdate?: { maxSurge?: unknown } } | undefined;
+  // The API server's defaults: RollingUpdate, maxSurge 0.
+  const surge = strategy?.type === 'OnDelete' ? 0 : (strategy?.rollingUpdate?.maxSurge ?? 0);
+  return { annotations: meta?.annotations ?? {}, labels: meta?.labels, surge };
+}
+
+/**
+ * A surge pod would wait for its node's address while the old pod, which the controller deletes only
+ * once the surge pod is ready, keeps it: the rollout would never end. Any surge but 0 rounds up to a
+ * pod on some node.
+ */
+function surgeProblems(name: string, surge: unknown): Problem[] {
+  if (surge === 0 || surge === '0' || surge === '0%') return [];
+  return [
+    {
+      key: KEYS.pool,
+      message: `DaemonSet ${name} sets updateStrategy.rollingUpdate.maxSurge ${shown(String(surge))}: a node's new pod would wait for the address its old pod keeps until the new one is ready, so the rollout would never end`,
+      fix: 'set spec.updateStrategy.rollingUpdate.maxSurge to 0 (the default): each node then gives its address from the old pod to the new',
+    },
+  ];
 }
 
 /** apps/v1 DaemonSet CREATE/UPDATE: refuse at apply what its pods could never get. */
@@ -39,10 +59,11 @@ export async function admitDaemonSet(req: AdmissionRequest, admit: Admit): Promi
       ]
     : [];
   const { checked, problems } = await templateProblems(t.annotations, namespaceOf(req, obj), POD_SHAPE, admit);
-  if (checked)
-    problems.push(
-      ...fixedProblems(obj.metadata?.name ?? '', checked.intent.ip !== undefined, checked.intent.ips !== undefined),
-    );
+  if (checked) {
+    const name = obj.metadata?.name ?? '';
+    problems.push(...fixedProblems(name, checked.intent.ip !== undefined, checked.intent.ips !== undefined));
+    if (checked.intent.pools) problems.push(...surgeProblems(name, t.surge));
+  }
   return problems.length ? refused(problems, warnings) : allowed(warnings);
 }
 

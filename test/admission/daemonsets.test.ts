@@ -107,6 +107,38 @@ describe('DaemonSet admission', () => {
     );
   });
 
+  /** A DaemonSet of the web pool with this update strategy. */
+  function withStrategy(operation: 'CREATE' | 'UPDATE', updateStrategy: object) {
+    const body = daemonSet(operation, { name: 'agent', annotations: POOL });
+    body.request!.object!.spec!.updateStrategy = updateStrategy;
+    return body;
+  }
+
+  it.each([1, '10%'])(
+    'refuses a rolling update with maxSurge %s: the new pod would wait for the old one forever',
+    async (maxSurge) => {
+      const h = await harness();
+      const refusal = denial(await h.mutate(withStrategy('CREATE', { rollingUpdate: { maxSurge } })));
+      expect(refusal).toContain(
+        `netpin.io/pool (CNI Calico): DaemonSet agent sets updateStrategy.rollingUpdate.maxSurge "${maxSurge}"`,
+      );
+      expect(refusal).toContain('Fix: set spec.updateStrategy.rollingUpdate.maxSurge to 0');
+      // Set by an UPDATE alone too, the template unchanged.
+      const update = withStrategy('UPDATE', { rollingUpdate: { maxSurge } });
+      update.request!.oldObject = daemonSet('CREATE', { name: 'agent', annotations: POOL }).request!.object;
+      expect(denial(await h.mutate(update))).toContain('maxSurge');
+    },
+  );
+
+  it.each([
+    ['maxSurge 0%', { rollingUpdate: { maxSurge: '0%', maxUnavailable: 1 } }],
+    ['OnDelete', { type: 'OnDelete', rollingUpdate: { maxSurge: 1 } }],
+    ['the default', {}],
+  ])('allows %s', async (_, strategy) => {
+    const h = await harness();
+    expect((await h.mutate(withStrategy('CREATE', strategy))).response.allowed).toBe(true);
+  });
+
   it('refuses a template naming a pool the namespace may not use', async () => {
     const h = await harness();
     const answer = await h.validate(daemonSet('CREATE', { name: 'agent', annotations: { 'netpin.io/pool': 'db' } }));
