@@ -482,6 +482,14 @@ describe('a DaemonSet with netpin.io/pool', () => {
     const next = await ready(first.metadata!.uid);
     expect(netpinIps(next)).toEqual([ip]);
     expect((await listClaims(c, 'web')).filter((x) => x.ip === ip)).toHaveLength(1);
+    // Gone before the node stops: a live DaemonSet would make its pod again while the node drains.
+    await c.apps.deleteNamespacedDaemonSet({ name: 'agent', namespace: NS, propagationPolicy: 'Foreground' });
+    await waitFor(
+      'the agent pods gone',
+      async () => ((await podsWithPrefix(c, NS, 'agent-', true)).length === 0 ? true : undefined),
+      120_000,
+      500,
+    );
   });
 });
 
