@@ -9,7 +9,7 @@ import type { Problem } from '../intent/types.js';
 import type { Placement } from '../ipam/allocator.js';
 import { shown } from '../net/shown.js';
 import { checkIntent, type Admit, type CheckedIntent } from './context.js';
-import type { DaemonSetRef, PodView } from './pod-view.js';
+import type { PodView } from './pod-view.js';
 
 /** Labels netpin puts on the pods it admits; nobody else may write or change them. */
 export const NETPIN_LABELS = [PINNED_LABEL, EGRESS_LABEL];
@@ -41,40 +41,45 @@ export function handWrittenLabels(
 
 /**
  * A pod named `<sts>-<k>` whose controller is StatefulSet `<sts>` takes ordinal k's reserved address
- * and shares the StatefulSet's egress address. Anyone who may create a pod may write any
- * ownerReference, so the reference must name the live StatefulSet by its uid. Without a view that
- * knows StatefulSets (--ledger memory), there is nothing to check it against, and it is trusted.
+ * and shares the StatefulSet's egress address; a DaemonSet's pod for a node takes the node's reserved
+ * address. Anyone who may create a pod may write any ownerReference, so the reference must name the
+ * live workload by its uid. Without a view that knows them (--ledger memory), there is nothing to
+ * check it against, and it is trusted.
  */
 export async function ownerProblems(view: PodView, admit: Admit): Promise<Problem[]> {
-  const ds = view.daemonSet;
-  if (ds) return daemonSetProblems(view, ds, admit);
-  const sts = view.statefulSet;
-  if (!sts || !admit.cluster.isLiveStatefulSet) return [];
-  if (sts.uid !== undefined && (await admit.cluster.isLiveStatefulSet(view.namespace, sts.name, sts.uid))) return [];
-  const name = shown(sts.name);
-  return [
-    {
-      key: 'metadata.ownerReferences',
-      message: `names StatefulSet ${name} with uid ${shown(sts.uid ?? '')} as the controller of pod ${shown(
-        view.pod.metadata?.name ?? '',
-      )}, and no live StatefulSet of namespace ${view.namespace} has that name and uid: a StatefulSet's pod takes its ordinal's reserved address, so only the StatefulSet's own pods may name it`,
-      fix: `let StatefulSet ${name} create its pods, or remove the ownerReference: a pod of its own gets an address of its own`,
-    },
-  ];
+  const { daemonSet: ds, statefulSet: sts } = view;
+  if (ds)
+    return liveOwnerProblems(view, 'DaemonSet', ds, "its node's", admit.cluster.isLiveDaemonSet?.bind(admit.cluster));
+  if (sts)
+    return liveOwnerProblems(
+      view,
+      'StatefulSet',
+      sts,
+      "its ordinal's",
+      admit.cluster.isLiveStatefulSet?.bind(admit.cluster),
+    );
+  return [];
 }
 
-/** As for a StatefulSet: a DaemonSet's pod takes its node's reserved address, so the reference must name the live DaemonSet. */
-async function daemonSetProblems(view: PodView, ds: DaemonSetRef, admit: Admit): Promise<Problem[]> {
-  if (!admit.cluster.isLiveDaemonSet) return [];
-  if (ds.uid !== undefined && (await admit.cluster.isLiveDaemonSet(view.namespace, ds.name, ds.uid))) return [];
-  const name = shown(ds.name);
+type IsLive = (namespace: string, name: string, uid: string) => Promise<boolean>;
+
+async function liveOwnerProblems(
+  view: PodView,
+  kind: 'StatefulSet' | 'DaemonSet',
+  ref: { name: string; uid?: string },
+  whose: string,
+  isLive: IsLive | undefined,
+): Promise<Problem[]> {
+  if (!isLive) return [];
+  if (ref.uid !== undefined && (await isLive(view.namespace, ref.name, ref.uid))) return [];
+  const name = shown(ref.name);
   return [
     {
       key: 'metadata.ownerReferences',
-      message: `names DaemonSet ${name} with uid ${shown(ds.uid ?? '')} as the controller of pod ${shown(
+      message: `names ${kind} ${name} with uid ${shown(ref.uid ?? '')} as the controller of pod ${shown(
         view.pod.metadata?.name ?? '',
-      )}, and no live DaemonSet of namespace ${view.namespace} has that name and uid: a DaemonSet's pod takes its node's reserved address, so only the DaemonSet's own pods may name it`,
-      fix: `let DaemonSet ${name} create its pods, or remove the ownerReference: a pod of its own gets an address of its own`,
+      )}, and no live ${kind} of namespace ${view.namespace} has that name and uid: a ${kind}'s pod takes ${whose} reserved address, so only the ${kind}'s own pods may name it`,
+      fix: `let ${kind} ${name} create its pods, or remove the ownerReference: a pod of its own gets an address of its own`,
     },
   ];
 }
