@@ -41,6 +41,18 @@ const FIELD = 'spec.subnets';
  * the pool hands out.
  */
 export function subnetsOf(pool: Pool): PoolSubnets {
+  let read = known.get(pool);
+  if (!read) known.set(pool, (read = readSubnets(pool)));
+  return read;
+}
+
+/**
+ * A pod's check and its rendering both ask for the subnets of the same pools; a Pool is compiled once
+ * per version of its IPPool and never changed, so what was read of it holds until it is replaced.
+ */
+const known = new WeakMap<Pool, PoolSubnets>();
+
+function readSubnets(pool: Pool): PoolSubnets {
   const written = pool.spec.subnets;
   const read = written === undefined ? fromCidr(pool) : fromSpec(pool, written);
   if (read.problems.length) return read;
