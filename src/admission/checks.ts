@@ -129,7 +129,7 @@ export async function checkAnnotations(
   if (
     checked.problems.length === 0 &&
     annotations[ALLOCATED_KEY] !== undefined &&
-    !admit.dialect.pinsAddresses(checked.intent, shape)
+    !admit.dialect.pinsAddresses(checked.intent, shape, checked.plan.pools)
   )
     problems.push(STRAY_ALLOCATED);
   return { checked, problems };

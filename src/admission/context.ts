@@ -4,7 +4,7 @@ import type { EventSink } from '../cluster/event-sink.js';
 import type { ClusterView } from '../cluster/view.js';
 import { parseIntent, type ParsedIntent } from '../intent/parse.js';
 import type { Intent, Problem } from '../intent/types.js';
-import type { Allocator, Plan } from '../ipam/allocator.js';
+import type { Allocator, Placement, Plan } from '../ipam/allocator.js';
 import type { ClaimIndex } from '../ipam/claim-index.js';
 import type { Ledger } from '../ipam/ledger.js';
 
@@ -21,6 +21,12 @@ export interface AdmissionDeps {
   log?: Logger;
   /** Where refusals, allocations and reservations are told as Kubernetes Events; none without a cluster. */
   events?: EventSink;
+  /**
+   * Makes the cluster objects a pod's placement needs before it starts (Cilium's single-address pools);
+   * returns those in the way ("CiliumPodIPPool netpin-10-0-0-9"): objects of the name that are not netpin's.
+   * None without a cluster.
+   */
+  objects?: (placement: Placement) => Promise<string[]>;
 }
 
 /** What one admission's handlers use: the deps, and the allocator's ledger and index named directly. */

@@ -13,6 +13,7 @@ import {
   strayRecords,
 } from './checks.js';
 import type { Admit, CheckedIntent } from './context.js';
+import { addressKey } from './workload-counts.js';
 import { viewPod, type DaemonSetRef, type PodView } from './pod-view.js';
 import { sourced } from './namespace-default.js';
 import { allowed, isRefusal, patched, refused, type Verdict } from './respond.js';
@@ -53,7 +54,7 @@ async function mutateView(req: AdmissionRequest, view: PodView, admit: Admit): P
   );
   if (problems.length || !checked) return refused(problems);
 
-  const pins = admit.dialect.pinsAddresses(checked.intent, view.shape);
+  const pins = admit.dialect.pinsAddresses(checked.intent, view.shape, checked.plan.pools);
   // Rendered once, before any claim: for the placement a dry run of the same claims predicts (egress
   // included, so that no clash is found only after claiming), which the claims give unless a race moved them.
   let predicted: { placement: Placement; rendering: Rendering } | undefined;
@@ -67,6 +68,11 @@ async function mutateView(req: AdmissionRequest, view: PodView, admit: Admit): P
   const given = await give(req, view, checked, pins, false, admit);
   if ('problems' in given) return refused(given.problems);
   const { placement, fresh } = given;
+  const blocked = req.dryRun ? [] : await objectsFor(placement, checked, admit);
+  if (blocked.length) {
+    for (const c of fresh) await admit.ledger.release(c);
+    return refused(blocked);
+  }
   const rendering = predicted && samePlacement(predicted.placement, placement) ? predicted.rendering : undefined;
   return written(
     view,
@@ -110,6 +116,26 @@ async function written(
     mutated,
     rendering.warnings.map((w) => `netpin: ${w}`),
   );
+}
+
+/**
+ * The cluster objects the placement needs, made before the pod can start. A failed call refuses
+ * nothing: the leader's next sync makes them, while the pod waits for them on its node.
+ */
+async function objectsFor(placement: Placement, { intent }: CheckedIntent, admit: Admit): Promise<Problem[]> {
+  if (!admit.objects || !placement.addresses) return [];
+  let inTheWay: string[];
+  try {
+    inTheWay = await admit.objects(placement);
+  } catch (e) {
+    admit.log?.warn({ err: e }, 'could not make the objects a pod needs; the leader makes them');
+    return [];
+  }
+  return inTheWay.map((what) => ({
+    key: addressKey(intent),
+    message: `${what} exists without netpin's label, and ${admit.dialect.title} would give the pod's address through it as it stands: netpin touches only objects it made`,
+    fix: `remove ${what}, or choose another address`,
+  }));
 }
 
 /**

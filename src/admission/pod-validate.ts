@@ -51,7 +51,11 @@ async function expectedRendering(
   const checked = await checkIntent(annotations, shape, view.namespace, admit, view.parsed);
   problems.push(...checked.problems);
   if (checked.problems.length) return undefined;
-  const missing = unrecorded(view, admit.dialect.pinsAddresses(checked.intent, shape), checked.intent.egress?.pools);
+  const missing = unrecorded(
+    view,
+    admit.dialect.pinsAddresses(checked.intent, shape, checked.plan.pools),
+    checked.intent.egress?.pools,
+  );
   if (missing) {
     problems.push(missing);
     return undefined;

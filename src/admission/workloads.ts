@@ -140,7 +140,7 @@ async function judgeTemplate(
     prior && countable(prior) ? { ...prior, intent: parseIntent(prior.templateAnnotations).intent } : undefined;
   const { intent, plan } = checked;
   problems.push(...replicaProblems(w, intent));
-  const pins = admit.dialect.pinsAddresses(intent, shape);
+  const pins = admit.dialect.pinsAddresses(intent, shape, plan.pools);
   const reserving = pins && w.kind === 'StatefulSet' && reserve && !req.dryRun;
   if (pins && w.kind === 'StatefulSet' && w.replicas > MAX_RESERVED_ORDINALS) {
     problems.push({
@@ -210,7 +210,7 @@ async function predictedPlacement(
   admit: Admit,
 ): Promise<Placement> {
   const handWritten = placementKeysIn(annotations, admit.dialect).length > 0;
-  if (!handWritten || !admit.dialect.pinsAddresses(intent, shape)) return { pools: plan.pools };
+  if (!handWritten || !admit.dialect.pinsAddresses(intent, shape, plan.pools)) return { pools: plan.pools };
   const preview = await admit.allocator.allocate({
     intent,
     namespace,

@@ -92,7 +92,7 @@ export class Reconciler {
     await this.run(() => this.prompted.release());
   }
 
-  /** One round of leader work, as the timer runs it: deleted pods, the sweep, naming pods, egress resources. */
+  /** One round of leader work, as the timer runs it: deleted pods, the sweep, naming pods, the objects claims need. */
   async round(): Promise<void> {
     // Releases first: naming pods is a write per claim, and after a burst it must not starve them.
     await this.run(async () => {
@@ -100,7 +100,7 @@ export class Reconciler {
       await this.sweep();
       await this.bind();
       await this.ledger.migrate?.(MIGRATE_PER_ROUND, () => this.leader.mayAct());
-      if (this.leader.mayAct()) await this.opts.egress?.sync();
+      if (this.leader.mayAct()) await this.opts.resources?.sync();
     });
   }
 

@@ -46,8 +46,11 @@ export interface Dialect {
   readonly addressKeys: readonly string[];
   /** netpin.io/ keys whose new value this CNI applies to a running pod; any other change needs a new pod. */
   readonly liveKeys: readonly string[];
-  /** Whether netpin picks this workload's addresses and pins them through an annotation. */
-  pinsAddresses(intent: Intent, shape: WorkloadShape): boolean;
+  /**
+   * Whether netpin picks this workload's addresses and pins them through an annotation. `pools` are
+   * those `check` is given: every pool the addresses may come from.
+   */
+  pinsAddresses(intent: Intent, shape: WorkloadShape, pools: readonly Pool[]): boolean;
   /**
    * What of the intent this CNI cannot do; each problem names the key and what to do instead.
    * `pools` are every pool the addresses may come from: named by netpin.io/pool, or holding a fixed

@@ -1,32 +1,21 @@
 import { KEYS } from '../intent/keys.js';
 import { type Intent, type Problem } from '../intent/types.js';
-import { addressList, fromBigInt, type Address, type DualAddress } from '../net/address.js';
+import { addressList, familyOf, fromBigInt, type Address, type DualAddress } from '../net/address.js';
+import { ownerKey, type Claim } from '../ipam/claim.js';
 import { poolContains, type Pool } from '../ipam/pool.js';
 import type { Rendering } from './dialect.js';
+import { addressPart, managedResource, type ManagedKind, type ManagedResource, type ManagedSet } from './managed.js';
 
 export const EGRESS_LABEL = 'netpin.io/egress';
-/** Marks the cluster resources netpin keeps, so that it never touches one it did not create. */
-export const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'netpin' } as const;
-
-/**
- * One address as part of a label value: ':' is not allowed there and '-' is. A leading or
- * trailing "::" gets a 0 ("0--1" for ::1), which keeps the part valid and names the same address.
- */
-function labelPart(addr: Address): string {
-  let part = addr.toString().replaceAll(':', '-');
-  if (part.startsWith('-')) part = `0${part}`;
-  if (part.endsWith('-')) part = `${part}0`;
-  return part;
-}
 
 /** "10.0.0.9", "fd00--9" or "10.0.0.9_fd00--9": at most 15 + 1 + 39 characters, within a label's 63. */
 export function egressLabelValue(ip: DualAddress): string {
-  return addressList(ip).map(labelPart).join('_');
+  return addressList(ip).map(addressPart).join('_');
 }
 
 /** The name of the resource netpin keeps for one egress address. */
 function egressResourceName(addr: Address): string {
-  return `netpin-egress-${labelPart(addr)}`;
+  return `netpin-egress-${addressPart(addr)}`;
 }
 
 /** One egress address as the CNI resources need it: the pods that use it and the pool it is from. */
@@ -40,39 +29,32 @@ export interface EgressUse {
 
 export type EgressCni = 'antrea' | 'cilium';
 
-/** The cluster-scoped resources that put egress addresses on gateway nodes, per CNI. */
-export interface EgressResource {
-  apiVersion: string;
-  kind: string;
-  plural: string;
-  metadata: { name: string; labels: Record<string, string> };
-  spec: Record<string, unknown>;
-}
+const EXTERNAL_IP_POOL = { apiVersion: 'crd.antrea.io/v1beta1', kind: 'ExternalIPPool', plural: 'externalippools' };
+const ANTREA_EGRESS = { apiVersion: 'crd.antrea.io/v1beta1', kind: 'Egress', plural: 'egresses' };
+const CILIUM_POLICY = {
+  apiVersion: 'cilium.io/v2',
+  kind: 'CiliumEgressGatewayPolicy',
+  plural: 'ciliumegressgatewaypolicies',
+};
 
-function resource(
-  apiVersion: string,
-  kind: string,
-  plural: string,
-  name: string,
-  spec: Record<string, unknown>,
-): EgressResource {
-  return { apiVersion, kind, plural, metadata: { name, labels: { ...MANAGED_BY } }, spec };
+function kindOf({ apiVersion, plural }: ManagedKind): ManagedKind {
+  return { apiVersion, plural };
 }
 
 /** Antrea's ExternalIPPool for a netpin egress pool: its ranges, on its gateway nodes. */
-function antreaExternalIPPool(pool: Pool): EgressResource {
+function antreaExternalIPPool(pool: Pool): ManagedResource {
   const ipRanges = pool.families.flatMap((f) =>
     pool.ranges[f].map((r) => ({ start: fromBigInt(r.first, f).toString(), end: fromBigInt(r.last, f).toString() })),
   );
-  return resource('crd.antrea.io/v1beta1', 'ExternalIPPool', 'externalippools', `netpin-${pool.name}`, {
+  return managedResource(EXTERNAL_IP_POOL, `netpin-${pool.name}`, {
     ipRanges,
     nodeSelector: pool.egress?.nodeSelector ?? {},
   });
 }
 
 // One Egress per address: Antrea rejects the plural egressIPs (pkg/controller/egress/validate.go).
-function antreaEgress(use: EgressUse): EgressResource {
-  return resource('crd.antrea.io/v1beta1', 'Egress', 'egresses', egressResourceName(use.address), {
+function antreaEgress(use: EgressUse): ManagedResource {
+  return managedResource(ANTREA_EGRESS, egressResourceName(use.address), {
     appliedTo: {
       podSelector: { matchLabels: { [EGRESS_LABEL]: use.labelValue } },
       namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': use.namespace } },
@@ -84,27 +66,21 @@ function antreaEgress(use: EgressUse): EgressResource {
 
 // With egressIP, every destinationCIDR must be of its family: one policy per address. Never both
 // interface and egressIP, which makes Cilium ignore the whole policy.
-function ciliumPolicy(use: EgressUse, excludedCIDRs: readonly string[]): EgressResource {
+function ciliumPolicy(use: EgressUse, excludedCIDRs: readonly string[]): ManagedResource {
   const v4 = use.address.kind() === 'ipv4';
   const excluded = excludedCIDRs.filter((c) => c.includes(':') !== v4);
-  return resource(
-    'cilium.io/v2',
-    'CiliumEgressGatewayPolicy',
-    'ciliumegressgatewaypolicies',
-    egressResourceName(use.address),
-    {
-      selectors: [
-        {
-          podSelector: {
-            matchLabels: { [EGRESS_LABEL]: use.labelValue, 'io.kubernetes.pod.namespace': use.namespace },
-          },
+  return managedResource(CILIUM_POLICY, egressResourceName(use.address), {
+    selectors: [
+      {
+        podSelector: {
+          matchLabels: { [EGRESS_LABEL]: use.labelValue, 'io.kubernetes.pod.namespace': use.namespace },
         },
-      ],
-      destinationCIDRs: [v4 ? '0.0.0.0/0' : '::/0'],
-      ...(excluded.length ? { excludedCIDRs: excluded } : {}),
-      egressGateway: { nodeSelector: use.pool.egress?.nodeSelector ?? {}, egressIP: use.address.toString() },
-    },
-  );
+      },
+    ],
+    destinationCIDRs: [v4 ? '0.0.0.0/0' : '::/0'],
+    ...(excluded.length ? { excludedCIDRs: excluded } : {}),
+    egressGateway: { nodeSelector: use.pool.egress?.nodeSelector ?? {}, egressIP: use.address.toString() },
+  });
 }
 
 /** Every resource the CNI needs for these egress addresses. */
@@ -112,20 +88,45 @@ export function egressResources(
   cni: EgressCni,
   uses: readonly EgressUse[],
   excludedCIDRs: readonly string[],
-): EgressResource[] {
+): ManagedResource[] {
   if (cni === 'cilium') return uses.map((u) => ciliumPolicy(u, excludedCIDRs));
   const pools = [...new Map(uses.map((u) => [u.pool.name, u.pool])).values()];
   return [...pools.map(antreaExternalIPPool), ...uses.map(antreaEgress)];
 }
 
 /** The kinds of resource a CNI's egress needs, for listing what netpin keeps. */
-export function egressKinds(cni: EgressCni): Array<Pick<EgressResource, 'apiVersion' | 'plural'>> {
-  return cni === 'cilium'
-    ? [{ apiVersion: 'cilium.io/v2', plural: 'ciliumegressgatewaypolicies' }]
-    : [
-        { apiVersion: 'crd.antrea.io/v1beta1', plural: 'externalippools' },
-        { apiVersion: 'crd.antrea.io/v1beta1', plural: 'egresses' },
-      ];
+function egressKinds(cni: EgressCni): ManagedKind[] {
+  return cni === 'cilium' ? [kindOf(CILIUM_POLICY)] : [kindOf(EXTERNAL_IP_POOL), kindOf(ANTREA_EGRESS)];
+}
+
+/**
+ * The resources that put the ledger's egress addresses on gateway nodes: one per egress address
+ * claimed (Antrea Egress, Cilium CiliumEgressGatewayPolicy), and Antrea's ExternalIPPool per egress pool in use.
+ */
+export function egressSet(cni: EgressCni, excludedCIDRs: readonly string[]): ManagedSet {
+  return {
+    kinds: egressKinds(cni),
+    desired(index) {
+      const byOwner = new Map<string, Claim[]>();
+      for (const c of index.allClaims()) {
+        if (c.owner.kind !== 'Egress') continue;
+        const key = ownerKey(c.owner);
+        byOwner.set(key, [...(byOwner.get(key) ?? []), c]);
+      }
+      const uses: EgressUse[] = [];
+      for (const claims of byOwner.values()) {
+        // The pods carry one label for all the families of their egress: each family's resource selects it.
+        const dual: DualAddress = {};
+        for (const c of claims) Object.assign(dual, { [familyOf(c.ip)]: c.ip });
+        for (const c of claims) {
+          const pool = index.pool(c.pool);
+          if (pool?.egress)
+            uses.push({ address: c.ip, namespace: c.owner.namespace, labelValue: egressLabelValue(dual), pool });
+        }
+      }
+      return egressResources(cni, uses, excludedCIDRs);
+    },
+  };
 }
 
 /**

@@ -2,6 +2,7 @@ import {
   familyOf,
   formatRange,
   parseRange,
+  rangeOverlap,
   toBigInt,
   type Address,
   type AddressRange,
@@ -14,7 +15,11 @@ export interface CniPoolNames {
   calico?: { pool?: string };
   kubeOvn?: { subnet?: string };
   antrea?: { pool?: string };
-  cilium?: { pool?: string };
+  /**
+   * `pool`: the CiliumPodIPPool Cilium assigns this range from by itself. `pinned`: instead, netpin picks
+   * every address and gives Cilium each one as a CiliumPodIPPool of its own (src/cni/cilium-pools.ts).
+   */
+  cilium?: { pool?: string; pinned?: boolean };
 }
 
 /** `spec` of the cluster-scoped `netpin.io/v1alpha1` IPPool. */
@@ -184,9 +189,8 @@ export function poolOverlap(a: Pool, b: Pool): AddressRange | undefined {
   for (const family of ['ipv4', 'ipv6'] as const) {
     for (const x of a.ranges[family]) {
       for (const y of b.ranges[family]) {
-        const first = x.first > y.first ? x.first : y.first;
-        const last = x.last < y.last ? x.last : y.last;
-        if (first <= last) return { family, first, last };
+        const shared = rangeOverlap(x, y);
+        if (shared) return shared;
       }
     }
   }

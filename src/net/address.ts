@@ -118,6 +118,14 @@ export function rangeWithin(inner: AddressRange, outer: AddressRange): boolean {
   return inner.family === outer.family && outer.first <= inner.first && inner.last <= outer.last;
 }
 
+/** The addresses two ranges share, if any. */
+export function rangeOverlap(x: AddressRange, y: AddressRange): AddressRange | undefined {
+  if (x.family !== y.family) return undefined;
+  const first = x.first > y.first ? x.first : y.first;
+  const last = x.last < y.last ? x.last : y.last;
+  return first <= last ? { family: x.family, first, last } : undefined;
+}
+
 export function formatRange(r: AddressRange): string {
   const a = fromBigInt(r.first, r.family).toString();
   return r.first === r.last ? a : `${a}-${fromBigInt(r.last, r.family).toString()}`;

@@ -3,7 +3,6 @@ import type { Logger } from 'pino';
 import type { Dialect } from '../cni/dialect.js';
 import { dialectFor } from '../cni/index.js';
 import { ApiServerProbe } from '../cluster/api-probe.js';
-import { EgressController } from '../cluster/egress-controller.js';
 import { EventRecorder, kubeEventWriter } from '../cluster/events.js';
 import { loadKubeConfig } from '../cluster/kube.js';
 import { KubeLedger } from '../cluster/kube-ledger.js';
@@ -13,6 +12,10 @@ import { inUse, type PodRecord } from '../cluster/pod-tracker.js';
 import { kubeReconcilerApi, Reconciler, statefulSetState } from '../cluster/reconciler.js';
 import { Allocator } from '../ipam/allocator.js';
 import { ClaimIndex } from '../ipam/claim-index.js';
+import { ResourceController } from '../cluster/resource-controller.js';
+import { ciliumPinnedPools, pinnedPoolsFor } from '../cni/cilium-pools.js';
+import { egressSet } from '../cni/egress.js';
+import type { ManagedSet } from '../cni/managed.js';
 import { parseAddress } from '../net/address.js';
 import { Metrics } from '../transport/metrics.js';
 import type { Backend } from './backend.js';
@@ -31,6 +34,7 @@ export async function kubeBackend(opts: ServeOptions, log: Logger): Promise<Back
   const events = new EventRecorder(kubeEventWriter(kc), { log });
   // Told of deleted pods by the view, which starts after the reconciler exists.
   const view = clusterView(kc, dialect, ledger, events, (pod) => reconciler.podGone(pod), log);
+  const resources = new ResourceController(kc, ledger, managedSets(dialect, opts), log);
   const elector = new LeaseElector(kc, { name: 'netpin-reconciler', namespace: opts.leaseNamespace }, log);
   const reconciler = new Reconciler(
     kubeReconcilerApi(kc, dialect.addressKeys),
@@ -48,10 +52,7 @@ export async function kubeBackend(opts: ServeOptions, log: Logger): Promise<Back
       graceMs: opts.claimGraceSeconds * 1000,
       egressGraceMs: opts.egressGraceSeconds * 1000,
       intervalMs: 5_000,
-      egress:
-        dialect.name === 'antrea' || dialect.name === 'cilium'
-          ? new EgressController(kc, ledger, dialect.name, opts.egressExcludedCidrs, log)
-          : undefined,
+      resources,
       events,
       metrics: metrics.reconciler,
     },
@@ -62,7 +63,22 @@ export async function kubeBackend(opts: ServeOptions, log: Logger): Promise<Back
   reconciler.start();
   probe.start();
   return {
-    deps: { dialect, allocator: new Allocator(ledger), cluster: view, releaseOnDelete: false, log, events },
+    deps: {
+      dialect,
+      allocator: new Allocator(ledger),
+      cluster: view,
+      releaseOnDelete: false,
+      log,
+      events,
+      ...(dialect.name === 'cilium'
+        ? {
+            objects: async (placement) =>
+              (await resources.ensure(pinnedPoolsFor(placement.addresses, placement.pools))).map(
+                (r) => `${r.kind} ${r.metadata.name}`,
+              ),
+          }
+        : {}),
+    },
     ledger,
     metrics,
     apiServer: probe,
@@ -75,6 +91,13 @@ export async function kubeBackend(opts: ServeOptions, log: Logger): Promise<Back
       await view.stop();
     },
   };
+}
+
+/** The cluster objects netpin keeps for this CNI: egress resources, and Cilium's single-address pools. */
+function managedSets(dialect: Dialect, opts: ServeOptions): ManagedSet[] {
+  if (dialect.name === 'antrea') return [egressSet('antrea', opts.egressExcludedCidrs)];
+  if (dialect.name === 'cilium') return [egressSet('cilium', opts.egressExcludedCidrs), ciliumPinnedPools];
+  return [];
 }
 
 /** The watches of the cluster, and what each pod and StatefulSet they bring tells the ledger, the events and the reconciler. */

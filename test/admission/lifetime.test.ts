@@ -306,7 +306,7 @@ describe('the words of a refused change to a running pod', () => {
     );
     expect(answer.response.warnings).toEqual([
       'netpin: Cilium enforces kubernetes.io/*-bandwidth only with the bandwidth manager (bandwidthManager.enabled=true), and never on traffic between pods of the same node.',
-      'netpin: Cilium does not keep a pod IP across restarts, StatefulSet pods included: pool addresses come in node-local blocks.',
+      'netpin: Cilium does not keep a pod IP across restarts, StatefulSet pods included: pool addresses come in node-local blocks. Addresses that stay come from an IPPool with spec.cni.cilium.pinned: true.',
     ]);
   });
 

@@ -268,7 +268,7 @@ describe('every intent on every CNI, through the webhook', () => {
     const h = await harness({ cni: 'cilium' });
     const answer = await h.mutate(podCreate({ name: 'p', annotations: { 'netpin.io/pool': 'web' } }));
     expect(answer.response.warnings).toEqual([
-      'netpin: Cilium does not keep a pod IP across restarts, StatefulSet pods included: pool addresses come in node-local blocks.',
+      'netpin: Cilium does not keep a pod IP across restarts, StatefulSet pods included: pool addresses come in node-local blocks. Addresses that stay come from an IPPool with spec.cni.cilium.pinned: true.',
     ]);
   });
 
@@ -521,7 +521,7 @@ describe('denials', () => {
       [],
       podCreate({ name: 'a', annotations: { 'netpin.io/ip': '10.20.0.7' } }),
       'netpin.io/ip',
-      ['Cilium has no fixed pod IP annotation', 'Use netpin.io/pool with a CiliumPodIPPool'],
+      ['Cilium has no fixed pod IP annotation', 'spec.cni.cilium.pinned: true'],
     ],
     [
       'fixed IPs on a Cilium StatefulSet',

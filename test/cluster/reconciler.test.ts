@@ -265,7 +265,7 @@ function harness(ledger: MemoryLedger = new CarelessLedger([web, egressPool]), o
       graceMs: GRACE,
       egressGraceMs: options.egressGraceMs ?? 10 * GRACE,
       intervalMs: 5_000,
-      egress,
+      resources: egress,
       now: () => clock.now,
       events: options.events,
       metrics: options.metrics ?? { released: () => {}, overdue: () => {} },

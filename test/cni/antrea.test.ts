@@ -12,7 +12,7 @@ const IPAM_WARNING =
 
 describe('antrea', () => {
   it('renders nothing for an empty intent', () => {
-    expect(antrea.pinsAddresses({}, POD)).toBe(false);
+    expect(antrea.pinsAddresses({}, POD, [])).toBe(false);
     expect(antrea.check({}, POD, [])).toEqual([]);
     expect(antrea.render({}, POD, { pools: [] })).toEqual({ annotations: {}, labels: {}, warnings: [] });
   });
@@ -23,7 +23,7 @@ describe('antrea', () => {
       ['ips', { ips: [{ ipv4: v4('10.10.0.5') }, { ipv4: v4('10.10.0.6') }] }, []],
       ['pools', { pools: ['a4'] }, [a4]],
     ])('pins %s through ippools and pod-ips', (_, intent, pools) => {
-      expect(antrea.pinsAddresses(intent, DEPLOYMENT)).toBe(true);
+      expect(antrea.pinsAddresses(intent, DEPLOYMENT, [])).toBe(true);
       expect(antrea.check(intent, DEPLOYMENT, pools)).toEqual([]);
       expect(antrea.render(intent, DEPLOYMENT, allocation([a4], '10.10.0.5'))).toEqual({
         annotations: { 'ipam.antrea.io/ippools': 'antrea-v4', 'ipam.antrea.io/pod-ips': '10.10.0.5' },
@@ -64,7 +64,7 @@ describe('antrea', () => {
   describe('StatefulSets', () => {
     it('leaves pinning to Antrea: pool only, with warnings', () => {
       const intent: Intent = { pools: ['a4'] };
-      expect(antrea.pinsAddresses(intent, STATEFULSET)).toBe(false);
+      expect(antrea.pinsAddresses(intent, STATEFULSET, [])).toBe(false);
       expect(antrea.check(intent, STATEFULSET, [a4])).toEqual([]);
       const r = antrea.render(intent, STATEFULSET, { pools: [a4] });
       expect(r.annotations).toEqual({ 'ipam.antrea.io/ippools': 'antrea-v4' });
@@ -78,7 +78,7 @@ describe('antrea', () => {
       ['netpin.io/ip', { ip: { ipv4: v4('10.10.0.5') } }],
       ['netpin.io/ips', { ips: [{ ipv4: v4('10.10.0.5') }] }],
     ])('refuses %s, pointing at netpin.io/pool', (key, intent) => {
-      expect(antrea.pinsAddresses(intent, STATEFULSET)).toBe(false);
+      expect(antrea.pinsAddresses(intent, STATEFULSET, [])).toBe(false);
       const [p, ...more] = antrea.check(intent, STATEFULSET, []);
       expect(more).toEqual([]);
       expect(p?.key).toBe(key);

@@ -8,7 +8,7 @@ const blue6 = pool('blue6', 'fd00::/120');
 
 describe('calico', () => {
   it('renders nothing for an empty intent', () => {
-    expect(calico.pinsAddresses({}, POD)).toBe(false);
+    expect(calico.pinsAddresses({}, POD, [])).toBe(false);
     expect(calico.check({}, POD, [])).toEqual([]);
     expect(calico.render({}, POD, { pools: [] })).toEqual({ annotations: {}, labels: {}, warnings: [] });
   });
@@ -19,7 +19,7 @@ describe('calico', () => {
     ['pool', { pools: ['blue4'] }, ['blue4']],
   ])('pins %s through ipAddrs, with no pool annotation', (_, intent, names) => {
     const pools = [blue4].filter((p) => names.includes(p.name));
-    expect(calico.pinsAddresses(intent, DEPLOYMENT)).toBe(true);
+    expect(calico.pinsAddresses(intent, DEPLOYMENT, [])).toBe(true);
     expect(calico.check(intent, DEPLOYMENT, pools)).toEqual([]);
     expect(calico.render(intent, DEPLOYMENT, allocation([blue4], '10.0.0.5'))).toEqual({
       annotations: { 'cni.projectcalico.org/ipAddrs': '["10.0.0.5"]' },

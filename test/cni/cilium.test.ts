@@ -12,32 +12,133 @@ const dual = compilePool({
 });
 const bare4 = pool('bare4', '10.20.0.0/24');
 const NO_KEEP =
-  'Cilium does not keep a pod IP across restarts, StatefulSet pods included: pool addresses come in node-local blocks.';
+  'Cilium does not keep a pod IP across restarts, StatefulSet pods included: pool addresses come in node-local blocks. Addresses that stay come from an IPPool with spec.cni.cilium.pinned: true.';
 
 describe('cilium', () => {
   it('renders nothing for an empty intent', () => {
-    expect(cilium.pinsAddresses({}, POD)).toBe(false);
+    expect(cilium.pinsAddresses({}, POD, [])).toBe(false);
     expect(cilium.check({}, POD, [])).toEqual([]);
     expect(cilium.render({}, POD, { pools: [] })).toEqual({ annotations: {}, labels: {}, warnings: [] });
   });
 
-  it.each<[string, Intent]>([
-    ['netpin.io/ip', { ip: { ipv4: v4('10.30.0.5') } }],
-    ['netpin.io/ips', { ips: [{ ipv4: v4('10.30.0.5') }] }],
-  ])('refuses %s: no fixed primary IP', (key, intent) => {
-    expect(cilium.pinsAddresses(intent, POD)).toBe(false);
-    const [p, ...more] = cilium.check(intent, POD, []);
-    expect(more).toEqual([]);
-    expect(p?.key).toBe(key);
-    expect(p?.message).toBe('Cilium has no fixed pod IP annotation for the primary network (cilium#17026)');
-    expect(p?.fix).toContain('netpin.io/pool');
-    expect(p?.fix).toContain('Kube-OVN or Calico');
+  describe('fixed addresses', () => {
+    const pin = compilePool({
+      metadata: { name: 'pin' },
+      spec: { ranges: ['10.50.0.0/24', 'fd00:50::/120'], cni: { cilium: { pinned: true } } },
+    });
+    const MOVES =
+      'Cilium hands a pinned address to a node as a block of one: a pod that moves to another node waits in ContainerCreating until the old node has given the block back (docs/cni-contract.md, Cilium).';
+
+    it.each<[string, Intent]>([
+      ['netpin.io/ip', { ip: { ipv4: v4('10.20.0.5') } }],
+      ['netpin.io/ips', { ips: [{ ipv4: v4('10.20.0.5') }, { ipv4: v4('10.20.0.6') }] }],
+    ])('refuses %s in a pool netpin does not pin, naming the pool and the fix', (key, intent) => {
+      expect(cilium.pinsAddresses(intent, POD, [bare4])).toBe(false);
+      const problems = cilium.check(intent, POD, [bare4]);
+      expect(problems.map((p) => p.key)).toEqual(intent.ips ? [key, key] : [key]);
+      expect(problems[0]?.message).toContain('Cilium has no fixed pod IP annotation (cilium#17026)');
+      expect(problems[0]?.message).toContain('IPPool bare4 is not pinned');
+      expect(problems[0]?.fix).toContain('set spec.cni.cilium.pinned: true on IPPool bare4');
+    });
+
+    it('refuses an address outside every pool: Cilium may give it to another pod', () => {
+      const [p, ...more] = cilium.check({ ip: { ipv4: v4('192.0.2.7') } }, POD, []);
+      expect(more).toEqual([]);
+      expect(p?.message).toContain('it lies in no IPPool');
+      expect(p?.fix).toBe(
+        'create an IPPool over 192.0.2.7 with spec.cni.cilium.pinned: true, or choose an address of one',
+      );
+    });
+
+    it('pins an address of a pinned pool through the CiliumPodIPPool named after it, by its family key', () => {
+      const intent: Intent = { ip: { ipv4: v4('10.50.0.5') } };
+      expect(cilium.pinsAddresses(intent, POD, [pin])).toBe(true);
+      expect(cilium.check(intent, POD, [pin])).toEqual([]);
+      expect(cilium.render(intent, POD, { pools: [pin], addresses: { ipv4: v4('10.50.0.5') } })).toEqual({
+        annotations: { 'ipam.cilium.io/ipv4-pool': 'netpin-10.50.0.5' },
+        labels: {},
+        warnings: [MOVES],
+      });
+    });
+
+    it('pins each family through its own pool key for dual-stack', () => {
+      const addresses = { ipv4: v4('10.50.0.5'), ipv6: v6('fd00:50::5') };
+      expect(cilium.render({ ip: addresses }, POD, { pools: [pin], addresses }).annotations).toEqual({
+        'ipam.cilium.io/ipv4-pool': 'netpin-10.50.0.5',
+        'ipam.cilium.io/ipv6-pool': 'netpin-fd00-50--5',
+      });
+    });
+
+    it("pins a StatefulSet's pool addresses, so each ordinal keeps its own", () => {
+      const intent: Intent = { pools: ['pin'] };
+      expect(cilium.pinsAddresses(intent, STATEFULSET, [pin])).toBe(true);
+      expect(cilium.check(intent, STATEFULSET, [pin])).toEqual([]);
+      const r = cilium.render(intent, STATEFULSET, { pools: [pin], addresses: { ipv4: v4('10.50.0.1') } });
+      expect(r.annotations).toEqual({ 'ipam.cilium.io/ipv4-pool': 'netpin-10.50.0.1' });
+    });
+
+    it("refuses pools of both kinds in one intent: a pod's families are all pinned or all Cilium's", () => {
+      const problems = cilium.check({ pools: ['pin', 'c6'] }, POD, [pin, c6]);
+      expect(problems).toHaveLength(1);
+      expect(problems[0]?.message).toContain('IPPool pin is pinned by netpin and IPPool c6 is assigned by Cilium');
+      expect(cilium.pinsAddresses({ pools: ['pin', 'c6'] }, POD, [pin, c6])).toBe(false);
+    });
+  });
+
+  describe('pinned IPPools', () => {
+    const pin = compilePool({
+      metadata: { name: 'pin' },
+      spec: { cidr: '10.50.0.0/24', cni: { cilium: { pinned: true } } },
+    });
+    const ciliumPool = (name: string, cidrs: string[], labels?: Record<string, string>) => ({
+      metadata: { name, ...(labels ? { labels } : {}) },
+      spec: { ipv4: { cidrs, maskSize: 27 } },
+    });
+
+    it('refuses a range that overlaps a CiliumPodIPPool Cilium assigns from, naming it and what is shared', () => {
+      const { problems } = cilium.checkPool(pin, [ciliumPool('default', ['10.0.0.0/8'])]);
+      expect(problems).toEqual([
+        {
+          key: 'spec.cidr',
+          message:
+            '10.50.0.1-10.50.0.254 lies in CiliumPodIPPool default, which Cilium assigns from by itself, so an address netpin pins could be given to another pod too',
+          fix: 'move the range out of CiliumPodIPPool default, or add 10.50.0.1-10.50.0.254 to spec.exclude',
+        },
+      ]);
+    });
+
+    it("lets netpin's own single-address pools and pools elsewhere be", () => {
+      const own = ciliumPool('netpin-10.50.0.5', ['10.50.0.5/32'], { 'app.kubernetes.io/managed-by': 'netpin' });
+      const elsewhere = ciliumPool('blue', ['10.60.0.0/16']);
+      expect(cilium.checkPool(pin, [own, elsewhere])).toEqual({ problems: [], warnings: [] });
+    });
+
+    it('refuses a pool both pinned and naming a CiliumPodIPPool', () => {
+      const both = compilePool({
+        metadata: { name: 'both' },
+        spec: { cidr: '10.50.0.0/24', cni: { cilium: { pinned: true, pool: 'blue' } } },
+      });
+      const { problems } = cilium.checkPool(both, []);
+      expect(problems.map((p) => p.key)).toEqual(['spec.cni.cilium']);
+    });
+
+    it("warns, naming the range to check, when Cilium's pools cannot be read", () => {
+      const { problems, warnings } = cilium.checkPool(pin, 'forbidden');
+      expect(problems).toEqual([]);
+      expect(warnings).toEqual([
+        "netpin could not read Cilium's CiliumPodIPPools (forbidden): check that none that Cilium assigns from overlaps 10.50.0.1-10.50.0.254.",
+      ]);
+    });
+
+    it('checks nothing for a pool Cilium assigns from', () => {
+      expect(cilium.checkPool(c4, [ciliumPool('default', ['10.0.0.0/8'])])).toEqual({ problems: [], warnings: [] });
+    });
   });
 
   describe('pools', () => {
     it('selects one pool through ip-pool, never pinning', () => {
       const intent: Intent = { pools: ['cdual'] };
-      expect(cilium.pinsAddresses(intent, POD)).toBe(false);
+      expect(cilium.pinsAddresses(intent, POD, [dual])).toBe(false);
       expect(cilium.check(intent, POD, [dual])).toEqual([]);
       expect(cilium.render(intent, POD, { pools: [dual] })).toEqual({
         annotations: { 'ipam.cilium.io/ip-pool': 'blue' },
@@ -61,7 +162,9 @@ describe('cilium', () => {
       expect(more).toEqual([]);
       expect(p?.key).toBe('netpin.io/pool');
       expect(p?.message).toContain('Cilium');
-      expect(p?.fix).toBe('Set spec.cni.cilium.pool on IPPool bare4 to the CiliumPodIPPool name');
+      expect(p?.fix).toBe(
+        'Set spec.cni.cilium.pool on IPPool bare4 to the CiliumPodIPPool Cilium assigns from, or spec.cni.cilium.pinned: true to have netpin pin each address',
+      );
     });
   });
 

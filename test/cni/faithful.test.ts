@@ -6,9 +6,10 @@ import type { Dialect, WorkloadShape } from '../../src/cni/dialect.js';
 import { dialectFor } from '../../src/cni/index.js';
 import { parseIntent, parseRate } from '../../src/intent/parse.js';
 import type { Intent } from '../../src/intent/types.js';
-import { fromBigInt, parseAddress, type Address, type DualAddress } from '../../src/net/address.js';
+import { fromBigInt, parseAddress, type DualAddress } from '../../src/net/address.js';
 import type { Placement } from '../../src/ipam/allocator.js';
 import { poolContains, type Pool } from '../../src/ipam/pool.js';
+import { pinnedPool } from '../../src/cni/cilium-pools.js';
 import { DEPLOYMENT, pool, POD, STATEFULSET } from './fixtures.js';
 
 const NAMED = { calico: { pool: 'c' }, kubeOvn: { subnet: 's1' }, antrea: { pool: 'a' }, cilium: { pool: 'p' } };
@@ -23,6 +24,8 @@ const POOLS: Pool[] = [
   }),
   pool('bare4', '10.2.0.0/24'),
   pool('bare6', 'fd00:3::/120'),
+  pool('pinned4', '10.3.0.0/24', { cilium: { pinned: true } }),
+  pool('pinned6', 'fd00:4::/120', { cilium: { pinned: true } }),
 ];
 
 const ADDRESS_INTENTS: Array<Record<string, string>> = [
@@ -34,7 +37,21 @@ const ADDRESS_INTENTS: Array<Record<string, string>> = [
   { 'netpin.io/ip': '10.2.0.5,fd00:1::5' },
   { 'netpin.io/ips': '10.1.0.5;10.1.0.6' },
   { 'netpin.io/ips': '10.2.0.5;10.2.0.6' },
-  ...['named4', 'bare4', 'named4,named6', 'named4,other6', 'named4,bare6', 'bare4,bare6'].map((p) => ({
+  { 'netpin.io/ip': '10.3.0.5' },
+  { 'netpin.io/ip': '10.3.0.5,fd00:4::5' },
+  { 'netpin.io/ip': '10.3.0.5,fd00:1::5' },
+  { 'netpin.io/ips': '10.3.0.5;10.3.0.6' },
+  ...[
+    'named4',
+    'bare4',
+    'named4,named6',
+    'named4,other6',
+    'named4,bare6',
+    'bare4,bare6',
+    'pinned4',
+    'pinned4,pinned6',
+    'pinned4,named6',
+  ].map((p) => ({
     'netpin.io/pool': p,
   })),
 ];
@@ -48,22 +65,25 @@ const QOS_INTENTS: Array<Record<string, string>> = [
 ];
 const SHAPES: WorkloadShape[] = [POD, DEPLOYMENT, STATEFULSET, { kind: 'Pod', replicas: 1, statefulSet: true }];
 
-/** The pools an intent draws from, and the addresses netpin would pin, as the allocator resolves them. */
-function placementFor(intent: Intent, pins: boolean): Placement {
-  const homeOf = (a: Address) => POOLS.find((p) => poolContains(p, a));
+/** The pools an intent draws from, as the allocator's plan resolves them. */
+function poolsFor(intent: Intent): Pool[] {
+  if (intent.pools) return intent.pools.map((n) => POOLS.find((p) => p.name === n)!);
+  const entry = intent.ip ?? intent.ips?.[0];
+  if (!entry) return [];
+  const addrs = [entry.ipv4, entry.ipv6].filter((a) => a !== undefined);
+  return [...new Set(addrs.map((a) => POOLS.find((p) => poolContains(p, a))!))];
+}
+
+/** The pools, and the addresses netpin would pin, as the allocator gives them. */
+function placementFor(intent: Intent, pools: Pool[], pins: boolean): Placement {
+  if (!pins) return { pools };
   if (intent.pools) {
-    const pools = intent.pools.map((n) => POOLS.find((p) => p.name === n)!);
-    if (!pins) return { pools };
     const addresses: DualAddress = {};
     for (const p of pools)
       for (const f of p.families) Object.assign(addresses, { [f]: fromBigInt(p.ranges[f][0]!.first, f) });
     return { pools, addresses };
   }
-  const entry = intent.ip ?? intent.ips?.[0];
-  if (!entry) return { pools: [] };
-  const addrs = [entry.ipv4, entry.ipv6].filter((a) => a !== undefined);
-  const pools = [...new Set(addrs.map((a) => homeOf(a)!))];
-  return pins ? { pools, addresses: entry } : { pools };
+  return { pools, addresses: intent.ip ?? intent.ips![0]! };
 }
 
 const ips = (text: string) => text.split(',').map((t) => parseAddress(t));
@@ -122,8 +142,22 @@ const ACCEPTS: Record<
     return undefined;
   },
   cilium(a, placement) {
+    const keys = ['ipam.cilium.io/ip-pool', 'ipam.cilium.io/ipv4-pool', 'ipam.cilium.io/ipv6-pool'];
+    if (placement.addresses) {
+      // Each pinned address through the pool netpin keeps for exactly it, from a pool Cilium never assigns from.
+      if (!placement.pools.every((p) => p.cni.cilium?.pinned))
+        return 'an address pinned from a pool Cilium assigns from';
+      const named = keys.map((k) => a[k]).filter((v) => v !== undefined);
+      const want = [placement.addresses.ipv4, placement.addresses.ipv6]
+        .filter((x) => x !== undefined)
+        .map((x) => pinnedPool(x).metadata.name);
+      if (named.sort().join() !== want.sort().join()) return `the pool keys name ${named.join()}, not ${want.join()}`;
+      // ip-pool would ask the single-family pool for the cluster's other family too, which it never gives.
+      if (a['ipam.cilium.io/ip-pool'] !== undefined) return 'ip-pool for a pool of one family';
+      return undefined;
+    }
     const names = new Set(placement.pools.map((p) => p.cni.cilium?.pool));
-    for (const k of ['ipam.cilium.io/ip-pool', 'ipam.cilium.io/ipv4-pool', 'ipam.cilium.io/ipv6-pool']) {
+    for (const k of keys) {
       if (a[k] !== undefined && !names.has(a[k])) return `${k} names no CiliumPodIPPool of the pod's pools`;
     }
     return undefined;
@@ -146,7 +180,8 @@ describe.each(['calico', 'kube-ovn', 'antrea', 'cilium'] as const)('%s renders o
         const { intent, problems } = parseIntent({ ...address, ...qos });
         expect(problems).toEqual([]);
         for (const shape of SHAPES) {
-          const placement = placementFor(intent, dialect.pinsAddresses(intent, shape));
+          const pools = poolsFor(intent);
+          const placement = placementFor(intent, pools, dialect.pinsAddresses(intent, shape, pools));
           if (dialect.check(intent, shape, placement.pools).length > 0) continue;
           accepted++;
           const { annotations } = dialect.render(intent, shape, placement);

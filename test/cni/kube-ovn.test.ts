@@ -19,7 +19,7 @@ const OUT = [out4, out6];
 
 describe('kube-ovn', () => {
   it('renders nothing for an empty intent', () => {
-    expect(kubeOvn.pinsAddresses({}, POD)).toBe(false);
+    expect(kubeOvn.pinsAddresses({}, POD, [])).toBe(false);
     expect(kubeOvn.check({}, POD, [])).toEqual([]);
     expect(kubeOvn.render({}, POD, { pools: [] })).toEqual({ annotations: {}, labels: {}, warnings: [] });
   });
@@ -30,7 +30,7 @@ describe('kube-ovn', () => {
       ['ips', { ips: [{ ipv4: v4('10.0.0.5') }] }],
       ['pools', { pools: ['plain4'] }],
     ])('pins %s through ip_address', (_, intent) => {
-      expect(kubeOvn.pinsAddresses(intent, STATEFULSET)).toBe(true);
+      expect(kubeOvn.pinsAddresses(intent, STATEFULSET, [])).toBe(true);
       expect(kubeOvn.check(intent, STATEFULSET, intent.pools ? [plain4] : [])).toEqual([]);
       expect(kubeOvn.render(intent, STATEFULSET, allocation([plain4], '10.0.0.5'))).toEqual({
         annotations: { 'ovn.kubernetes.io/ip_address': '10.0.0.5' },

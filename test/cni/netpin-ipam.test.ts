@@ -21,9 +21,9 @@ const out = compilePool({ metadata: { name: 'out' }, spec: { cidr: '203.0.113.0/
 
 describe('netpin-ipam', () => {
   it('pins every address netpin gives, and renders nothing for an empty intent', () => {
-    expect(netpinIpam.pinsAddresses({ pools: ['web'] }, POD)).toBe(true);
-    expect(netpinIpam.pinsAddresses({ ip: { ipv4: v4('10.20.0.7') } }, STATEFULSET)).toBe(true);
-    expect(netpinIpam.pinsAddresses({}, POD)).toBe(false);
+    expect(netpinIpam.pinsAddresses({ pools: ['web'] }, POD, [])).toBe(true);
+    expect(netpinIpam.pinsAddresses({ ip: { ipv4: v4('10.20.0.7') } }, STATEFULSET, [])).toBe(true);
+    expect(netpinIpam.pinsAddresses({}, POD, [])).toBe(false);
     expect(netpinIpam.render({}, POD, { pools: [] })).toEqual({ annotations: {}, labels: {}, warnings: [] });
   });
 

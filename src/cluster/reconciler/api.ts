@@ -15,8 +15,8 @@ export interface ReconcilerOptions {
   intervalMs: number;
   /** The clock; tests play it. */
   now?: () => number;
-  /** Keeps the CNI's egress resources in line with the claims, after each sweep. */
-  egress?: { sync(): Promise<void> };
+  /** Keeps the cluster objects the claims need (CNI egress resources, Cilium pools) in line, after each sweep. */
+  resources?: { sync(): Promise<void> };
   /** Where releases are told as Events (docs/events.md). */
   events?: EventSink;
   /** Where releases and overdue claims are counted. */
