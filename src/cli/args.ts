@@ -14,12 +14,15 @@ export class UsageError extends Error {}
 const DEFAULT_CLAIM_GRACE_SECONDS = 15;
 /** How long a workload keeps its egress address with no pod: a rollout, or a scale to 0 and back. */
 const DEFAULT_EGRESS_GRACE_SECONDS = 300;
+/** How long a cluster that left the ClusterSet keeps its shared claims: time to undo a mistaken leave. */
+const DEFAULT_LEAVE_GRACE_SECONDS = 600;
 
 export const SERVE_USAGE = `usage: netpin serve --cni <${CNI_NAMES.join('|')}> [--pools <file.yaml>] [--listen <host:port>]
                     [--cert-dir <dir>] [--ledger <memory|kube>] [--kubeconfig <file>]
                     [--tls-hosts <name,ip,...>] [--claim-grace <seconds>] [--egress-grace <seconds>]
                     [--lease-namespace <ns>] [--log-level <level>] [--egress-excluded-cidrs <cidr,...>]
-                    [--claims-page <count>] [--client-ca <bundle.pem>] [--metrics-listen <host:port>]`;
+                    [--claims-page <count>] [--client-ca <bundle.pem>] [--metrics-listen <host:port>]
+                    [--clusterset-kubeconfig <file>] [--cluster-id <id>] [--clusterset-leave-grace <seconds>]`;
 
 export const PREVIEW_USAGE = `usage: netpin preview -f <manifest.yaml|-> --cni <${CNI_NAMES.join('|')}>
                       (--pools <file.yaml> | --kubeconfig <file>) [--namespaces <file.yaml>] [-n <namespace>]`;
@@ -47,6 +50,9 @@ const FLAGS = [
   'claims-page',
   'client-ca',
   'metrics-listen',
+  'clusterset-kubeconfig',
+  'cluster-id',
+  'clusterset-leave-grace',
 ] as const;
 
 /**
@@ -113,11 +119,20 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
   if (badCidr !== undefined)
     throw new UsageError(`--egress-excluded-cidrs takes networks such as 10.0.0.0/8, not "${badCidr}"`);
 
-  const seconds = (flag: 'claim-grace' | 'egress-grace', byDefault: number) => {
+  const seconds = (flag: 'claim-grace' | 'egress-grace' | 'clusterset-leave-grace', byDefault: number) => {
     const n = Number(values.get(flag) ?? byDefault);
     if (!Number.isFinite(n) || n < 0) throw new UsageError(`--${flag} must be a number of seconds`);
     return n;
   };
+
+  const clustersetKubeconfig = values.get('clusterset-kubeconfig');
+  if (clustersetKubeconfig !== undefined && ledger !== 'kube')
+    throw new UsageError(
+      '--clusterset-kubeconfig needs --ledger kube: the ClusterSet shares what the API server keeps',
+    );
+  const clusterId = values.get('cluster-id');
+  if (clusterId !== undefined && clustersetKubeconfig === undefined)
+    throw new UsageError('--cluster-id names this cluster in a ClusterSet: it needs --clusterset-kubeconfig');
 
   const claimsPage = Number(values.get('claims-page') ?? CLAIMS_PAGE);
   if (!Number.isInteger(claimsPage) || claimsPage < 1)
@@ -144,6 +159,15 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     claimsPage,
     ...(clientCa !== undefined ? { clientCa } : {}),
     ...(metricsListen ? { metricsListen } : {}),
+    ...(clustersetKubeconfig === undefined
+      ? {}
+      : {
+          clusterSet: {
+            kubeconfig: clustersetKubeconfig,
+            ...(clusterId === undefined ? {} : { clusterId }),
+            leaveGraceSeconds: seconds('clusterset-leave-grace', DEFAULT_LEAVE_GRACE_SECONDS),
+          },
+        }),
   };
 }
 

@@ -6,7 +6,7 @@ import type { Claim, Owner } from '../ipam/claim.js';
 import type { Ledger, PodQuota } from '../ipam/ledger.js';
 import type { Pool } from '../ipam/pool.js';
 import { LedgerFeed } from './kube-ledger/feed.js';
-import { CLAIMS_PAGE, type ClaimsApi } from './kube-ledger/ipclaim.js';
+import { CLAIMS_PAGE, type ClaimsApi, type ClaimStore } from './kube-ledger/ipclaim.js';
 import { migrateClaims } from './kube-ledger/migrate.js';
 import { readPodQuota } from './kube-ledger/pod-quota.js';
 import { ClaimWriter, type LedgerMetrics } from './kube-ledger/writes.js';
@@ -19,6 +19,7 @@ export {
   toClaim,
   toObject,
   type ClaimsApi,
+  type ClaimStore,
   type IPClaimObject,
 } from './kube-ledger/ipclaim.js';
 export type { ClaimWrite, LedgerMetrics, WriteOutcome } from './kube-ledger/writes.js';
@@ -47,11 +48,13 @@ export class KubeLedger implements Ledger {
     api?: ClaimsApi,
     /** Where writes are counted; tests and tools count none. */
     metrics: LedgerMetrics = { write: () => {} },
-    /** What the watches fill, given by whoever reads it too (the metrics). */
+    /** What the watches fill, given by whoever reads it too (the metrics, a ClusterSet's other ledger). */
     readonly index = new ClaimIndex(),
+    /** A ClusterSet's broker: this cluster's id, and how messages name the broker (" in the ClusterSet's broker"). */
+    private readonly store: ClaimStore & { where?: string } = {},
   ) {
     this.api = api ?? kc.makeApiClient(CustomObjectsApi);
-    this.writes = new ClaimWriter(this.api, this.index, metrics);
+    this.writes = new ClaimWriter(this.api, this.index, metrics, store, store.where);
   }
 
   podQuota(namespace: string): Promise<PodQuota | undefined> {
@@ -59,7 +62,7 @@ export class KubeLedger implements Ledger {
   }
 
   async start(): Promise<void> {
-    this.feed = new LedgerFeed(this.kc, this.api, this.index, this.claimsPage, this.log);
+    this.feed = new LedgerFeed(this.kc, this.api, this.index, this.claimsPage, this.log, this.store);
     await this.feed.start();
     this.synced = true;
   }
@@ -96,6 +99,16 @@ export class KubeLedger implements Ledger {
 
   release(claim: Claim): Promise<boolean> {
     return this.writes.release(claim);
+  }
+
+  /** See ClaimWriter.promise: for a ClusterSet's broker. */
+  promise(claim: Claim, to: string): Promise<boolean> {
+    return this.writes.promise(claim, to);
+  }
+
+  /** See ClaimWriter.handOver: for a ClusterSet's broker. */
+  handOver(claim: Claim): Promise<boolean> {
+    return this.writes.handOver(claim);
   }
 
   migrate(max: number, mayGoOn: () => boolean): Promise<number> {

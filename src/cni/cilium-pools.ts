@@ -52,7 +52,7 @@ export const ciliumPinnedPools: ManagedSet = {
   desired(index) {
     const wanted = new Map<string, ManagedResource>();
     for (const c of index.allClaims()) {
-      if (c.observed || c.owner.kind === 'Egress') continue;
+      if (c.observed || c.owner.kind === 'Egress' || c.owner.cluster !== undefined) continue;
       const pool = index.pool(c.pool);
       if (!pool || !isPinnedOnCilium(pool)) continue;
       const r = pinnedPool(c.ip);

@@ -109,7 +109,7 @@ export function egressSet(cni: EgressCni, excludedCIDRs: readonly string[]): Man
     desired(index) {
       const byOwner = new Map<string, Claim[]>();
       for (const c of index.allClaims()) {
-        if (c.owner.kind !== 'Egress') continue;
+        if (c.owner.kind !== 'Egress' || c.owner.cluster !== undefined) continue;
         const key = ownerKey(c.owner);
         byOwner.set(key, [...(byOwner.get(key) ?? []), c]);
       }

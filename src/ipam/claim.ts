@@ -8,11 +8,21 @@ import type { Pool } from './pool.js';
  * pod `<sts>-<k>` finds the same address after delete and re-create. A DaemonSet's is held by the
  * DaemonSet and a node, so that each pod it runs on that node finds the same address.
  */
-export type Owner =
+export type Owner = (
   | { kind: 'Pod'; namespace: string; name: string; uid?: string }
   | { kind: 'StatefulSet'; namespace: string; name: string; ordinal: number }
   | DaemonSetOwner
-  | EgressOwner;
+  | EgressOwner
+) &
+  InCluster;
+
+/**
+ * Set on a claim of a ClusterSet pool that another member cluster holds: its id. Its owner is that
+ * cluster's, whatever the names say, so it is never this cluster's to renew, reuse or release.
+ */
+interface InCluster {
+  cluster?: string;
+}
 
 /** A DaemonSet's reservation for one node: released once the node or the DaemonSet is gone. */
 export interface DaemonSetOwner {
@@ -55,9 +65,17 @@ export interface Claim {
   readonly name?: string;
   /** Not a claim: a running pod seen using the address, which netpin's ledger did not give it. */
   readonly observed?: boolean;
+  /** Stored in the ClusterSet's broker, not in this cluster's API server (a pool the set shares). */
+  readonly shared?: boolean;
+  /** A shared claim promised to another member cluster: its release hands it to that cluster instead. */
+  readonly handoverTo?: string;
 }
 
 export function ownerKey(owner: Owner): string {
+  return owner.cluster === undefined ? localKey(owner) : `${owner.cluster}:${localKey(owner)}`;
+}
+
+function localKey(owner: Owner): string {
   if (owner.kind === 'Egress')
     return `Egress/${owner.workload}/${owner.namespace}/${owner.name}${owner.ordinal === undefined ? '' : `/${owner.ordinal}`}`;
   if (owner.kind === 'DaemonSet') return `DaemonSet/${owner.namespace}/${owner.name}/${owner.node}`;
@@ -78,6 +96,10 @@ export function renewedOwner(owner: Owner): Owner {
 }
 
 export function describeOwner(owner: Owner): string {
+  return owner.cluster === undefined ? describeLocal(owner) : `${describeLocal(owner)} in cluster ${owner.cluster}`;
+}
+
+function describeLocal(owner: Owner): string {
   if (owner.kind === 'Egress') {
     return `the egress of ${owner.workload} ${owner.namespace}/${owner.name}${owner.ordinal === undefined ? '' : ` (ordinal ${owner.ordinal})`}`;
   }

@@ -71,6 +71,8 @@ export interface Pool {
   /** spec.namespaceLimit: the most addresses of each family one namespace may hold from this pool. */
   namespaceLimit?: number;
   spec: IPPoolSpec;
+  /** A ClusterSet's pool, read from its broker: claimed there, so that no two member clusters hold an address. */
+  shared?: boolean;
 }
 
 export class PoolSpecError extends Error {}

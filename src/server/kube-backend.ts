@@ -6,6 +6,10 @@ import { ApiServerProbe } from '../cluster/api-probe.js';
 import { EventRecorder, kubeEventWriter } from '../cluster/events.js';
 import { loadKubeConfig } from '../cluster/kube.js';
 import { KubeLedger } from '../cluster/kube-ledger.js';
+import { clusterIdentity } from '../cluster/clusterset/identity.js';
+import { ClusterSetLedger } from '../cluster/clusterset/ledger.js';
+import { Membership } from '../cluster/clusterset/membership.js';
+import { ClusterSetRounds, HANDOVER_TO } from '../cluster/clusterset/rounds.js';
 import { KubeClusterView } from '../cluster/kube-view.js';
 import { LeaseElector } from '../cluster/lease.js';
 import { inUse, type PodRecord } from '../cluster/pod-tracker.js';
@@ -30,11 +34,14 @@ export async function kubeBackend(opts: ServeOptions, log: Logger): Promise<Back
   const index = new ClaimIndex();
   const metrics = new Metrics(index);
   const probe = new ApiServerProbe(kc, log);
-  const ledger = new KubeLedger(kc, log, opts.claimsPage, undefined, metrics.ledger, index);
+  const local = new KubeLedger(kc, log, opts.claimsPage, undefined, metrics.ledger, index);
+  const set = opts.clusterSet && (await clusterSetLedger(kc, local, opts, log));
+  const ledger = set?.ledger ?? local;
   const events = new EventRecorder(kubeEventWriter(kc), { log });
   // Told of deleted pods by the view, which starts after the reconciler exists.
-  const view = clusterView(kc, dialect, ledger, events, (pod) => reconciler.podGone(pod), log);
-  const resources = new ResourceController(kc, ledger, managedSets(dialect, opts), log);
+  const view = clusterView(kc, dialect, ledger.index, events, (pod) => reconciler.podGone(pod), log);
+  const controller = new ResourceController(kc, ledger, managedSets(dialect, opts), log);
+  const resources = afterSweep(controller, set, view, log);
   const elector = new LeaseElector(kc, { name: 'netpin-reconciler', namespace: opts.leaseNamespace }, log);
   const reconciler = new Reconciler(
     kubeReconcilerApi(kc, dialect.addressKeys),
@@ -73,7 +80,7 @@ export async function kubeBackend(opts: ServeOptions, log: Logger): Promise<Back
       ...(dialect.name === 'cilium'
         ? {
             objects: async (placement) =>
-              (await resources.ensure(pinnedPoolsFor(placement.addresses, placement.pools))).map(
+              (await controller.ensure(pinnedPoolsFor(placement.addresses, placement.pools))).map(
                 (r) => `${r.kind} ${r.metadata.name}`,
               ),
           }
@@ -100,11 +107,58 @@ function managedSets(dialect: Dialect, opts: ServeOptions): ManagedSet[] {
   return [];
 }
 
+/** After each sweep, on the leader: the objects claims need, then the ClusterSet's departures and handovers. */
+function afterSweep(
+  controller: ResourceController,
+  set: Awaited<ReturnType<typeof clusterSetLedger>> | undefined,
+  view: KubeClusterView,
+  log: Logger,
+): { sync(): Promise<void> } {
+  const rounds =
+    set &&
+    new ClusterSetRounds(
+      set.ledger,
+      set.broker,
+      set.leaveGraceMs,
+      (namespace, name) => view.statefulSets.get(name, namespace)?.metadata?.annotations?.[HANDOVER_TO],
+      undefined,
+      log,
+    );
+  return {
+    async sync() {
+      await controller.sync();
+      await rounds?.run();
+    },
+  };
+}
+
+/**
+ * A ClusterSet member's ledger: this cluster's, and the broker's for the shared pools, over one index.
+ * Without an id that can be read, netpin does not start: it never guesses which cluster it is.
+ */
+async function clusterSetLedger(
+  kc: KubeConfig,
+  local: KubeLedger,
+  opts: ServeOptions,
+  log: Logger,
+): Promise<{ ledger: ClusterSetLedger; broker: KubeLedger; leaveGraceMs: number }> {
+  const cs = opts.clusterSet!;
+  const self = await clusterIdentity(kc, cs.clusterId);
+  log.info({ cluster: self.id, source: self.source }, 'member of a ClusterSet');
+  const brokerKc = loadKubeConfig(cs.kubeconfig);
+  const broker = new KubeLedger(brokerKc, log, opts.claimsPage, undefined, undefined, local.index, {
+    cluster: self.id,
+    where: " in the ClusterSet's broker",
+  });
+  const ledger = new ClusterSetLedger(local, broker, new Membership(brokerKc, self, log), log);
+  return { ledger, broker, leaveGraceMs: cs.leaveGraceSeconds * 1000 };
+}
+
 /** The watches of the cluster, and what each pod and StatefulSet they bring tells the ledger, the events and the reconciler. */
 function clusterView(
   kc: KubeConfig,
   dialect: Dialect,
-  ledger: KubeLedger,
+  index: ClaimIndex,
   events: EventRecorder,
   podGone: (pod: PodRecord) => void,
   log: Logger,
@@ -112,7 +166,7 @@ function clusterView(
   // Addresses pods use without a netpin claim are never handed out, as far as a tenant cannot forge
   // them (PodRecord.inUse); an Allocated event waits for its pod.
   const pod = (key: string, record: PodRecord | undefined, before: PodRecord | undefined) => {
-    ledger.index.observe(
+    index.observe(
       key,
       (record ? inUse(record) : []).map((a) => parseAddress(a)!),
     );

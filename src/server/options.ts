@@ -26,4 +26,12 @@ export interface ServeOptions {
   clientCa?: string;
   /** --metrics-listen: /metrics (and the probes) on a listener of their own, and not on the webhook's. */
   metricsListen?: { host: string; port: number };
+  /** --clusterset-kubeconfig: this cluster is a member of a ClusterSet, whose broker this kubeconfig reaches. */
+  clusterSet?: {
+    kubeconfig: string;
+    /** --cluster-id: the id where the cluster has no ClusterProperty cluster.clusterset.k8s.io. */
+    clusterId?: string;
+    /** --clusterset-leave-grace: how long a departed member's claims stay before the others release them. */
+    leaveGraceSeconds: number;
+  };
 }

@@ -2,10 +2,10 @@ import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { ClaimIndex } from '../../ipam/claim-index.js';
 import type { Claim } from '../../ipam/claim.js';
-import { compilePool, PoolSpecError, type IPPoolObject } from '../../ipam/pool.js';
+import { compilePool, poolOverlap, PoolSpecError, type IPPoolObject } from '../../ipam/pool.js';
 import { GROUP, OFF_ADMISSION, VERSION, WITHIN_ADMISSION } from '../kube.js';
 import { Reflector, withoutManagedFields, type Seen } from '../reflector.js';
-import { CLAIMS, listClaimPage, toClaim, type ClaimsApi, type IPClaimObject } from './ipclaim.js';
+import { CLAIMS, listClaimPage, toClaim, type ClaimsApi, type ClaimStore, type IPClaimObject } from './ipclaim.js';
 
 const POOLS = 'ippools';
 /** IPPools per list call: a cluster has tens of them. */
@@ -25,6 +25,8 @@ export class LedgerFeed {
     /** IPClaims per list call when (re)listing. */
     claimsPage: number,
     private readonly log?: Logger,
+    /** Where the claims are kept: another feed may fill the same index from the ClusterSet's broker. */
+    private readonly store: ClaimStore = {},
   ) {
     this.pools = new Reflector<KubernetesObject>(
       kc,
@@ -45,7 +47,9 @@ export class LedgerFeed {
         store: true,
         transform: withoutManagedFields,
         seen: (obj) => this.setPool(obj),
-        deleted: (obj) => index.removePool(obj.metadata?.name ?? ''),
+        deleted: (obj) => {
+          if (this.owns(index.pool(obj.metadata?.name ?? ''))) index.removePool(obj.metadata?.name ?? '');
+        },
       },
       log,
     );
@@ -60,11 +64,11 @@ export class LedgerFeed {
         key: (obj) => obj.metadata?.uid ?? '',
         listing: () => {
           this.stored = new Set();
-          for (const c of index.allClaims()) if (c.ref !== undefined) this.stored.add(c);
+          for (const c of index.allClaims()) if (c.ref !== undefined && this.owns(c)) this.stored.add(c);
         },
         seen: (obj, how) => this.seen(obj, how),
         deleted: (obj) => {
-          const c = toClaim(obj);
+          const c = toClaim(obj, this.store);
           if (c) index.remove(c);
         },
         listed: (uids) => this.forgetUnlisted(uids),
@@ -96,9 +100,30 @@ export class LedgerFeed {
     for (const obj of list.items) if (!this.index.pool(obj.metadata?.name ?? '')) this.setPool(obj);
   }
 
+  /** Whether a claim or pool in the shared index is this feed's: kept where this feed reads. */
+  private owns(x: { shared?: boolean } | undefined): boolean {
+    return x !== undefined && (x.shared === true) === (this.store.cluster !== undefined);
+  }
+
   private setPool(obj: KubernetesObject): void {
     try {
-      this.index.setPool(compilePool(obj as unknown as IPPoolObject));
+      const compiled = compilePool(obj as unknown as IPPoolObject);
+      const pool = this.store.cluster === undefined ? compiled : { ...compiled, shared: true };
+      // The other store's pool of that name, or over those addresses, stays: the addresses of two stores
+      // would have two ledgers, so the pool that came second is left out, and said so.
+      const clash = this.index
+        .allPools()
+        .find((p) => !this.owns(p) && (p.name === pool.name || poolOverlap(p, pool) !== undefined));
+      if (clash) {
+        this.log?.error(
+          { pool: pool.name, other: clash.name },
+          clash.shared
+            ? "ignoring an IPPool that shares its name or addresses with a pool of the ClusterSet's broker"
+            : "ignoring a pool of the ClusterSet's broker that shares its name or addresses with an IPPool of this cluster",
+        );
+        return;
+      }
+      this.index.setPool(pool);
     } catch (e) {
       // The IPPool webhook refuses these; one that got in anyway is left out rather than guessed at.
       if (!(e instanceof PoolSpecError)) throw e;
@@ -114,7 +139,7 @@ export class LedgerFeed {
    * being migrated), never the reverse.
    */
   private seen(obj: IPClaimObject, how: Seen): void {
-    const c = toClaim(obj);
+    const c = toClaim(obj, this.store);
     if (!c) return;
     const held = this.index.holderOf(c.ip);
     const stored = held && !held.observed && held.ref !== undefined ? held : undefined;

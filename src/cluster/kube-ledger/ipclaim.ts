@@ -9,6 +9,10 @@ export interface IPClaimObject extends KubernetesObject {
   spec: {
     pool: string;
     ip: string;
+    /** In a ClusterSet's broker: the id of the member cluster that holds the claim. */
+    cluster?: string;
+    /** In a ClusterSet's broker: the member cluster the claim goes to once its holder lets it go. */
+    handoverTo?: string;
     owner: {
       kind: Owner['kind'];
       namespace: string;
@@ -40,16 +44,31 @@ export function nameOf(claim: Claim): string {
   return claim.name ?? claimName(claim.ip);
 }
 
+/**
+ * Where a ledger keeps its claims: this cluster's API server (no cluster), or a ClusterSet's broker,
+ * where every claim names the member cluster holding it and `cluster` is this one's id.
+ */
+export interface ClaimStore {
+  cluster?: string;
+}
+
+export const CLUSTER_LABEL = 'netpin.io/cluster';
+
 /** The IPClaim object that records a claim. */
-export function toObject(claim: Claim): IPClaimObject {
+export function toObject(claim: Claim, store: ClaimStore = {}): IPClaimObject {
   const o = claim.owner;
+  const cluster = store.cluster === undefined ? undefined : (o.cluster ?? store.cluster);
   return {
     apiVersion: `${GROUP}/${VERSION}`,
     kind: 'IPClaim',
-    metadata: { name: claimName(claim.ip), labels: { 'netpin.io/pool': claim.pool } },
+    metadata: {
+      name: claimName(claim.ip),
+      labels: { 'netpin.io/pool': claim.pool, ...(cluster === undefined ? {} : { [CLUSTER_LABEL]: cluster }) },
+    },
     spec: {
       pool: claim.pool,
       ip: claim.ip.toString(),
+      ...(cluster === undefined ? {} : { cluster }),
       owner:
         o.kind === 'StatefulSet'
           ? { kind: o.kind, namespace: o.namespace, name: o.name, ordinal: o.ordinal }
@@ -68,13 +87,14 @@ export function toObject(claim: Claim): IPClaimObject {
   };
 }
 
-/** The claim an IPClaim object records; undefined for a malformed one. */
-export function toClaim(obj: IPClaimObject): Claim | undefined {
+/** The claim an IPClaim object records; undefined for a malformed one, or a broker's claim naming no cluster. */
+export function toClaim(obj: IPClaimObject, store: ClaimStore = {}): Claim | undefined {
   const s = obj.spec;
   const ip = s && parseAddress(s.ip);
   if (!ip || !s.owner?.namespace) return undefined;
+  if (store.cluster !== undefined && (typeof s.cluster !== 'string' || s.cluster === '')) return undefined;
   const o = s.owner;
-  const owner: Owner =
+  const local: Owner =
     o.kind === 'StatefulSet'
       ? { kind: 'StatefulSet', namespace: o.namespace, name: o.name ?? '', ordinal: o.ordinal ?? 0 }
       : o.kind === 'DaemonSet'
@@ -88,6 +108,8 @@ export function toClaim(obj: IPClaimObject): Claim | undefined {
               ...(o.ordinal === undefined ? {} : { ordinal: o.ordinal }),
             }
           : { kind: 'Pod', namespace: o.namespace, name: o.name ?? '', uid: o.uid };
+  const peer = store.cluster !== undefined && s.cluster !== store.cluster ? s.cluster : undefined;
+  const owner: Owner = peer === undefined ? local : { ...local, cluster: peer };
   const created = obj.metadata?.creationTimestamp;
   const admitted = Date.parse(obj.metadata?.annotations?.[ADMITTED_AT] ?? '');
   const createdAt = Math.max(created ? new Date(created).getTime() : Date.now(), Number.isNaN(admitted) ? 0 : admitted);
@@ -101,6 +123,8 @@ export function toClaim(obj: IPClaimObject): Claim | undefined {
     version: obj.metadata?.resourceVersion,
     // Stored under another name: `<pool>.<address>`, as netpin named claims before 0.2.
     ...(name !== undefined && name !== claimName(ip) && { name }),
+    ...(store.cluster !== undefined && { shared: true }),
+    ...(store.cluster !== undefined && typeof s.handoverTo === 'string' && { handoverTo: s.handoverTo }),
   };
 }
 

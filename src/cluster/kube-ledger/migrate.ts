@@ -19,7 +19,7 @@ export async function migrateClaims(
   let moved = 0;
   for (const c of [...index.allClaims()]) {
     if (moved >= max || !mayGoOn()) break;
-    if (c.name === undefined || c.ref === undefined) continue;
+    if (c.name === undefined || c.ref === undefined || c.shared) continue;
     const body = toObject(c);
     body.metadata!.annotations = { [ADMITTED_AT]: new Date(c.createdAt).toISOString() };
     try {

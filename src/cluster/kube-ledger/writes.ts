@@ -11,6 +11,7 @@ import {
   toClaim,
   toObject,
   type ClaimsApi,
+  type ClaimStore,
   type IPClaimObject,
 } from './ipclaim.js';
 
@@ -39,6 +40,9 @@ export class ClaimWriter {
     private readonly api: ClaimsApi,
     private readonly index: ClaimIndex,
     private readonly metrics: LedgerMetrics,
+    private readonly store: ClaimStore = {},
+    /** Where the claims are kept, for messages: "" for this cluster's API server. */
+    private readonly where = '',
   ) {}
 
   async claim(pool: Pool, ip: Address, owner: Owner): Promise<Claim> {
@@ -49,7 +53,7 @@ export class ClaimWriter {
     this.index.add(pending);
     try {
       const created = (await this.api.createClusterCustomObject(
-        { group: GROUP, version: VERSION, plural: CLAIMS, body: toObject(pending) },
+        { group: GROUP, version: VERSION, plural: CLAIMS, body: toObject(pending, this.store) },
         WITHIN_ADMISSION,
       )) as IPClaimObject;
       const stored: Claim = { ...pending, ref: created.metadata?.uid, version: created.metadata?.resourceVersion };
@@ -65,7 +69,9 @@ export class ClaimWriter {
         // reconciler releases it after the grace period if no pod comes. Until then the address is
         // not held here, unless the watch has already shown that the create landed (confirmed it).
         if (this.index.holderOf(ip) === pending) this.index.remove(pending);
-        throw new Error(`claiming ${ip.toString()} in IPPool ${pool.name}: ${describeApiError(e)}`, { cause: e });
+        throw new Error(`claiming ${ip.toString()} in IPPool ${pool.name}${this.where}: ${describeApiError(e)}`, {
+          cause: e,
+        });
       }
       this.index.remove(pending);
       // Another replica won; the watch may not have told us yet, so ask.
@@ -75,7 +81,7 @@ export class ClaimWriter {
         .catch((err: unknown) => {
           throw new Error(`reading IPClaim ${name}, which another writer created first: ${describeApiError(err)}`);
         });
-      const existing = toClaim(stored as IPClaimObject);
+      const existing = toClaim(stored as IPClaimObject, this.store);
       if (!existing) throw new Error(`IPClaim ${name} is malformed`, { cause: e });
       this.index.add(existing);
       if (ownerKey(existing.owner) === ownerKey(owner)) return existing;
@@ -117,7 +123,7 @@ export class ClaimWriter {
         { op: 'add', path: '/metadata/annotations', value: { [ADMITTED_AT]: now.toISOString() } },
         ...(owner === claim.owner
           ? []
-          : [{ op: 'replace', path: '/spec/owner', value: toObject({ ...claim, owner }).spec.owner }]),
+          : [{ op: 'replace', path: '/spec/owner', value: toObject({ ...claim, owner }, this.store).spec.owner }]),
       ],
       `renewing the claim on ${claim.ip.toString()} in IPPool ${claim.pool}`,
     );
@@ -128,6 +134,45 @@ export class ClaimWriter {
     // The watch may have brought this write, or a later one, in already: then that entry stays.
     const renewed = { ...claim, owner, createdAt: now.getTime(), version: stored.metadata?.resourceVersion };
     this.index.replace(claim, renewed);
+    return true;
+  }
+
+  /**
+   * A ClusterSet's claim, promised to member cluster `to`: recorded in the broker, so that whichever replica
+   * leads later hands it over rather than releasing it. False when the claim is gone.
+   */
+  async promise(claim: Claim, to: string): Promise<boolean> {
+    const stored = await this.patchClaim(
+      claim,
+      [{ op: 'add', path: '/spec/handoverTo', value: to }],
+      `promising ${claim.ip.toString()} to cluster ${to}`,
+    );
+    if (stored) this.index.put(toClaim(stored, this.store) ?? claim);
+    return stored !== undefined;
+  }
+
+  /**
+   * Gives a promised claim to the cluster it was promised to, in one write, exactly as it was judged (its
+   * uid and resourceVersion): the address is held all along, by this cluster and then by that one, so no
+   * third cluster can take it in between. False when the claim moved on since.
+   */
+  async handOver(claim: Claim): Promise<boolean> {
+    const to = claim.handoverTo;
+    if (to === undefined || claim.ref === undefined) return false;
+    const stored = await this.patchClaim(
+      claim,
+      [
+        ...(claim.version === undefined
+          ? []
+          : [{ op: 'test', path: '/metadata/resourceVersion', value: claim.version }]),
+        { op: 'replace', path: '/spec/cluster', value: to },
+        { op: 'remove', path: '/spec/handoverTo' },
+        { op: 'add', path: '/metadata/labels/netpin.io~1cluster', value: to },
+      ],
+      `handing ${claim.ip.toString()} over to cluster ${to}`,
+    );
+    if (!stored) return false;
+    this.index.put(toClaim(stored, this.store) ?? claim);
     return true;
   }
 
@@ -153,7 +198,7 @@ export class ClaimWriter {
     } catch (e) {
       const gone = statusOf(e) === 404 || statusOf(e) === 422;
       this.metrics.write('patch', gone ? 'gone' : 'error');
-      if (!gone) throw new Error(`${doing}: ${describeApiError(e)}`, { cause: e });
+      if (!gone) throw new Error(`${doing}${this.where}: ${describeApiError(e)}`, { cause: e });
       return undefined;
     }
   }
@@ -188,7 +233,8 @@ export class ClaimWriter {
       // 409: the precondition failed, so the claim was renewed or the address claimed again since; the
       // index has that newer state, or the watch brings it.
       if (code === 409) return false;
-      if (code !== 404) throw new Error(`releasing ${claim.ip.toString()}: ${describeApiError(e)}`, { cause: e });
+      if (code !== 404)
+        throw new Error(`releasing ${claim.ip.toString()}${this.where}: ${describeApiError(e)}`, { cause: e });
     }
     this.index.remove(claim);
     return true;

@@ -12,7 +12,8 @@ const BIND_PER_ROUND = 200;
  */
 export async function bindPods(ledger: Ledger, pods: Iterable<PodRecord>, mayAct: () => boolean): Promise<number> {
   const unbound = [...ledger.index.allClaims()].filter(
-    (c) => c.owner.kind === 'Pod' && c.owner.name === '' && c.ref !== undefined,
+    // A peer cluster's claim names a pod this cluster cannot see.
+    (c) => c.owner.kind === 'Pod' && c.owner.name === '' && c.ref !== undefined && c.owner.cluster === undefined,
   );
   if (unbound.length === 0) return 0;
   const byAddress = new Map<string, PodRecord>();

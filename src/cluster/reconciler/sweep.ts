@@ -42,7 +42,8 @@ export class Sweep {
     const index = this.ledger.index;
     const pods = indexPods(view.pods.values());
     this.egress.note(pods, now);
-    const all = [...index.allClaims()];
+    // A ClusterSet peer's claims hold addresses of pods this cluster cannot see: only that cluster judges them.
+    const all = [...index.allClaims()].filter((c) => c.owner.cluster === undefined);
     const candidates: Claim[] = [];
     // In slices, giving way in between: at tens of thousands of claims one pass would hold up this
     // replica's admissions. What changes meanwhile is checked again before each release.

@@ -1,0 +1,111 @@
+import type { Logger } from 'pino';
+import type { Address, Family } from '../../net/address.js';
+import type { ClaimIndex } from '../../ipam/claim-index.js';
+import type { Claim, Owner } from '../../ipam/claim.js';
+import type { Ledger, PodQuota } from '../../ipam/ledger.js';
+import type { Pool } from '../../ipam/pool.js';
+import type { KubeLedger } from '../kube-ledger.js';
+import type { Membership } from './membership.js';
+
+/** How often every replica checks its member Lease: made again at once if it went while netpin runs. */
+const JOIN_EVERY_MS = 30_000;
+/** How long start waits for the broker's first lists before serving this cluster's own pools anyway. */
+const BROKER_START_MS = 10_000;
+
+/**
+ * A member cluster's ledger: this cluster's own IPPools and claims in its API server, and the
+ * ClusterSet's shared pools and claims in the broker's, both read into one index. Every write goes
+ * where its pool is kept; creating the IPClaim in the broker decides between member clusters as it
+ * decides between replicas. A shared pool is served only while this cluster is a member in good
+ * standing: else each request for it is refused, saying why, rather than claimed by a guess.
+ */
+export class ClusterSetLedger implements Ledger {
+  readonly index: ClaimIndex;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly local: KubeLedger,
+    private readonly broker: KubeLedger,
+    readonly membership: Membership,
+    private readonly log?: Logger,
+  ) {
+    if (local.index !== broker.index) throw new Error('a ClusterSet ledger needs one index for both stores');
+    this.index = local.index;
+  }
+
+  get synced(): boolean {
+    return this.local.synced;
+  }
+
+  /** This cluster's watches: the reconciler judges this cluster's claims by them. */
+  complete(): boolean {
+    return this.local.complete();
+  }
+
+  private of(pool: Pool): KubeLedger {
+    if (!pool.shared) return this.local;
+    const standing = this.membership.current;
+    if (!standing.joined) throw new Error(`IPPool ${pool.name} is shared by the ClusterSet, and ${standing.why}`);
+    return this.broker;
+  }
+
+  claim(pool: Pool, ip: Address, owner: Owner): Promise<Claim> {
+    return this.of(pool).claim(pool, ip, owner);
+  }
+
+  claimNext(pool: Pool, family: Family, owner: Owner): Promise<Claim> {
+    return this.of(pool).claimNext(pool, family, owner);
+  }
+
+  /** A shared claim promised to another member is handed to it, never freed: see promise(). */
+  async release(claim: Claim): Promise<boolean> {
+    if (!claim.shared) return this.local.release(claim);
+    if (claim.owner.cluster !== undefined) return false; // a peer's: only that cluster lets it go
+    return claim.handoverTo === undefined ? this.broker.release(claim) : this.broker.handOver(claim);
+  }
+
+  renew(claim: Claim): Promise<boolean> {
+    return (claim.shared ? this.broker : this.local).renew(claim);
+  }
+
+  bind(claim: Claim, pod: { name: string; uid: string }): Promise<void> {
+    return (claim.shared ? this.broker : this.local).bind(claim, pod);
+  }
+
+  /** Records that this cluster's claim goes to member `to` once this cluster lets it go. */
+  promise(claim: Claim, to: string): Promise<boolean> {
+    return this.broker.promise(claim, to);
+  }
+
+  async refreshPools(): Promise<void> {
+    await this.local.refreshPools();
+    // A broker out of reach leaves the shared pools as last read: requests for them are refused by the create.
+    await this.broker
+      .refreshPools()
+      .catch((e: unknown) => this.log?.warn({ err: e }, 'could not read the shared pools'));
+  }
+
+  podQuota(namespace: string): Promise<PodQuota | undefined> {
+    return this.local.podQuota(namespace);
+  }
+
+  migrate(max: number, mayGoOn: () => boolean): Promise<number> {
+    return this.local.migrate(max, mayGoOn);
+  }
+
+  async start(): Promise<void> {
+    await this.local.start();
+    await this.membership.join();
+    this.timer = setInterval(() => void this.membership.join(), JOIN_EVERY_MS);
+    this.timer.unref();
+    // A broker out of reach must not keep this cluster's own pools from being served.
+    const brokerListed = this.broker.start();
+    await Promise.race([brokerListed, new Promise((r) => setTimeout(r, BROKER_START_MS).unref())]);
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.broker.stop();
+    await this.local.stop();
+  }
+}
