@@ -6,7 +6,7 @@ import type { Claim, Owner } from '../ipam/claim.js';
 import type { Ledger, PodQuota } from '../ipam/ledger.js';
 import type { Pool } from '../ipam/pool.js';
 import { LedgerFeed } from './kube-ledger/feed.js';
-import { CLAIMS_PAGE, type ClaimsApi, type ClaimStore } from './kube-ledger/ipclaim.js';
+import { CLAIMS_PAGE, type ClaimsApi, type ClaimLocation } from './kube-ledger/ipclaim.js';
 import { migrateClaims } from './kube-ledger/migrate.js';
 import { readPodQuota } from './kube-ledger/pod-quota.js';
 import { ClaimWriter, type LedgerMetrics } from './kube-ledger/writes.js';
@@ -19,7 +19,7 @@ export {
   toClaim,
   toObject,
   type ClaimsApi,
-  type ClaimStore,
+  type ClaimLocation,
   type IPClaimObject,
 } from './kube-ledger/ipclaim.js';
 export type { ClaimWrite, LedgerMetrics, WriteOutcome } from './kube-ledger/writes.js';
@@ -51,7 +51,7 @@ export class KubeLedger implements Ledger {
     /** What the watches fill, given by whoever reads it too (the metrics, a ClusterSet's other ledger). */
     readonly index = new ClaimIndex(),
     /** A ClusterSet's broker: this cluster's id, and how messages name the broker (" in the ClusterSet's broker"). */
-    private readonly store: ClaimStore & { where?: string } = {},
+    private readonly store: ClaimLocation & { where?: string } = {},
   ) {
     this.api = api ?? kc.makeApiClient(CustomObjectsApi);
     this.writes = new ClaimWriter(this.api, this.index, metrics, store, store.where);

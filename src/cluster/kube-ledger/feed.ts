@@ -5,7 +5,7 @@ import type { Claim } from '../../ipam/claim.js';
 import { compilePool, poolOverlap, PoolSpecError, type IPPoolObject } from '../../ipam/pool.js';
 import { GROUP, OFF_ADMISSION, VERSION, WITHIN_ADMISSION } from '../kube.js';
 import { Reflector, withoutManagedFields, type Seen } from '../reflector.js';
-import { CLAIMS, listClaimPage, toClaim, type ClaimsApi, type ClaimStore, type IPClaimObject } from './ipclaim.js';
+import { CLAIMS, listClaimPage, toClaim, type ClaimsApi, type ClaimLocation, type IPClaimObject } from './ipclaim.js';
 
 const POOLS = 'ippools';
 /** IPPools per list call: a cluster has tens of them. */
@@ -26,7 +26,7 @@ export class LedgerFeed {
     claimsPage: number,
     private readonly log?: Logger,
     /** Where the claims are kept: another feed may fill the same index from the ClusterSet's broker. */
-    private readonly store: ClaimStore = {},
+    private readonly store: ClaimLocation = {},
   ) {
     this.pools = new Reflector<KubernetesObject>(
       kc,

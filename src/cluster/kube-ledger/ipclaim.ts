@@ -48,14 +48,14 @@ export function nameOf(claim: Claim): string {
  * Where a ledger keeps its claims: this cluster's API server (no cluster), or a ClusterSet's broker,
  * where every claim names the member cluster holding it and `cluster` is this one's id.
  */
-export interface ClaimStore {
+export interface ClaimLocation {
   cluster?: string;
 }
 
 export const CLUSTER_LABEL = 'netpin.io/cluster';
 
 /** The IPClaim object that records a claim. */
-export function toObject(claim: Claim, store: ClaimStore = {}): IPClaimObject {
+export function toObject(claim: Claim, store: ClaimLocation = {}): IPClaimObject {
   const o = claim.owner;
   const cluster = store.cluster === undefined ? undefined : (o.cluster ?? store.cluster);
   return {
@@ -88,7 +88,7 @@ export function toObject(claim: Claim, store: ClaimStore = {}): IPClaimObject {
 }
 
 /** The claim an IPClaim object records; undefined for a malformed one, or a broker's claim naming no cluster. */
-export function toClaim(obj: IPClaimObject, store: ClaimStore = {}): Claim | undefined {
+export function toClaim(obj: IPClaimObject, store: ClaimLocation = {}): Claim | undefined {
   const s = obj.spec;
   const ip = s && parseAddress(s.ip);
   if (!ip || !s.owner?.namespace) return undefined;

@@ -11,7 +11,7 @@ import {
   toClaim,
   toObject,
   type ClaimsApi,
-  type ClaimStore,
+  type ClaimLocation,
   type IPClaimObject,
 } from './ipclaim.js';
 
@@ -40,7 +40,7 @@ export class ClaimWriter {
     private readonly api: ClaimsApi,
     private readonly index: ClaimIndex,
     private readonly metrics: LedgerMetrics,
-    private readonly store: ClaimStore = {},
+    private readonly store: ClaimLocation = {},
     /** Where the claims are kept, for messages: "" for this cluster's API server. */
     private readonly where = '',
   ) {}

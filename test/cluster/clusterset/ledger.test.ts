@@ -1,0 +1,70 @@
+import { describe, expect, it } from 'vitest';
+import { toClaim, toObject } from '../../../src/cluster/kube-ledger.js';
+import { ClaimIndex } from '../../../src/ipam/claim-index.js';
+import { ConflictError, type Claim } from '../../../src/ipam/claim.js';
+import { v4 } from '../../cni/fixtures.js';
+import { db, own, setLedger, shared } from './fixtures.js';
+
+describe("a ClusterSet broker's IPClaims", () => {
+  it('name the member cluster holding each, and read back as this cluster’s own or a peer’s', () => {
+    const claim: Claim = { pool: 'shared', ip: v4('10.99.0.5'), owner: db(0), createdAt: 0 };
+    const obj = toObject(claim, { cluster: 'a' });
+    expect(obj.spec.cluster).toBe('a');
+    expect(obj.metadata?.labels).toEqual({ 'netpin.io/pool': 'shared', 'netpin.io/cluster': 'a' });
+    expect(obj.spec.owner).toEqual({ kind: 'StatefulSet', namespace: 'shop', name: 'db', ordinal: 0 });
+    obj.metadata = { ...obj.metadata, uid: 'u', resourceVersion: '3', creationTimestamp: new Date(0) };
+    expect(toClaim(obj, { cluster: 'a' })).toMatchObject({ owner: db(0), shared: true });
+    expect(toClaim(obj, { cluster: 'b' })?.owner).toEqual(db(0, 'a'));
+    // This cluster's own API server knows no cluster field.
+    expect(toObject(claim).spec).not.toHaveProperty('cluster');
+  });
+
+  it('without a cluster, or with a handover, read as the broker says', () => {
+    const obj = toObject({ pool: 'shared', ip: v4('10.99.0.5'), owner: db(0), createdAt: 0 }, { cluster: 'a' });
+    expect(toClaim({ ...obj, spec: { ...obj.spec, cluster: undefined } }, { cluster: 'a' })).toBeUndefined();
+    expect(toClaim({ ...obj, spec: { ...obj.spec, handoverTo: 'b' } }, { cluster: 'a' })?.handoverTo).toBe('b');
+  });
+
+  it("hold an address against this cluster's owner of the same name", () => {
+    const index = new ClaimIndex();
+    index.add({ pool: 'shared', ip: v4('10.99.0.5'), owner: db(0, 'b'), createdAt: 0, shared: true });
+    expect(() => index.heldBy(v4('10.99.0.5'), db(0))).toThrow(ConflictError);
+    expect(() => index.heldBy(v4('10.99.0.5'), db(0))).toThrow(
+      '10.99.0.5 is held by StatefulSet shop/db (ordinal 0) in cluster b',
+    );
+    expect(index.claimsOf(db(0))).toEqual([]);
+  });
+});
+
+describe('a member cluster’s ledger', () => {
+  it('claims a shared pool’s address in the broker, and its own pool’s at home', async () => {
+    const { ledger, local, broker } = setLedger({ joined: true });
+    await ledger.claim(shared, v4('10.99.0.1'), db(0));
+    await ledger.claim(own, v4('10.1.0.1'), db(0));
+    expect(broker.claim).toHaveBeenCalledTimes(1);
+    expect(local.claim).toHaveBeenCalledTimes(1);
+  });
+
+  it('refuses a shared pool, saying why, while this cluster is no member in good standing', () => {
+    const why = 'the cluster id a is taken by another member of the ClusterSet (installation x)';
+    const { ledger, broker } = setLedger({ joined: false, why });
+    expect(() => ledger.claim(shared, v4('10.99.0.1'), db(0))).toThrow(
+      `IPPool shared is shared by the ClusterSet, and ${why}`,
+    );
+    expect(broker.claim).not.toHaveBeenCalled();
+  });
+
+  it('never releases a peer’s claim, and hands over a promised one instead of freeing it', async () => {
+    const { ledger, broker, local } = setLedger({ joined: true });
+    const base = { pool: 'shared', ip: v4('10.99.0.5'), createdAt: 0, ref: 'u', shared: true } as const;
+    expect(await ledger.release({ ...base, owner: db(0, 'b') })).toBe(false);
+    expect(broker.release).not.toHaveBeenCalled();
+    await ledger.release({ ...base, owner: db(0), handoverTo: 'b' });
+    expect(broker.handOver).toHaveBeenCalledTimes(1);
+    expect(broker.release).not.toHaveBeenCalled();
+    await ledger.release({ ...base, owner: db(0) });
+    expect(broker.release).toHaveBeenCalledTimes(1);
+    await ledger.release({ pool: 'own', ip: v4('10.1.0.5'), owner: db(0), createdAt: 0, ref: 'v' });
+    expect(local.release).toHaveBeenCalledTimes(1);
+  });
+});
