@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyAntreaEgressCrds } from '../../harness/cni-crds.js';
+import { applyAntreaEgressCrds, applyCiliumPodIPPoolCrd } from '../../harness/cni-crds.js';
 import { clients } from '../../harness/cluster.js';
 import { binaries, startControlPlane, type ControlPlane } from '../../harness/controlplane.js';
 import { CHART_DIR, Helm, KUBE_VERSION, only, parseManifests, restPath, type Manifest } from '../../harness/helm.js';
@@ -395,7 +395,13 @@ describe('helm chart, rendered offline', () => {
         const own: Record<string, string[]> = {
           calico: ['crd.projectcalico.org/ippools:list'],
           antrea: [...verbs('crd.antrea.io/egresses'), ...verbs('crd.antrea.io/externalippools')],
-          cilium: verbs('cilium.io/ciliumegressgatewaypolicies'),
+          // The single-address pools of pinned IPPools: get after a 409 at a pod's admission
+          // (src/cluster/resource-controller.ts ensure), list at an IPPool's too (src/admission/ippools.ts).
+          cilium: [
+            ...verbs('cilium.io/ciliumegressgatewaypolicies'),
+            ...verbs('cilium.io/ciliumpodippools'),
+            'cilium.io/ciliumpodippools:get',
+          ],
         };
         expect(flattenRules(only(objs, 'ClusterRole'))).toEqual([...CLUSTER_RULES, ...(own[cni] ?? [])].sort());
         const role = only(objs, 'Role');
@@ -419,15 +425,22 @@ describe('helm chart, rendered offline', () => {
           expect(policies).toEqual([]);
           return;
         }
-        const policy = only(objs, 'ValidatingAdmissionPolicy', 'netpin-egress');
+        const policy = only(objs, 'ValidatingAdmissionPolicy', 'netpin-managed-objects');
+        const group = cni === 'antrea' ? 'crd.antrea.io' : 'cilium.io';
         expect(policy.spec.matchConstraints.resourceRules).toEqual([
           {
-            apiGroups: [cni === 'antrea' ? 'crd.antrea.io' : 'cilium.io'],
+            apiGroups: [group],
             apiVersions: ['*'],
             operations: ['CREATE', 'UPDATE', 'DELETE'],
-            resources: cni === 'antrea' ? ['egresses', 'externalippools'] : ['ciliumegressgatewaypolicies'],
+            resources:
+              cni === 'antrea' ? ['egresses', 'externalippools'] : ['ciliumegressgatewaypolicies', 'ciliumpodippools'],
           },
         ]);
+        // Every kind of the CNI's that the ClusterRole lets netpin create, and so update and delete.
+        const written = flattenRules(only(objs, 'ClusterRole'))
+          .filter((r) => r.startsWith(`${group}/`) && r.endsWith(':create'))
+          .map((r) => r.slice(group.length + 1, -':create'.length));
+        expect([...policy.spec.matchConstraints.resourceRules[0].resources].sort()).toEqual(written);
         expect(policy.spec.matchConditions).toEqual([
           {
             name: 'netpin-service-account',
@@ -438,8 +451,8 @@ describe('helm chart, rendered offline', () => {
           "object.metadata.labels['app.kubernetes.io/managed-by'] == 'netpin'",
         );
         expect(policy.spec.validations[0].expression).toContain('oldObject == null ||');
-        expect(only(objs, 'ValidatingAdmissionPolicyBinding', 'netpin-egress').spec).toEqual({
-          policyName: 'netpin-egress',
+        expect(only(objs, 'ValidatingAdmissionPolicyBinding', 'netpin-managed-objects').spec).toEqual({
+          policyName: 'netpin-managed-objects',
           validationActions: ['Deny'],
         });
       });
@@ -707,10 +720,14 @@ describe('helm chart, rendered offline', () => {
     });
   });
 
-  it('leaves the egress admission policy out before Kubernetes 1.30, or when turned off', async () => {
+  it('leaves the managed-objects admission policy out before Kubernetes 1.30, or when turned off', async () => {
     const policies = (objs: Manifest[]) => objs.filter((o) => o.kind.startsWith('ValidatingAdmissionPolicy'));
     expect(policies(await helm.template({ cni: 'cilium' }))).toHaveLength(2);
+    expect(policies(await helm.template({ cni: 'cilium', 'rbac.managedObjectsPolicy.enabled': false }))).toEqual([]);
+    // Its former name still turns it off, and on leaves it as it is.
     expect(policies(await helm.template({ cni: 'cilium', 'rbac.egressAdmissionPolicy.enabled': false }))).toEqual([]);
+    const formerOn = await helm.template({ cni: 'antrea', 'rbac.egressAdmissionPolicy.enabled': true });
+    expect(policies(formerOn)).toHaveLength(2);
     const old = await helm.ok([
       'template',
       'netpin',
@@ -1186,19 +1203,37 @@ describe('helm install, upgrade and uninstall on a real API server', () => {
     installed = false;
   });
 
-  it("on Antrea, lets netpin's ServiceAccount change only the Egresses labelled as netpin's", async () => {
-    await applyAntreaEgressCrds(clients(cp.kubeconfigPath));
-    await helm.ok(['install', ...release, '--set', 'cni=antrea']);
-    installed = true;
+  const MANAGED = { 'app.kubernetes.io/managed-by': 'netpin' };
 
-    // netpin's own credentials: a token of its ServiceAccount.
+  /** netpin's own credentials: a token of its ServiceAccount. */
+  async function asNetpinAccount(): Promise<ReturnType<typeof tokenClient>> {
     const tokenReq = await kube(rest, 'POST', `/api/v1/namespaces/${NS}/serviceaccounts/netpin/token`, {
       apiVersion: 'authentication.k8s.io/v1',
       kind: 'TokenRequest',
       spec: { expirationSeconds: 600 },
     });
     expect(tokenReq.status).toBe(201);
-    const asNetpin = tokenClient(cp.kubeconfigPath, tokenReq.json.status.token);
+    return tokenClient(cp.kubeconfigPath, tokenReq.json.status.token);
+  }
+
+  /** Waits until the API server has loaded the managed-objects policy: `unlabelled` is refused then. */
+  async function policyLoaded(asNetpin: ReturnType<typeof tokenClient>, path: string, unlabelled: object) {
+    const deadline = Date.now() + 30_000;
+    let probe = await asNetpin('POST', `${path}?dryRun=All`, unlabelled);
+    while (probe.status < 400 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 250));
+      probe = await asNetpin('POST', `${path}?dryRun=All`, unlabelled);
+    }
+    expect(probe.status).toBe(403);
+    expect(probe.json.message).toContain('netpin-managed-objects');
+  }
+
+  it("on Antrea, lets netpin's ServiceAccount change only the Egresses labelled as netpin's", async () => {
+    await applyAntreaEgressCrds(clients(cp.kubeconfigPath));
+    await helm.ok(['install', ...release, '--set', 'cni=antrea']);
+    installed = true;
+
+    const asNetpin = await asNetpinAccount();
     const egresses = '/apis/crd.antrea.io/v1beta1/egresses';
     const egress = (name: string, labels?: Record<string, string>) => ({
       apiVersion: 'crd.antrea.io/v1beta1',
@@ -1206,17 +1241,7 @@ describe('helm install, upgrade and uninstall on a real API server', () => {
       metadata: { name, ...(labels ? { labels } : {}) },
       spec: { appliedTo: { podSelector: {} }, egressIP: '192.0.2.7' },
     });
-    const MANAGED = { 'app.kubernetes.io/managed-by': 'netpin' };
-
-    // The policy takes effect once the API server has loaded it.
-    const deadline = Date.now() + 30_000;
-    let probe = await asNetpin('POST', `${egresses}?dryRun=All`, egress('probe'));
-    while (probe.status < 400 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 250));
-      probe = await asNetpin('POST', `${egresses}?dryRun=All`, egress('probe'));
-    }
-    expect(probe.status).toBe(403);
-    expect(probe.json.message).toContain('netpin-egress');
+    await policyLoaded(asNetpin, egresses, egress('probe'));
 
     // RBAC lets netpin reach every Egress; the policy only its own.
     expect((await asNetpin('POST', egresses, egress('ours', MANAGED))).status).toBe(201);
@@ -1242,6 +1267,57 @@ describe('helm install, upgrade and uninstall on a real API server', () => {
     await helm.ok(['uninstall', 'netpin', '-n', NS]);
     installed = false;
     expect((await kube(rest, 'DELETE', `${egresses}/theirs`)).status).toBe(200);
+  });
+
+  it("on Cilium, lets netpin's ServiceAccount read every CiliumPodIPPool and change only those labelled as netpin's", async () => {
+    await applyCiliumPodIPPoolCrd(clients(cp.kubeconfigPath));
+    await helm.ok(['install', ...release, '--set', 'cni=cilium']);
+    installed = true;
+
+    const asNetpin = await asNetpinAccount();
+    const pools = '/apis/cilium.io/v2alpha1/ciliumpodippools';
+    const pool = (name: string, cidr: string, maskSize: number, labels?: Record<string, string>) => ({
+      apiVersion: 'cilium.io/v2alpha1',
+      kind: 'CiliumPodIPPool',
+      metadata: { name, ...(labels ? { labels } : {}) },
+      spec: { ipv4: { cidrs: [cidr], maskSize } },
+    });
+    await policyLoaded(asNetpin, pools, pool('probe', '192.0.2.99/32', 32));
+
+    // A pinned address's pool, as src/cni/cilium-pools.ts makes it, beside Cilium's own default pool.
+    expect((await asNetpin('POST', pools, pool('netpin-192.0.2.7', '192.0.2.7/32', 32, MANAGED))).status).toBe(201);
+    expect((await kube(rest, 'POST', pools, pool('default', '10.0.0.0/16', 24))).status).toBe(201);
+    // Reads are not narrowed: an IPPool's admission lists them all, a pod's gets one whose name is taken.
+    const listed = await asNetpin('GET', pools);
+    expect(listed.status).toBe(200);
+    expect((listed.json.items as Manifest[]).map((o) => o.metadata.name).sort()).toEqual([
+      'default',
+      'netpin-192.0.2.7',
+    ]);
+    expect((await asNetpin('GET', `${pools}/default`)).status).toBe(200);
+    const theirs = (await kube(rest, 'GET', `${pools}/default`)).json;
+    const ours = (await kube(rest, 'GET', `${pools}/netpin-192.0.2.7`)).json;
+    const refused = [
+      await asNetpin('POST', pools, pool('netpin-192.0.2.8', '192.0.2.8/32', 32)),
+      // Taking addresses from Cilium's own pool, or taking it over by labelling it.
+      await asNetpin('PUT', `${pools}/default`, {
+        ...theirs,
+        spec: { ...theirs.spec, ipv4: { cidrs: ['10.1.0.0/16'], maskSize: 24 } },
+      }),
+      await asNetpin('PUT', `${pools}/default`, { ...theirs, metadata: { ...theirs.metadata, labels: MANAGED } }),
+      await asNetpin('DELETE', `${pools}/default`),
+      await asNetpin('PUT', `${pools}/netpin-192.0.2.7`, { ...ours, metadata: { ...ours.metadata, labels: {} } }),
+    ];
+    expect(refused.map((r) => r.status)).toEqual([403, 403, 403, 403, 403]);
+    expect((await kube(rest, 'GET', `${pools}/default`)).json.spec.ipv4.cidrs).toEqual(['10.0.0.0/16']);
+    // What the leader does to its own: put one back, delete one no claim needs.
+    const putBack = { ...ours, spec: { ...ours.spec, ipv4: { cidrs: ['192.0.2.7/32'], maskSize: 32 } } };
+    expect((await asNetpin('PUT', `${pools}/netpin-192.0.2.7`, putBack)).status).toBe(200);
+    expect((await asNetpin('DELETE', `${pools}/netpin-192.0.2.7`)).status).toBe(200);
+
+    await helm.ok(['uninstall', 'netpin', '-n', NS]);
+    installed = false;
+    expect((await kube(rest, 'DELETE', `${pools}/default`)).status).toBe(200);
   });
 
   it("with ipamPlugin on, the server accepts the DaemonSet and the policy refuses netpin-ipam's annotations outside admitted namespaces", async () => {

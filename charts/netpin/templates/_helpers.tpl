@@ -156,3 +156,15 @@ sideEffects: NoneOnDryRun
 admissionReviewVersions: ["v1"]
 matchPolicy: Equivalent
 {{- end }}
+
+{{/*
+"true" when the ValidatingAdmissionPolicy that keeps netpin's ServiceAccount to the objects labelled as
+netpin's is rendered: rbac.managedObjectsPolicy.enabled, and rbac.egressAdmissionPolicy.enabled (its name
+before it covered Cilium's pools too) where a release still sets it, on Kubernetes 1.30 and later.
+*/}}
+{{- define "netpin.managedObjectsPolicy" -}}
+{{- $on := .Values.rbac.managedObjectsPolicy.enabled }}
+{{- $former := .Values.rbac.egressAdmissionPolicy | default dict }}
+{{- if hasKey $former "enabled" }}{{ $on = and $on $former.enabled }}{{ end }}
+{{- if and $on (semverCompare ">=1.30.0-0" .Capabilities.KubeVersion.Version) }}true{{ end }}
+{{- end }}
