@@ -33,6 +33,8 @@ export const web = pool('web', {
     cilium: { pool: 'web-pool' },
   },
 });
+// netpin picks each address and gives it to Cilium as a CiliumPodIPPool of its own (src/cni/cilium-pools.ts).
+export const fixed = pool('fixed', { cidr: '10.70.0.0/28', cni: { cilium: { pinned: true } } });
 export const out = pool('out', {
   ranges: ['10.90.0.1-10.90.0.4'],
   egress: { nodeSelector: { matchLabels: { egress: 'true' } } },

@@ -487,7 +487,7 @@ describe('netpin doctor', () => {
       const healthy = await doctor();
       expect(lines(healthy.stdout)).toEqual([
         'netpin doctor: CNI Cilium, from the --cni of Deployment netpin-system/netpin',
-        'ok    ConfigMap kube-system/cilium-config sets ipam: multi-pool, the mode in which Cilium reads ipam.cilium.io/ip-pool',
+        'ok    ConfigMap kube-system/cilium-config sets ipam: multi-pool, the mode in which Cilium reads ipam.cilium.io/ip-pool (ipv4-pool, ipv6-pool)',
         'ok    ConfigMap kube-system/cilium-config sets enable-egress-gateway: "true", ' +
           'so Cilium applies the CiliumEgressGatewayPolicies netpin keeps',
         'ok    IPPool open: CiliumPodIPPool open-pool (cilium.io/v2alpha1) exists',
@@ -502,7 +502,7 @@ describe('netpin doctor', () => {
       expect(r.code).toBe(1);
       expect(lines(r.stdout).slice(1)).toEqual([
         'FAIL  ConfigMap kube-system/cilium-config sets ipam: cluster-pool, ' +
-          'and Cilium reads ipam.cilium.io/ip-pool only with ipam: multi-pool. ' +
+          'and Cilium reads ipam.cilium.io/ip-pool (ipv4-pool, ipv6-pool) only with ipam: multi-pool. ' +
           'Fix: install Cilium with ipam.mode=multi-pool (ipam: multi-pool in cilium-config); ' +
           "Cilium's documentation warns against changing the IPAM mode of a running cluster outside a documented migration",
         'WARN  ConfigMap kube-system/cilium-config sets enable-ipv4-egress-gateway: "true", a name Cilium reads only before 1.19 ' +
