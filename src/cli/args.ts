@@ -31,8 +31,11 @@ const STATUS_USAGE = 'usage: netpin status [--kubeconfig <file>] [--pool <name>]
 
 const DOCTOR_USAGE = `usage: netpin doctor [--kubeconfig <file>] [--cni <${CNI_NAMES.join('|')}>]`;
 
+export const CLUSTERSET_USAGE = `usage: netpin clusterset status --broker-kubeconfig <file>
+       netpin clusterset leave --broker-kubeconfig <file> --cluster <id> [--now]`;
+
 /** Every command's usage, as `netpin` without a command prints it. */
-export const USAGE = [SERVE_USAGE, PREVIEW_USAGE, STATUS_USAGE, DOCTOR_USAGE].join('\n');
+export const USAGE = [SERVE_USAGE, PREVIEW_USAGE, STATUS_USAGE, DOCTOR_USAGE, CLUSTERSET_USAGE].join('\n');
 
 const FLAGS = [
   'cni',

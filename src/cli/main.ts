@@ -9,6 +9,7 @@ const COMMANDS: Record<string, Command> = {
   status: async (argv) => (await import('./status.js')).runStatus(argv),
   doctor: async (argv) => (await import('./doctor.js')).runDoctor(argv),
   preview: async (argv) => (await import('./preview.js')).preview(argv),
+  clusterset: async (argv) => (await import('./clusterset.js')).runClusterSet(argv),
 };
 
 async function runServe(argv: string[]): Promise<number> {

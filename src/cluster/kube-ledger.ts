@@ -14,6 +14,7 @@ import { ClaimWriter, type LedgerMetrics } from './kube-ledger/writes.js';
 // The ledger's surface, wherever each part lives.
 export {
   CLAIMS_PAGE,
+  CLUSTER_LABEL,
   claimName,
   listClaims,
   toClaim,
