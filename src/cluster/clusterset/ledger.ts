@@ -42,19 +42,38 @@ export class ClusterSetLedger implements Ledger {
     return this.local.complete();
   }
 
-  private of(pool: Pool): KubeLedger {
+  private of(pool: Pool, owner: Owner): KubeLedger {
     if (!pool.shared) return this.local;
     const standing = this.membership.current;
     if (!standing.joined) throw new Error(`IPPool ${pool.name} is shared by the ClusterSet, and ${standing.why}`);
+    const incoming = this.handedOverTo(owner);
+    // Claimed now, the ordinals would get other addresses, and the handover would then find them taken.
+    if (incoming) {
+      throw new Error(
+        `StatefulSet ${owner.namespace}/${owner.name} is being handed over to this cluster from cluster ${incoming.owner.cluster}, which still holds ${incoming.ip.toString()}: apply it again once cluster ${incoming.owner.cluster} has let its pods go`,
+      );
+    }
     return this.broker;
   }
 
+  /** A peer's claim promised to this cluster for the same StatefulSet, still held by that peer. */
+  private handedOverTo(owner: Owner): Claim | undefined {
+    if (owner.kind !== 'StatefulSet') return undefined;
+    const self = this.membership.self.id;
+    for (const c of this.index.allClaims()) {
+      const o = c.owner;
+      if (c.handoverTo === self && o.kind === 'StatefulSet' && o.namespace === owner.namespace && o.name === owner.name)
+        return c;
+    }
+    return undefined;
+  }
+
   claim(pool: Pool, ip: Address, owner: Owner): Promise<Claim> {
-    return this.of(pool).claim(pool, ip, owner);
+    return this.of(pool, owner).claim(pool, ip, owner);
   }
 
   claimNext(pool: Pool, family: Family, owner: Owner): Promise<Claim> {
-    return this.of(pool).claimNext(pool, family, owner);
+    return this.of(pool, owner).claimNext(pool, family, owner);
   }
 
   /** A shared claim promised to another member is handed to it, never freed: see promise(). */

@@ -68,3 +68,24 @@ describe('a member cluster’s ledger', () => {
     expect(local.release).toHaveBeenCalledTimes(1);
   });
 });
+
+describe('a StatefulSet handed over to this cluster', () => {
+  it('is refused its shared ordinals while the cluster handing it over still holds them', async () => {
+    const { ledger, index, broker } = setLedger({ joined: true });
+    index.add({
+      pool: 'shared',
+      ip: v4('10.99.0.4'),
+      owner: db(0, 'b'),
+      createdAt: 0,
+      ref: 'h',
+      shared: true,
+      handoverTo: 'a',
+    });
+    expect(() => ledger.claimNext(shared, 'ipv4', db(1))).toThrow(
+      'StatefulSet shop/db is being handed over to this cluster from cluster b, which still holds 10.99.0.4',
+    );
+    // Another StatefulSet, or this cluster's own pool, is not held up.
+    await ledger.claim(shared, v4('10.99.0.9'), { ...db(0), name: 'cache' });
+    expect(broker.claim).toHaveBeenCalledTimes(1);
+  });
+});
