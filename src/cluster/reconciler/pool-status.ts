@@ -35,7 +35,8 @@ export class PoolStatusWriter {
   }
 
   async write(): Promise<void> {
-    const pools = this.index.allPools();
+    // A ClusterSet's shared pools live in the broker, where every member would write its own view.
+    const pools = this.index.allPools().filter((p) => !p.shared);
     const names = new Set(pools.map((p) => p.name));
     for (const name of this.last.keys()) if (!names.has(name)) this.last.delete(name);
     for (const pool of pools) {
