@@ -13,6 +13,7 @@ import type { AdmissionRequest } from './review.js';
 export async function validatePool(req: AdmissionRequest, admit: Admit): Promise<Verdict> {
   const { index } = admit;
   const name = req.name ?? req.object?.metadata?.name ?? req.oldObject?.metadata?.name ?? '';
+  if (index.pool(name)?.shared && req.operation !== 'DELETE') return sharedName(name);
   const held = [...index.allClaims()].filter((c) => c.pool === name);
   const heldText = (n: number) =>
     held
@@ -56,7 +57,7 @@ export async function validatePool(req: AdmissionRequest, admit: Admit): Promise
     if (shared) {
       return whole(
         'spec.cidr/ranges',
-        `IPPool ${name} overlaps IPPool ${other.name} at ${formatRange(shared)}`,
+        `IPPool ${name} overlaps ${other.shared ? "the ClusterSet's shared " : ''}IPPool ${other.name} at ${formatRange(shared)}`,
         'pools must not share addresses: move the range, or add it to spec.exclude of one of them',
       );
     }
@@ -76,6 +77,21 @@ export async function validatePool(req: AdmissionRequest, admit: Admit): Promise
   const backing = dialect.checkPool(pool, native);
   if (backing.problems.length) return refused(backing.problems, [], { of: `IPPool ${name}` });
   return allowed(backing.warnings.map((w) => `netpin: ${w}`));
+}
+
+/** This cluster's IPPool under a ClusterSet pool's name would be a second ledger for one name. */
+function sharedName(name: string): Verdict {
+  return refused(
+    [
+      {
+        key: 'metadata.name',
+        message: `IPPool ${name} is a pool the ClusterSet shares, kept in its broker`,
+        fix: "give this cluster's IPPool another name; change the shared pool in the broker",
+      },
+    ],
+    [],
+    { keyless: true },
+  );
 }
 
 function heldCount(n: number): string {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { denial, harness, ippoolReview, podCreate, statefulSet } from '../../harness/reviews.js';
+import { compilePool } from '../../src/ipam/pool.js';
 
 /** A Calico IPPool as the API server lists it (crd.projectcalico.org/v1). */
 const calicoPool = (name: string, cidr: string, spec: object = {}) => ({
@@ -47,6 +48,29 @@ describe('IPPool validation', () => {
   ])('refuses %s', async (_, spec, part) => {
     const h = await harness();
     expect(denial(await h.validate(ippoolReview('CREATE', 'new', spec)))).toContain(part);
+  });
+
+  describe("a ClusterSet's shared pool, read from the broker", () => {
+    const sharedPool = async () => {
+      const h = await harness();
+      const pool = compilePool({ metadata: { name: 'shared' }, spec: { cidr: '10.99.0.0/24' } });
+      h.ledger.index.setPool({ ...pool, shared: true });
+      return h;
+    };
+
+    it('refuses an IPPool of this cluster over its addresses, naming it as shared', async () => {
+      const h = await sharedPool();
+      expect(denial(await h.validate(ippoolReview('CREATE', 'mine', { cidr: '10.99.0.128/25' })))).toContain(
+        "IPPool mine overlaps the ClusterSet's shared IPPool shared at 10.99.0.129-10.99.0.254",
+      );
+    });
+
+    it('refuses an IPPool of this cluster under its name', async () => {
+      const h = await sharedPool();
+      expect(denial(await h.validate(ippoolReview('CREATE', 'shared', { cidr: '10.98.0.0/24' })))).toContain(
+        'IPPool shared is a pool the ClusterSet shares, kept in its broker',
+      );
+    });
   });
 
   it('allows an UPDATE that moves a pool over its own old range, or over an excluded address of another', async () => {
