@@ -78,17 +78,22 @@ export const podPools = (pools: readonly Pool[]) => pools.filter((p) => !p.egres
 export const egressPools = (pools: readonly Pool[]) => pools.filter((p) => p.egress);
 export const poolNames = (pools: readonly Pool[]) => pools.map((p) => p.name).join(', ');
 
+/** Something that exists but could not be read (RBAC first): what went unchecked. */
+export function unreadable(unread: Unread, what: string, unchecked: string): Check {
+  return warn(`could not read ${what} (${unread.reason}): not checked ${unchecked}`);
+}
+
 /** A CNI resource that could not be listed: missing is a failure; unreadable (RBAC) says what went unchecked. */
 export function unreadList(unread: Unread, what: string, unchecked: string, install: string): Check {
   return unread.missing
     ? fail(`${unread.reason}, so there are no ${what}`, `${install}, or pass the --cni this cluster runs`)
-    : warn(`could not read ${what} (${unread.reason}): not checked ${unchecked}`);
+    : unreadable(unread, what, unchecked);
 }
 
 export function unreadConfigMap(unread: Unread, where: string, unchecked: string, install: string): Check {
   return unread.missing
     ? fail(`${where} does not exist, so ${unchecked} cannot be read`, `${install}, or pass the --cni this cluster runs`)
-    : warn(`could not read ${where} (${unread.reason}): not checked ${unchecked}`);
+    : unreadable(unread, where, unchecked);
 }
 
 /** The ranges of `pool` that lie in none of `outer` (each must lie inside one). */
