@@ -5,6 +5,7 @@ import type { AppsV1Api } from '@kubernetes/client-node';
 import type { CniName } from '../cni/dialect.js';
 import { formatCheck, Unread, warn, type Check, type ClusterSource, type DoctorInputs } from '../cni/doctor.js';
 import { dialectFor, doctorFor } from '../cni/index.js';
+import { interconnectChecks } from '../cni/interconnect-doctor.js';
 import { describeApiError, statusOf } from '../cluster/kube.js';
 import { isLive } from '../cluster/pod-tracker.js';
 import { ALLOCATED_KEY } from '../intent/keys.js';
@@ -58,12 +59,16 @@ async function releaseCni(apps: AppsV1Api): Promise<{ cni: CniName; from: string
   return { cni: asCni(distinct[0]!, from), from };
 }
 
-/** Every check for the CNI, in order. */
+/**
+ * Every check for the CNI, in order, then the interconnects' whatever the CNI: those run without an IPPool
+ * too, since a ClusterSet member may serve only the broker's shared pools, which doctor does not read.
+ */
 export async function diagnose(cni: CniName, inputs: DoctorInputs): Promise<Check[]> {
-  if (inputs.pools.length === 0) {
-    return [warn('no netpin IPPool (netpin.io/v1alpha1) exists, so there is nothing to check against the CNI')];
-  }
-  return doctorFor(cni)(inputs);
+  const checks =
+    inputs.pools.length === 0
+      ? [warn('no netpin IPPool (netpin.io/v1alpha1) exists, so there is nothing to check against the CNI')]
+      : await doctorFor(cni)(inputs);
+  return [...checks, ...(await interconnectChecks(inputs))];
 }
 
 /** Reads for the checks: a 404 is something missing; any other failure (RBAC first) leaves a check unchecked. */

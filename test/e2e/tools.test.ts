@@ -411,6 +411,7 @@ describe('netpin doctor', () => {
           rules: [
             { apiGroups: ['netpin.io'], resources: ['ippools', 'ipclaims'], verbs: ['list'] },
             { apiGroups: ['crd.antrea.io'], resources: ['ippools'], verbs: ['list'] },
+            { apiGroups: ['submariner.io'], resources: ['submariners'], verbs: ['list'] },
             { apiGroups: [''], resources: ['pods'], verbs: ['list'] },
           ],
         },
@@ -435,7 +436,18 @@ describe('netpin doctor', () => {
           'not checked the AntreaIPAM feature gate and enableBridgingMode',
         'ok    IPPool open: Antrea IPPool open-pool exists and its spec.ipRanges hold 10.60.0.1-10.60.0.8',
         'ok    IPPool web: Antrea IPPool web-pool exists and its spec.ipRanges hold 10.50.0.1-10.50.0.254',
-        '0 failed, 1 warning, 2 ok',
+        // The interconnects' ConfigMaps too; the cluster serves no Submariners.
+        ...[
+          ['cilium-config', 'Cilium ClusterMesh (cluster-id, cluster-name, routing-mode)'],
+          ['antrea-mc-controller-config', 'Antrea Multi-cluster (podCIDRs)'],
+          ['ovn-ic-config', 'Kube-OVN OVN-IC (enable-ic, az-name)'],
+        ].map(
+          ([name, unchecked]) =>
+            `WARN  could not read ConfigMap kube-system/${name} (HTTP 403: configmaps "${name}" is forbidden: ` +
+            `User "viewer" cannot get resource "configmaps" in API group "" in the namespace "kube-system"): ` +
+            `not checked ${unchecked}`,
+        ),
+        '0 failed, 4 warnings, 2 ok',
       ]);
       expect(r.code).toBe(0);
     });
@@ -514,6 +526,43 @@ describe('netpin doctor', () => {
           'Fix: create CiliumPodIPPool web-pool (cilium.io/v2alpha1), or name an existing one',
         '2 failed, 1 warning, 1 ok',
       ]);
+    });
+
+    it('reads ClusterMesh from cilium-config and the Deployments: clustermesh-apiserver beside cluster-id 0 fails', async () => {
+      const mesh = (r: { stdout: string }) => lines(r.stdout).filter((l) => l.includes('Cilium ClusterMesh'));
+      await putConfigMap('cilium-config', { ipam: 'multi-pool', 'enable-egress-gateway': 'true' });
+      expect(mesh(await doctor('cilium'))).toEqual([]);
+      await c.apps.createNamespacedDeployment({
+        namespace: 'kube-system',
+        body: {
+          metadata: { name: 'clustermesh-apiserver' },
+          spec: {
+            selector: { matchLabels: { app: 'clustermesh-apiserver' } },
+            template: {
+              metadata: { labels: { app: 'clustermesh-apiserver' } },
+              spec: { containers: [{ name: 'apiserver', image: 'registry.example/clustermesh-apiserver:1' }] },
+            },
+          },
+        },
+      });
+      const unset = await doctor('cilium');
+      expect(unset.code).toBe(1);
+      expect(mesh(unset)).toEqual([
+        expect.stringMatching(
+          /^FAIL {2}Cilium ClusterMesh: Deployment kube-system\/clustermesh-apiserver is installed, but ConfigMap kube-system\/cilium-config sets cluster-id: 0 \(or none\)/,
+        ),
+      ]);
+      await putConfigMap('cilium-config', {
+        ipam: 'multi-pool',
+        'enable-egress-gateway': 'true',
+        'cluster-id': '7',
+        'cluster-name': 'shop-a',
+      });
+      expect(mesh(await doctor('cilium'))).toEqual([
+        expect.stringMatching(/^ok {4}Cilium ClusterMesh: .* sets cluster-id: 7 and cluster-name: shop-a;/),
+        expect.stringMatching(/^ok {4}Cilium ClusterMesh: .* sets routing-mode: tunnel \(the default\)/),
+      ]);
+      await c.apps.deleteNamespacedDeployment({ namespace: 'kube-system', name: 'clustermesh-apiserver' });
     });
   });
 });
