@@ -1,14 +1,27 @@
 // Fixed addresses on Cilium: an IPPool with spec.cni.cilium.pinned makes netpin pick every address
 // and give each one to Cilium as a CiliumPodIPPool of that one address, which netpin keeps in the API
 // server, with Cilium's real CRD from its Go module. Nothing runs the pods or Cilium here: what is
-// proven is what netpin keeps in the API server, and that Cilium's CRD accepts it. netpin runs with
-// the admin kubeconfig, so the chart's RBAC plays no part.
+// proven is what netpin keeps in the API server, and that Cilium's CRD accepts it. netpin runs as the
+// chart's ServiceAccount, with the chart's RBAC and admission policy: they must allow all it does.
 import { isDeepStrictEqual } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CoordinationV1Api, type V1Pod } from '@kubernetes/client-node';
+import { chartIdentity, type ChartIdentity } from '../../harness/chart-identity.js';
 import { applyCiliumPodIPPoolCrd } from '../../harness/cni-crds.js';
-import { apiMessage, createPool, listClaims, podsWithPrefix, waitFor, type Clients } from '../../harness/cluster.js';
-import { startFixture, type Fixture } from '../../harness/fixture.js';
+import {
+  apiMessage,
+  applyCrds,
+  clients,
+  createNamespace,
+  createPool,
+  listClaims,
+  podsWithPrefix,
+  registerWebhooks,
+  waitFor,
+  type Clients,
+} from '../../harness/cluster.js';
+import { startControlPlane, type ControlPlane } from '../../harness/controlplane.js';
+import { startNetpin, type Netpin } from '../../harness/netpin.js';
 
 const NS = 'shop';
 const GRACE_SECONDS = 3;
@@ -20,8 +33,10 @@ const STS = 'db';
 const MANAGED = { 'app.kubernetes.io/managed-by': 'netpin' };
 const POOLS = { group: 'cilium.io', version: 'v2alpha1', plural: 'ciliumpodippools' };
 
-let fixture: Fixture | undefined;
+let cp: ControlPlane;
 let c: Clients;
+let chart: ChartIdentity;
+let netpin: Netpin | undefined;
 
 const spec = { containers: [{ name: 'app', image: 'registry.example/app:1' }], terminationGracePeriodSeconds: 0 };
 
@@ -84,7 +99,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * How often the netpin serving now has replaced a pool it found changed (its warning). The API server
  * keeps the resourceVersion on a replace that changes nothing, so only netpin can tell of a needless one.
  */
-const putBacks = () => fixture!.netpin.output().split('put back a resource changed by hand').length - 1;
+const putBacks = () => netpin!.output().split('put back a resource changed by hand').length - 1;
 
 /** The StatefulSet's n pods, each with its address, by ordinal. */
 async function statefulSetPods(n: number, not: ReadonlySet<string> = new Set()): Promise<V1Pod[]> {
@@ -118,17 +133,30 @@ async function scale(replicas: number): Promise<void> {
   });
 }
 
-beforeAll(async () => {
-  fixture = await startFixture({
-    namespaces: { [NS]: { 'netpin.io/enabled': 'true' } },
-    beforeNetpin: (cl) => applyCiliumPodIPPoolCrd(cl),
-    netpin: { cni: 'cilium', claimGraceSeconds: GRACE_SECONDS },
+/** netpin as the chart runs it; again on the same port and certificate, behind the webhooks registered once. */
+const startAsChart = () =>
+  startNetpin({
+    kubeconfig: chart.kubeconfigPath,
+    cni: 'cilium',
+    claimGraceSeconds: GRACE_SECONDS,
+    leaseNamespace: chart.namespace,
+    ...(netpin ? { port: netpin.port, certDir: netpin.certDir } : {}),
   });
-  c = fixture.c;
+
+beforeAll(async () => {
+  cp = await startControlPlane();
+  c = clients(cp.kubeconfigPath);
+  await applyCrds(c);
+  await applyCiliumPodIPPoolCrd(c);
+  await createNamespace(c, NS, { 'netpin.io/enabled': 'true' });
+  chart = await chartIdentity(cp, c, 'cilium', '/apis/cilium.io/v2alpha1/ciliumpodippools');
+  netpin = await startAsChart();
+  await registerWebhooks(c, netpin, cp.binDir);
 });
 
 afterAll(async () => {
-  await fixture?.stop();
+  await netpin?.stop();
+  await cp?.stop();
 });
 
 describe('a pinned IPPool on Cilium', () => {
@@ -260,16 +288,21 @@ describe('a pinned IPPool on Cilium', () => {
     await sleep(2 * ROUND_MS + 1_000);
     expect(await read()).toEqual(before);
     expect(putBacks()).toBe(1);
+    // Every call the chart's RBAC allowed: no round failed, and admission made every pool it needed.
+    expect(netpin!.output()).not.toContain('reconcile failed');
+    expect(netpin!.output()).not.toContain('could not make the objects a pod needs');
 
-    const netpin = await fixture!.restartNetpin({ cni: 'cilium', claimGraceSeconds: GRACE_SECONDS });
+    await netpin!.stop();
+    netpin = await startAsChart();
+    const pid = netpin.child.pid;
     // The new process leads (its lease identity ends in its pid), then has its rounds.
     await waitFor(
       'the new netpin to lead',
       async () => {
         const lease = await c.kc
           .makeApiClient(CoordinationV1Api)
-          .readNamespacedLease({ name: 'netpin-reconciler', namespace: 'default' });
-        return lease.spec?.holderIdentity?.endsWith(`-${netpin.child.pid}`);
+          .readNamespacedLease({ name: 'netpin-reconciler', namespace: chart.namespace });
+        return lease.spec?.holderIdentity?.endsWith(`-${pid}`);
       },
       30_000,
       250,
@@ -405,8 +438,9 @@ describe('a pinned IPPool on Cilium', () => {
     expect(managed.items).toEqual([]);
     expect(squatter).toBeDefined();
     expect(identity(await ciliumPool('netpin-10.77.0.12'))).toBe(squatter);
-    // Since the restart, no pool was replaced, and no round failed.
+    // Since the restart, no pool was replaced, and no round failed (the chart's RBAC allowed every call).
     expect(putBacks()).toBe(0);
-    expect(fixture!.netpin.output()).not.toContain('reconcile failed');
+    expect(netpin!.output()).not.toContain('reconcile failed');
+    expect(netpin!.output()).not.toContain('could not make the objects a pod needs');
   });
 });
