@@ -89,14 +89,18 @@ export class ResourceController {
       throw e;
     }
     const existing = new Map(list.items.map((o) => [o.metadata?.name ?? '', o]));
+    // One object the API server keeps refusing (a field made immutable since) must not hold up the others:
+    // each is tried, and the first failure is thrown once all have been.
+    const failures: unknown[] = [];
     for (const want of wanted) {
       const have = existing.get(want.metadata.name);
       existing.delete(want.metadata.name);
       const body = { apiVersion: want.apiVersion, kind: want.kind, metadata: want.metadata, spec: want.spec };
-      if (!have) {
-        await this.create(target, body, want);
-      } else if (!isDeepStrictEqual(have.spec, want.spec)) {
-        await this.putBack(target, body, want, have);
+      try {
+        if (!have) await this.create(target, body, want);
+        else if (!isDeepStrictEqual(have.spec, want.spec)) await this.putBack(target, body, want, have);
+      } catch (e) {
+        failures.push(e);
       }
     }
     for (const [name, have] of existing) {
@@ -109,9 +113,10 @@ export class ResourceController {
         this.log?.info({ plural: kind.plural, name }, 'deleted a resource no claim needs');
       } catch (e) {
         // Gone already, or changed since the list: the next sync sees it as it is now.
-        if (statusOf(e) !== 404 && statusOf(e) !== 409) throw e;
+        if (statusOf(e) !== 404 && statusOf(e) !== 409) failures.push(e);
       }
     }
+    if (failures.length) throw failures[0];
   }
 
   private async create(target: Target, body: object, want: ManagedResource): Promise<void> {
