@@ -974,6 +974,14 @@ describe('IPPool status', () => {
     expect(h.statuses.get('web')?.[0]).toMatchObject({ capacity: 254, allocated: 0 });
   });
 
+  it("is not written for a ClusterSet's shared pool, which is not an IPPool of this cluster", async () => {
+    const shared = { ...compilePool({ metadata: { name: 'shared' }, spec: { cidr: '10.9.0.0/24' } }), shared: true };
+    const h = harness(new CarelessLedger([shared, web]));
+    h.claim('10.9.0.1', owned('a'), NOW, shared);
+    await h.reconciler.writePoolStatus();
+    expect(h.statusWrites).toEqual(['web']);
+  });
+
   it('is written for no more pools once the lease would run out before a write lands', async () => {
     const h = harness();
     const write = h.holdStatus();
