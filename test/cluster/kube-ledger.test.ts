@@ -11,6 +11,9 @@ import {
   type IPClaimObject,
   type LedgerMetrics,
 } from '../../src/cluster/kube-ledger.js';
+import { ClusterSetLedger } from '../../src/cluster/clusterset/ledger.js';
+import type { Membership } from '../../src/cluster/clusterset/membership.js';
+import { ClaimIndex } from '../../src/ipam/claim-index.js';
 import { ConflictError, ExhaustedError, type Claim, type Owner } from '../../src/ipam/claim.js';
 import { compilePool, type IPPoolObject } from '../../src/ipam/pool.js';
 import { v4, v6 } from '../cni/fixtures.js';
@@ -1209,5 +1212,33 @@ describe('the ledger started on its watches, further', () => {
     send('ADDED', legacy('10.0.0.5', pod('c'), 'web2'));
     await settle();
     expect(ledger.index.holderOf(v4('10.0.0.5'))?.ref).toBe(second.metadata?.uid);
+  });
+});
+
+describe("a ClusterSet member's claims in the broker", () => {
+  const shared = { ...web, shared: true };
+  const identity = { id: 'a', source: 'configured' as const, installation: 'uid-a' };
+  const member = (broker: ClaimStore, local: ClaimStore) => {
+    const index = new ClaimIndex();
+    const own = new KubeLedger(new KubeConfig(), undefined, undefined, local.api, undefined, index);
+    const set = new KubeLedger(new KubeConfig(), undefined, undefined, broker.api, undefined, index, { cluster: 'a' });
+    index.setPool(shared);
+    const membership = { current: { joined: true }, self: identity } as unknown as Membership;
+    return new ClusterSetLedger(own, set, membership);
+  };
+
+  it('are marked shared from their create, so that their renewal and release go to the broker', async () => {
+    const [broker, local] = [new ClaimStore(), new ClaimStore()];
+    const ledger = member(broker, local);
+    const claim = await ledger.claimNext(shared, 'ipv4', pod('x'));
+    expect(claim.shared).toBe(true);
+    expect(ledger.index.holderOf(claim.ip)).toBe(claim);
+    expect(broker.objects.get(claim.ip.toString())?.spec.cluster).toBe('a');
+    expect(await ledger.renew(claim)).toBe(true);
+    expect(await ledger.release(ledger.index.holderOf(claim.ip)!)).toBe(true);
+    expect(broker.objects.size).toBe(0);
+    expect(broker.calls).toEqual(['create 10.0.0.1', 'patch 10.0.0.1', 'delete 10.0.0.1']);
+    // Never this cluster's API server, where the claim is not: a 404 there was taken for a release.
+    expect(local.calls).toEqual([]);
   });
 });

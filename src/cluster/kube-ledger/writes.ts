@@ -48,7 +48,15 @@ export class ClaimWriter {
   async claim(pool: Pool, ip: Address, owner: Owner): Promise<Claim> {
     const mine = this.index.heldBy(ip, owner);
     if (mine) return mine;
-    const pending: Claim = { pool: pool.name, ip, owner, createdAt: Date.now() };
+    // A broker's claim says so from the start: the ClusterSet's ledger sends its renewal, naming and
+    // release where it is kept by that mark, and this entry stays in the index until the claim changes.
+    const pending: Claim = {
+      pool: pool.name,
+      ip,
+      owner,
+      createdAt: Date.now(),
+      ...(this.store.cluster !== undefined && { shared: true }),
+    };
     // In the index before the create, so that concurrent admissions in this process skip the address.
     this.index.add(pending);
     try {
