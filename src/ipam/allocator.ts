@@ -51,6 +51,7 @@ export class Allocator {
 
     const held = this.ledger.index.claimsOf(req.owner);
     if (held.length > 0) {
+      if (!req.dryRun) this.ledger.checkHeld?.(held);
       // Sticky: a StatefulSet ordinal or a re-admitted pod keeps what it holds while the intent still allows it.
       // A pod's claims are renewed first: the reconciler may have found no pod of this name a moment
       // ago, and its release must not free them under this one. One that is gone is claimed afresh.

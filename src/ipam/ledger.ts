@@ -24,6 +24,12 @@ export interface Ledger {
    * or claimed again since (the stored version moved on), or is still being created.
    */
   release(claim: Claim): Promise<boolean>;
+  /**
+   * Throws, saying why, when claims an owner holds already may not be handed out again now. Optional: a
+   * ClusterSet member out of good standing serves none of the shared pools' claims, not even those
+   * stored under its id, which may well be another installation's.
+   */
+  checkHeld?(claims: readonly Claim[]): void;
   /** Reads the pools again from where they are kept, for a pool newer than this process's view; optional. */
   refreshPools?(): Promise<void>;
   /**

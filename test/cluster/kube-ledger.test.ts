@@ -12,7 +12,9 @@ import {
   type LedgerMetrics,
 } from '../../src/cluster/kube-ledger.js';
 import { ClusterSetLedger } from '../../src/cluster/clusterset/ledger.js';
-import type { Membership } from '../../src/cluster/clusterset/membership.js';
+import type { Membership, Standing } from '../../src/cluster/clusterset/membership.js';
+import { parseIntent } from '../../src/intent/parse.js';
+import { Allocator } from '../../src/ipam/allocator.js';
 import { ClaimIndex } from '../../src/ipam/claim-index.js';
 import { ConflictError, ExhaustedError, type Claim, type Owner } from '../../src/ipam/claim.js';
 import { compilePool, type IPPoolObject } from '../../src/ipam/pool.js';
@@ -1218,14 +1220,55 @@ describe('the ledger started on its watches, further', () => {
 describe("a ClusterSet member's claims in the broker", () => {
   const shared = { ...web, shared: true };
   const identity = { id: 'a', source: 'configured' as const, installation: 'uid-a' };
-  const member = (broker: ClaimStore, local: ClaimStore) => {
+  const taken = 'the cluster id a is taken by another member of the ClusterSet (installation uid-other)';
+  const member = (broker: ClaimStore, local: ClaimStore, standing: Standing = { joined: true }) => {
     const index = new ClaimIndex();
     const own = new KubeLedger(new KubeConfig(), undefined, undefined, local.api, undefined, index);
     const set = new KubeLedger(new KubeConfig(), undefined, undefined, broker.api, undefined, index, { cluster: 'a' });
     index.setPool(shared);
-    const membership = { current: { joined: true }, self: identity } as unknown as Membership;
+    const membership = { current: standing, holdsId: standing.joined, self: identity } as unknown as Membership;
     return new ClusterSetLedger(own, set, membership);
   };
+  /** A claim under id a in the broker, as another installation that holds the id made it. */
+  const theirs = (broker: ClaimStore, ledger: ClusterSetLedger, ip: string, owner: Owner): Claim => {
+    const obj = broker.put(toObject({ pool: 'web', ip: v4(ip), owner, createdAt: 0 }, { cluster: 'a' }));
+    const claim = toClaim(obj, { cluster: 'a' })!;
+    ledger.index.add(claim);
+    return claim;
+  };
+
+  it('are neither handed out, renewed, named nor released by an installation that does not hold the id', async () => {
+    const [broker, local] = [new ClaimStore(), new ClaimStore()];
+    const ledger = member(broker, local, { joined: false, why: taken });
+    const ordinal = theirs(broker, ledger, '10.0.0.7', {
+      kind: 'StatefulSet',
+      namespace: 'shop',
+      name: 'db',
+      ordinal: 0,
+    });
+    const unnamed = theirs(broker, ledger, '10.0.0.8', { kind: 'Pod', namespace: 'shop', name: '', uid: 'u1' });
+    const named = theirs(broker, ledger, '10.0.0.9', pod('x'));
+    // Its owner's pod, admitted here: refused, however the claim's names match.
+    const allocator = new Allocator(ledger);
+    const allocate = (annotations: Record<string, string>, owner: Owner) =>
+      allocator.allocate({
+        intent: parseIntent(annotations).intent,
+        namespace: 'shop',
+        namespaceLabels: {},
+        owner,
+        dryRun: false,
+      });
+    await expect(allocate({ 'netpin.io/pool': 'web' }, ordinal.owner)).rejects.toThrow(
+      `IPPool web is shared by the ClusterSet, and ${taken}`,
+    );
+    await expect(allocate({ 'netpin.io/pool': 'web' }, named.owner)).rejects.toThrow(taken);
+    await expect(ledger.renew(named)).rejects.toThrow(taken);
+    await ledger.bind(unnamed, { name: 'y', uid: 'u1' });
+    // Its leader's sweep, which sees none of the pods, releases nothing.
+    for (const c of [ordinal, unnamed, named]) expect(await ledger.release(c)).toBe(false);
+    expect(broker.calls).toEqual([]);
+    expect(broker.objects.size).toBe(3);
+  });
 
   it('are marked shared from their create, so that their renewal and release go to the broker', async () => {
     const [broker, local] = [new ClaimStore(), new ClaimStore()];

@@ -44,8 +44,7 @@ export class ClusterSetLedger implements Ledger {
 
   private of(pool: Pool, owner: Owner): KubeLedger {
     if (!pool.shared) return this.local;
-    const standing = this.membership.current;
-    if (!standing.joined) throw new Error(`IPPool ${pool.name} is shared by the ClusterSet, and ${standing.why}`);
+    this.mustBeJoined(pool.name);
     const incoming = this.handedOverTo(owner);
     // Claimed now, the ordinals would get other addresses, and the handover would then find them taken.
     if (incoming) {
@@ -68,6 +67,26 @@ export class ClusterSetLedger implements Ledger {
     return undefined;
   }
 
+  /** A shared pool is served only in good standing: joined, its Lease held by this installation. */
+  private mustBeJoined(pool: string): void {
+    const standing = this.membership.current;
+    if (!standing.joined) throw new Error(`IPPool ${pool} is shared by the ClusterSet, and ${standing.why}`);
+  }
+
+  private get joined(): boolean {
+    return this.membership.current.joined;
+  }
+
+  /**
+   * A shared claim held already is handed out again only while this installation holds the cluster's id:
+   * else the claims under that id are another installation's, whose pods use their addresses. A broker
+   * out of reach for a while does not keep a StatefulSet's pod from its reservation.
+   */
+  checkHeld(claims: readonly Claim[]): void {
+    if (this.membership.holdsId) return;
+    for (const c of claims) if (c.shared) this.mustBeJoined(c.pool);
+  }
+
   claim(pool: Pool, ip: Address, owner: Owner): Promise<Claim> {
     return this.of(pool, owner).claim(pool, ip, owner);
   }
@@ -80,19 +99,25 @@ export class ClusterSetLedger implements Ledger {
   async release(claim: Claim): Promise<boolean> {
     if (!claim.shared) return this.local.release(claim);
     if (claim.owner.cluster !== undefined) return false; // a peer's: only that cluster lets it go
+    // Out of good standing, a claim under this id may be the other installation's, whose pods are not seen here.
+    if (!this.joined) return false;
     return claim.handoverTo === undefined ? this.broker.release(claim) : this.broker.handOver(claim);
   }
 
-  renew(claim: Claim): Promise<boolean> {
-    return (claim.shared ? this.broker : this.local).renew(claim);
+  async renew(claim: Claim): Promise<boolean> {
+    if (!claim.shared) return this.local.renew(claim);
+    this.mustBeJoined(claim.pool);
+    return this.broker.renew(claim);
   }
 
-  bind(claim: Claim, pod: { name: string; uid: string }): Promise<void> {
-    return (claim.shared ? this.broker : this.local).bind(claim, pod);
+  async bind(claim: Claim, pod: { name: string; uid: string }): Promise<void> {
+    if (!claim.shared) return this.local.bind(claim, pod);
+    if (this.joined) await this.broker.bind(claim, pod);
   }
 
   /** Records that this cluster's claim goes to member `to` once this cluster lets it go. */
   promise(claim: Claim, to: string): Promise<boolean> {
+    this.mustBeJoined(claim.pool);
     return this.broker.promise(claim, to);
   }
 

@@ -16,6 +16,8 @@ export type Standing = { joined: true } | { joined: false; why: string };
 export class Membership {
   private readonly api: CoordinationV1Api;
   private standing: Standing = { joined: false, why: "netpin has not reached the ClusterSet's broker yet" };
+  /** What the last read of this member's Lease said: held by this installation, or by another. */
+  private ours: boolean | undefined;
 
   constructor(
     broker: KubeConfig,
@@ -27,6 +29,14 @@ export class Membership {
 
   get current(): Standing {
     return this.standing;
+  }
+
+  /**
+   * Whether the broker's claims under this cluster's id are this installation's: its Lease was last read
+   * held by this installation. A broker out of reach changes nothing here; another holder does.
+   */
+  get holdsId(): boolean {
+    return this.ours === true;
   }
 
   /**
@@ -54,6 +64,7 @@ export class Membership {
         this.log?.info({ cluster: id }, 'joined the ClusterSet');
       }
       const holder = lease.spec?.holderIdentity;
+      this.ours = holder === installation;
       this.standing =
         holder === installation
           ? { joined: true }

@@ -29,6 +29,8 @@ export class ClusterSetRounds {
   ) {}
 
   async run(): Promise<void> {
+    // A cluster that is not a member in good standing judges nothing of the set's.
+    if (!this.ledger.membership.current.joined) return;
     const members = await this.ledger.membership.members();
     if (!members) return;
     const shared = [...this.ledger.index.allClaims()].filter((c) => c.shared);

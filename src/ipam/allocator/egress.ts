@@ -20,6 +20,7 @@ export async function allocateEgress(ledger: Ledger, req: EgressRequest): Promis
   const egress = intent.egress!;
   if (plan.problems.length) return { ok: false, problems: plan.problems };
   const held = ledger.index.claimsOf(owner);
+  if (held.length > 0 && !req.dryRun) ledger.checkHeld?.(held);
   const wanted = egress.ip ? [egress.ip] : undefined;
   if (held.length > 0 && fits(held, wanted, plan.egressByFamily))
     return { ok: true, addresses: dualOf(held), fresh: [] };
