@@ -150,6 +150,13 @@ class ClaimStore {
           obj.metadata!.annotations = op.value as Record<string, string>;
         if (op.op === 'replace' && op.path === '/spec/owner')
           obj.spec.owner = op.value as IPClaimObject['spec']['owner'];
+        if (op.op === 'test' && op.path === '/metadata/resourceVersion' && obj.metadata!.resourceVersion !== op.value)
+          this.fail(422, 'test failed');
+        if (op.op === 'replace' && op.path === '/spec/cluster') obj.spec.cluster = op.value as string;
+        if (op.op === 'add' && op.path === '/spec/handoverTo') obj.spec.handoverTo = op.value as string;
+        if (op.op === 'remove' && op.path === '/spec/handoverTo') delete obj.spec.handoverTo;
+        if (op.op === 'add' && op.path === '/metadata/labels/netpin.io~1cluster')
+          obj.metadata!.labels = { ...obj.metadata!.labels, 'netpin.io/cluster': op.value as string };
       }
       return this.after('patch', this.stamp(obj));
     },
@@ -1229,25 +1236,44 @@ describe("a ClusterSet member's claims in the broker", () => {
     const membership = { current: standing, holdsId: standing.joined, self: identity } as unknown as Membership;
     return new ClusterSetLedger(own, set, membership);
   };
-  /** A claim under id a in the broker, as another installation that holds the id made it. */
-  const theirs = (broker: ClaimStore, ledger: ClusterSetLedger, ip: string, owner: Owner): Claim => {
+  /** A claim stored in the broker under id a: this installation's, or another's that holds the id. */
+  const underA = (broker: ClaimStore, ledger: ClusterSetLedger, ip: string, owner: Owner): Claim => {
     const obj = broker.put(toObject({ pool: 'web', ip: v4(ip), owner, createdAt: 0 }, { cluster: 'a' }));
     const claim = toClaim(obj, { cluster: 'a' })!;
     ledger.index.add(claim);
     return claim;
   };
 
+  it('handed over, go to the member promised in one write, and start their grace period over there', async () => {
+    const [broker, local] = [new ClaimStore(), new ClaimStore()];
+    const ledger = member(broker, local);
+    const owner: Owner = { kind: 'StatefulSet', namespace: 'shop', name: 'db', ordinal: 0 };
+    broker.creationTime = new Date(Date.now() - 3_600_000);
+    const claim = underA(broker, ledger, '10.0.0.7', owner);
+    expect(await ledger.promise(claim, 'b')).toBe(true);
+    const before = Date.now();
+    expect(await ledger.release(ledger.index.holderOf(claim.ip)!)).toBe(true);
+    const obj = broker.objects.get('10.0.0.7')!;
+    expect(obj.spec).toMatchObject({ cluster: 'b', owner });
+    expect(obj.spec.handoverTo).toBeUndefined();
+    expect(obj.metadata?.labels?.['netpin.io/cluster']).toBe('b');
+    // b's: a peer's claim here, and there a claim as new as the handover.
+    expect(ledger.index.holderOf(claim.ip)?.owner).toEqual({ ...owner, cluster: 'b' });
+    expect(toClaim(obj, { cluster: 'b' })?.createdAt).toBeGreaterThanOrEqual(before);
+    expect(broker.calls).toEqual(['patch 10.0.0.7', 'patch 10.0.0.7']);
+  });
+
   it('are neither handed out, renewed, named nor released by an installation that does not hold the id', async () => {
     const [broker, local] = [new ClaimStore(), new ClaimStore()];
     const ledger = member(broker, local, { joined: false, why: taken });
-    const ordinal = theirs(broker, ledger, '10.0.0.7', {
+    const ordinal = underA(broker, ledger, '10.0.0.7', {
       kind: 'StatefulSet',
       namespace: 'shop',
       name: 'db',
       ordinal: 0,
     });
-    const unnamed = theirs(broker, ledger, '10.0.0.8', { kind: 'Pod', namespace: 'shop', name: '', uid: 'u1' });
-    const named = theirs(broker, ledger, '10.0.0.9', pod('x'));
+    const unnamed = underA(broker, ledger, '10.0.0.8', { kind: 'Pod', namespace: 'shop', name: '', uid: 'u1' });
+    const named = underA(broker, ledger, '10.0.0.9', pod('x'));
     // Its owner's pod, admitted here: refused, however the claim's names match.
     const allocator = new Allocator(ledger);
     const allocate = (annotations: Record<string, string>, owner: Owner) =>

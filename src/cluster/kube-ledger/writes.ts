@@ -162,7 +162,9 @@ export class ClaimWriter {
   /**
    * Gives a promised claim to the cluster it was promised to, in one write, exactly as it was judged (its
    * uid and resourceVersion): the address is held all along, by this cluster and then by that one, so no
-   * third cluster can take it in between. False when the claim moved on since.
+   * third cluster can take it in between. False when the claim moved on since. Its grace period starts
+   * over, as a new claim's: the receiving cluster keeps it that long for its StatefulSet to come, where
+   * the claim's first admission, long past, would have it released at that cluster's next sweep.
    */
   async handOver(claim: Claim): Promise<boolean> {
     const to = claim.handoverTo;
@@ -173,6 +175,7 @@ export class ClaimWriter {
         ...(claim.version === undefined
           ? []
           : [{ op: 'test', path: '/metadata/resourceVersion', value: claim.version }]),
+        { op: 'add', path: '/metadata/annotations', value: { [ADMITTED_AT]: new Date().toISOString() } },
         { op: 'replace', path: '/spec/cluster', value: to },
         { op: 'remove', path: '/spec/handoverTo' },
         { op: 'add', path: '/metadata/labels/netpin.io~1cluster', value: to },
