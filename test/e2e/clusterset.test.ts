@@ -25,6 +25,8 @@ import {
 } from '../../harness/cluster.js';
 import { postReview, startNetpin, type Netpin } from '../../harness/netpin.js';
 import { podCreate } from '../../harness/review-bodies.js';
+import { MEMBERS_NAMESPACE } from '../../src/cluster/clusterset/membership.js';
+import { CLUSTER_LABEL } from '../../src/cluster/kube-ledger/ipclaim.js';
 
 const NS = 'shop';
 const SHARED = 'shared';
@@ -35,7 +37,6 @@ const GRACE_SECONDS = 5;
 const LEAVE_GRACE_SECONDS = 5;
 // The reconciler's round (src/server/kube-backend.ts): the ClusterSet's rounds run after each sweep.
 const ROUND_MS = 5_000;
-const MEMBERS_NAMESPACE = 'netpin-clusterset';
 
 const spec = { containers: [{ name: 'app', image: 'registry.example/app:1' }], terminationGracePeriodSeconds: 0 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -259,7 +260,7 @@ describe('a ClusterSet of two members sharing an IPPool through a broker', () =>
     const claims = (await brokerClaims()).filter((x) => x.spec.ip === '10.99.0.5');
     expect(claims).toHaveLength(1);
     expect(claims[0]!.spec.cluster).toBe(winner);
-    expect(claims[0]!.labels['netpin.io/cluster']).toBe(winner);
+    expect(claims[0]!.labels[CLUSTER_LABEL]).toBe(winner);
     // Nothing of the shared pool is kept in either member's own API server.
     for (const m of [a, b]) {
       const own = (await m.c.custom.listClusterCustomObject({
@@ -470,7 +471,7 @@ describe('a ClusterSet of two members sharing an IPPool through a broker', () =>
       300,
     );
     const handedIn = performance.now() - deleted;
-    for (const x of handed) expect(x.labels['netpin.io/cluster']).toBe('b');
+    for (const x of handed) expect(x.labels[CLUSTER_LABEL]).toBe('b');
 
     // b keeps them, a claim as new as the handover, for its claim grace: the StatefulSet is made there meanwhile.
     await sleep(2_000);
