@@ -41,9 +41,6 @@ export class PoolStatusWriter {
     for (const name of this.last.keys()) if (!names.has(name)) this.last.delete(name);
     for (const pool of pools) {
       if (!this.leader.mayAct()) return;
-      // A ClusterSet's pool is the broker's, not an IPPool of this cluster: every member's leader would
-      // write it, and here it is not found (a 404 each round, and the pools after it left unwritten).
-      if (pool.shared) continue;
       const usage = this.index.usage(pool.name);
       const families = usage.map((u) => ({
         family: u.family,
