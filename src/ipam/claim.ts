@@ -69,6 +69,8 @@ export interface Claim {
   readonly shared?: boolean;
   /** A shared claim promised to another member cluster: its release hands it to that cluster instead. */
   readonly handoverTo?: string;
+  /** Milliseconds since the epoch until which the reconciler keeps the claim whatever it finds (a handover). */
+  readonly keptUntil?: number;
 }
 
 export function ownerKey(owner: Owner): string {

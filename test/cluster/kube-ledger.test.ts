@@ -1244,7 +1244,7 @@ describe("a ClusterSet member's claims in the broker", () => {
     return claim;
   };
 
-  it('handed over, go to the member promised in one write, and start their grace period over there', async () => {
+  it('handed over, go to the member promised in one write, and are kept there for its StatefulSet to come', async () => {
     const [broker, local] = [new ClaimStore(), new ClaimStore()];
     const ledger = member(broker, local);
     const owner: Owner = { kind: 'StatefulSet', namespace: 'shop', name: 'db', ordinal: 0 };
@@ -1260,6 +1260,8 @@ describe("a ClusterSet member's claims in the broker", () => {
     // b's: a peer's claim here, and there a claim as new as the handover.
     expect(ledger.index.holderOf(claim.ip)?.owner).toEqual({ ...owner, cluster: 'b' });
     expect(toClaim(obj, { cluster: 'b' })?.createdAt).toBeGreaterThanOrEqual(before);
+    // And kept there for ten minutes, its StatefulSet applied or not.
+    expect(toClaim(obj, { cluster: 'b' })?.keptUntil).toBeGreaterThanOrEqual(before + 600_000);
     expect(broker.calls).toEqual(['patch 10.0.0.7', 'patch 10.0.0.7']);
   });
 

@@ -103,6 +103,12 @@ describe('stale claims', () => {
     ).toEqual([named, byUid]);
   });
 
+  it('keep a claim handed over by another cluster until its keep time, StatefulSet or not', () => {
+    const handed = { ...ordinal, keptUntil: NOW + 1 };
+    expect(staleClaims([handed], [], none, NOW, GRACE)).toEqual([]);
+    expect(staleClaims([handed], [], none, NOW + 1, GRACE)).toEqual([handed]);
+  });
+
   it("keep a StatefulSet's reservation while the StatefulSet exists, and then while its pod does", () => {
     expect(staleClaims([ordinal], [], () => true, NOW, GRACE)).toEqual([]);
     expect(staleClaims([ordinal], [pod('db-1')], none, NOW, GRACE)).toEqual([]);

@@ -28,6 +28,8 @@ export interface IPClaimObject extends KubernetesObject {
 export const CLAIMS = 'ipclaims';
 /** When an admission last handed the claim out (renew): the reconciler's grace period counts from the later of this and the creation. */
 export const ADMITTED_AT = 'netpin.io/admitted-at';
+/** Until when the claim stays whatever the sweep finds (a ClusterSet handover waiting for its StatefulSet). */
+export const KEPT_UNTIL = 'netpin.io/kept-until';
 
 /**
  * The address itself, whatever pool holds it: creating the object is the claim, since names are unique,
@@ -114,6 +116,7 @@ export function toClaim(obj: IPClaimObject, store: ClaimLocation = {}): Claim | 
   const admitted = Date.parse(obj.metadata?.annotations?.[ADMITTED_AT] ?? '');
   const createdAt = Math.max(created ? new Date(created).getTime() : Date.now(), Number.isNaN(admitted) ? 0 : admitted);
   const name = obj.metadata?.name;
+  const keptUntil = Date.parse(obj.metadata?.annotations?.[KEPT_UNTIL] ?? '') || 0;
   return {
     pool: s.pool,
     ip,
@@ -125,6 +128,7 @@ export function toClaim(obj: IPClaimObject, store: ClaimLocation = {}): Claim | 
     ...(name !== undefined && name !== claimName(ip) && { name }),
     ...(store.cluster !== undefined && { shared: true }),
     ...(store.cluster !== undefined && typeof s.handoverTo === 'string' && { handoverTo: s.handoverTo }),
+    ...(keptUntil > 0 && { keptUntil }),
   };
 }
 

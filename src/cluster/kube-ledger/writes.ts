@@ -6,6 +6,7 @@ import { describeApiError, GROUP, statusOf, VERSION, WITHIN_ADMISSION } from '..
 import {
   ADMITTED_AT,
   CLAIMS,
+  KEPT_UNTIL,
   claimName,
   nameOf,
   toClaim,
@@ -14,6 +15,9 @@ import {
   type ClaimLocation,
   type IPClaimObject,
 } from './ipclaim.js';
+
+/** How long a cluster keeps a claim handed over to it for its StatefulSet to come: time to apply it there. */
+const HANDOVER_KEEP_MS = 10 * 60_000;
 
 // Each lost race moves first-fit one address on; past this many, something else is wrong.
 const MAX_RACES = 64;
@@ -162,9 +166,9 @@ export class ClaimWriter {
   /**
    * Gives a promised claim to the cluster it was promised to, in one write, exactly as it was judged (its
    * uid and resourceVersion): the address is held all along, by this cluster and then by that one, so no
-   * third cluster can take it in between. False when the claim moved on since. Its grace period starts
-   * over, as a new claim's: the receiving cluster keeps it that long for its StatefulSet to come, where
-   * the claim's first admission, long past, would have it released at that cluster's next sweep.
+   * third cluster can take it in between. False when the claim moved on since. The receiving cluster
+   * keeps it for HANDOVER_KEEP_MS whether or not its StatefulSet exists yet, where the claim's first
+   * admission, long past, would have it released at that cluster's next sweep.
    */
   async handOver(claim: Claim): Promise<boolean> {
     const to = claim.handoverTo;
@@ -175,7 +179,14 @@ export class ClaimWriter {
         ...(claim.version === undefined
           ? []
           : [{ op: 'test', path: '/metadata/resourceVersion', value: claim.version }]),
-        { op: 'add', path: '/metadata/annotations', value: { [ADMITTED_AT]: new Date().toISOString() } },
+        {
+          op: 'add',
+          path: '/metadata/annotations',
+          value: {
+            [ADMITTED_AT]: new Date().toISOString(),
+            [KEPT_UNTIL]: new Date(Date.now() + HANDOVER_KEEP_MS).toISOString(),
+          },
+        },
         { op: 'replace', path: '/spec/cluster', value: to },
         { op: 'remove', path: '/spec/handoverTo' },
         { op: 'add', path: '/metadata/labels/netpin.io~1cluster', value: to },

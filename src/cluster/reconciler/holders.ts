@@ -85,6 +85,8 @@ export function staleClaims(
   const stale: Claim[] = [];
   for (const claim of all) {
     if (now - claim.createdAt < graceMs) continue;
+    // Handed over by another cluster: its StatefulSet may not be applied here yet.
+    if (claim.keptUntil !== undefined && now < claim.keptUntil) continue;
     const o = claim.owner;
     // A StatefulSet keeps its reservations on scale-down; they go with the StatefulSet and its last pod.
     if (o.kind === 'StatefulSet' && statefulSetExists(o.namespace, o.name)) continue;
