@@ -181,6 +181,16 @@ export async function podsWithPrefix(
   );
 }
 
+/** The denial text of an API call that must be refused; throws when the API server admitted it. */
+export async function refusal(p: Promise<unknown>): Promise<string> {
+  const outcome = await p.then(
+    () => ({ admitted: true as const }),
+    (e: unknown) => ({ admitted: false as const, e }),
+  );
+  if (outcome.admitted) throw new Error('the API server admitted what netpin should refuse');
+  return apiMessage(outcome.e);
+}
+
 /** The denial text of a failed API call, as kubectl would print it. */
 export function apiMessage(e: unknown): string {
   const body = (e as { body?: unknown }).body;

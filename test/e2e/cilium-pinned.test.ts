@@ -9,13 +9,13 @@ import { CoordinationV1Api, type V1Pod } from '@kubernetes/client-node';
 import { chartIdentity, type ChartIdentity } from '../../harness/chart-identity.js';
 import { applyCiliumPodIPPoolCrd } from '../../harness/cni-crds.js';
 import {
-  apiMessage,
   applyCrds,
   clients,
   createNamespace,
   createPool,
   listClaims,
   podsWithPrefix,
+  refusal,
   registerWebhooks,
   waitFor,
   type Clients,
@@ -83,15 +83,6 @@ function pinnedSpec(address: string): Record<string, unknown> {
 
 /** uid and resourceVersion: equal only if the object was neither deleted nor written since. */
 const identity = (p: CiliumPool | undefined) => p && `${p.metadata.uid}@${p.metadata.resourceVersion}`;
-
-async function refusal(p: Promise<unknown>): Promise<string> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err, 'the API server admitted what netpin should refuse').toBeDefined();
-  return apiMessage(err);
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -5,11 +5,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { V1Deployment, V1Pod } from '@kubernetes/client-node';
 import { applyCalicoIPPoolCrd, createCalicoPool } from '../../harness/cni-crds.js';
 import {
-  apiMessage,
   calicoIps,
   createPool,
   listClaims,
   podsWithPrefix,
+  refusal,
   waitFor,
   type Clients,
 } from '../../harness/cluster.js';
@@ -40,15 +40,6 @@ function deploymentBody(
       ...extra,
     },
   };
-}
-
-async function refusal(p: Promise<unknown>): Promise<string> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err, 'the API server admitted what netpin should refuse').toBeDefined();
-  return apiMessage(err);
 }
 
 const patchPod = (name: string, body: object[], namespace = NS) => c.core.patchNamespacedPod({ name, namespace, body });

@@ -3,7 +3,7 @@
 // The controllers create the pods; nothing schedules or runs them, so they stay Pending.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PatchStrategy, setHeaderOptions, type V1Deployment } from '@kubernetes/client-node';
-import { apiMessage, calicoIps, listClaims, podsWithPrefix, waitFor, type Clients } from '../../harness/cluster.js';
+import { calicoIps, listClaims, podsWithPrefix, refusal, waitFor, type Clients } from '../../harness/cluster.js';
 import { startFixture, type Fixture } from '../../harness/fixture.js';
 
 const NS = 'shop';
@@ -38,14 +38,6 @@ function apply(body: V1Deployment): Promise<V1Deployment> {
     { name: body.metadata!.name!, namespace: NS, body, fieldManager: 'kubectl', force: true },
     setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply),
   );
-}
-
-async function refusal(p: Promise<unknown>): Promise<string> {
-  const err = await p.then(
-    () => expect.fail('the API server admitted what netpin should refuse'),
-    (e: unknown) => e,
-  );
-  return apiMessage(err);
 }
 
 async function absent(name: string): Promise<void> {

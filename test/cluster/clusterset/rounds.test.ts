@@ -14,19 +14,22 @@ describe("the leader's ClusterSet rounds", () => {
     shared: true,
   });
 
+  /** The rounds of member a, whose broker lists `members()` and whose clock reads `now()`, and peers' claims. */
+  function departures(members: () => Set<string> | undefined, now: () => number, ...peers: Claim[]) {
+    const { ledger, index, broker } = setLedger({ joined: true });
+    (ledger.membership.members as ReturnType<typeof vi.fn>).mockImplementation(async () => members());
+    for (const c of peers) index.add(c);
+    return { rounds: new ClusterSetRounds(ledger, broker, 60_000, () => undefined, now), broker };
+  }
+
   it('releases the claims of a cluster that left, only after the leave grace, and never on an unreadable broker', async () => {
     let now = 1_000_000;
     let members: Set<string> | undefined = new Set(['a']);
-    const { ledger, index, broker } = setLedger({ joined: true });
-    (ledger.membership.members as ReturnType<typeof vi.fn>).mockImplementation(async () => members);
-    index.add(peer('10.99.0.7', 'b'));
-    index.add(peer('10.99.0.8', 'c'));
-    const rounds = new ClusterSetRounds(
-      ledger,
-      broker,
-      60_000,
-      () => undefined,
+    const { rounds, broker } = departures(
+      () => members,
       () => now,
+      peer('10.99.0.7', 'b'),
+      peer('10.99.0.8', 'c'),
     );
     members = new Set(['a', 'c']);
     await rounds.run();
@@ -46,15 +49,10 @@ describe("the leader's ClusterSet rounds", () => {
   it('starts the count again when the cluster comes back', async () => {
     let now = 0;
     let members = new Set(['a']);
-    const { ledger, index, broker } = setLedger({ joined: true });
-    (ledger.membership.members as ReturnType<typeof vi.fn>).mockImplementation(async () => members);
-    index.add(peer('10.99.0.7', 'b'));
-    const rounds = new ClusterSetRounds(
-      ledger,
-      broker,
-      60_000,
-      () => undefined,
+    const { rounds, broker } = departures(
+      () => members,
       () => now,
+      peer('10.99.0.7', 'b'),
     );
     await rounds.run();
     now = 50_000;
