@@ -11,19 +11,16 @@ import {
   type V1Pod,
   type V1StatefulSet,
 } from '@kubernetes/client-node';
-import { startControlPlane, type ControlPlane } from '../../harness/controlplane.js';
 import {
   apiMessage,
-  applyCrds,
-  clients,
   createNamespace,
   createPool,
   podsWithPrefix,
-  registerWebhooks,
   waitFor,
   type Clients,
 } from '../../harness/cluster.js';
-import { postReview, startNetpin, type Netpin } from '../../harness/netpin.js';
+import { startClusterSet, type ClusterSet, type ClusterSetMember } from '../../harness/clusterset.js';
+import { postReview, startNetpin } from '../../harness/netpin.js';
 import { podCreate } from '../../harness/review-bodies.js';
 import { MEMBERS_NAMESPACE } from '../../src/cluster/clusterset/membership.js';
 import { CLUSTER_LABEL } from '../../src/cluster/kube-ledger/ipclaim.js';
@@ -41,11 +38,7 @@ const ROUND_MS = 5_000;
 const spec = { containers: [{ name: 'app', image: 'registry.example/app:1' }], terminationGracePeriodSeconds: 0 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface Member {
-  id: 'a' | 'b';
-  cp: ControlPlane;
-  c: Clients;
-  netpin: Netpin;
+interface Member extends ClusterSetMember<'a' | 'b'> {
   /** The member's own pool, kept in its own API server. */
   localPool: string;
   localPrefix: string;
@@ -63,7 +56,7 @@ interface BrokerClaim {
   };
 }
 
-let broker: ControlPlane;
+let set: ClusterSet<'a' | 'b'>;
 let bc: Clients;
 /** The broker's member Leases. */
 let leases: CoordinationV1Api;
@@ -71,32 +64,9 @@ const members = {} as Record<'a' | 'b', Member>;
 let a: Member;
 let b: Member;
 
-function memberArgs(id: string): string[] {
-  return [
-    '--clusterset-kubeconfig',
-    broker.kubeconfigPath,
-    '--cluster-id',
-    id,
-    '--clusterset-leave-grace',
-    String(LEAVE_GRACE_SECONDS),
-  ];
-}
-
-async function startMember(id: 'a' | 'b', n: number): Promise<Member> {
-  const cp = await startControlPlane();
-  try {
-    const c = clients(cp.kubeconfigPath);
-    await applyCrds(c);
-    await createNamespace(c, NS, { 'netpin.io/enabled': 'true' });
-    const localPool = `local-${id}`;
-    const localPrefix = `10.98.${n}.`;
-    await createPool(c, localPool, { cidr: `10.98.${n}.0/28` });
-    return { id, cp, c, localPool, localPrefix, netpin: undefined as unknown as Netpin };
-  } catch (e) {
-    await cp.stop();
-    throw e;
-  }
-}
+/** Each member's own pool, beside the shared one. */
+const localPool = (id: string) => `local-${id}`;
+const localPrefix = (index: number) => `10.98.${index + 1}.`;
 
 async function brokerClaims(): Promise<BrokerClaim[]> {
   const list = (await bc.custom.listClusterCustomObject({
@@ -183,59 +153,32 @@ async function deletePods(m: Member, selector: string): Promise<void> {
 
 beforeAll(async () => {
   const started = performance.now();
-  // The broker needs only its API server: its claims are judged by the members, never by controllers.
-  const up = await Promise.allSettled([
-    startControlPlane({ controllers: ['namespace-controller'], webhookClientCert: false }),
-    startMember('a', 1),
-    startMember('b', 2),
-  ]);
-  const failed = up.find((r) => r.status === 'rejected');
-  if (failed) {
-    for (const r of up) if (r.status === 'fulfilled') await ('cp' in r.value ? r.value.cp : r.value).stop();
-    throw failed.reason;
-  }
-  const [first, second, third] = up as [
-    PromiseFulfilledResult<ControlPlane>,
-    PromiseFulfilledResult<Member>,
-    PromiseFulfilledResult<Member>,
-  ];
-  [broker, a, b] = [first.value, second.value, third.value];
-  Object.assign(members, { a, b });
-  bc = clients(broker.kubeconfigPath);
-  leases = bc.kc.makeApiClient(CoordinationV1Api);
-  await applyCrds(bc);
-  await createNamespace(bc, MEMBERS_NAMESPACE);
-  await createPool(bc, SHARED, { cidr: SHARED_CIDR });
-  await Promise.all(
-    [a, b].map(async (m) => {
-      m.netpin = await startNetpin({
-        kubeconfig: m.cp.kubeconfigPath,
-        claimGraceSeconds: GRACE_SECONDS,
-        extraArgs: memberArgs(m.id),
-      });
-      await registerWebhooks(m.c, m.netpin, m.cp.binDir);
-    }),
-  );
-  // Both joined: their Leases in the broker, each held by its installation (the uid of its kube-system).
-  const joined = await waitFor('both member Leases', async () => {
-    const l = await leases.listNamespacedLease({ namespace: MEMBERS_NAMESPACE });
-    return l.items.length === 2 ? l.items : undefined;
+  set = await startClusterSet({
+    members: ['a', 'b'],
+    sharedPool: SHARED,
+    sharedCidr: SHARED_CIDR,
+    namespace: NS,
+    claimGraceSeconds: GRACE_SECONDS,
+    leaveGraceSeconds: LEAVE_GRACE_SECONDS,
+    prepareMember: ({ id, index, c }) => createPool(c, localPool(id), { cidr: `${localPrefix(index)}0/28` }),
   });
+  for (const [i, m] of [set.members.a, set.members.b].entries())
+    members[m.id] = { ...m, localPool: localPool(m.id), localPrefix: localPrefix(i) };
+  ({ a, b } = members);
+  bc = set.broker.c;
+  leases = bc.kc.makeApiClient(CoordinationV1Api);
+  // Both joined: their Leases in the broker, each held by its installation (the uid of its kube-system).
+  const joined = await leases.listNamespacedLease({ namespace: MEMBERS_NAMESPACE });
+  expect(joined.items).toHaveLength(2);
   for (const m of [a, b]) {
     const uid = (await m.c.core.readNamespace({ name: 'kube-system' })).metadata!.uid!;
-    expect(joined.find((l) => l.metadata!.name === m.id)?.spec?.holderIdentity).toBe(uid);
+    expect(joined.items.find((l) => l.metadata!.name === m.id)?.spec?.holderIdentity).toBe(uid);
   }
   console.log(`ClusterSet of 2 members and a broker up in ${((performance.now() - started) / 1000).toFixed(1)} s`);
 }, 240_000);
 
 afterAll(async () => {
-  await Promise.all(
-    [a, b].map(async (m) => {
-      await m?.netpin?.stop();
-      await m?.cp.stop();
-    }),
-  );
-  await broker?.stop();
+  await set?.stop();
 });
 
 beforeEach(({ onTestFailed }) => {
@@ -315,7 +258,7 @@ describe('a ClusterSet of two members sharing an IPPool through a broker', () =>
   });
 
   it("refuses the shared pool in band while the broker is down, keeps serving the member's own pool, and resumes", async () => {
-    await broker.stopApiserver();
+    await set.broker.cp.stopApiserver();
     let down: Array<{
       m: Member;
       shared: { pod: V1Pod } | { refused: string };
@@ -330,7 +273,7 @@ describe('a ClusterSet of two members sharing an IPPool through a broker', () =>
         })),
       );
     } finally {
-      await broker.startApiserver();
+      await set.broker.cp.startApiserver();
     }
     for (const { m, shared, own } of down) {
       expect('refused' in shared, `${m.id}: ${JSON.stringify(shared)}`).toBe(true);
@@ -371,7 +314,7 @@ describe('a ClusterSet of two members sharing an IPPool through a broker', () =>
       kubeconfig: b.cp.kubeconfigPath,
       claimGraceSeconds: GRACE_SECONDS,
       leaseNamespace: 'dup-lease',
-      extraArgs: memberArgs('a'),
+      extraArgs: set.joinArgs('a'),
     });
     try {
       const answer = await waitFor('the duplicate to answer', async () => {
