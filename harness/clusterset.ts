@@ -3,13 +3,14 @@
 // members, each a control plane of its own with netpin's CRDs, an opted-in namespace and its own
 // `netpin serve --ledger kube` joined to the broker, registered as the member's webhooks. There is no
 // node: pods stay Pending, and what netpin admitted shows in their annotations.
+import { join } from 'node:path';
 import { CoordinationV1Api } from '@kubernetes/client-node';
 import { MEMBERS_NAMESPACE } from '../src/cluster/clusterset/membership.js';
 import { applyCrds, clients, createNamespace, createPool, registerWebhooks, waitFor, type Clients } from './cluster.js';
 import { startControlPlane, type ControlPlane } from './controlplane.js';
 import { startNetpin, type Netpin } from './netpin.js';
 
-export interface ClusterSetBroker {
+interface ClusterSetBroker {
   cp: ControlPlane;
   c: Clients;
   /** The broker's admin kubeconfig: the members' netpins use it too. */
@@ -119,6 +120,8 @@ export async function startClusterSet<Id extends string>(opts: ClusterSetOptions
     const cp = cps.get(id)!;
     const netpin = await startNetpin({
       kubeconfig: cp.kubeconfigPath,
+      // In the control plane's directory, so that they go with it.
+      certDir: join(cp.dir, 'netpin-certs'),
       ...(opts.claimGraceSeconds === undefined ? {} : { claimGraceSeconds: opts.claimGraceSeconds }),
       extraArgs: joinArgs(id),
     });

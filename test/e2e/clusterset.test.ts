@@ -3,6 +3,7 @@
 // `shared` both members draw from. Claims of the shared pool are IPClaims in the broker: creating one
 // decides between the clusters as it decides between replicas. Nothing schedules the pods, so they
 // stay Pending; what is proven is what each netpin admits and what the broker keeps.
+import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import {
   CoordinationV1Api,
@@ -312,6 +313,7 @@ describe('a ClusterSet of two members sharing an IPPool through a broker', () =>
     await createNamespace(b.c, 'dup-lease');
     const dup = await startNetpin({
       kubeconfig: b.cp.kubeconfigPath,
+      certDir: join(b.cp.dir, 'dup-netpin-certs'),
       claimGraceSeconds: GRACE_SECONDS,
       leaseNamespace: 'dup-lease',
       extraArgs: set.joinArgs('a'),
