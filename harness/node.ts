@@ -41,7 +41,7 @@ import {
   podShaping,
 } from './node/network.js';
 
-export { APP_IMAGE, APP_PORT, nodeBinaries } from './node/images.js';
+export { APP_IMAGE, APP_PORT, kubectlBinDir, nodeBinaries } from './node/images.js';
 export { BRIDGE, podShaping, POOL_SUBNETS } from './node/network.js';
 export { findLeftovers, STATE_FILE, type HostSnapshot } from './node/host-state.js';
 export { kubepodsCgroups } from './node/host.js';

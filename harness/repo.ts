@@ -25,12 +25,12 @@ export function repoPath(...parts: string[]): string {
 }
 
 /**
- * Runs a build script of this repository (stderr inherited, stdout echoed) and returns the
- * bin dir it prints on its last line, once every `required` file is found there.
+ * Runs a build script of this repository (stderr inherited, stdout echoed) with `args`, and returns
+ * the bin dir it prints on its last line, once every `required` file is found there.
  */
-export function runBuildScript(script: string, required: string[]): Promise<string> {
+export function runBuildScript(script: string, required: string[], args: string[] = []): Promise<string> {
   return new Promise<string>((resolve, reject) => {
-    const child = spawn('bash', [script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn('bash', [script, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (chunk: string) => {

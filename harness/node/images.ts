@@ -30,6 +30,20 @@ export function nodeBinaries(): Promise<string> {
   return binariesPromise;
 }
 
+let kubectlPromise: Promise<string> | undefined;
+
+/**
+ * The bin dir of the node's kubectl, building only kubectl (test/node/build.sh kubectl): for
+ * control planes without a node (`npm run clusterset`), whose users need a kubectl of their version.
+ */
+export function kubectlBinDir(): Promise<string> {
+  kubectlPromise ??= runBuildScript(BUILD_SCRIPT, ['kubectl'], ['kubectl']).catch((err: unknown) => {
+    kubectlPromise = undefined; // allow a retry
+    throw err;
+  });
+  return kubectlPromise;
+}
+
 /** Imports the pause and app images into the node's containerd, and checks that both are there. */
 export async function importImages(
   ctr: (args: string[]) => Promise<string>,

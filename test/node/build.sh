@@ -15,6 +15,9 @@
 #   NETPIN_NODE_ASSETS        a dir of prebuilt binaries: each one present there is used
 #                             instead of being built (e.g. a distro's runc)
 #   NETPIN_BUILD_PARALLELISM  go build -p (default 2)
+#
+# Arguments: names of binaries (e.g. `kubectl`, for the control planes of `npm run clusterset`,
+# which have no node) to build only those; the images and netpin-ipam are then left as they are.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -79,11 +82,20 @@ build_one() { # <name>
 }
 # Cheapest first, so that a broken toolchain shows up before the long Kubernetes builds.
 names=(loopback bridge host-local bandwidth runc containerd-shim-runc-v2 ctr containerd kubectl kube-scheduler kubelet)
+only=("$@")
+for name in "${only[@]}"; do
+	[[ " ${names[*]} " == *" $name "* ]] || { echo "build.sh: no binary named $name (one of: ${names[*]})" >&2; exit 1; }
+done
 
 assets="${NETPIN_NODE_ASSETS:-}"
 if [[ -n "$assets" && ! -d "$assets" ]]; then
 	echo "build.sh: NETPIN_NODE_ASSETS=$assets is not a directory" >&2
 	exit 1
+fi
+if ((${#only[@]} > 0)); then
+	build_or_link "$root" "$assets" NETPIN_NODE_ASSETS "${only[@]}"
+	echo "$target"
+	exit 0
 fi
 build_or_link "$root" "$assets" NETPIN_NODE_ASSETS "${names[@]}"
 
