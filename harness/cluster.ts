@@ -109,7 +109,16 @@ export interface WebhookTarget {
  * so that the tests cannot drift from the chart; only the client config becomes a URL, since
  * the webhook runs on this machine, not in a pod.
  */
-export async function registerWebhooks(c: Clients, target: WebhookTarget, binDir: string): Promise<void> {
+export async function registerWebhooks(
+  c: Clients,
+  target: WebhookTarget,
+  binDir: string,
+  /**
+   * Another set of the same webhooks beside netpin's (the benchmarks' webhook that only allows): its
+   * configurations' name, and the namespace label that selects it in place of netpin's opt-in label.
+   */
+  as?: { name: string; optInLabel: Record<string, string> },
+): Promise<void> {
   const home = mkdtempSync(join(tmpdir(), 'netpin-helm-'));
   try {
     const objs = await new Helm(binDir, home).template({ cni: 'calico' });
@@ -117,11 +126,16 @@ export async function registerWebhooks(c: Clients, target: WebhookTarget, binDir
     for (const config of objs.filter(
       (o) => o.kind === 'MutatingWebhookConfiguration' || o.kind === 'ValidatingWebhookConfiguration',
     )) {
-      const webhooks = (config.webhooks as Array<{ clientConfig: { service: { path: string } } }>).map((w) => ({
-        ...w,
-        clientConfig: { url: `${target.url}${w.clientConfig.service.path}`, caBundle },
-      }));
-      const body = { metadata: { name: 'netpin' }, webhooks } as never;
+      type Webhook = { clientConfig: { service: { path: string } }; namespaceSelector?: unknown };
+      const webhooks = (config.webhooks as Webhook[])
+        // Cluster-scoped IPPools have no namespace to select by: netpin's alone check them.
+        .filter((w) => !as || w.namespaceSelector)
+        .map((w) => ({
+          ...w,
+          ...(as ? { namespaceSelector: { matchLabels: as.optInLabel } } : {}),
+          clientConfig: { url: `${target.url}${w.clientConfig.service.path}`, caBundle },
+        }));
+      const body = { metadata: { name: as?.name ?? 'netpin' }, webhooks } as never;
       if (config.kind === 'MutatingWebhookConfiguration')
         await c.admission.createMutatingWebhookConfiguration({ body });
       else await c.admission.createValidatingWebhookConfiguration({ body });

@@ -18,7 +18,7 @@ import * as path from 'node:path';
 import { DEFAULT_CONTROLLERS, type ControlPlane, type StartOptions } from './controlplane.js';
 import { stopProc, type Proc } from './daemon.js';
 import { adminApi, drain, type Api } from './node/api.js';
-import { cniConflist, installedCniDir, type NodeIpam } from './node/configs.js';
+import { CNI_NETWORK, cniConflist, installedCniDir, type HostLocalRange, type NodeIpam } from './node/configs.js';
 import { startContainerd, startKubelet, startScheduler, waitNodeReady, type NodeRun } from './node/daemons.js';
 import { processStart, run } from './node/host.js';
 import {
@@ -66,6 +66,11 @@ export interface NodeOptions {
   schedulerArgs?: string[];
   /** The conflist's IPAM: netpin-ipam delegating to host-local (default), or host-local alone. */
   ipam?: NodeIpam;
+  /**
+   * What host-local hands out (default HOST_LOCAL_RANGE, 253 addresses): the benchmarks run hundreds of
+   * pods on host-local alone, outside netpin's pools.
+   */
+  hostLocalRange?: HostLocalRange;
 }
 
 export interface Node {
@@ -91,6 +96,13 @@ export interface Node {
    * enters on the veth and is redirected to an ifb, where egress-bandwidth shapes it.
    */
   podShaping(podUid: string): Promise<{ ingress?: string; egress?: string; ifb?: string }>;
+  /**
+   * Rewrites the conflist with this IPAM (same host-local range): containerd reloads it on the write
+   * (internal/cri/server/cni_conf_syncer.go), and pods started from then on use it.
+   */
+  useIpam(ipam: NodeIpam): Promise<void>;
+  /** host-local's data dir: one file per address it holds, under the network's name. */
+  hostLocalDir: string;
   /** deletes the node's pods, stops everything and undoes every host change; throws if some remain */
   stop(): Promise<void>;
   /** host changes still present (empty after a clean stop()) */
@@ -151,15 +163,17 @@ const RUN_DIRS = [
 ];
 
 /** The run dir's layout, the CNI config, and the bridge with the forwarder to the API server. */
-async function prepareHost(dir: string, cp: ControlPlane, ipam: NodeIpam): Promise<net.Server> {
+async function prepareHost(dir: string, cp: ControlPlane, ipam: NodeIpam, range?: HostLocalRange): Promise<net.Server> {
   for (const d of RUN_DIRS) await fsp.mkdir(path.join(dir, d), { recursive: true });
-  await fsp.writeFile(path.join(dir, 'cni', 'net.d', '10-netpin.conflist'), cniConflist(dir, ipam));
+  await fsp.writeFile(conflistPath(dir), cniConflist(dir, ipam, range));
   // The bridge exists before any pod, so that the forwarder to the API server can listen on its address.
   await run('ip', ['link', 'add', BRIDGE, 'type', 'bridge']);
   await run('ip', ['addr', 'add', `${GATEWAY}/${POD_CIDR.split('/')[1]}`, 'dev', BRIDGE]);
   await run('ip', ['link', 'set', BRIDGE, 'up']);
   return forwardToApiServer(new URL(cp.url));
 }
+
+const conflistPath = (dir: string): string => path.join(dir, 'cni', 'net.d', '10-netpin.conflist');
 
 interface Stoppable {
   name: string;
@@ -245,7 +259,7 @@ export async function startNode(cp: ControlPlane, opts: NodeOptions = {}): Promi
     (stopping ??= stopNode({ name, dir, timeoutMs, api, before, procs, apiForwarder: () => apiForwarder }));
 
   try {
-    apiForwarder = await prepareHost(dir, cp, opts.ipam ?? 'netpin-ipam');
+    apiForwarder = await prepareHost(dir, cp, opts.ipam ?? 'netpin-ipam', opts.hostLocalRange);
     await startContainerd(r);
     const containerdUp = Date.now() - t0;
     const images = await importImages(r.ctr, binDir);
@@ -268,6 +282,8 @@ export async function startNode(cp: ControlPlane, opts: NodeOptions = {}): Promi
       ctr: r.ctr,
       podHostVeth: (uid) => podHostVeth(uid),
       podShaping: (uid) => podShaping(uid),
+      useIpam: (ipam) => fsp.writeFile(conflistPath(dir), cniConflist(dir, ipam, opts.hostLocalRange)),
+      hostLocalDir: path.join(dir, 'cni', 'ipam', CNI_NETWORK),
       stop,
       leftovers: () => findLeftovers(before),
       podApiServer: { host: GATEWAY, port: POD_API_PORT },

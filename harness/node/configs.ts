@@ -6,6 +6,15 @@ import { BRIDGE, GATEWAY, HOST_LOCAL_RANGE, POD_CIDR } from './network.js';
 /** The IPAM of the node's conflist. */
 export type NodeIpam = 'netpin-ipam' | 'host-local';
 
+/** The conflist's network name: host-local keeps its addresses in a dir of that name. */
+export const CNI_NETWORK = 'netpin-test';
+
+/** The addresses host-local hands out, first and last, in the bridge's subnet. */
+export interface HostLocalRange {
+  start: string;
+  end: string;
+}
+
 /** Where the chart's DaemonSet installs netpin-ipam: containerd looks here before the built plugins. */
 export function installedCniDir(dir: string): string {
   return path.join(dir, 'cni', 'bin');
@@ -68,19 +77,17 @@ export function containerdConfig(dir: string, binDir: string, socket: string): s
  * host-local alone (`host-local`), for a netpin that writes another CNI's annotations: netpin-ipam fails a
  * pod that has netpin.io/allocated without the netpin.io/ipam only --cni netpin-ipam writes.
  */
-export function cniConflist(dir: string, ipam: NodeIpam): string {
+export function cniConflist(dir: string, ipam: NodeIpam, range: HostLocalRange = HOST_LOCAL_RANGE): string {
   const hostLocal = {
     type: 'host-local',
-    ranges: [
-      [{ subnet: POD_CIDR, rangeStart: HOST_LOCAL_RANGE.start, rangeEnd: HOST_LOCAL_RANGE.end, gateway: GATEWAY }],
-    ],
+    ranges: [[{ subnet: POD_CIDR, rangeStart: range.start, rangeEnd: range.end, gateway: GATEWAY }]],
     routes: [{ dst: '0.0.0.0/0' }],
     dataDir: path.join(dir, 'cni', 'ipam'),
   };
   return JSON.stringify(
     {
       cniVersion: '1.0.0',
-      name: 'netpin-test',
+      name: CNI_NETWORK,
       plugins: [
         {
           type: 'bridge',
