@@ -59,10 +59,13 @@ const app = Fastify({
   return503OnClosing: true,
 } as FastifyServerOptions);
 
-app.post('/mutate', async (req) => {
+const allow = async (req: { body: unknown }) => {
   const uid = (req.body as { request?: { uid?: string } } | null)?.request?.uid ?? '';
   return { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid, allowed: true } };
-});
+};
+app.post('/mutate', allow);
+// The node part registers it with the chart's webhooks, which also validate.
+app.post('/validate', allow);
 
 await app.listen({ host: '127.0.0.1', port: 0 });
 const address = app.server.address();

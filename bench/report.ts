@@ -5,14 +5,16 @@ import type { RunEnvironment } from './proc.js';
 import { CASES, SIZES } from './admission.js';
 import type { ClusterReport } from './cluster.js';
 import type { LedgerReport } from './ledger.js';
+import type { NodeReport } from './node.js';
 import type { ScaleReport } from './scale.js';
 import { admissionSection } from './report/admission.js';
 import { clusterSection, ledgerSection } from './report/cluster.js';
+import { nodeSection } from './report/node.js';
 import { scaleSection } from './report/scale.js';
 import { CASE_NAMES, cpuRatio, f, mb, peakRatio, scalePhases, sizeLabel, table } from './report/tables.js';
 
 export interface Target {
-  part: 'admission' | 'memory' | 'ledger' | 'cluster' | 'scale';
+  part: 'admission' | 'memory' | 'ledger' | 'cluster' | 'scale' | 'node';
   name: string;
   value: number;
   limit: number;
@@ -30,6 +32,7 @@ export interface BenchResult {
   ledger?: LedgerReport;
   cluster?: ClusterReport;
   scale?: ScaleReport;
+  node?: NodeReport;
   targets: Target[];
   errors: string[];
 }
@@ -103,6 +106,18 @@ export function evaluateTargets(r: BenchResult): Target[] {
     const p99 = loaded.latencyMs.p99 / empty.latencyMs.p99;
     add('scale', `${scale}: admission p99 vs an empty ledger (allocating, ${loaded.requests} reviews)`, p99, 1.2, '×');
   }
+  const node = r.node;
+  for (const s of node?.summary ?? []) {
+    const what = `${s.case} (${s.pods} pods), ${s.phase}`;
+    if (s.phase !== 'deletion') {
+      add('node', `${what}: netpin (pool = pods) vs host-local alone`, s.ratio.netpinExact, 1.15, '×');
+      add('node', `${what}: netpin (pool = 4 × pods) vs host-local alone`, s.ratio.netpinLarge, 1.15, '×');
+    } else {
+      // The webhook timeout (10 s): every claim released within it of the last pod going.
+      add('node', `${what}: netpin's claims released after the last pod went`, s.netpinReleaseSeconds, 10, 's');
+    }
+    add('node', `${what}: duplicates and leaks`, s.duplicates + s.leaks, 0, '');
+  }
   return out;
 }
 
@@ -141,5 +156,6 @@ export function toMarkdown(r: BenchResult): string {
   if (r.ledger) out.push(...ledgerSection(r.ledger));
   if (r.cluster) out.push(...clusterSection(r.cluster));
   if (r.scale) out.push(...scaleSection(r.scale));
+  if (r.node) out.push(...nodeSection(r.node));
   return out.join('\n');
 }

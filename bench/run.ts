@@ -1,13 +1,15 @@
 // `npm run bench`: runs the parts in turn and writes bench/results/<timestamp>.json and .md, and
 // the same as bench/results/latest.json and .md. Every request goes to 127.0.0.1, and every loop
 // ends by count or time. Flags (after `npm run bench --`):
-//   --parts admission,ledger,cluster,scale   which parts (default: all)
+//   --parts admission,ledger,cluster,scale,node   which parts (default: all)
 //   --duration 4 --warmup 5            seconds per admission run, measured and warm-up
 //   --rounds 3                         admission rounds, every server once per size per round
 //   --cluster-rounds 2                 control-plane rounds of each mode per scenario
 //   --kcm-qps 1000 | default           kube-controller-manager --kube-api-qps (burst twice that)
 //   --scale-claims 50000 --scale-pods 20000   the ledger of the scale part: IPClaims, pinned pods among their owners
 //   --scale-requests 3000              allocating reviews per ledger in the scale part
+//   --node-pods 200 --node-rounds 1    the node part: N, and rounds of the three ways per case
+//   --node-cases deployment,deployments,statefulset   its cases
 //   --no-profile                       skip the profiled runs
 //   --render FILE.json                 only write FILE.md again from FILE.json (after a change of the report)
 import { createHash } from 'node:crypto';
@@ -18,12 +20,13 @@ import { parseArgs } from 'node:util';
 import { benchAdmission } from './admission.js';
 import { benchCluster } from './cluster.js';
 import { benchLedger } from './ledger.js';
+import { benchNode, NODE_CASES, type NodeCase } from './node.js';
 import { repoPath } from '../harness/controlplane.js';
 import { gitIn, runEnvironment } from './proc.js';
 import { evaluateTargets, toMarkdown, type BenchResult } from './report.js';
 import { benchScale } from './scale.js';
 
-const PARTS = ['admission', 'ledger', 'cluster', 'scale'] as const;
+const PARTS = ['admission', 'ledger', 'cluster', 'scale', 'node'] as const;
 
 const { values } = parseArgs({
   options: {
@@ -37,6 +40,10 @@ const { values } = parseArgs({
     'scale-claims': { type: 'string', default: '50000' },
     'scale-pods': { type: 'string', default: '20000' },
     'scale-requests': { type: 'string', default: '3000' },
+    'node-pods': { type: 'string', default: '200' },
+    'node-rounds': { type: 'string', default: '1' },
+    'node-cases': { type: 'string', default: NODE_CASES.join(',') },
+    'node-claim-grace': { type: 'string', default: '15' },
     'no-profile': { type: 'boolean', default: false },
     render: { type: 'string' },
   },
@@ -145,6 +152,24 @@ await part('scale', async () => {
     fillConcurrency: 48,
     log,
   });
+});
+
+await part('node', async () => {
+  const qps = values['kcm-qps'];
+  const cases = values['node-cases'].split(',').map((x) => x.trim());
+  for (const x of cases)
+    if (!(NODE_CASES as readonly string[]).includes(x))
+      throw new Error(`unknown node case ${x}; choose from ${NODE_CASES.join(', ')}`);
+  result.node = await benchNode({
+    root,
+    pods: Number(values['node-pods']),
+    rounds: Number(values['node-rounds']),
+    cases: cases as NodeCase[],
+    controllerQps: qps === 'default' ? undefined : { qps: Number(qps), burst: 2 * Number(qps) },
+    claimGraceSeconds: Number(values['node-claim-grace']),
+    log,
+  });
+  if (result.node.stoppedEarly) throw new Error(`node part stopped early: ${result.node.stoppedEarly}`);
 });
 
 result.wallSeconds = Math.round((performance.now() - started) / 1000);
