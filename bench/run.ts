@@ -21,6 +21,7 @@ import { benchAdmission } from './admission.js';
 import { benchCluster } from './cluster.js';
 import { benchLedger } from './ledger.js';
 import { benchNode, NODE_CASES, type NodeCase } from './node.js';
+import { summarizeNode } from './node/summary.js';
 import { repoPath } from '../harness/controlplane.js';
 import { gitIn, runEnvironment } from './proc.js';
 import { evaluateTargets, toMarkdown, type BenchResult } from './report.js';
@@ -51,6 +52,11 @@ const { values } = parseArgs({
 
 if (values.render) {
   const saved = JSON.parse(readFileSync(values.render, 'utf8')) as BenchResult;
+  // The node part's summary is derived from its runs: derived again, as the report now reads it.
+  if (saved.node) {
+    saved.node.summary = summarizeNode(saved.node.runs);
+    saved.targets = evaluateTargets(saved);
+  }
   writeFileSync(values.render.replace(/\.json$/, '.md'), `${toMarkdown(saved)}\n`);
   process.exit(0);
 }

@@ -11,6 +11,12 @@ function wayOf(r: NodeRun): Way {
   return r.pool === 'exact' ? 'netpinExact' : 'netpinLarge';
 }
 
+/** CPU seconds of the named processes, the machine's total left out. */
+const ownCpu = (p: PhaseResult) =>
+  Object.entries(p.cpu)
+    .filter(([name]) => name !== 'machine')
+    .reduce((n, [, v]) => n + v, 0);
+
 const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
 
 export function summarizeNode(runs: NodeRun[]): NodeSummaryRow[] {
@@ -39,6 +45,10 @@ export function summarizeNode(runs: NodeRun[]): NodeSummaryRow[] {
         },
         ...(phase !== 'deletion' ? { p50: per((p) => p.podMs?.p50 ?? NaN), p99: per((p) => p.podMs?.p99 ?? NaN) } : {}),
         writesPerPod: per((p) => p.apiWrites / Math.max(1, p.pods)),
+        cpuMsPerPod: per((p) => (1000 * ownCpu(p)) / Math.max(1, p.pods)),
+        apiserverMsPerPod: per(
+          (p) => (1000 * ((p.cpu['kube-apiserver'] ?? 0) + (p.cpu.etcd ?? 0))) / Math.max(1, p.pods),
+        ),
         sandboxFailures: all.reduce((n, p) => n + p.sandboxFailures, 0),
         refusals: all.reduce((n, p) => n + p.refusals, 0),
         duplicates: all.reduce((n, p) => n + p.duplicates + (p.ipMismatches ?? 0), 0),

@@ -74,6 +74,14 @@ export interface NodeSummaryRow {
   p99?: Record<'hostLocal' | 'webhook' | 'netpinExact' | 'netpinLarge', number>;
   /** API server writes per pod, by the same keys. */
   writesPerPod: Record<'hostLocal' | 'webhook' | 'netpinExact' | 'netpinLarge', number>;
+  /**
+   * CPU ms per pod of the processes the bench started and names (API server, etcd, controllers, scheduler,
+   * kubelet, containerd, netpin, the webhook), by the same keys: unlike the seconds, not moved by other
+   * load on the machine. The runtime's shims and runc, and the CNI plugins, are not among them.
+   */
+  cpuMsPerPod: Record<'hostLocal' | 'webhook' | 'netpinExact' | 'netpinLarge', number>;
+  /** The same, of kube-apiserver and etcd alone. */
+  apiserverMsPerPod: Record<'hostLocal' | 'webhook' | 'netpinExact' | 'netpinLarge', number>;
   sandboxFailures: number;
   refusals: number;
   duplicates: number;
