@@ -3,6 +3,7 @@
 // `shared` both members draw from. Claims of the shared pool are IPClaims in the broker: creating one
 // decides between the clusters as it decides between replicas. Nothing schedules the pods, so they
 // stay Pending; what is proven is what each netpin admits and what the broker keeps.
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import {
@@ -21,6 +22,7 @@ import {
   type Clients,
 } from '../../harness/cluster.js';
 import { startClusterSet, type ClusterSet, type ClusterSetMember } from '../../harness/clusterset.js';
+import { repoPath } from '../../harness/repo.js';
 import { postReview, startNetpin } from '../../harness/netpin.js';
 import { podCreate } from '../../harness/review-bodies.js';
 import { MEMBERS_NAMESPACE } from '../../src/cluster/clusterset/membership.js';
@@ -475,4 +477,58 @@ describe('a ClusterSet of two members sharing an IPPool through a broker', () =>
       `b left: its ${held.length} claims released ${(releasedAfter / 1000).toFixed(1)} s after its Lease was deleted (leave grace ${LEAVE_GRACE_SECONDS} s)`,
     );
   });
+
+  it('netpin clusterset: shows the members and who holds the shared pool, and takes a cluster out at once with --now', async () => {
+    // A member c that joined and holds an address, and whose netpin no longer runs.
+    await leases.createNamespacedLease({
+      namespace: MEMBERS_NAMESPACE,
+      body: { metadata: { name: 'c' }, spec: { holderIdentity: 'uid-of-c' } },
+    });
+    await bc.custom.createClusterCustomObject({
+      group: 'netpin.io',
+      version: 'v1alpha1',
+      plural: 'ipclaims',
+      body: {
+        apiVersion: 'netpin.io/v1alpha1',
+        kind: 'IPClaim',
+        metadata: { name: '10.99.0.30', labels: { 'netpin.io/pool': SHARED, [CLUSTER_LABEL]: 'c' } },
+        spec: { pool: SHARED, ip: '10.99.0.30', cluster: 'c', owner: { kind: 'Pod', namespace: NS, name: 'gone' } },
+      },
+    });
+    const status = await cli(['clusterset', 'status', '--broker-kubeconfig', set.broker.kubeconfigPath]);
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).toContain('c  uid-of-c');
+    expect(status.stdout).toMatch(new RegExp(`^${SHARED}  10\\.99\\.0\\.1-10\\.99\\.0\\.30  c  1$`, 'm'));
+
+    const leave = await cli([
+      'clusterset',
+      'leave',
+      '--broker-kubeconfig',
+      set.broker.kubeconfigPath,
+      '--cluster',
+      'c',
+      '--now',
+    ]);
+    expect(leave.code, leave.stderr).toBe(0);
+    expect(leave.stdout).toBe('cluster c left the ClusterSet; 1 of its claims released\n');
+    // At once, not after the leave grace: the Lease and the claim are gone when the command returns.
+    await expect(leases.readNamespacedLease({ name: 'c', namespace: MEMBERS_NAMESPACE })).rejects.toThrow();
+    expect((await brokerClaims()).filter((x) => x.spec.cluster === 'c')).toEqual([]);
+  });
 });
+
+/** The built netpin CLI, as an operator runs it. */
+function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [repoPath('dist/src/cli/main.js'), ...args], {
+    env: { PATH: process.env.PATH, NO_PROXY: '127.0.0.1,localhost' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
