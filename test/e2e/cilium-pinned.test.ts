@@ -350,16 +350,17 @@ describe('a pinned IPPool on Cilium', () => {
   });
 
   it('makes the pool of a pod at its admission, and deletes it once the claim is released and the pool is no longer young', async () => {
-    const fixed = { v4: '10.77.0.10', v6: 'fd00:77::5' };
+    const fixed = { v4: '10.77.0.10', v6: 'fd00:77::5', dual: '10.77.0.11,fd00:77::6' };
     for (const [family, a] of Object.entries(fixed)) {
       await c.core.createNamespacedPod({
         namespace: NS,
         body: { metadata: { name: `fixed-${family}`, annotations: { 'netpin.io/ip': a } }, spec },
       });
     }
+    const addresses = Object.values(fixed).flatMap((a) => a.split(','));
     // There when the creates return: admission made them, not the leader's next round.
     const made = new Map<string, CiliumPool>();
-    for (const a of Object.values(fixed)) {
+    for (const a of addresses) {
       const pool = await ciliumPool(poolName(a));
       expect(pool, `CiliumPodIPPool ${poolName(a)} right after the pod's admission`).toBeDefined();
       expect(pool!.metadata.labels).toEqual(MANAGED);
@@ -370,6 +371,11 @@ describe('a pinned IPPool on Cilium', () => {
     const v6Pod = (await c.core.readNamespacedPod({ name: 'fixed-v6', namespace: NS })).metadata!.annotations!;
     expect(v6Pod['ipam.cilium.io/ipv6-pool']).toBe('netpin-fd00-77--5');
     expect(v6Pod['ipam.cilium.io/ipv4-pool']).toBeUndefined();
+    // Dual-stack: one pool per family, each named by its family's key, and never ip-pool.
+    const dualPod = (await c.core.readNamespacedPod({ name: 'fixed-dual', namespace: NS })).metadata!.annotations!;
+    expect(dualPod['ipam.cilium.io/ipv4-pool']).toBe('netpin-10.77.0.11');
+    expect(dualPod['ipam.cilium.io/ipv6-pool']).toBe('netpin-fd00-77--6');
+    expect(dualPod['ipam.cilium.io/ip-pool']).toBeUndefined();
 
     for (const family of Object.keys(fixed))
       await c.core.deleteNamespacedPod({ name: `fixed-${family}`, namespace: NS });
@@ -377,7 +383,7 @@ describe('a pinned IPPool on Cilium', () => {
       'the claims released',
       async () => {
         const held = (await listClaims(c)).map((x) => x.ip);
-        return Object.values(fixed).every((a) => !held.includes(a));
+        return addresses.every((a) => !held.includes(a));
       },
       (GRACE_SECONDS + 4) * 1000 + 2 * ROUND_MS,
       250,
@@ -389,7 +395,7 @@ describe('a pinned IPPool on Cilium', () => {
     }
     await waitFor(
       'the pools deleted',
-      async () => (await Promise.all(Object.values(fixed).map((a) => ciliumPool(poolName(a))))).every((p) => !p),
+      async () => (await Promise.all(addresses.map((a) => ciliumPool(poolName(a))))).every((p) => !p),
       KEEP_YOUNG_MS + 3 * ROUND_MS,
       500,
     );
