@@ -72,3 +72,23 @@ export async function startChild(
 }
 
 /** Peak resident set size of a live process in bytes (VmHWM), read from /proc. */
+
+/** What a command that ran to its end printed, and its exit code. */
+export interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command to its end with exactly `env`, collecting what it prints: the CLI as an operator's shell runs it. */
+export function runCommand(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<Run> {
+  const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}

@@ -3,7 +3,6 @@
 // `shared` both members draw from. Claims of the shared pool are IPClaims in the broker: creating one
 // decides between the clusters as it decides between replicas. Nothing schedules the pods, so they
 // stay Pending; what is proven is what each netpin admits and what the broker keeps.
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import {
@@ -22,6 +21,7 @@ import {
   type Clients,
 } from '../../harness/cluster.js';
 import { startClusterSet, type ClusterSet, type ClusterSetMember } from '../../harness/clusterset.js';
+import { runCommand, type Run } from '../../harness/process.js';
 import { repoPath } from '../../harness/repo.js';
 import { postReview, startNetpin } from '../../harness/netpin.js';
 import { podCreate } from '../../harness/review-bodies.js';
@@ -518,17 +518,9 @@ describe('a ClusterSet of two members sharing an IPPool through a broker', () =>
 });
 
 /** The built netpin CLI, as an operator runs it. */
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [repoPath('dist/src/cli/main.js'), ...args], {
-    env: { PATH: process.env.PATH, NO_PROXY: '127.0.0.1,localhost' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
+function cli(args: string[]): Promise<Run> {
+  return runCommand(process.execPath, [repoPath('dist/src/cli/main.js'), ...args], {
+    PATH: process.env.PATH,
+    NO_PROXY: '127.0.0.1,localhost',
   });
 }

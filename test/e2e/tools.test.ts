@@ -1,7 +1,6 @@
 // The operator's commands, `netpin status` and `netpin doctor`, run as the built binary against a
 // real kube-apiserver, once as a kubectl plugin through the test node's kubectl. The CNIs' own
 // configuration objects are written here: their CRDs from cni-crds.ts, their ConfigMaps by hand.
-import { spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -18,6 +17,7 @@ import { issueClientKubeconfig, repoPath, type ControlPlane } from '../../harnes
 import { createNamespace, podsWithPrefix, waitFor, type Clients } from '../../harness/cluster.js';
 import { nodeBinaries } from '../../harness/node.js';
 import { startFixture, type Fixture } from '../../harness/fixture.js';
+import { runCommand, type Run } from '../../harness/process.js';
 
 const MAIN = repoPath('dist/src/cli/main.js');
 const NS = 'shop';
@@ -28,24 +28,9 @@ let fixture: Fixture | undefined;
 let c: Clients;
 let home: string;
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 function run(command: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
   // HOME is empty, so that the kubeconfig comes from KUBECONFIG or --kubeconfig only.
-  const childEnv = { PATH: process.env.PATH, HOME: home, NO_PROXY: '127.0.0.1,localhost', ...env };
-  const child = spawn(command, args, { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  return runCommand(command, args, { PATH: process.env.PATH, HOME: home, NO_PROXY: '127.0.0.1,localhost', ...env });
 }
 
 /** The built binary, with the admin kubeconfig in KUBECONFIG as an operator's shell has it. */
