@@ -39,7 +39,7 @@ function fakeLedger(index: ClaimIndex) {
   };
 }
 
-export function setLedger(standing: Standing, members?: Set<string>) {
+export function setLedger(standing: Standing, members?: Set<string>, holdsId = standing.joined) {
   const index = new ClaimIndex();
   const local = fakeLedger(index);
   const broker = fakeLedger(index);
@@ -47,6 +47,7 @@ export function setLedger(standing: Standing, members?: Set<string>) {
     current: standing,
     self: { id: 'a', source: 'configured', installation: 'uid-a' },
     members: vi.fn(async () => members),
+    holdsId,
   } as unknown as Membership;
   const ledger = new ClusterSetLedger(local as unknown as KubeLedger, broker as unknown as KubeLedger, membership);
   return { ledger, local, broker, index };

@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { toClaim, toObject } from '../../../src/cluster/kube-ledger.js';
 import { ClaimIndex } from '../../../src/ipam/claim-index.js';
-import { ConflictError, type Claim } from '../../../src/ipam/claim.js';
+import { ConflictError, type Claim, type Owner } from '../../../src/ipam/claim.js';
+import { ClusterSetLedger } from '../../../src/cluster/clusterset/ledger.js';
+import type { Membership } from '../../../src/cluster/clusterset/membership.js';
+import type { KubeLedger } from '../../../src/cluster/kube-ledger.js';
 import { v4 } from '../../cni/fixtures.js';
 import { db, own, setLedger, shared } from './fixtures.js';
 
@@ -86,6 +89,80 @@ describe('a StatefulSet handed over to this cluster', () => {
     );
     // Another StatefulSet, or this cluster's own pool, is not held up.
     await ledger.claim(shared, v4('10.99.0.9'), { ...db(0), name: 'cache' });
+    expect(broker.claim).toHaveBeenCalledTimes(1);
+  });
+});
+
+describe('a member cluster’s ledger, claim by claim', () => {
+  const sharedClaim = (owner = db(0)): Claim => ({
+    pool: 'shared',
+    ip: v4('10.99.0.5'),
+    owner,
+    createdAt: 0,
+    ref: 'u',
+    shared: true,
+  });
+  const ownClaim: Claim = { pool: 'own', ip: v4('10.1.0.5'), owner: db(0), createdAt: 0, ref: 'v' };
+
+  it('needs one index for both stores', () => {
+    const { local, broker } = setLedger({ joined: true });
+    const other = { ...broker, index: new ClaimIndex() };
+    expect(
+      () => new ClusterSetLedger(local as unknown as KubeLedger, other as unknown as KubeLedger, {} as Membership),
+    ).toThrow('a ClusterSet ledger needs one index for both stores');
+  });
+
+  it('renews and names shared claims in the broker and its own at home', async () => {
+    const { ledger, local, broker } = setLedger({ joined: true });
+    await ledger.renew(sharedClaim());
+    await ledger.bind(sharedClaim(), { name: 'p', uid: 'x' });
+    expect([broker.renew.mock.calls.length, broker.bind.mock.calls.length]).toEqual([1, 1]);
+    await ledger.renew(ownClaim);
+    await ledger.bind(ownClaim, { name: 'p', uid: 'x' });
+    expect([local.renew.mock.calls.length, local.bind.mock.calls.length]).toEqual([1, 1]);
+  });
+
+  it('out of good standing, renews no shared claim and names none, but its own as ever', async () => {
+    const { ledger, local, broker } = setLedger({ joined: false, why: 'the broker could not be reached' });
+    await expect(ledger.renew(sharedClaim())).rejects.toThrow('the broker could not be reached');
+    await ledger.bind(sharedClaim(), { name: 'p', uid: 'x' });
+    expect([broker.renew.mock.calls.length, broker.bind.mock.calls.length]).toEqual([0, 0]);
+    await ledger.renew(ownClaim);
+    await ledger.bind(ownClaim, { name: 'p', uid: 'x' });
+    expect([local.renew.mock.calls.length, local.bind.mock.calls.length]).toEqual([1, 1]);
+  });
+
+  it('promises nothing out of good standing', () => {
+    const { ledger, broker } = setLedger({ joined: false, why: 'taken' });
+    expect(() => ledger.promise(sharedClaim(), 'b')).toThrow('taken');
+    expect(broker.promise).not.toHaveBeenCalled();
+  });
+
+  it('hands out shared claims held already while this installation holds the id, the broker out of reach or not', () => {
+    const why = 'the broker could not be reached';
+    expect(() => setLedger({ joined: false, why }, undefined, true).ledger.checkHeld([sharedClaim()])).not.toThrow();
+    const refused = setLedger({ joined: false, why }, undefined, false).ledger;
+    expect(() => refused.checkHeld([sharedClaim()])).toThrow(why);
+    expect(() => refused.checkHeld([ownClaim])).not.toThrow();
+  });
+
+  it('holds up only the StatefulSet handed over, of that namespace and name, and only when it comes to this cluster', async () => {
+    const promised = (to: string, owner: Owner): Claim => ({ ...sharedClaim(owner), handoverTo: to });
+    for (const held of [
+      promised('c', db(0, 'b')),
+      promised('a', { ...db(0, 'b'), name: 'cache' }),
+      promised('a', { ...db(0, 'b'), namespace: 'other' }),
+      promised('a', { kind: 'Pod', namespace: 'shop', name: 'db', cluster: 'b' }),
+    ]) {
+      const { ledger, index, broker } = setLedger({ joined: true });
+      index.add(held);
+      await ledger.claim(shared, v4('10.99.0.9'), db(1));
+      expect(broker.claim).toHaveBeenCalledTimes(1);
+    }
+    // A pod named like the StatefulSet is not held up by its handover.
+    const { ledger, index, broker } = setLedger({ joined: true });
+    index.add(promised('a', db(0, 'b')));
+    await ledger.claim(shared, v4('10.99.0.9'), { kind: 'Pod', namespace: 'shop', name: 'db' });
     expect(broker.claim).toHaveBeenCalledTimes(1);
   });
 });

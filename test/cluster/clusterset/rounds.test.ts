@@ -83,4 +83,63 @@ describe("the leader's ClusterSet rounds", () => {
     await rounds.run();
     expect(broker.promise).not.toHaveBeenCalled();
   });
+
+  it('releases at the very end of the leave grace, and never this cluster’s own claims', async () => {
+    let now = 0;
+    const own: Claim = { ...peer('10.99.0.9', 'x'), owner: { kind: 'Pod', namespace: 'shop', name: 'mine' } };
+    const { rounds, broker } = departures(
+      () => new Set(['a']),
+      () => now,
+      peer('10.99.0.7', 'b'),
+      own,
+    );
+    await rounds.run();
+    now = 60_000;
+    await rounds.run();
+    expect(broker.release.mock.calls.map(([c]) => c.ip.toString())).toEqual(['10.99.0.7']);
+  });
+
+  it('judges nothing of the set while this cluster is no member in good standing', async () => {
+    let now = 0;
+    const { ledger, index, broker } = setLedger({ joined: false, why: 'taken' }, new Set(['a']));
+    index.add(peer('10.99.0.7', 'b'));
+    const rounds = new ClusterSetRounds(
+      ledger,
+      broker,
+      60_000,
+      () => 'b',
+      () => now,
+    );
+    await rounds.run();
+    now = 120_000;
+    await rounds.run();
+    expect(ledger.membership.members).not.toHaveBeenCalled();
+    expect(broker.release).not.toHaveBeenCalled();
+  });
+
+  it('promises a StatefulSet’s ordinal once, and no pod’s claim', async () => {
+    const { ledger, index, broker } = setLedger({ joined: true }, new Set(['a', 'b']));
+    const promised: Claim = {
+      pool: 'shared',
+      ip: v4('10.99.0.2'),
+      owner: db(0),
+      createdAt: 0,
+      ref: 'm',
+      shared: true,
+      handoverTo: 'b',
+    };
+    const pod: Claim = {
+      pool: 'shared',
+      ip: v4('10.99.0.3'),
+      owner: { kind: 'Pod', namespace: 'shop', name: 'db' },
+      createdAt: 0,
+      ref: 'p',
+      shared: true,
+    };
+    index.add(promised);
+    index.add(pod);
+    await new ClusterSetRounds(ledger, broker, 60_000, () => 'b').run();
+    await new ClusterSetRounds(ledger, broker, 60_000, () => undefined).run();
+    expect(broker.promise).not.toHaveBeenCalled();
+  });
 });
